@@ -1,0 +1,52 @@
+"""Language tags: BCP 47, validated and normalised with `langcodes`."""
+
+from __future__ import annotations
+
+import langcodes
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from annotation.models import Direction, Language
+
+# ISO 15924 scripts written right to left.
+RTL_SCRIPTS = frozenset(
+    {"Adlm", "Arab", "Aran", "Armi", "Avst", "Cprt", "Hebr", "Hung", "Khar", "Lydi", "Mand", "Mani",
+     "Mend", "Narb", "Nbat", "Nkoo", "Orkh", "Palm", "Phli", "Phlp", "Phnx", "Prti", "Rohg", "Samr",
+     "Sarb", "Sogd", "Sogo", "Syrc", "Thaa", "Yezi"}
+)
+
+
+def language_tag_normalize(tag: str) -> str:
+    """Return the standard form of a BCP 47 tag, or raise ValidationError saying why not."""
+    if not isinstance(tag, str) or not tag.strip():
+        raise ValidationError("language tag is empty")
+    raw = tag.strip()
+    if not langcodes.tag_is_valid(raw):
+        raise ValidationError(f"{raw!r} is not a valid BCP 47 language tag")
+    normal = langcodes.standardize_tag(raw)
+    if langcodes.Language.get(normal).language in (None, "und"):
+        raise ValidationError(f"{raw!r} does not name a language")
+    return normal
+
+
+def language_describe(tag: str) -> tuple[str, str, str]:
+    """(display name, script, direction) for a normalised tag."""
+    lang = langcodes.Language.get(tag)
+    name = lang.display_name("en")
+    script = lang.script or lang.maximize().script or ""
+    direction = Direction.RTL if script in RTL_SCRIPTS else Direction.LTR
+    return name, script, direction
+
+
+def language_get_or_create(*, tag: str) -> Language:
+    normal = language_tag_normalize(tag)
+    existing = Language.objects.filter(tag=normal).first()
+    if existing:
+        return existing
+    name, script, direction = language_describe(normal)
+    try:
+        with transaction.atomic():
+            return Language.objects.create(tag=normal, name=name, script=script, direction=direction)
+    except IntegrityError:
+        # Another request created it between our read and our insert.
+        return Language.objects.get(tag=normal)

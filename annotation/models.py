@@ -1,0 +1,471 @@
+"""The core data model of Parity.
+
+Rules that must always hold are database constraints, not checks in `save()`:
+an item never has negative open slots, an evaluator holds at most one assignment per
+item, an assignment has at most one current judgment, and so on. State changes happen
+in the service modules (`queue.py`, `qualification.py`, `imports.py`, …), never in
+`save()` or signals.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Direction(models.TextChoices):
+    LTR = "ltr", _("left to right")
+    RTL = "rtl", _("right to left")
+
+
+class Language(models.Model):
+    """A language as a BCP 47 tag (normalised with `langcodes`), with its script."""
+
+    tag = models.CharField(_("BCP 47 tag"), max_length=35, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    script = models.CharField(_("script (ISO 15924)"), max_length=4, blank=True)
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices, default=Direction.LTR)
+
+    class Meta:
+        ordering = ["tag"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tag})"
+
+
+class TaskType(models.TextChoices):
+    RATING = "rating", _("rating")
+    PAIRWISE = "pairwise", _("pairwise preference")
+    LABELS = "labels", _("labels")
+
+
+class AgreementLevel(models.TextChoices):
+    NOMINAL = "nominal", _("nominal")
+    ORDINAL = "ordinal", _("ordinal")
+    INTERVAL = "interval", _("interval")
+    RATIO = "ratio", _("ratio")
+
+
+class Project(models.Model):
+    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    task_type = models.CharField(_("task type"), max_length=10, choices=TaskType.choices)
+    # Validated by annotation.schema.schema_validate: scale bounds, labels, issues, level.
+    schema = models.JSONField(_("judgment schema"), default=dict, blank=True)
+    languages = models.ManyToManyField(Language, related_name="projects", blank=True)
+    overlap = models.PositiveSmallIntegerField(_("judgments per item (k)"), default=3)
+    lease_seconds = models.PositiveIntegerField(_("lease length (seconds)"), default=600)
+    agreement_threshold = models.FloatField(_("agreement threshold (alpha)"), default=0.667)
+    honeypot_rate = models.FloatField(_("honeypot rate"), default=0.0)
+    honeypot_window = models.PositiveSmallIntegerField(_("honeypot window (last N)"), default=20)
+    honeypot_threshold = models.FloatField(_("honeypot accuracy threshold"), default=0.7)
+    honeypot_min_judged = models.PositiveSmallIntegerField(
+        _("honeypots judged before suspension can apply"), default=5
+    )
+    # Reading-speed floor: a judgment that implies reading faster than this many characters
+    # of shown text per second is flagged as too fast (long Thai and short English items are
+    # treated alike). 0 disables the check.
+    max_chars_per_second = models.FloatField(_("reading-speed floor (max chars/s)"), default=0.0)
+    # Imported items go straight to the queue, or wait in the pool for an active-learning round.
+    queue_on_import = models.BooleanField(_("queue imported items at once"), default=True)
+    # Adjudication rule for ratings: spread (max - min) above this sends an item to adjudication.
+    adjudication_rating_spread = models.FloatField(_("rating spread for adjudication"), null=True, blank=True)
+    # Set by the guidelines app through annotation services; "" means no guideline yet.
+    guideline_version = models.CharField(_("current guideline version"), max_length=20, blank=True)
+    leads = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="led_projects", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(honeypot_rate__gte=0) & Q(honeypot_rate__lte=1), name="project_honeypot_rate_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(honeypot_threshold__gte=0) & Q(honeypot_threshold__lte=1),
+                name="project_honeypot_threshold_0_1",
+            ),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_at_least_10s"),
+            models.CheckConstraint(
+                condition=Q(task_type__in=[c.value for c in TaskType]), name="project_task_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def agreement_level(self) -> str:
+        level = (self.schema or {}).get("level")
+        if level:
+            return level
+        return AgreementLevel.ORDINAL if self.task_type == TaskType.RATING else AgreementLevel.NOMINAL
+
+
+class Proficiency(models.TextChoices):
+    NATIVE = "native", _("native")
+    FLUENT = "fluent", _("fluent")
+
+
+class EvaluatorProfile(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="evaluator_profile")
+    # A stable pseudonym for raw exports; never the username.
+    pseudonym = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class EvaluatorLanguage(models.Model):
+    profile = models.ForeignKey(EvaluatorProfile, on_delete=models.CASCADE, related_name="languages")
+    language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    proficiency = models.CharField(max_length=6, choices=Proficiency.choices, default=Proficiency.NATIVE)
+    dialect = models.CharField(_("dialect or region"), max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "language"], name="evaluator_language_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.language.tag} ({self.proficiency})"
+
+
+class QualificationStatus(models.TextChoices):
+    PENDING = "pending", _("pending calibration")
+    QUALIFIED = "qualified", _("qualified")
+    SUSPENDED = "suspended", _("suspended")
+    REQUALIFY = "requalify", _("must requalify")
+
+
+class Qualification(models.Model):
+    """May this evaluator work this project in this language?"""
+
+    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualifications")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="qualifications")
+    language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=QualificationStatus.choices, default=QualificationStatus.PENDING)
+    # Senior evaluators adjudicate disagreements in their language.
+    is_senior = models.BooleanField(_("senior (may adjudicate)"), default=False)
+    guideline_version = models.CharField(_("guideline version passed"), max_length=20, blank=True)
+    # Set by the guidelines app: the guideline version this evaluator acknowledged.
+    acknowledged_version = models.CharField(max_length=20, blank=True)
+    reason = models.TextField(_("reason for the current status"), blank=True)
+    honeypot_accuracy = models.FloatField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["evaluator", "project", "language"], name="qualification_unique"),
+        ]
+        indexes = [
+            # item_claim_next: the languages an evaluator may work in a project.
+            models.Index(fields=["evaluator", "project", "status"], name="qualification_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.evaluator} · {self.project.slug} · {self.language.tag}: {self.status}"
+
+
+class ExternalRater(models.Model):
+    """A rater whose judgments were imported (no login): historical data a team already has."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="external_raters")
+    external_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="external_rater_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class ItemStatus(models.TextChoices):
+    POOL = "pool", _("in the pool")
+    QUEUED = "queued", _("queued")
+    DONE = "done", _("done")
+    ADJUDICATION = "adjudication", _("needs adjudication")
+    FINAL = "final", _("final")
+
+
+class ItemSource(models.TextChoices):
+    IMPORT = "import", _("import")
+    USER_REPORT = "user_report", _("user report")
+
+
+class Selection(models.TextChoices):
+    """How an item came to be queued; the parity report estimates quality only from
+    items that were not picked for being uncertain."""
+
+    DIRECT = "direct", _("queued directly (all imported items)")
+    RANDOM = "random", _("random sample")
+    AUDIT = "audit", _("random audit slice of an active-learning round")
+    UNCERTAINTY = "uncertainty", _("picked by an uncertainty selector")
+
+
+class Item(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="items")
+    external_id = models.CharField(max_length=200)
+    prompt = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    response_a = models.TextField(blank=True)
+    response_b = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    model_a = models.CharField(max_length=200, blank=True)
+    model_b = models.CharField(max_length=200, blank=True)
+    # Groups several responses to one prompt (rating projects export best-vs-worst pairs).
+    prompt_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Uncertainty inputs sent by the pipeline.
+    token_logprobs = models.JSONField(null=True, blank=True)
+    token_entropy = models.FloatField(null=True, blank=True)
+    reward = models.FloatField(null=True, blank=True)
+    reward_a = models.FloatField(null=True, blank=True)
+    reward_b = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=12, choices=ItemSource.choices, default=ItemSource.IMPORT)
+    # Language check on import: {"detected": "de", "confidence": .., "mixed": [{"language", "start", "end"}]}
+    language_check = models.JSONField(null=True, blank=True)
+    language_flagged = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False)
+    status = models.CharField(max_length=12, choices=ItemStatus.choices, default=ItemStatus.QUEUED)
+    selection = models.CharField(max_length=12, choices=Selection.choices, default=Selection.DIRECT)
+    priority = models.FloatField(default=0.0)
+    open_slots = models.PositiveSmallIntegerField(default=0)
+    # sha256 of the content fields: re-import of the same content is a no-op.
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="item_external_id_unique"),
+            models.CheckConstraint(condition=Q(open_slots__gte=0), name="item_open_slots_non_negative"),
+            models.CheckConstraint(
+                condition=Q(status__in=[c.value for c in ItemStatus]), name="item_status_valid"
+            ),
+            # Gold items are served as honeypots or in calibration, never as production slots.
+            models.CheckConstraint(condition=Q(is_gold=False) | Q(open_slots=0), name="item_gold_has_no_slots"),
+        ]
+        indexes = [
+            # item_claim_next: highest-priority queued item with an open slot, per project and language.
+            models.Index(
+                F("project"),
+                F("language"),
+                F("priority").desc(),
+                F("id"),
+                name="item_claimable",
+                condition=Q(status="queued", open_slots__gt=0, is_gold=False),
+            ),
+            models.Index(fields=["project", "status"], name="item_project_status"),
+            models.Index(fields=["project", "language", "is_gold"], name="item_project_language_gold"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}:{self.external_id}"
+
+    @property
+    def shown_text(self) -> str:
+        """The text an evaluator reads, for the reading-speed floor."""
+        return "".join([self.prompt, self.response, self.response_a, self.response_b])
+
+
+class GoldAnswer(models.Model):
+    """The expected judgment of a gold item, used in calibration and as honeypot."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="gold")
+    value = models.JSONField()
+    # rating: {"points": 1}; pairwise: {"tie_ok": true}; labels: {"jaccard": 0.8} (absent = exact set)
+    tolerance = models.JSONField(default=dict, blank=True)
+    explanation = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"gold for {self.item}"
+
+
+class AssignmentKind(models.TextChoices):
+    PRODUCTION = "production", _("production")
+    CALIBRATION = "calibration", _("calibration")
+    HONEYPOT = "honeypot", _("honeypot")
+    ADJUDICATION = "adjudication", _("adjudication")
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", _("leased")
+    SUBMITTED = "submitted", _("submitted")
+    SKIPPED = "skipped", _("skipped")
+    EXPIRED = "expired", _("lease expired")
+
+
+class SkipReason(models.TextChoices):
+    NOT_MY_DIALECT = "not_my_dialect", _("not my dialect")
+    CANNOT_JUDGE = "cannot_judge", _("cannot judge")
+    OFFENSIVE = "offensive", _("offensive")
+
+
+class Assignment(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=AssignmentKind.choices, default=AssignmentKind.PRODUCTION)
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    # Calibration attempts (guidelines app) may show the same gold item again on a retry.
+    calibration_attempt_id = models.BigIntegerField(null=True, blank=True)
+    leased_at = models.DateTimeField(default=timezone.now)
+    lease_expires_at = models.DateTimeField()
+    skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # An evaluator never sees the same item twice outside calibration.
+            models.UniqueConstraint(
+                fields=["item", "evaluator"],
+                condition=~Q(kind="calibration"),
+                name="assignment_item_evaluator_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["item", "evaluator", "calibration_attempt_id"],
+                condition=Q(kind="calibration"),
+                name="assignment_calibration_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="calibration") | Q(calibration_attempt_id__isnull=True),
+                name="assignment_attempt_only_for_calibration",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="skipped") | ~Q(skip_reason=""), name="assignment_skip_has_reason"
+            ),
+        ]
+        indexes = [
+            # queue_expire_leases: leases past their expiry.
+            models.Index(
+                fields=["lease_expires_at"], name="assignment_open_leases", condition=Q(status="leased")
+            ),
+            # item_claim_next: "does this evaluator hold a lease in this project already?"
+            models.Index(fields=["evaluator", "project", "status"], name="assignment_evaluator_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.evaluator} → {self.item} ({self.kind}, {self.status})"
+
+
+class Judgment(models.Model):
+    """One judgment revision. An edit adds a revision; nothing is overwritten."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
+    assignment = models.ForeignKey(
+        Assignment, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
+    )
+    evaluator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
+    )
+    external_rater = models.ForeignKey(
+        ExternalRater, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
+    )
+    # production / calibration / honeypot / adjudication as the assignment, or historical.
+    kind = models.CharField(max_length=12)
+    value = models.JSONField()
+    seconds = models.FloatField(null=True, blank=True)
+    guideline_version = models.CharField(max_length=20, blank=True)
+    revision = models.PositiveSmallIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    too_fast = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(evaluator__isnull=False, assignment__isnull=False, external_rater__isnull=True))
+                | (Q(evaluator__isnull=True, assignment__isnull=True, external_rater__isnull=False)),
+                name="judgment_by_evaluator_or_external_rater",
+            ),
+            models.UniqueConstraint(fields=["assignment", "revision"], name="judgment_revision_unique"),
+            models.UniqueConstraint(
+                fields=["assignment"], condition=Q(is_current=True), name="judgment_one_per_assignment"
+            ),
+            models.UniqueConstraint(
+                fields=["item", "external_rater"],
+                condition=Q(is_current=True),
+                name="judgment_one_per_external_rater",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["production", "calibration", "honeypot", "adjudication", "historical"]),
+                name="judgment_kind_valid",
+            ),
+        ]
+        indexes = [
+            # Agreement and export read the current production judgments of a project's items.
+            models.Index(fields=["item", "kind"], name="judgment_current", condition=Q(is_current=True)),
+            models.Index(fields=["evaluator", "-created_at"], name="judgment_evaluator_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"judgment r{self.revision} on {self.item_id}"
+
+
+class FinalLabel(models.Model):
+    """The label an item's exports use, decided by adjudication (or promoted gold)."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="final_label")
+    value = models.JSONField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"final label of {self.item_id}"
+
+
+class TokenScope(models.TextChoices):
+    IMPORT = "import", _("import")
+    EXPORT = "export", _("export")
+    READ = "read", _("read")
+
+
+class ApiToken(models.Model):
+    """A pipeline's bearer token. Only a hash is stored; the token is shown once."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    scope = models.CharField(max_length=6, choices=TokenScope.choices)
+    prefix = models.CharField(max_length=12, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.project.slug}, {self.scope})"
+
+
+class AuditEvent(models.Model):
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    token = models.ForeignKey(ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_events")
+    verb = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=60, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.object_type}:{self.object_id}"

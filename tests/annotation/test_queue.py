@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation.models import Assignment, AssignmentStatus, Item, ItemStatus, Judgment, SkipReason
+from annotation.queue import (
+    NotQualified,
+    item_claim_next,
+    judgment_history,
+    judgment_revise,
+    judgment_submit,
+    queue_counts,
+    queue_expire_leases,
+    assignment_skip,
+)
+from tests.base import ParityTestCase
+from tests.factories import ItemFactory, UserFactory
+from annotation.qualification import qualification_grant
+
+
+class QueueRoutingTests(ParityTestCase):
+    def test_it_routes_only_items_in_qualified_languages(self):
+        ItemFactory(project=self.project, language=self.ar, external_id="ar-1")
+        de_item = ItemFactory(project=self.project, language=self.de, external_id="de-1")
+        assignment = item_claim_next(evaluator=self.alice, project=self.project)
+        self.assertEqual(assignment.item, de_item)
+        # Alice has no other German item: the Arabic one is never offered to her.
+        judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 3})
+        self.assertIsNone(item_claim_next(evaluator=self.alice, project=self.project))
+
+    def test_it_refuses_an_unqualified_evaluator(self):
+        ItemFactory(project=self.project, language=self.de)
+        with self.assertRaises(NotQualified):
+            item_claim_next(evaluator=self.outsider, project=self.project)
+        with self.assertRaisesMessage(NotQualified, "not qualified for Arabic"):
+            item_claim_next(evaluator=self.alice, project=self.project, language=self.ar)
+        self.assertFalse(Assignment.objects.exists())
+
+    def test_it_serves_higher_priority_first(self):
+        ItemFactory(project=self.project, language=self.de, priority=0.1, external_id="low")
+        high = ItemFactory(project=self.project, language=self.de, priority=0.9, external_id="high")
+        self.assertEqual(item_claim_next(evaluator=self.alice, project=self.project).item, high)
+
+    def test_it_resumes_the_live_lease_instead_of_claiming_another(self):
+        ItemFactory.create_batch(2, project=self.project, language=self.de)
+        first = item_claim_next(evaluator=self.alice, project=self.project)
+        again = item_claim_next(evaluator=self.alice, project=self.project)
+        self.assertEqual(first.pk, again.pk)
+        self.assertEqual(Assignment.objects.count(), 1)
+
+    def test_queue_counts_show_waiting_items_per_qualified_language(self):
+        ItemFactory.create_batch(3, project=self.project, language=self.de)
+        ItemFactory.create_batch(2, project=self.project, language=self.ar)
+        counts = {c.language.tag: c.waiting for c in queue_counts(evaluator=self.alice, project=self.project)}
+        self.assertEqual(counts, {"de": 3})
+
+
+class OverlapTests(ParityTestCase):
+    def test_it_never_gives_more_than_k_production_judgments(self):
+        item = ItemFactory(project=self.project, language=self.de)
+        evaluators = [UserFactory() for _ in range(4)]
+        for ev in evaluators:
+            qualification_grant(project=self.project, evaluator=ev, language=self.de)
+        served = []
+        for ev in evaluators:
+            a = item_claim_next(evaluator=ev, project=self.project)
+            if a:
+                judgment_submit(assignment=a, evaluator=ev, value={"score": 4})
+                served.append(ev)
+        self.assertEqual(len(served), 3)
+        item.refresh_from_db()
+        self.assertEqual(item.open_slots, 0)
+        self.assertEqual(item.status, ItemStatus.DONE)
+        self.assertEqual(Judgment.objects.filter(item=item, kind="production").count(), 3)
+
+    def test_the_database_refuses_negative_slots_and_a_second_assignment(self):
+        item = ItemFactory(project=self.project, language=self.de)
+        with self.assertRaises(IntegrityError), transaction.atomic():
+            Item.objects.filter(pk=item.pk).update(open_slots=-1)
+        item_claim_next(evaluator=self.alice, project=self.project)
+        with self.assertRaises(IntegrityError), transaction.atomic():
+            Assignment.objects.create(item=item, evaluator=self.alice, project=self.project,
+                                      lease_expires_at=timezone.now())
+
+
+class LeaseTests(ParityTestCase):
+    def test_an_expired_lease_gives_its_slot_back(self):
+        item = ItemFactory(project=self.project, language=self.de)
+        a = item_claim_next(evaluator=self.alice, project=self.project)
+        item.refresh_from_db()
+        self.assertEqual(item.open_slots, 2)
+        Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        self.assertEqual(queue_expire_leases(project=self.project), 1)
+        item.refresh_from_db()
+        a.refresh_from_db()
+        self.assertEqual(item.open_slots, 3)
+        self.assertEqual(a.status, AssignmentStatus.EXPIRED)
+        # Running it again changes nothing.
+        self.assertEqual(queue_expire_leases(project=self.project), 0)
+
+    def test_a_late_submit_is_kept_when_the_slot_is_still_free(self):
+        item = ItemFactory(project=self.project, language=self.de)
+        a = item_claim_next(evaluator=self.alice, project=self.project)
+        Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        queue_expire_leases()
+        judgment_submit(assignment=a, evaluator=self.alice, value={"score": 5})
+        item.refresh_from_db()
+        self.assertEqual(item.open_slots, 2)
+
+    def test_a_late_submit_is_refused_when_the_slot_went_to_someone_else(self):
+        item = ItemFactory(project=self.project, language=self.de, open_slots=1)
+        a = item_claim_next(evaluator=self.alice, project=self.project)
+        Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        other = UserFactory()
+        qualification_grant(project=self.project, evaluator=other, language=self.de)
+        b = item_claim_next(evaluator=other, project=self.project)  # expires Alice's lease first
+        self.assertEqual(b.item, item)
+        with self.assertRaisesMessage(ValidationError, "went to another evaluator"):
+            judgment_submit(assignment=a, evaluator=self.alice, value={"score": 5})
+        self.assertFalse(Judgment.objects.filter(assignment=a).exists())
+
+
+class SkipTests(ParityTestCase):
+    def test_skip_records_the_reason_returns_the_slot_and_never_reoffers(self):
+        item = ItemFactory(project=self.project, language=self.de)
+        a = item_claim_next(evaluator=self.alice, project=self.project)
+        assignment_skip(assignment=a, evaluator=self.alice, reason=SkipReason.NOT_MY_DIALECT)
+        item.refresh_from_db()
+        self.assertEqual(item.open_slots, 3)
+        self.assertEqual(Assignment.objects.get(pk=a.pk).skip_reason, "not_my_dialect")
+        self.assertIsNone(item_claim_next(evaluator=self.alice, project=self.project))
+
+    def test_skip_without_a_known_reason_is_refused(self):
+        ItemFactory(project=self.project, language=self.de)
+        a = item_claim_next(evaluator=self.alice, project=self.project)
+        with self.assertRaisesMessage(ValidationError, "Choose a skip reason"):
+            assignment_skip(assignment=a, evaluator=self.alice, reason="bored")
+        self.assertEqual(Assignment.objects.get(pk=a.pk).status, AssignmentStatus.LEASED)
+
+
+class SubmitTests(ParityTestCase):
+    def setUp(self):
+        self.item = ItemFactory(project=self.project, language=self.de)
+        self.assignment = item_claim_next(evaluator=self.alice, project=self.project)
+
+    def test_a_value_outside_the_schema_is_refused_and_nothing_changes(self):
+        with self.assertRaisesMessage(ValidationError, "score: 9 is outside the scale 1–5"):
+            judgment_submit(assignment=self.assignment, evaluator=self.alice, value={"score": 9})
+        with self.assertRaisesMessage(ValidationError, "issues: 'nonsense' not in the project's issue tags"):
+            judgment_submit(assignment=self.assignment, evaluator=self.alice, value={"score": 3, "issues": ["nonsense"]})
+        self.assertFalse(Judgment.objects.exists())
+        self.assertEqual(Assignment.objects.get(pk=self.assignment.pk).status, AssignmentStatus.LEASED)
+
+    def test_a_second_submit_on_the_same_assignment_is_refused(self):
+        judgment_submit(assignment=self.assignment, evaluator=self.alice, value={"score": 3})
+        with self.assertRaisesMessage(ValidationError, "already submitted"):
+            judgment_submit(assignment=self.assignment, evaluator=self.alice, value={"score": 4})
+        self.assertEqual(Judgment.objects.get().value, {"score": 3})
+
+    def test_another_evaluators_assignment_is_refused(self):
+        with self.assertRaisesMessage(PermissionDenied, "not yours"):
+            judgment_submit(assignment=self.assignment, evaluator=self.bashir, value={"score": 3})
+        self.assertFalse(Judgment.objects.exists())
+
+    def test_time_on_task_and_guideline_version_are_recorded(self):
+        self.project.guideline_version = ""
+        judgment = judgment_submit(assignment=self.assignment, evaluator=self.alice, value={"score": 3}, seconds=12.5)
+        self.assertEqual(judgment.seconds, 12.5)
+
+    def test_too_fast_judgments_are_flagged_by_reading_speed(self):
+        self.project.max_chars_per_second = 10
+        self.project.save()
+        shown = len(self.item.shown_text)
+        judgment = judgment_submit(assignment=self.assignment, evaluator=self.alice, value={"score": 3},
+                                   seconds=shown / 10 / 2)
+        self.assertTrue(judgment.too_fast)
+
+
+class RevisionTests(ParityTestCase):
+    def test_revise_keeps_every_revision(self):
+        ItemFactory(project=self.project, language=self.de)
+        a = item_claim_next(evaluator=self.alice, project=self.project)
+        first = judgment_submit(assignment=a, evaluator=self.alice, value={"score": 2})
+        second = judgment_revise(judgment=first, evaluator=self.alice, value={"score": 4, "comment": "misread"})
+        history = list(judgment_history(judgment=second))
+        self.assertEqual([(j.revision, j.value["score"], j.is_current) for j in history],
+                         [(1, 2, False), (2, 4, True)])
+        with self.assertRaises(PermissionDenied):
+            judgment_revise(judgment=second, evaluator=self.bashir, value={"score": 1})
