@@ -156,7 +156,7 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -165,14 +165,29 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 
 PARITY_MAX_IMPORT_BYTES = env_int("PARITY_MAX_IMPORT_BYTES", 256 * 1024 * 1024)
 PARITY_MAX_IMPORT_LINES = env_int("PARITY_MAX_IMPORT_LINES", 100_000)
 PARITY_MAX_TEXT_CHARS = env_int("PARITY_MAX_TEXT_CHARS", 100_000)
+# The language check (lingua) on imported items runs after the import commits; off for
+# bulk benchmarks that measure the import alone.
+PARITY_LANGUAGE_CHECK = env_bool("PARITY_LANGUAGE_CHECK", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Pipelines send `Authorization: Bearer <token>`; browsers use the session (with CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "annotation.api.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["annotation.api.parsers.LimitedJSONParser"],
+    "EXCEPTION_HANDLER": "annotation.api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "annotation.api.throttling.TokenRateThrottle",
+        "annotation.api.throttling.SessionUserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env_str("API_TOKEN_RATE", "1200/min"),
+        "user": env_str("API_USER_RATE", "600/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -183,6 +198,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ItemStatusEnum": "annotation.models.ItemStatus",
+        "TaskTypeEnum": "annotation.models.TaskType",
+        "TokenScopeEnum": "annotation.models.TokenScope",
+    },
 }
 
 # Celery: with a broker configured, background work (active-learning rounds, committee

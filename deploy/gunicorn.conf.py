@@ -1,0 +1,41 @@
+"""gunicorn settings for Parity, from the environment (see deploy/.env.example).
+
+Requests are short (claim, submit) except bulk imports and exports, which stream; the
+timeout is sized for a 100,000-line import on one worker. Nothing in a web process holds
+state another process needs, so workers are recycled freely.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1)
+threads = _int("GUNICORN_THREADS", 1)
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = _int("GUNICORN_TIMEOUT", 180)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = 5
+# Recycle workers now and then so a slow leak never builds up; jitter keeps them from
+# restarting all at once.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 5000)
+max_requests_jitter = max_requests // 10
+# Heartbeat files in memory: a container's overlay filesystem can stall the worker check.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# nginx in front sets X-Forwarded-Proto; trust it from the container network.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "*")
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -1,0 +1,140 @@
+"""`python manage.py demo`: users, three real-data projects, idempotent, claimable queues."""
+
+from __future__ import annotations
+
+from io import StringIO
+from unittest import mock
+
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import TestCase, override_settings
+
+from annotation.models import (
+    AuditEvent,
+    EvaluatorLanguage,
+    Item,
+    Project,
+    Qualification,
+    QualificationStatus,
+    TaskType,
+)
+from annotation.queue import NotQualified, item_claim_next
+
+PASSWORD = "demo-pw-in-tests"
+
+
+def run_demo(*args: str) -> str:
+    out = StringIO()
+    call_command("demo", "--limit", "3", "--password", PASSWORD, *args, stdout=out)
+    return out.getvalue()
+
+
+def table_counts() -> dict[str, int]:
+    return {
+        "users": get_user_model().objects.count(),
+        "projects": Project.objects.count(),
+        "items": Item.objects.count(),
+        "qualifications": Qualification.objects.count(),
+        "evaluator_languages": EvaluatorLanguage.objects.count(),
+        "audit_events": AuditEvent.objects.count(),
+    }
+
+
+# Not ParityTestCase: the demo brings its own cast (a "lead" among them), which the base
+# cast would collide with.
+class DemoCommandTests(TestCase):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.output = run_demo()
+        cls.users = {u.username: u for u in get_user_model().objects.all()}
+
+    def test_it_creates_three_projects_with_real_data(self) -> None:
+        projects = {p.slug: p for p in Project.objects.all()}
+        self.assertEqual(projects["mlqe-da"].task_type, TaskType.RATING)
+        self.assertEqual(projects["mlqe-da"].schema["scale"]["max"], 100)
+        self.assertEqual(projects["wmt23-sxs"].task_type, TaskType.PAIRWISE)
+        self.assertEqual(projects["udhr-labels"].task_type, TaskType.LABELS)
+        self.assertIn("wrong_language", projects["udhr-labels"].schema["labels"])
+        # --limit 3: three segments from each of the seven MLQE-PE pairs and each WMT23 pair.
+        self.assertEqual(Item.objects.filter(project=projects["mlqe-da"]).count(), 21)
+        self.assertEqual(Item.objects.filter(project=projects["wmt23-sxs"]).count(), 6)
+        udhr_tags = set(projects["udhr-labels"].languages.values_list("tag", flat=True))
+        self.assertGreaterEqual(len(udhr_tags), 20)
+        self.assertLessEqual({"ar", "he", "ur", "hi", "am", "zh", "ja", "th"}, udhr_tags)
+        for project in projects.values():
+            self.assertTrue(project.leads.filter(username="lead").exists())
+
+    def test_it_prints_the_url_and_every_login(self) -> None:
+        self.assertIn("http://127.0.0.1:8000/", self.output)
+        self.assertIn(PASSWORD, self.output)
+        for username in ("lead", "hans", "li", "emma", "amira", "priya", "yuki"):
+            self.assertIn(f"  {username} ", self.output)
+        self.assertIn("pending calibration in udhr-labels (ja)", self.output)
+
+    def test_it_makes_logins_that_work(self) -> None:
+        lead = self.users["lead"]
+        self.assertTrue(lead.is_superuser and lead.is_staff)
+        self.assertTrue(self.client.login(username="hans", password=PASSWORD))
+
+    def test_it_changes_nothing_on_a_second_run(self) -> None:
+        before = table_counts()
+        hashes = dict(Item.objects.values_list("external_id", "content_hash"))
+        output = run_demo()
+        self.assertEqual(table_counts(), before)
+        self.assertEqual(dict(Item.objects.values_list("external_id", "content_hash")), hashes)
+        self.assertIn("http://127.0.0.1:8000/", output)
+
+    def test_it_adds_only_what_is_missing_when_the_limit_grows(self) -> None:
+        call_command("demo", "--limit", "4", "--password", PASSWORD, stdout=StringIO())
+        self.assertEqual(Item.objects.filter(project__slug="mlqe-da").count(), 28)
+        self.assertEqual(Item.objects.filter(project__slug="wmt23-sxs").count(), 8)
+
+    def test_it_queues_items_for_each_evaluator_in_their_languages(self) -> None:
+        expected = {
+            ("hans", "mlqe-da"): {"de"}, ("hans", "wmt23-sxs"): {"de"}, ("hans", "udhr-labels"): {"de"},
+            ("li", "mlqe-da"): {"zh"}, ("emma", "wmt23-sxs"): {"en"},
+            ("amira", "udhr-labels"): {"ar", "he"}, ("priya", "udhr-labels"): {"hi"},
+        }
+        for (username, slug), tags in expected.items():
+            project = Project.objects.get(slug=slug)
+            assignment = item_claim_next(evaluator=self.users[username], project=project)
+            self.assertIsNotNone(assignment, f"{username} has nothing to claim in {slug}")
+            self.assertIn(assignment.item.language.tag, tags)
+
+    def test_it_shows_right_to_left_items_to_amira(self) -> None:
+        project = Project.objects.get(slug="udhr-labels")
+        assignment = item_claim_next(evaluator=self.users["amira"], project=project)
+        self.assertEqual(assignment.item.language.direction, "rtl")
+
+    def test_it_keeps_the_pending_evaluator_out_of_the_queue(self) -> None:
+        project = Project.objects.get(slug="udhr-labels")
+        qualification = Qualification.objects.get(evaluator=self.users["yuki"], project=project)
+        self.assertEqual(qualification.status, QualificationStatus.PENDING)
+        with self.assertRaises(NotQualified):
+            item_claim_next(evaluator=self.users["yuki"], project=project)
+
+    def test_it_serves_on_the_given_port_without_the_reloader(self) -> None:
+        with override_settings(DEBUG=True), mock.patch(
+            "annotation.management.commands.demo.call_command"
+        ) as command:
+            run_demo("--serve", "--port", "8123")
+        command.assert_any_call("runserver", "127.0.0.1:8123", use_reloader=False)
+
+
+class DemoCommandInputTests(TestCase):
+    def test_it_refuses_the_published_password_with_debug_off(self) -> None:
+        with self.assertRaisesMessage(CommandError, "DEBUG is off"):
+            call_command("demo", "--limit", "1", stdout=StringIO())
+        self.assertFalse(Project.objects.exists())
+        self.assertFalse(get_user_model().objects.exists())
+
+    def test_it_refuses_a_bad_limit_or_port(self) -> None:
+        with self.assertRaisesMessage(CommandError, "--limit must be at least 1, not 0"):
+            call_command("demo", "--limit", "0", "--password", PASSWORD, stdout=StringIO())
+        with self.assertRaisesMessage(CommandError, "--port must be between 1 and 65535"):
+            call_command("demo", "--port", "70000", "--password", PASSWORD, stdout=StringIO())
+        self.assertFalse(Project.objects.exists())
+
+    def test_it_refuses_to_serve_with_debug_off(self) -> None:
+        with self.assertRaisesMessage(CommandError, "run it with DEBUG=1"):
+            call_command("demo", "--serve", "--password", PASSWORD, stdout=StringIO())
