@@ -1,10 +1,29 @@
-"""Does a judgment match a gold answer, within its tolerance?"""
+"""Gold answers: does a judgment match one, within its tolerance; creating gold from
+scratch, promoting an adjudicated item to gold, and validating what a lead gives.
+
+A gold answer is an ordinary judgment value (validated against the project's schema),
+an explanation shown as feedback in calibration, and a tolerance:
+rating `{"points": 1}` (within ± points), pairwise `{"tie_ok": true}` (a tie is accepted
+where the gold prefers a side), labels `{"jaccard": 0.8}` (absent: the exact set).
+"""
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from typing import Any
 
-from annotation.models import GoldAnswer, TaskType
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation.audit import audit_record
+from annotation.languages import language_tag_normalize
+from annotation.models import FinalLabel, GoldAnswer, Item, Project, TaskType
+from annotation.schema import judgment_value_validate
+
+MAX_EXPLANATION_CHARS = 10_000
+_TOLERANCE_KEYS = {TaskType.RATING: "points", TaskType.PAIRWISE: "tie_ok", TaskType.LABELS: "jaccard"}
 
 
 def gold_matches(*, task_type: str, gold_value: dict[str, Any], tolerance: dict[str, Any], value: dict[str, Any]) -> bool:
@@ -30,3 +49,182 @@ def gold_answer_matches(*, gold: GoldAnswer, value: dict[str, Any]) -> bool:
     return gold_matches(
         task_type=gold.item.project.task_type, gold_value=gold.value, tolerance=gold.tolerance, value=value
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------
+
+
+def gold_tolerance_validate(*, task_type: str, schema: dict[str, Any], tolerance: Any) -> dict[str, Any]:
+    """Return the cleaned tolerance for the task type, or raise ValidationError saying why."""
+    if tolerance in (None, ""):
+        return {}
+    if not isinstance(tolerance, dict):
+        raise ValidationError("tolerance: must be a JSON object")
+    key = _TOLERANCE_KEYS.get(task_type)
+    if key is None:
+        raise ValidationError(f"unknown task type {task_type!r}")
+    unknown = sorted(set(tolerance) - {key})
+    if unknown:
+        raise ValidationError(f"tolerance: {unknown[0]!r} does not apply to a {task_type} project (use {key!r})")
+    if key not in tolerance or tolerance[key] is None:
+        return {}
+    raw = tolerance[key]
+    if task_type == TaskType.PAIRWISE:
+        if not isinstance(raw, bool):
+            raise ValidationError("tolerance.tie_ok: must be true or false")
+        return {"tie_ok": True} if raw else {}
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise ValidationError(f"tolerance.{key}: must be a number")
+    if task_type == TaskType.RATING:
+        span = schema["scale"]["max"] - schema["scale"]["min"]
+        if not 0 <= raw <= span:
+            raise ValidationError(f"tolerance.points: must be between 0 and {span} (the width of the scale)")
+        return {"points": int(raw) if float(raw).is_integer() else float(raw)}
+    if not 0 < raw <= 1:
+        raise ValidationError("tolerance.jaccard: must be above 0 and at most 1")
+    return {"jaccard": float(raw)}
+
+
+def gold_value_validate(*, project: Project, value: Any) -> dict[str, Any]:
+    """A gold answer is a judgment the project's schema accepts (its comment is not kept:
+    the explanation says why)."""
+    try:
+        clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
+    except ValidationError as exc:
+        raise ValidationError(f"The gold answer does not fit the project's schema: {exc.messages[0]}") from None
+    clean.pop("comment", None)
+    return clean
+
+
+def _explanation_clean(explanation: Any) -> str:
+    if explanation is None:
+        return ""
+    if not isinstance(explanation, str):
+        raise ValidationError("explanation: must be text")
+    if "\x00" in explanation:
+        raise ValidationError("explanation: contains a NUL character")
+    if len(explanation) > MAX_EXPLANATION_CHARS:
+        raise ValidationError(f"explanation: longer than {MAX_EXPLANATION_CHARS} characters")
+    try:
+        explanation.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("explanation: contains a lone surrogate (not valid Unicode text)") from None
+    return unicodedata.normalize("NFC", explanation.strip())
+
+
+# ---------------------------------------------------------------------------------------
+# Services
+# ---------------------------------------------------------------------------------------
+
+
+def gold_create(
+    *,
+    project: Project,
+    external_id: str,
+    language: str,
+    value: Any,
+    explanation: str = "",
+    tolerance: Any = None,
+    prompt: str = "",
+    response: str = "",
+    response_a: str = "",
+    response_b: str = "",
+    prompt_language: str = "",
+    actor: Any = None,
+) -> GoldAnswer:
+    """Create a gold item from scratch: a new item of the project with its gold answer.
+
+    The item goes through the same validation as an imported line (language enabled for
+    the project, text clean and NFC, the fields the task type needs). `prompt_language`
+    is the prompt's language when it differs from the item's (a translation source); the
+    pages show the prompt in that language's direction.
+    """
+    # imports.py validates "gold" on import lines with this module, so it is imported here.
+    from annotation.imports import ImportRejected, items_import
+
+    clean_value = gold_value_validate(project=project, value=value)
+    clean_tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
+    clean_explanation = _explanation_clean(explanation)
+    external_id = (external_id or "").strip()
+    if not external_id:
+        raise ValidationError("external_id: is required")
+    if Item.objects.filter(project=project, external_id=external_id).exists():
+        raise ValidationError(f"external_id: an item {external_id!r} already exists in this project")
+    record: dict[str, Any] = {
+        "external_id": external_id,
+        "language": language,
+        "prompt": prompt,
+        "gold": {"value": clean_value, "tolerance": clean_tolerance, "explanation": clean_explanation},
+    }
+    if prompt_language:
+        try:
+            record["metadata"] = {"prompt_language": language_tag_normalize(prompt_language)}
+        except ValidationError as exc:
+            raise ValidationError(f"prompt_language: {exc.messages[0]}") from None
+    if project.task_type == TaskType.PAIRWISE:
+        record.update(response_a=response_a, response_b=response_b)
+    else:
+        record["response"] = response
+    try:
+        with transaction.atomic():
+            result = items_import(project=project, records=[(1, record)], actor=actor)
+            gold = GoldAnswer.objects.select_related("item").get(item_id=result.item_ids[0])
+            GoldAnswer.objects.filter(pk=gold.pk).update(created_by=_user_or_none(actor))
+            audit_record(verb="gold.create", actor=actor, project=project, obj=gold.item,
+                         data={"external_id": external_id, "value": clean_value})
+    except ImportRejected as exc:
+        first = exc.errors[0]
+        raise ValidationError(f"{first.field}: {first.message}" if first.field else first.message) from None
+    except IntegrityError:
+        raise ValidationError(f"external_id: an item {external_id!r} already exists in this project") from None
+    return gold
+
+
+def gold_promote(*, item: Item, explanation: str, tolerance: Any = None, actor: Any = None) -> GoldAnswer:
+    """Make an adjudicated item gold: its final label becomes the gold answer.
+
+    From then on it can be picked for calibration rounds and served as a honeypot to
+    evaluators who have not seen it; its production judgments stay production data.
+    """
+    project = item.project
+    clean_tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
+    clean_explanation = _explanation_clean(explanation)
+    with transaction.atomic():
+        locked = Item.objects.select_for_update().get(pk=item.pk)
+        if locked.is_gold:
+            raise ValidationError("This item is gold already.")
+        final = FinalLabel.objects.filter(item=locked).first()
+        if final is None:
+            raise ValidationError(
+                "Only an adjudicated item can be promoted to gold: this one has no final label yet."
+            )
+        clean_value = gold_value_validate(project=project, value=final.value)
+        Item.objects.filter(pk=locked.pk).update(is_gold=True, open_slots=0, updated_at=timezone.now())
+        gold = GoldAnswer.objects.create(
+            item=locked,
+            value=clean_value,
+            tolerance=clean_tolerance,
+            explanation=clean_explanation,
+            created_by=_user_or_none(actor),
+        )
+        audit_record(verb="gold.promote", actor=actor, project=project, obj=locked,
+                     data={"value": clean_value, "final_label": final.pk})
+    item.is_gold, item.open_slots = True, 0
+    return gold
+
+
+def gold_update(*, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Any = None) -> GoldAnswer:
+    """Correct a gold answer. Finished calibration attempts keep the score they were given."""
+    project = gold.item.project
+    gold.value = gold_value_validate(project=project, value=value)
+    gold.tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
+    gold.explanation = _explanation_clean(explanation)
+    gold.save(update_fields=["value", "tolerance", "explanation"])
+    audit_record(verb="gold.update", actor=actor, project=project, obj=gold.item, data={"value": gold.value})
+    return gold
+
+
+def _user_or_none(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) else None

@@ -20,12 +20,22 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
+from annotation.gold import gold_tolerance_validate
 from annotation.languages import language_tag_normalize
-from annotation.models import GoldAnswer, Item, ItemSource, ItemStatus, Judgment, Language, Project, TaskType
+from annotation.models import (
+    GoldAnswer,
+    Item,
+    ItemSource,
+    ItemStatus,
+    Judgment,
+    Language,
+    Project,
+    TaskType,
+)
 from annotation.schema import judgment_value_validate
 
 CHUNK = 2000
@@ -47,6 +57,7 @@ REQUIRED_TEXT = {
     TaskType.PAIRWISE: ("response_a", "response_b"),
 }
 ALLOWED_FIELDS = frozenset({"external_id", "gold", "source", *CONTENT_FIELDS})
+SOURCES = frozenset(ItemSource.values)
 
 
 @dataclass(frozen=True)
@@ -121,17 +132,21 @@ def jsonl_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
 
 def text_clean(value: Any, *, field_name: str, max_chars: int | None = None, required: bool = False) -> str:
     """NFC-normalised text, or _LineInvalid saying what is wrong with it."""
-    if value is None:
-        value = ""
+    if value is None or value == "":
+        if required:
+            raise _LineInvalid(field_name, "is required")
+        return ""
     if not isinstance(value, str):
         raise _LineInvalid(field_name, "must be a string")
     if "\x00" in value:
         raise _LineInvalid(field_name, "contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _LineInvalid(field_name, "contains a lone surrogate (not valid Unicode text)") from None
-    value = unicodedata.normalize("NFC", value)
+    # ASCII is NFC and has no surrogates: most identifiers and model names skip the work.
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _LineInvalid(field_name, "contains a lone surrogate (not valid Unicode text)") from None
+        value = unicodedata.normalize("NFC", value)
     limit = max_chars if max_chars is not None else settings.PARITY_MAX_TEXT_CHARS
     if len(value) > limit:
         raise _LineInvalid(field_name, f"is longer than {limit} characters")
@@ -148,14 +163,19 @@ def _number(value: Any, *, field_name: str) -> float | None:
     return float(value)
 
 
-def _json_clean(value: Any, *, field_name: str) -> Any:
+def _json_clean(value: Any, *, field_name: str, max_chars: int | None = None) -> Any:
     """Reject NUL and lone surrogates anywhere inside nested JSON (metadata)."""
     if isinstance(value, str):
-        return text_clean(value, field_name=field_name)
+        return text_clean(value, field_name=field_name, max_chars=max_chars)
     if isinstance(value, list):
-        return [_json_clean(v, field_name=field_name) for v in value]
+        return [_json_clean(v, field_name=field_name, max_chars=max_chars) for v in value]
     if isinstance(value, dict):
-        return {text_clean(k, field_name=field_name): _json_clean(v, field_name=field_name) for k, v in value.items()}
+        return {
+            text_clean(k, field_name=field_name, max_chars=max_chars): _json_clean(
+                v, field_name=field_name, max_chars=max_chars
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, float) and not math.isfinite(value):
         raise _LineInvalid(field_name, "contains a number that is not finite")
     return value
@@ -169,6 +189,10 @@ class _Validator:
         self.languages: dict[str, Language] = {lang.tag: lang for lang in project.languages.all()}
         self.tag_cache: dict[str, Language | _LineInvalid] = {}
         self.seen_ids: set[str] = set()
+        # Read once per batch, not once per line (enum and settings look-ups add up at 20,000 lines/s).
+        self.pairwise = project.task_type == TaskType.PAIRWISE
+        self.required = REQUIRED_TEXT[project.task_type]
+        self.max_text = settings.PARITY_MAX_TEXT_CHARS
 
     def language(self, raw: Any) -> Language:
         if not isinstance(raw, str):
@@ -196,19 +220,19 @@ class _Validator:
     def clean(self, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
             raise _LineInvalid(None, "each line must be a JSON object")
-        unknown = sorted(set(record) - ALLOWED_FIELDS)
-        if unknown:
-            raise _LineInvalid(unknown[0], "is not an import field")
+        if not ALLOWED_FIELDS.issuperset(record):
+            raise _LineInvalid(sorted(set(record) - ALLOWED_FIELDS)[0], "is not an import field")
         external_id = text_clean(record.get("external_id"), field_name="external_id", max_chars=200, required=True)
         if external_id in self.seen_ids:
             raise _LineInvalid("external_id", f"{external_id!r} appears twice in this batch")
         out: dict[str, Any] = {"external_id": external_id, "language": self.language(record.get("language"))}
-        required = REQUIRED_TEXT[self.project.task_type]
+        required = self.required
         for name in TEXT_FIELDS:
-            out[name] = text_clean(record.get(name), field_name=name, required=name in required)
-        if self.project.task_type == TaskType.PAIRWISE and record.get("response"):
+            out[name] = text_clean(record.get(name), field_name=name, max_chars=self.max_text,
+                                   required=name in required)
+        if self.pairwise and record.get("response"):
             raise _LineInvalid("response", "a pairwise item has response_a and response_b, not response")
-        if self.project.task_type != TaskType.PAIRWISE:
+        if not self.pairwise:
             for name in ("response_a", "response_b", "model_a", "model_b", "reward_a", "reward_b"):
                 if record.get(name) not in (None, ""):
                     raise _LineInvalid(name, f"does not apply to a {self.project.task_type} project")
@@ -229,12 +253,12 @@ class _Validator:
             metadata = {}
         if not isinstance(metadata, dict):
             raise _LineInvalid("metadata", "must be a JSON object")
-        metadata = _json_clean(metadata, field_name="metadata")
+        metadata = _json_clean(metadata, field_name="metadata", max_chars=self.max_text)
         if len(json.dumps(metadata, ensure_ascii=False)) > MAX_METADATA_BYTES:
             raise _LineInvalid("metadata", f"is larger than {MAX_METADATA_BYTES // 1024} KiB")
         out["metadata"] = metadata
-        source = record.get("source", ItemSource.IMPORT)
-        if source not in ItemSource.values:
+        source = record.get("source", "import")
+        if source not in SOURCES:
             raise _LineInvalid("source", f"must be one of {', '.join(ItemSource.values)}")
         out["source"] = source
         gold = record.get("gold")
@@ -252,9 +276,12 @@ class _Validator:
             )
         except ValidationError as exc:
             raise _LineInvalid("gold.value", exc.messages[0]) from None
-        tolerance = gold.get("tolerance", {})
-        if not isinstance(tolerance, dict):
-            raise _LineInvalid("gold.tolerance", "must be a JSON object")
+        try:
+            tolerance = gold_tolerance_validate(
+                task_type=self.project.task_type, schema=self.project.schema, tolerance=gold.get("tolerance", {})
+            )
+        except ValidationError as exc:
+            raise _LineInvalid("gold.tolerance", exc.messages[0]) from None
         return {
             "value": value,
             "tolerance": tolerance,
@@ -335,10 +362,7 @@ def items_import(
 def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], result: ImportResult, add_error: Any,
                  *, write: bool) -> None:
     ids = [clean["external_id"] for _, clean in chunk]
-    existing = {
-        row["external_id"]: row
-        for row in Item.objects.filter(project=project, external_id__in=ids).values("id", "external_id", "content_hash", "is_gold")
-    }
+    existing = {row["external_id"]: row for row in _existing_items(project, ids)}
     changed_ids = [
         existing[c["external_id"]]["id"]
         for _, c in chunk
@@ -347,7 +371,8 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
     judged = set(Judgment.objects.filter(item_id__in=changed_ids).values_list("item_id", flat=True).distinct())
     now = timezone.now()
     queued = project.queue_on_import
-    to_create: list[Item] = []
+    # Field values of the items to create (Item keyword arguments, `project` aside).
+    to_create: list[dict[str, Any]] = []
     golds: dict[str, dict[str, Any]] = {}
     to_update: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for number, clean in chunk:
@@ -358,15 +383,14 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
             if is_gold:
                 golds[clean["external_id"]] = gold
             to_create.append(
-                Item(
-                    project=project,
-                    **{k: v for k, v in clean.items() if k != "gold"},
-                    is_gold=is_gold,
-                    status=ItemStatus.QUEUED if queued else ItemStatus.POOL,
-                    open_slots=project.overlap if queued and not is_gold else 0,
-                    created_at=now,
-                    updated_at=now,
-                )
+                {
+                    **clean,
+                    "is_gold": is_gold,
+                    "status": ItemStatus.QUEUED if queued else ItemStatus.POOL,
+                    "open_slots": project.overlap if queued and not is_gold else 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
         elif row["content_hash"] == clean["content_hash"]:
             result.unchanged += 1
@@ -385,8 +409,13 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
             to_update.append((row, clean))
     if not write:
         return
-    if to_create:
-        created = Item.objects.bulk_create(to_create, batch_size=CHUNK)
+    if to_create and not golds and connection.vendor == "postgresql":
+        # COPY is several times faster than INSERT for bulk imports (the 20,000 items/s target).
+        new_ids = _copy_items(project, to_create)
+        result.created += len(new_ids)
+        result.item_ids.extend(new_ids)
+    elif to_create:
+        created = Item.objects.bulk_create([Item(project=project, **fields) for fields in to_create], batch_size=CHUNK)
         result.created += len(created)
         if golds:
             by_external = {item.external_id: item for item in created if item.external_id in golds}
@@ -413,3 +442,267 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
             Item.objects.filter(pk=item_id, status=ItemStatus.QUEUED).update(open_slots=project.overlap)
         result.updated += 1
         result.item_ids.append(item_id)
+
+
+def _existing_items(project: Project, external_ids: list[str]) -> Iterable[dict[str, Any]]:
+    """id, external_id, content_hash, is_gold of the project's items with these external ids."""
+    if connection.vendor == "postgresql":
+        # One array parameter instead of thousands of IN placeholders.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, external_id, content_hash, is_gold FROM {Item._meta.db_table} "  # noqa: S608 - table name from the model
+                "WHERE project_id = %s AND external_id = ANY(%s)",
+                [project.pk, external_ids],
+            )
+            return [
+                {"id": r[0], "external_id": r[1], "content_hash": r[2], "is_gold": r[3]} for r in cursor.fetchall()
+            ]
+    return Item.objects.filter(project=project, external_id__in=external_ids).values(
+        "id", "external_id", "content_hash", "is_gold"
+    )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot COPY a {type(value).__name__}")
+
+
+def _copy_converter(field: Any) -> Any:
+    """The function that renders this field's values in COPY text format."""
+    kind = field.get_internal_type()
+    if field.is_relation:
+        return lambda v: "\\N" if v is None else str(v.pk)
+    if kind in ("CharField", "TextField", "SlugField"):
+        return lambda v: "\\N" if v is None else (
+            v.translate(_COPY_ESCAPES) if ("\\" in v or "\t" in v or "\n" in v or "\r" in v) else v
+        )
+    if kind == "JSONField":
+        return lambda v: "\\N" if v is None else json.dumps(v, ensure_ascii=False).translate(_COPY_ESCAPES)
+    if kind in ("FloatField", "IntegerField", "BigIntegerField", "PositiveSmallIntegerField",
+                "PositiveIntegerField", "SmallIntegerField"):
+        return lambda v: "\\N" if v is None else repr(v)
+    return _copy_text
+
+
+def _copy_items(project: Project, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert items with COPY (PostgreSQL) and return their ids, in order.
+
+    The COPY text is rendered here: building model instances and psycopg's per-value
+    adaptation would cost more than the insert. Fields a row does not name get the model
+    field's default, as Item(...) would. Ids are drawn from the table's sequence first (COPY
+    returns nothing), so the caller has them without reading the rows back.
+    """
+    table = Item._meta.db_table
+    fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+    plan = []
+    for f in fields:
+        default = _copy_text(project.pk if f.name == "project" else f.get_default())
+        plan.append((f.name, _copy_converter(f), default))
+    pk = Item._meta.pk.column
+    columns = ", ".join(connection.ops.quote_name(c) for c in [pk, *(f.column for f in fields)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
+        )
+        ids = [r[0] for r in cursor.fetchall()]
+    with connection.cursor() as cursor, cursor.cursor.copy(
+        f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
+    ) as copy:
+        lines = []
+        for item_id, row in zip(ids, rows, strict=True):
+            lines.append(str(item_id) + "\t" + "\t".join([
+                convert(row[name]) if name in row else default for name, convert, default in plan
+            ]))
+            if len(lines) >= 500:
+                copy.write("\n".join(lines) + "\n")
+                lines = []
+        if lines:
+            copy.write("\n".join(lines) + "\n")
+    return ids
+
+
+# ---------------------------------------------------------------------------------------
+# Historical judgments (a team's existing ratings, by external raters without logins)
+# ---------------------------------------------------------------------------------------
+
+JUDGMENT_FIELDS = frozenset({"item_external_id", "rater", "value", "created"})
+
+
+def _created_clean(raw: Any, *, now: Any) -> Any:
+    from datetime import UTC
+
+    from django.utils.dateparse import parse_datetime
+
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise _LineInvalid("created", "must be an ISO 8601 date and time string")
+    try:
+        moment = parse_datetime(raw.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise _LineInvalid("created", f"{raw!r} is not an ISO 8601 date and time (e.g. 2025-03-01T10:00:00Z)")
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    if moment > now:
+        raise _LineInvalid("created", f"{raw!r} is in the future")
+    return moment
+
+
+def judgments_import(
+    *,
+    project: Project,
+    records: Iterable[tuple[int, Any]],
+    actor: Any = None,
+    token: Any = None,
+    max_lines: int | None = None,
+) -> ImportResult:
+    """Import historical judgments (item_external_id, rater, value, optional created), all or nothing.
+
+    Raters become ExternalRater rows of the project; each judgment is stored with kind
+    "historical" and no assignment. A line is refused when its item is unknown (or a gold
+    item), its value is outside the project schema, or its (item, rater) pair appears
+    twice in the batch or is already stored with a different value. The same line again is
+    a no-op (counted as unchanged), so re-importing a file changes nothing.
+    """
+    from annotation.models import ExternalRater
+
+    max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
+    now = timezone.now()
+    result = ImportResult()
+    errors: list[LineError] = []
+    truncated = False
+    seen: dict[tuple[str, str], int] = {}
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    count = 0
+
+    def add_error(error: LineError) -> None:
+        nonlocal truncated
+        if len(errors) < MAX_ERRORS:
+            errors.append(error)
+        else:
+            truncated = True
+
+    def clean(number: int, record: Any) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise _LineInvalid(None, "each line must be a JSON object")
+        unknown = sorted(set(record) - JUDGMENT_FIELDS)
+        if unknown:
+            raise _LineInvalid(unknown[0], "is not a field of a judgment line (item_external_id, rater, value, created)")
+        external_id = text_clean(record.get("item_external_id"), field_name="item_external_id", max_chars=200,
+                                 required=True)
+        rater = text_clean(record.get("rater"), field_name="rater", max_chars=200, required=True).strip()
+        if "value" not in record:
+            raise _LineInvalid("value", "is required")
+        try:
+            value = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=record["value"])
+        except ValidationError as exc:
+            raise _LineInvalid("value", exc.messages[0]) from None
+        created = _created_clean(record.get("created"), now=now)
+        first = seen.get((external_id, rater))
+        if first is not None:
+            raise _LineInvalid("rater", f"rater {rater!r} already judged item {external_id!r} on line {first} of this batch")
+        seen[(external_id, rater)] = number
+        return {"external_id": external_id, "rater": rater, "value": value, "created": created}
+
+    def write(lines: list[tuple[int, dict[str, Any]]]) -> None:
+        ids = {c["external_id"] for _, c in lines}
+        items = {
+            row[0]: row[1:]
+            for row in Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", "id", "is_gold")
+        }
+        names = {c["rater"] for _, c in lines}
+        raters = dict(ExternalRater.objects.filter(project=project, external_id__in=names).values_list("external_id", "id"))
+        stored = {
+            (item_id, rater_id): value
+            for item_id, rater_id, value in Judgment.objects.filter(
+                item_id__in=[v[0] for v in items.values()], external_rater_id__in=raters.values(), is_current=True
+            ).values_list("item_id", "external_rater_id", "value")
+        }
+        new: list[tuple[int, dict[str, Any]]] = []
+        for number, c in lines:
+            found = items.get(c["external_id"])
+            if found is None:
+                add_error(LineError(number, f"no item with external_id {c['external_id']!r} in project {project.slug}",
+                                    "item_external_id"))
+                continue
+            item_id, is_gold = found
+            if is_gold:
+                add_error(LineError(number, f"item {c['external_id']!r} is a gold item; historical judgments go on "
+                                    "production items", "item_external_id"))
+                continue
+            previous = stored.get((item_id, raters.get(c["rater"])))
+            if previous is None:
+                new.append((item_id, c))
+            elif previous == c["value"]:
+                result.unchanged += 1
+            else:
+                add_error(LineError(number, f"rater {c['rater']!r} already has a different judgment of item "
+                                    f"{c['external_id']!r} stored; judgments are not overwritten", "rater",
+                                    code="conflict"))
+        if errors or not new:
+            return
+        missing = sorted({c["rater"] for _, c in new} - set(raters))
+        if missing:
+            ExternalRater.objects.bulk_create(
+                [ExternalRater(project=project, external_id=name, created_at=now) for name in missing],
+                ignore_conflicts=True,
+            )
+            raters.update(ExternalRater.objects.filter(project=project, external_id__in=missing)
+                          .values_list("external_id", "id"))
+        Judgment.objects.bulk_create(
+            [
+                Judgment(item_id=item_id, external_rater_id=raters[c["rater"]], kind="historical", value=c["value"],
+                         created_at=c["created"] or now)
+                for item_id, c in new
+            ],
+            batch_size=CHUNK,
+        )
+        result.created += len(new)
+
+    with transaction.atomic():
+        for number, record in records:
+            count += 1
+            if count > max_lines:
+                add_error(LineError(number, f"a batch holds at most {max_lines} lines; split the file"))
+                break
+            if isinstance(record, LineError):
+                add_error(record)
+                continue
+            try:
+                chunk.append((number, clean(number, record)))
+            except _LineInvalid as exc:
+                add_error(LineError(number, exc.message, exc.field))
+                continue
+            if len(chunk) >= CHUNK:
+                write(chunk)
+                chunk = []
+        if chunk:
+            write(chunk)
+        if count == 0:
+            add_error(LineError(0, "the batch is empty"))
+        if errors:
+            # Leaving the atomic block by an exception rolls back whatever chunks were written.
+            raise ImportRejected(errors, truncated=truncated)
+        if result.created:
+            # A batch that only repeats stored judgments writes nothing, not even an audit event.
+            audit_record(verb="judgments.import", actor=actor, token=token, project=project, data=result.as_dict())
+    return result

@@ -469,3 +469,28 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verb} {self.object_type}:{self.object_id}"
+
+
+class ExportMark(models.Model):
+    """The moment an item first became exportable, as a number: the preference export's
+    `since` cursor counts these ids.
+
+    Marks are assigned only by the exporter, under a per-project lock, so within a project
+    ids grow in commit order: a pull sees every mark up to its cursor, and a later pull's
+    marks are all above it — no pair skipped, none repeated (judgment ids or timestamps
+    would not do: concurrent transactions commit out of id order).
+    """
+
+    # No database foreign keys: marks are written a million at a time by INSERT … SELECT
+    # from existing items, and each foreign-key check would lock its item row (FOR KEY
+    # SHARE) and double the cost. Deleting through Django still cascades; a mark whose
+    # item is gone is never exported (the export joins marks to items).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="export_mark", db_constraint=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    # No index on (project, id): a pull reads the id range above its cursor through the
+    # primary key, and one index less keeps marking a million items cheap.
+
+    def __str__(self) -> str:
+        return f"export mark {self.pk} of item {self.item_id}"

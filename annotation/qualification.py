@@ -1,5 +1,11 @@
-"""Who may work which language of which project: grant, revoke, suspend, requalify;
-and the rolling honeypot accuracy that can suspend an evaluator."""
+"""Who may work which language of which project: grant, revoke, suspend, reinstate,
+requalify; the guideline version an evaluator acknowledged; and the rolling honeypot
+accuracy that can suspend an evaluator.
+
+The guidelines app decides versions and calibration verdicts; it records them here, in
+plain fields of the core (Project.guideline_version, Qualification.acknowledged_version,
+Qualification.status), so the queue never needs to import it.
+"""
 
 from __future__ import annotations
 
@@ -110,13 +116,25 @@ def qualified_language_ids(*, evaluator: Any, project: Project) -> list[int]:
 
 
 def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Language) -> Qualification | None:
-    """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold."""
+    """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold.
+
+    The window starts afresh whenever the qualification changes status (reinstated by a
+    lead, requalified through calibration): misses from before a reinstatement would
+    otherwise suspend the evaluator again on their very next check item.
+    """
+    since = (
+        Qualification.objects.filter(evaluator=evaluator, project=project, language=language)
+        .values_list("changed_at", flat=True)
+        .first()
+    )
+    if since is None:
+        return None
     recent = list(
         Judgment.objects.filter(
             evaluator=evaluator, kind="honeypot", is_current=True, item__project=project, item__language=language,
-            item__gold__isnull=False,
+            item__gold__isnull=False, created_at__gte=since,
         )
-        .select_related("item__gold")
+        .select_related("item__gold", "item__project")
         .order_by("-created_at", "-id")[: project.honeypot_window]
     )
     if not recent:
@@ -151,3 +169,126 @@ def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Lang
                          data={"evaluator": evaluator.pk, "language": language.tag, "accuracy": accuracy})
         qualification.save(update_fields=fields)
     return qualification
+
+
+# ---------------------------------------------------------------------------------------
+# Lead actions on suspensions
+# ---------------------------------------------------------------------------------------
+
+
+def qualification_reinstate(*, qualification: Qualification, actor: Any, reason: str = "") -> Qualification:
+    """A lead lets a suspended evaluator work again; their honeypot window starts afresh."""
+    if qualification.status != QualificationStatus.SUSPENDED:
+        raise ValidationError(
+            f"Only a suspended evaluator can be reinstated; this one is {qualification.get_status_display()}."
+        )
+    passed, current = qualification.guideline_version, qualification.project.guideline_version
+    if passed and current and passed.split(".")[0] != current.split(".")[0]:
+        raise ValidationError(
+            f"This evaluator qualified under guideline {passed}; version {current} is a major revision since. "
+            "Send them to calibration instead."
+        )
+    reinstated = qualification_set(
+        project=qualification.project,
+        evaluator=qualification.evaluator,
+        language=qualification.language,
+        status=QualificationStatus.QUALIFIED,
+        actor=actor,
+        reason=reason.strip() or "Reinstated by a lead after a honeypot suspension.",
+    )
+    Qualification.objects.filter(pk=reinstated.pk).update(honeypot_accuracy=None)
+    reinstated.honeypot_accuracy = None
+    return reinstated
+
+
+def qualification_send_to_calibration(*, qualification: Qualification, actor: Any, reason: str = "") -> Qualification:
+    """A lead sends an evaluator back to the language's calibration round."""
+    if qualification.status == QualificationStatus.REQUALIFY:
+        raise ValidationError("This evaluator is already waiting to requalify through calibration.")
+    if qualification.status == QualificationStatus.PENDING:
+        raise ValidationError("This evaluator has not qualified yet; they take calibration anyway.")
+    return qualification_set(
+        project=qualification.project,
+        evaluator=qualification.evaluator,
+        language=qualification.language,
+        status=QualificationStatus.REQUALIFY,
+        actor=actor,
+        reason=reason.strip() or "Sent back to calibration by a lead: take the calibration round again.",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Guideline versions (decided by the guidelines app, recorded here)
+# ---------------------------------------------------------------------------------------
+
+BUMPS = ("major", "minor", "patch", "initial")
+
+
+def project_guideline_version_set(
+    *, project: Project, version: str, bump: str, previous: str = "", actor: Any = None
+) -> int:
+    """Make `version` the project's current guideline version. Returns how many
+    qualifications moved to "requalify".
+
+    - initial (the first version) and minor: evaluators must acknowledge the new version
+      before claiming again (the queue compares acknowledged_version with the project's).
+    - patch: wording fixes; whoever acknowledged the previous version keeps working.
+    - major: every qualified evaluator of the project must requalify through the new
+      calibration round. A suspended evaluator stays suspended: the lead decides.
+    """
+    if bump not in BUMPS:
+        raise ValidationError(f"unknown version bump {bump!r}; use one of {', '.join(BUMPS)}")
+    moved = 0
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(guideline_version=version)
+        project.guideline_version = version
+        if bump == "patch" and previous:
+            Qualification.objects.filter(project=project, acknowledged_version=previous).update(
+                acknowledged_version=version
+            )
+        if bump == "major":
+            moved = Qualification.objects.filter(
+                project=project, status=QualificationStatus.QUALIFIED
+            ).update(
+                status=QualificationStatus.REQUALIFY,
+                reason=f"Guideline {version} is a major revision: read it and pass the new calibration round.",
+                changed_by=actor if getattr(actor, "is_authenticated", False) else None,
+                changed_at=timezone.now(),
+            )
+        audit_record(
+            verb="project.guideline_version",
+            actor=actor,
+            project=project,
+            obj=project,
+            data={"version": version, "previous": previous, "bump": bump, "requalify": moved},
+        )
+    return moved
+
+
+def qualification_acknowledge(*, evaluator: Any, project: Project, version: str) -> int:
+    """Record that the evaluator read `version` of the project's guideline, for every
+    language they hold in the project. Returns how many qualifications were updated.
+
+    Refused when `version` is no longer current (a page left open across a publication):
+    acknowledging a version they did not read would let them claim under the new one.
+    """
+    current = Project.objects.values_list("guideline_version", flat=True).get(pk=project.pk)
+    if not current:
+        raise ValidationError("This project has no guideline to acknowledge yet.")
+    if version != current:
+        raise ValidationError(
+            f"Version {version} is no longer current: version {current} was published since. Read it and acknowledge that one."
+        )
+    updated = Qualification.objects.filter(evaluator=evaluator, project=project).update(acknowledged_version=version)
+    if not updated:
+        raise ValidationError("You do not work on this project, so there is nothing to acknowledge.")
+    return updated
+
+
+def qualifications_needing_acknowledgement(*, evaluator: Any, project: Project) -> bool:
+    """True when the project has a guideline version this evaluator has not acknowledged."""
+    if not project.guideline_version:
+        return False
+    return Qualification.objects.filter(evaluator=evaluator, project=project).exclude(
+        acknowledged_version=project.guideline_version
+    ).exists()

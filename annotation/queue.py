@@ -2,30 +2,53 @@
 
 Correctness first. Claiming is one short transaction: the highest-priority queued item
 in the evaluator's qualified languages that still has an open slot and that this
-evaluator has not seen, taken with `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` on
+evaluator has not seen, taken with `SELECT … FOR NO KEY UPDATE SKIP LOCKED LIMIT 1` on
 PostgreSQL (SQLite serialises writers, so there the same code is correct, just not
-concurrent). Locks are taken in one order — assignment, then item — everywhere a
-transaction holds both, so claim, submit and lease expiry cannot deadlock.
+concurrent). One evaluator's own claims run one at a time (a transaction-scoped advisory
+lock), so two tabs never hold two leases. Locks are taken in one order — assignment, then
+item — everywhere a transaction holds both, so claim, submit and lease expiry cannot
+deadlock. A claim reports an empty queue only when nothing is left: items that other
+claims or submits hold locked at that instant are waited for, not skipped, once nothing
+unlocked remains.
 
 Invariants (tested under real concurrency on PostgreSQL, tests/concurrency/):
 an item never gets more than `overlap` production judgments; an evaluator never sees the
 same item twice; an abandoned lease gives its slot back; nothing submitted is lost.
+
+Claim and submit run for every judgment, so their few statements are written in SQL
+(see "The hot path, in SQL" below for why and what they mirror); everything else uses
+the ORM.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Model,
+    OuterRef,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from annotation.adjudication import adjudication_route
 from annotation.models import (
     Assignment,
     AssignmentKind,
@@ -35,6 +58,7 @@ from annotation.models import (
     Judgment,
     Language,
     Project,
+    Selection,
     SkipReason,
 )
 from annotation.qualification import honeypot_accuracy_update, qualified_language_ids
@@ -47,6 +71,7 @@ QUEUE_KINDS = (AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT)
 MAX_SECONDS_ON_TASK = 24 * 3600
 
 _rng = random.SystemRandom()
+M = TypeVar("M", bound=Model)
 
 
 class NotQualified(PermissionDenied):
@@ -65,6 +90,7 @@ class QueueCount:
 
 
 def _claimable_items(*, evaluator: Any, project: Project, language_ids: list[int]) -> QuerySet[Item]:
+    """What a claim may take (the claim itself runs the same rule as SQL: _CLAIMABLE)."""
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator).exclude(
         kind=AssignmentKind.CALIBRATION
     )
@@ -114,13 +140,238 @@ def assignment_current(*, evaluator: Any, project: Project) -> Assignment | None
 
 
 def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignment:
-    """Fetch an assignment that belongs to this evaluator; anything else is refused."""
-    assignment = (
-        Assignment.objects.select_related("item__language", "item__project").filter(pk=assignment_id).first()
-    )
-    if assignment is None or assignment.evaluator_id != evaluator.pk:
+    """Fetch an assignment that belongs to this evaluator, with its item, the item's language
+    and project (one query); anything else is refused."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_columns(Assignment, 'a')}, {_columns(Item, 'i')}, {_columns(Language, 'l')}, "
+            f"{_columns(Project, 'p')} FROM annotation_assignment a "
+            "JOIN annotation_item i ON i.id = a.item_id JOIN annotation_language l ON l.id = i.language_id "
+            "JOIN annotation_project p ON p.id = i.project_id WHERE a.id = %s",
+            [assignment_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise PermissionDenied(_("This assignment is not yours."))
+    assignment, at = _from_row(Assignment, row, 0)
+    if assignment.evaluator_id != evaluator.pk:
+        raise PermissionDenied(_("This assignment is not yours."))
+    item, at = _from_row(Item, row, at)
+    item.language, at = _from_row(Language, row, at)
+    item.project = _from_row(Project, row, at)[0]
+    assignment.item = item
+    if assignment.project_id == item.project_id:
+        assignment.project = item.project
     return assignment
+
+
+# ---------------------------------------------------------------------------------------
+# The hot path, in SQL
+#
+# Claim and submit run for every judgment, with many evaluators at once. Built through the
+# ORM, the claim's filtered, anti-joined, ordered SELECT alone costs 1.3 ms of Python per
+# call before the database sees it, and runs in 0.06 ms (measured on the 2-core target
+# machine), so the few statements of the hot path are written out here, once: CPU per
+# claim went from 5.4 to 2.1 ms, per submit from 2.6 to 0.8 ms (bench/queue.py). They
+# mirror `_claimable_items` and run unchanged on SQLite, minus the row locks (SQLite
+# serialises writers: every transaction there is BEGIN IMMEDIATE). Rows are read and
+# inserted through the models' own fields (`_columns`, `_from_row`, `_insert`), so a new
+# column needs no change here.
+# ---------------------------------------------------------------------------------------
+
+# The partial index item_claimable's condition, repeated literally (not as parameters) so
+# the planner can prove the index applies; plus "not seen by this evaluator", answered by
+# the unique index assignment_item_evaluator_unique.
+_CLAIMABLE = f"""
+    i.project_id = %(project)s AND i.status = '{ItemStatus.QUEUED.value}' AND i.open_slots > 0 AND NOT i.is_gold
+    AND NOT EXISTS (
+        SELECT 1 FROM annotation_assignment seen
+        WHERE seen.item_id = i.id AND seen.evaluator_id = %(evaluator)s
+          AND seen.kind <> '{AssignmentKind.CALIBRATION.value}'
+    )"""
+
+# One language: an ordered, limited scan of item_claimable (project, language, -priority, id).
+_CANDIDATE = f"""
+    SELECT i.id FROM annotation_item i
+    WHERE i.language_id = %(language)s AND {_CLAIMABLE}
+    ORDER BY i.priority DESC, i.id
+    LIMIT 1"""
+
+# The evaluator's live lease in the wanted languages (a reload resumes it), served by the
+# index assignment_evaluator_status.
+_LIVE_LEASE = f"""
+    SELECT a.id FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
+    WHERE a.evaluator_id = %(evaluator)s AND a.project_id = %(project)s
+      AND a.status = '{AssignmentStatus.LEASED.value}'
+      AND a.kind IN ({", ".join(f"'{k.value}'" for k in QUEUE_KINDS)})
+      AND a.lease_expires_at > %(now)s AND i.language_id IN ({{languages}})
+    ORDER BY a.leased_at, a.id
+    LIMIT 1"""
+
+# Leases past their time, served by the partial index assignment_open_leases.
+_EXPIRED = f"""
+    SELECT a.id, a.item_id, a.kind FROM annotation_assignment a
+    WHERE a.status = '{AssignmentStatus.LEASED.value}' AND a.lease_expires_at <= %(now)s {{project}}
+    ORDER BY a.id"""
+
+# The assignment and its item, locked in the one order used everywhere: assignment, then item.
+_SUBMIT_READ = """
+    SELECT a.evaluator_id, a.status, a.kind, a.item_id, a.leased_at, i.open_slots, i.status, i.language_id
+    FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
+    WHERE a.id = %(assignment)s"""
+
+# The k-th current production judgment makes a queued item done.
+_MARK_DONE = f"""
+    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %(now)s
+    WHERE id = %(item)s AND status = '{ItemStatus.QUEUED.value}'
+      AND (SELECT count(*) FROM annotation_judgment j
+           WHERE j.item_id = %(item)s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) >= %(overlap)s"""
+
+# pg_advisory_xact_lock(space, evaluator): one evaluator's claims run one at a time.
+_CLAIM_LOCK_SPACE = 0x50515545  # "PQUE"
+
+
+def _lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
+    """FOR NO KEY UPDATE [OF …] [SKIP LOCKED] where the database has row locks. NO KEY:
+    these rows' keys never change, so foreign-key checks of concurrent inserts (a new
+    assignment or judgment on the same item) need not wait for us."""
+    features = connection.features
+    if not features.has_select_for_update:
+        return ""
+    clause = " FOR NO KEY UPDATE" if features.has_select_for_no_key_update else " FOR UPDATE"
+    if of and features.has_select_for_update_of:
+        clause += f" OF {of}"
+    if skip_locked and features.has_select_for_update_skip_locked:
+        clause += " SKIP LOCKED"
+    return clause
+
+
+def _db_now(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A datetime read by raw SQL: SQLite gives it naive (in UTC) or as text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
+
+
+def _best_language(cursor: CursorWrapper, *, params: dict[str, Any], language_ids: list[int]) -> int | None:
+    """The language whose best claimable item ranks highest. The index is ordered inside
+    one language, so each language is asked for its best item (an index probe each) and
+    the answers are compared, instead of sorting every claimable item of all of them."""
+    branches = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT i.language_id, i.priority, i.id FROM annotation_item i "
+        f"WHERE i.language_id = %(language_{n})s AND {_CLAIMABLE} "
+        f"ORDER BY i.priority DESC, i.id LIMIT 1) AS best_{n}"
+        for n in range(len(language_ids))
+    )
+    cursor.execute(
+        f"SELECT language_id FROM ({branches}) AS best ORDER BY priority DESC, id LIMIT 1",
+        {**params, **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _claim_candidate(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> int | None:
+    """Lock the next item for this evaluator and return its id, or None when none waits."""
+    params: dict[str, Any] = {"project": project.pk, "evaluator": evaluator.pk}
+    remaining = list(language_ids)
+    while remaining:
+        language_id = remaining[0] if len(remaining) == 1 else _best_language(
+            cursor, params=params, language_ids=remaining
+        )
+        if language_id is None:
+            return None
+        params["language"] = language_id
+        # Concurrent claims skip each other's locked rows instead of queueing behind them.
+        cursor.execute(_CANDIDATE + _lock_clause(skip_locked=True), params)
+        row = cursor.fetchone()
+        if row is None and connection.features.has_select_for_update_skip_locked:
+            # Every claimable item left is locked by a claim or submit in flight, and some
+            # will still have a slot once those commit: wait for them rather than report an
+            # empty queue. Only at the tail of a queue; this transaction holds no item lock
+            # yet, so the wait cannot close a cycle.
+            cursor.execute(_CANDIDATE + _lock_clause(), params)
+            row = cursor.fetchone()
+        if row is not None:
+            return row[0]
+        remaining.remove(language_id)
+    return None
+
+
+def _live_lease_id(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> int | None:
+    placeholders = ", ".join(f"%(language_{n})s" for n in range(len(language_ids)))
+    cursor.execute(
+        _LIVE_LEASE.format(languages=placeholders),
+        {"evaluator": evaluator.pk, "project": project.pk, "now": _db_now(timezone.now()),
+         **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@cache
+def _columns(model: type[Model], alias: str) -> str:
+    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+
+
+def _from_row(model: type[M], row: Sequence[Any], start: int) -> tuple[M, int]:
+    """The model instance whose columns (from `_columns`) begin at row[start], converted as
+    the ORM converts them (JSON, SQLite's datetimes); and where the next model's begin."""
+    fields = model._meta.concrete_fields
+    values = list(row[start : start + len(fields)])
+    for n, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+            values[n] = convert(values[n], column, connection)
+    return model.from_db(connection.alias, [f.attname for f in fields], values), start + len(fields)
+
+
+@cache
+def _insert_sql(model: type[Model], columns: tuple[str, ...], returning: bool) -> str:
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
+    return f"{sql} RETURNING {quote(model._meta.pk.column)}" if returning else sql
+
+
+def _insert(obj: Model) -> None:
+    """INSERT one new row, each value prepared by the model's own field as `save()` would."""
+    meta = obj._meta
+    columns, values = [], []
+    for field in meta.concrete_fields:
+        if field.primary_key:
+            continue
+        value = field.pre_save(obj, True)
+        if hasattr(value, "resolve_expression"):
+            continue  # a database default (db_default): the column takes it
+        columns.append(field.column)
+        values.append(field.get_db_prep_save(value, connection))
+    returning = connection.features.can_return_columns_from_insert
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(type(obj), tuple(columns), returning), values)
+        pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    setattr(obj, meta.pk.attname, pk)
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def _item_with_language(item_id: int) -> Item:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_columns(Item, 'i')}, {_columns(Language, 'l')} FROM annotation_item i "
+            "JOIN annotation_language l ON l.id = i.language_id WHERE i.id = %s",
+            [item_id],
+        )
+        row = cursor.fetchone()
+    item, at = _from_row(Item, row, 0)
+    item.language = _from_row(Language, row, at)[0]
+    return item
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,14 +382,15 @@ def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignmen
 def queue_expire_leases(*, project: Project | None = None, now: datetime | None = None) -> int:
     """Expire leases past their time and give their production slots back. Returns how many."""
     now = now or timezone.now()
-    with transaction.atomic():
-        expired = Assignment.objects.filter(status=AssignmentStatus.LEASED, lease_expires_at__lte=now)
-        if project is not None:
-            expired = expired.filter(project=project)
-        # Lock order: assignments first, then items (as in submit).
-        rows = list(
-            expired.select_for_update(skip_locked=True).order_by("id").values_list("id", "item_id", "kind")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Lock order: assignments first, then items (as in submit). SKIP LOCKED: a lease
+        # being submitted or swept by someone else right now is theirs to settle.
+        cursor.execute(
+            _EXPIRED.format(project="AND a.project_id = %(project)s" if project is not None else "")
+            + _lock_clause(skip_locked=True),
+            {"now": _db_now(now), "project": project.pk if project is not None else None},
         )
+        rows = cursor.fetchall()
         if not rows:
             return 0
         Assignment.objects.filter(pk__in=[r[0] for r in rows], status=AssignmentStatus.LEASED).update(
@@ -157,7 +409,7 @@ def _lease_until(project: Project) -> datetime:
 def _claim_honeypot(*, evaluator: Any, project: Project, language_ids: list[int]) -> Assignment | None:
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator)
     candidates = (
-        Item.objects.filter(project=project, language_id__in=language_ids, is_gold=True)
+        Item.objects.filter(project=project, language_id__in=language_ids, is_gold=True, gold__isnull=False)
         .filter(~Exists(seen))
         .values_list("pk", flat=True)
     )
@@ -184,6 +436,7 @@ def item_claim_next(
 ) -> Assignment | None:
     """Lease the next item to this evaluator, or return their live lease; None when nothing waits.
 
+    The returned assignment has its item and the item's language loaded.
     Raises NotQualified when the evaluator may not work the project (or that language).
     """
     language_ids = qualified_language_ids(evaluator=evaluator, project=project)
@@ -197,35 +450,44 @@ def item_claim_next(
     if not language_ids:
         raise NotQualified(_("You are not qualified for any language in %(project)s.") % {"project": project.name})
 
-    current = assignment_current(evaluator=evaluator, project=project)
-    if current is not None and current.item.language_id in language_ids:
-        return current
-
+    # Its own short transaction, before the claim: the claim may wait for an item lock at
+    # the tail of the queue and must hold none of its own then.
     queue_expire_leases(project=project)
 
-    # Honeypots arrive at the project's rate, indistinguishable from production items.
-    if project.honeypot_rate > 0 and _rng.random() < project.honeypot_rate:
-        honeypot = _claim_honeypot(evaluator=evaluator, project=project, language_ids=language_ids)
-        if honeypot is not None:
-            return honeypot
-
-    with transaction.atomic():
-        item = (
-            _claimable_items(evaluator=evaluator, project=project, language_ids=language_ids)
-            .select_for_update(skip_locked=True, of=("self",))
-            .only("pk")
-            .first()
-        )
-        if item is None:
-            return None
-        Item.objects.filter(pk=item.pk).update(open_slots=F("open_slots") - 1)
-        return Assignment.objects.create(
-            item_id=item.pk,
-            evaluator=evaluator,
-            project=project,
-            kind=AssignmentKind.PRODUCTION,
-            lease_expires_at=_lease_until(project),
-        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One evaluator's claims (two tabs, a double click) run one after the other, so
+            # each sees the lease the other took: no second lease, no race into the
+            # one-assignment-per-item constraint.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CLAIM_LOCK_SPACE, evaluator.pk % 2**31])
+        live_id = _live_lease_id(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
+        assignment = None
+        if live_id is None:
+            item_id = _claim_candidate(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
+            if item_id is None:
+                # No honeypot into an empty queue either: an item that turns up where the
+                # queue said "nothing waits" would give itself away as a check.
+                return None
+            # Honeypots arrive at the project's rate, indistinguishable from production items.
+            if project.honeypot_rate > 0 and _rng.random() < project.honeypot_rate:
+                assignment = _claim_honeypot(evaluator=evaluator, project=project, language_ids=language_ids)
+            if assignment is None:
+                cursor.execute("UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s", [item_id])
+                assignment = Assignment(
+                    item_id=item_id,
+                    evaluator=evaluator,
+                    project=project,
+                    kind=AssignmentKind.PRODUCTION,
+                    lease_expires_at=_lease_until(project),
+                )
+                _insert(assignment)
+    # Read after the commit, outside the locks: the card needs the item and its language.
+    if assignment is None:
+        assignment = Assignment.objects.get(pk=live_id)
+    assignment.item = _item_with_language(assignment.item_id)
+    assignment.project = project
+    assignment.item.project = project
+    return assignment
 
 
 def assignment_skip(*, assignment: Assignment, evaluator: Any, reason: str) -> Assignment:
@@ -249,17 +511,21 @@ def assignment_skip(*, assignment: Assignment, evaluator: Any, reason: str) -> A
     return locked
 
 
-def _seconds_on_task(*, assignment: Assignment, seconds: float | None) -> float:
+def _seconds_checked(seconds: Any) -> float | None:
     if seconds is None:
-        return (timezone.now() - assignment.leased_at).total_seconds()
+        return None
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_SECONDS_ON_TASK:
         raise ValidationError(_("seconds: time on task must be between 0 and 86400."))
     return float(seconds)
 
 
-def _is_too_fast(*, item: Item, project: Project, seconds: float) -> bool:
+def _is_too_fast(*, assignment: Assignment, item_id: int, project: Project, seconds: float) -> bool:
     if project.max_chars_per_second <= 0:
         return False
+    if Assignment.item.is_cached(assignment):
+        item = assignment.item
+    else:
+        item = Item.objects.only("prompt", "response", "response_a", "response_b").get(pk=item_id)
     return seconds * project.max_chars_per_second < len(item.shown_text)
 
 
@@ -273,45 +539,56 @@ def judgment_submit(
     """
     project = assignment.project if assignment.project_id else assignment.item.project
     clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
-    with transaction.atomic():
-        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
-        if locked.evaluator_id != evaluator.pk:
+    spent = _seconds_checked(seconds)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SUBMIT_READ + _lock_clause(of="a, i"), {"assignment": assignment.pk})
+        row = cursor.fetchone()
+        if row is None:
+            raise Assignment.DoesNotExist("This assignment no longer exists.")
+        owner_id, status, kind, item_id, leased_at, open_slots, item_status, language_id = row
+        if owner_id != evaluator.pk:
             raise PermissionDenied(_("This assignment is not yours."))
-        if locked.status == AssignmentStatus.SUBMITTED:
+        if status == AssignmentStatus.SUBMITTED:
             raise ValidationError(_("You already submitted a judgment for this item; revise it from My judgments."))
-        if locked.status == AssignmentStatus.SKIPPED:
+        if status == AssignmentStatus.SKIPPED:
             raise ValidationError(_("You skipped this item."))
-        expired = locked.status == AssignmentStatus.EXPIRED or locked.lease_expires_at <= timezone.now()
-        item = Item.objects.select_for_update().get(pk=locked.item_id)
-        if expired and locked.kind in SLOT_KINDS:
-            if locked.status == AssignmentStatus.EXPIRED:
-                # The slot went back to the pool: take it again if nobody else has.
-                if item.open_slots <= 0 or item.status != ItemStatus.QUEUED:
-                    raise ValidationError(
-                        _("Your time on this item ran out and it went to another evaluator.")
-                    )
-                item.open_slots -= 1
-                Item.objects.filter(pk=item.pk).update(open_slots=F("open_slots") - 1)
-        spent = _seconds_on_task(assignment=locked, seconds=seconds)
-        judgment = Judgment.objects.create(
-            item=item,
-            assignment=locked,
+        now = timezone.now()
+        if status == AssignmentStatus.EXPIRED and kind in SLOT_KINDS:
+            # The slot went back to the pool: take it again if nobody else has.
+            if open_slots <= 0 or item_status != ItemStatus.QUEUED:
+                raise ValidationError(_("Your time on this item ran out and it went to another evaluator."))
+            cursor.execute("UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s", [item_id])
+        if spent is None:
+            spent = (now - _aware(leased_at)).total_seconds()
+        judgment = Judgment(
+            item_id=item_id,
+            assignment=assignment,
             evaluator=evaluator,
-            kind=locked.kind,
+            kind=kind,
             value=clean,
             seconds=spent,
             guideline_version=project.guideline_version,
-            too_fast=_is_too_fast(item=item, project=project, seconds=spent),
+            too_fast=_is_too_fast(assignment=assignment, item_id=item_id, project=project, seconds=spent),
+            created_at=now,
         )
-        locked.status = AssignmentStatus.SUBMITTED
-        locked.submitted_at = judgment.created_at
-        locked.save(update_fields=["status", "submitted_at"])
-        if locked.kind in SLOT_KINDS:
-            done = Judgment.objects.filter(item=item, kind=AssignmentKind.PRODUCTION, is_current=True).count()
-            if done >= project.overlap and item.status == ItemStatus.QUEUED:
-                Item.objects.filter(pk=item.pk).update(status=ItemStatus.DONE, updated_at=timezone.now())
-    if locked.kind == AssignmentKind.HONEYPOT:
-        honeypot_accuracy_update(evaluator=evaluator, project=project, language=item.language)
+        _insert(judgment)
+        cursor.execute(
+            "UPDATE annotation_assignment SET status = %(status)s, submitted_at = %(now)s WHERE id = %(assignment)s",
+            {"status": AssignmentStatus.SUBMITTED.value, "now": _db_now(now), "assignment": assignment.pk},
+        )
+        became_done = False
+        if kind in SLOT_KINDS:
+            cursor.execute(_MARK_DONE, {"now": _db_now(now), "item": item_id, "overlap": project.overlap})
+            became_done = cursor.rowcount == 1
+        if became_done:
+            # Judgments that disagree beyond the project rule send the item to adjudication.
+            adjudication_route(item_id=item_id, project=project)
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = now
+    if Assignment.item.is_cached(assignment):
+        judgment.item = assignment.item
+    if kind == AssignmentKind.HONEYPOT:
+        honeypot_accuracy_update(evaluator=evaluator, project=project, language=Language.objects.get(pk=language_id))
     return judgment
 
 
@@ -355,3 +632,64 @@ def judgments_of_evaluator(*, evaluator: Any, project: Project | None = None) ->
 def judgment_history(*, judgment: Judgment) -> QuerySet[Judgment]:
     """Every revision of the same assignment, oldest first."""
     return Judgment.objects.filter(assignment_id=judgment.assignment_id).order_by("revision")
+
+
+# SQLite: a CASE over the chunk sets each row's priority, so a statement's cost grows with
+# rows × chunk; 1,000 per statement keeps that small and far below the 32,766 variables.
+_ENQUEUE_SQLITE_CHUNK = 1000
+
+
+def items_enqueue(
+    *, project: Project, item_ids: Sequence[int], priorities: Sequence[float], selection: str
+) -> int:
+    """Move pool items of the project into the queue, each with its priority and
+    `open_slots = project.overlap` (an active-learning round queues its batch here).
+
+    One UPDATE for the whole batch on PostgreSQL (a few, chunked by SQLite's variable
+    limit, on SQLite). Only items still in the pool move; if any item is no longer there
+    the call raises and, inside the caller's transaction, nothing is queued — a round
+    never queues half its batch.
+    """
+    if selection not in Selection.values:
+        raise ValidationError(f"unknown selection {selection!r}; use one of {', '.join(Selection.values)}")
+    ids = [int(i) for i in item_ids]
+    values = [float(p) for p in priorities]
+    if len(ids) != len(values):
+        raise ValueError("item_ids and priorities must have the same length")
+    if len(set(ids)) != len(ids):
+        raise ValidationError("an item appears twice in the batch to queue")
+    if not ids:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    UPDATE {Item._meta.db_table} AS item
+                    SET status = %s, selection = %s, open_slots = %s, priority = batch.priority, updated_at = %s
+                    FROM unnest(%s::bigint[], %s::double precision[]) AS batch(id, priority)
+                    WHERE item.id = batch.id AND item.project_id = %s AND item.status = %s AND NOT item.is_gold
+                    """,
+                    [ItemStatus.QUEUED, selection, project.overlap, now, ids, values, project.pk, ItemStatus.POOL],
+                )
+                updated = cursor.rowcount
+        else:
+            updated = 0
+            for start in range(0, len(ids), _ENQUEUE_SQLITE_CHUNK):
+                chunk = list(zip(ids[start : start + _ENQUEUE_SQLITE_CHUNK], values[start : start + _ENQUEUE_SQLITE_CHUNK], strict=True))
+                updated += Item.objects.filter(
+                    pk__in=[pk for pk, _ in chunk], project=project, status=ItemStatus.POOL, is_gold=False
+                ).update(
+                    status=ItemStatus.QUEUED,
+                    selection=selection,
+                    open_slots=project.overlap,
+                    priority=Case(*(When(pk=pk, then=Value(p)) for pk, p in chunk), output_field=FloatField()),
+                    updated_at=now,
+                )
+        if updated != len(ids):
+            raise ValidationError(
+                f"{len(ids) - updated} of the {len(ids)} items are no longer in the pool of project "
+                f"{project.slug}; nothing was queued"
+            )
+    return updated

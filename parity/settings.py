@@ -223,6 +223,18 @@ PARITY_CAUSAL_LM_PATH = env_str("PARITY_CAUSAL_LM_PATH", "") or ""
 # Where the demo and the simulation find the bundled real data.
 PARITY_DATA_DIR = Path(env_str("PARITY_DATA_DIR", str(BASE_DIR / "data")))
 
+# Cache: with CACHE_URL=redis://… sessions are read from Redis (written through to the
+# database), which saves a database round trip on every page an evaluator loads. Without
+# it, a per-process memory cache and plain database sessions.
+_cache_url = env_str("CACHE_URL", "") or ""
+if _cache_url:
+    if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, not {_cache_url.split(':', 1)[0]!r}.")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

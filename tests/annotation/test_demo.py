@@ -1,4 +1,5 @@
-"""`python manage.py demo`: users, three real-data projects, idempotent, claimable queues."""
+"""`python manage.py demo`: users, four real-data projects with gold items, guidelines and
+a calibration round, idempotent, claimable queues, a pool for active learning."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase, override_settings
 
 from annotation.models import (
+    AssignmentKind,
     AuditEvent,
     EvaluatorLanguage,
+    GoldAnswer,
     Item,
+    ItemStatus,
+    Judgment,
     Project,
     Qualification,
     QualificationStatus,
@@ -56,8 +61,8 @@ class DemoCommandTests(TestCase):
         self.assertEqual(projects["udhr-labels"].task_type, TaskType.LABELS)
         self.assertIn("wrong_language", projects["udhr-labels"].schema["labels"])
         # --limit 3: three segments from each of the seven MLQE-PE pairs and each WMT23 pair.
-        self.assertEqual(Item.objects.filter(project=projects["mlqe-da"]).count(), 21)
-        self.assertEqual(Item.objects.filter(project=projects["wmt23-sxs"]).count(), 6)
+        self.assertEqual(Item.objects.filter(project=projects["mlqe-da"], is_gold=False).count(), 21)
+        self.assertEqual(Item.objects.filter(project=projects["wmt23-sxs"], is_gold=False).count(), 6)
         udhr_tags = set(projects["udhr-labels"].languages.values_list("tag", flat=True))
         self.assertGreaterEqual(len(udhr_tags), 20)
         self.assertLessEqual({"ar", "he", "ur", "hi", "am", "zh", "ja", "th"}, udhr_tags)
@@ -86,8 +91,9 @@ class DemoCommandTests(TestCase):
 
     def test_it_adds_only_what_is_missing_when_the_limit_grows(self) -> None:
         call_command("demo", "--limit", "4", "--password", PASSWORD, stdout=StringIO())
-        self.assertEqual(Item.objects.filter(project__slug="mlqe-da").count(), 28)
-        self.assertEqual(Item.objects.filter(project__slug="wmt23-sxs").count(), 8)
+        self.assertEqual(Item.objects.filter(project__slug="mlqe-da", is_gold=False).count(), 28)
+        self.assertEqual(Item.objects.filter(project__slug="wmt23-sxs", is_gold=False).count(), 8)
+        self.assertEqual(Item.objects.filter(project__slug="mlqe-pool").count(), 12)
 
     def test_it_queues_items_for_each_evaluator_in_their_languages(self) -> None:
         expected = {
@@ -112,6 +118,68 @@ class DemoCommandTests(TestCase):
         self.assertEqual(qualification.status, QualificationStatus.PENDING)
         with self.assertRaises(NotQualified):
             item_claim_next(evaluator=self.users["yuki"], project=project)
+
+    def test_it_makes_mlqe_honeypots_live_with_real_gold_items(self) -> None:
+        project = Project.objects.get(slug="mlqe-da")
+        self.assertGreater(project.honeypot_rate, 0)
+        gold = GoldAnswer.objects.filter(item__project=project).select_related("item__language")
+        self.assertEqual({g.item.language.tag for g in gold}, {"de", "zh", "en"})
+        for answer in gold:
+            self.assertTrue(answer.item.is_gold)
+            self.assertTrue(answer.explanation)
+            self.assertEqual(answer.tolerance, {"points": 15})
+            self.assertTrue(answer.item.prompt and answer.item.response)
+        # A honeypot is served like any item and counts towards honeypot accuracy.
+        with mock.patch("annotation.queue._rng.random", return_value=0.0):
+            assignment = item_claim_next(evaluator=self.users["hans"], project=project)
+        self.assertEqual(assignment.kind, AssignmentKind.HONEYPOT)
+        self.assertEqual(assignment.item.external_id, "gold-mlqe-en-de-902")
+
+    def test_it_declares_look_alike_texts_as_japanese_gold_items(self) -> None:
+        project = Project.objects.get(slug="udhr-labels")
+        gold = {g.item.external_id: g for g in GoldAnswer.objects.filter(item__project=project).select_related("item")}
+        self.assertEqual(set(gold), {"gold-ja-jpn", "gold-ja-cmn-hans", "gold-ja-cmn-hant", "gold-ja-kor"})
+        self.assertEqual(gold["gold-ja-jpn"].value, {"labels": ["correct"]})
+        self.assertEqual(gold["gold-ja-kor"].value, {"labels": ["wrong_language"]})
+        self.assertTrue(all(g.item.language.tag == "ja" and g.explanation for g in gold.values()))
+        # The language check flags the look-alikes (and only them) for the lead's dashboard.
+        flagged = set(Item.objects.filter(project=project, language_flagged=True).values_list("external_id", flat=True))
+        self.assertEqual(flagged, {"gold-ja-cmn-hans", "gold-ja-cmn-hant", "gold-ja-kor"})
+        # The real Japanese text, as the data set has it.
+        self.assertEqual(gold["gold-ja-jpn"].item.response,
+                         Item.objects.get(project=project, external_id="udhr-jpn").response)
+
+    def test_it_leaves_a_labelled_pool_for_active_learning(self) -> None:
+        project = Project.objects.get(slug="mlqe-pool")
+        self.assertFalse(project.queue_on_import)
+        items = Item.objects.filter(project=project)
+        # --limit 3: three segments of each of the three pairs, all waiting in the pool.
+        self.assertEqual(items.count(), 9)
+        self.assertEqual(set(items.values_list("status", flat=True)), {ItemStatus.POOL})
+        self.assertEqual(set(items.values_list("language__tag", flat=True)), {"de", "zh", "en"})
+        labelled = items.filter(judgments__kind="historical").distinct()
+        self.assertEqual(labelled.count(), 3)  # the first third of each pair
+        self.assertTrue(Judgment.objects.filter(item__in=labelled, external_rater__isnull=False).exists())
+        for username in ("hans", "li", "emma"):
+            self.assertTrue(Qualification.objects.filter(
+                project=project, evaluator=self.users[username], status=QualificationStatus.QUALIFIED).exists())
+
+    def test_it_publishes_guidelines_that_qualified_evaluators_have_acknowledged(self) -> None:
+        for project in Project.objects.all():
+            self.assertEqual(project.guideline_version, "1.0.0", project.slug)
+            qualified = Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
+            self.assertTrue(qualified.exists())
+            self.assertFalse(qualified.exclude(acknowledged_version="1.0.0").exists(), project.slug)
+        # yuki's click-through starts by reading it.
+        yuki = Qualification.objects.get(evaluator=self.users["yuki"], project__slug="udhr-labels")
+        self.assertEqual(yuki.acknowledged_version, "")
+
+    def test_it_says_what_to_try_with_each_login(self) -> None:
+        self.assertIn("What to try", self.output)
+        self.assertIn("calibration round", self.output)
+        self.assertIn("mlqe-pool", self.output)
+        self.assertIn("5 gold items, honeypots at 5%", self.output)
+        self.assertIn("9 in the pool for active learning, 3 of them labelled", self.output)
 
     def test_it_serves_on_the_given_port_without_the_reloader(self) -> None:
         with override_settings(DEBUG=True), mock.patch(

@@ -7,19 +7,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Item, ItemStatus, Judgment, SkipReason
+from annotation.qualification import qualification_grant
 from annotation.queue import (
     NotQualified,
+    assignment_skip,
     item_claim_next,
     judgment_history,
     judgment_revise,
     judgment_submit,
     queue_counts,
     queue_expire_leases,
-    assignment_skip,
 )
 from tests.base import ParityTestCase
 from tests.factories import ItemFactory, UserFactory
-from annotation.qualification import qualification_grant
 
 
 class QueueRoutingTests(ParityTestCase):
@@ -191,3 +191,77 @@ class RevisionTests(ParityTestCase):
                          [(1, 2, False), (2, 4, True)])
         with self.assertRaises(PermissionDenied):
             judgment_revise(judgment=second, evaluator=self.bashir, value={"score": 1})
+
+
+class MultiLanguageTests(ParityTestCase):
+    def setUp(self):
+        qualification_grant(project=self.project, evaluator=self.alice, language=self.zh, actor=self.lead)
+
+    def test_it_serves_the_highest_priority_across_all_the_evaluators_languages(self):
+        de_low = ItemFactory(project=self.project, language=self.de, priority=0.2, external_id="de-low")
+        zh_high = ItemFactory(project=self.project, language=self.zh, priority=0.9, external_id="zh-high")
+        de_mid = ItemFactory(project=self.project, language=self.de, priority=0.5, external_id="de-mid")
+        ItemFactory(project=self.project, language=self.ar, priority=1.0, external_id="ar-top")
+        served = []
+        while (assignment := item_claim_next(evaluator=self.alice, project=self.project)) is not None:
+            served.append(assignment.item)
+            judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 3})
+        self.assertEqual(served, [zh_high, de_mid, de_low])
+
+    def test_it_claims_in_the_asked_language_only(self):
+        ItemFactory(project=self.project, language=self.zh, priority=0.9, external_id="zh")
+        de_item = ItemFactory(project=self.project, language=self.de, priority=0.1, external_id="de")
+        self.assertEqual(item_claim_next(evaluator=self.alice, project=self.project, language=self.de).item, de_item)
+
+    def test_a_live_lease_in_another_language_neither_blocks_nor_is_lost(self):
+        de_item = ItemFactory(project=self.project, language=self.de, external_id="de")
+        zh_item = ItemFactory(project=self.project, language=self.zh, external_id="zh")
+        de_lease = item_claim_next(evaluator=self.alice, project=self.project, language=self.de)
+        zh_lease = item_claim_next(evaluator=self.alice, project=self.project, language=self.zh)
+        self.assertEqual((de_lease.item, zh_lease.item), (de_item, zh_item))
+        # Coming back to German resumes the German lease.
+        self.assertEqual(item_claim_next(evaluator=self.alice, project=self.project, language=self.de).pk, de_lease.pk)
+        self.assertEqual(Assignment.objects.filter(evaluator=self.alice).count(), 2)
+
+    def test_the_claimed_item_comes_with_its_language(self):
+        ItemFactory(project=self.project, language=self.zh, external_id="zh")
+        assignment = item_claim_next(evaluator=self.alice, project=self.project)
+        with self.assertNumQueries(0):
+            self.assertEqual((assignment.item.language.tag, assignment.item.language.direction), ("zh", "ltr"))
+
+
+class CompletionTests(ParityTestCase):
+    def test_an_item_is_done_at_its_kth_judgment_and_not_before(self):
+        item = ItemFactory(project=self.project, language=self.de)
+        evaluators = [UserFactory() for _ in range(3)]
+        for n, ev in enumerate(evaluators, start=1):
+            qualification_grant(project=self.project, evaluator=ev, language=self.de)
+            judgment_submit(assignment=item_claim_next(evaluator=ev, project=self.project), evaluator=ev,
+                            value={"score": 2})
+            item.refresh_from_db()
+            self.assertEqual(item.status, ItemStatus.DONE if n == 3 else ItemStatus.QUEUED)
+        # A revision does not count as another judgment.
+        first = Judgment.objects.filter(item=item).order_by("id").first()
+        judgment_revise(judgment=first, evaluator=first.evaluator, value={"score": 5})
+        self.assertEqual(Judgment.objects.filter(item=item, is_current=True).count(), 3)
+
+    def test_a_late_submit_on_a_done_item_is_refused_and_nothing_changes(self):
+        item = ItemFactory(project=self.project, language=self.de, open_slots=1)
+        late = item_claim_next(evaluator=self.alice, project=self.project)
+        Assignment.objects.filter(pk=late.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        other = UserFactory()
+        qualification_grant(project=self.project, evaluator=other, language=self.de)
+        judgment_submit(assignment=item_claim_next(evaluator=other, project=self.project), evaluator=other,
+                        value={"score": 4})
+        with self.assertRaisesMessage(ValidationError, "went to another evaluator"):
+            judgment_submit(assignment=late, evaluator=self.alice, value={"score": 1})
+        item.refresh_from_db()
+        self.assertEqual((item.open_slots, Judgment.objects.filter(item=item).count()), (0, 1))
+        self.assertEqual(Assignment.objects.get(pk=late.pk).status, AssignmentStatus.EXPIRED)
+
+    def test_submit_keeps_the_callers_assignment_in_step(self):
+        ItemFactory(project=self.project, language=self.de)
+        assignment = item_claim_next(evaluator=self.alice, project=self.project)
+        judgment = judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 3})
+        self.assertEqual(assignment.status, AssignmentStatus.SUBMITTED)
+        self.assertEqual(Assignment.objects.get(pk=assignment.pk).submitted_at, judgment.created_at)

@@ -1,17 +1,21 @@
 """`python manage.py demo [--serve] [--limit N] [--port 8000]`: a working Parity with real data.
 
 Migrates, then creates — idempotently, a second run writes nothing — a lead, evaluators
-for several languages and three projects over the bundled real data (data/README.md):
-a rating project over MLQE-PE, a pairwise project over WMT23 MQM and a labels project
-over UDHR Article 1. Prints the URL and the logins; `--serve` then runs the development
-server. Each project is built by its own function, so loading more into one of them
-(historical judgments, say) is a few lines there.
+for several languages and four projects over the bundled real data (data/README.md):
+a rating project over MLQE-PE (with gold items served as honeypots), a pairwise project
+over WMT23 MQM, a labels project over UDHR Article 1 (with Japanese gold items for a
+calibration round), and a small MLQE-PE pool that waits for an active-learning round.
+Guidelines and calibration rounds belong to the guidelines app, so its own command
+`demo_guidelines` publishes them, called here by name. Prints the URL, the logins and
+what to try with each; `--serve` then runs the development server. Each project is built
+by its own function, so loading more into one of them is a few lines there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -24,18 +28,23 @@ from django.db import transaction
 from annotation.demo_data import (
     MLQE_PAIRS,
     WMT_LPS,
+    mlqe_external_id,
     mlqe_items,
+    mlqe_judgments,
     mlqe_target_language,
     numbered,
     udhr_items,
     udhr_languages,
     wmt_items,
+    wmt_judgments,
 )
-from annotation.imports import ImportRejected, items_import
+from annotation.imports import ImportRejected, items_import, judgments_import
+from annotation.language_check import language_check_pending
 from annotation.languages import language_get_or_create
 from annotation.models import (
     EvaluatorLanguage,
     Item,
+    ItemStatus,
     Language,
     Project,
     Qualification,
@@ -54,6 +63,13 @@ from annotation.qualification import (
 DEMO_PASSWORD = "parity-demo"
 DEFAULT_MLQE_LIMIT = 150
 DEFAULT_WMT_LIMIT = 200
+# The active-learning pool: items per pair from segment POOL_OFFSET on (past what mlqe-da
+# loads at the default limit), the first third of them with their historical judgments so
+# the committee has labels to learn from.
+POOL_PAIRS = ("en-de", "en-zh", "ne-en")
+POOL_OFFSET = 500
+DEFAULT_POOL_SIZE = 40
+HONEYPOT_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,60 @@ UDHR_SCHEMA = {
     "multi": False,
     "issues": ["spelling", "wrong_script", "mistranslation"],
 }
+
+
+@dataclass(frozen=True)
+class DemoGold:
+    """A real text from the bundled data made a gold item, with the answer and why."""
+
+    source: str  # the data set's item external id
+    external_id: str
+    value: dict[str, Any]
+    explanation: str
+    language: str | None = None  # declared language, when not the text's own
+    tolerance: dict[str, Any] | None = None
+
+
+# MLQE-PE segments far past the default limit, clear-cut by their six raters' scores:
+# the honeypots of mlqe-da (German, Chinese, English), ±15 points accepted (the raters'
+# own spread on them).
+MLQE_GOLD_PAIRS = ("en-de", "en-zh", "ro-en")
+MLQE_GOLD_TOLERANCE = {"points": 15}
+MLQE_GOLD = (
+    DemoGold(mlqe_external_id("en-de", 902), "gold-mlqe-en-de-902", {"score": 98},
+             "Complete, accurate and natural: every country is there, in order and correctly spelled. "
+             "The six MLQE-PE raters gave 95–100.", tolerance=MLQE_GOLD_TOLERANCE),
+    DemoGold(mlqe_external_id("en-zh", 999), "gold-mlqe-en-zh-999", {"score": 82},
+             "Accurate and fluent: streets, sidewalks, balconies, windows and the crowd of mourners are all "
+             "there. The raters gave 70–90.", tolerance=MLQE_GOLD_TOLERANCE),
+    DemoGold(mlqe_external_id("en-zh", 979), "gold-mlqe-en-zh-979", {"score": 42},
+             "Only part of the meaning survives: “emu” became 伊木 (a sound-alike, not the bird 鸸鹋) and "
+             "“nasal turbinates” became 鼻涡轮, “nose turbines”; the spaces around the comma are a fluency "
+             "error. The raters gave 38–55.", tolerance=MLQE_GOLD_TOLERANCE),
+    DemoGold(mlqe_external_id("ro-en", 921), "gold-mlqe-ro-en-921", {"score": 99},
+             "A faithful, idiomatic English sentence: nothing to correct. The raters gave 96–100.",
+             tolerance=MLQE_GOLD_TOLERANCE),
+    DemoGold(mlqe_external_id("ro-en", 933), "gold-mlqe-ro-en-933", {"score": 1},
+             "A hallucination: the translation talks about employees and production, the source is a "
+             "garbled caption about dancers. Fluent text unrelated to the source is at the bottom of the "
+             "scale; all six raters gave 1.", tolerance=MLQE_GOLD_TOLERANCE),
+)
+# Japanese calibration for udhr-labels: UDHR has one text per language, so the round
+# declares other languages' Article 1 as Japanese items (the look-alikes a Japanese
+# reader must catch) beside the real Japanese text.
+UDHR_JA_GOLD = (
+    DemoGold("udhr-jpn", "gold-ja-jpn", {"labels": ["correct"]},
+             "The official Japanese translation: both sentences, natural, in kanji and hiragana as Japanese "
+             "is written."),
+    DemoGold("udhr-cmn_hans", "gold-ja-cmn-hans", {"labels": ["wrong_language"]},
+             "Mandarin Chinese in simplified characters (们, 权, 应), not Japanese: there is no kana at all "
+             "(no は, を, である). Shared kanji do not make a text Japanese.", language="ja"),
+    DemoGold("udhr-cmn_hant", "gold-ja-cmn-hant", {"labels": ["wrong_language"]},
+             "Chinese in traditional characters (們, 權, 應; Japanese writes 権 and 応), with Chinese grammar "
+             "and no kana: wrong language.", language="ja"),
+    DemoGold("udhr-kor", "gold-ja-kor", {"labels": ["wrong_language"]},
+             "Korean in Hangul. Japanese is never written in Hangul.", language="ja"),
+)
 
 
 class Command(BaseCommand):
@@ -130,9 +200,15 @@ class Command(BaseCommand):
                     mlqe_project(lead=lead, limit=limit or DEFAULT_MLQE_LIMIT),
                     wmt_project(lead=lead, limit=limit or DEFAULT_WMT_LIMIT),
                     udhr_project(lead=lead),
+                    mlqe_pool_project(lead=lead, size=min(limit or DEFAULT_POOL_SIZE, DEFAULT_POOL_SIZE)),
                 ]
                 for project in projects:
                     demo_qualifications(project=project, lead=lead, evaluators=evaluators)
+                    # As `import_items` does after an import: flags texts not in their declared
+                    # language (the Japanese look-alikes among them). Only unchecked items.
+                    language_check_pending(project=project)
+                # By name: guidelines are the guidelines app's, which annotation never imports.
+                call_command("demo_guidelines", lead=lead.get_username(), verbosity=0)
         except (ValidationError, ImportRejected) as exc:
             raise CommandError(f"demo data could not be loaded: {exc}") from None
 
@@ -143,14 +219,28 @@ class Command(BaseCommand):
     def _report(self, *, projects: list[Project], evaluators: dict[str, Any], password: str, port: int) -> None:
         out = self.stdout
         out.write("")
-        for project in projects:
-            total = Item.objects.filter(project=project).count()
-            languages = project.languages.count()
-            out.write(f"  {project.slug:<12} {project.task_type:<9} {total:>5} items in {languages} languages")
+        for project in Project.objects.filter(pk__in=[p.pk for p in projects]).order_by("created_at", "pk"):
+            items = Item.objects.filter(project=project)
+            total = items.filter(is_gold=False).count()
+            notes = [f"{total:>5} items in {project.languages.count()} languages"]
+            if project.guideline_version:
+                notes.append(f"guideline {project.guideline_version}")
+            gold = items.filter(is_gold=True).count()
+            if gold:
+                rate = f", honeypots at {project.honeypot_rate:.0%}" if project.honeypot_rate else ""
+                notes.append(f"{gold} gold items{rate}")
+            flagged = items.filter(language_flagged=True).count()
+            if flagged:
+                notes.append(f"{flagged} flagged by the language check")
+            if not project.queue_on_import:
+                pool = items.filter(status=ItemStatus.POOL, is_gold=False)
+                labelled = pool.filter(judgments__isnull=False).distinct().count()
+                notes.append(f"{pool.count()} in the pool for active learning, {labelled} of them labelled")
+            out.write(f"  {project.slug:<12} {project.task_type:<9} {' · '.join(notes)}")
         out.write("")
         out.write(self.style.SUCCESS(f"Parity demo: http://127.0.0.1:{port}/"))
         out.write(f"Every demo login has the password: {password}")
-        out.write(f"  {LEAD:<7} project lead of all three projects, and admin (/admin/)")
+        out.write(f"  {LEAD:<7} project lead of every demo project, and admin (/admin/)")
         for spec in EVALUATORS:
             user = evaluators[spec.username]
             rows = (
@@ -164,7 +254,24 @@ class Command(BaseCommand):
             if waiting:
                 what += ("; " if what else "") + f"pending calibration in {', '.join(waiting)}"
             out.write(f"  {spec.username:<7} {'+'.join(spec.languages):<6} {what}")
-        out.write("Log in at /accounts/login/.")
+        out.write("")
+        out.write("What to try (log in at /accounts/login/):")
+        for who, what in TRY:
+            out.write(f"  {who:<7} {what}")
+
+
+# What each login shows of the loop, printed after the logins.
+TRY = (
+    ("yuki", "acknowledges guideline 1.0.0 of udhr-labels, takes the Japanese calibration round "
+             "(is it really Japanese?), sees each answer explained, then works the Japanese items"),
+    ("amira", "works Arabic and Hebrew right to left in udhr-labels, beside the guideline in Arabic"),
+    ("hans", "rates German translations in mlqe-da (about one item in twenty is a honeypot), "
+             "and picks the better of two in wmt23-sxs"),
+    ("lead", "opens a project's Lead page from the home page: overview, parity, agreement, adjudication, "
+             "guideline, gold, calibration, honeypots, API tokens"),
+    ("", "and in mlqe-pool runs an active-learning round (Lead → Active learning) that moves the most "
+         "informative pool items into the queues of hans, li and emma"),
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,13 +336,13 @@ def demo_qualifications(*, project: Project, lead: Any, evaluators: dict[str, An
 
 
 def _project(*, lead: Any, slug: str, task_type: str, languages: list[str], name: str, schema: dict[str, Any],
-             description: str, overlap: int = 3) -> Project:
+             description: str, overlap: int = 3, **options: Any) -> Project:
     """The project as configured here; an existing one is left as it is (a second run writes nothing)."""
     project = Project.objects.filter(slug=slug).first()
     if project is None:
         project, _ = project_create_or_update(
             slug=slug, task_type=task_type, languages=languages, name=name, schema=schema, overlap=overlap,
-            description=description, actor=lead,
+            description=description, actor=lead, **options,
         )
     elif project.task_type != task_type:
         raise ValidationError(
@@ -259,19 +366,42 @@ def _import(*, project: Project, lines: Iterable[dict[str, Any]], lead: Any) -> 
         items_import(project=project, records=numbered(lines), actor=lead)
 
 
+def _gold_lines(specs: Iterable[DemoGold], lines: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Import lines for gold items: each spec's source line under the gold id, with its answer."""
+    by_id = {line["external_id"]: line for line in lines}
+    for spec in specs:
+        if spec.source not in by_id:
+            raise ValidationError(f"the bundled data has no {spec.source} for gold item {spec.external_id}")
+        line = {**by_id[spec.source], "external_id": spec.external_id,
+                "gold": {"value": spec.value, "tolerance": spec.tolerance, "explanation": spec.explanation}}
+        if spec.language:
+            line["language"] = spec.language
+        yield line
+
+
+def _import_judgments(*, project: Project, lines: Iterable[dict[str, Any]], lead: Any) -> None:
+    """The data set's own raters as historical judgments (idempotent: a second run stores
+    nothing), so the parity and agreement pages have real numbers from the start."""
+    judgments_import(project=project, records=numbered(lines), actor=lead)
+
+
 def mlqe_project(*, lead: Any, limit: int) -> Project:
     """Rating, 0–100: MLQE-PE machine translations in seven pairs; the translation's
     language (the pair's target) is the item's language."""
     languages = sorted({mlqe_target_language(pair) for pair in MLQE_PAIRS})
     project = _project(
         lead=lead, slug="mlqe-da", task_type=TaskType.RATING, languages=languages,
-        name="MLQE-PE direct assessment", schema=MLQE_SCHEMA,
+        name="MLQE-PE direct assessment", schema=MLQE_SCHEMA, honeypot_rate=HONEYPOT_RATE,
         description="How much of the source's meaning does the machine translation keep? "
                     "Real NMT outputs and their token log-probabilities from MLQE-PE (CC0 1.0; Fomicheva et "
                     "al., LREC 2022), seven language pairs.",
     )
     for pair in MLQE_PAIRS:
         _import(project=project, lines=mlqe_items(pair, limit), lead=lead)
+        _import_judgments(project=project, lines=mlqe_judgments(pair, limit), lead=lead)
+    # The honeypots, arriving at HONEYPOT_RATE among the production items.
+    source_lines = [line for pair in MLQE_GOLD_PAIRS for line in mlqe_items(pair)]
+    _import(project=project, lines=_gold_lines(MLQE_GOLD, source_lines), lead=lead)
     return project
 
 
@@ -286,6 +416,7 @@ def wmt_project(*, lead: Any, limit: int) -> Project:
     )
     for lp in WMT_LPS:
         _import(project=project, lines=wmt_items(lp, limit), lead=lead)
+        _import_judgments(project=project, lines=wmt_judgments(lp, limit), lead=lead)
     return project
 
 
@@ -297,5 +428,28 @@ def udhr_project(*, lead: Any) -> Project:
         description="Is this Article 1 of the Universal Declaration of Human Rights, correctly written in "
                     "your language? Texts from UDHR in Unicode (OHCHR translations).",
     )
-    _import(project=project, lines=udhr_items(), lead=lead)
+    lines = list(udhr_items())
+    _import(project=project, lines=lines, lead=lead)
+    # Gold items of the Japanese calibration round (demo_guidelines opens the round).
+    _import(project=project, lines=_gold_lines(UDHR_JA_GOLD, lines), lead=lead)
+    return project
+
+
+def mlqe_pool_project(*, lead: Any, size: int) -> Project:
+    """Rating, 0–100, for active learning: MLQE-PE items that stay in the pool until a lead
+    runs a round; a third of them carry the data set's historical judgments (labels)."""
+    languages = sorted({mlqe_target_language(pair) for pair in POOL_PAIRS})
+    project = _project(
+        lead=lead, slug="mlqe-pool", task_type=TaskType.RATING, languages=languages,
+        name="MLQE-PE active-learning pool", schema=MLQE_SCHEMA, queue_on_import=False,
+        description="Machine translations waiting in the pool: an active-learning round scores them by "
+                    "uncertainty and queues the most informative ones per language. MLQE-PE (CC0 1.0).",
+    )
+    labelled = max(1, size // 3)
+    for pair in POOL_PAIRS:
+        lines = list(islice(mlqe_items(pair), POOL_OFFSET, POOL_OFFSET + size))
+        _import(project=project, lines=lines, lead=lead)
+        ids = {line["external_id"] for line in lines[:labelled]}
+        judged = (line for line in mlqe_judgments(pair, POOL_OFFSET + labelled) if line["item_external_id"] in ids)
+        _import_judgments(project=project, lines=judged, lead=lead)
     return project

@@ -6,7 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django.conf import settings
+
 from annotation.imports import ImportRejected, items_import, jsonl_records
+from annotation.language_check import language_check_enqueue, language_check_items
 from annotation.models import Project
 
 
@@ -17,6 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, help="JSON Lines, one item per line (see DESIGN.md)")
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+        parser.add_argument(
+            "--no-language-check", action="store_true",
+            help="skip the language check (flags items not in their declared language)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         project = Project.objects.filter(slug=opts["project"]).first()
@@ -35,8 +42,16 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"nothing imported; {len(exc.errors)} bad line(s){tail}:\n  " + "\n  ".join(lines)
                 ) from None
+        check = "off"
+        if settings.PARITY_LANGUAGE_CHECK and not opts["no_language_check"] and result.item_ids:
+            # On a worker when a broker is configured, here otherwise; the import is committed either way.
+            if language_check_enqueue(item_ids=result.item_ids):
+                check = "queued"
+            else:
+                language_check_items(item_ids=result.item_ids)
+                check = "done"
         if opts["json"]:
-            self.stdout.write(json.dumps(result.as_dict()))
+            self.stdout.write(json.dumps({**result.as_dict(), "language_check": check}))
         else:
             self.stdout.write(
                 f"{project.slug}: {result.created} created, {result.unchanged} unchanged, {result.updated} updated"

@@ -1,0 +1,28 @@
+"""/api/v1/ — mounted from parity/urls.py. Unknown paths under /api/ get a 404 in the
+error shape from parity.urls.handler404 (annotation.api.errors.not_found)."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from annotation.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", template_name="annotation/api/redoc.html"), name="redoc"),
+    path("projects/", views.ProjectListView.as_view(), name="projects"),
+    path("projects/<slug:slug>/items/", views.ItemsView.as_view(), name="items"),
+    path("projects/<slug:slug>/judgments/", views.JudgmentsImportView.as_view(), name="judgments"),
+    path("projects/<slug:slug>/queue/claim/", views.QueueClaimView.as_view(), name="queue-claim"),
+    path("assignments/<int:assignment_id>/judgment/", views.JudgmentSubmitView.as_view(), name="judgment-submit"),
+    path("projects/<slug:slug>/agreement/", views.AgreementView.as_view(), name="agreement"),
+    path("projects/<slug:slug>/parity/", views.ParityView.as_view(), name="parity"),
+    path("projects/<slug:slug>/export/preferences/", views.PreferenceExportView.as_view(), name="export-preferences"),
+    path("projects/<slug:slug>/export/judgments/", views.JudgmentExportView.as_view(), name="export-judgments"),
+    path("projects/<slug:slug>/reports/", views.UserReportView.as_view(), name="reports"),
+    path("projects/<slug:slug>/datacard/", views.DatacardView.as_view(), name="datacard"),
+]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.models import Project, TokenScope
+from annotation.tokens import api_token_create
+
+
+class Command(BaseCommand):
+    help = "Create an API token for one project and scope; the token is printed once and never stored."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument("--scope", required=True, choices=TokenScope.values,
+                            help="import (items, judgments, reports), export (exports), read (lists, reports)")
+        parser.add_argument("--name", default="", help="what the token is for, e.g. the pipeline's name")
+        parser.add_argument("--json", action="store_true", help="print the token and its id as JSON")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        project = Project.objects.filter(slug=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"no project with slug {opts['project']!r}")
+        try:
+            token, raw = api_token_create(project=project, scope=opts["scope"], name=opts["name"])
+        except ValidationError as exc:
+            raise CommandError(exc.messages[0]) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps({"id": token.pk, "project": project.slug, "scope": token.scope,
+                                          "token": raw}))
+            return
+        self.stdout.write(raw)
+        self.stderr.write(
+            f"Token {token.prefix}… for {project.slug} (scope {token.scope}). It is shown only now; "
+            "send it as: Authorization: Bearer <token>"
+        )

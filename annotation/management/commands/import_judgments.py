@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.imports import ImportRejected, jsonl_records, judgments_import
+from annotation.models import Project
+
+
+class Command(BaseCommand):
+    help = (
+        "Import historical judgments from a JSON Lines file (item_external_id, rater, value, optional created). "
+        "Raters are kept as external raters without logins. Atomic (a bad line stores nothing) and idempotent."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path, help="JSON Lines, one judgment per line (see DESIGN.md)")
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        project = Project.objects.filter(slug=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"no project with slug {opts['project']!r}")
+        path: Path = opts["file"]
+        if not path.is_file():
+            raise CommandError(f"{path} is not a file")
+        with path.open("rb") as fh:
+            try:
+                result = judgments_import(project=project, records=jsonl_records(fh), max_lines=10**9)
+            except ImportRejected as exc:
+                lines = [str(e) for e in exc.errors[:20]]
+                more = len(exc.errors) - len(lines)
+                tail = f" (and {more} more)" if more > 0 else ""
+                raise CommandError(
+                    f"nothing imported; {len(exc.errors)} bad line(s){tail}:\n  " + "\n  ".join(lines)
+                ) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps({"created": result.created, "unchanged": result.unchanged}))
+        else:
+            self.stdout.write(f"{project.slug}: {result.created} judgments created, {result.unchanged} unchanged")

@@ -1,0 +1,56 @@
+"""Template helpers for the evaluator pages: a judgment value in words, language names."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import langcodes
+from django import template
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from annotation.models import Language, Project, TaskType
+
+register = template.Library()
+
+
+@register.simple_tag
+def judgment_summary(value: dict[str, Any], project: Project) -> str:
+    """The judgment in a few words, as the evaluator gave it ("4 — good", "A much better")."""
+    if not isinstance(value, dict):
+        return ""
+    if project.task_type == TaskType.RATING:
+        score = value.get("score")
+        label = (project.schema or {}).get("scale", {}).get("labels", {}).get(str(score), "")
+        return f"{score} — {label}" if label else str(score)
+    if project.task_type == TaskType.PAIRWISE:
+        choice = value.get("choice")
+        much = value.get("strength") == 2
+        if choice == "a":
+            return _("A much better") if much else _("A slightly better")
+        if choice == "b":
+            return _("B much better") if much else _("B slightly better")
+        if choice == "tie":
+            return _("Tie")
+        if choice == "both_bad":
+            return _("Both bad")
+        return ""
+    return ", ".join(value.get("labels", []))
+
+
+@lru_cache(maxsize=1024)
+def _display_name(tag: str, interface: str) -> str:
+    try:
+        return langcodes.Language.get(tag).display_name(interface)
+    except (LookupError, ValueError):
+        return tag
+
+
+@register.filter
+def language_name(language: Language) -> str:
+    """The language's name in the interface language ("الألمانية" for de in an Arabic interface)."""
+    interface = get_language() or "en"
+    if interface.startswith("en"):
+        return language.name
+    return _display_name(language.tag, interface)

@@ -1,0 +1,92 @@
+"""API tokens: per project, scoped, stored hashed, shown once, revocable.
+
+A token is `pty_` + 43 URL-safe characters (256 bits from `secrets`). Only its SHA-256
+is stored: a leaked database does not leak working tokens, and because the secret is
+high-entropy a fast hash is enough (a slow password hash would only slow every request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from annotation.audit import audit_record
+from annotation.models import ApiToken, Project, TokenScope
+
+TOKEN_PREFIX = "pty_"
+# last_used_at is written at most this often per token, so a busy pipeline does not turn
+# every read into a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def api_token_create(
+    *, project: Project, scope: str, name: str = "", actor: Any = None
+) -> tuple[ApiToken, str]:
+    """Create a token; returns (token row, the secret). The secret is never stored or shown again."""
+    if scope not in TokenScope.values:
+        raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
+    name = (name or "").strip()
+    if len(name) > 100:
+        raise ValidationError("a token name is at most 100 characters")
+    if "\x00" in name:
+        raise ValidationError("a token name cannot contain a NUL character")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        project=project,
+        name=name,
+        scope=scope,
+        prefix=raw[:12],
+        key_hash=token_hash(raw),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    audit_record(
+        verb="token.create", actor=actor, project=project, obj=token, data={"scope": scope, "name": name}
+    )
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, actor: Any = None) -> ApiToken:
+    """Revoke a token at once; revoking twice is a no-op."""
+    if token.revoked_at is None:
+        now = timezone.now()
+        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+        token.revoked_at = now
+        audit_record(verb="token.revoke", actor=actor, project=token.project, obj=token, data={"scope": token.scope})
+    return token
+
+
+def api_token_authenticate(*, raw: str) -> ApiToken | None:
+    """The live token for this secret, or None (unknown or revoked). Touches last_used_at."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    token = (
+        ApiToken.objects.select_related("project")
+        .filter(key_hash=token_hash(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def api_tokens_of_project(*, project: Project) -> QuerySet[ApiToken]:
+    """The project's tokens, live ones first, newest first (the lead's token page)."""
+    return (
+        ApiToken.objects.filter(project=project)
+        .select_related("created_by")
+        .order_by(F("revoked_at").asc(nulls_first=True), "-created_at")
+    )

@@ -1,0 +1,260 @@
+"""Lead pages: the project dashboard, the parity report, agreement with its charts, and
+the adjudication queue.
+
+Parity and agreement are for the project's leads (and superusers) only; adjudication is
+for leads and for senior evaluators of the item's language. Everyone else gets 403 — a
+production evaluator never sees other evaluators' judgments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from annotation.adjudication import (
+    adjudication_decide,
+    adjudication_item_get,
+    adjudication_judgments,
+    adjudication_queue,
+    adjudicator_language_ids,
+)
+from annotation.agreement import LEVELS, agreement_report, item_labels, parity_report
+from annotation.charts import CiRow, ci_chart, heat_map
+from annotation.languages import language_describe, language_tag_normalize
+from annotation.models import Item, ItemStatus, Project, QualificationStatus, TaskType
+from annotation.overview import JUDGMENT_KINDS, project_overview
+from annotation.projects import project_is_lead
+from annotation.views.evaluator import judgment_value_from_form
+
+MAX_BUTTON_POINTS = 11
+
+
+def _get_project_for_lead(request: HttpRequest, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    if not project_is_lead(project=project, user=request.user):
+        raise PermissionDenied(_("Only the project's leads see its reports."))
+    return project
+
+
+def _get_project_for_adjudicator(request: HttpRequest, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    if not adjudicator_language_ids(project=project, user=request.user):
+        raise PermissionDenied(_("Only the project's leads and senior evaluators adjudicate."))
+    return project
+
+
+def _lead_nav(project: Project, user: Any) -> dict[str, Any]:
+    return {"project": project, "is_lead": project_is_lead(project=project, user=user)}
+
+
+# ---------------------------------------------------------------------------------------
+# Dashboard
+# ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project at a glance, and a link to every lead page of every app."""
+    project = _get_project_for_lead(request, slug)
+    return render(request, "annotation/lead/dashboard.html", {
+        **_lead_nav(project, request.user),
+        "overview": project_overview(project=project),
+        "item_statuses": ItemStatus.choices,
+        "judgment_kinds": JUDGMENT_KINDS,
+        "qualification_statuses": QualificationStatus.choices,
+    })
+
+
+# ---------------------------------------------------------------------------------------
+# Parity
+# ---------------------------------------------------------------------------------------
+
+
+def _quality_bounds(report: dict[str, Any]) -> tuple[float, float, int]:
+    quality = report["quality"]
+    if quality["measure"] == "mean_rating":
+        lo, hi = quality["scale"]
+        return float(lo), float(hi), 1 if hi - lo > 10 else 2
+    return 0.0, 1.0, 2
+
+
+@login_required
+@require_GET
+def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_lead(request, slug)
+    report = parity_report(project=project)
+    rows = report["languages"]
+    lo, hi, digits = _quality_bounds(report)
+    quality_chart = ci_chart(
+        [CiRow(label=f"{r['name']} ({r['language']})", value=r["quality"]["value"], lo=r["quality"]["ci"][0],
+               hi=r["quality"]["ci"][1], flagged=any(f["code"] == "indistinct" for f in r["flags"])) for r in rows],
+        lo=lo, hi=hi, digits=digits, title=_("Model quality per language, with 95% confidence intervals"),
+    )
+    alpha_chart = ci_chart(
+        [CiRow(label=f"{r['name']} ({r['language']})", value=r["alpha"], lo=r["ci"][0], hi=r["ci"][1],
+               flagged=any(f["code"] == "low_agreement" for f in r["flags"])) for r in rows],
+        lo=0.0, hi=1.0, threshold=project.agreement_threshold, threshold_label=_("threshold"),
+        title=_("Krippendorff's alpha per language, with 95% confidence intervals"),
+    )
+    return render(request, "annotation/lead/parity.html", {
+        **_lead_nav(project, request.user),
+        "report": report,
+        "rows": rows,
+        "quality_chart": quality_chart,
+        "alpha_chart": alpha_chart,
+        "digits": digits,
+    })
+
+
+# ---------------------------------------------------------------------------------------
+# Agreement
+# ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_lead(request, slug)
+    language = request.GET.get("language", "").strip() or None
+    level = request.GET.get("level", "").strip() or None
+    context: dict[str, Any] = {
+        **_lead_nav(project, request.user),
+        "levels": LEVELS,
+        "languages": list(project.languages.order_by("tag")),
+        "selected_language": language or "",
+        "selected_level": level or "",
+    }
+    try:
+        by_language = agreement_report(project=project, language=language, level=level, by="language")
+        by_evaluator = agreement_report(project=project, language=language, level=level, by="evaluator")
+    except ValidationError as exc:
+        context["error"] = " ".join(exc.messages)
+        return render(request, "annotation/lead/agreement.html", context, status=400)
+    names = dict(project.languages.values_list("tag", "name"))
+    language_chart = ci_chart(
+        [CiRow(label=f"{names.get(g['key'], g['key'])} ({g['key']})", value=g["alpha"], lo=g["ci"][0],
+               hi=g["ci"][1], flagged=g["alpha"] is not None and g["alpha"] < project.agreement_threshold)
+         for g in by_language["groups"]],
+        lo=0.0, hi=1.0, threshold=project.agreement_threshold, threshold_label=_("threshold"),
+        title=_("Krippendorff's alpha per language, with 95% confidence intervals"),
+    )
+    kappa = by_evaluator["kappa"]
+    heat = heat_map(labels=[r["label"] for r in kappa["raters"]], values=kappa["kappa"], shared=kappa["shared"],
+                    title=_("Cohen's kappa between evaluators"))
+    reliability = sorted(by_evaluator["groups"], key=lambda g: (g["alpha"] is None, g["alpha"] or 0))
+    context.update({
+        "report": by_language,
+        "evaluators": reliability,
+        "kappa": kappa,
+        "language_chart": language_chart,
+        "heat": heat,
+        "language_names": names,
+    })
+    return render(request, "annotation/lead/agreement.html", context)
+
+
+# ---------------------------------------------------------------------------------------
+# Adjudication
+# ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def adjudication_queue_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_adjudicator(request, slug)
+    items = list(adjudication_queue(project=project, user=request.user)[:200])
+    labels = item_labels(project=project, item_ids=[i.pk for i in items]) if items else {}
+    return render(request, "annotation/lead/adjudication_queue.html", {
+        **_lead_nav(project, request.user),
+        "rows": [(item, labels.get(item.pk)) for item in items],
+    })
+
+
+def _scale(project: Project) -> dict[str, Any] | None:
+    scale = (project.schema or {}).get("scale")
+    if project.task_type != TaskType.RATING or not scale:
+        return None
+    lo, hi = scale["min"], scale["max"]
+    labels = scale.get("labels", {})
+    buttons = hi - lo + 1 <= MAX_BUTTON_POINTS
+    return {
+        "min": lo, "max": hi, "mid": (lo + hi) // 2, "slider": not buttons,
+        "points": [(p, labels.get(str(p), "")) for p in range(lo, hi + 1)] if buttons else [],
+        "labelled": [(int(k), v) for k, v in sorted(labels.items(), key=lambda kv: int(kv[0]))],
+    }
+
+
+def _prompt_language(item: Item) -> tuple[str, str]:
+    tag = (item.metadata or {}).get("prompt_language") if isinstance(item.metadata, dict) else None
+    if isinstance(tag, str) and tag:
+        try:
+            normal = language_tag_normalize(tag)
+        except ValidationError:
+            normal = ""
+        if normal:
+            return normal, language_describe(normal)[2]
+    return item.language.tag, item.language.direction
+
+
+def _item_context(project: Project, item: Item, value: dict[str, Any] | None, user: Any) -> dict[str, Any]:
+    value = value or {}
+    schema = project.schema or {}
+    prompt_lang, prompt_dir = _prompt_language(item)
+    judgments = list(adjudication_judgments(item=item))
+    for judgment in judgments:
+        if judgment.external_rater_id:
+            judgment.rater_label = judgment.external_rater.external_id
+        else:
+            profile = getattr(judgment.evaluator, "evaluator_profile", None)
+            judgment.rater_label = profile.pseudonym if profile else str(judgment.evaluator)
+    return {
+        **_lead_nav(project, user),
+        "item": item,
+        "prompt_lang": prompt_lang,
+        "prompt_dir": prompt_dir,
+        "judgments": judgments,
+        "task": project.task_type,
+        "scale": _scale(project),
+        "issue_tags": schema.get("issues", []),
+        "label_set": schema.get("labels", []),
+        "multi": bool(schema.get("multi")),
+        "value": value,
+        "chosen_labels": value.get("labels", []),
+        "chosen_issues": value.get("issues", []),
+        "strength": value.get("strength", 1),
+        "form_id": f"adjudicate-{item.pk}",
+        "final": getattr(item, "final_label", None) if item.status == "final" else None,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    project = _get_project_for_adjudicator(request, slug)
+    item = adjudication_item_get(project=project, user=request.user, item_id=item_id)
+    if request.method == "GET":
+        return render(request, "annotation/lead/adjudication_item.html", _item_context(project, item, None, request.user))
+    reason = request.POST.get("reason", "")
+    try:
+        value = judgment_value_from_form(project=project, data=request.POST)
+        adjudication_decide(item=item, user=request.user, value=value, reason=reason)
+    except ValidationError as exc:
+        score = request.POST.get("score", "").strip()
+        ctx = _item_context(project, item, {
+            "score": int(score) if score.lstrip("-").isdigit() else None, "choice": request.POST.get("choice", ""),
+            "labels": request.POST.getlist("labels"), "issues": request.POST.getlist("issues"),
+            "comment": request.POST.get("comment", ""),
+        }, request.user)
+        ctx.update(error=" ".join(exc.messages), reason=reason)
+        return render(request, "annotation/lead/adjudication_item.html", ctx, status=400)
+    messages.success(request, _("Final label recorded for item %(id)s.") % {"id": item.external_id})
+    return HttpResponseRedirect(reverse("annotation:adjudication_queue", args=[project.slug]))

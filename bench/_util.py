@@ -1,0 +1,145 @@
+"""Small helpers the benchmarks in bench/ share: percentiles, a latency summary, peak
+memory, the machine's description and a scratch PostgreSQL database.
+
+Benchmarks print figures; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100) by linear interpolation between closest ranks
+    (numpy's default), of samples that need not be sorted; NaN for no samples."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(rank), math.ceil(rank)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """n, mean, p50, p95, p99 and max of latencies given in seconds, reported in ms."""
+    ms = [s * 1000 for s in seconds]
+    return {
+        "n": len(ms),
+        "mean_ms": sum(ms) / len(ms) if ms else math.nan,
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else math.nan,
+    }
+
+
+def format_latency(name: str, summary: dict[str, float]) -> str:
+    return (
+        f"{name:<22} n={summary['n']:<7} p50={summary['p50_ms']:7.1f} ms  p95={summary['p95_ms']:7.1f} ms  "
+        f"p99={summary['p99_ms']:7.1f} ms  max={summary['max_ms']:7.1f} ms"
+    )
+
+
+def peak_memory_mb(*, children: bool = False) -> float:
+    """Peak resident memory of this process (or of its waited-for children), in MiB."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    kib = resource.getrusage(who).ru_maxrss  # KiB on Linux
+    return kib / 1024
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}, {platform.system()} {platform.release()}"
+
+
+def require_postgres(url: str | None, *, script: str) -> str:
+    """The PostgreSQL server URL to use, or exit with the reason SQLite will not do."""
+    if not url or not url.startswith(("postgres://", "postgresql://")):
+        sys.exit(
+            f"{script} needs PostgreSQL: set DATABASE_URL=postgres://USER@HOST:PORT/DB (or pass --database-url). "
+            "On SQLite every writer waits for the one before it, so concurrent evaluators would "
+            "measure the file lock, not the queue."
+        )
+    return url
+
+
+def url_with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@contextmanager
+def scratch_database(server_url: str, name: str, *, keep: bool = False) -> Iterator[str]:
+    """Create database `name` on the server, yield its URL, drop it afterwards (even after
+    an error or Ctrl-C) unless `keep`."""
+    import psycopg
+
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"database name {name!r}: use letters, digits and underscores only")
+    # Query options in the URL (e.g. server_side_binding) are Django's, not libpq's.
+    admin_url = urlunsplit(urlsplit(server_url)._replace(query=""))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url_with_database(server_url, name)
+    finally:
+        if not keep:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy_start() -> tuple[int, int]:
+    """Mark the start of a stretch whose whole-machine CPU use `cpu_busy_since` reports."""
+    return _cpu_times()
+
+
+def cpu_busy_since(start: tuple[int, int]) -> float:
+    """Share of the machine's CPU time (all cores, every process) that was busy since `start`."""
+    busy, total = _cpu_times()
+    return (busy - start[0]) / max(1, total - start[1])
+
+
+def processes_cpu_seconds(*, cmdline_contains: str, starts_with: str = "") -> float:
+    """CPU seconds (user + system) used so far by the live processes whose command line
+    starts with `starts_with` and contains `cmdline_contains`: PostgreSQL backends are
+    titled "postgres: …" and show their database."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not command.startswith(starts_with) or cmdline_contains not in command:
+                continue
+            # Fields after the command name, which is in parentheses and may hold spaces.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks

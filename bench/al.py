@@ -1,0 +1,334 @@
+#!/usr/bin/env python
+"""Active-learning benchmark: scoring and selection on a large pool, a full round in the
+database, and modAL's strategies against the project's vectorised ones.
+
+Three parts, each printed with its seconds and peak memory:
+
+1. select: a synthetic pool of --pool items in --languages languages, with hashed sparse
+   features (--nnz non-zeros per item, columns by script), token log-probs and a
+   committee trained on --labels labelled items. Timed: scoring the whole pool (token
+   NLL and minimum log-prob, committee vote entropy, max disagreement, classifier
+   entropy, percentiles within each language, combination), then the parity allocation
+   and the per-language batch selection (audit sample, top-uncertainty candidates,
+   k-center diversity) of a --batch batch. Target: score + select under 5 s for 1,000,000
+   items in 10 languages and a 5,000-item batch.
+2. modal: modAL's vote entropy, KL max disagreement and classifier entropy against the
+   vectorised formulas on --modal-pool items, their ratio, and whether the top picks are
+   the same.
+3. round: a real round (`round_execute`) on --round-items pool items stored in a
+   database (a scratch SQLite file, or a scratch PostgreSQL database with
+   --database-url), hashing features computed from the texts, committee trained on
+   stored historical judgments, items queued. Target: under 60 s for 100,000 items.
+
+Run small while others work; the full size is the default:
+
+    .venv/bin/python bench/al.py --pool 100000 --batch 1000 --modal-pool 20000 --round-items 10000
+    .venv/bin/python bench/al.py --database-url postgres://postgres@127.0.0.1:5432/postgres   # full size
+    .venv/bin/python bench/al.py --skip-round --skip-modal                                       # part 1 only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this file's folder comes first on sys.path, and bench/queue.py would hide
+# the standard library's `queue` (which Django's dependencies import).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from bench._util import machine_description, peak_memory_mb, require_postgres, scratch_database  # noqa: E402
+
+LANGUAGES = ("de", "ar", "zh", "hi", "sw", "ru", "ja", "th", "am", "he", "ko", "el")
+# A few letters of each language's script, to make texts whose n-grams differ by script.
+ALPHABETS = {
+    "de": "abcdefghijklmnopqrstuvwxyzäöüß", "ar": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي", "zh": "的一是不了人我在有他这中大来上国个到说们",
+    "hi": "अआइईउऊएऐओऔकखगघचछजझटठडढणतथदधनपफबभमयरलवशसह", "sw": "abcdefghijklmnoprstuvwyz",
+    "ru": "абвгдежзийклмнопрстуфхцчшщыэюя", "ja": "あいうえおかきくけこさしすせそたちつてとなにぬねの", "th": "กขคงจฉชซญดตถทธนบปผพฟภมยรลวศสหอ",
+    "am": "ሀለሐመሠረሰቀበተኀነአከወዐዘየደገጠጰጸፀፈፐ", "he": "אבגדהוזחטיכלמנסעפצקרשת", "ko": "가나다라마바사아자차카타파하",
+    "el": "αβγδεζηθικλμνξοπρστυφχψω",
+}
+
+
+def _measure(label: str, fn: Callable[[], Any]) -> Any:
+    before = peak_memory_mb()
+    started = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - started
+    after = peak_memory_mb()
+    print(f"{label:<52} {seconds:8.3f} s   peak RSS {after:7.0f} MiB (+{after - before:.0f})", flush=True)
+    return result, seconds
+
+
+def _setup_django(database_url: str | None, sqlite_path: str) -> None:
+    os.environ.setdefault("SECRET_KEY", "bench-al-not-a-secret")
+    os.environ.setdefault("DEBUG", "0")
+    os.environ["ALLOWED_HOSTS"] = "localhost"
+    os.environ["CELERY_BROKER_URL"] = ""
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ["SQLITE_PATH"] = sqlite_path
+    os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
+    import django
+
+    django.setup()
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Scoring and selection on a synthetic pool
+# ---------------------------------------------------------------------------------------
+
+
+def _synthetic_pool(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    from scipy import sparse
+
+    from active_learning.features import HASHING_FEATURES
+
+    rng = np.random.default_rng(args.seed)
+    n, langs = args.pool, LANGUAGES[: args.languages]
+    language_index = rng.integers(0, len(langs), n)
+    # Each script hashes into its own stretch of columns (as real n-grams of different scripts do).
+    span = HASHING_FEATURES // len(langs)
+    columns = (language_index[:, None] * span + rng.integers(0, span, (n, args.nnz))).ravel().astype(np.int32)
+    features = sparse.csr_matrix(
+        (np.full(n * args.nnz, 1 / np.sqrt(args.nnz), dtype=np.float32), columns,
+         np.arange(0, n * args.nnz + 1, args.nnz)), shape=(n, HASHING_FEATURES),
+    )
+    lengths = rng.integers(8, 40, n)
+    flat = -rng.exponential(0.4, int(lengths.sum()))
+    token_logprobs = np.split(flat, np.cumsum(lengths)[:-1])
+    keys = rng.integers(0, 2**62, n)
+    duplicates = rng.random(n) < 0.01
+    keys[duplicates] = keys[rng.integers(0, n, int(duplicates.sum()))]
+    labelled = rng.choice(n, args.labels, replace=False)
+    direction = rng.normal(size=HASHING_FEATURES).astype(np.float32)
+    y = (features[labelled] @ direction + rng.normal(0, 0.3, args.labels) > 0).astype(np.int64)
+    return {
+        "languages": np.array(langs, dtype=object)[language_index], "features": features,
+        "token_logprobs": token_logprobs, "keys": keys, "labelled": labelled, "y": y,
+        "quality": {tag: float(q) for tag, q in zip(langs, rng.uniform(0.5, 0.9, len(langs)), strict=True)},
+    }
+
+
+def part_select(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from active_learning import committee as committee_mod
+    from active_learning.allocation import LanguageSupply, allocation_compute
+    from active_learning.rounds import DEFAULT_PARAMETERS, picks_for_language
+    from active_learning.scorers import ScoringInputs, group_indices, scores_combine, scores_compute
+
+    print(f"\n1. select: {args.pool:,} items in {args.languages} languages, {args.nnz} non-zeros each, "
+          f"batch {args.batch:,}, committee on {args.labels:,} labels")
+    pool, _ = _measure("setup: synthetic pool (not the measure)", lambda: _synthetic_pool(args))
+    fitted, _ = _measure("committee fit (5 members + classifier)", lambda: committee_mod.committee_fit(
+        pool["features"][pool["labelled"]], pool["y"], seed=args.seed))
+
+    def score() -> Any:
+        inputs = ScoringInputs(languages=pool["languages"], token_logprobs=pool["token_logprobs"],
+                               features=pool["features"], committee=fitted)
+        raw = scores_compute(inputs=inputs)
+        return scores_combine(raw=raw, groups=pool["languages"])
+
+    (combined, pct), t_score = _measure(f"score {args.pool:,} items ({5} scorers, percentiles, combine)", score)
+
+    def select() -> list[Any]:
+        tags = list(pool["quality"])
+        counts = dict(zip(*np.unique(pool["languages"], return_counts=True), strict=True))
+        supplies = [LanguageSupply(tag=t, pool=int(counts.get(t, 0)), quality=pool["quality"][t]) for t in tags]
+        allocation = allocation_compute(languages=supplies, budget=args.batch, strategy="parity", seed=args.seed)
+        by_language = group_indices(pool["languages"])
+        picks = []
+        for alloc in allocation:
+            idx = by_language[alloc.tag]
+            chosen, _ = picks_for_language(allocation=alloc, idx=idx, combined=combined, features=pool["features"],
+                                           keys=pool["keys"], parameters=DEFAULT_PARAMETERS, seed=args.seed)
+            picks += chosen
+        return picks
+
+    picks, t_select = _measure(f"allocate (parity) and select a {args.batch:,}-item batch", select)
+    print(f"   picked {len(picks):,} items ({sum(p.selection == 'audit' for p in picks):,} audit); "
+          f"score + select {t_score + t_select:.2f} s (target < 5 s at 1,000,000 items)")
+
+
+# ---------------------------------------------------------------------------------------
+# 2. modAL against the vectorised measures
+# ---------------------------------------------------------------------------------------
+
+
+def part_modal(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from active_learning import committee as committee_mod
+
+    print(f"\n2. modal: modAL's strategies against the vectorised ones on {args.modal_pool:,} items")
+    small = argparse.Namespace(**{**vars(args), "pool": args.modal_pool})
+    pool = _synthetic_pool(small)
+    fitted = committee_mod.committee_fit(pool["features"][pool["labelled"]], pool["y"], seed=args.seed)
+    X = pool["features"]
+    modal_fns = {
+        "vote_entropy": committee_mod.modal_vote_entropy,
+        "max_disagreement": committee_mod.modal_max_disagreement,
+        "classifier_entropy": committee_mod.modal_classifier_entropy,
+    }
+    k = min(args.batch, args.modal_pool // 10)
+    totals = {"modal": 0.0, "vectorised": 0.0}
+    for name, ours in committee_mod.VECTORISED.items():
+        theirs, t_modal = _measure(f"modAL {name}", lambda fn=modal_fns[name]: fn(fitted, X))
+        fitted._last = None  # no decision values left over from the measure before: a fair time
+        mine, t_ours = _measure(f"vectorised {name}", lambda fn=ours: fn(fitted, X))
+        ordered = np.sort(mine)[::-1]
+        n = k
+        while n < len(ordered) and ordered[n - 1] == ordered[n]:
+            n += 1
+        same = set(committee_mod.top_k(mine, n).tolist()) == set(committee_mod.top_k(theirs, n).tolist())
+        totals["modal"] += t_modal
+        print(f"   {name}: modAL / vectorised = {t_modal / max(t_ours, 1e-9):.1f}×, "
+              f"max |difference| {float(np.max(np.abs(mine - theirs))):.2e}, same top {n:,} picks: {same}")
+
+    def all_three() -> None:
+        # As a round scores: the three measures share one product of the pool with every member.
+        fitted._last = None
+        for fn in committee_mod.VECTORISED.values():
+            fn(fitted, X)
+
+    _, totals["vectorised"] = _measure("vectorised, all three in a row (one shared product)", all_three)
+    print(f"   all three: modAL {totals['modal']:.2f} s, vectorised {totals['vectorised']:.2f} s, "
+          f"ratio {totals['modal'] / max(totals['vectorised'], 1e-9):.1f}×")
+
+
+# ---------------------------------------------------------------------------------------
+# 3. A full round in the database
+# ---------------------------------------------------------------------------------------
+
+
+def _text(rng: Any, alphabet: str) -> str:
+    words = ["".join(rng.choice(list(alphabet), rng.integers(2, 9))) for _ in range(rng.integers(6, 18))]
+    return " ".join(words)
+
+
+def _load_round(args: argparse.Namespace) -> Any:
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.utils import timezone
+
+    from annotation.models import ExternalRater, Item, ItemStatus, Judgment, Language, TaskType
+    from annotation.projects import project_create_or_update
+    from annotation.qualification import qualification_grant
+
+    call_command("migrate", interactive=False, verbosity=0)
+    tags = list(LANGUAGES[: args.languages])
+    project, _ = project_create_or_update(slug="bench-al", task_type=TaskType.RATING, languages=tags,
+                                          schema={"scale": {"min": 0, "max": 100, "labels": {}}, "issues": []},
+                                          overlap=3, queue_on_import=False)
+    languages = {lang.tag: lang for lang in Language.objects.filter(tag__in=tags)}
+    for tag in tags:
+        for k in range(3):
+            user = get_user_model()(username=f"{tag}-{k}")
+            user.set_unusable_password()  # hashing real passwords would dominate the set-up
+            user.save()
+            qualification_grant(project=project, evaluator=user, language=languages[tag])
+    rng = np.random.default_rng(args.seed)
+    now = timezone.now()
+    total = args.round_items + args.round_labels
+    rows = []
+    for n in range(total):
+        tag = tags[n % len(tags)]
+        rows.append(Item(
+            project=project, language=languages[tag], external_id=f"b{n}", response=_text(rng, ALPHABETS[tag]),
+            token_logprobs=np.round(-rng.exponential(0.4, int(rng.integers(8, 40))), 4).tolist(),
+            status=ItemStatus.POOL if n < args.round_items else ItemStatus.DONE, open_slots=0,
+            content_hash=f"{n:064x}", created_at=now, updated_at=now,
+        ))
+    with transaction.atomic():
+        Item.objects.bulk_create(rows, batch_size=5000)
+        rater = ExternalRater.objects.create(project=project, external_id="bench-rater")
+        done = Item.objects.filter(project=project, status=ItemStatus.DONE).values_list("pk", flat=True)
+        Judgment.objects.bulk_create(
+            [Judgment(item_id=pk, external_rater=rater, kind="historical", value={"score": int(rng.integers(0, 101))})
+             for pk in done], batch_size=5000,
+        )
+    return project
+
+
+def part_round(args: argparse.Namespace) -> None:
+    from active_learning.rounds import round_execute, round_request_clean
+
+    print(f"\n3. round: {args.round_items:,} pool items in {args.languages} languages in the database "
+          f"({args.round_labels:,} labelled), budget {args.round_budget:,}")
+    project, _ = _measure("setup: migrate and load (not the measure)", lambda: _load_round(args))
+
+    def run() -> Any:
+        request = round_request_clean(project=project, budget=args.round_budget, strategy="parity", seed=args.seed,
+                                      parameters={"evaluator_capacity": None})
+        return round_execute(request=request)
+
+    selection_round, seconds = _measure("full round (validate, features, committee, score, select, queue)", run)
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in selection_round.summary["seconds"].items() if k != "total")
+    version = selection_round.model_version
+    print(f"   {steps}")
+    print(f"   queued {selection_round.summary['selected']:,} items; scorers {', '.join(selection_round.summary['scorers'])}; "
+          f"model v{version.number if version else '-'}; {seconds:.1f} s (target < 60 s at 100,000 items)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pool", type=int, default=1_000_000, help="items in the synthetic pool (default 1,000,000)")
+    parser.add_argument("--languages", type=int, default=10, help=f"languages (1–{len(LANGUAGES)}, default 10)")
+    parser.add_argument("--batch", type=int, default=5000, help="batch to select (default 5,000)")
+    parser.add_argument("--nnz", type=int, default=40, help="non-zero features per synthetic item (default 40)")
+    parser.add_argument("--labels", type=int, default=2000, help="labelled items for the committee (default 2,000)")
+    parser.add_argument("--modal-pool", type=int, default=1_000_000, help="items for part 2 (default 1,000,000)")
+    parser.add_argument("--round-items", type=int, default=100_000, help="pool items for part 3 (default 100,000)")
+    parser.add_argument("--round-labels", type=int, default=2000, help="labelled items for part 3 (default 2,000)")
+    parser.add_argument("--round-budget", type=int, default=5000, help="budget of the part 3 round (default 5,000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-select", action="store_true")
+    parser.add_argument("--skip-modal", action="store_true")
+    parser.add_argument("--skip-round", action="store_true")
+    parser.add_argument("--database-url", help="PostgreSQL server for part 3 (a scratch database is created)")
+    args = parser.parse_args()
+    if not 1 <= args.languages <= len(LANGUAGES):
+        parser.error(f"--languages must be between 1 and {len(LANGUAGES)}")
+    if min(args.pool, args.modal_pool, args.round_items) < 100 or args.batch < 1 or args.nnz < 1:
+        parser.error("need --pool, --modal-pool, --round-items ≥ 100, --batch ≥ 1, --nnz ≥ 1")
+    if args.labels < 20 or args.labels > args.pool // 2 or args.labels > args.modal_pool // 2:
+        parser.error("--labels must be at least 20 and at most half of --pool and --modal-pool")
+    if args.batch > args.pool // 2 or args.round_budget > args.round_items or args.round_labels < 20:
+        parser.error("--batch must be at most half of --pool, --round-budget at most --round-items, --round-labels ≥ 20")
+    print(f"bench/al.py on {machine_description()}")
+    with tempfile.TemporaryDirectory(prefix="parity-bench-al-") as tmp:
+        if args.database_url and not args.skip_round:
+            server = require_postgres(args.database_url, script="bench/al.py --database-url")
+            with scratch_database(server, f"parity_bench_al_{os.getpid()}") as url:
+                _setup_django(url, "")
+                _run(args)
+        else:
+            _setup_django(None, str(Path(tmp) / "bench.sqlite3"))
+            _run(args)
+    print(f"\npeak resident memory of the process: {peak_memory_mb():.0f} MiB")
+
+
+def _run(args: argparse.Namespace) -> None:
+    if not args.skip_select:
+        part_select(args)
+    if not args.skip_modal:
+        part_modal(args)
+    if not args.skip_round:
+        part_round(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from annotation.agreement import item_labels
+from annotation.exports import PREFERENCE_COLUMNS, majority_label
+from annotation.models import (
+    Assignment,
+    AuditEvent,
+    FinalLabel,
+    Item,
+    ItemStatus,
+    Judgment,
+    TaskType,
+)
+from annotation.qualification import evaluator_language_add, qualification_grant
+from annotation.queue import item_claim_next, judgment_submit
+from annotation.tokens import api_token_create
+from tests.annotation.api_support import ApiTestCase, import_items, import_judgments
+from tests.factories import ItemFactory, ProjectFactory, UserFactory
+
+# Hugging Face datasets must never reach the network in the suite.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def load_with_datasets(path: Path, builder: str):
+    import datasets
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as cache:
+        return datasets.load_dataset(builder, data_files=str(path), cache_dir=cache, split="train")
+
+
+def pair_line(n: int, language: str = "de") -> dict:
+    return {"external_id": f"p-{n}", "language": language, "prompt": f"Frage {n}?",
+            "response_a": f"Antwort A{n}", "response_b": f"Antwort B{n}", "model_a": "alpha", "model_b": "beta"}
+
+
+def votes(external_id: str, *choices: str, first: int = 0) -> list[dict]:
+    return [{"item_external_id": external_id, "rater": f"r{first + k}",
+             "value": {"choice": c, "strength": 2} if c in "ab" else {"choice": c}}
+            for k, c in enumerate(choices)]
+
+
+class PreferenceExportTests(ApiTestCase):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        super().setUpTestData()
+        cls.pairs = ProjectFactory(slug="chat-pairs", task_type=TaskType.PAIRWISE, languages=["de", "sw"], overlap=3)
+        cls.pairs.leads.add(cls.lead)
+        cls.export_token = api_token_create(project=cls.pairs, scope="export")[1]
+        import_items(cls.pairs, [pair_line(n) for n in range(6)] + [pair_line(n, "sw") for n in range(6, 8)])
+        import_judgments(cls.pairs, votes("p-0", "a", "a", "a") + votes("p-1", "b", "b", "a")
+                         + votes("p-2", "a", "tie", "tie") + votes("p-3", "both_bad", "both_bad", "a")
+                         + votes("p-4", "a", "a")  # only two of three: not settled yet
+                         + votes("p-6", "b", "b", "b"))
+
+    def export(self, query: str = "", token: str | None = None):
+        response = self.call("get", f"/api/v1/projects/chat-pairs/export/preferences/{query}",
+                             token=token or self.export_token)
+        self.assertEqual(response.status_code, 200, getattr(response, "content", b"")[:300])
+        return response, b"".join(response.streaming_content)
+
+    def lines(self, query: str = "") -> tuple[list[dict], str]:
+        response, body = self.export(query)
+        return [json.loads(line) for line in body.decode().splitlines()], response["X-Parity-Cursor"]
+
+    def test_it_exports_settled_pairs_with_the_documented_columns(self):
+        rows, _cursor = self.lines()
+        self.assertEqual([r["item_id"] for r in rows], ["p-0", "p-1", "p-6"])
+        for row in rows:
+            self.assertEqual(tuple(row), PREFERENCE_COLUMNS)
+        first, second, swahili = rows
+        self.assertEqual((first["chosen"], first["rejected"]), ("Antwort A0", "Antwort B0"))
+        self.assertEqual((first["model_chosen"], first["model_rejected"]), ("alpha", "beta"))
+        self.assertEqual((first["n_judgments"], first["agreement"], first["margin"]), (3, 1.0, 2.0))
+        self.assertEqual((second["chosen"], second["rejected"]), ("Antwort B1", "Antwort A1"))
+        self.assertAlmostEqual(second["agreement"], 2 / 3)
+        self.assertEqual(swahili["language"], "sw")
+        self.assertEqual(first["label_source"], "majority")
+
+    def test_the_jsonl_loads_with_hugging_face_datasets_in_both_styles(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for style in ("standard", "conversational"):
+                path = Path(tmp) / f"{style}.jsonl"
+                path.write_bytes(self.export(f"?style={style}")[1])
+                data = load_with_datasets(path, "json")
+                self.assertEqual(data.column_names, list(PREFERENCE_COLUMNS))
+                self.assertEqual(data.num_rows, 3)
+                if style == "standard":
+                    self.assertEqual(data[0]["prompt"], "Frage 0?")
+                else:
+                    self.assertEqual(data[0]["prompt"], [{"role": "user", "content": "Frage 0?"}])
+                    self.assertEqual(data[0]["chosen"], [{"role": "assistant", "content": "Antwort A0"}])
+                    self.assertEqual(data[1]["rejected"], [{"role": "assistant", "content": "Antwort A1"}])
+
+    def test_the_parquet_loads_with_hugging_face_datasets_in_both_styles(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for style in ("standard", "conversational"):
+                response, body = self.export(f"?format=parquet&style={style}")
+                self.assertEqual(response["Content-Type"], "application/vnd.apache.parquet")
+                path = Path(tmp) / f"{style}.parquet"
+                path.write_bytes(body)
+                self.assertEqual(pq.ParquetFile(path).schema_arrow.names, list(PREFERENCE_COLUMNS))
+                data = load_with_datasets(path, "parquet")
+                self.assertEqual(data.column_names, list(PREFERENCE_COLUMNS))
+                self.assertEqual(data["item_id"], ["p-0", "p-1", "p-6"])
+                expected = "Antwort A0" if style == "standard" else [{"role": "assistant", "content": "Antwort A0"}]
+                self.assertEqual(data[0]["chosen"], expected)
+
+    def test_the_since_cursor_gives_every_pair_exactly_once_across_pulls(self):
+        first, cursor = self.lines()
+        import_judgments(self.pairs, votes("p-4", "b", first=2) + votes("p-5", "a", "a", "b")
+                         + votes("p-7", "a", "b", "b"))
+        second, cursor2 = self.lines(f"?since={cursor}")
+        third, _ = self.lines(f"?since={cursor2}")
+        ids = [r["item_id"] for r in first + second + third]
+        self.assertEqual(sorted(ids), ["p-0", "p-1", "p-4", "p-5", "p-6", "p-7"])
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertEqual([r["item_id"] for r in second], ["p-4", "p-5", "p-7"])
+        self.assertEqual(third, [])
+        # A full pull (no since) still has everything.
+        self.assertEqual(len(self.lines()[0]), 6)
+
+    def test_a_cursor_of_another_project_or_garbage_is_refused(self):
+        for since in ("nonsense", "c1.bm9wZQ", "c1.OTk5OjE"):
+            response = self.call("get", f"/api/v1/projects/chat-pairs/export/preferences/?since={since}",
+                                 token=self.export_token)
+            self.assertErrors(response, 400, field="since")
+
+    def test_a_final_label_wins_over_the_majority(self):
+        FinalLabel.objects.create(item=Item.objects.get(external_id="p-0"), value={"choice": "b", "strength": 1},
+                                  reason="Adjudicated: B is the faithful one.")
+        row = self.lines()[0][0]
+        self.assertEqual((row["item_id"], row["chosen"], row["label_source"]), ("p-0", "Antwort B0", "final"))
+        self.assertEqual(row["margin"], 1.0)
+
+    def test_an_item_awaiting_adjudication_is_held_back(self):
+        Item.objects.filter(external_id="p-1").update(status=ItemStatus.ADJUDICATION)
+        self.assertNotIn("p-1", [r["item_id"] for r in self.lines()[0]])
+
+    def test_ties_are_left_out_unless_asked_for_and_both_bad_never_exported(self):
+        rows = self.lines("?include_ties=true")[0]
+        tie = next(r for r in rows if r["item_id"] == "p-2")
+        self.assertEqual((tie["tie"], tie["margin"]), (True, 0.0))
+        self.assertNotIn("p-3", [r["item_id"] for r in rows])
+
+    def test_min_agreement_and_language_filter(self):
+        self.assertEqual([r["item_id"] for r in self.lines("?min_agreement=0.9")[0]], ["p-0", "p-6"])
+        self.assertEqual([r["item_id"] for r in self.lines("?language=sw")[0]], ["p-6"])
+        bad = self.call("get", "/api/v1/projects/chat-pairs/export/preferences/?language=ar", token=self.export_token)
+        self.assertErrors(bad, 400, field="language")
+        bad = self.call("get", "/api/v1/projects/chat-pairs/export/preferences/?min_agreement=2", token=self.export_token)
+        self.assertErrors(bad, 400, field="min_agreement")
+        bad = self.call("get", "/api/v1/projects/chat-pairs/export/preferences/?format=xml", token=self.export_token)
+        self.assertErrors(bad, 400, field="format")
+
+    def test_dawid_skene_aggregation(self):
+        rows = self.lines("?method=dawid_skene")[0]
+        self.assertEqual({r["label_source"] for r in rows}, {"dawid_skene"})
+        self.assertEqual(next(r for r in rows if r["item_id"] == "p-0")["chosen"], "Antwort A0")
+
+    def test_honeypot_and_calibration_items_are_never_exported(self):
+        gold = ItemFactory(project=self.pairs, external_id="gold-1", is_gold=True, status=ItemStatus.DONE)
+        evaluator_language_add(user=self.alice, language=self.de)
+        qualification_grant(project=self.pairs, evaluator=self.alice, language=self.de, actor=self.lead)
+        assignment = Assignment.objects.create(item=gold, evaluator=self.alice, project=self.pairs, kind="honeypot",
+                                               lease_expires_at=timezone.now())
+        Judgment.objects.create(item=gold, assignment=assignment, evaluator=self.alice, kind="honeypot",
+                                value={"choice": "a", "strength": 1})
+        self.assertNotIn("gold-1", [r["item_id"] for r in self.lines()[0]])
+
+    def test_an_export_is_audited(self):
+        self.lines("?language=de")
+        event = AuditEvent.objects.filter(verb="export.preferences").latest("id")
+        self.assertEqual((event.token.scope, event.data["language"]), ("export", "de"))
+
+    def test_the_command_writes_jsonl_and_parquet_and_prints_the_cursor(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = io.StringIO(), io.StringIO()
+            call_command("export_preferences", "--project", "chat-pairs", "-o", f"{tmp}/p.jsonl", stdout=out, stderr=err)
+            rows = [json.loads(line) for line in Path(f"{tmp}/p.jsonl").read_text().splitlines()]
+            self.assertEqual(len(rows), 3)
+            cursor = err.getvalue().split("next cursor: ")[1].strip()
+            import_judgments(self.pairs, votes("p-5", "a", "a", "a"))
+            call_command("export_preferences", "--project", "chat-pairs", "--format", "parquet", "--since", cursor,
+                         "--style", "conversational", "-o", f"{tmp}/p.parquet", stdout=out, stderr=err)
+            table = pq.read_table(f"{tmp}/p.parquet")
+            self.assertEqual(table.column("item_id").to_pylist(), ["p-5"])
+        with self.assertRaisesMessage(CommandError, "no project"):
+            call_command("export_preferences", "--project", "nope")
+        with self.assertRaisesMessage(CommandError, "min_agreement"):
+            call_command("export_preferences", "--project", "chat-pairs", "--min-agreement", "3")
+        with self.assertRaisesMessage(CommandError, "-o"):
+            call_command("export_preferences", "--project", "chat-pairs", "--format", "parquet")
+
+
+class RatingPairTests(ApiTestCase):
+    def test_rating_projects_pair_the_best_and_worst_response_to_a_prompt(self):
+        lines = [
+            {"external_id": f"q{q}-{m}", "language": "de", "prompt": f"Prompt {q}", "prompt_id": f"q{q}",
+             "response": f"Antwort {q} von {m}", "model": m}
+            for q in range(3) for m in ("m1", "m2", "m3")
+        ] + [{"external_id": "alone", "language": "de", "prompt": "x", "prompt_id": "solo", "response": "y"}]
+        import_items(self.project, lines)
+        scores = {"m1": (5, 5, 4), "m2": (2, 1, 2), "m3": (3, 3, 3)}
+        judged = [(q, m) for q in range(2) for m in scores] + [(2, "m1"), (2, "m2")]  # q2-m3 still open
+        import_judgments(self.project, [
+            {"item_external_id": f"q{q}-{m}", "rater": f"r{k}", "value": {"score": scores[m][k]}}
+            for q, m in judged for k in range(3)
+        ] + [{"item_external_id": "alone", "rater": f"r{k}", "value": {"score": 3}} for k in range(3)])
+        response = self.call("get", self.url("export/preferences/"), token=self.tokens["export"])
+        rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+        self.assertEqual([r["item_id"] for r in rows], ["q0", "q1"])
+        row = rows[0]
+        self.assertEqual((row["chosen"], row["rejected"]), ("Antwort 0 von m1", "Antwort 0 von m2"))
+        self.assertEqual((row["model_chosen"], row["model_rejected"]), ("m1", "m2"))
+        self.assertEqual((row["chosen_item_id"], row["rejected_item_id"]), ("q0-m1", "q0-m2"))
+        self.assertAlmostEqual(row["margin"], 14 / 3 - 5 / 3)
+        self.assertEqual(row["n_judgments"], 6)
+        # The open response completes its prompt: the pair comes in the next pull, once.
+        import_judgments(self.project, [{"item_external_id": "q2-m3", "rater": f"r{k}", "value": {"score": 3}}
+                                        for k in range(3)])
+        again = self.call("get", self.url(f"export/preferences/?since={response['X-Parity-Cursor']}"),
+                          token=self.tokens["export"])
+        rows = [json.loads(line) for line in b"".join(again.streaming_content).decode().splitlines()]
+        self.assertEqual([r["item_id"] for r in rows], ["q2"])
+
+    def test_a_labels_project_has_no_preference_export(self):
+        labels = ProjectFactory(slug="tags", task_type=TaskType.LABELS, languages=["de"])
+        token = api_token_create(project=labels, scope="export")[1]
+        self.assertErrors(self.call("get", self.url("export/preferences/", labels), token=token), 400,
+                          contains="judgment export")
+
+
+class JudgmentExportTests(ApiTestCase):
+    def test_raw_judgments_carry_pseudonyms_not_usernames(self):
+        import_items(self.project, [{"external_id": "j1", "language": "de", "response": "Antwort"}])
+        carol = UserFactory(username="carol")
+        evaluator_language_add(user=carol, language=self.de)
+        qualification_grant(project=self.project, evaluator=carol, language=self.de, actor=self.lead)
+        for user, score in ((self.alice, 4), (carol, 2)):
+            judgment_submit(assignment=item_claim_next(evaluator=user, project=self.project), evaluator=user,
+                            value={"score": score, "comment": "ok, \"quoted\""})
+        import_judgments(self.project, [{"item_external_id": "j1", "rater": "vendor-17", "value": {"score": 3}}])
+        response = self.call("get", self.url("export/judgments/"), token=self.tokens["export"])
+        rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+        raters = {(r["rater"], r["rater_type"]) for r in rows}
+        self.assertEqual(raters, {(self.alice.evaluator_profile.pseudonym, "evaluator"),
+                                  (carol.evaluator_profile.pseudonym, "evaluator"), ("vendor-17", "external")})
+        self.assertNotIn(b"alice", b"".join(json.dumps(r).encode() for r in rows))
+        self.assertEqual(sorted(r["value"]["score"] for r in rows), [2, 3, 4])
+        response = self.call("get", self.url("export/judgments/?format=csv"), token=self.tokens["export"])
+        self.assertTrue(response["Content-Type"].startswith("text/csv"))
+        table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        self.assertEqual(len(table), 3)
+        self.assertEqual(json.loads(table[0]["value"]), {"score": 4, "comment": 'ok, "quoted"'})
+
+    def test_the_judgment_export_command(self):
+        import_items(self.project, [{"external_id": "j1", "language": "de", "response": "Antwort"}])
+        import_judgments(self.project, [{"item_external_id": "j1", "rater": "vendor-17", "value": {"score": 3}}])
+        with tempfile.TemporaryDirectory() as tmp:
+            call_command("export_judgments", "--project", self.project.slug, "--format", "csv", "-o", f"{tmp}/j.csv",
+                         stderr=io.StringIO())
+            self.assertIn("vendor-17", Path(f"{tmp}/j.csv").read_text())
+        with self.assertRaisesMessage(CommandError, "not a language of project"):
+            call_command("export_judgments", "--project", self.project.slug, "--language", "sw")
+
+
+class MajorityLabelTests(ApiTestCase):
+    """The export's streamed majority agrees with annotation.agreement.item_labels."""
+
+    def test_it_matches_item_labels_on_ratings_and_clear_pairwise_majorities(self):
+        rng = random.Random(7)
+        pairs = ProjectFactory(slug="eq-pairs", task_type=TaskType.PAIRWISE, languages=["de"], overlap=3)
+        import_items(pairs, [pair_line(n) for n in range(40)])
+        import_items(self.project, [{"external_id": f"s-{n}", "language": "de", "response": "x"} for n in range(40)])
+        choices = ("a", "b", "tie", "both_bad")
+        pair_votes: dict[str, list] = {}
+        for n in range(40):
+            picks = [rng.choice(choices) for _ in range(rng.choice((2, 3, 4, 5)))]
+            pair_votes[f"p-{n}"] = picks
+            import_judgments(pairs, [{"item_external_id": f"p-{n}", "rater": f"r{k}",
+                                      "value": {"choice": c, "strength": rng.choice((1, 2))} if c in "ab" else {"choice": c}}
+                                     for k, c in enumerate(picks)])
+            import_judgments(self.project, [{"item_external_id": f"s-{n}", "rater": f"r{k}",
+                                             "value": {"score": rng.randint(1, 5)}} for k in range(rng.choice((1, 2, 3, 4)))])
+        for project in (pairs, self.project):
+            expected = item_labels(project=project, method="majority")
+            for item in Item.objects.filter(project=project):
+                values = list(Judgment.objects.filter(item=item).order_by("id").values_list("value", flat=True))
+                votes = [(v.get("score", v.get("choice")), v.get("strength")) for v in values]
+                got = majority_label(task_type=project.task_type, votes=votes)
+                picked = [c for c, _ in votes]
+                counts = sorted((picked.count(c) for c in set(picked)), reverse=True)
+                if project.task_type == TaskType.PAIRWISE and len(counts) > 1 and counts[0] == counts[1]:
+                    # An even split states no preference: the export calls it a tie.
+                    self.assertEqual(got.value, {"choice": "tie"})
+                    continue
+                want = expected[item.pk]
+                self.assertEqual((got.value, got.n_judgments, got.source), (want.value, want.n_judgments, want.source))
+                self.assertEqual(got.agreement, want.agreement)
+                if project.task_type == TaskType.RATING:
+                    self.assertAlmostEqual(got.mean, want.mean)

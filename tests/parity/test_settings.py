@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from parity.env import env_bool, env_int
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+
+
+def test_env_bool_is_strict():
+    with mock.patch.dict(os.environ, {"X": "yes"}):
+        assert env_bool("X", False) is True
+    with mock.patch.dict(os.environ, {"X": "0"}):
+        assert env_bool("X", True) is False
+    with mock.patch.dict(os.environ, {"X": "ture"}), pytest.raises(ImproperlyConfigured, match="not a boolean"):
+        env_bool("X", False)
+    with mock.patch.dict(os.environ, {"X": "ten"}), pytest.raises(ImproperlyConfigured, match="not a whole number"):
+        env_int("X", 1)
+
+
+def _run_settings(env: dict[str, str], code: str = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])") -> subprocess.CompletedProcess:
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+             "DJANGO_SETTINGS_MODULE": "parity.settings", **env}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = _run_settings({"DEBUG": "0"})
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_no_database_url_means_sqlite_and_postgres_url_means_postgresql():
+    assert _run_settings({"DEBUG": "1"}).stdout.strip() == "django.db.backends.sqlite3"
+    out = _run_settings({"DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}).stdout.strip()
+    assert out == "django.db.backends.postgresql"
+    bad = _run_settings({"DEBUG": "1", "DATABASE_URL": "mysql://u@h/x"})
+    assert bad.returncode != 0 and "DATABASE_URL must start with postgres://" in bad.stderr
+
+
+def test_production_settings_pass_check_deploy():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        # A clean environment: the test run's own settings_test defaults must not leak in.
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+             "DJANGO_SETTINGS_MODULE": "parity.settings", "DEBUG": "0",
+             "SECRET_KEY": "k" * 20 + "-Zq8#vT2!pL9@rW4$xN6^mB1&cF3*hJ7",
+             "ALLOWED_HOSTS": "parity.example.org"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
