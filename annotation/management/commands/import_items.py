@@ -4,9 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
 from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.imports import ImportRejected, items_import, jsonl_records
 from annotation.language_check import language_check_enqueue, language_check_items
