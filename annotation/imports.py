@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -484,6 +485,15 @@ def _copy_text(value: Any) -> str:
     raise TypeError(f"cannot COPY a {type(value).__name__}")
 
 
+def _json_text(value: Any) -> str:
+    # orjson is several times faster than the json module, which stays the fallback for
+    # what orjson refuses (an integer beyond 64 bits); PostgreSQL parses either the same.
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
 def _copy_converter(field: Any) -> Any:
     """The function that renders this field's values in COPY text format."""
     kind = field.get_internal_type()
@@ -494,7 +504,7 @@ def _copy_converter(field: Any) -> Any:
             v.translate(_COPY_ESCAPES) if ("\\" in v or "\t" in v or "\n" in v or "\r" in v) else v
         )
     if kind == "JSONField":
-        return lambda v: "\\N" if v is None else json.dumps(v, ensure_ascii=False).translate(_COPY_ESCAPES)
+        return lambda v: "\\N" if v is None else _json_text(v).translate(_COPY_ESCAPES)
     if kind in ("FloatField", "IntegerField", "BigIntegerField", "PositiveSmallIntegerField",
                 "PositiveIntegerField", "SmallIntegerField"):
         return lambda v: "\\N" if v is None else repr(v)

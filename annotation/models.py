@@ -216,7 +216,10 @@ class Selection(models.TextChoices):
 
 
 class Item(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: the unique (project, external_id) and the composite indexes below
+    # lead with the project, and an index whose million entries share one key costs an import
+    # about a quarter of its time.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="items")
     external_id = models.CharField(max_length=200)
     prompt = models.TextField(blank=True)
@@ -485,12 +488,14 @@ class ExportMark(models.Model):
     # from existing items, and each foreign-key check would lock its item row (FOR KEY
     # SHARE) and double the cost. Deleting through Django still cascades; a mark whose
     # item is gone is never exported (the export joins marks to items).
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+                                db_index=False)
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="export_mark", db_constraint=False)
     created_at = models.DateTimeField(default=timezone.now)
 
-    # No index on (project, id): a pull reads the id range above its cursor through the
-    # primary key, and one index less keeps marking a million items cheap.
+    # No index on the project, alone or with the id: a pull reads the id range above its
+    # cursor through the primary key, and without that index marking 300,000 items takes
+    # 0.6 s instead of 1.6 s.
 
     def __str__(self) -> str:
         return f"export mark {self.pk} of item {self.item_id}"

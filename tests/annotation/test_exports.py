@@ -147,6 +147,14 @@ class PreferenceExportTests(ApiTestCase):
         self.assertEqual((row["item_id"], row["chosen"], row["label_source"]), ("p-0", "Antwort B0", "final"))
         self.assertEqual(row["margin"], 1.0)
 
+    def test_a_pair_carries_the_guideline_version_of_its_latest_judgment(self):
+        judgments = list(Judgment.objects.filter(item__external_id="p-0").order_by("id"))
+        for judgment, version in zip(judgments, ("v1", "v3", "v2"), strict=True):
+            judgment.guideline_version = version
+            judgment.save(update_fields=["guideline_version"])
+        row = next(line for line in self.lines()[0] if line["item_id"] == "p-0")
+        self.assertEqual(row["guideline_version"], "v2")
+
     def test_an_item_awaiting_adjudication_is_held_back(self):
         Item.objects.filter(external_id="p-1").update(status=ItemStatus.ADJUDICATION)
         self.assertNotIn("p-1", [r["item_id"] for r in self.lines()[0]])
