@@ -91,6 +91,13 @@ class ImportRejected(Exception):
     def is_conflict(self) -> bool:
         return bool(self.errors) and all(e.code == "conflict" for e in self.errors)
 
+    def summary(self, *, shown: int = 20) -> str:
+        """The message a command prints: how many lines were bad and the first few of them."""
+        lines = [str(e) for e in self.errors[:shown]]
+        more = len(self.errors) - len(lines)
+        tail = f" (and {more} more)" if more > 0 else ""
+        return f"nothing imported; {len(self.errors)} bad line(s){tail}:\n  " + "\n  ".join(lines)
+
 
 @dataclass
 class ImportResult:

@@ -35,12 +35,7 @@ class Command(BaseCommand):
             try:
                 result = items_import(project=project, records=jsonl_records(fh), max_lines=10**9)
             except ImportRejected as exc:
-                lines = [str(e) for e in exc.errors[:20]]
-                more = len(exc.errors) - len(lines)
-                tail = f" (and {more} more)" if more > 0 else ""
-                raise CommandError(
-                    f"nothing imported; {len(exc.errors)} bad line(s){tail}:\n  " + "\n  ".join(lines)
-                ) from None
+                raise CommandError(exc.summary()) from None
         check = "off"
         if settings.PARITY_LANGUAGE_CHECK and not opts["no_language_check"] and result.item_ids:
             # On a worker when a broker is configured, here otherwise; the import is committed either way.

@@ -32,12 +32,7 @@ class Command(BaseCommand):
             try:
                 result = judgments_import(project=project, records=jsonl_records(fh), max_lines=10**9)
             except ImportRejected as exc:
-                lines = [str(e) for e in exc.errors[:20]]
-                more = len(exc.errors) - len(lines)
-                tail = f" (and {more} more)" if more > 0 else ""
-                raise CommandError(
-                    f"nothing imported; {len(exc.errors)} bad line(s){tail}:\n  " + "\n  ".join(lines)
-                ) from None
+                raise CommandError(exc.summary()) from None
         if opts["json"]:
             self.stdout.write(json.dumps({"created": result.created, "unchanged": result.unchanged}))
         else:
