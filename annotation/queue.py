@@ -176,10 +176,7 @@ def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignmen
 # mirror `_claimable_items` and run unchanged on SQLite, minus the row locks (SQLite
 # serialises writers: every transaction there is BEGIN IMMEDIATE). Rows are read and
 # inserted through the models' own fields (`_columns`, `_from_row`, `_insert`), so a new
-# column needs no change here. Round trips count as much as Python here: on PostgreSQL a
-# change that goes with an insert rides in the insert's statement (a data-modifying WITH),
-# the claim reads its item with the row lock, and the lease sweep first probes without a
-# transaction: claim 6 statements and 1 transaction (was 8 and 2), submit 2 (was 4).
+# column needs no change here.
 # ---------------------------------------------------------------------------------------
 
 # The partial index item_claimable's condition, repeated literally (not as parameters) so
@@ -194,10 +191,8 @@ _CLAIMABLE = f"""
     )"""
 
 # One language: an ordered, limited scan of item_claimable (project, language, -priority, id).
-# It reads the whole item and its language (columns filled in by _candidate_sql), which the
-# card needs, so the claim does not read them again after its commit.
 _CANDIDATE = f"""
-    SELECT {{columns}} FROM annotation_item i JOIN annotation_language l ON l.id = i.language_id
+    SELECT i.id FROM annotation_item i
     WHERE i.language_id = %(language)s AND {_CLAIMABLE}
     ORDER BY i.priority DESC, i.id
     LIMIT 1"""
@@ -231,17 +226,6 @@ _MARK_DONE = f"""
     WHERE id = %(item)s AND status = '{ItemStatus.QUEUED.value}'
       AND (SELECT count(*) FROM annotation_judgment j
            WHERE j.item_id = %(item)s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) >= %(overlap)s"""
-
-# The same, in the statement that inserts the judgment (PostgreSQL: a data-modifying WITH).
-# Its parts all see the snapshot from before the insert, so the new judgment counts as the
-# + 1. The item is locked by this transaction (_SUBMIT_READ) and the statement's snapshot is
-# taken after that lock, so every other judgment of the item is already counted.
-_MARK_DONE_WITH_INSERT = f"""
-    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %s
-    WHERE id = %s AND status = '{ItemStatus.QUEUED.value}'
-      AND (SELECT count(*) FROM annotation_judgment j
-           WHERE j.item_id = %s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) + 1 >= %s
-    RETURNING id"""
 
 # pg_advisory_xact_lock(space, evaluator): one evaluator's claims run one at a time.
 _CLAIM_LOCK_SPACE = 0x50515545  # "PQUE"
@@ -291,16 +275,8 @@ def _best_language(cursor: CursorWrapper, *, params: dict[str, Any], language_id
     return row[0] if row else None
 
 
-@cache
-def _candidate_sql(*, skip_locked: bool) -> str:
-    # OF i: the language row is read, never locked.
-    columns = f"{_columns(Item, 'i')}, {_columns(Language, 'l')}"
-    return _CANDIDATE.format(columns=columns) + _lock_clause(of="i", skip_locked=skip_locked)
-
-
-def _claim_candidate(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> Item | None:
-    """Lock the next item for this evaluator and return it with its language, or None when
-    none waits."""
+def _claim_candidate(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> int | None:
+    """Lock the next item for this evaluator and return its id, or None when none waits."""
     params: dict[str, Any] = {"project": project.pk, "evaluator": evaluator.pk}
     remaining = list(language_ids)
     while remaining:
@@ -311,19 +287,17 @@ def _claim_candidate(cursor: CursorWrapper, *, evaluator: Any, project: Project,
             return None
         params["language"] = language_id
         # Concurrent claims skip each other's locked rows instead of queueing behind them.
-        cursor.execute(_candidate_sql(skip_locked=True), params)
+        cursor.execute(_CANDIDATE + _lock_clause(skip_locked=True), params)
         row = cursor.fetchone()
         if row is None and connection.features.has_select_for_update_skip_locked:
             # Every claimable item left is locked by a claim or submit in flight, and some
             # will still have a slot once those commit: wait for them rather than report an
             # empty queue. Only at the tail of a queue; this transaction holds no item lock
             # yet, so the wait cannot close a cycle.
-            cursor.execute(_candidate_sql(skip_locked=False), params)
+            cursor.execute(_CANDIDATE + _lock_clause(), params)
             row = cursor.fetchone()
         if row is not None:
-            item, at = _from_row(Item, row, 0)
-            item.language = _from_row(Language, row, at)[0]
-            return item
+            return row[0]
         remaining.remove(language_id)
     return None
 
@@ -347,24 +321,13 @@ def _columns(model: type[Model], alias: str) -> str:
 def _from_row(model: type[M], row: Sequence[Any], start: int) -> tuple[M, int]:
     """The model instance whose columns (from `_columns`) begin at row[start], converted as
     the ORM converts them (JSON, SQLite's datetimes); and where the next model's begin."""
-    attnames, converters = _row_converters(model)
-    values = list(row[start : start + len(attnames)])
-    for n, column, convert in converters:
-        values[n] = convert(values[n], column, connection)
-    return model.from_db(connection.alias, attnames, values), start + len(attnames)
-
-
-@cache
-def _row_converters(model: type[Model]) -> tuple[list[str], list[tuple[int, Any, Any]]]:
-    """The model's field names, and the converters its columns need (asked once per model:
-    most columns need none, and asking costs more than converting)."""
     fields = model._meta.concrete_fields
-    converters = []
+    values = list(row[start : start + len(fields)])
     for n, field in enumerate(fields):
         column = field.get_col(model._meta.db_table)
         for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-            converters.append((n, column, convert))
-    return [f.attname for f in fields], converters
+            values[n] = convert(values[n], column, connection)
+    return model.from_db(connection.alias, [f.attname for f in fields], values), start + len(fields)
 
 
 @cache
@@ -377,13 +340,8 @@ def _insert_sql(model: type[Model], columns: tuple[str, ...], returning: bool) -
     return f"{sql} RETURNING {quote(model._meta.pk.column)}" if returning else sql
 
 
-def _insert(
-    obj: Model, *, with_sql: str = "", with_params: Sequence[Any] = (), also_return: str = ""
-) -> tuple[Any, ...]:
-    """INSERT one new row, each value prepared by the model's own field as `save()` would.
-    `with_sql` (PostgreSQL: `WITH name AS (UPDATE …)`) runs other changes in the same
-    statement, one round trip instead of several; `also_return` adds to its RETURNING,
-    and those values are returned."""
+def _insert(obj: Model) -> None:
+    """INSERT one new row, each value prepared by the model's own field as `save()` would."""
     meta = obj._meta
     columns, values = [], []
     for field in meta.concrete_fields:
@@ -396,34 +354,11 @@ def _insert(
         values.append(field.get_db_prep_save(value, connection))
     returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
-        sql = _insert_sql(type(obj), tuple(columns), returning)
-        if also_return:
-            sql += f", {also_return}"
-        cursor.execute(f"{with_sql} {sql}" if with_sql else sql, [*with_params, *values])
-        row = cursor.fetchone() if returning else None
-        pk = row[0] if row is not None else cursor.lastrowid
+        cursor.execute(_insert_sql(type(obj), tuple(columns), returning), values)
+        pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     setattr(obj, meta.pk.attname, pk)
     obj._state.adding = False
     obj._state.db = connection.alias
-    return tuple(row[1:]) if row is not None else ()
-
-
-# The changes that go with an insert on the hot path: a claim takes the item's slot with
-# its new assignment, a submit marks the assignment submitted with its judgment. The row
-# each changes is already locked by this transaction, so the lock order stays the same.
-_TAKE_SLOT = "UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s"
-_MARK_SUBMITTED = "UPDATE annotation_assignment SET status = %s, submitted_at = %s WHERE id = %s"
-
-
-def _insert_with_change(obj: Model, change: str, params: Sequence[Any]) -> None:
-    """`_insert(obj)` and the UPDATE `change`: one statement on PostgreSQL (a data-modifying
-    WITH), two elsewhere."""
-    if connection.vendor == "postgresql":
-        _insert(obj, with_sql=f"WITH change AS ({change})", with_params=params)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(change, params)
-    _insert(obj)
 
 
 def _item_with_language(item_id: int) -> Item:
@@ -447,19 +382,14 @@ def _item_with_language(item_id: int) -> Item:
 def queue_expire_leases(*, project: Project | None = None, now: datetime | None = None) -> int:
     """Expire leases past their time and give their production slots back. Returns how many."""
     now = now or timezone.now()
-    params = {"now": _db_now(now), "project": project.pk if project is not None else None}
-    project_clause = "AND a.project_id = %(project)s" if project is not None else ""
-    # Every claim sweeps first, and almost always finds nothing: one unlocked probe, in
-    # autocommit, costs one round trip instead of BEGIN, SELECT, COMMIT. A lease it misses
-    # (committed a moment later) is one the locked sweep below would have missed then too.
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM ({_EXPIRED.format(project=project_clause)} LIMIT 1) AS due", params)
-        if cursor.fetchone() is None:
-            return 0
     with transaction.atomic(), connection.cursor() as cursor:
         # Lock order: assignments first, then items (as in submit). SKIP LOCKED: a lease
         # being submitted or swept by someone else right now is theirs to settle.
-        cursor.execute(_EXPIRED.format(project=project_clause) + _lock_clause(skip_locked=True), params)
+        cursor.execute(
+            _EXPIRED.format(project="AND a.project_id = %(project)s" if project is not None else "")
+            + _lock_clause(skip_locked=True),
+            {"now": _db_now(now), "project": project.pk if project is not None else None},
+        )
         rows = cursor.fetchall()
         if not rows:
             return 0
@@ -533,8 +463,8 @@ def item_claim_next(
         live_id = _live_lease_id(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
         assignment = None
         if live_id is None:
-            item = _claim_candidate(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
-            if item is None:
+            item_id = _claim_candidate(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
+            if item_id is None:
                 # No honeypot into an empty queue either: an item that turns up where the
                 # queue said "nothing waits" would give itself away as a check.
                 return None
@@ -542,20 +472,19 @@ def item_claim_next(
             if project.honeypot_rate > 0 and _rng.random() < project.honeypot_rate:
                 assignment = _claim_honeypot(evaluator=evaluator, project=project, language_ids=language_ids)
             if assignment is None:
+                cursor.execute("UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s", [item_id])
                 assignment = Assignment(
-                    item=item,
+                    item_id=item_id,
                     evaluator=evaluator,
                     project=project,
                     kind=AssignmentKind.PRODUCTION,
                     lease_expires_at=_lease_until(project),
                 )
-                _insert_with_change(assignment, _TAKE_SLOT, [item.pk])
-                item.open_slots -= 1
-    # A resumed lease or a honeypot: read after the commit, outside the locks, for the card.
+                _insert(assignment)
+    # Read after the commit, outside the locks: the card needs the item and its language.
     if assignment is None:
         assignment = Assignment.objects.get(pk=live_id)
-    if not Assignment.item.is_cached(assignment):
-        assignment.item = _item_with_language(assignment.item_id)
+    assignment.item = _item_with_language(assignment.item_id)
     assignment.project = project
     assignment.item.project = project
     return assignment
@@ -642,21 +571,15 @@ def judgment_submit(
             too_fast=_is_too_fast(assignment=assignment, item_id=item_id, project=project, seconds=spent),
             created_at=now,
         )
-        submitted = [AssignmentStatus.SUBMITTED.value, _db_now(now), assignment.pk]
+        _insert(judgment)
+        cursor.execute(
+            "UPDATE annotation_assignment SET status = %(status)s, submitted_at = %(now)s WHERE id = %(assignment)s",
+            {"status": AssignmentStatus.SUBMITTED.value, "now": _db_now(now), "assignment": assignment.pk},
+        )
         became_done = False
-        if kind in SLOT_KINDS and connection.vendor == "postgresql":
-            (done,) = _insert(
-                judgment,
-                with_sql=f"WITH change AS ({_MARK_SUBMITTED}), done AS ({_MARK_DONE_WITH_INSERT})",
-                with_params=[*submitted, _db_now(now), item_id, item_id, project.overlap],
-                also_return="(SELECT count(*) FROM done)",
-            )
-            became_done = done == 1
-        else:
-            _insert_with_change(judgment, _MARK_SUBMITTED, submitted)
-            if kind in SLOT_KINDS:
-                cursor.execute(_MARK_DONE, {"now": _db_now(now), "item": item_id, "overlap": project.overlap})
-                became_done = cursor.rowcount == 1
+        if kind in SLOT_KINDS:
+            cursor.execute(_MARK_DONE, {"now": _db_now(now), "item": item_id, "overlap": project.overlap})
+            became_done = cursor.rowcount == 1
         if became_done:
             # Judgments that disagree beyond the project rule send the item to adjudication.
             adjudication_route(item_id=item_id, project=project)
