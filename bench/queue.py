@@ -602,7 +602,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--htmx", action="store_true",
                         help="HTTP: submit as htmx does, getting the next card in the same response")
     # Claim + submit is CPU-bound: one sync worker per core measured fastest (2026-11-27:
-    # 205 judgments/s with 2 workers, 198 with 3, 184 with 5 on 2 cores).
+    # 190 judgments/s with 2 workers, 157 with 5 on 2 cores).
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="gunicorn worker processes (default: one per core)")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")

@@ -23,7 +23,7 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The evaluator pages are CPU-bound (claim + submit + render): about one sync worker per
-# core is fastest (bench/queue.py: 205 judgments/s with 2 workers on 2 cores, 184 with 5);
+# core is fastest (bench/queue.py: 190 judgments/s with 2 workers on 2 cores, 157 with 5);
 # the extra one covers a worker waiting on a long import or export.
 workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1)
 threads = _int("GUNICORN_THREADS", 1)
