@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.imports import ImportRejected, items_import, jsonl_records
 from annotation.language_check import language_check_enqueue, language_check_items
-from annotation.models import Project
+from annotation.management.commands._files import import_target
 
 
 class Command(BaseCommand):
@@ -25,12 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        project = Project.objects.filter(slug=opts["project"]).first()
-        if project is None:
-            raise CommandError(f"no project with slug {opts['project']!r}")
-        path: Path = opts["file"]
-        if not path.is_file():
-            raise CommandError(f"{path} is not a file")
+        project, path = import_target(opts)
         with path.open("rb") as fh:
             try:
                 result = items_import(project=project, records=jsonl_records(fh), max_lines=10**9)

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.imports import ImportRejected, jsonl_records, judgments_import
-from annotation.models import Project
+from annotation.management.commands._files import import_target
 
 
 class Command(BaseCommand):
@@ -22,12 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        project = Project.objects.filter(slug=opts["project"]).first()
-        if project is None:
-            raise CommandError(f"no project with slug {opts['project']!r}")
-        path: Path = opts["file"]
-        if not path.is_file():
-            raise CommandError(f"{path} is not a file")
+        project, path = import_target(opts)
         with path.open("rb") as fh:
             try:
                 result = judgments_import(project=project, records=jsonl_records(fh), max_lines=10**9)
