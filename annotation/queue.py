@@ -6,10 +6,12 @@ evaluator has not seen, taken with `SELECT … FOR NO KEY UPDATE SKIP LOCKED LIM
 PostgreSQL (SQLite serialises writers, so there the same code is correct, just not
 concurrent). One evaluator's own claims run one at a time (a transaction-scoped advisory
 lock), so two tabs never hold two leases. Locks are taken in one order — assignment, then
-item — everywhere a transaction holds both, so claim, submit and lease expiry cannot
-deadlock. A claim reports an empty queue only when nothing is left: items that other
-claims or submits hold locked at that instant are waited for, not skipped, once nothing
-unlocked remains.
+item — everywhere a transaction holds both, and a claim that must wait for an item holds
+no other item lock while it waits (see `_claim_candidate`), so claim, submit and lease
+expiry do not deadlock; should PostgreSQL still abort one as a deadlock victim, it is run
+again (`retried_on_deadlock`). A claim reports an empty queue only when nothing is left:
+items that other claims or submits hold locked at that instant are waited for, not
+skipped, once nothing unlocked remains.
 
 Invariants (tested under real concurrency on PostgreSQL, tests/concurrency/):
 an item never gets more than `overlap` production judgments; an evaluator never sees the
@@ -24,14 +26,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any, TypeVar
+from functools import cache, wraps
+from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import (
     Case,
@@ -63,6 +65,7 @@ from annotation.models import (
 )
 from annotation.qualification import honeypot_accuracy_update, qualified_language_ids
 from annotation.schema import judgment_value_validate
+from parity.rows import columns, from_row
 
 # Kinds whose judgments are "production data": they count towards overlap k.
 SLOT_KINDS = (AssignmentKind.PRODUCTION,)
@@ -71,7 +74,6 @@ QUEUE_KINDS = (AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT)
 MAX_SECONDS_ON_TASK = 24 * 3600
 
 _rng = random.SystemRandom()
-M = TypeVar("M", bound=Model)
 
 
 class NotQualified(PermissionDenied):
@@ -144,8 +146,8 @@ def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignmen
     and project (one query); anything else is refused."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {_columns(Assignment, 'a')}, {_columns(Item, 'i')}, {_columns(Language, 'l')}, "
-            f"{_columns(Project, 'p')} FROM annotation_assignment a "
+            f"SELECT {columns(Assignment, 'a')}, {columns(Item, 'i')}, {columns(Language, 'l')}, "
+            f"{columns(Project, 'p')} FROM annotation_assignment a "
             "JOIN annotation_item i ON i.id = a.item_id JOIN annotation_language l ON l.id = i.language_id "
             "JOIN annotation_project p ON p.id = i.project_id WHERE a.id = %s",
             [assignment_id],
@@ -153,12 +155,12 @@ def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignmen
         row = cursor.fetchone()
     if row is None:
         raise PermissionDenied(_("This assignment is not yours."))
-    assignment, at = _from_row(Assignment, row, 0)
+    assignment, at = from_row(Assignment, row, 0)
     if assignment.evaluator_id != evaluator.pk:
         raise PermissionDenied(_("This assignment is not yours."))
-    item, at = _from_row(Item, row, at)
-    item.language, at = _from_row(Language, row, at)
-    item.project = _from_row(Project, row, at)[0]
+    item, at = from_row(Item, row, at)
+    item.language, at = from_row(Language, row, at)
+    item.project = from_row(Project, row, at)[0]
     assignment.item = item
     if assignment.project_id == item.project_id:
         assignment.project = item.project
@@ -175,8 +177,11 @@ def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignmen
 # claim went from 5.4 to 2.1 ms, per submit from 2.6 to 0.8 ms (bench/queue.py). They
 # mirror `_claimable_items` and run unchanged on SQLite, minus the row locks (SQLite
 # serialises writers: every transaction there is BEGIN IMMEDIATE). Rows are read and
-# inserted through the models' own fields (`_columns`, `_from_row`, `_insert`), so a new
-# column needs no change here.
+# inserted through the models' own fields (`parity.rows`, and `_insert` here), so a new
+# column needs no change here. Round trips count as much as Python here: on PostgreSQL a
+# change that goes with an insert rides in the insert's statement (a data-modifying WITH),
+# the claim reads its item with the row lock, and the lease sweep first probes without a
+# transaction: claim 6 statements and 1 transaction (was 8 and 2), submit 2 (was 4).
 # ---------------------------------------------------------------------------------------
 
 # The partial index item_claimable's condition, repeated literally (not as parameters) so
@@ -191,8 +196,10 @@ _CLAIMABLE = f"""
     )"""
 
 # One language: an ordered, limited scan of item_claimable (project, language, -priority, id).
+# It reads the whole item and its language (columns filled in by _candidate_sql), which the
+# card needs, so the claim does not read them again after its commit.
 _CANDIDATE = f"""
-    SELECT i.id FROM annotation_item i
+    SELECT {{columns}} FROM annotation_item i JOIN annotation_language l ON l.id = i.language_id
     WHERE i.language_id = %(language)s AND {_CLAIMABLE}
     ORDER BY i.priority DESC, i.id
     LIMIT 1"""
@@ -227,6 +234,17 @@ _MARK_DONE = f"""
       AND (SELECT count(*) FROM annotation_judgment j
            WHERE j.item_id = %(item)s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) >= %(overlap)s"""
 
+# The same, in the statement that inserts the judgment (PostgreSQL: a data-modifying WITH).
+# Its parts all see the snapshot from before the insert, so the new judgment counts as the
+# + 1. The item is locked by this transaction (_SUBMIT_READ) and the statement's snapshot is
+# taken after that lock, so every other judgment of the item is already counted.
+_MARK_DONE_WITH_INSERT = f"""
+    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %s
+    WHERE id = %s AND status = '{ItemStatus.QUEUED.value}'
+      AND (SELECT count(*) FROM annotation_judgment j
+           WHERE j.item_id = %s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) + 1 >= %s
+    RETURNING id"""
+
 # pg_advisory_xact_lock(space, evaluator): one evaluator's claims run one at a time.
 _CLAIM_LOCK_SPACE = 0x50515545  # "PQUE"
 
@@ -244,6 +262,37 @@ def _lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
     if skip_locked and features.has_select_for_update_skip_locked:
         clause += " SKIP LOCKED"
     return clause
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# PostgreSQL aborts one transaction of a lock cycle (deadlock_detected) or of a
+# serialisation conflict; it did nothing, so running it again is safe and is what the
+# PostgreSQL manual asks of applications. Lock order is kept the same everywhere
+# (assignment, then item), so this is a last line of defence, not the plan.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_ATTEMPTS = 3
+
+
+def retried_on_deadlock(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run `fn` (one transaction of its own) again when the database aborted it as a
+    deadlock victim or for a serialisation failure; at most `_ATTEMPTS` times. Inside an
+    outer transaction nothing is retried: that transaction is aborted as a whole."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        attempt = 1
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                sqlstate = getattr(exc.__cause__, "sqlstate", None)
+                if sqlstate not in _RETRYABLE_SQLSTATES or attempt >= _ATTEMPTS or connection.in_atomic_block:
+                    raise
+                attempt += 1
+
+    return wrapper
 
 
 def _db_now(value: datetime) -> Any:
@@ -275,9 +324,37 @@ def _best_language(cursor: CursorWrapper, *, params: dict[str, Any], language_id
     return row[0] if row else None
 
 
-def _claim_candidate(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> int | None:
-    """Lock the next item for this evaluator and return its id, or None when none waits."""
+@cache
+def _candidate_sql(*, skip_locked: bool) -> str:
+    # OF i: the language row is read, never locked.
+    selected = f"{columns(Item, 'i')}, {columns(Language, 'l')}"
+    return _CANDIDATE.format(columns=selected) + _lock_clause(of="i", skip_locked=skip_locked)
+
+
+class _QueueTail(Exception):
+    """Raised inside the claim's transaction when every claimable item left is locked."""
+
+
+def _claim_candidate(
+    cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int], tail: bool = False
+) -> Item | None:
+    """Lock the next item for this evaluator and return it with its language, or None when
+    none waits.
+
+    Concurrent claims skip each other's locked rows instead of queueing behind them. When
+    every claimable item left is locked by a claim or submit in flight (the tail of a
+    queue), some will still have a slot once those commit: the claim waits for them rather
+    than report an empty queue. It must hold no item lock while it waits, and a scan can
+    leave one behind: a row it locked whose new version (another claim just took the last
+    slot) then no longer qualified stays locked, though not returned, and two claims
+    holding such rows while each waits for the other's would deadlock. So the first
+    attempt (`tail=False`) raises _QueueTail instead of waiting, which rolls its
+    transaction back, and the claim runs again with `tail=True`: each scan then runs in a
+    savepoint, and rolling back to it releases whatever a fruitless scan locked before the
+    waiting scan starts. The hot path (an unlocked item found at once) pays nothing for this.
+    """
     params: dict[str, Any] = {"project": project.pk, "evaluator": evaluator.pk}
+    can_wait = connection.features.has_select_for_update_skip_locked
     remaining = list(language_ids)
     while remaining:
         language_id = remaining[0] if len(remaining) == 1 else _best_language(
@@ -286,18 +363,22 @@ def _claim_candidate(cursor: CursorWrapper, *, evaluator: Any, project: Project,
         if language_id is None:
             return None
         params["language"] = language_id
-        # Concurrent claims skip each other's locked rows instead of queueing behind them.
-        cursor.execute(_CANDIDATE + _lock_clause(skip_locked=True), params)
+        if tail:
+            cursor.execute("SAVEPOINT claim_scan")
+        cursor.execute(_candidate_sql(skip_locked=True), params)
         row = cursor.fetchone()
-        if row is None and connection.features.has_select_for_update_skip_locked:
-            # Every claimable item left is locked by a claim or submit in flight, and some
-            # will still have a slot once those commit: wait for them rather than report an
-            # empty queue. Only at the tail of a queue; this transaction holds no item lock
-            # yet, so the wait cannot close a cycle.
-            cursor.execute(_CANDIDATE + _lock_clause(), params)
+        if row is None and can_wait:
+            if not tail:
+                raise _QueueTail
+            cursor.execute("ROLLBACK TO SAVEPOINT claim_scan")
+            cursor.execute(_candidate_sql(skip_locked=False), params)
             row = cursor.fetchone()
+            if row is None:
+                cursor.execute("ROLLBACK TO SAVEPOINT claim_scan")
         if row is not None:
-            return row[0]
+            item, at = from_row(Item, row, 0)
+            item.language = from_row(Language, row, at)[0]
+            return item
         remaining.remove(language_id)
     return None
 
@@ -314,63 +395,74 @@ def _live_lease_id(cursor: CursorWrapper, *, evaluator: Any, project: Project, l
 
 
 @cache
-def _columns(model: type[Model], alias: str) -> str:
-    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
-
-
-def _from_row(model: type[M], row: Sequence[Any], start: int) -> tuple[M, int]:
-    """The model instance whose columns (from `_columns`) begin at row[start], converted as
-    the ORM converts them (JSON, SQLite's datetimes); and where the next model's begin."""
-    fields = model._meta.concrete_fields
-    values = list(row[start : start + len(fields)])
-    for n, field in enumerate(fields):
-        column = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-            values[n] = convert(values[n], column, connection)
-    return model.from_db(connection.alias, [f.attname for f in fields], values), start + len(fields)
-
-
-@cache
-def _insert_sql(model: type[Model], columns: tuple[str, ...], returning: bool) -> str:
+def _insert_sql(model: type[Model], names: tuple[str, ...], returning: bool) -> str:
     quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))})"
     )
     return f"{sql} RETURNING {quote(model._meta.pk.column)}" if returning else sql
 
 
-def _insert(obj: Model) -> None:
-    """INSERT one new row, each value prepared by the model's own field as `save()` would."""
+def _insert(
+    obj: Model, *, with_sql: str = "", with_params: Sequence[Any] = (), also_return: str = ""
+) -> tuple[Any, ...]:
+    """INSERT one new row, each value prepared by the model's own field as `save()` would.
+    `with_sql` (PostgreSQL: `WITH name AS (UPDATE …)`) runs other changes in the same
+    statement, one round trip instead of several; `also_return` adds to its RETURNING,
+    and those values are returned."""
     meta = obj._meta
-    columns, values = [], []
+    names, values = [], []
     for field in meta.concrete_fields:
         if field.primary_key:
             continue
         value = field.pre_save(obj, True)
         if hasattr(value, "resolve_expression"):
             continue  # a database default (db_default): the column takes it
-        columns.append(field.column)
+        names.append(field.column)
         values.append(field.get_db_prep_save(value, connection))
     returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(type(obj), tuple(columns), returning), values)
-        pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        sql = _insert_sql(type(obj), tuple(names), returning)
+        if also_return:
+            sql += f", {also_return}"
+        cursor.execute(f"{with_sql} {sql}" if with_sql else sql, [*with_params, *values])
+        row = cursor.fetchone() if returning else None
+        pk = row[0] if row is not None else cursor.lastrowid
     setattr(obj, meta.pk.attname, pk)
     obj._state.adding = False
     obj._state.db = connection.alias
+    return tuple(row[1:]) if row is not None else ()
+
+
+# The changes that go with an insert on the hot path: a claim takes the item's slot with
+# its new assignment, a submit marks the assignment submitted with its judgment. The row
+# each changes is already locked by this transaction, so the lock order stays the same.
+_TAKE_SLOT = "UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s"
+_MARK_SUBMITTED = "UPDATE annotation_assignment SET status = %s, submitted_at = %s WHERE id = %s"
+
+
+def _insert_with_change(obj: Model, change: str, params: Sequence[Any]) -> None:
+    """`_insert(obj)` and the UPDATE `change`: one statement on PostgreSQL (a data-modifying
+    WITH), two elsewhere."""
+    if connection.vendor == "postgresql":
+        _insert(obj, with_sql=f"WITH change AS ({change})", with_params=params)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(change, params)
+    _insert(obj)
 
 
 def _item_with_language(item_id: int) -> Item:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {_columns(Item, 'i')}, {_columns(Language, 'l')} FROM annotation_item i "
+            f"SELECT {columns(Item, 'i')}, {columns(Language, 'l')} FROM annotation_item i "
             "JOIN annotation_language l ON l.id = i.language_id WHERE i.id = %s",
             [item_id],
         )
         row = cursor.fetchone()
-    item, at = _from_row(Item, row, 0)
-    item.language = _from_row(Language, row, at)[0]
+    item, at = from_row(Item, row, 0)
+    item.language = from_row(Language, row, at)[0]
     return item
 
 
@@ -382,14 +474,19 @@ def _item_with_language(item_id: int) -> Item:
 def queue_expire_leases(*, project: Project | None = None, now: datetime | None = None) -> int:
     """Expire leases past their time and give their production slots back. Returns how many."""
     now = now or timezone.now()
+    params = {"now": _db_now(now), "project": project.pk if project is not None else None}
+    project_clause = "AND a.project_id = %(project)s" if project is not None else ""
+    # Every claim sweeps first, and almost always finds nothing: one unlocked probe, in
+    # autocommit, costs one round trip instead of BEGIN, SELECT, COMMIT. A lease it misses
+    # (committed a moment later) is one the locked sweep below would have missed then too.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM ({_EXPIRED.format(project=project_clause)} LIMIT 1) AS due", params)
+        if cursor.fetchone() is None:
+            return 0
     with transaction.atomic(), connection.cursor() as cursor:
         # Lock order: assignments first, then items (as in submit). SKIP LOCKED: a lease
         # being submitted or swept by someone else right now is theirs to settle.
-        cursor.execute(
-            _EXPIRED.format(project="AND a.project_id = %(project)s" if project is not None else "")
-            + _lock_clause(skip_locked=True),
-            {"now": _db_now(now), "project": project.pk if project is not None else None},
-        )
+        cursor.execute(_EXPIRED.format(project=project_clause) + _lock_clause(skip_locked=True), params)
         rows = cursor.fetchall()
         if not rows:
             return 0
@@ -454,6 +551,31 @@ def item_claim_next(
     # the tail of the queue and must hold none of its own then.
     queue_expire_leases(project=project)
 
+    try:
+        assignment, live_id = _claim_in_transaction(evaluator=evaluator, project=project, language_ids=language_ids)
+    except _QueueTail:
+        # All that is left is locked by claims and submits in flight: wait for them.
+        assignment, live_id = _claim_in_transaction(
+            evaluator=evaluator, project=project, language_ids=language_ids, tail=True
+        )
+    if assignment is None and live_id is None:
+        return None
+    # A resumed lease or a honeypot: read after the commit, outside the locks, for the card.
+    if assignment is None:
+        assignment = Assignment.objects.get(pk=live_id)
+    if not Assignment.item.is_cached(assignment):
+        assignment.item = _item_with_language(assignment.item_id)
+    assignment.project = project
+    assignment.item.project = project
+    return assignment
+
+
+@retried_on_deadlock
+def _claim_in_transaction(
+    *, evaluator: Any, project: Project, language_ids: list[int], tail: bool = False
+) -> tuple[Assignment | None, int | None]:
+    """The claim's one transaction: (the new assignment, None), (None, the id of the live
+    lease to resume) or (None, None) when nothing waits."""
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One evaluator's claims (two tabs, a double click) run one after the other, so
@@ -463,33 +585,30 @@ def item_claim_next(
         live_id = _live_lease_id(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
         assignment = None
         if live_id is None:
-            item_id = _claim_candidate(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
-            if item_id is None:
+            item = _claim_candidate(
+                cursor, evaluator=evaluator, project=project, language_ids=language_ids, tail=tail
+            )
+            if item is None:
                 # No honeypot into an empty queue either: an item that turns up where the
                 # queue said "nothing waits" would give itself away as a check.
-                return None
+                return None, None
             # Honeypots arrive at the project's rate, indistinguishable from production items.
             if project.honeypot_rate > 0 and _rng.random() < project.honeypot_rate:
                 assignment = _claim_honeypot(evaluator=evaluator, project=project, language_ids=language_ids)
             if assignment is None:
-                cursor.execute("UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s", [item_id])
                 assignment = Assignment(
-                    item_id=item_id,
+                    item=item,
                     evaluator=evaluator,
                     project=project,
                     kind=AssignmentKind.PRODUCTION,
                     lease_expires_at=_lease_until(project),
                 )
-                _insert(assignment)
-    # Read after the commit, outside the locks: the card needs the item and its language.
-    if assignment is None:
-        assignment = Assignment.objects.get(pk=live_id)
-    assignment.item = _item_with_language(assignment.item_id)
-    assignment.project = project
-    assignment.item.project = project
-    return assignment
+                _insert_with_change(assignment, _TAKE_SLOT, [item.pk])
+                item.open_slots -= 1
+    return assignment, live_id
 
 
+@retried_on_deadlock
 def assignment_skip(*, assignment: Assignment, evaluator: Any, reason: str) -> Assignment:
     """Give the item back with a reason; this evaluator will not be offered it again."""
     if reason not in SkipReason.values:
@@ -540,6 +659,23 @@ def judgment_submit(
     project = assignment.project if assignment.project_id else assignment.item.project
     clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
     spent = _seconds_checked(seconds)
+    judgment, kind, language_id = _submit_in_transaction(
+        assignment=assignment, evaluator=evaluator, project=project, value=clean, spent=spent
+    )
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = judgment.created_at
+    if Assignment.item.is_cached(assignment):
+        judgment.item = assignment.item
+    if kind == AssignmentKind.HONEYPOT:
+        honeypot_accuracy_update(evaluator=evaluator, project=project, language=Language.objects.get(pk=language_id))
+    return judgment
+
+
+@retried_on_deadlock
+def _submit_in_transaction(
+    *, assignment: Assignment, evaluator: Any, project: Project, value: dict[str, Any], spent: float | None
+) -> tuple[Judgment, str, int]:
+    """The submit's one transaction: the stored judgment, its kind and the item's language."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SUBMIT_READ + _lock_clause(of="a, i"), {"assignment": assignment.pk})
         row = cursor.fetchone()
@@ -565,31 +701,31 @@ def judgment_submit(
             assignment=assignment,
             evaluator=evaluator,
             kind=kind,
-            value=clean,
+            value=value,
             seconds=spent,
             guideline_version=project.guideline_version,
             too_fast=_is_too_fast(assignment=assignment, item_id=item_id, project=project, seconds=spent),
             created_at=now,
         )
-        _insert(judgment)
-        cursor.execute(
-            "UPDATE annotation_assignment SET status = %(status)s, submitted_at = %(now)s WHERE id = %(assignment)s",
-            {"status": AssignmentStatus.SUBMITTED.value, "now": _db_now(now), "assignment": assignment.pk},
-        )
+        submitted = [AssignmentStatus.SUBMITTED.value, _db_now(now), assignment.pk]
         became_done = False
-        if kind in SLOT_KINDS:
-            cursor.execute(_MARK_DONE, {"now": _db_now(now), "item": item_id, "overlap": project.overlap})
-            became_done = cursor.rowcount == 1
+        if kind in SLOT_KINDS and connection.vendor == "postgresql":
+            (done,) = _insert(
+                judgment,
+                with_sql=f"WITH change AS ({_MARK_SUBMITTED}), done AS ({_MARK_DONE_WITH_INSERT})",
+                with_params=[*submitted, _db_now(now), item_id, item_id, project.overlap],
+                also_return="(SELECT count(*) FROM done)",
+            )
+            became_done = done == 1
+        else:
+            _insert_with_change(judgment, _MARK_SUBMITTED, submitted)
+            if kind in SLOT_KINDS:
+                cursor.execute(_MARK_DONE, {"now": _db_now(now), "item": item_id, "overlap": project.overlap})
+                became_done = cursor.rowcount == 1
         if became_done:
             # Judgments that disagree beyond the project rule send the item to adjudication.
             adjudication_route(item_id=item_id, project=project)
-    assignment.status = AssignmentStatus.SUBMITTED
-    assignment.submitted_at = now
-    if Assignment.item.is_cached(assignment):
-        judgment.item = assignment.item
-    if kind == AssignmentKind.HONEYPOT:
-        honeypot_accuracy_update(evaluator=evaluator, project=project, language=Language.objects.get(pk=language_id))
-    return judgment
+    return judgment, kind, language_id
 
 
 def judgment_revise(*, judgment: Judgment, evaluator: Any, value: Any, seconds: float | None = None) -> Judgment:

@@ -601,10 +601,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--http-only", action="store_true", help="only the HTTP run")
     parser.add_argument("--htmx", action="store_true",
                         help="HTTP: submit as htmx does, getting the next card in the same response")
-    # Claim + submit is CPU-bound: one sync worker per core measured fastest (2026-11-27:
-    # 190 judgments/s with 2 workers, 157 with 5 on 2 cores).
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="gunicorn worker processes (default: one per core)")
+    # As deploy/gunicorn.conf.py: one sync worker per core, plus one that runs while
+    # another waits on the database (2 cores: 206 judgments/s with 3 workers, 200 with 2,
+    # 174 with 2 × 4 threads; 157 with 5).
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1,
+                        help="gunicorn worker processes (default: cores + 1, as deploy/gunicorn.conf.py)")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL server to create the bench database on (default $DATABASE_URL)")

@@ -22,9 +22,9 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# The evaluator pages are CPU-bound (claim + submit + render): about one sync worker per
-# core is fastest (bench/queue.py: 190 judgments/s with 2 workers on 2 cores, 157 with 5);
-# the extra one covers a worker waiting on a long import or export.
+# The evaluator pages are CPU-bound (claim + submit + render): one sync worker per core,
+# plus one that runs while another waits on the database or on a long import or export
+# (bench/queue.py --htmx on 2 cores: 206 judgments/s with 3 workers, 200 with 2, 157 with 5).
 workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1)
 threads = _int("GUNICORN_THREADS", 1)
 worker_class = "gthread" if threads > 1 else "sync"

@@ -62,6 +62,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+# Django's ModelBackend; the user every request loads is read without the ORM.
+AUTHENTICATION_BACKENDS = ["parity.auth.ModelBackend"]
+
 ROOT_URLCONF = "parity.urls"
 WSGI_APPLICATION = "parity.wsgi.application"
 ASGI_APPLICATION = "parity.asgi.application"
@@ -234,6 +237,7 @@ if _cache_url:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "parity.sessions"  # Django's database sessions, read without the ORM
 
 LOGGING = {
     "version": 1,

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
+from unittest import mock
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
+from django.test import TransactionTestCase
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, Item, ItemStatus, Judgment, SkipReason
+from annotation import queue as queue_module
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    Item,
+    ItemStatus,
+    Judgment,
+    SkipReason,
+    TaskType,
+)
 from annotation.qualification import qualification_grant
 from annotation.queue import (
     NotQualified,
@@ -19,7 +32,7 @@ from annotation.queue import (
     queue_expire_leases,
 )
 from tests.base import ParityTestCase
-from tests.factories import ItemFactory, UserFactory
+from tests.factories import ItemFactory, ProjectFactory, UserFactory, language
 
 
 class QueueRoutingTests(ParityTestCase):
@@ -265,3 +278,74 @@ class CompletionTests(ParityTestCase):
         judgment = judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 3})
         self.assertEqual(assignment.status, AssignmentStatus.SUBMITTED)
         self.assertEqual(Assignment.objects.get(pk=assignment.pk).submitted_at, judgment.created_at)
+
+
+class _DatabaseAbort(Exception):
+    """What psycopg raises for a transaction PostgreSQL aborted; Django wraps it."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def _aborted_once(real: Any, *, sqlstate: str, when: Callable[..., bool]) -> tuple[Callable[..., Any], list[int]]:
+    """`real`, except that the first call `when` accepts does its work and then fails the
+    way PostgreSQL fails a deadlock victim; returns the wrapper and a call counter."""
+    calls = [0]
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if when(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == 1:
+                raise OperationalError("deadlock detected") from _DatabaseAbort(sqlstate)
+        return result
+
+    return wrapper, calls
+
+
+class DeadlockRetryTests(TransactionTestCase):
+    """A claim, submit or skip the database aborts as a deadlock victim is rolled back and run
+    again, so the evaluator never sees the error and nothing is half-written."""
+
+    def setUp(self) -> None:
+        self.de = language("de")
+        self.project = ProjectFactory(slug="retry", task_type=TaskType.RATING, overlap=2, languages=["de"])
+        self.alice = UserFactory(username="alice")
+        qualification_grant(project=self.project, evaluator=self.alice, language=self.de, actor=None)
+        self.item = ItemFactory(project=self.project, language=self.de)
+
+    def test_an_aborted_claim_is_rolled_back_and_retried(self):
+        wrapper, calls = _aborted_once(queue_module._insert_with_change, sqlstate="40P01", when=lambda *a, **k: True)
+        with mock.patch.object(queue_module, "_insert_with_change", wrapper):
+            assignment = item_claim_next(evaluator=self.alice, project=self.project)
+        self.assertEqual(calls[0], 2)  # the aborted attempt and the one that committed
+        self.assertEqual(list(Assignment.objects.values_list("pk", flat=True)), [assignment.pk])
+        self.assertEqual(Item.objects.get(pk=self.item.pk).open_slots, 1)
+
+    def test_an_aborted_submit_is_rolled_back_and_retried(self):
+        assignment = item_claim_next(evaluator=self.alice, project=self.project)
+        is_judgment = lambda obj, **kwargs: isinstance(obj, Judgment)  # noqa: E731
+        wrapper, calls = _aborted_once(queue_module._insert, sqlstate="40001", when=is_judgment)
+        with mock.patch.object(queue_module, "_insert", wrapper):
+            judgment = judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 4})
+        self.assertEqual(calls[0], 2)
+        self.assertEqual(list(Judgment.objects.values_list("pk", "value")), [(judgment.pk, {"score": 4})])
+        self.assertEqual(Assignment.objects.get(pk=assignment.pk).status, AssignmentStatus.SUBMITTED)
+
+    def test_other_database_errors_and_aborts_inside_an_outer_transaction_are_not_retried(self):
+        for sqlstate, outer in (("57014", False), ("40P01", True)):  # 57014: statement timeout
+            wrapper, calls = _aborted_once(
+                queue_module._insert_with_change, sqlstate=sqlstate, when=lambda *a, **k: True
+            )
+            with self.subTest(sqlstate=sqlstate, outer=outer), mock.patch.object(
+                queue_module, "_insert_with_change", wrapper
+            ), self.assertRaises(OperationalError):
+                if outer:
+                    with transaction.atomic():
+                        item_claim_next(evaluator=self.alice, project=self.project)
+                else:
+                    item_claim_next(evaluator=self.alice, project=self.project)
+            self.assertEqual(calls[0], 1)
+            self.assertFalse(Assignment.objects.exists())
+            self.assertEqual(Item.objects.get(pk=self.item.pk).open_slots, 2)
