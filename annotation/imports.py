@@ -364,7 +364,35 @@ def items_import(
             # Leaving the atomic block by an exception rolls back whatever chunks were written.
             raise ImportRejected(errors, truncated=truncated)
         audit_record(verb="items.import", actor=actor, token=token, project=project, data=result.as_dict())
+        if result.created:
+            transaction.on_commit(lambda: items_statistics_refresh(created=result.created))
     return result
+
+
+def items_statistics_refresh(*, created: int) -> bool:
+    """ANALYZE the item table when it has no planner statistics yet, or when `created` new
+    rows at least doubled it since the last; returns whether it did.
+
+    Each chunk of an import looks up its external ids (`_existing_items`). Without
+    statistics PostgreSQL takes `external_id = ANY(2,000 ids)` to match most rows, and
+    answers it by reading every item of the project through a smaller index: measured on
+    the 2-core machine, a 1,000,000-item import slowed from 20,000 to 7,700 items/s as the
+    table grew, until autovacuum's first ANALYZE (a minute in). Once analysed, external_id
+    is known to be unique, the lookup uses item_external_id_unique whatever the table's
+    size, and autovacuum keeps the statistics current from there; this covers the first
+    imports into a new database. SKIP_LOCKED: when another ANALYZE or VACUUM of the table
+    is running, that one will do.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    table = Item._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        (rows,) = cursor.fetchone()
+        if rows >= 0 and created <= rows:  # -1: never analysed
+            return False
+        cursor.execute(f"ANALYZE (SKIP_LOCKED) {connection.ops.quote_name(table)}")
+    return True
 
 
 def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], result: ImportResult, add_error: Any,

@@ -42,7 +42,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from bench._util import ROOT, machine_description, require_postgres, scratch_database  # noqa: E402
+from bench._util import (  # noqa: E402
+    ROOT,
+    cpu_busy_since,
+    cpu_busy_start,
+    machine_description,
+    processes_cpu_seconds,
+    require_postgres,
+    scratch_database,
+)
 
 PROJECT_SLUG = "bench-import-export"
 LANGUAGES = ("de", "sw", "ar")
@@ -170,9 +178,26 @@ class _Sampler(threading.Thread):
         return self.samples[-1][2] if self.samples else 0.0
 
 
-def _import(*, port: int, token: str, items: int, batch: int, clients: int) -> tuple[float, list[str]]:
+def _cpu_split(database: str, port: int) -> dict[str, float]:
+    """CPU seconds so far of the gunicorn serving `port`, of PostgreSQL's backends on
+    `database`, and of PostgreSQL's own background processes (WAL writer, checkpointer,
+    background writer), which bulk writes keep busy."""
+    return {
+        "gunicorn": processes_cpu_seconds(cmdline_contains=f"127.0.0.1:{port}"),
+        "postgres backends": processes_cpu_seconds(cmdline_contains=f" {database} ", starts_with="postgres:"),
+        "postgres background": sum(
+            processes_cpu_seconds(cmdline_contains=name, starts_with="postgres:")
+            for name in ("walwriter", "checkpointer", "background writer", "autovacuum")
+        ),
+    }
+
+
+def _import(*, port: int, token: str, items: int, batch: int, clients: int) -> tuple[float, list[str], list[float]]:
+    """Post every batch; returns the wall time, any errors and when each batch was answered
+    (seconds from the start, in order of answer)."""
     starts = list(range(0, items, batch))
     errors: list[str] = []
+    answered: list[float] = []
     lock = threading.Lock()
     # The client's own work stays small: one batch is rendered once, and every batch is
     # that text with its own external_id prefix (a byte replace), so the 2 cores go to
@@ -195,8 +220,9 @@ def _import(*, port: int, token: str, items: int, batch: int, clients: int) -> t
                 "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
             response = conn.getresponse()
             payload = response.read()
-            if response.status != 200:
-                with lock:
+            with lock:
+                answered.append(time.perf_counter() - began)
+                if response.status != 200:
                     errors.append(f"batch at {start}: HTTP {response.status} {payload[:300]!r}")
             # A sync gunicorn worker closes the connection after each response.
             conn.close()
@@ -207,11 +233,23 @@ def _import(*, port: int, token: str, items: int, batch: int, clients: int) -> t
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - began, errors
+    return time.perf_counter() - began, errors, answered
+
+
+def _rate_by_tenth(answered: list[float], batch: int) -> list[float]:
+    """Items/s over each tenth of the batches, in order: flat means the import does not
+    slow down as the table and its indexes grow."""
+    tenth = max(1, len(answered) // 10)
+    rates, previous = [], 0.0
+    for end in range(tenth, len(answered) + 1, tenth):
+        rates.append(tenth * batch / max(1e-9, answered[end - 1] - previous))
+        previous = answered[end - 1]
+    return rates
 
 
 def _judge_all() -> float:
-    """Three historical judgments per item, written in SQL (setup for the export, not measured)."""
+    """Three historical judgments per item, written in SQL, then VACUUM ANALYZE (set-up for
+    the export, timed apart)."""
     from django.db import connection
 
     from annotation.models import ExternalRater, Project
@@ -233,7 +271,10 @@ def _judge_all() -> float:
                    FROM annotation_item WHERE project_id = %s""",
                 [rater.pk, k, project.pk],
             )
-        cursor.execute("ANALYZE")
+        # What autovacuum does within a minute or two of a bulk load: statistics, hint bits
+        # and the visibility map. Without it the first export would pay for setting the
+        # hint bit on every row it reads (a write per page), which is no export's cost.
+        cursor.execute("VACUUM ANALYZE")
     return time.perf_counter() - began
 
 
@@ -320,6 +361,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it")
     parser.add_argument("--keep-db", action="store_true", help="keep the scratch database for inspection")
+    parser.add_argument("--import-only", action="store_true", help="only the import (no judgments, no export)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.items < 1 or args.batch < 1 or args.clients < 1 or args.workers < 1:
@@ -353,14 +395,20 @@ def main(argv: list[str] | None = None) -> int:
         port = _free_port()
         server = _start_gunicorn(port=port, workers=args.workers, env=env)
         try:
-            seconds, errors = _import(port=port, token=import_token, items=args.items, batch=args.batch,
-                                      clients=args.clients)
+            database = connection.settings_dict["NAME"]
+            cpu_before, busy = _cpu_split(database, port), cpu_busy_start()
+            seconds, errors, answered = _import(port=port, token=import_token, items=args.items,
+                                                batch=args.batch, clients=args.clients)
+            machine_busy = cpu_busy_since(busy)
+            import_cpu = {k: v - cpu_before[k] for k, v in _cpu_split(database, port).items()}
             if errors:
                 print("import failed:\n  " + "\n  ".join(errors[:5]), file=sys.stderr)
                 return 1
-            judge_seconds = _judge_all()
-            exports = [_export(port=port, token=export_token, fmt=fmt, master=server.pid, expected=args.items)
-                       for fmt in ("jsonl", "parquet")]
+            judge_seconds = None if args.import_only else _judge_all()
+            exports = [] if args.import_only else [
+                _export(port=port, token=export_token, fmt=fmt, master=server.pid, expected=args.items)
+                for fmt in ("jsonl", "parquet")
+            ]
         finally:
             _stop(server)
         language_check = _language_check_rate(args.language_check_sample) if args.language_check_sample else None
@@ -371,7 +419,13 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "clients": args.clients,
         "workers": args.workers,
-        "import": {"seconds": seconds, "items_per_second": args.items / seconds},
+        "import": {
+            "seconds": seconds,
+            "items_per_second": args.items / seconds,
+            "items_per_second_by_tenth": _rate_by_tenth(answered, args.batch),
+            "cpu_seconds": import_cpu,
+            "machine_cpu_busy": machine_busy,
+        },
         "setup_judgments_seconds": judge_seconds,
         "exports": exports,
         "language_check": language_check,
@@ -382,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {result['machine']}")
     print(f"import : {args.items:,} items in batches of {args.batch:,} over {args.clients} connection(s), "
           f"gunicorn {args.workers} workers: {seconds:.1f} s = {args.items / seconds:,.0f} items/s (target ≥ 20,000)")
+    by_tenth = result["import"]["items_per_second_by_tenth"]
+    print("         items/s by tenth of the run: " + ", ".join(f"{r:,.0f}" for r in by_tenth))
+    print("         CPU per 1,000 items: " + ", ".join(
+        f"{name} {cpu / args.items * 1000:.2f} s" for name, cpu in import_cpu.items()
+    ) + f"; machine CPU {machine_busy:.0%} busy")
     for e in exports:
         rss = e["rss_mib"]
         print(f"export : {e['format']:<7} {e['lines']:,} lines ({e['bytes'] / 2**20:,.1f} MiB) in {e['seconds']:.1f} s "
