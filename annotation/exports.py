@@ -165,7 +165,9 @@ def export_marks_advance(*, project: Project) -> int:
     PostgreSQL rescan the growing table for every row.
     """
     with transaction.atomic():
-        list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
+        # NO KEY: claims and submits insert rows that reference the project, and their
+        # foreign-key checks (FOR KEY SHARE) must not wait for an export to finish marking.
+        list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk"))
         candidates = exportable_items(project=project).order_by().values_list("id")
         sql, params = candidates.query.sql_with_params()
         now = connection.ops.adapt_datetimefield_value(timezone.now())

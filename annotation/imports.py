@@ -365,7 +365,8 @@ def items_import(
             raise ImportRejected(errors, truncated=truncated)
         audit_record(verb="items.import", actor=actor, token=token, project=project, data=result.as_dict())
         if result.created:
-            transaction.on_commit(lambda: items_statistics_refresh(created=result.created))
+            # robust: the import has committed; a failed ANALYZE is logged, never the answer.
+            transaction.on_commit(lambda: items_statistics_refresh(created=result.created), robust=True)
     return result
 
 

@@ -348,20 +348,25 @@ def _claim_candidate(
     leave one behind: a row it locked whose new version (another claim just took the last
     slot) then no longer qualified stays locked, though not returned, and two claims
     holding such rows while each waits for the other's would deadlock. So the first
-    attempt (`tail=False`) raises _QueueTail instead of waiting, which rolls its
-    transaction back, and the claim runs again with `tail=True`: each scan then runs in a
-    savepoint, and rolling back to it releases whatever a fruitless scan locked before the
-    waiting scan starts. The hot path (an unlocked item found at once) pays nothing for this.
+    attempt (`tail=False`) never waits: when no language has an unlocked item but some had
+    locked ones, it raises _QueueTail, which rolls its transaction back, and the claim runs
+    again with `tail=True`: each scan then runs in a savepoint, and rolling back to it
+    releases whatever a fruitless scan locked before the waiting scan starts. (Within the
+    waiting scan itself a row locked and then passed over can still be held while it waits
+    for the next; such a wait against the lease sweep is the rare deadlock that
+    `retried_on_deadlock` settles.) The hot path (an unlocked item found at once) pays
+    nothing for this.
     """
     params: dict[str, Any] = {"project": project.pk, "evaluator": evaluator.pk}
     can_wait = connection.features.has_select_for_update_skip_locked
+    may_wait = False  # a language had no unlocked item; some of its items may be locked
     remaining = list(language_ids)
     while remaining:
         language_id = remaining[0] if len(remaining) == 1 else _best_language(
             cursor, params=params, language_ids=remaining
         )
         if language_id is None:
-            return None
+            break
         params["language"] = language_id
         if tail:
             cursor.execute("SAVEPOINT claim_scan")
@@ -369,7 +374,10 @@ def _claim_candidate(
         row = cursor.fetchone()
         if row is None and can_wait:
             if not tail:
-                raise _QueueTail
+                # Another language may still have an unlocked item: try it before waiting.
+                may_wait = True
+                remaining.remove(language_id)
+                continue
             cursor.execute("ROLLBACK TO SAVEPOINT claim_scan")
             cursor.execute(_candidate_sql(skip_locked=False), params)
             row = cursor.fetchone()
@@ -380,6 +388,8 @@ def _claim_candidate(
             item.language = from_row(Language, row, at)[0]
             return item
         remaining.remove(language_id)
+    if may_wait:
+        raise _QueueTail
     return None
 
 
@@ -471,6 +481,7 @@ def _item_with_language(item_id: int) -> Item:
 # ---------------------------------------------------------------------------------------
 
 
+@retried_on_deadlock
 def queue_expire_leases(*, project: Project | None = None, now: datetime | None = None) -> int:
     """Expire leases past their time and give their production slots back. Returns how many."""
     now = now or timezone.now()

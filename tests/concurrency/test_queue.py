@@ -273,6 +273,46 @@ class QueueConcurrencyTests(TransactionTestCase):
         self.assertEqual(Assignment.objects.filter(evaluator=alice).count(), 1)
         self.assertEqual(Item.objects.get(pk=Assignment.objects.get().item_id).open_slots, K - 1)
 
+    def test_it_serves_another_language_before_waiting_for_a_locked_item(self):
+        (alice,) = self._evaluators(1, tags=("de", "ar"))
+        self._items(1, lang=self.de, prefix="de")
+        self._items(1, lang=self.ar, prefix="ar")
+        Item.objects.filter(language=self.de).update(priority=0.9)  # German ranks first
+        Item.objects.filter(language=self.ar).update(priority=0.1)
+        german = Item.objects.get(language=self.de)
+        locked, release = threading.Event(), threading.Event()
+        claimed: list[Any] = []
+
+        def hold() -> None:
+            # A submit in flight holds the only German item.
+            try:
+                with transaction.atomic():
+                    Item.objects.select_for_update().get(pk=german.pk)
+                    locked.set()
+                    release.wait(timeout=30)
+            finally:
+                connections.close_all()
+
+        def claim() -> None:
+            try:
+                claimed.append(item_claim_next(evaluator=alice, project=self.project))
+            finally:
+                connections.close_all()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            self.assertTrue(locked.wait(timeout=30))
+            claimer = threading.Thread(target=claim)
+            claimer.start()
+            claimer.join(timeout=10)
+            # Answered while the German item is still locked: it did not queue behind it.
+            self.assertEqual(len(claimed), 1, "the claim waited for the locked German item")
+            self.assertEqual(claimed[0].item.language_id, self.ar.pk)
+        finally:
+            release.set()
+            holder.join(timeout=30)
+
     def test_it_waits_for_an_item_a_submit_holds_instead_of_reporting_an_empty_queue(self):
         (alice,) = self._evaluators(1)
         self._items(1, lang=self.de, prefix="de")
