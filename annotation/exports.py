@@ -115,15 +115,18 @@ def export_cursor_decode(*, project: Project, cursor: str) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def _settled(qs: QuerySet[Item], *, project: Project) -> tuple[QuerySet[Item], Q]:
+def _settled(qs: QuerySet[Item], *, project: Project, among: QuerySet[Item] | None = None) -> tuple[QuerySet[Item], Q]:
     """The queryset, and the condition for an item whose label is settled.
 
     The judgment counts come from one grouped pass over the project's judgments (a hashed
     IN list), not a count per item: the difference between seconds and minutes for a
-    million items.
+    million items. `among`: only items of this queryset are asked about, so only their
+    judgments are counted.
     """
+    judgments = Judgment.objects.filter(is_current=True, kind__in=COUNTED_KINDS)
+    judgments = judgments.filter(item__in=among) if among is not None else judgments.filter(item__project=project)
     counted = (
-        Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_KINDS)
+        judgments
         .order_by()
         .values("item_id")
         .annotate(n=Count("id"))
@@ -140,8 +143,14 @@ def _settled(qs: QuerySet[Item], *, project: Project) -> tuple[QuerySet[Item], Q
 
 def exportable_items(*, project: Project) -> QuerySet[Item]:
     """Items of the project whose label is settled and that have no export mark yet."""
-    qs, settled = _settled(Item.objects.filter(project=project, is_gold=False), project=project)
-    qs = qs.filter(settled).exclude(Exists(ExportMark.objects.filter(item=OuterRef("pk"))))
+    unmarked = Item.objects.filter(project=project, is_gold=False).exclude(
+        Exists(ExportMark.objects.filter(item=OuterRef("pk")))
+    )
+    # Only the unmarked items' judgments are counted: a pull with nothing new (every item
+    # marked) then counts none, where counting all of them took 3.8 of its 5.5 s at a
+    # million items.
+    qs, settled = _settled(unmarked, project=project, among=unmarked.values("pk"))
+    qs = qs.filter(settled)
     if project.task_type != TaskType.RATING:
         return qs
     # A prompt's responses are paired together: mark them once none of them is still open.
