@@ -477,6 +477,7 @@ def _pairwise_rows(*, project: Project, marks: QuerySet[ExportMark], method: str
     # Item order: the judgments' item index streams in the same order, with no sort.
     items = marks.order_by("item_id").values_list(*fields).iterator(chunk_size=CHUNK)
     labels = _Labels(project=project, marks=marks, order=("item_id",), method=method)
+    conversational = style == "conversational"
     for row, label, version in labels.attach(items):
         if label is None:
             continue
@@ -485,26 +486,32 @@ def _pairwise_rows(*, project: Project, marks: QuerySet[ExportMark], method: str
             continue
         if not _passes(label, min_agreement):
             continue
-        a_wins = choice != "b"
-        yield _line(
-            style=style,
-            prompt=row[3],
-            chosen=row[4] if a_wins else row[5],
-            rejected=row[5] if a_wins else row[4],
-            metadata=row[8] if style == "conversational" else None,
-            language=row[2],
-            item_id=row[1],
-            n_judgments=label.n_judgments,
-            agreement=label.agreement,
-            guideline_version=version,
-            model_chosen=row[6] if a_wins else row[7],
-            model_rejected=row[7] if a_wins else row[6],
-            margin=float(label.value.get("strength", 1)) if choice != "tie" else 0.0,
-            tie=choice == "tie",
-            label_source=label.source,
-            chosen_item_id=row[1],
-            rejected_item_id=row[1],
-        )
+        if choice == "b":
+            chosen, rejected, model_chosen, model_rejected = row[5], row[4], row[7], row[6]
+        else:
+            chosen, rejected, model_chosen, model_rejected = row[4], row[5], row[6], row[7]
+        # The line as _line builds it, written out: this loop runs once per exported pair.
+        if conversational:
+            line = {
+                "prompt": _prompt_messages(row[3], row[8]),
+                "chosen": _messages("assistant", chosen),
+                "rejected": _messages("assistant", rejected),
+            }
+        else:
+            line = {"prompt": row[3], "chosen": chosen, "rejected": rejected}
+        line["language"] = row[2]
+        line["item_id"] = row[1]
+        line["n_judgments"] = label.n_judgments
+        line["agreement"] = label.agreement
+        line["guideline_version"] = version
+        line["model_chosen"] = model_chosen
+        line["model_rejected"] = model_rejected
+        line["margin"] = float(label.value.get("strength", 1)) if choice != "tie" else 0.0
+        line["tie"] = choice == "tie"
+        line["label_source"] = label.source
+        line["chosen_item_id"] = row[1]
+        line["rejected_item_id"] = row[1]
+        yield line
 
 
 def _score(label: Any) -> float | None:
@@ -642,14 +649,20 @@ def jsonl_stream(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     # for the rare value orjson refuses (an integer beyond 64 bits).
     encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
 
-    def line(row: dict[str, Any]) -> bytes:
+    dumps = orjson.dumps
+    lines: list[bytes] = []
+    for row in rows:
         try:
-            return orjson.dumps(row, default=_json_default)
+            lines.append(dumps(row, default=_json_default))
         except orjson.JSONEncodeError:
-            return encode(row).encode("utf-8")
-
-    for batch in _chunks(rows, LINES_PER_WRITE):
-        yield b"\n".join([line(row) for row in batch]) + b"\n"
+            lines.append(encode(row).encode("utf-8"))
+        if len(lines) >= LINES_PER_WRITE:
+            lines.append(b"")
+            yield b"\n".join(lines)
+            lines = []
+    if lines:
+        lines.append(b"")
+        yield b"\n".join(lines)
 
 
 def csv_stream(rows: Iterable[dict[str, Any]], *, columns: tuple[str, ...] = JUDGMENT_COLUMNS) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from annotation.agreement import item_labels
-from annotation.exports import PREFERENCE_COLUMNS, majority_label
+from annotation.exports import LINES_PER_WRITE, PREFERENCE_COLUMNS, jsonl_stream, majority_label
 from annotation.models import (
     Assignment,
     AuditEvent,
@@ -322,3 +322,15 @@ class MajorityLabelTests(ApiTestCase):
                 self.assertEqual(got.agreement, want.agreement)
                 if project.task_type == TaskType.RATING:
                     self.assertAlmostEqual(got.mean, want.mean)
+
+
+def test_jsonl_stream_writes_every_row_once_in_order_across_writes():
+    # More rows than one write holds, one of them beyond orjson (an integer over 64 bits).
+    rows = [{"n": n, "text": "ሰላም\n世界"} for n in range(LINES_PER_WRITE * 2 + 3)]
+    rows[LINES_PER_WRITE]["n"] = 2**70
+    chunks = list(jsonl_stream(iter(rows)))
+    assert len(chunks) == 3
+    assert all(chunk.endswith(b"\n") for chunk in chunks)
+    lines = b"".join(chunks).decode("utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == rows
+    assert list(jsonl_stream(iter([]))) == []
