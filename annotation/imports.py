@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,6 +310,55 @@ def content_hash(clean: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+class _LineErrors:
+    """The bad lines of one batch: the first MAX_ERRORS kept, the rest only counted."""
+
+    def __init__(self) -> None:
+        self.lines: list[LineError] = []
+        self.truncated = False
+
+    def add(self, error: LineError) -> None:
+        if len(self.lines) < MAX_ERRORS:
+            self.lines.append(error)
+        else:
+            self.truncated = True
+
+
+def _batch_run(
+    records: Iterable[tuple[int, Any]],
+    *,
+    max_lines: int,
+    errors: _LineErrors,
+    clean: Callable[[int, Any], dict[str, Any]],
+    write: Callable[[list[tuple[int, dict[str, Any]]]], None],
+) -> None:
+    """Validate each line with `clean` and hand the good ones to `write` in chunks of
+    CHUNK; every bad line (and an empty or oversized batch) goes to `errors`. Runs inside
+    the caller's transaction, which raises ImportRejected afterwards when errors has any."""
+    count = 0
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    for number, record in records:
+        count += 1
+        if count > max_lines:
+            errors.add(LineError(number, f"a batch holds at most {max_lines} lines; split the file"))
+            break
+        if isinstance(record, LineError):
+            errors.add(record)
+            continue
+        try:
+            chunk.append((number, clean(number, record)))
+        except _LineInvalid as exc:
+            errors.add(LineError(number, exc.message, exc.field))
+            continue
+        if len(chunk) >= CHUNK:
+            write(chunk)
+            chunk = []
+    if chunk:
+        write(chunk)
+    if count == 0:
+        errors.add(LineError(0, "the batch is empty"))
+
+
 def items_import(
     *,
     project: Project,
@@ -325,44 +374,21 @@ def items_import(
     max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
     validator = _Validator(project)
     result = ImportResult()
-    errors: list[LineError] = []
-    truncated = False
-    chunk: list[tuple[int, dict[str, Any]]] = []
-    count = 0
+    errors = _LineErrors()
 
-    def add_error(error: LineError) -> None:
-        nonlocal truncated
-        if len(errors) < MAX_ERRORS:
-            errors.append(error)
-        else:
-            truncated = True
+    def clean(number: int, record: Any) -> dict[str, Any]:
+        line = validator.clean(record)
+        line["content_hash"] = content_hash(line)
+        return line
+
+    def write(chunk: list[tuple[int, dict[str, Any]]]) -> None:
+        _write_chunk(project, chunk, result, errors.add, write=not errors.lines)
 
     with transaction.atomic():
-        for number, record in records:
-            count += 1
-            if count > max_lines:
-                add_error(LineError(number, f"a batch holds at most {max_lines} lines; split the file"))
-                break
-            if isinstance(record, LineError):
-                add_error(record)
-                continue
-            try:
-                clean = validator.clean(record)
-            except _LineInvalid as exc:
-                add_error(LineError(number, exc.message, exc.field))
-                continue
-            clean["content_hash"] = content_hash(clean)
-            chunk.append((number, clean))
-            if len(chunk) >= CHUNK:
-                _write_chunk(project, chunk, result, add_error, write=not errors)
-                chunk = []
-        if chunk:
-            _write_chunk(project, chunk, result, add_error, write=not errors)
-        if count == 0:
-            add_error(LineError(0, "the batch is empty"))
-        if errors:
+        _batch_run(records, max_lines=max_lines, errors=errors, clean=clean, write=write)
+        if errors.lines:
             # Leaving the atomic block by an exception rolls back whatever chunks were written.
-            raise ImportRejected(errors, truncated=truncated)
+            raise ImportRejected(errors.lines, truncated=errors.truncated)
         audit_record(verb="items.import", actor=actor, token=token, project=project, data=result.as_dict())
         if result.created:
             # robust: the import has committed; a failed ANALYZE is logged, never the answer.
@@ -634,18 +660,9 @@ def judgments_import(
     max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
     now = timezone.now()
     result = ImportResult()
-    errors: list[LineError] = []
-    truncated = False
+    errors = _LineErrors()
+    add_error = errors.add
     seen: dict[tuple[str, str], int] = {}
-    chunk: list[tuple[int, dict[str, Any]]] = []
-    count = 0
-
-    def add_error(error: LineError) -> None:
-        nonlocal truncated
-        if len(errors) < MAX_ERRORS:
-            errors.append(error)
-        else:
-            truncated = True
 
     def clean(number: int, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
@@ -704,7 +721,7 @@ def judgments_import(
                 add_error(LineError(number, f"rater {c['rater']!r} already has a different judgment of item "
                                     f"{c['external_id']!r} stored; judgments are not overwritten", "rater",
                                     code="conflict"))
-        if errors or not new:
+        if errors.lines or not new:
             return
         missing = sorted({c["rater"] for _, c in new} - set(raters))
         if missing:
@@ -725,29 +742,10 @@ def judgments_import(
         result.created += len(new)
 
     with transaction.atomic():
-        for number, record in records:
-            count += 1
-            if count > max_lines:
-                add_error(LineError(number, f"a batch holds at most {max_lines} lines; split the file"))
-                break
-            if isinstance(record, LineError):
-                add_error(record)
-                continue
-            try:
-                chunk.append((number, clean(number, record)))
-            except _LineInvalid as exc:
-                add_error(LineError(number, exc.message, exc.field))
-                continue
-            if len(chunk) >= CHUNK:
-                write(chunk)
-                chunk = []
-        if chunk:
-            write(chunk)
-        if count == 0:
-            add_error(LineError(0, "the batch is empty"))
-        if errors:
+        _batch_run(records, max_lines=max_lines, errors=errors, clean=clean, write=write)
+        if errors.lines:
             # Leaving the atomic block by an exception rolls back whatever chunks were written.
-            raise ImportRejected(errors, truncated=truncated)
+            raise ImportRejected(errors.lines, truncated=errors.truncated)
         if result.created:
             # A batch that only repeats stored judgments writes nothing, not even an audit event.
             audit_record(verb="judgments.import", actor=actor, token=token, project=project, data=result.as_dict())

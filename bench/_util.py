@@ -1,16 +1,22 @@
 """Small helpers the benchmarks in bench/ share: percentiles, a latency summary, peak
-memory, the machine's description and a scratch PostgreSQL database.
+memory, the machine's description, a scratch PostgreSQL database and a gunicorn to
+measure against.
 
 Benchmarks print figures; nothing here asserts a time.
 """
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import platform
 import resource
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -143,3 +149,52 @@ def processes_cpu_seconds(*, cmdline_contains: str, starts_with: str = "") -> fl
             continue  # the process ended meanwhile
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_start(
+    *, port: int, workers: int, env: dict[str, str], ready_path: str, timeout: int, threads: int = 1,
+    backlog: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """gunicorn serving Parity on 127.0.0.1:`port` (sync workers, or gthread when `threads`
+    > 1) in its own process group; returns once `ready_path` answers 200."""
+    cmd = [
+        sys.executable, "-m", "gunicorn", "parity.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--log-level", "warning", "--timeout", str(timeout),
+    ]
+    if backlog is not None:
+        cmd += ["--backlog", str(backlog)]
+    if threads > 1:
+        cmd += ["--worker-class", "gthread", "--threads", str(threads)]
+    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with code {server.returncode} before serving")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", ready_path)
+            if conn.getresponse().status == 200:
+                conn.close()
+                return server
+        except OSError:
+            time.sleep(0.3)
+    gunicorn_stop(server)
+    raise RuntimeError("gunicorn did not answer within 60 s")
+
+
+def gunicorn_stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the gunicorn and its workers (SIGTERM, then SIGKILL after 20 s)."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

@@ -26,9 +26,6 @@ import io
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,9 +40,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from bench._util import (  # noqa: E402
-    ROOT,
     cpu_busy_since,
     cpu_busy_start,
+    free_port,
+    gunicorn_start,
+    gunicorn_stop,
     machine_description,
     processes_cpu_seconds,
     require_postgres,
@@ -97,42 +96,6 @@ def _batch(start: int, size: int) -> bytes:
             "reward_a": (i % 97) / 97, "reward_b": (i % 89) / 89, "metadata": {"dataset": "bench", "licence": "CC0-1.0"},
         }, ensure_ascii=False))
     return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_gunicorn(*, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "gunicorn", "parity.wsgi:application", "--bind", f"127.0.0.1:{port}",
-           "--workers", str(workers), "--log-level", "warning", "--timeout", "900"]
-    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {server.returncode} before serving")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/schema/")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return server
-        except OSError:
-            time.sleep(0.3)
-    _stop(server)
-    raise RuntimeError("gunicorn did not answer within 60 s")
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _worker_pids(master: int) -> list[int]:
@@ -392,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         from django.db import connection
 
         connection.close()  # gunicorn and this process must not share a connection
-        port = _free_port()
-        server = _start_gunicorn(port=port, workers=args.workers, env=env)
+        port = free_port()
+        server = gunicorn_start(port=port, workers=args.workers, env=env, ready_path="/api/v1/schema/", timeout=900)
         try:
             database = connection.settings_dict["NAME"]
             cpu_before, busy = _cpu_split(database, port), cpu_busy_start()
@@ -410,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                 for fmt in ("jsonl", "parquet")
             ]
         finally:
-            _stop(server)
+            gunicorn_stop(server)
         language_check = _language_check_rate(args.language_check_sample) if args.language_check_sample else None
         connection.close()
     result = {

@@ -27,9 +27,6 @@ import os
 import random
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,10 +42,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from bench._util import (  # noqa: E402
-    ROOT,
     cpu_busy_since,
     cpu_busy_start,
     format_latency,
+    free_port,
+    gunicorn_start,
+    gunicorn_stop,
     latency_summary,
     machine_description,
     peak_memory_mb,
@@ -539,47 +538,6 @@ def _report(mode: str, out: list[dict[str, Any]], wall: float, *, cpu: float, cl
             "cpu_ms_per_judgment": per_judgment}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_gunicorn(*, port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable, "-m", "gunicorn", "parity.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
-        "--backlog", "2048", "--timeout", "120",
-    ]
-    if threads > 1:
-        cmd += ["--worker-class", "gthread", "--threads", str(threads)]
-    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {server.returncode} before serving")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/accounts/login/")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return server
-        except OSError:
-            time.sleep(0.3)
-    _stop(server)
-    raise RuntimeError("gunicorn did not answer within 60 s")
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 # ---------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------
@@ -689,8 +647,9 @@ def main(argv: list[str] | None = None) -> int:
                                            cpu=cpu_busy_since(cpu), claim_name="claim (item_claim_next)",
                                            submit_name="submit (judgment_submit)")
         if not args.service_only:
-            port = _free_port()
-            server = _start_gunicorn(port=port, workers=args.workers, threads=args.threads, env=env)
+            port = free_port()
+            server = gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=env,
+                                    ready_path="/accounts/login/", timeout=120, backlog=2048)
             try:
                 cpu = cpu_busy_start()
                 out, wall, cpu_of = _run_processes(
@@ -700,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 cpu_http = cpu_busy_since(cpu)
             finally:
-                _stop(server)
+                gunicorn_stop(server)
             kind = f"gunicorn {args.workers} workers" + (f" × {args.threads} threads" if args.threads > 1 else "")
             label = "http+htmx" if args.htmx else "http"
             figures["http"] = _report(f"{label}, {kind}", out, wall, cpu=cpu_http,

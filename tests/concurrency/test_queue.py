@@ -123,6 +123,22 @@ def _drain(*, evaluators: list[Any], project: Any, ledger: Ledger, act: Callable
             return claimed
 
 
+def _holding(item_id: int, *, locked: threading.Event, release: threading.Event) -> Callable[[], None]:
+    """A thread body that locks the item as a submit in flight does, sets `locked`, and
+    keeps the lock until `release` is set."""
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Item.objects.select_for_update().get(pk=item_id)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    return hold
+
+
 @pytest.mark.postgres
 class QueueConcurrencyTests(TransactionTestCase):
     def setUp(self) -> None:
@@ -283,15 +299,8 @@ class QueueConcurrencyTests(TransactionTestCase):
         locked, release = threading.Event(), threading.Event()
         claimed: list[Any] = []
 
-        def hold() -> None:
-            # A submit in flight holds the only German item.
-            try:
-                with transaction.atomic():
-                    Item.objects.select_for_update().get(pk=german.pk)
-                    locked.set()
-                    release.wait(timeout=30)
-            finally:
-                connections.close_all()
+        # A submit in flight holds the only German item.
+        hold = _holding(german.pk, locked=locked, release=release)
 
         def claim() -> None:
             try:
@@ -320,15 +329,8 @@ class QueueConcurrencyTests(TransactionTestCase):
         locked, release = threading.Event(), threading.Event()
         claimed: list[Any] = []
 
-        def hold() -> None:
-            # Another evaluator's submit on the only item, in flight (it keeps 2 open slots).
-            try:
-                with transaction.atomic():
-                    Item.objects.select_for_update().get(pk=item.pk)
-                    locked.set()
-                    release.wait(timeout=30)
-            finally:
-                connections.close_all()
+        # Another evaluator's submit on the only item, in flight (it keeps 2 open slots).
+        hold = _holding(item.pk, locked=locked, release=release)
 
         def claim() -> None:
             try:
