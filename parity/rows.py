@@ -7,6 +7,9 @@ what PostgreSQL spends running it). The handful of reads made on every evaluator
 their rows become model instances here, through the models' own fields: `columns` names
 them in the model's order, `from_row` converts them as the ORM would (JSON, SQLite's
 datetimes). A new column needs no change in the SQL that uses them.
+
+Parity uses one database (the "default" alias): the column lists and converters are
+worked out once per model against it, and the SQL runs on `django.db.connection`.
 """
 
 from __future__ import annotations
