@@ -836,7 +836,7 @@ def agreement_report(
 AGGREGATION_METHODS = ("majority", "dawid_skene")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ItemLabel:
     """The label an item's exports use.
 

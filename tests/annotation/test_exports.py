@@ -6,15 +6,25 @@ import json
 import os
 import random
 import tempfile
+import threading
 from pathlib import Path
+from unittest import mock
 
 import pyarrow.parquet as pq
+import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from annotation.agreement import item_labels
-from annotation.exports import LINES_PER_WRITE, PREFERENCE_COLUMNS, jsonl_stream, majority_label
+from annotation.exports import (
+    LINES_PER_WRITE,
+    PREFERENCE_COLUMNS,
+    jsonl_stream,
+    majority_label,
+    preference_export,
+)
 from annotation.models import (
     Assignment,
     AuditEvent,
@@ -322,6 +332,107 @@ class MajorityLabelTests(ApiTestCase):
                 self.assertEqual(got.agreement, want.agreement)
                 if project.task_type == TaskType.RATING:
                     self.assertAlmostEqual(got.mean, want.mean)
+
+
+class StreamedLabelTests(ApiTestCase):
+    """The export reads each item's votes as one aggregated row (SQL on each database) and
+    labels them as majority_label labels the judgments read one by one."""
+
+    def test_every_exported_pair_is_labelled_as_its_judgments_say(self):
+        rng = random.Random(11)
+        pairs = ProjectFactory(slug="sql-votes", task_type=TaskType.PAIRWISE, languages=["de"], overlap=2)
+        import_items(pairs, [pair_line(n) for n in range(60)])
+        choices = ("a", "b", "tie", "both_bad")
+        for n in range(60):
+            picks = [rng.choice(choices) for _ in range(rng.choice((2, 3, 4, 5)))]
+            import_judgments(pairs, [
+                {"item_external_id": f"p-{n}", "rater": f"r{k}",
+                 "value": {"choice": c, "strength": rng.choice((1, 2))} if c in "ab" else {"choice": c}}
+                for k, c in enumerate(picks)])
+        lines = {line["item_id"]: line for line in preference_export(project=pairs, exclude_ties=False).rows}
+        seen = {"a": 0, "b": 0, "tie": 0, "both_bad": 0}
+        for item in Item.objects.filter(project=pairs):
+            values = Judgment.objects.filter(item=item).order_by("id").values_list("value", flat=True)
+            label = majority_label(task_type=TaskType.PAIRWISE, votes=[(v["choice"], v.get("strength")) for v in values])
+            choice = label.value["choice"]
+            seen[choice] += 1
+            line = lines.pop(item.external_id, None)
+            if choice == "both_bad":
+                self.assertIsNone(line)
+                continue
+            self.assertEqual(line["tie"], choice == "tie", item.external_id)
+            self.assertEqual(line["chosen"], item.response_b if choice == "b" else item.response_a)
+            self.assertEqual(line["margin"], float(label.value.get("strength", 0)))
+            self.assertEqual((line["n_judgments"], line["agreement"]), (label.n_judgments, label.agreement))
+        self.assertEqual(lines, {})
+        self.assertTrue(all(seen.values()), seen)  # every kind of outcome was exercised
+
+
+class _FailingCursor:
+    """A server-side cursor whose second fetch fails, as a dropped connection would."""
+
+    def __init__(self, cursor):
+        self.cursor, self.fetches = cursor, 0
+
+    def __enter__(self):
+        self.cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.cursor.__exit__(*exc)
+
+    def execute(self, *args):
+        return self.cursor.execute(*args)
+
+    def fetchmany(self, size):
+        self.fetches += 1
+        if self.fetches == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return self.cursor.fetchmany(size)
+
+
+def _fetchers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "parity-export-fetch"]
+
+
+@pytest.mark.postgres  # the fetching thread runs on PostgreSQL only
+class FetchingThreadTests(ApiTestCase):
+    """On PostgreSQL a helper thread fetches the next chunk of rows while the export writes
+    the current one; it must never outlive its export."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        super().setUpTestData()
+        cls.pairs = ProjectFactory(slug="fetching", task_type=TaskType.PAIRWISE, languages=["de"], overlap=1)
+        import_items(cls.pairs, [pair_line(n) for n in range(20)])
+        import_judgments(cls.pairs, [line for n in range(20) for line in votes(f"p-{n}", "a")])
+
+    def test_all_rows_arrive_in_mark_order_across_many_chunks(self):
+        with mock.patch("annotation.exports.CHUNK", 3):
+            lines = list(preference_export(project=self.pairs).rows)
+        self.assertEqual([line["item_id"] for line in lines], [f"p-{n}" for n in range(20)])
+        self.assertEqual(_fetchers(), [])
+
+    def test_a_client_that_goes_away_stops_the_thread_and_leaves_the_connection_usable(self):
+        with mock.patch("annotation.exports.CHUNK", 2):
+            rows = preference_export(project=self.pairs).rows
+            self.assertEqual(next(rows)["item_id"], "p-0")
+            self.assertEqual(len(_fetchers()), 1)  # waiting to fetch ahead
+            rows.close()
+        self.assertEqual(_fetchers(), [])
+        self.assertEqual(Item.objects.filter(project=self.pairs).count(), 20)
+
+    def test_an_error_while_fetching_reaches_the_export_and_stops_the_thread(self):
+        real = connection.chunked_cursor
+        with mock.patch("annotation.exports.CHUNK", 2), \
+                mock.patch.object(connection, "chunked_cursor", lambda: _FailingCursor(real())):
+            rows = preference_export(project=self.pairs).rows
+            got = []
+            with self.assertRaisesMessage(OperationalError, "server closed the connection"):
+                for line in rows:
+                    got.append(line["item_id"])
+        self.assertEqual(got, ["p-0", "p-1"])  # the first chunk, then the error
+        self.assertEqual(_fetchers(), [])
 
 
 def test_jsonl_stream_writes_every_row_once_in_order_across_writes():
