@@ -7,6 +7,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from parity.env import env_bool, env_int
@@ -45,6 +46,34 @@ def test_no_database_url_means_sqlite_and_postgres_url_means_postgresql():
     assert out == "django.db.backends.postgresql"
     bad = _run_settings({"DEBUG": "1", "DATABASE_URL": "mysql://u@h/x"})
     assert bad.returncode != 0 and "DATABASE_URL must start with postgres://" in bad.stderr
+
+
+def test_postgresql_prepares_repeated_statements_unless_turned_off():
+    options = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))"
+    url = {"DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
+    assert _run_settings(url, options).stdout.strip() == "{'server_side_binding': True, 'prepare_threshold': 5}"
+    assert _run_settings({**url, "DB_PREPARE_THRESHOLD": "2"}, options).stdout.strip().endswith("'prepare_threshold': 2}")
+    assert _run_settings({**url, "DB_PREPARED_STATEMENTS": "0"}, options).stdout.strip() == "{}"
+    bad = _run_settings({**url, "DB_PREPARE_THRESHOLD": "often"}, options)
+    assert bad.returncode != 0 and "DB_PREPARE_THRESHOLD" in bad.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_statement_run_repeatedly_is_prepared_on_the_connection():
+    from django.db import connection
+
+    from annotation.models import Language
+
+    threshold = settings.DATABASES["default"]["OPTIONS"].get("prepare_threshold")
+    if threshold is None:
+        pytest.skip("prepared statements are turned off here (DB_PREPARED_STATEMENTS=0)")
+    for _ in range(threshold + 1):
+        list(Language.objects.filter(tag="de"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("annotation_language" in sql for sql in prepared), prepared
 
 
 def test_production_settings_pass_check_deploy():
