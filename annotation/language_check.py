@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from lingua import IsoCode639_1, IsoCode639_3, Language, LanguageDetector, LanguageDetectorBuilder
 
 from annotation.models import Item, Project
@@ -176,10 +176,25 @@ def language_check_items(*, item_ids: Iterable[int]) -> int:
                 tags[project_id] = list(Project.objects.get(pk=project_id).languages.values_list("tag", flat=True))
             language_check_batch(items=items, detector=detector_for_tags(tags[project_id]))
         if batch:
-            with transaction.atomic():
-                Item.objects.bulk_update(batch, ["language_check", "language_flagged"])
+            _checks_store(batch)
             checked += len(batch)
     return checked
+
+
+def _checks_store(items: list[Item]) -> None:
+    """Write the items' checks: one parameterised UPDATE run for all of them (pipelined on
+    PostgreSQL). Django's bulk_update builds a CASE expression per item in Python, which
+    took longer than the language detection itself (about 0.5 ms an item)."""
+    check = Item._meta.get_field("language_check")
+    flagged = Item._meta.get_field("language_flagged")
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(Item._meta.db_table)} SET {quote(check.column)} = %s, {quote(flagged.column)} = %s "
+        f"WHERE {quote(Item._meta.pk.column)} = %s"
+    )
+    rows = [(check.get_db_prep_save(item.language_check, connection), item.language_flagged, item.pk) for item in items]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def language_check_pending(*, project: Project) -> int:
