@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 import langcodes
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -50,3 +53,31 @@ def language_get_or_create(*, tag: str) -> Language:
     except IntegrityError:
         # Another request created it between our read and our insert.
         return Language.objects.get(tag=normal)
+
+
+# Metadata keys by which an import says the prompt is in another language than the item
+# (the source sentence of a translation): the demo's MLQE-PE and WMT items use source_language.
+PROMPT_LANGUAGE_KEYS = ("prompt_language", "source_language")
+
+
+@lru_cache(maxsize=256)
+def _text_language(tag: str) -> tuple[str, str] | None:
+    try:
+        normal = language_tag_normalize(tag)
+    except ValidationError:
+        return None
+    return normal, language_describe(normal)[2]
+
+
+def prompt_language(item: Any) -> tuple[str, str]:
+    """lang and dir of an item's prompt: the item's language, unless its metadata names
+    another (PROMPT_LANGUAGE_KEYS, first valid tag wins). Every page that shows a prompt
+    uses this, so the same prompt is marked up the same way everywhere."""
+    metadata = item.metadata if isinstance(item.metadata, dict) else {}
+    for key in PROMPT_LANGUAGE_KEYS:
+        tag = metadata.get(key)
+        if isinstance(tag, str) and tag:
+            found = _text_language(tag)
+            if found:
+                return found
+    return item.language.tag, item.language.direction

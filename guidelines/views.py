@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.gold import gold_create, gold_promote
-from annotation.languages import language_describe, language_tag_normalize
+from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus, TaskType
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
@@ -227,7 +227,7 @@ def _render_calibration(request: HttpRequest, project: Project, language: Langua
         item = step.assignment.item
         ctx.update(_fields_context(project))
         ctx["item"] = item
-        ctx["prompt_lang"], ctx["prompt_dir"] = _prompt_language(item)
+        ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
     return render(request, "guidelines/calibration.html", ctx, status=status)
 
 
@@ -291,7 +291,7 @@ def calibration_feedback(request: HttpRequest, slug: str, tag: str, assignment_i
     if feedback.item.project_id != project.pk or feedback.item.language_id != language.pk:
         raise Http404(_("This calibration item belongs to another round."))
     item = feedback.item
-    prompt_lang, prompt_dir = _prompt_language(item)
+    prompt_lang, prompt_dir = prompt_language(item)
     return render(request, "guidelines/calibration_feedback.html", {
         "project": project,
         "language": language,
@@ -300,18 +300,6 @@ def calibration_feedback(request: HttpRequest, slug: str, tag: str, assignment_i
         "prompt_lang": prompt_lang,
         "prompt_dir": prompt_dir,
     })
-
-
-def _prompt_language(item: Item) -> tuple[str, str]:
-    """lang/dir of the prompt: the item's language unless metadata.prompt_language says otherwise."""
-    tag = (item.metadata or {}).get("prompt_language") if isinstance(item.metadata, dict) else None
-    if isinstance(tag, str) and tag:
-        try:
-            normal = language_tag_normalize(tag)
-            return normal, language_describe(normal)[2]
-        except ValidationError:
-            pass
-    return item.language.tag, item.language.direction
 
 
 def _fields_context(project: Project) -> dict[str, Any]:

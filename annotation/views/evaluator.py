@@ -9,7 +9,6 @@ their related rows and never walks relations per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,11 +23,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from annotation.languages import language_describe, language_tag_normalize
+from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import (
     Assignment,
     AssignmentStatus,
-    Item,
     Judgment,
     Language,
     Project,
@@ -135,33 +133,8 @@ def _queue_language(*, project: Project, tag: str) -> Language | None:
     return language
 
 
-@lru_cache(maxsize=256)
-def _text_language(tag: str) -> tuple[str, str] | None:
-    try:
-        normal = language_tag_normalize(tag)
-    except ValidationError:
-        return None
-    return normal, language_describe(normal)[2]
-
-
-# Metadata keys by which an import says the prompt is in another language than the item
-# (the source sentence of a translation): the demo's MLQE-PE and WMT items use source_language.
-PROMPT_LANGUAGE_KEYS = ("prompt_language", "source_language")
-
-
-def _prompt_language(item: Item) -> tuple[str, str]:
-    """lang and dir of the prompt: the item's language, unless the import said otherwise."""
-    metadata = item.metadata if isinstance(item.metadata, dict) else {}
-    for key in PROMPT_LANGUAGE_KEYS:
-        tag = metadata.get(key)
-        if isinstance(tag, str) and tag:
-            found = _text_language(tag)
-            if found:
-                return found
-    return item.language.tag, item.language.direction
-
-
-def _scale(project: Project) -> dict[str, Any] | None:
+def judgment_scale(project: Project) -> dict[str, Any] | None:
+    """The rating scale as the judgment inputs draw it (buttons, or a slider for long scales)."""
     scale = (project.schema or {}).get("scale")
     if project.task_type != TaskType.RATING or not scale:
         return None
@@ -178,13 +151,14 @@ def _scale(project: Project) -> dict[str, Any] | None:
     }
 
 
-def _fields_context(*, project: Project, value: dict[str, Any] | None) -> dict[str, Any]:
-    """What the judgment inputs need: the project's schema, and the value to prefill."""
+def judgment_fields_context(*, project: Project, value: dict[str, Any] | None) -> dict[str, Any]:
+    """What the judgment inputs (_judgment_fields.html) need: the project's schema, and the
+    value to prefill. The item card, the revise page and adjudication all use it."""
     schema = project.schema or {}
     value = value or {}
     return {
         "task": project.task_type,
-        "scale": _scale(project),
+        "scale": judgment_scale(project),
         "issue_tags": schema.get("issues", []),
         "label_set": schema.get("labels", []),
         "multi": bool(schema.get("multi")),
@@ -215,8 +189,8 @@ def _card_context(
     if assignment is not None and open_card:
         item = assignment.item
         ctx["item"] = item
-        ctx["prompt_lang"], ctx["prompt_dir"] = _prompt_language(item)
-        ctx.update(_fields_context(project=project, value=value))
+        ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
+        ctx.update(judgment_fields_context(project=project, value=value))
         if project.guideline_version:
             ctx["guideline_panel_url"] = f"/p/{project.slug}/guideline/panel/?" + urlencode(
                 {"language": item.language.tag}
@@ -487,7 +461,7 @@ def judgment_revise_view(request: HttpRequest, judgment_id: int) -> HttpResponse
                 messages.success(request, _("Saved as revision %(n)s.") % {"n": revised.revision})
             return HttpResponseRedirect(reverse("annotation:judgment_revise", args=[revised.pk]))
     item = judgment.item
-    prompt_lang, prompt_dir = _prompt_language(item)
+    prompt_lang, prompt_dir = prompt_language(item)
     ctx = {
         "judgment": current,
         "history": history,
@@ -496,6 +470,6 @@ def judgment_revise_view(request: HttpRequest, judgment_id: int) -> HttpResponse
         "prompt_lang": prompt_lang,
         "prompt_dir": prompt_dir,
         "error": error,
-        **_fields_context(project=project, value=prefill),
+        **judgment_fields_context(project=project, value=prefill),
     }
     return render(request, "annotation/judgment_revise.html", ctx, status=status)

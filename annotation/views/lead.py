@@ -28,13 +28,11 @@ from annotation.adjudication import (
 )
 from annotation.agreement import LEVELS, agreement_report, item_labels, parity_report
 from annotation.charts import CiRow, ci_chart, heat_map
-from annotation.languages import language_describe, language_tag_normalize
-from annotation.models import Item, ItemStatus, Project, QualificationStatus, TaskType
+from annotation.languages import prompt_language
+from annotation.models import Item, ItemStatus, Project, QualificationStatus
 from annotation.overview import JUDGMENT_KINDS, project_overview
 from annotation.projects import project_is_lead
-from annotation.views.evaluator import judgment_value_from_form
-
-MAX_BUTTON_POINTS = 11
+from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
 
 
 def _get_project_for_lead(request: HttpRequest, slug: str) -> Project:
@@ -179,36 +177,8 @@ def adjudication_queue_page(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-def _scale(project: Project) -> dict[str, Any] | None:
-    scale = (project.schema or {}).get("scale")
-    if project.task_type != TaskType.RATING or not scale:
-        return None
-    lo, hi = scale["min"], scale["max"]
-    labels = scale.get("labels", {})
-    buttons = hi - lo + 1 <= MAX_BUTTON_POINTS
-    return {
-        "min": lo, "max": hi, "mid": (lo + hi) // 2, "slider": not buttons,
-        "points": [(p, labels.get(str(p), "")) for p in range(lo, hi + 1)] if buttons else [],
-        "labelled": [(int(k), v) for k, v in sorted(labels.items(), key=lambda kv: int(kv[0]))],
-    }
-
-
-def _prompt_language(item: Item) -> tuple[str, str]:
-    tag = (item.metadata or {}).get("prompt_language") if isinstance(item.metadata, dict) else None
-    if isinstance(tag, str) and tag:
-        try:
-            normal = language_tag_normalize(tag)
-        except ValidationError:
-            normal = ""
-        if normal:
-            return normal, language_describe(normal)[2]
-    return item.language.tag, item.language.direction
-
-
 def _item_context(project: Project, item: Item, value: dict[str, Any] | None, user: Any) -> dict[str, Any]:
-    value = value or {}
-    schema = project.schema or {}
-    prompt_lang, prompt_dir = _prompt_language(item)
+    prompt_lang, prompt_dir = prompt_language(item)
     judgments = list(adjudication_judgments(item=item))
     for judgment in judgments:
         if judgment.external_rater_id:
@@ -222,15 +192,7 @@ def _item_context(project: Project, item: Item, value: dict[str, Any] | None, us
         "prompt_lang": prompt_lang,
         "prompt_dir": prompt_dir,
         "judgments": judgments,
-        "task": project.task_type,
-        "scale": _scale(project),
-        "issue_tags": schema.get("issues", []),
-        "label_set": schema.get("labels", []),
-        "multi": bool(schema.get("multi")),
-        "value": value,
-        "chosen_labels": value.get("labels", []),
-        "chosen_issues": value.get("issues", []),
-        "strength": value.get("strength", 1),
+        **judgment_fields_context(project=project, value=value),
         "form_id": f"adjudicate-{item.pk}",
         "final": getattr(item, "final_label", None) if item.status == "final" else None,
     }

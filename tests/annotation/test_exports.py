@@ -28,6 +28,7 @@ from annotation.exports import (
 from annotation.models import (
     Assignment,
     AuditEvent,
+    ExportMark,
     FinalLabel,
     Item,
     ItemStatus,
@@ -433,6 +434,19 @@ class FetchingThreadTests(ApiTestCase):
                     got.append(line["item_id"])
         self.assertEqual(got, ["p-0", "p-1"])  # the first chunk, then the error
         self.assertEqual(_fetchers(), [])
+
+
+@pytest.mark.postgres
+class RepeatedMarkingTests(ApiTestCase):
+    def test_marking_keeps_working_once_its_statements_are_prepared(self):
+        # Marking drops and re-creates a temporary table each time; past the prepare
+        # threshold its statements run prepared, and must still see the new table.
+        pairs = ProjectFactory(slug="many-pulls", task_type=TaskType.PAIRWISE, languages=["de"], overlap=1)
+        for n in range(8):
+            import_items(pairs, [pair_line(n)])
+            import_judgments(pairs, votes(f"p-{n}", "a"))
+            self.assertEqual(len(list(preference_export(project=pairs).rows)), n + 1)
+        self.assertEqual(ExportMark.objects.filter(project=pairs).count(), 8)
 
 
 def test_jsonl_stream_writes_every_row_once_in_order_across_writes():

@@ -113,6 +113,13 @@ class AdjudicationPageTests(ParityTestCase):
         # Seniors adjudicate; the lead-only reports stay closed to them.
         self.assertEqual(self.client.get(reverse("annotation:lead_parity", args=[self.duel.slug])).status_code, 403)
 
+    def test_a_translation_source_is_marked_up_in_its_own_language_as_on_the_item_card(self):
+        # The demo's WMT and MLQE-PE items name their source sentence's language this way.
+        Item.objects.filter(pk=self.item.pk).update(prompt="שלום עולם", metadata={"source_language": "he"})
+        self.client.force_login(self.senior)
+        response = self.client.get(self._url())
+        self.assertContains(response, 'lang="he" dir="rtl">שלום עולם</div>')
+
     def test_it_never_shows_others_judgments_to_a_production_evaluator(self):
         self.client.force_login(self.alice)
         response = self.client.get(self._url())
