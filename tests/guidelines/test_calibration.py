@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentKind, Qualification, QualificationStatus
+from annotation.models import Assignment, AssignmentKind, Item, Qualification, QualificationStatus
 from annotation.qualification import qualification_set
 from guidelines.models import AttemptVerdict, CalibrationAttempt, CalibrationRound, RoundStatus
 from guidelines.services import (
@@ -184,6 +184,13 @@ class CalibrationPageTests(CalibrationSetup):
     def setUp(self) -> None:
         self.client.force_login(self.carol)
         self.url = "/p/mt-rating/calibration/ar/"
+
+    def test_a_translation_source_is_marked_up_in_its_own_language_as_on_the_item_card(self):
+        Item.objects.filter(pk__in=[g.pk for g in self.gold]).update(
+            prompt="The weather stays warm.", metadata={"source_language": "en"})
+        make_round(self.project, self.ar, self.gold, pass_mark=0.6, cooldown=0)
+        self.client.post(self.url + "start/")
+        self.assertContains(self.client.get(self.url), 'lang="en" dir="ltr">The weather stays warm.</div>')
 
     def test_feedback_shows_the_gold_answer_and_explanation_only_after_answering(self):
         make_round(self.project, self.ar, self.gold, pass_mark=0.6, cooldown=0)
