@@ -34,6 +34,7 @@ import json
 import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from queue import SimpleQueue
@@ -294,10 +295,18 @@ def _in_transaction(rows: Iterator[Any]) -> Iterator[Any]:
     Outside a transaction Django declares its server-side cursors WITH HOLD, and
     PostgreSQL then materialises each whole result before handing over the first row
     (over a second at 300,000 items, and the copy on the server's disk). Inside one the
-    rows stream as the merge joins produce them, all from one snapshot.
+    rows stream as the query produces them, all from one snapshot. The rows are closed
+    before the transaction ends, however it ends.
     """
-    with transaction.atomic():
+    with transaction.atomic(), _closed_after(rows):
         yield from rows
+
+
+def _closed_after(rows: Iterable[Any]) -> AbstractContextManager[Any]:
+    """Close a generator of rows on leaving the block, however it is left. A generator that
+    is only dropped is closed when the last reference to it goes, which an exception's
+    traceback can delay: its cursor, its fetching thread and its transaction would wait."""
+    return closing(rows) if hasattr(rows, "close") else nullcontext()
 
 
 def _chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
@@ -568,6 +577,13 @@ def _pairwise_rows(marked: _Marked, *, method: str, min_agreement: float | None,
     # In mark order: the marks' primary key streams the rows with no sort.
     rows = _marked_rows(marked, columns=_PAIRWISE_COLUMNS, metadata=conversational, vote_key="choice",
                         order_by="m.id")
+    with closing(rows):  # the cursor and its fetching thread end here, whatever raised
+        yield from _pairwise_lines(rows, marked=marked, method=method, min_agreement=min_agreement,
+                                   exclude_ties=exclude_ties, conversational=conversational)
+
+
+def _pairwise_lines(rows: Iterator[tuple[Any, ...]], *, marked: _Marked, method: str, min_agreement: float | None,
+                    exclude_ties: bool, conversational: bool) -> Iterator[dict[str, Any]]:
     # row: item id, external id, prompt, response a, response b, model a, model b, tag, metadata, …
     for row, label, version in _labelled(rows, project=marked.project, method=method):
         if label is None:
@@ -622,6 +638,13 @@ def _rating_rows(marked: _Marked, *, method: str, min_agreement: float | None, e
     # A prompt's responses come together: sorted by language and prompt.
     rows = _marked_rows(marked, columns=_RATING_COLUMNS, metadata=style == "conversational", vote_key="score",
                         order_by="i.language_id, i.prompt_id, m.item_id")
+    with closing(rows):  # the cursor and its fetching thread end here, whatever raised
+        yield from _rating_lines(rows, marked=marked, method=method, min_agreement=min_agreement,
+                                 exclude_ties=exclude_ties, style=style)
+
+
+def _rating_lines(rows: Iterator[tuple[Any, ...]], *, marked: _Marked, method: str, min_agreement: float | None,
+                  exclude_ties: bool, style: str) -> Iterator[dict[str, Any]]:
     # row: item id, external id, prompt, response, model, prompt id, tag, metadata, …
     group: list[tuple[tuple[Any, ...], Any, str]] = []
     key: tuple[str, str] | None = None
@@ -741,15 +764,16 @@ def jsonl_stream(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
 
     dumps = orjson.dumps
     lines: list[bytes] = []
-    for row in rows:
-        try:
-            lines.append(dumps(row, default=_json_default))
-        except orjson.JSONEncodeError:
-            lines.append(encode(row).encode("utf-8"))
-        if len(lines) >= LINES_PER_WRITE:
-            lines.append(b"")
-            yield b"\n".join(lines)
-            lines = []
+    with _closed_after(rows):
+        for row in rows:
+            try:
+                lines.append(dumps(row, default=_json_default))
+            except orjson.JSONEncodeError:
+                lines.append(encode(row).encode("utf-8"))
+            if len(lines) >= LINES_PER_WRITE:
+                lines.append(b"")
+                yield b"\n".join(lines)
+                lines = []
     if lines:
         lines.append(b"")
         yield b"\n".join(lines)
@@ -759,13 +783,14 @@ def csv_stream(rows: Iterable[dict[str, Any]], *, columns: tuple[str, ...] = JUD
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    for batch in _chunks(rows, LINES_PER_WRITE):
-        for row in batch:
-            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
-                             for k, v in row.items()})
-        yield buffer.getvalue().encode("utf-8")
-        buffer.seek(0)
-        buffer.truncate()
+    with _closed_after(rows):
+        for batch in _chunks(rows, LINES_PER_WRITE):
+            for row in batch:
+                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                                 for k, v in row.items()})
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
     rest = buffer.getvalue()
     if rest:
         yield rest.encode("utf-8")
@@ -816,12 +841,13 @@ def parquet_stream(rows: Iterable[dict[str, Any]], *, style: str) -> Iterator[by
     sink = _DrainSink()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
     try:
-        for batch in _chunks(rows, ROW_GROUP_ROWS):
-            columns = {name: [row[name] for row in batch] for name in schema.names}
-            writer.write_table(pa.Table.from_pydict(columns, schema=schema))
-            chunk = sink.drain()
-            if chunk:
-                yield chunk
+        with _closed_after(rows):
+            for batch in _chunks(rows, ROW_GROUP_ROWS):
+                columns = {name: [row[name] for row in batch] for name in schema.names}
+                writer.write_table(pa.Table.from_pydict(columns, schema=schema))
+                chunk = sink.drain()
+                if chunk:
+                    yield chunk
     finally:
         writer.close()
     yield sink.drain()

@@ -108,7 +108,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # a dozen small statements, and this cut PostgreSQL's CPU for it by 40 % (measured
     # in-process; bench/README.md). Behind a pooler in transaction mode that cannot keep
     # prepared statements (PgBouncer before 1.21, or without max_prepared_statements), set
-    # DB_PREPARED_STATEMENTS=0.
+    # DB_PREPARED_STATEMENTS=0. A column type changed by a migration invalidates what
+    # running workers prepared: restart them after migrating (README, "PostgreSQL").
     if env_bool("DB_PREPARED_STATEMENTS", True):
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5)

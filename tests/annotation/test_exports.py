@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from annotation.agreement import item_labels
@@ -422,6 +422,33 @@ class FetchingThreadTests(ApiTestCase):
             rows.close()
         self.assertEqual(_fetchers(), [])
         self.assertEqual(Item.objects.filter(project=self.pairs).count(), 20)
+
+    def test_a_writer_closed_by_a_client_that_goes_away_stops_the_thread(self):
+        with mock.patch("annotation.exports.CHUNK", 2), mock.patch("annotation.exports.LINES_PER_WRITE", 1):
+            stream = jsonl_stream(preference_export(project=self.pairs).rows)
+            self.assertIn(b'"p-0"', next(stream))
+            self.assertEqual(len(_fetchers()), 1)
+            stream.close()  # what the server does with the response of a client that left
+        self.assertEqual(_fetchers(), [])
+
+    def test_an_error_while_labelling_stops_the_thread_before_the_transaction_ends(self):
+        real = majority_label
+        labelled = []
+
+        def failing(**kwargs):
+            labelled.append(1)
+            if len(labelled) == 5:
+                raise ValueError("cannot label this item")
+            return real(**kwargs)
+
+        with mock.patch("annotation.exports.CHUNK", 2), mock.patch("annotation.exports.majority_label", failing):
+            with self.assertRaisesMessage(ValueError, "cannot label this item") as raised:
+                list(preference_export(project=self.pairs).rows)
+        # The exception and its traceback are still held here; the cleanup must not wait for them.
+        self.assertIsNotNone(raised.exception)
+        self.assertEqual(_fetchers(), [])
+        with transaction.atomic():
+            self.assertEqual(Item.objects.filter(project=self.pairs).count(), 20)
 
     def test_an_error_while_fetching_reaches_the_export_and_stops_the_thread(self):
         real = connection.chunked_cursor
