@@ -279,11 +279,8 @@ def preference_export(
               "since": after, "upto": upto, "style": style, "exclude_ties": exclude_ties},
     )
     marked = _Marked(project=project, after=after, upto=upto, language=lang)
-    options = {"method": method, "min_agreement": min_agreement, "exclude_ties": exclude_ties, "style": style}
-    if project.task_type == TaskType.PAIRWISE:
-        rows = _pairwise_rows(marked, **options)
-    else:
-        rows = _rating_rows(marked, **options)
+    rows = _preference_lines(marked, method=method, min_agreement=min_agreement, exclude_ties=exclude_ties,
+                             style=style)
     return PreferenceExport(
         cursor=export_cursor_encode(project=project, seq=upto), rows=_in_transaction(rows), style=style
     )
@@ -571,19 +568,29 @@ def _passes(label: ItemLabel, min_agreement: float | None) -> bool:
     return label.agreement is not None and label.agreement >= min_agreement
 
 
-def _pairwise_rows(marked: _Marked, *, method: str, min_agreement: float | None, exclude_ties: bool,
-                   style: str) -> Iterator[dict[str, Any]]:
+def _preference_lines(marked: _Marked, *, method: str, min_agreement: float | None, exclude_ties: bool,
+                      style: str) -> Iterator[dict[str, Any]]:
+    """The marked items' preference lines, from one cursor that is closed here, whatever raised."""
+    options = {"marked": marked, "method": method, "min_agreement": min_agreement, "exclude_ties": exclude_ties,
+               "style": style}
     conversational = style == "conversational"
-    # In mark order: the marks' primary key streams the rows with no sort.
-    rows = _marked_rows(marked, columns=_PAIRWISE_COLUMNS, metadata=conversational, vote_key="choice",
-                        order_by="m.id")
-    with closing(rows):  # the cursor and its fetching thread end here, whatever raised
-        yield from _pairwise_lines(rows, marked=marked, method=method, min_agreement=min_agreement,
-                                   exclude_ties=exclude_ties, conversational=conversational)
+    if marked.project.task_type == TaskType.PAIRWISE:
+        # In mark order: the marks' primary key streams the rows with no sort.
+        rows = _marked_rows(marked, columns=_PAIRWISE_COLUMNS, metadata=conversational, vote_key="choice",
+                            order_by="m.id")
+        lines = _pairwise_lines(rows, **options)
+    else:
+        # A prompt's responses come together: sorted by language and prompt.
+        rows = _marked_rows(marked, columns=_RATING_COLUMNS, metadata=conversational, vote_key="score",
+                            order_by="i.language_id, i.prompt_id, m.item_id")
+        lines = _rating_lines(rows, **options)
+    with closing(rows):  # the cursor and its fetching thread end here
+        yield from lines
 
 
 def _pairwise_lines(rows: Iterator[tuple[Any, ...]], *, marked: _Marked, method: str, min_agreement: float | None,
-                    exclude_ties: bool, conversational: bool) -> Iterator[dict[str, Any]]:
+                    exclude_ties: bool, style: str) -> Iterator[dict[str, Any]]:
+    conversational = style == "conversational"
     # row: item id, external id, prompt, response a, response b, model a, model b, tag, metadata, …
     for row, label, version in _labelled(rows, project=marked.project, method=method):
         if label is None:
@@ -631,16 +638,6 @@ def _score(label: Any) -> float | None:
         return float(label.mean)
     score = label.value.get("score")
     return float(score) if isinstance(score, int | float) else None
-
-
-def _rating_rows(marked: _Marked, *, method: str, min_agreement: float | None, exclude_ties: bool,
-                 style: str) -> Iterator[dict[str, Any]]:
-    # A prompt's responses come together: sorted by language and prompt.
-    rows = _marked_rows(marked, columns=_RATING_COLUMNS, metadata=style == "conversational", vote_key="score",
-                        order_by="i.language_id, i.prompt_id, m.item_id")
-    with closing(rows):  # the cursor and its fetching thread end here, whatever raised
-        yield from _rating_lines(rows, marked=marked, method=method, min_agreement=min_agreement,
-                                 exclude_ties=exclude_ties, style=style)
 
 
 def _rating_lines(rows: Iterator[tuple[Any, ...]], *, marked: _Marked, method: str, min_agreement: float | None,
