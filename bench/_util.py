@@ -130,12 +130,12 @@ def cpu_busy_since(start: tuple[int, int]) -> float:
     return (busy - start[0]) / max(1, total - start[1])
 
 
-def processes_cpu_seconds(*, cmdline_contains: str, starts_with: str = "") -> float:
-    """CPU seconds (user + system) used so far by the live processes whose command line
-    starts with `starts_with` and contains `cmdline_contains`: PostgreSQL backends are
-    titled "postgres: …" and show their database."""
+def processes_cpu(*, cmdline_contains: str, starts_with: str = "") -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each live process whose command line
+    starts with `starts_with` and contains `cmdline_contains`, by pid: PostgreSQL backends
+    are titled "postgres: …" and show their database."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -147,8 +147,20 @@ def processes_cpu_seconds(*, cmdline_contains: str, starts_with: str = "") -> fl
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the process ended meanwhile
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
+
+
+def processes_cpu_seconds(*, cmdline_contains: str, starts_with: str = "") -> float:
+    """The sum of `processes_cpu` now."""
+    return sum(processes_cpu(cmdline_contains=cmdline_contains, starts_with=starts_with).values())
+
+
+def cpu_used_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two `processes_cpu` snapshots by the processes alive at the
+    second: a process that started in between counts from zero, and one that ended in
+    between (a database connection renewed, say) does not make the sum negative."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def free_port() -> int:

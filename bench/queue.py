@@ -7,7 +7,11 @@ Two modes, each with its own evaluators on the same project:
 - http: C processes log in at /accounts/login/ and drive the evaluator pages of a gunicorn
   this script starts on 127.0.0.1 (GET /p/<slug>/work/ claims, POST
   /assignments/<id>/submit/ submits; with --htmx the submit returns the next card, as the
-  browser does).
+  browser does);
+- rest: C processes log in the same way and drive the REST endpoints with their session
+  (POST /api/v1/projects/<slug>/queue/claim/, then POST /api/v1/assignments/<id>/judgment/,
+  JSON with the CSRF header), two requests per judgment. The per-user API rate limit is
+  lifted for this run (API_USER_RATE): it measures the server, not the throttle.
 
 It creates its own database (parity_bench_<pid>, dropped at the end), loads the items
 with COPY, and prints the setup, claims/s, submits/s and p50/p95/p99 latencies, then
@@ -44,6 +48,7 @@ sys.path.insert(0, str(_HERE.parent))
 from bench._util import (  # noqa: E402
     cpu_busy_since,
     cpu_busy_start,
+    cpu_used_between,
     format_latency,
     free_port,
     gunicorn_start,
@@ -51,7 +56,7 @@ from bench._util import (  # noqa: E402
     latency_summary,
     machine_description,
     peak_memory_mb,
-    processes_cpu_seconds,
+    processes_cpu,
     require_postgres,
     scratch_database,
 )
@@ -70,8 +75,8 @@ SAMPLE_TEXT = {
 }
 ASSIGNMENT_IN_CARD = re.compile(rb"/assignments/(\d+)/submit/")
 # Each mode works with its own evaluators: service (as fast as they can), paced (service
-# at a fixed total rate), http (through gunicorn).
-MODES = ("service", "paced", "http")
+# at a fixed total rate), http (the pages, through gunicorn), rest (the API, through gunicorn).
+MODES = ("service", "paced", "http", "rest")
 
 
 # ---------------------------------------------------------------------------------------
@@ -95,6 +100,13 @@ def _django_environment(database_url: str) -> dict[str, str]:
         "STATIC_ROOT": tempfile.mkdtemp(prefix="parity-bench-static-"),
         "WHITENOISE_USE_FINDERS": "1",
         "CELERY_BROKER_URL": "",
+        # An evaluator's session may call the API 600 times a minute by default; 32 bench
+        # evaluators each go faster than any person, and the run measures the server.
+        "API_USER_RATE": "1000000/min",
+        # Deployed, a worker renews its connection each minute (DB_CONN_MAX_AGE=60); here a
+        # connection lives through the run, so each mode's PostgreSQL CPU, read from the
+        # backends' /proc entries, is not lost with a backend that ends mid-run.
+        "DB_CONN_MAX_AGE": "3600",
     }
 
 
@@ -163,7 +175,9 @@ def _seed(*, items: int, languages: list[str], evaluators: int, overlap: int, pe
     t0 = time.perf_counter()
     _items_copy(project=project, languages=langs, n=items, overlap=overlap, Item=Item, status=ItemStatus.QUEUED)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # As autovacuum would have long before on a live database; left to autovacuum, it
+        # runs during the first timed mode and its CPU is counted there.
+        cursor.execute("VACUUM ANALYZE")
     t_items = time.perf_counter() - t0
     return {"project_id": project.pk, "roster": roster, "t_migrate": t_migrate, "t_items": t_items}
 
@@ -370,7 +384,7 @@ class _Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, *, form: dict[str, Any] | None = None,
+    def request(self, method: str, path: str, *, form: dict[str, Any] | None = None, data: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         head = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
         if self.cookies:
@@ -379,6 +393,11 @@ class _Client:
         if form is not None:
             body = urlencode(form, doseq=True).encode()
             head["Content-Type"] = "application/x-www-form-urlencoded"
+        elif data is not None:
+            # JSON for the REST endpoints; a session needs the CSRF header there.
+            body = json.dumps(data).encode()
+            head["Content-Type"] = "application/json"
+            head["X-CSRFToken"] = self.cookies.get("csrftoken", "")
         for attempt in (1, 2):
             try:
                 self.conn.request(method, path, body=body, headers=head)
@@ -412,17 +431,23 @@ class _Client:
             raise RuntimeError(f"login of {username} failed: HTTP {status}")
 
 
+def _signed_in(port: int, username: str) -> tuple[_Client, dict[str, int]]:
+    """A client logged in as the evaluator, and the errors so far (a failed login is one)."""
+    client = _Client(port)
+    errors: dict[str, int] = {}
+    try:
+        client.login(username)
+    except Exception as exc:
+        errors[str(exc)] = 1
+    return client, errors
+
+
 def _http_worker(index: int, evaluator: dict[str, Any], port: int, seconds: float, htmx: bool,
                  barrier: Any, results: Any) -> None:
     rng = random.Random(1000 + index)
-    client = _Client(port)
+    client, errors = _signed_in(port, evaluator["username"])
     claims: list[float] = []
     submits: list[float] = []
-    errors: dict[str, int] = {}
-    try:
-        client.login(evaluator["username"])
-    except Exception as exc:
-        errors[str(exc)] = 1
     query = "?" + urlencode({"language": evaluator["tag"]}) if evaluator["tag"] else ""
     work_path = f"/p/{PROJECT_SLUG}/work/{query}"
     hx = {"HX-Request": "true"} if htmx else {}
@@ -470,16 +495,58 @@ def _http_worker(index: int, evaluator: dict[str, Any], port: int, seconds: floa
                  "cpu": time.process_time() - cpu_start})
 
 
+def _rest_worker(index: int, evaluator: dict[str, Any], port: int, seconds: float,
+                 barrier: Any, results: Any) -> None:
+    """Claim and submit through the REST endpoints with the evaluator's session."""
+    rng = random.Random(2000 + index)
+    client, errors = _signed_in(port, evaluator["username"])
+    claims: list[float] = []
+    submits: list[float] = []
+    claim_path = f"/api/v1/projects/{PROJECT_SLUG}/queue/claim/"
+    claim_body = {"language": evaluator["tag"]} if evaluator["tag"] else {}
+    barrier.wait()
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    deadline = start + seconds
+
+    def fail(what: str) -> None:
+        errors[what] = errors.get(what, 0) + 1
+
+    try:
+        while not errors and time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            status, _, body = client.request("POST", claim_path, data=claim_body)
+            if status == 204:
+                break  # an empty queue for this evaluator
+            if status != 200:
+                fail(f"POST claim: HTTP {status} {body[:200]!r}")
+                break
+            claims.append(time.perf_counter() - t0)
+            assignment_id = json.loads(body)["id"]
+            value = {"value": {"score": rng.randint(1, 5)}, "seconds": round(rng.uniform(5, 60), 1)}
+            t0 = time.perf_counter()
+            status, _, body = client.request("POST", f"/api/v1/assignments/{assignment_id}/judgment/", data=value)
+            if status != 201:
+                fail(f"POST judgment: HTTP {status} {body[:200]!r}")
+                break
+            submits.append(time.perf_counter() - t0)
+    except Exception as exc:
+        fail(f"{type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - start
+    results.put({"claims": claims, "submits": submits, "errors": errors, "elapsed": elapsed,
+                 "cpu": time.process_time() - cpu_start})
+
+
 # ---------------------------------------------------------------------------------------
 # Running a mode
 # ---------------------------------------------------------------------------------------
 
 
-def _watched_cpu(what: str) -> float:
+def _watched_cpu(what: str) -> dict[int, float]:
     """A database name → its PostgreSQL backends; anything else → processes naming it."""
     if what.startswith("parity_bench") or not what.startswith("127.0.0.1"):
-        return processes_cpu_seconds(cmdline_contains=f" {what} ", starts_with="postgres:")
-    return processes_cpu_seconds(cmdline_contains=what)
+        return processes_cpu(cmdline_contains=f" {what} ", starts_with="postgres:")
+    return processes_cpu(cmdline_contains=what)
 
 
 def _run_processes(target: Any, args_for: list[tuple[Any, ...]], *, seconds: float,
@@ -502,7 +569,7 @@ def _run_processes(target: Any, args_for: list[tuple[Any, ...]], *, seconds: flo
     cpu_start = {w: _watched_cpu(w) for w in watch}
     # Sampled at the end of the timed window, before the processes close their connections.
     time.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
-    cpu = {w: _watched_cpu(w) - cpu_start[w] for w in watch}
+    cpu = {w: cpu_used_between(cpu_start[w], _watched_cpu(w)) for w in watch}
     out = [results.get(timeout=900) for _ in procs]
     wall = time.perf_counter() - t0
     for p in procs:
@@ -556,7 +623,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="qualified languages per evaluator; above 1 they claim across all of them (default 1)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--service-only", action="store_true", help="only the service-layer run")
-    mode.add_argument("--http-only", action="store_true", help="only the HTTP run")
+    mode.add_argument("--http-only", action="store_true", help="only the HTTP runs (pages and REST)")
+    parser.add_argument("--no-rest", action="store_true", help="HTTP: the pages only, not the REST endpoints")
     parser.add_argument("--htmx", action="store_true",
                         help="HTTP: submit as htmx does, getting the next card in the same response")
     # As deploy/gunicorn.conf.py: one sync worker per core, plus one that runs while
@@ -650,23 +718,33 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             server = gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=env,
                                     ready_path="/accounts/login/", timeout=120, backlog=2048)
+            kind = f"gunicorn {args.workers} workers" + (f" × {args.threads} threads" if args.threads > 1 else "")
+            watch = (f"127.0.0.1:{port}", args.db_name)
             try:
                 cpu = cpu_busy_start()
                 out, wall, cpu_of = _run_processes(
                     _http_worker,
                     [(i, ev, port, args.seconds, args.htmx) for i, ev in enumerate(roster["http"])],
-                    seconds=args.seconds, watch=(f"127.0.0.1:{port}", args.db_name),
+                    seconds=args.seconds, watch=watch,
                 )
-                cpu_http = cpu_busy_since(cpu)
+                label = "http+htmx" if args.htmx else "http"
+                figures["http"] = _report(f"{label}, {kind}", out, wall, cpu=cpu_busy_since(cpu),
+                                          cpu_of={"gunicorn": cpu_of[watch[0]], "PostgreSQL": cpu_of[watch[1]]},
+                                          claim_name="claim (GET work)" if not args.htmx else "first card (GET work)",
+                                          submit_name="submit (POST, 302)" if not args.htmx else "submit + next card")
+                if not args.no_rest:
+                    cpu = cpu_busy_start()
+                    out, wall, cpu_of = _run_processes(
+                        _rest_worker,
+                        [(i, ev, port, args.seconds) for i, ev in enumerate(roster["rest"])],
+                        seconds=args.seconds, watch=watch,
+                    )
+                    figures["rest"] = _report(f"REST API, {kind}", out, wall, cpu=cpu_busy_since(cpu),
+                                              cpu_of={"gunicorn": cpu_of[watch[0]], "PostgreSQL": cpu_of[watch[1]]},
+                                              claim_name="claim (POST queue/claim/)",
+                                              submit_name="submit (POST judgment/)")
             finally:
                 gunicorn_stop(server)
-            kind = f"gunicorn {args.workers} workers" + (f" × {args.threads} threads" if args.threads > 1 else "")
-            label = "http+htmx" if args.htmx else "http"
-            figures["http"] = _report(f"{label}, {kind}", out, wall, cpu=cpu_http,
-                                      cpu_of={"gunicorn": cpu_of[f"127.0.0.1:{port}"],
-                                              "PostgreSQL": cpu_of[args.db_name]},
-                                      claim_name="claim (GET work)" if not args.htmx else "first card (GET work)",
-                                      submit_name="submit (POST, 302)" if not args.htmx else "submit + next card")
         if args.explain:
             # After the runs, so the plans are those of a queue with thousands of assignments.
             print("\nclaim query plans (EXPLAIN ANALYZE):")
