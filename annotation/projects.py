@@ -11,8 +11,28 @@ from django.utils.text import slugify
 
 from annotation.audit import audit_record
 from annotation.languages import language_get_or_create
-from annotation.models import Project, TaskType
+from annotation.models import Language, Project, TaskType
 from annotation.schema import schema_validate
+from parity.rows import fetch_one
+
+
+def project_by_slug(slug: Any) -> Project | None:
+    """The project with this slug, or None. Every evaluator request (page or API) starts
+    here, so it is one hand-written read (parity/rows.py), not an ORM query compiled anew."""
+    if not isinstance(slug, str):
+        return None
+    return fetch_one(Project, "t.slug = %s", [slug])
+
+
+def project_language(*, project: Project, tag: str) -> Language | None:
+    """The project's language with this (normalised) tag, or None when the project does
+    not have it; one hand-written read, as `project_by_slug`."""
+    through = Project.languages.through._meta.db_table
+    return fetch_one(
+        Language,
+        f"t.tag = %s AND EXISTS (SELECT 1 FROM {through} pl WHERE pl.project_id = %s AND pl.language_id = t.id)",
+        [tag, project.pk],
+    )
 
 
 def project_create_or_update(

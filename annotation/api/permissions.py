@@ -26,7 +26,7 @@ from rest_framework.request import Request
 
 from annotation.api.auth import request_token
 from annotation.models import Project, Qualification
-from annotation.projects import project_is_lead
+from annotation.projects import project_by_slug, project_is_lead
 
 SESSION_ROLES = ("lead", "member", None)
 
@@ -37,7 +37,7 @@ def view_project(request: Request, view: Any) -> Project:
     slug = view.kwargs.get("slug")
     if cached is not None and cached.slug == slug:
         return cached
-    project = Project.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+    project = project_by_slug(slug)
     if project is None:
         raise exceptions.NotFound(_("No project %(slug)r.") % {"slug": slug})
     request._parity_project = project

@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.utils.translation import gettext as _
@@ -70,8 +70,8 @@ from annotation.imports import ImportResult, items_import, judgments_import
 from annotation.language_check import language_check_enqueue, language_check_items
 from annotation.languages import language_tag_normalize
 from annotation.models import Assignment, Item, ItemSource, Project, TaskType
-from annotation.projects import project_create_or_update, projects_for_user
-from annotation.queue import assignment_for_evaluator, item_claim_next, judgment_submit
+from annotation.projects import project_create_or_update, project_language, projects_for_user
+from annotation.queue import assignment_with_item, item_claim_next, judgment_submit
 
 logger = logging.getLogger(__name__)
 
@@ -368,7 +368,7 @@ class QueueClaimView(APIView):
                 tag = language_tag_normalize(data["language"])
             except ValidationError as exc:
                 raise ApiError([error(exc.messages[0], field="language")]) from None
-            language = project.languages.filter(tag=tag).first()
+            language = project_language(project=project, tag=tag)
             if language is None:
                 raise ApiError([error(_("%(tag)r is not a language of this project.") % {"tag": tag},
                                       field="language")])
@@ -393,9 +393,11 @@ class JudgmentSubmitView(APIView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         data = _body(s.JudgmentInSerializer, request)
-        if not Assignment.objects.filter(pk=assignment_id).exists():
+        assignment = assignment_with_item(assignment_id)
+        if assignment is None:
             raise ApiError([error(_("No assignment %(id)s.") % {"id": assignment_id})], status_code=404)
-        assignment = assignment_for_evaluator(evaluator=request.user, assignment_id=assignment_id)
+        if assignment.evaluator_id != request.user.pk:
+            raise PermissionDenied(_("This assignment is not yours."))
         try:
             judgment = judgment_submit(
                 assignment=assignment, evaluator=request.user, value=data["value"], seconds=data.get("seconds")

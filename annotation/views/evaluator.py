@@ -16,8 +16,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -36,6 +36,7 @@ from annotation.models import (
     TaskType,
 )
 from annotation.overview import projects_led
+from annotation.projects import project_by_slug, project_language
 from annotation.queue import (
     NotQualified,
     assignment_for_evaluator,
@@ -125,7 +126,7 @@ def _queue_language(*, project: Project, tag: str) -> Language | None:
         normal = language_tag_normalize(tag)
     except ValidationError as exc:
         raise UnknownQueueLanguage(_("Unknown language: %(reason)s.") % {"reason": exc.messages[0]}) from None
-    language = Language.objects.filter(tag=normal, projects=project).first()
+    language = project_language(project=project, tag=normal)
     if language is None:
         raise UnknownQueueLanguage(
             _("%(tag)s is not a language of %(project)s.") % {"tag": normal, "project": project.name}
@@ -236,7 +237,9 @@ def _claim_and_render(
 @vary_on_headers("HX-Request")
 def work(request: HttpRequest, slug: str) -> HttpResponse:
     """Claim the next item (or resume the live lease) and show its card."""
-    project = get_object_or_404(Project, slug=slug)
+    project = project_by_slug(slug)
+    if project is None:
+        raise Http404(_("No project %(slug)r.") % {"slug": slug})
     try:
         language = _queue_language(project=project, tag=request.GET.get("language", "").strip())
     except UnknownQueueLanguage as exc:

@@ -256,6 +256,19 @@ class WorkPageTests(EvaluatorPagesTestCase):
         self.assertContains(response, "fr is not a language of Mt Rating.", status_code=400)
         self.assertFalse(Assignment.objects.exists())
 
+    def test_it_refuses_a_language_that_only_another_project_has(self):
+        ProjectFactory(languages=["sw"])
+        ItemFactory(project=self.project, language=self.de)
+        self.login(self.alice)
+        response = self.client.get(work_url(self.project, "sw"))
+        self.assertContains(response, "sw is not a language of Mt Rating.", status_code=400)
+        self.assertFalse(Assignment.objects.exists())
+
+    def test_a_project_that_does_not_exist_is_not_found(self):
+        self.login(self.alice)
+        self.assertEqual(self.client.get("/p/no-such-project/work/").status_code, 404)
+        self.assertFalse(Assignment.objects.exists())
+
     def test_it_returns_the_card_fragment_to_htmx_and_varies_on_it(self):
         ItemFactory(project=self.project, language=self.de)
         self.login(self.alice)

@@ -137,6 +137,24 @@ class LeaseTests(ParityTestCase):
         self.assertFalse(Judgment.objects.filter(assignment=a).exists())
 
 
+    def test_a_claim_gives_back_its_own_projects_expired_slots_and_no_other_projects(self):
+        mine = ItemFactory(project=self.project, language=self.de, open_slots=1)
+        elsewhere = ProjectFactory(languages=["de"])
+        theirs = ItemFactory(project=elsewhere, language=self.de, open_slots=1)
+        qualification_grant(project=elsewhere, evaluator=self.alice, language=self.de)
+        stale = [item_claim_next(evaluator=self.alice, project=p) for p in (self.project, elsewhere)]
+        Assignment.objects.filter(pk__in=[a.pk for a in stale]).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        other = UserFactory()
+        qualification_grant(project=self.project, evaluator=other, language=self.de)
+        self.assertEqual(item_claim_next(evaluator=other, project=self.project).item, mine)
+        statuses = dict(Assignment.objects.filter(pk__in=[a.pk for a in stale]).values_list("item_id", "status"))
+        self.assertEqual(statuses, {mine.pk: AssignmentStatus.EXPIRED, theirs.pk: AssignmentStatus.LEASED})
+        theirs.refresh_from_db()
+        self.assertEqual(theirs.open_slots, 0)
+
+
 class SkipTests(ParityTestCase):
     def test_skip_records_the_reason_returns_the_slot_and_never_reoffers(self):
         item = ItemFactory(project=self.project, language=self.de)
