@@ -40,6 +40,7 @@ import krippendorff
 import numpy as np
 import pandas as pd
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import Count, IntegerField, Max, Min, Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
@@ -922,6 +923,68 @@ def item_labels(
         labels[item_id] = ItemLabel(value=value, agreement=agreement, n_judgments=len(values), source=where,
                                     mean=means.get(item_id))
     return labels
+
+
+@dataclass(frozen=True)
+class FittedChoices:
+    """Each judged item's pairwise choice as Dawid–Skene decided it, in two arrays (item
+    ids ascending, codes into `names`): a million items take 9 MB, not a dict of labels."""
+
+    ids: np.ndarray
+    codes: np.ndarray
+    names: tuple[str, ...]
+
+    def get(self, item_id: int) -> str | None:
+        at = int(self.ids.searchsorted(item_id))
+        if at < len(self.ids) and self.ids[at] == item_id:
+            return self.names[self.codes[at]]
+        return None
+
+
+# Judgments read per fetch while fitting (three integers each).
+_FIT_CHUNK = 50_000
+
+
+def dawid_skene_choices(*, project: Project) -> FittedChoices:
+    """Dawid–Skene over every counted judgment of a pairwise project, for a streamed
+    export: the judgments are read from a server-side cursor as three integers each (item,
+    rater, choice code) into arrays, fitted with crowd-kit, and only the chosen choice per
+    item is kept. `item_labels(method="dawid_skene")` gives the same choices; it builds
+    a label object per item, which a million-item export cannot afford."""
+    from crowdkit.aggregation import DawidSkene
+
+    # Codes in sorted order: crowd-kit orders the labels it sees, so the tie-breaking
+    # between equally likely choices is the one item_labels gets from the names.
+    names = tuple(sorted(PAIRWISE_CHOICES))
+    if connection.vendor == "postgresql":
+        choice = "j.value ->> 'choice'"
+    else:
+        choice = "json_extract(j.value, '$.choice')"
+    code = "CASE " + choice + "".join(f" WHEN '{name}' THEN {n}" for n, name in enumerate(names)) + " END"
+    kinds = ", ".join(f"'{kind}'" for kind in PRODUCTION_KINDS)
+    sql = (
+        # Raters: evaluators by id, external raters by minus theirs, one integer column.
+        f"SELECT j.item_id, coalesce(j.evaluator_id, -j.external_rater_id), {code} "  # noqa: S608 - no values
+        "FROM annotation_judgment j JOIN annotation_item i ON i.id = j.item_id "
+        f"WHERE i.project_id = %s AND j.is_current AND j.kind IN ({kinds})"
+    )
+    chunks = []
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql, [project.pk])
+        while rows := cursor.fetchmany(_FIT_CHUNK):
+            chunks.append(np.array(rows, dtype=np.int64))
+    if not chunks:
+        return FittedChoices(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8), names)
+    judged = np.concatenate(chunks)
+    del chunks
+    tasks = pd.DataFrame({"task": judged[:, 0], "worker": judged[:, 1], "label": judged[:, 2]})
+    del judged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # as in _aggregate_categorical
+        predicted = DawidSkene(n_iter=100).fit_predict(tasks)
+    ids = predicted.index.to_numpy(dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    return FittedChoices(ids[order], predicted.to_numpy(dtype=np.int8)[order], names)
 
 
 def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str) -> dict[int, dict[str, Any]]:

@@ -49,7 +49,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from annotation.agreement import ItemLabel, agreement_report, item_labels
+from annotation.agreement import ItemLabel, agreement_report, dawid_skene_choices
 from annotation.audit import audit_record
 from annotation.languages import language_tag_normalize
 from annotation.models import (
@@ -327,7 +327,8 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def majority_label(*, task_type: str, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None = None) -> ItemLabel | None:
+def majority_label(*, task_type: str, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None = None,
+                   choice: str | None = None) -> ItemLabel | None:
     """An item's label from its judgments' (choice, strength, …) or (score, …) votes.
 
     The same rules as annotation.agreement.item_labels (method "majority"), computed from
@@ -336,6 +337,10 @@ def majority_label(*, task_type: str, votes: Sequence[Sequence[Any]], final: dic
     beside it; a pairwise choice needs a strict majority — an even split counts as a tie,
     since it states no preference — and its strength is the median strength of the
     judgments that made it.
+
+    `choice`: a pairwise choice another aggregate decided (Dawid–Skene); the label is
+    then that choice, with its strength and agreement from the votes as item_labels
+    computes them for that method.
     """
     n = len(votes)
     if final is None and not n:
@@ -356,25 +361,32 @@ def majority_label(*, task_type: str, votes: Sequence[Sequence[Any]], final: dic
     if final is not None:
         value, source = final, "final"
     else:
-        # The most frequent choice, unless another is as frequent (one pass; this runs
-        # once per exported item).
-        choice, top, tied = None, 0, False
-        for candidate, count in counts.items():
-            if count > top:
-                choice, top, tied = candidate, count, False
-            elif count == top:
-                tied = True
+        tied = False
+        if choice is not None:
+            source, top = "dawid_skene", counts.get(choice, 0)
+        else:
+            # The most frequent choice, unless another is as frequent (one pass; this runs
+            # once per exported item).
+            source, top = "majority", 0
+            for candidate, count in counts.items():
+                if count > top:
+                    choice, top, tied = candidate, count, False
+                elif count == top:
+                    tied = True
         if tied:
             value = {"choice": "tie"}
         elif choice in ("a", "b"):
             strengths = sorted([int(vote[1]) if vote[1] not in (None, "") else 1 for vote in votes if vote[0] == choice])
             middle = top // 2
-            # The median strength, rounded half up (an odd count's median is one of them).
-            strength = strengths[middle] if top % 2 else _round_half_up((strengths[middle - 1] + strengths[middle]) / 2)
+            # The median strength, rounded half up (an odd count's median is one of them);
+            # 1 when no judgment made the choice (Dawid–Skene may still pick it).
+            if not strengths:
+                strength = 1
+            else:
+                strength = strengths[middle] if top % 2 else _round_half_up((strengths[middle - 1] + strengths[middle]) / 2)
             value = {"choice": choice, "strength": 1 if strength < 1 else 2 if strength > 2 else strength}
         else:
             value = {"choice": choice}
-        source = "majority"
     agreement = counts.get(value.get("choice"), 0) / n if n >= 2 else None
     return ItemLabel(value=value, agreement=agreement, n_judgments=n, source=source)
 
@@ -508,18 +520,18 @@ def _labelled(rows: Iterator[tuple[Any, ...]], *, project: Project,
     """(row, its item's label or None, its latest guideline version) for each row of
     `_marked_rows` (votes, version and final label last)."""
     fitted = None
-    if method != "majority":
-        # Dawid–Skene weighs each rater by their reliability over the whole project,
-        # so it is fitted once (its labels, not the judgments, stay in memory).
-        fitted = item_labels(project=project, method=method)
+    if method == "dawid_skene":
+        # Dawid–Skene weighs each rater by their reliability over the whole project, so
+        # it is fitted once, before the first row; only its choice per item stays in
+        # memory (two arrays), and each line is built from its row's votes as below.
+        fitted = dawid_skene_choices(project=project)
     task_type = project.task_type
     for row in rows:
-        if fitted is not None:
-            label = fitted.get(row[0])
-        else:
-            # "a:2,a:1,b:" → [["a", "2"], ["a", "1"], ["b", ""]]
-            votes = [vote.split(":") for vote in row[-3].split(",")] if row[-3] else ()
-            label = majority_label(task_type=task_type, votes=votes, final=_json(row[-1]))
+        # "a:2,a:1,b:" → [["a", "2"], ["a", "1"], ["b", ""]]
+        votes = [vote.split(":") for vote in row[-3].split(",")] if row[-3] else ()
+        # An item judged after the fit has no fitted choice: its votes' majority labels it.
+        choice = fitted.get(row[0]) if fitted is not None else None
+        label = majority_label(task_type=task_type, votes=votes, final=_json(row[-1]), choice=choice)
         yield row, label, row[-2] or ""
 
 

@@ -241,13 +241,14 @@ def _judge_all() -> float:
     return time.perf_counter() - began
 
 
-def _export(*, port: int, token: str, fmt: str, master: int, expected: int) -> dict[str, Any]:
+def _export(*, port: int, token: str, fmt: str, master: int, expected: int,
+            method: str = "majority") -> dict[str, Any]:
     sampler = _Sampler(master)
     baseline = max((_rss_mib(pid) for pid in _worker_pids(master)), default=0.0)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
     sampler.start()
     began = time.perf_counter()
-    conn.request("GET", f"/api/v1/projects/{PROJECT_SLUG}/export/preferences/?format={fmt}",
+    conn.request("GET", f"/api/v1/projects/{PROJECT_SLUG}/export/preferences/?format={fmt}&method={method}",
                  headers={"Authorization": f"Bearer {token}"})
     response = conn.getresponse()
     if response.status != 200:
@@ -281,6 +282,7 @@ def _export(*, port: int, token: str, fmt: str, master: int, expected: int) -> d
     progress_total = size if parquet is not None else total
     return {
         "format": fmt,
+        "method": method,
         "lines": total,
         "expected_lines": expected,
         "bytes": size,
@@ -325,6 +327,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it")
     parser.add_argument("--keep-db", action="store_true", help="keep the scratch database for inspection")
     parser.add_argument("--import-only", action="store_true", help="only the import (no judgments, no export)")
+    parser.add_argument("--dawid-skene", action="store_true",
+                        help="also export JSON Lines aggregated by Dawid-Skene (fitted over the whole project first)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.items < 1 or args.batch < 1 or args.clients < 1 or args.workers < 1:
@@ -372,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                 _export(port=port, token=export_token, fmt=fmt, master=server.pid, expected=args.items)
                 for fmt in ("jsonl", "parquet")
             ]
+            if args.dawid_skene and not args.import_only:
+                exports.append(_export(port=port, token=export_token, fmt="jsonl", master=server.pid,
+                                       expected=args.items, method="dawid_skene"))
         finally:
             gunicorn_stop(server)
         language_check = _language_check_rate(args.language_check_sample) if args.language_check_sample else None
@@ -406,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     ) + f"; machine CPU {machine_busy:.0%} busy")
     for e in exports:
         rss = e["rss_mib"]
-        print(f"export : {e['format']:<7} {e['lines']:,} lines ({e['bytes'] / 2**20:,.1f} MiB) in {e['seconds']:.1f} s "
+        label = e["format"] if e["method"] == "majority" else f"{e['format']}, {e['method']}"
+        print(f"export : {label:<7} {e['lines']:,} lines ({e['bytes'] / 2**20:,.1f} MiB) in {e['seconds']:.1f} s "
               f"= {e['lines_per_second']:,.0f} lines/s (target ≥ 50,000); first byte after {e['first_byte_seconds']:.1f} s")
         print(f"         worker RSS MiB: before {rss['before']:.0f}, at 10% {rss['at_10%']:.0f}, at 50% {rss['at_50%']:.0f}, "
               f"at 100% {rss['at_100%']:.0f}, peak {rss['peak']:.0f}")

@@ -221,7 +221,11 @@ class ParityOutSerializer(serializers.Serializer):
 class PreferenceQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["jsonl", "parquet"], default="jsonl", required=False)
     style = serializers.ChoiceField(choices=["standard", "conversational"], default="standard", required=False)
-    method = serializers.ChoiceField(choices=["majority", "dawid_skene"], default="majority", required=False)
+    method = serializers.ChoiceField(
+        choices=["majority", "dawid_skene"], default="majority", required=False,
+        help_text="majority: each item's own votes; dawid_skene (pairwise only): weighs each rater by "
+        "their reliability over the whole project, fitted before the first line (about 8 s and "
+        "900 MiB for 3,000,000 judgments), then streamed as majority is")
     language = serializers.CharField(required=False, max_length=35)
     min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1,
                                            help_text="skip pairs whose label has less agreement (final labels pass)")

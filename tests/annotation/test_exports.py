@@ -368,6 +368,38 @@ class StreamedLabelTests(ApiTestCase):
         self.assertEqual(lines, {})
         self.assertTrue(all(seen.values()), seen)  # every kind of outcome was exercised
 
+    def test_dawid_skene_pairs_are_labelled_as_item_labels_labels_them(self):
+        # Two raters who always answer "b" outvote the careful ones on items whose answer
+        # is "a"; Dawid–Skene learns that their "b" says nothing and sides with the others.
+        rng = random.Random(5)
+        pairs = ProjectFactory(slug="ds-votes", task_type=TaskType.PAIRWISE, languages=["de"], overlap=2)
+        import_items(pairs, [pair_line(n) for n in range(40)])
+        judgments = []
+        for n in range(40):
+            truth = rng.choice("ab")
+            raters = {"good1": truth, "good2": truth if rng.random() < 0.9 else "b",
+                      "good3": truth if rng.random() < 0.9 else "a", "spam1": "b", "spam2": "b"}
+            if n % 4 == 0:
+                del raters["good3"]
+            judgments += [{"item_external_id": f"p-{n}", "rater": rater,
+                           "value": {"choice": choice, "strength": rng.choice((1, 2))}}
+                          for rater, choice in raters.items()]
+        import_judgments(pairs, judgments)
+        fitted = item_labels(project=pairs, method="dawid_skene")
+        majority = item_labels(project=pairs)
+        overruled = [pk for pk in fitted if fitted[pk].value["choice"] != majority[pk].value["choice"]]
+        self.assertGreaterEqual(len(overruled), 3)  # the test exercises a real difference
+        lines = {line["item_id"]: line
+                 for line in preference_export(project=pairs, method="dawid_skene", exclude_ties=False).rows}
+        for item in Item.objects.filter(project=pairs):
+            label, line = fitted[item.pk], lines.pop(item.external_id)
+            choice = label.value["choice"]
+            self.assertEqual(line["chosen"], item.response_b if choice == "b" else item.response_a, item.external_id)
+            self.assertEqual(line["margin"], float(label.value.get("strength", 0)))
+            self.assertEqual((line["n_judgments"], line["agreement"]), (label.n_judgments, label.agreement))
+            self.assertEqual(line["label_source"], "dawid_skene")
+        self.assertEqual(lines, {})
+
 
 class _FailingCursor:
     """A server-side cursor whose second fetch fails, as a dropped connection would."""
