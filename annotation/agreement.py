@@ -966,10 +966,15 @@ def dawid_skene_choices(*, project: Project) -> FittedChoices:
         # Raters: evaluators by id, external raters by minus theirs, one integer column.
         f"SELECT j.item_id, coalesce(j.evaluator_id, -j.external_rater_id), {code} "  # noqa: S608 - no values
         "FROM annotation_judgment j JOIN annotation_item i ON i.id = j.item_id "
-        f"WHERE i.project_id = %s AND j.is_current AND j.kind IN ({kinds})"
+        # A choice outside the schema (a row written around it) has no code: left out.
+        f"WHERE i.project_id = %s AND j.is_current AND j.kind IN ({kinds}) AND {code} IS NOT NULL"
     )
     chunks = []
     with transaction.atomic(), connection.chunked_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # A plain scan: compiling it with JIT costs more than it saves (as in the export).
+            with connection.cursor() as settings_cursor:
+                settings_cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, [project.pk])
         while rows := cursor.fetchmany(_FIT_CHUNK):
             chunks.append(np.array(rows, dtype=np.int64))

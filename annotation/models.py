@@ -355,7 +355,7 @@ class Assignment(models.Model):
             ),
         ]
         indexes = [
-            # queue_expire_leases: leases past their expiry.
+            # Leases past their expiry: the claim's probe (_qualified_and_due) and the sweep.
             models.Index(
                 fields=["lease_expires_at"], name="assignment_open_leases", condition=Q(status="leased")
             ),

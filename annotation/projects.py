@@ -17,8 +17,9 @@ from parity.rows import fetch_one
 
 
 def project_by_slug(slug: Any) -> Project | None:
-    """The project with this slug, or None. Every evaluator request (page or API) starts
-    here, so it is one hand-written read (parity/rows.py), not an ORM query compiled anew."""
+    """The project with this slug, or None. Every claim (the work page, the API's claim and
+    any API call under /projects/{slug}/) starts here, so it is one hand-written read
+    (parity/rows.py), not an ORM query compiled anew."""
     if not isinstance(slug, str):
         return None
     return fetch_one(Project, "t.slug = %s", [slug])

@@ -145,8 +145,15 @@ def assignment_current(*, evaluator: Any, project: Project) -> Assignment | None
     )
 
 
+# Ids a primary key can hold: a larger one from a URL is no assignment (SQLite would fail
+# to bind it rather than find nothing).
+_MAX_ID = 2**63 - 1
+
+
 def assignment_with_item(assignment_id: int) -> Assignment | None:
     """The assignment with its item, the item's language and project (one query), or None."""
+    if not 0 < assignment_id <= _MAX_ID:
+        return None
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns(Assignment, 'a')}, {columns(Item, 'i')}, {columns(Language, 'l')}, "
@@ -530,6 +537,8 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
 
 # The evaluator's qualified languages, each row also saying whether any lease of the project
 # is past its time (an InitPlan, run once): what every claim asks first, in one round trip.
+# Only this project's leases: the sweep that follows settles this project's only, and
+# another project's would make every claim here start a sweep that finds nothing.
 _QUALIFIED_AND_DUE = f"""
     SELECT q.language_id, EXISTS (
         SELECT 1 FROM annotation_assignment a

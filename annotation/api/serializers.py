@@ -225,7 +225,8 @@ class PreferenceQuerySerializer(serializers.Serializer):
         choices=["majority", "dawid_skene"], default="majority", required=False,
         help_text="majority: each item's own votes; dawid_skene (pairwise only): weighs each rater by "
         "their reliability over the whole project, fitted before the first line (about 8 s and "
-        "900 MiB for 3,000,000 judgments), then streamed as majority is")
+        "900 MiB for 3,000,000 judgments), then streamed as majority is; an item judged after "
+        "the fit began is labelled by majority (label_source says which)")
     language = serializers.CharField(required=False, max_length=35)
     min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1,
                                            help_text="skip pairs whose label has less agreement (final labels pass)")

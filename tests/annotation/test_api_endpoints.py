@@ -127,6 +127,9 @@ class EvaluatorEndpointTests(ApiTestCase):
         self.client.force_login(self.bashir)
         self.assertErrors(self.call("post", url, body={"value": {"score": 3}}), 403, contains="not yours")
         self.assertErrors(self.call("post", "/api/v1/assignments/999999/judgment/", body={"value": {"score": 3}}), 404)
+        # Past what a primary key holds (SQLite cannot even bind it): no such assignment either.
+        self.assertErrors(self.call("post", f"/api/v1/assignments/{2**63}/judgment/", body={"value": {"score": 3}}),
+                          404)
         self.assertFalse(Judgment.objects.exists())
 
 

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
@@ -17,7 +18,7 @@ from django.core.management.base import CommandError
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from annotation.agreement import item_labels
+from annotation.agreement import FittedChoices, item_labels
 from annotation.exports import (
     LINES_PER_WRITE,
     PREFERENCE_COLUMNS,
@@ -29,6 +30,7 @@ from annotation.models import (
     Assignment,
     AuditEvent,
     ExportMark,
+    ExternalRater,
     FinalLabel,
     Item,
     ItemStatus,
@@ -399,6 +401,49 @@ class StreamedLabelTests(ApiTestCase):
             self.assertEqual((line["n_judgments"], line["agreement"]), (label.n_judgments, label.agreement))
             self.assertEqual(line["label_source"], "dawid_skene")
         self.assertEqual(lines, {})
+
+
+    def test_dawid_skene_keeps_an_evaluator_and_an_external_rater_with_the_same_id_apart(self):
+        rng = random.Random(7)
+        pairs = ProjectFactory(slug="ds-mixed", task_type=TaskType.PAIRWISE, languages=["de"], overlap=2)
+        import_items(pairs, [pair_line(n) for n in range(30)])
+        evaluators = [UserFactory() for _ in range(2)]
+        # External raters whose ids are the evaluators' ids: one integer column must not merge them.
+        for user in evaluators:
+            ExternalRater.objects.create(pk=user.pk, project=pairs, external_id=f"same-id-{user.pk}")
+        import_judgments(pairs, [
+            {"item_external_id": f"p-{n}", "rater": rater,
+             "value": {"choice": rng.choice("ab") if rater != "steady" else "a", "strength": 1}}
+            for n in range(30) for rater in (*(f"same-id-{u.pk}" for u in evaluators), "steady")])
+        for user in evaluators:
+            evaluator_language_add(user=user, language=self.de)
+            qualification_grant(project=pairs, evaluator=user, language=self.de, actor=self.lead)
+            for _ in range(30):
+                assignment = item_claim_next(evaluator=user, project=pairs)
+                judgment_submit(assignment=assignment, evaluator=user,
+                                value={"choice": rng.choice(("a", "b", "b", "tie")), "strength": 2})
+        fitted = item_labels(project=pairs, method="dawid_skene")
+        lines = {line["item_id"]: line
+                 for line in preference_export(project=pairs, method="dawid_skene", exclude_ties=False).rows}
+        for item in Item.objects.filter(project=pairs):
+            label, line = fitted[item.pk], lines.pop(item.external_id, None)
+            if label.value["choice"] == "both_bad" or item.status == ItemStatus.ADJUDICATION:
+                self.assertIsNone(line)  # never exported; held back until adjudicated
+                continue
+            self.assertEqual(line["tie"], label.value["choice"] == "tie", item.external_id)
+            if not line["tie"]:
+                self.assertEqual(line["chosen"], item.response_b if label.value["choice"] == "b" else item.response_a,
+                                 item.external_id)
+            self.assertEqual((line["n_judgments"], line["agreement"]), (5, label.agreement))
+        self.assertEqual(lines, {})
+        self.assertGreater(Item.objects.filter(project=pairs, status=ItemStatus.DONE).count(), 10)
+
+    def test_a_fitted_choice_no_judgment_made_has_strength_1_and_no_agreement(self):
+        label = majority_label(task_type=TaskType.PAIRWISE, votes=[("a", "2"), ("a", "1")], choice="b")
+        self.assertEqual((label.value, label.agreement, label.source), ({"choice": "b", "strength": 1}, 0.0,
+                                                                        "dawid_skene"))
+        fitted = FittedChoices(np.array([3, 8]), np.array([1, 0], dtype=np.int8), ("a", "b"))
+        self.assertEqual((fitted.get(3), fitted.get(8), fitted.get(5), fitted.get(9)), ("b", "a", None, None))
 
 
 class _FailingCursor:
