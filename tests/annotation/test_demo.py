@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import TestCase, override_settings
 
+from annotation.adjudication import adjudication_judgments, adjudication_queue
+from annotation.demo_data import wmt_judgments
 from annotation.models import (
     AssignmentKind,
     AuditEvent,
@@ -72,7 +74,7 @@ class DemoCommandTests(TestCase):
     def test_it_prints_the_url_and_every_login(self) -> None:
         self.assertIn("http://127.0.0.1:8000/", self.output)
         self.assertIn(PASSWORD, self.output)
-        for username in ("lead", "hans", "li", "emma", "amira", "priya", "yuki"):
+        for username in ("lead", "hans", "greta", "jonas", "li", "emma", "amira", "priya", "yuki"):
             self.assertIn(f"  {username} ", self.output)
         self.assertIn("pending calibration in udhr-labels (ja)", self.output)
 
@@ -187,6 +189,62 @@ class DemoCommandTests(TestCase):
         ) as command:
             run_demo("--serve", "--port", "8123")
         command.assert_any_call("runserver", "127.0.0.1:8123", use_reloader=False)
+
+
+class DemoAdjudicationTests(TestCase):
+    """The first German WMT23 pairs are judged through the queue by three demo evaluators
+    giving the MQM raters' verdicts, so the lead finds real disagreements to adjudicate."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        out = StringIO()
+        # --limit 45: 18 pairs replayed (two in five), the 17th of which the raters split on.
+        call_command("demo", "--limit", "45", "--password", PASSWORD, stdout=out)
+        cls.output = out.getvalue()
+        cls.project = Project.objects.get(slug="wmt23-sxs")
+
+    def german_pairs(self) -> list[Item]:
+        return list(Item.objects.filter(project=self.project, language__tag="de").order_by("id"))
+
+    def test_the_first_german_pairs_are_judged_by_three_evaluators_and_the_rest_by_the_raters(self) -> None:
+        pairs = self.german_pairs()
+        self.assertEqual(len(pairs), 45)
+        for n, item in enumerate(pairs):
+            kinds = sorted(item.judgments.values_list("kind", flat=True))
+            if n < 18:
+                self.assertEqual(kinds, ["production"] * 3, item.external_id)
+                self.assertEqual(set(item.judgments.values_list("evaluator__username", flat=True)),
+                                 {"hans", "greta", "jonas"})
+            else:
+                self.assertEqual(kinds, ["historical"] * 3, item.external_id)
+        # Each replayed judgment is a verdict of the pair's MQM raters, in their order.
+        replayed = {item.external_id: item for item in pairs[:18]}
+        verdicts = {}
+        for line in wmt_judgments("en-de", 45):
+            if line["item_external_id"] in replayed:
+                verdicts.setdefault(line["item_external_id"], []).append(line["value"])
+        for external_id, item in replayed.items():
+            given = [j.value for j in sorted(item.judgments.select_related("evaluator"),
+                                             key=lambda j: ("hans", "greta", "jonas").index(j.evaluator.username))]
+            self.assertEqual(given, verdicts[external_id], external_id)
+
+    def test_the_pair_the_raters_split_on_waits_for_the_lead(self) -> None:
+        lead = get_user_model().objects.get(username="lead")
+        waiting = list(adjudication_queue(project=self.project, user=lead))
+        self.assertEqual([item.external_id for item in waiting], ["wmt23-en-de-4-GPT4-5shot_with_refA-vs-ONLINE-G"])
+        self.assertEqual(sorted(j.value["choice"] for j in adjudication_judgments(item=waiting[0])),
+                         ["a", "b", "tie"])
+        self.assertEqual(Item.objects.filter(project=self.project, status=ItemStatus.DONE).count(), 17)
+        self.assertIn("1 waiting for adjudication", self.output)
+
+    def test_a_second_run_neither_replays_nor_imports_the_replayed_pairs_verdicts(self) -> None:
+        before = Judgment.objects.filter(item__project=self.project).count()
+        call_command("demo", "--limit", "45", "--password", PASSWORD, stdout=StringIO())
+        self.assertEqual(Judgment.objects.filter(item__project=self.project).count(), before)
+        # And hans's queue goes on after the pairs he replayed.
+        hans = get_user_model().objects.get(username="hans")
+        assignment = item_claim_next(evaluator=hans, project=self.project)
+        self.assertEqual(assignment.item.pk, self.german_pairs()[18].pk)
 
 
 class DemoCommandInputTests(TestCase):

@@ -3,7 +3,8 @@
 Migrates, then creates — idempotently, a second run writes nothing — a lead, evaluators
 for several languages and four projects over the bundled real data (data/README.md):
 a rating project over MLQE-PE (with gold items served as honeypots), a pairwise project
-over WMT23 MQM, a labels project over UDHR Article 1 (with Japanese gold items for a
+over WMT23 MQM (whose first German pairs three demo evaluators judge through the queue,
+giving the MQM raters' verdicts, so adjudication has real disagreements), a labels project over UDHR Article 1 (with Japanese gold items for a
 calibration round), and a small MLQE-PE pool that waits for an active-learning round.
 Guidelines and calibration rounds belong to the guidelines app, so its own command
 `demo_guidelines` publishes them, called here by name. Prints the URL, the logins and
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, takewhile
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +43,7 @@ from annotation.imports import ImportRejected, items_import, judgments_import
 from annotation.language_check import language_check_pending
 from annotation.languages import language_get_or_create
 from annotation.models import (
+    Assignment,
     EvaluatorLanguage,
     Item,
     ItemStatus,
@@ -58,6 +60,7 @@ from annotation.qualification import (
     qualification_grant,
     qualification_set,
 )
+from annotation.queue import item_claim_next, judgment_submit
 
 # Well known on purpose: it is printed. Refused with DEBUG off unless --password is given.
 DEMO_PASSWORD = "parity-demo"
@@ -70,6 +73,13 @@ POOL_PAIRS = ("en-de", "en-zh", "ne-en")
 POOL_OFFSET = 500
 DEFAULT_POOL_SIZE = 40
 HONEYPOT_RATE = 0.05
+# The first WMT23 en-de pairs (two in five of --limit: 80 of the default 200) are judged
+# in Parity, through the queue, by three German evaluators who give the verdicts of the
+# pair's three MQM raters (in the data set's order); their historical judgments are not
+# imported. Pairs the raters split on go to adjudication as any would, so the lead's
+# adjudication page starts with real disagreements (five at the default limit).
+WMT_REPLAY_LP = "en-de"
+WMT_REPLAY_EVALUATORS = ("hans", "greta", "jonas")
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,9 @@ class DemoEvaluator:
 
 EVALUATORS = (
     DemoEvaluator("hans", ("de",)),
+    # With hans, they replay the WMT23 raters' verdicts on the first German pairs (wmt_replay).
+    DemoEvaluator("greta", ("de",)),
+    DemoEvaluator("jonas", ("de",)),
     DemoEvaluator("li", ("zh",)),
     DemoEvaluator("emma", ("en",)),
     DemoEvaluator("amira", ("ar", "he")),
@@ -209,6 +222,8 @@ class Command(BaseCommand):
                     language_check_pending(project=project)
                 # By name: guidelines are the guidelines app's, which annotation never imports.
                 call_command("demo_guidelines", lead=lead.get_username(), verbosity=0)
+                # After the guidelines, which the evaluators must have acknowledged to claim.
+                wmt_replay(project=projects[1], evaluators=evaluators, limit=limit or DEFAULT_WMT_LIMIT)
         except (ValidationError, ImportRejected) as exc:
             raise CommandError(f"demo data could not be loaded: {exc}") from None
 
@@ -229,6 +244,9 @@ class Command(BaseCommand):
             if gold:
                 rate = f", honeypots at {project.honeypot_rate:.0%}" if project.honeypot_rate else ""
                 notes.append(f"{gold} gold items{rate}")
+            waiting = items.filter(status=ItemStatus.ADJUDICATION).count()
+            if waiting:
+                notes.append(f"{waiting} waiting for adjudication")
             flagged = items.filter(language_flagged=True).count()
             if flagged:
                 notes.append(f"{flagged} flagged by the language check")
@@ -268,7 +286,8 @@ TRY = (
     ("hans", "rates German translations in mlqe-da (about one item in twenty is a honeypot), "
              "and picks the better of two in wmt23-sxs"),
     ("lead", "opens a project's Lead page from the home page: overview, parity, agreement, adjudication, "
-             "guideline, gold, calibration, honeypots, API tokens"),
+             "guideline, gold, calibration, honeypots, API tokens; wmt23-sxs has pairs its three German "
+             "evaluators (hans, greta, jonas, replaying the WMT23 raters) split on, waiting for a final label"),
     ("", "and in mlqe-pool runs an active-learning round (Lead → Active learning) that moves the most "
          "informative pool items into the queues of hans, li and emma"),
 )
@@ -382,7 +401,9 @@ def _gold_lines(specs: Iterable[DemoGold], lines: Iterable[dict[str, Any]]) -> I
 def _import_judgments(*, project: Project, lines: Iterable[dict[str, Any]], lead: Any) -> None:
     """The data set's own raters as historical judgments (idempotent: a second run stores
     nothing), so the parity and agreement pages have real numbers from the start."""
-    judgments_import(project=project, records=numbered(lines), actor=lead)
+    lines = list(lines)
+    if lines:  # none when the demo evaluators replayed every pair (a tiny --limit)
+        judgments_import(project=project, records=numbered(lines), actor=lead)
 
 
 def mlqe_project(*, lead: Any, limit: int) -> Project:
@@ -416,8 +437,58 @@ def wmt_project(*, lead: Any, limit: int) -> Project:
     )
     for lp in WMT_LPS:
         _import(project=project, lines=wmt_items(lp, limit), lead=lead)
-        _import_judgments(project=project, lines=wmt_judgments(lp, limit), lead=lead)
+        replayed = set(wmt_replay_ids(project=project, limit=limit)) if lp == WMT_REPLAY_LP else set()
+        _import_judgments(
+            project=project, lead=lead,
+            lines=(line for line in wmt_judgments(lp, limit) if line["item_external_id"] not in replayed),
+        )
     return project
+
+
+def _wmt_replay_count(limit: int) -> int:
+    return max(1, limit * 2 // 5)
+
+
+def wmt_replay_ids(*, project: Project, limit: int) -> list[str]:
+    """The en-de pairs the demo evaluators judge: the first ones in queue order (import
+    order: they have no priority) without historical judgments, so a second run, or one
+    with a larger --limit, neither imports the raters' verdicts for a pair the evaluators
+    gave them for, nor replays a pair whose verdicts were imported."""
+    lines = list(islice(wmt_items(WMT_REPLAY_LP, limit), _wmt_replay_count(limit)))
+    ids = [line["external_id"] for line in lines]
+    imported = set(
+        Item.objects.filter(project=project, external_id__in=ids, judgments__kind="historical")
+        .values_list("external_id", flat=True)
+    )
+    # A contiguous run from the front: the queue serves the pairs in this order.
+    return list(takewhile(lambda external_id: external_id not in imported, ids))
+
+
+def wmt_replay(*, project: Project, evaluators: dict[str, Any], limit: int) -> int:
+    """Three German evaluators claim the replayed pairs through the queue and submit the
+    MQM raters' verdicts (rater k of a pair → evaluator k); returns the judgments stored.
+    Nothing when any of them has already worked in the project (a second run)."""
+    people = [evaluators[name] for name in WMT_REPLAY_EVALUATORS]
+    if Assignment.objects.filter(project=project, evaluator__in=people).exists():
+        return 0
+    ids = wmt_replay_ids(project=project, limit=limit)
+    verdicts: dict[str, list[dict[str, Any]]] = {external_id: [] for external_id in ids}
+    for line in wmt_judgments(WMT_REPLAY_LP, limit):
+        if line["item_external_id"] in verdicts:
+            verdicts[line["item_external_id"]].append(line["value"])
+    german = Language.objects.get(tag=WMT_REPLAY_LP.split("-")[1])
+    stored = 0
+    for k, person in enumerate(people):
+        for external_id in ids:
+            assignment = item_claim_next(evaluator=person, project=project, language=german)
+            if assignment is None or assignment.item.external_id != external_id:
+                served = assignment.item.external_id if assignment else "nothing"
+                raise ValidationError(f"wmt23-sxs: the queue served {served} to {person.get_username()}, "
+                                      f"not {external_id}; the demo replays pairs in queue order")
+            judgment_submit(assignment=assignment, evaluator=person, value=verdicts[external_id][k],
+                            seconds=30.0)
+            stored += 1
+    return stored
 
 
 def udhr_project(*, lead: Any) -> Project:
