@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.adjudication import (
@@ -33,6 +34,13 @@ from annotation.models import Item, ItemStatus, Project, QualificationStatus
 from annotation.overview import JUDGMENT_KINDS, project_overview
 from annotation.projects import project_is_lead
 from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
+
+# Chart titles. "95% c" is no format directive: the comments tell xgettext so, or the
+# catalogue would demand one in every translation.
+# xgettext:no-python-format
+QUALITY_CI_TITLE = gettext_lazy("Model quality per language, with 95% confidence intervals")
+# xgettext:no-python-format
+ALPHA_CI_TITLE = gettext_lazy("Krippendorff's alpha per language, with 95% confidence intervals")
 
 
 def _get_project_for_lead(request: HttpRequest, slug: str) -> Project:
@@ -85,23 +93,39 @@ def _quality_bounds(report: dict[str, Any]) -> tuple[float, float, int]:
     return 0.0, 1.0, 2
 
 
+def _flag_text(flag: dict[str, Any], *, row: dict[str, Any], report: dict[str, Any]) -> str:
+    """A parity flag in the interface language. The report (and the API) carries each
+    flag's code with an English message for pipelines; the page words it from the code."""
+    if flag["code"] == "no_agreement":
+        return _("No item has two judgments yet, so agreement is unknown.")
+    if flag["code"] == "low_agreement":
+        return _("Alpha %(alpha).3f is below the project threshold %(threshold).3f.") % {
+            "alpha": row["alpha"], "threshold": report["agreement_threshold"]}
+    if flag["code"] == "indistinct":
+        return _("Its quality interval overlaps the best language's (%(best)s): too wide to tell the two "
+                 "apart yet.") % {"best": report["best_language"]}
+    return flag["message"]
+
+
 @login_required
 @require_GET
 def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_lead(request, slug)
     report = parity_report(project=project)
     rows = report["languages"]
+    for row in rows:
+        row["flag_texts"] = [(flag["code"], _flag_text(flag, row=row, report=report)) for flag in row["flags"]]
     lo, hi, digits = _quality_bounds(report)
     quality_chart = ci_chart(
         [CiRow(label=f"{r['name']} ({r['language']})", value=r["quality"]["value"], lo=r["quality"]["ci"][0],
                hi=r["quality"]["ci"][1], flagged=any(f["code"] == "indistinct" for f in r["flags"])) for r in rows],
-        lo=lo, hi=hi, digits=digits, title=_("Model quality per language, with 95% confidence intervals"),
+        lo=lo, hi=hi, digits=digits, title=QUALITY_CI_TITLE,
     )
     alpha_chart = ci_chart(
         [CiRow(label=f"{r['name']} ({r['language']})", value=r["alpha"], lo=r["ci"][0], hi=r["ci"][1],
                flagged=any(f["code"] == "low_agreement" for f in r["flags"])) for r in rows],
         lo=0.0, hi=1.0, threshold=project.agreement_threshold, threshold_label=_("threshold"),
-        title=_("Krippendorff's alpha per language, with 95% confidence intervals"),
+        title=ALPHA_CI_TITLE,
     )
     return render(request, "annotation/lead/parity.html", {
         **_lead_nav(project, request.user),
@@ -143,7 +167,7 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
                hi=g["ci"][1], flagged=g["alpha"] is not None and g["alpha"] < project.agreement_threshold)
          for g in by_language["groups"]],
         lo=0.0, hi=1.0, threshold=project.agreement_threshold, threshold_label=_("threshold"),
-        title=_("Krippendorff's alpha per language, with 95% confidence intervals"),
+        title=ALPHA_CI_TITLE,
     )
     kappa = by_evaluator["kappa"]
     heat = heat_map(labels=[r["label"] for r in kappa["raters"]], values=kappa["kappa"], shared=kappa["shared"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 
 from annotation.demo_data import numbered
@@ -35,6 +36,22 @@ class LeadPageTests(ParityTestCase):
         self.assertIn('<span lang="ar" dir="rtl">ar</span>', body)
         self.assertIn("not picked by an uncertainty selector", body)
         self.assertNotIn("<script src=\"https://", body)
+
+    def test_its_flags_and_notes_follow_the_interface_language(self):
+        # A threshold no language reaches: every language is flagged for low agreement.
+        type(self.project).objects.filter(pk=self.project.pk).update(agreement_threshold=0.99)
+        self.client.force_login(self.lead)
+        url = reverse("annotation:lead_parity", args=[self.project.slug])
+        english = self.client.get(url).content.decode()
+        self.assertIn("is below the project threshold 0.990.", english)
+        self.client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ar"
+        arabic = self.client.get(url).content.decode()
+        self.assertIn('dir="rtl"', arabic)
+        # German and Arabic, each in the flag and its title.
+        self.assertEqual(arabic.count("أقل من حدّ المشروع 0.990"), 4)
+        self.assertIn("لم يخترها مُنتقٍ قائم على عدم اليقين", arabic)
+        for english_only in ("is below the project threshold", "not picked by an uncertainty selector"):
+            self.assertNotIn(english_only, arabic)
 
     def test_it_shows_agreement_with_a_kappa_heat_map_and_reliability_table(self):
         self.client.force_login(self.lead)
