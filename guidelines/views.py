@@ -26,9 +26,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.gold import gold_create, gold_promote
 from annotation.languages import language_tag_normalize, prompt_language
-from annotation.models import Item, Language, Project, Qualification, QualificationStatus, TaskType
+from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
+from annotation.views.evaluator import judgment_fields_context
 from guidelines import selectors, services
 from guidelines.forms import (
     ExampleForm,
@@ -225,7 +226,7 @@ def _render_calibration(request: HttpRequest, project: Project, language: Langua
     step = state.step
     if step is not None:
         item = step.assignment.item
-        ctx.update(_fields_context(project))
+        ctx.update(judgment_fields_context(project=project, value=None))
         ctx["item"] = item
         ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
     return render(request, "guidelines/calibration.html", ctx, status=status)
@@ -302,21 +303,6 @@ def calibration_feedback(request: HttpRequest, slug: str, tag: str, assignment_i
     })
 
 
-def _fields_context(project: Project) -> dict[str, Any]:
-    schema = project.schema or {}
-    ctx: dict[str, Any] = {"task": project.task_type, "issue_tags": schema.get("issues", [])}
-    if project.task_type == TaskType.RATING:
-        scale = schema["scale"]
-        labels = scale.get("labels", {})
-        ctx["points"] = [(p, labels.get(str(p), "")) for p in range(scale["min"], scale["max"] + 1)]
-        ctx["scale"] = scale
-        ctx["slider"] = len(ctx["points"]) > 11
-    elif project.task_type == TaskType.LABELS:
-        ctx["label_set"] = schema.get("labels", [])
-        ctx["multi"] = bool(schema.get("multi"))
-    return ctx
-
-
 # ---------------------------------------------------------------------------------------
 # Lead: guideline editor
 # ---------------------------------------------------------------------------------------
@@ -367,7 +353,7 @@ def lead_guideline(request: HttpRequest, slug: str) -> HttpResponse:
         "languages": languages,
         "examples": selectors.worked_examples(project=project),
         "example_form": ExampleForm(),
-        "fields": _fields_context(project),
+        "fields": judgment_fields_context(project=project, value=None),
         "section": "guideline",
     }, status=status)
 
@@ -517,7 +503,7 @@ def _render_gold(request: HttpRequest, project: Project, *, form: Any = None, er
         "items": items,
         "promotable": promotable,
         "error": error,
-        "fields": _fields_context(project),
+        "fields": judgment_fields_context(project=project, value=None),
         "section": "gold",
     }, status=status)
 

@@ -64,7 +64,7 @@ def _setup():
     return project, layla
 
 
-def _answer_round(page: Page, *, right: bool, shot: str) -> None:
+def _answer_round(page: Page, *, right: bool, shot: str, keyboard: bool = False) -> None:
     by_response = {response: (score, why) for _, response, score, why in GOLD}
     for n in range(len(GOLD)):
         expect(page.locator(".progress")).to_have_text(f"Item {n + 1} of {len(GOLD)}")
@@ -79,10 +79,18 @@ def _answer_round(page: Page, *, right: bool, shot: str) -> None:
         assert why not in page.content()
         expect(page.locator("#gold-answer")).to_have_count(0)
         answer = score if right else score % 5 + 1
-        page.locator(f'input[name="score"][value="{answer}"]').check(force=True)
+        if keyboard:
+            # The production card's keys: the digit chooses the scale point, Enter submits.
+            page.keyboard.press(str(answer))
+            expect(page.locator(f'input[name="score"][value="{answer}"]')).to_be_checked()
+        else:
+            page.locator(f'input[name="score"][value="{answer}"]').check(force=True)
         if n == 0:
             screenshot(page, f"{shot}-item")
-        page.click("#submit-answer")
+        if keyboard:
+            page.keyboard.press("Enter")
+        else:
+            page.click("#submit-answer")
         # After answering: their answer, the gold answer and why.
         expect(page.locator("#your-answer")).to_contain_text(str(answer))
         expect(page.locator("#gold-answer")).to_contain_text(str(score))
@@ -120,7 +128,7 @@ class CalibrationBrowserTests:
         # The page reloads itself when the cool-down is over.
         expect(page.locator("#start-calibration")).to_be_visible(timeout=10_000)
         page.click("#start-calibration")
-        _answer_round(page, right=True, shot="calibration-attempt2")
+        _answer_round(page, right=True, shot="calibration-attempt2", keyboard=True)
 
         expect(page.locator("#verdict")).to_have_text("Passed: 3 of 3 right.")
         screenshot(page, "calibration-passed")

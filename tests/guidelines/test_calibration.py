@@ -192,6 +192,15 @@ class CalibrationPageTests(CalibrationSetup):
         self.client.post(self.url + "start/")
         self.assertContains(self.client.get(self.url), 'lang="en" dir="ltr">The weather stays warm.</div>')
 
+    def test_an_item_has_the_production_cards_inputs_and_keys(self):
+        make_round(self.project, self.ar, self.gold, pass_mark=0.6, cooldown=0)
+        self.client.post(self.url + "start/")
+        page = self.client.get(self.url)
+        self.assertContains(page, 'class="judgment"\n          data-task="rating" data-min="1" data-max="5"', html=False)
+        self.assertContains(page, 'id="shortcut-help"')
+        self.assertContains(page, "/static/parity/work.js")
+        self.assertContains(page, '<span class="point-n">1</span>')
+
     def test_feedback_shows_the_gold_answer_and_explanation_only_after_answering(self):
         make_round(self.project, self.ar, self.gold, pass_mark=0.6, cooldown=0)
         self.assertEqual(self.client.post(self.url + "start/").status_code, 302)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from annotation.models import QualificationStatus
+from annotation.models import QualificationStatus, TaskType
 from annotation.qualification import qualification_set
 from annotation.queue import item_claim_next, judgment_submit
 from guidelines.models import CalibrationRound, GuidelineVersion, RoundStatus, WorkedExample
@@ -11,7 +11,7 @@ from guidelines.services import (
     guideline_publish,
 )
 from tests.base import ParityTestCase
-from tests.factories import ItemFactory, UserFactory
+from tests.factories import ItemFactory, ProjectFactory, UserFactory
 from tests.guidelines.support import gold_score, make_gold, make_round
 
 LEAD_PAGES = [
@@ -49,6 +49,18 @@ class LeadAccessTests(ParityTestCase):
 class GuidelineEditorTests(ParityTestCase):
     def setUp(self) -> None:
         self.client.force_login(self.lead)
+
+    def test_the_lead_forms_take_a_judgment_without_the_cards_key_hints(self):
+        pairs = ProjectFactory(slug="pairs", task_type=TaskType.PAIRWISE)
+        pairs.leads.add(self.lead)
+        # The worked-example form appears once a version is published.
+        self.client.post("/p/pairs/lead/guideline/", {"body": "# Rules", "changelog": "", "bump": "minor",
+                                                      "source_language": "en"})
+        for url in ("/p/pairs/lead/guideline/", "/p/pairs/lead/gold/"):
+            page = self.client.get(url).content.decode()
+            self.assertEqual(page.count('name="choice"'), 4, url)
+            self.assertNotIn("<kbd", page, url)  # no keyboard handling on these pages
+            self.assertNotIn('name="comment"', page, url)
 
     def test_the_lead_publishes_previews_and_diffs(self):
         response = self.client.post("/p/mt-rating/lead/guideline/", {"body": "# Rules\n\nRate 1–5.", "changelog": "",
