@@ -12,32 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Project, TaskType
 
-_INT = re.compile(r"^-?\d+$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-def judgment_value_from_post(*, project: Project, data: QueryDict) -> dict[str, Any]:
-    """The judgment value in the fields the item card uses (score | choice + strength |
-    labels, issues, comment). Types are converted where they parse; anything else is
-    passed on as given so the schema validation names the field at fault."""
-    value: dict[str, Any] = {}
-    if project.task_type == TaskType.RATING:
-        raw = (data.get("score") or "").strip()
-        value["score"] = int(raw) if _INT.match(raw) else (raw or None)
-    elif project.task_type == TaskType.PAIRWISE:
-        value["choice"] = data.get("choice") or None
-        if value["choice"] in ("a", "b"):
-            raw = (data.get("strength") or "1").strip()
-            value["strength"] = int(raw) if _INT.match(raw) else raw
-    else:
-        value["labels"] = data.getlist("labels")
-    issues = data.getlist("issues")
-    if issues:
-        value["issues"] = issues
-    comment = data.get("comment") or ""
-    if comment.strip():
-        value["comment"] = comment
-    return value
 
 
 def tolerance_from_post(*, project: Project, data: QueryDict) -> dict[str, Any]:

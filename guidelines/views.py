@@ -29,7 +29,7 @@ from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
-from annotation.views.evaluator import judgment_fields_context
+from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
 from guidelines import selectors, services
 from guidelines.forms import (
     ExampleForm,
@@ -37,7 +37,6 @@ from guidelines.forms import (
     PublishForm,
     RoundForm,
     TranslationForm,
-    judgment_value_from_post,
     tolerance_from_post,
 )
 from guidelines.markdown import markdown_render
@@ -272,8 +271,8 @@ def calibration_answer(request: HttpRequest, slug: str, tag: str, assignment_id:
             return HttpResponseRedirect(feedback_url)
         return _render_calibration(request, project, language, state, status=400,
                                    error=_("This item is not the next one of your calibration attempt."))
-    value = judgment_value_from_post(project=project, data=request.POST)
     try:
+        value = judgment_value_from_form(project=project, data=request.POST)
         services.calibration_answer(attempt=attempt, assignment=step.assignment, evaluator=request.user, value=value)
     except (ValidationError, PermissionDenied) as exc:
         return _render_calibration(request, project, language, state, error=_message(exc), status=400)
@@ -431,7 +430,7 @@ def lead_example_add(request: HttpRequest, slug: str) -> HttpResponse:
         services.worked_example_add(
             project=project,
             external_id=request.POST.get("external_id", ""),
-            value=judgment_value_from_post(project=project, data=request.POST),
+            value=judgment_value_from_form(project=project, data=request.POST),
             explanation=request.POST.get("explanation", ""),
             actor=request.user,
         )
@@ -476,7 +475,7 @@ def lead_gold(request: HttpRequest, slug: str) -> HttpResponse:
                     response=data["response"],
                     response_a=data["response_a"],
                     response_b=data["response_b"],
-                    value=judgment_value_from_post(project=project, data=request.POST),
+                    value=judgment_value_from_form(project=project, data=request.POST),
                     tolerance=tolerance_from_post(project=project, data=request.POST),
                     explanation=data["explanation"],
                     actor=request.user,

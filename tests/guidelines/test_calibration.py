@@ -252,6 +252,11 @@ class CalibrationPageTests(CalibrationSetup):
         step = calibration_step_next(attempt=CalibrationAttempt.objects.get(evaluator=self.carol))
         response = self.client.post(f"{self.url}answer/{step.assignment.pk}/", {"score": "7"})
         self.assertContains(response, "score: 7 is outside the scale 1–5", status_code=400)
+        # Refused as the production card refuses it.
+        self.assertContains(self.client.post(f"{self.url}answer/{step.assignment.pk}/", {}), "Choose a score.",
+                            status_code=400)
+        self.assertContains(self.client.post(f"{self.url}answer/{step.assignment.pk}/", {"score": "four"}),
+                            "score: &#x27;four&#x27; is not a whole number.", status_code=400)
         self.assertFalse(step.assignment.judgments.exists())
 
     def test_the_cool_down_is_shown_and_a_start_during_it_is_refused(self):
