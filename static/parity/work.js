@@ -1,4 +1,4 @@
-// Parity item card: keyboard shortcuts, time on task, slider sync. No build step.
+// Parity item card: keyboard shortcuts and time on task (the slider sync is in parity.js). No build step.
 // Without this file the card still works: real forms, real links.
 (function () {
   "use strict";
@@ -39,15 +39,6 @@
     if (id !== cardId || id === null) startClock();
     cardId = id;
     document.querySelectorAll("[data-help-open]").forEach(function (b) { b.hidden = false; });
-    var range = document.querySelector("[data-score-range]");
-    var number = document.querySelector("[data-score-number]");
-    if (range && number && !range.dataset.wired) {
-      range.dataset.wired = "1";
-      range.addEventListener("input", function () { number.value = range.value; range.classList.remove("unset"); });
-      number.addEventListener("input", function () {
-        if (number.value !== "") { range.value = number.value; range.classList.remove("unset"); }
-      });
-    }
     var article = card && card.querySelector(".card");
     var active = document.activeElement;
     if (article && (!active || active === document.body)) article.focus({ preventScroll: true });

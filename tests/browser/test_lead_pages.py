@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from annotation.demo_data import numbered
 from annotation.gold import gold_create
-from annotation.models import TaskType
+from annotation.imports import judgments_import
+from annotation.models import FinalLabel, ItemStatus, TaskType
 from annotation.schema import schema_validate
 from guidelines.services import guideline_publish
 from tests.browser.conftest import PHONE, log_in, screenshot
@@ -78,3 +80,28 @@ class LeadPagesBrowserTests:
         cell = page.locator("details.per-language[open] code[lang=ja]").first
         expect(cell).to_be_visible()
         screenshot(page, "lead-browser-dashboard-ar-phone")
+
+    def test_a_lead_adjudicates_on_a_hundred_point_slider(self, page: Page):
+        schema = schema_validate(task_type=TaskType.RATING, schema={"scale": {"min": 0, "max": 100}})
+        project = ProjectFactory(slug="da", task_type=TaskType.RATING, languages=["de"], schema=schema)
+        lead = UserFactory(username="lead")
+        project.leads.add(lead)
+        item = ItemFactory(project=project, language=language("de"), external_id="split", status=ItemStatus.ADJUDICATION,
+                           response="Alle Menschen sind frei und gleich an Würde und Rechten geboren.")
+        judgments_import(project=project, records=numbered([
+            {"item_external_id": "split", "rater": f"r{k}", "value": {"score": score}}
+            for k, score in enumerate((10, 55, 95))]))
+        log_in(page, "lead")
+        page.goto(f"/p/da/adjudication/{item.pk}/")
+        # The slider and the number field move together here too (parity.js), and no key
+        # hints promise shortcuts this page does not have.
+        page.locator("[data-score-range]").fill("60")
+        expect(page.locator("[data-score-number]")).to_have_value("60")
+        page.locator("[data-score-number]").fill("64")
+        assert page.locator("[data-score-range]").input_value() == "64"
+        expect(page.locator("form kbd")).to_have_count(0)
+        screenshot(page, "lead-adjudication-slider")
+        page.locator("textarea[name=reason]").fill("The middle reading: the translation keeps most of the meaning.")
+        page.get_by_role("button", name="Record final label").click()
+        expect(page.locator("h1")).to_be_visible()
+        assert FinalLabel.objects.get(item=item).value["score"] == 64
