@@ -951,8 +951,6 @@ def dawid_skene_choices(*, project: Project) -> FittedChoices:
     rater, choice code) into arrays, fitted with crowd-kit, and only the chosen choice per
     item is kept. `item_labels(method="dawid_skene")` gives the same choices; it builds
     a label object per item, which a million-item export cannot afford."""
-    from crowdkit.aggregation import DawidSkene
-
     # Codes in sorted order: crowd-kit orders the labels it sees, so the tie-breaking
     # between equally likely choices is the one item_labels gets from the names.
     names = tuple(sorted(PAIRWISE_CHOICES))
@@ -984,25 +982,25 @@ def dawid_skene_choices(*, project: Project) -> FittedChoices:
     del chunks
     tasks = pd.DataFrame({"task": judged[:, 0], "worker": judged[:, 1], "label": judged[:, 2]})
     del judged
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # as in _aggregate_categorical
-        predicted = DawidSkene(n_iter=100).fit_predict(tasks)
+    predicted = _crowdkit_predict(tasks, method="dawid_skene")
     ids = predicted.index.to_numpy(dtype=np.int64)
     order = np.argsort(ids, kind="stable")
     return FittedChoices(ids[order], predicted.to_numpy(dtype=np.int8)[order], names)
 
 
-def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str) -> dict[int, dict[str, Any]]:
+def _crowdkit_predict(tasks: pd.DataFrame, *, method: str) -> pd.Series:
+    """crowd-kit's label per task (columns task, worker, label) by majority or Dawid–Skene."""
     from crowdkit.aggregation import DawidSkene, MajorityVote
 
-    def run(tasks: pd.DataFrame) -> pd.Series:
-        # crowd-kit still uses pandas idioms that newer pandas warns about on every call.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if method == "majority":
-                return MajorityVote().fit_predict(tasks)
-            return DawidSkene(n_iter=100).fit_predict(tasks)
+    # crowd-kit still uses pandas idioms that newer pandas warns about on every call.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "majority":
+            return MajorityVote().fit_predict(tasks)
+        return DawidSkene(n_iter=100).fit_predict(tasks)
 
+
+def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str) -> dict[int, dict[str, Any]]:
     items = frame["item"].astype(np.int64).to_numpy()
     values = list(frame["value"])
     out: dict[int, dict[str, Any]] = {}
@@ -1014,7 +1012,7 @@ def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str)
             "worker": np.repeat(frame["rater"].to_numpy(), n_labels),
             "label": encoded.ravel(),
         })
-        predicted = run(tasks)
+        predicted = _crowdkit_predict(tasks, method=method)
         chosen: dict[int, list[str]] = defaultdict(list)
         for task, label in predicted.items():
             if int(label) == 1:
@@ -1026,7 +1024,8 @@ def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str)
         return out
     key = "choice" if scheme.task_type == TaskType.PAIRWISE else "label"
     raw = [v["choice"] if key == "choice" else v["labels"][0] for v in values]
-    predicted = run(pd.DataFrame({"task": items, "worker": frame["rater"].to_numpy(), "label": raw}))
+    predicted = _crowdkit_predict(pd.DataFrame({"task": items, "worker": frame["rater"].to_numpy(), "label": raw}),
+                                  method=method)
     # Strengths of the judgments per (item, choice), gathered in one pass.
     strengths: dict[tuple[int, str], list[int]] = defaultdict(list)
     if key == "choice":

@@ -108,17 +108,19 @@ def qualified_languages(*, evaluator: Any, project: Project) -> QuerySet[Languag
     return Language.objects.filter(pk__in=qualified_language_ids(evaluator=evaluator, project=project))
 
 
-def qualified_languages_sql(*, evaluator: Any, project: Project) -> tuple[str, list[Any]]:
+def qualified_languages_sql(*, evaluator: Any, project: Project) -> tuple[str, dict[str, Any]]:
     """`SELECT language_id …` of the languages the evaluator may work in the project, and
-    its parameters (the claim runs it inside a statement of its own)."""
+    its named parameters (`evaluator`, `project`, …; the claim runs it inside a statement
+    of its own)."""
     sql = (
         f"SELECT language_id FROM {Qualification._meta.db_table} "
-        "WHERE evaluator_id = %s AND project_id = %s AND status = %s"
+        "WHERE evaluator_id = %(evaluator)s AND project_id = %(project)s AND status = %(qualified)s"
     )
-    params: list[Any] = [evaluator.pk, project.pk, QualificationStatus.QUALIFIED.value]
+    params: dict[str, Any] = {"evaluator": evaluator.pk, "project": project.pk,
+                              "qualified": QualificationStatus.QUALIFIED.value}
     if project.guideline_version:
-        sql += " AND acknowledged_version = %s"
-        params.append(project.guideline_version)
+        sql += " AND acknowledged_version = %(guideline_version)s"
+        params["guideline_version"] = project.guideline_version
     return sql, params
 
 

@@ -499,17 +499,23 @@ def _item_with_language(item_id: int) -> Item:
 # ---------------------------------------------------------------------------------------
 
 
+def _expired_sql(*, project: Project | None, now: datetime) -> tuple[str, dict[str, Any]]:
+    """_EXPIRED for one project (or all), and its parameters."""
+    project_clause = "AND a.project_id = %(project)s" if project is not None else ""
+    params = {"now": _db_now(now), "project": project.pk if project is not None else None}
+    return _EXPIRED.format(project=project_clause), params
+
+
 def queue_expire_leases(*, project: Project | None = None, now: datetime | None = None) -> int:
     """Expire leases past their time and give their production slots back. Returns how many."""
     now = now or timezone.now()
-    params = {"now": _db_now(now), "project": project.pk if project is not None else None}
-    project_clause = "AND a.project_id = %(project)s" if project is not None else ""
+    expired, params = _expired_sql(project=project, now=now)
     # Every claim sweeps first, and almost always finds nothing: one unlocked probe, in
     # autocommit, costs one round trip instead of BEGIN, SELECT, COMMIT (a claim asks it
     # together with the evaluator's languages, _qualified_and_due). A lease it misses
     # (committed a moment later) is one the locked sweep would have missed then too.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM ({_EXPIRED.format(project=project_clause)} LIMIT 1) AS due", params)
+        cursor.execute(f"SELECT 1 FROM ({expired} LIMIT 1) AS due", params)
         if cursor.fetchone() is None:
             return 0
     return _expire_sweep(project=project, now=now)
@@ -517,12 +523,11 @@ def queue_expire_leases(*, project: Project | None = None, now: datetime | None 
 
 @retried_on_deadlock
 def _expire_sweep(*, project: Project | None, now: datetime) -> int:
-    params = {"now": _db_now(now), "project": project.pk if project is not None else None}
-    project_clause = "AND a.project_id = %(project)s" if project is not None else ""
+    expired, params = _expired_sql(project=project, now=now)
     with transaction.atomic(), connection.cursor() as cursor:
         # Lock order: assignments first, then items (as in submit). SKIP LOCKED: a lease
         # being submitted or swept by someone else right now is theirs to settle.
-        cursor.execute(_EXPIRED.format(project=project_clause) + _lock_clause(skip_locked=True), params)
+        cursor.execute(expired + _lock_clause(skip_locked=True), params)
         rows = cursor.fetchall()
         if not rows:
             return 0
@@ -535,22 +540,17 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
     return len(rows)
 
 
-# The evaluator's qualified languages, each row also saying whether any lease of the project
-# is past its time (an InitPlan, run once): what every claim asks first, in one round trip.
-# Only this project's leases: the sweep that follows settles this project's only, and
-# another project's would make every claim here start a sweep that finds nothing.
-_QUALIFIED_AND_DUE = f"""
-    SELECT q.language_id, EXISTS (
-        SELECT 1 FROM annotation_assignment a
-        WHERE a.status = '{AssignmentStatus.LEASED.value}' AND a.lease_expires_at <= %s AND a.project_id = %s
-    ) FROM ({{qualified}}) AS q"""
-
-
 def _qualified_and_due(*, evaluator: Any, project: Project, now: datetime) -> tuple[list[int], bool]:
-    """The languages the evaluator may work in the project, and whether a lease is due to expire."""
-    sql, params = qualified_languages_sql(evaluator=evaluator, project=project)
+    """The languages the evaluator may work in the project, and whether a lease of the
+    project is past its time: what every claim asks first, in one round trip (the EXISTS
+    is an InitPlan, run once). Only this project's leases: the sweep that follows settles
+    this project's only, and another project's would make every claim here start a sweep
+    that finds nothing."""
+    qualified, params = qualified_languages_sql(evaluator=evaluator, project=project)
+    expired, expired_params = _expired_sql(project=project, now=now)
     with connection.cursor() as cursor:
-        cursor.execute(_QUALIFIED_AND_DUE.format(qualified=sql), [_db_now(now), project.pk, *params])
+        cursor.execute(f"SELECT q.language_id, EXISTS ({expired}) FROM ({qualified}) AS q",
+                       {**params, **expired_params})
         rows = cursor.fetchall()
     return [row[0] for row in rows], any(row[1] for row in rows)
 
