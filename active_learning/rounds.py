@@ -58,6 +58,7 @@ from active_learning.selection import batch_select, representative_select, text_
 from annotation.agreement import item_labels, parity_report
 from annotation.audit import audit_record
 from annotation.models import (
+    COUNTED_JUDGMENT_KINDS,
     FinalLabel,
     Item,
     ItemStatus,
@@ -71,7 +72,6 @@ from annotation.models import (
 from annotation.queue import items_enqueue
 
 # Judgments that are human labels (never honeypot, calibration or adjudication).
-LABEL_KINDS = ("production", "historical")
 NEUTRAL_SCORE = 0.5
 
 DEFAULT_PARAMETERS: dict[str, Any] = {
@@ -103,7 +103,7 @@ def _fail(field_name: str, message: str) -> ValidationError:
 
 
 def _labelled() -> Exists:
-    return Exists(Judgment.objects.filter(item=OuterRef("pk"), is_current=True, kind__in=LABEL_KINDS))
+    return Exists(Judgment.objects.filter(item=OuterRef("pk"), is_current=True, kind__in=COUNTED_JUDGMENT_KINDS))
 
 
 def pool_queryset(*, project: Project) -> QuerySet[Item]:
@@ -373,7 +373,7 @@ def labels_collect(*, project: Project, parameters: dict[str, Any]) -> Labels:
 
 def label_watermark(*, project: Project) -> str:
     """Changes whenever a label could have changed: a new or revised judgment, a final label."""
-    judged = Judgment.objects.filter(item__project=project, kind__in=LABEL_KINDS).aggregate(m=Max("id"), n=Count("id"))
+    judged = Judgment.objects.filter(item__project=project, kind__in=COUNTED_JUDGMENT_KINDS).aggregate(m=Max("id"), n=Count("id"))
     finals = FinalLabel.objects.filter(item__project=project).aggregate(m=Max("id"), n=Count("id"))
     return f"j{judged['m'] or 0}.{judged['n']}:f{finals['m'] or 0}.{finals['n']}"
 

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from annotation.audit import audit_record
 from annotation.models import (
-    AssignmentKind,
+    COUNTED_JUDGMENT_KINDS,
     FinalLabel,
     Item,
     ItemStatus,
@@ -33,11 +33,6 @@ from annotation.models import (
 )
 from annotation.projects import project_is_lead
 from annotation.schema import MAX_COMMENT_CHARS, judgment_value_validate
-
-# The judgments that are production data, for adjudication and for agreement alike (never
-# honeypot, calibration or adjudication). Defined here, in the module the queue imports,
-# so the queue does not pull in the numeric stack of annotation.agreement.
-PRODUCTION_KINDS = (AssignmentKind.PRODUCTION.value, "historical")
 
 
 def adjudication_needed(*, project: Project, values: list[dict[str, Any]]) -> bool:
@@ -64,7 +59,7 @@ def adjudication_needed(*, project: Project, values: list[dict[str, Any]]) -> bo
 
 def _current_values(item_id: int) -> list[dict[str, Any]]:
     return list(
-        Judgment.objects.filter(item_id=item_id, is_current=True, kind__in=PRODUCTION_KINDS).values_list(
+        Judgment.objects.filter(item_id=item_id, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS).values_list(
             "value", flat=True
         )
     )
@@ -140,7 +135,7 @@ def adjudication_judgments(*, item: Item) -> QuerySet[Judgment]:
     """Every current production and historical judgment of the item, with its comment
     (for adjudicators only)."""
     return (
-        Judgment.objects.filter(item=item, is_current=True, kind__in=PRODUCTION_KINDS)
+        Judgment.objects.filter(item=item, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
         .select_related("evaluator__evaluator_profile", "external_rater")
         .order_by("created_at", "id")
     )

@@ -47,10 +47,10 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from scipy import sparse
 
-from annotation.adjudication import PRODUCTION_KINDS
 from annotation.gold import gold_matches
 from annotation.languages import language_tag_normalize
 from annotation.models import (
+    COUNTED_JUDGMENT_KINDS,
     AgreementLevel,
     AssignmentKind,
     EvaluatorProfile,
@@ -512,7 +512,7 @@ def _judgments_load(
     project: Project,
     *,
     language: str | None = None,
-    kinds: Sequence[str] = PRODUCTION_KINDS,
+    kinds: Sequence[str] = COUNTED_JUDGMENT_KINDS,
     item_fields: Sequence[str] = (),
     item_ids: Iterable[int] | None = None,
     with_created: bool = False,
@@ -800,7 +800,7 @@ def agreement_report(
         "by": by,
         **_alpha_summary(data, scheme, resamples=resamples, seed=seed, per_label=True),
         "raters": int(data.frame["rater"].nunique()) if len(data) else 0,
-        "kinds": list(PRODUCTION_KINDS),
+        "kinds": list(COUNTED_JUDGMENT_KINDS),
         "resamples": resamples,
         "seed": seed,
         "confidence": CONFIDENCE,
@@ -959,7 +959,7 @@ def dawid_skene_choices(*, project: Project) -> FittedChoices:
     else:
         choice = "json_extract(j.value, '$.choice')"
     code = "CASE " + choice + "".join(f" WHEN '{name}' THEN {n}" for n, name in enumerate(names)) + " END"
-    kinds = ", ".join(f"'{kind}'" for kind in PRODUCTION_KINDS)
+    kinds = ", ".join(f"'{kind}'" for kind in COUNTED_JUDGMENT_KINDS)
     sql = (
         # Raters: evaluators by id, external raters by minus theirs, one integer column.
         f"SELECT j.item_id, coalesce(j.evaluator_id, -j.external_rater_id), {code} "  # noqa: S608 - no values
@@ -1290,7 +1290,7 @@ def _throughput_row(row: dict[str, Any] | None, *, now: Any) -> dict[str, Any]:
 def _throughput(project: Project, *, now: Any) -> dict[str, dict[str, Any]]:
     """Judgments per day over each language's active span, and in the last seven days."""
     rows = (
-        Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(PRODUCTION_KINDS))
+        Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(COUNTED_JUDGMENT_KINDS))
         .values("item__language__tag")
         .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"),
                   recent=Count("id", filter=Q(created_at__gte=now - timedelta(days=7))))

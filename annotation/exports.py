@@ -53,8 +53,8 @@ from annotation.agreement import ItemLabel, agreement_report, dawid_skene_choice
 from annotation.audit import audit_record
 from annotation.languages import language_tag_normalize
 from annotation.models import (
+    COUNTED_JUDGMENT_KINDS,
     ApiToken,
-    AssignmentKind,
     ExportMark,
     FinalLabel,
     Item,
@@ -69,8 +69,6 @@ METHODS = ("majority", "dawid_skene")
 STYLES = ("standard", "conversational")
 PREFERENCE_FORMATS = ("jsonl", "parquet")
 JUDGMENT_FORMATS = ("jsonl", "csv")
-# Judgments that are production data (never honeypot or calibration).
-COUNTED_KINDS = (AssignmentKind.PRODUCTION.value, "historical")
 CHUNK = 2000
 ROW_GROUP_ROWS = 20_000
 LINES_PER_WRITE = 500
@@ -127,7 +125,7 @@ def _settled(qs: QuerySet[Item], *, project: Project, among: QuerySet[Item] | No
     million items. `among`: only items of this queryset are asked about, so only their
     judgments are counted.
     """
-    judgments = Judgment.objects.filter(is_current=True, kind__in=COUNTED_KINDS)
+    judgments = Judgment.objects.filter(is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
     judgments = judgments.filter(item__in=among) if among is not None else judgments.filter(item__project=project)
     counted = (
         judgments
@@ -417,7 +415,7 @@ def _votes_sql(vote_key: str) -> tuple[str, str]:
     nothing is merged in Python, and PostgreSQL builds them while Python writes lines.
     (Plain strings: building JSON per judgment cost PostgreSQL twice as much.)
     """
-    kinds = ", ".join(f"'{kind}'" for kind in COUNTED_KINDS)
+    kinds = ", ".join(f"'{kind}'" for kind in COUNTED_JUDGMENT_KINDS)
     where = f"j.item_id = m.item_id AND j.is_current AND j.kind IN ({kinds})"
     if connection.vendor == "postgresql":
         vote = f"coalesce(j.value ->> '{vote_key}', '') || ':' || coalesce(j.value ->> 'strength', '')"
@@ -724,7 +722,7 @@ def judgment_export(*, project: Project, language: str | None = None) -> Iterato
     """Current production and historical judgments, evaluators by pseudonym, raters by
     external id. Options are checked now (ValidationError); the rows stream later."""
     lang = _project_language(project=project, tag=language)
-    qs = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_KINDS)
+    qs = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
     if lang is not None:
         qs = qs.filter(item__language=lang)
     return _in_transaction(_judgment_rows(qs))
@@ -879,7 +877,7 @@ def _agreement_by_language(project: Project) -> dict[str, dict[str, Any]]:
 def datacard_build(*, project: Project) -> dict[str, Any]:
     """What an export of this project contains and where it came from."""
     items = Item.objects.filter(project=project, is_gold=False)
-    counted = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_KINDS)
+    counted = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
     by_language = {
         row["language__tag"]: row
         for row in items.values("language__tag").annotate(

@@ -33,6 +33,7 @@ from annotation.models import (
     ItemSource,
     ItemStatus,
     Judgment,
+    JudgmentKind,
     Language,
     Project,
     TaskType,
@@ -733,7 +734,7 @@ def judgments_import(
                           .values_list("external_id", "id"))
         Judgment.objects.bulk_create(
             [
-                Judgment(item_id=item_id, external_rater_id=raters[c["rater"]], kind="historical", value=c["value"],
+                Judgment(item_id=item_id, external_rater_id=raters[c["rater"]], kind=JudgmentKind.HISTORICAL, value=c["value"],
                          created_at=c["created"] or now)
                 for item_id, c in new
             ],

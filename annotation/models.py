@@ -307,6 +307,21 @@ class AssignmentKind(models.TextChoices):
     ADJUDICATION = "adjudication", _("adjudication")
 
 
+class JudgmentKind(models.TextChoices):
+    """Where a judgment came from: an assignment's kind, or an import of historical data."""
+
+    PRODUCTION = "production", _("production")
+    CALIBRATION = "calibration", _("calibration")
+    HONEYPOT = "honeypot", _("honeypot")
+    ADJUDICATION = "adjudication", _("adjudication")
+    HISTORICAL = "historical", _("historical")
+
+
+# The judgments that are production data: what labels, agreement, exports, adjudication and
+# active learning count (never honeypot, calibration or an adjudicator's record).
+COUNTED_JUDGMENT_KINDS: tuple[str, ...] = (JudgmentKind.PRODUCTION.value, JudgmentKind.HISTORICAL.value)
+
+
 class AssignmentStatus(models.TextChoices):
     LEASED = "leased", _("leased")
     SUBMITTED = "submitted", _("submitted")
@@ -380,8 +395,8 @@ class Judgment(models.Model):
     external_rater = models.ForeignKey(
         ExternalRater, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
     )
-    # production / calibration / honeypot / adjudication as the assignment, or historical.
-    kind = models.CharField(max_length=12)
+    # The assignment's kind, or historical for an imported judgment.
+    kind = models.CharField(max_length=12, choices=JudgmentKind.choices)
     value = models.JSONField()
     seconds = models.FloatField(null=True, blank=True)
     guideline_version = models.CharField(max_length=20, blank=True)
@@ -407,7 +422,7 @@ class Judgment(models.Model):
                 name="judgment_one_per_external_rater",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["production", "calibration", "honeypot", "adjudication", "historical"]),
+                condition=Q(kind__in=JudgmentKind.values),
                 name="judgment_kind_valid",
             ),
         ]

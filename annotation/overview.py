@@ -18,6 +18,7 @@ from annotation.models import (
     ItemSource,
     ItemStatus,
     Judgment,
+    JudgmentKind,
     Language,
     Project,
     Qualification,
@@ -26,7 +27,7 @@ from annotation.models import (
 
 # Judgment kinds in the order the dashboard shows them; "adjudication" is the final
 # label's own record and is counted on the adjudication page instead.
-JUDGMENT_KINDS = ("production", "historical", "honeypot", "calibration")
+JUDGMENT_KINDS = (JudgmentKind.PRODUCTION, JudgmentKind.HISTORICAL, JudgmentKind.HONEYPOT, JudgmentKind.CALIBRATION)
 # Evaluators listed by name on the dashboard; the admin lists the rest.
 MAX_EVALUATORS_LISTED = 100
 

@@ -47,6 +47,7 @@ from annotation.models import (
     EvaluatorLanguage,
     Item,
     ItemStatus,
+    JudgmentKind,
     Language,
     Project,
     Qualification,
@@ -457,7 +458,7 @@ def wmt_replay_ids(*, project: Project, limit: int) -> list[str]:
     lines = list(islice(wmt_items(WMT_REPLAY_LP, limit), _wmt_replay_count(limit)))
     ids = [line["external_id"] for line in lines]
     imported = set(
-        Item.objects.filter(project=project, external_id__in=ids, judgments__kind="historical")
+        Item.objects.filter(project=project, external_id__in=ids, judgments__kind=JudgmentKind.HISTORICAL)
         .values_list("external_id", flat=True)
     )
     # A contiguous run from the front: the queue serves the pairs in this order.
