@@ -1,16 +1,16 @@
 """Adjudication: items whose judgments disagree beyond the project rule wait for a lead
 or a senior evaluator of their language, who sees every judgment and comment and records
 the final label with who decided and why. Final labels are what exports use
-(annotation.agreement.item_labels lets a FinalLabel win over any aggregate).
+(annotation.labels.item_label lets a FinalLabel win over any aggregate).
 
-The rule: labels and pairwise choices with no strict majority; ratings whose spread
-(max − min) is above the project's `adjudication_rating_spread` (no rating rule when unset).
+The rule is the label rule's (annotation.labels): labels and pairwise choices with no
+strict majority; ratings whose spread (max − min) is above the project's
+`adjudication_rating_spread` (no rating rule when unset).
 Production evaluators never see other evaluators' judgments; only adjudicators do.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from annotation.audit import audit_record
+from annotation.labels import LabelRule, item_label, votes_of
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     FinalLabel,
@@ -29,32 +30,17 @@ from annotation.models import (
     Project,
     Qualification,
     QualificationStatus,
-    TaskType,
 )
 from annotation.projects import project_is_lead
 from annotation.schema import MAX_COMMENT_CHARS, judgment_value_validate
 
 
 def adjudication_needed(*, project: Project, values: list[dict[str, Any]]) -> bool:
-    """Do these judgment values disagree beyond the project's rule?"""
-    n = len(values)
-    if n < 2:
-        return False
-    if project.task_type == TaskType.RATING:
-        spread = project.adjudication_rating_spread
-        if spread is None:
-            return False
-        scores = [float(v["score"]) for v in values]
-        return max(scores) - min(scores) > spread
-    if project.task_type == TaskType.PAIRWISE:
-        top = Counter(v["choice"] for v in values).most_common(1)[0][1]
-        return top * 2 <= n
-    if (project.schema or {}).get("multi"):
-        # Per label: no majority either way (as many judgments with it as without).
-        counts = Counter(label for v in values for label in v.get("labels", ()))
-        return any(c * 2 == n for c in counts.values())
-    top = Counter(tuple(v.get("labels", ())) for v in values).most_common(1)[0][1]
-    return top * 2 <= n
+    """Do these judgment values disagree beyond the project's rule? (The label rule's
+    `decided`: see annotation.labels.)"""
+    rule = LabelRule.of(project)
+    label = item_label(rule=rule, votes=votes_of(rule.task_type, values))
+    return label is not None and not label.decided
 
 
 def _current_values(item_id: int) -> list[dict[str, Any]]:

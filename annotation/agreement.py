@@ -48,6 +48,7 @@ from django.utils import timezone
 from scipy import sparse
 
 from annotation.gold import gold_matches
+from annotation.labels import ItemLabel, LabelRule, item_label, round_half_up, votes_of
 from annotation.languages import language_tag_normalize
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
@@ -837,37 +838,6 @@ def agreement_report(
 AGGREGATION_METHODS = ("majority", "dawid_skene")
 
 
-@dataclass(slots=True)
-class ItemLabel:
-    """The label an item's exports use.
-
-    `agreement` is the share of the item's judgments that agree with the label (None with
-    fewer than two judgments); `source` says where the label came from: "final"
-    (adjudication, always wins), "majority" (majority vote; the median for ratings) or
-    "dawid_skene" (weighted by each rater's estimated reliability).
-    """
-
-    value: dict[str, Any]
-    agreement: float | None
-    n_judgments: int
-    source: str
-    # Rating projects: the mean score of the judgments (the label itself is their median).
-    mean: float | None = None
-
-
-def _category(scheme: _Scheme, value: dict[str, Any]) -> str:
-    """The categorical key a judgment's value agrees on (pairwise choice, label, label set, score)."""
-    if scheme.task_type == TaskType.PAIRWISE:
-        return str(value.get("choice"))
-    if scheme.task_type == TaskType.RATING:
-        return str(value.get("score"))
-    return "|".join(value.get("labels", ()))
-
-
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
 def item_labels(
     *,
     project: Project,
@@ -877,9 +847,8 @@ def item_labels(
 ) -> dict[int, ItemLabel]:
     """One label per judged (or adjudicated) item, keyed by item id.
 
-    Labels and pairwise choices are aggregated with crowd-kit (MajorityVote or DawidSkene);
-    ratings take the median score (rounded half up to a scale point). A FinalLabel from
-    adjudication always wins. Only production and historical judgments count.
+    The label rule of annotation.labels (a FinalLabel always wins; majority, or
+    crowd-kit's Dawid–Skene for labels and pairwise choices), over the counted judgments.
     """
     if method not in AGGREGATION_METHODS:
         raise ValidationError(f"method must be one of {', '.join(AGGREGATION_METHODS)}, not {method!r}")
@@ -900,28 +869,25 @@ def item_labels(
     for item_id, value in zip(frame["item"], frame["value"], strict=True):
         by_item[int(item_id)].append(value)
 
-    aggregated: dict[int, dict[str, Any]] = {}
-    means: dict[int, float] = {}
-    if project.task_type == TaskType.RATING:
-        for item_id, values in by_item.items():
-            scores = [float(v["score"]) for v in values]
-            aggregated[item_id] = {"score": _round_half_up(float(np.median(scores)))}
-            means[item_id] = float(np.mean(scores))
-    elif by_item:
-        aggregated = _aggregate_categorical(frame, scheme, method=method)
-
+    rule = LabelRule.of(project)
+    fitted: dict[int, dict[str, Any]] = {}
+    if method == "dawid_skene" and by_item:
+        fitted = _aggregate_categorical(frame, scheme, method=method)
     labels: dict[int, ItemLabel] = {}
-    source = "majority" if method == "majority" else "dawid_skene"
     for item_id in sorted(set(by_item) | set(finals)):
         values = by_item.get(item_id, [])
-        if item_id in finals:
-            value, where = finals[item_id], "final"
-        else:
-            value, where = aggregated[item_id], source
-        key = _category(scheme, value)
-        agreement = (sum(_category(scheme, v) == key for v in values) / len(values)) if len(values) >= 2 else None
-        labels[item_id] = ItemLabel(value=value, agreement=agreement, n_judgments=len(values), source=where,
-                                    mean=means.get(item_id))
+        final = finals.get(item_id)
+        if item_id in fitted and final is None and rule.task_type == TaskType.LABELS:
+            # Dawid–Skene's label set: the rule's agreement, from its value.
+            base = item_label(rule=rule, votes=votes_of(rule.task_type, values), final=fitted[item_id])
+            assert base is not None
+            labels[item_id] = ItemLabel(value=fitted[item_id], agreement=base.agreement, n_judgments=len(values),
+                                        source="dawid_skene")
+            continue
+        choice = fitted[item_id].get("choice") if item_id in fitted else None
+        label = item_label(rule=rule, votes=votes_of(rule.task_type, values), final=final, choice=choice)
+        if label is not None:
+            labels[item_id] = label
     return labels
 
 
@@ -1039,7 +1005,7 @@ def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str)
         value: dict[str, Any] = {"choice": label}
         if label in ("a", "b"):
             same = strengths.get((item_id, label))
-            value["strength"] = min(2, max(1, _round_half_up(float(np.median(same))))) if same else 1
+            value["strength"] = min(2, max(1, round_half_up(float(np.median(same))))) if same else 1
         out[item_id] = value
     return out
 

@@ -31,9 +31,8 @@ import binascii
 import csv
 import io
 import json
-import math
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,8 +48,9 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from annotation.agreement import ItemLabel, agreement_report, dawid_skene_choices
+from annotation.agreement import agreement_report, dawid_skene_choices
 from annotation.audit import audit_record
+from annotation.labels import ItemLabel, LabelRule, item_label
 from annotation.languages import language_tag_normalize
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
@@ -315,80 +315,6 @@ def _chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield batch
 
 
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def majority_label(*, task_type: str, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None = None,
-                   choice: str | None = None) -> ItemLabel | None:
-    """An item's label from its judgments' (choice, strength, …) or (score, …) votes.
-
-    The same rules as annotation.agreement.item_labels (method "majority"), computed from
-    two plain values per judgment so a streamed export can label a million items quickly:
-    a final label wins; ratings take the median score (rounded half up) with the mean
-    beside it; a pairwise choice needs a strict majority — an even split counts as a tie,
-    since it states no preference — and its strength is the median strength of the
-    judgments that made it.
-
-    `choice`: a pairwise choice another aggregate decided (Dawid–Skene); the label is
-    then that choice, with its strength and agreement from the votes as item_labels
-    computes them for that method.
-    """
-    n = len(votes)
-    if final is None and not n:
-        return None
-    if task_type == TaskType.RATING:
-        scores = [float(vote[0]) for vote in votes]
-        if final is not None:
-            value, source = final, "final"
-        else:
-            value, source = {"score": _round_half_up(_median(scores))}, "majority"
-        key = value.get("score")
-        agreement = sum(1 for x in scores if x == key) / n if n >= 2 else None
-        return ItemLabel(value=value, agreement=agreement, n_judgments=n, source=source,
-                         mean=sum(scores) / n if n else None)
-    counts: dict[Any, int] = {}
-    for vote in votes:
-        counts[vote[0]] = counts.get(vote[0], 0) + 1
-    if final is not None:
-        value, source = final, "final"
-    else:
-        tied = False
-        if choice is not None:
-            source, top = "dawid_skene", counts.get(choice, 0)
-        else:
-            # The most frequent choice, unless another is as frequent (one pass; this runs
-            # once per exported item).
-            source, top = "majority", 0
-            for candidate, count in counts.items():
-                if count > top:
-                    choice, top, tied = candidate, count, False
-                elif count == top:
-                    tied = True
-        if tied:
-            value = {"choice": "tie"}
-        elif choice in ("a", "b"):
-            strengths = sorted([int(vote[1]) if vote[1] not in (None, "") else 1 for vote in votes if vote[0] == choice])
-            middle = top // 2
-            # The median strength, rounded half up (an odd count's median is one of them);
-            # 1 when no judgment made the choice (Dawid–Skene may still pick it).
-            if not strengths:
-                strength = 1
-            else:
-                strength = strengths[middle] if top % 2 else _round_half_up((strengths[middle - 1] + strengths[middle]) / 2)
-            value = {"choice": choice, "strength": 1 if strength < 1 else 2 if strength > 2 else strength}
-        else:
-            value = {"choice": choice}
-    agreement = counts.get(value.get("choice"), 0) / n if n >= 2 else None
-    return ItemLabel(value=value, agreement=agreement, n_judgments=n, source=source)
-
-
 # The item columns each task type's pairs are built from, in the order rows carry them
 # (after the item id; the metadata, the votes and the final label follow).
 _PAIRWISE_COLUMNS = ("external_id", "prompt", "response_a", "response_b", "model_a", "model_b")
@@ -523,13 +449,13 @@ def _labelled(rows: Iterator[tuple[Any, ...]], *, project: Project,
         # it is fitted once, before the first row; only its choice per item stays in
         # memory (two arrays), and each line is built from its row's votes as below.
         fitted = dawid_skene_choices(project=project)
-    task_type = project.task_type
+    rule = LabelRule.of(project)
     for row in rows:
         # "a:2,a:1,b:" → [["a", "2"], ["a", "1"], ["b", ""]]
         votes = [vote.split(":") for vote in row[-3].split(",")] if row[-3] else ()
         # An item judged after the fit has no fitted choice: its votes' majority labels it.
         choice = fitted.get(row[0]) if fitted is not None else None
-        label = majority_label(task_type=task_type, votes=votes, final=_json(row[-1]), choice=choice)
+        label = item_label(rule=rule, votes=votes, final=_json(row[-1]), choice=choice)
         yield row, label, row[-2] or ""
 
 

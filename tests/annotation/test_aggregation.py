@@ -105,10 +105,11 @@ class ItemLabelTests(ParityTestCase):
         by_external = {self.project.items.get(pk=pk).external_id: label for pk, label in labels.items()}
         self.assertEqual(by_external["r0"].value, {"score": 5})
         self.assertAlmostEqual(by_external["r0"].mean, 14 / 3)
-        self.assertAlmostEqual(by_external["r0"].agreement, 2 / 3)
-        # Median of 1, 2, 4, 5 is 3: rounded half up to a scale point, agreed by nobody.
+        # Agreement at the scale's level: 5, 5, 4 are (0 + 1 + 1) / 3 apart on a width of 4.
+        self.assertAlmostEqual(by_external["r0"].agreement, 1 - (2 / 3) / 4)
+        # Median of 1, 2, 4, 5 is 3, rounded half up to a scale point; they are 14 / 6 apart.
         self.assertEqual(by_external["r1"].value, {"score": 3})
-        self.assertEqual(by_external["r1"].agreement, 0.0)
+        self.assertAlmostEqual(by_external["r1"].agreement, 1 - (14 / 6) / 4)
 
     def test_it_aggregates_each_label_of_a_multi_label_project(self):
         label = next(iter(item_labels(project=self.multi).values()))

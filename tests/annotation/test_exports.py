@@ -23,9 +23,9 @@ from annotation.exports import (
     LINES_PER_WRITE,
     PREFERENCE_COLUMNS,
     jsonl_stream,
-    majority_label,
     preference_export,
 )
+from annotation.labels import LabelRule, item_label
 from annotation.models import (
     Assignment,
     AuditEvent,
@@ -300,46 +300,9 @@ class JudgmentExportTests(ApiTestCase):
             call_command("export_judgments", "--project", self.project.slug, "--language", "sw")
 
 
-class MajorityLabelTests(ApiTestCase):
-    """The export's streamed majority agrees with annotation.agreement.item_labels."""
-
-    def test_it_matches_item_labels_on_ratings_and_clear_pairwise_majorities(self):
-        rng = random.Random(7)
-        pairs = ProjectFactory(slug="eq-pairs", task_type=TaskType.PAIRWISE, languages=["de"], overlap=3)
-        import_items(pairs, [pair_line(n) for n in range(40)])
-        import_items(self.project, [{"external_id": f"s-{n}", "language": "de", "response": "x"} for n in range(40)])
-        choices = ("a", "b", "tie", "both_bad")
-        pair_votes: dict[str, list] = {}
-        for n in range(40):
-            picks = [rng.choice(choices) for _ in range(rng.choice((2, 3, 4, 5)))]
-            pair_votes[f"p-{n}"] = picks
-            import_judgments(pairs, [{"item_external_id": f"p-{n}", "rater": f"r{k}",
-                                      "value": {"choice": c, "strength": rng.choice((1, 2))} if c in "ab" else {"choice": c}}
-                                     for k, c in enumerate(picks)])
-            import_judgments(self.project, [{"item_external_id": f"s-{n}", "rater": f"r{k}",
-                                             "value": {"score": rng.randint(1, 5)}} for k in range(rng.choice((1, 2, 3, 4)))])
-        for project in (pairs, self.project):
-            expected = item_labels(project=project, method="majority")
-            for item in Item.objects.filter(project=project):
-                values = list(Judgment.objects.filter(item=item).order_by("id").values_list("value", flat=True))
-                votes = [(v.get("score", v.get("choice")), v.get("strength")) for v in values]
-                got = majority_label(task_type=project.task_type, votes=votes)
-                picked = [c for c, _ in votes]
-                counts = sorted((picked.count(c) for c in set(picked)), reverse=True)
-                if project.task_type == TaskType.PAIRWISE and len(counts) > 1 and counts[0] == counts[1]:
-                    # An even split states no preference: the export calls it a tie.
-                    self.assertEqual(got.value, {"choice": "tie"})
-                    continue
-                want = expected[item.pk]
-                self.assertEqual((got.value, got.n_judgments, got.source), (want.value, want.n_judgments, want.source))
-                self.assertEqual(got.agreement, want.agreement)
-                if project.task_type == TaskType.RATING:
-                    self.assertAlmostEqual(got.mean, want.mean)
-
-
 class StreamedLabelTests(ApiTestCase):
     """The export reads each item's votes as one aggregated row (SQL on each database) and
-    labels them as majority_label labels the judgments read one by one."""
+    labels them as the label rule labels the judgments read one by one."""
 
     def test_every_exported_pair_is_labelled_as_its_judgments_say(self):
         rng = random.Random(11)
@@ -356,7 +319,7 @@ class StreamedLabelTests(ApiTestCase):
         seen = {"a": 0, "b": 0, "tie": 0, "both_bad": 0}
         for item in Item.objects.filter(project=pairs):
             values = Judgment.objects.filter(item=item).order_by("id").values_list("value", flat=True)
-            label = majority_label(task_type=TaskType.PAIRWISE, votes=[(v["choice"], v.get("strength")) for v in values])
+            label = item_label(rule=LabelRule.of(pairs), votes=[(v["choice"], v.get("strength")) for v in values])
             choice = label.value["choice"]
             seen[choice] += 1
             line = lines.pop(item.external_id, None)
@@ -439,7 +402,7 @@ class StreamedLabelTests(ApiTestCase):
         self.assertGreater(Item.objects.filter(project=pairs, status=ItemStatus.DONE).count(), 10)
 
     def test_a_fitted_choice_no_judgment_made_has_strength_1_and_no_agreement(self):
-        label = majority_label(task_type=TaskType.PAIRWISE, votes=[("a", "2"), ("a", "1")], choice="b")
+        label = item_label(rule=LabelRule(task_type=TaskType.PAIRWISE), votes=[("a", "2"), ("a", "1")], choice="b")
         self.assertEqual((label.value, label.agreement, label.source), ({"choice": "b", "strength": 1}, 0.0,
                                                                         "dawid_skene"))
         fitted = FittedChoices(np.array([3, 8]), np.array([1, 0], dtype=np.int8), ("a", "b"))
@@ -509,7 +472,7 @@ class FetchingThreadTests(ApiTestCase):
         self.assertEqual(_fetchers(), [])
 
     def test_an_error_while_labelling_stops_the_thread_before_the_transaction_ends(self):
-        real = majority_label
+        real = item_label
         labelled = []
 
         def failing(**kwargs):
@@ -518,7 +481,7 @@ class FetchingThreadTests(ApiTestCase):
                 raise ValueError("cannot label this item")
             return real(**kwargs)
 
-        with mock.patch("annotation.exports.CHUNK", 2), mock.patch("annotation.exports.majority_label", failing):
+        with mock.patch("annotation.exports.CHUNK", 2), mock.patch("annotation.exports.item_label", failing):
             with self.assertRaisesMessage(ValueError, "cannot label this item") as raised:
                 list(preference_export(project=self.pairs).rows)
         # The exception and its traceback are still held here; the cleanup must not wait for them.
