@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -59,7 +59,7 @@ def adjudication_route(*, item_id: int, project: Project) -> bool:
     if not adjudication_needed(project=project, values=_current_values(item_id)):
         return False
     moved = Item.objects.filter(pk=item_id, status=ItemStatus.DONE).update(
-        status=ItemStatus.ADJUDICATION, updated_at=timezone.now()
+        status=ItemStatus.ADJUDICATION, updated_at=timezone.now(), label_version=F("label_version") + 1
     )
     if moved:
         audit_record(verb="item.adjudication", project=project, data={"item": item_id})
@@ -149,7 +149,9 @@ def adjudication_decide(*, item: Item, user: Any, value: Any, reason: str) -> Fi
                     % {"status": locked.get_status_display()}
                 )
             final = FinalLabel.objects.create(item=locked, value=clean, decided_by=user, reason=reason)
-            Item.objects.filter(pk=locked.pk).update(status=ItemStatus.FINAL, updated_at=timezone.now())
+            Item.objects.filter(pk=locked.pk).update(
+                status=ItemStatus.FINAL, updated_at=timezone.now(), label_version=F("label_version") + 1
+            )
             audit_record(verb="item.adjudicate", actor=user, project=project, obj=locked,
                          data={"value": clean, "reason": reason})
     except IntegrityError:

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotation.audit import audit_record
@@ -201,7 +202,10 @@ def gold_promote(*, item: Item, explanation: str, tolerance: Any = None, actor: 
                 "Only an adjudicated item can be promoted to gold: this one has no final label yet."
             )
         clean_value = gold_value_validate(project=project, value=final.value)
-        Item.objects.filter(pk=locked.pk).update(is_gold=True, open_slots=0, updated_at=timezone.now())
+        # A gold item is never exported: its line, if a pipeline has one, is retracted.
+        Item.objects.filter(pk=locked.pk).update(
+            is_gold=True, open_slots=0, updated_at=timezone.now(), label_version=F("label_version") + 1
+        )
         gold = GoldAnswer.objects.create(
             item=locked,
             value=clean_value,

@@ -27,6 +27,7 @@ from django.utils import timezone
 from annotation.audit import audit_record
 from annotation.gold import gold_tolerance_validate
 from annotation.languages import language_tag_normalize
+from annotation.label_changes import label_versions_bump
 from annotation.models import (
     GoldAnswer,
     Item,
@@ -740,6 +741,8 @@ def judgments_import(
             ],
             batch_size=CHUNK,
         )
+        # New votes can change these items' labels: the export marks them again.
+        label_versions_bump(items={item_id for item_id, _ in new})
         result.created += len(new)
 
     with transaction.atomic():

@@ -247,6 +247,10 @@ class Item(models.Model):
     selection = models.CharField(max_length=12, choices=Selection.choices, default=Selection.DIRECT)
     priority = models.FloatField(default=0.0)
     open_slots = models.PositiveSmallIntegerField(default=0)
+    # Bumped by every write that can change the item's exported line (a judgment revised or
+    # imported, a vote on a settled item, the item done, sent to adjudication, adjudicated, made gold): the
+    # preference export re-marks an item whose version moved, so `since` pulls see it again.
+    label_version = models.PositiveIntegerField(default=0)
     # sha256 of the content fields: re-import of the same content is a no-op.
     content_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
@@ -490,8 +494,10 @@ class AuditEvent(models.Model):
 
 
 class ExportMark(models.Model):
-    """The moment an item first became exportable, as a number: the preference export's
-    `since` cursor counts these ids.
+    """The last moment an item's exported line changed, as a number: the preference
+    export's `since` cursor counts these ids. An item is marked when it first becomes
+    exportable and marked again (the old mark deleted, a new id taken) whenever its label
+    version moves, so a pull after cursor C sees every item changed since C.
 
     Marks are assigned only by the exporter, under a per-project lock, so within a project
     ids grow in commit order: a pull sees every mark up to its cursor, and a later pull's
@@ -506,6 +512,9 @@ class ExportMark(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False,
                                 db_index=False)
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="export_mark", db_constraint=False)
+    # The item's label_version when it was marked: when the item's moves on, the next
+    # export marks it again (a new id past every cursor handed out).
+    label_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     # No index on the project, alone or with the id: a pull reads the id range above its

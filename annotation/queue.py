@@ -51,7 +51,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from annotation.adjudication import adjudication_route
+from annotation.label_changes import label_versions_bump
 from annotation.models import (
+    COUNTED_JUDGMENT_KINDS,
     Assignment,
     AssignmentKind,
     AssignmentStatus,
@@ -245,23 +247,40 @@ _SUBMIT_READ = """
     FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
     WHERE a.id = %(assignment)s"""
 
-# The k-th current production judgment makes a queued item done.
+# The k-th current production judgment makes a queued item done. Its label version moves
+# whenever the item is settled for the export after this judgment — done, or k counted
+# (production and historical) judgments in — so an incremental export pull sees the new
+# vote (annotation.label_changes); an item still short of k has no exported line to change.
+_COUNTED_KINDS_SQL = ", ".join(f"'{kind}'" for kind in COUNTED_JUDGMENT_KINDS)
 _MARK_DONE = f"""
-    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %(now)s
+    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %(now)s,
+        label_version = label_version + 1
     WHERE id = %(item)s AND status = '{ItemStatus.QUEUED.value}'
       AND (SELECT count(*) FROM annotation_judgment j
            WHERE j.item_id = %(item)s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) >= %(overlap)s"""
-
-# The same, in the statement that inserts the judgment (PostgreSQL: a data-modifying WITH).
-# Its parts all see the snapshot from before the insert, so the new judgment counts as the
-# + 1. The item is locked by this transaction (_SUBMIT_READ) and the statement's snapshot is
-# taken after that lock, so every other judgment of the item is already counted.
-_MARK_DONE_WITH_INSERT = f"""
-    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %s
-    WHERE id = %s AND status = '{ItemStatus.QUEUED.value}'
+_BUMP_IF_SETTLED = f"""
+    UPDATE annotation_item SET label_version = label_version + 1
+    WHERE id = %(item)s
       AND (SELECT count(*) FROM annotation_judgment j
-           WHERE j.item_id = %s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) + 1 >= %s
-    RETURNING id"""
+           WHERE j.item_id = %(item)s AND j.kind IN ({_COUNTED_KINDS_SQL}) AND j.is_current) >= %(overlap)s"""
+
+# The same, in the statement that inserts the judgment (PostgreSQL: a data-modifying WITH;
+# one UPDATE, since one statement may change a row only once). Its parts all see the
+# snapshot from before the insert, so the new judgment counts as the + 1. The item is
+# locked by this transaction (_SUBMIT_READ) and the statement's snapshot is taken after
+# that lock, so every other judgment of the item is already counted.
+_MARK_DONE_WITH_INSERT = f"""
+    UPDATE annotation_item SET
+        status = CASE WHEN status = '{ItemStatus.QUEUED.value}' AND c.production + 1 >= %s
+                      THEN '{ItemStatus.DONE.value}' ELSE status END,
+        updated_at = %s,
+        label_version = label_version + 1
+    FROM (SELECT count(*) FILTER (WHERE j.kind = '{AssignmentKind.PRODUCTION.value}') AS production,
+                 count(*) AS counted
+          FROM annotation_judgment j
+          WHERE j.item_id = %s AND j.kind IN ({_COUNTED_KINDS_SQL}) AND j.is_current) AS c
+    WHERE annotation_item.id = %s AND c.counted + 1 >= %s
+    RETURNING annotation_item.status"""
 
 # pg_advisory_xact_lock(space, evaluator): one evaluator's claims run one at a time.
 _CLAIM_LOCK_SPACE = 0x50515545  # "PQUE"
@@ -771,15 +790,18 @@ def _submit_in_transaction(
             (done,) = _insert(
                 judgment,
                 with_sql=f"WITH change AS ({_MARK_SUBMITTED}), done AS ({_MARK_DONE_WITH_INSERT})",
-                with_params=[*submitted, _db_now(now), item_id, item_id, project.overlap],
-                also_return="(SELECT count(*) FROM done)",
+                with_params=[*submitted, project.overlap, _db_now(now), item_id, item_id, project.overlap],
+                also_return=f"(SELECT count(*) FROM done WHERE status = '{ItemStatus.DONE.value}')",
             )
-            became_done = done == 1
+            became_done = done == 1 and item_status == ItemStatus.QUEUED
         else:
             _insert_with_change(judgment, _MARK_SUBMITTED, submitted)
             if kind in SLOT_KINDS:
-                cursor.execute(_MARK_DONE, {"now": _db_now(now), "item": item_id, "overlap": project.overlap})
+                params = {"now": _db_now(now), "item": item_id, "overlap": project.overlap}
+                cursor.execute(_MARK_DONE, params)
                 became_done = cursor.rowcount == 1
+                if not became_done:
+                    cursor.execute(_BUMP_IF_SETTLED, params)
         if became_done:
             # Judgments that disagree beyond the project rule send the item to adjudication.
             adjudication_route(item_id=item_id, project=project)
@@ -800,6 +822,7 @@ def judgment_revise(*, judgment: Judgment, evaluator: Any, value: Any, seconds: 
         if current.value == clean:
             return current
         Judgment.objects.filter(pk=current.pk).update(is_current=False)
+        label_versions_bump(items=[current.item_id])
         return Judgment.objects.create(
             item_id=current.item_id,
             assignment=locked,

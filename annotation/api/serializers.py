@@ -218,41 +218,107 @@ class ParityOutSerializer(serializers.Serializer):
     languages = serializers.ListField(child=serializers.DictField())
 
 
-class PreferenceQuerySerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=["jsonl", "parquet"], default="jsonl", required=False)
+class PreferenceFilterSerializer(serializers.Serializer):
+    """What a pull contains (the same for its lines and its retractions)."""
+
     style = serializers.ChoiceField(choices=["standard", "conversational"], default="standard", required=False)
+    shape = serializers.ChoiceField(
+        choices=["pairs", "unpaired"], default="pairs", required=False,
+        help_text="pairs: {prompt, chosen, rejected, …} (TRL's preference format); unpaired (rating projects): "
+        "{prompt, completion, label, …} (TRL's unpaired preference format), label true when the aggregated "
+        "score is at least `threshold`")
+    pairs = serializers.ChoiceField(
+        choices=["best_worst", "all"], default="best_worst", required=False,
+        help_text="rating projects: pair each prompt's best response against its worst, or every two of its "
+        "responses whose scores differ by at least min_gap")
     method = serializers.ChoiceField(
         choices=["majority", "dawid_skene"], default="majority", required=False,
-        help_text="majority: each item's own votes; dawid_skene (pairwise only): weighs each rater by "
-        "their reliability over the whole project, fitted before the first line (about 8 s and "
-        "900 MiB for 3,000,000 judgments), then streamed as majority is; an item judged after "
-        "the fit began is labelled by majority (label_source says which)")
-    language = serializers.CharField(required=False, max_length=35)
+        help_text="majority: each item's own votes (the label rule); dawid_skene (pairwise only, full pulls "
+        "only): weighs each rater by their reliability over the whole project, fitted before the first "
+        "line; an item judged after the fit began is labelled by majority (label_source says which)")
+    language = serializers.CharField(required=False, max_length=35,
+                                     help_text="only this language (the output's language, a BCP 47 tag)")
     min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1,
-                                           help_text="skip pairs whose label has less agreement (final labels pass)")
-    since = serializers.CharField(required=False, max_length=100,
-                                  help_text="the X-Parity-Cursor of an earlier export: only pairs settled since")
-    include_ties = serializers.BooleanField(required=False, default=False)
+                                           help_text="skip lines whose label has less agreement (final labels pass)")
+    include_ties = serializers.BooleanField(required=False, default=False,
+                                            help_text="include ties (gap 0): pairwise ties and equal rating scores")
+    min_gap = serializers.FloatField(required=False, min_value=0,
+                                     help_text="rating pairs: the smallest score difference that makes a pair")
+    threshold = serializers.FloatField(required=False,
+                                       help_text="shape=unpaired: a score at or above it is a good completion "
+                                       "(default: the middle of the project's scale)")
+    split = serializers.ChoiceField(choices=["train", "test"], required=False,
+                                    help_text="only the train or the test side of a split by a hash of the prompt, "
+                                    "so no prompt is on both sides; the same split on every pull")
+    test_fraction = serializers.FloatField(required=False, min_value=0, max_value=1,
+                                           help_text="with split: the share of prompts on the test side (default 0.1)")
+    margin = serializers.ChoiceField(choices=["scaled"], required=False,
+                                     help_text="add a `margin` column in [0, 1] (TRL's RewardTrainer applies it "
+                                     "as-is): pairwise strength / 2, rating gap / scale width")
+    signals = serializers.BooleanField(required=False, default=False,
+                                       help_text="add the imported reward and mean token log-prob of each side")
+    prompt_template = serializers.CharField(
+        required=False, max_length=1000, trim_whitespace=False,
+        help_text="style=standard: how the prompt is written before the response, with {prompt} once; default "
+        "\"{prompt}\\n\" (TRL joins prompt and completion as they are)")
+    since = serializers.CharField(
+        required=False, max_length=100,
+        help_text="the X-Parity-Cursor of an earlier pull: only items whose line changed since (new, label "
+        "flipped, tie decided, agreement crossing min_agreement, revised, adjudicated, made gold)")
+
+
+class PreferenceQuerySerializer(PreferenceFilterSerializer):
+    format = serializers.ChoiceField(choices=["jsonl", "parquet"], default="jsonl", required=False)
 
 
 class PreferenceLineSerializer(serializers.Serializer):
-    """One exported preference pair (standard style; conversational has message lists)."""
+    """One preference pair (shape=pairs; standard style — conversational has message lists)."""
 
-    prompt = serializers.CharField()
+    prompt = serializers.CharField(help_text="the prompt through prompt_template")
     chosen = serializers.CharField()
     rejected = serializers.CharField()
-    language = serializers.CharField()
-    item_id = serializers.CharField(help_text="external_id (pairwise) or prompt_id (rating pairs)")
+    language = serializers.CharField(help_text="the language of the responses")
+    item_id = serializers.CharField(
+        help_text="the line's key, unique in the project (upsert by it): the item's external_id (pairwise), "
+        "<language>/<prompt_id> (rating best_worst), <language>/<prompt_id>/<id>/<id> (rating all)")
     n_judgments = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
+    agreement = serializers.FloatField(allow_null=True, help_text="how far the judgments agree with the label, 0–1")
     guideline_version = serializers.CharField(allow_blank=True)
     model_chosen = serializers.CharField(allow_blank=True)
     model_rejected = serializers.CharField(allow_blank=True)
-    margin = serializers.FloatField()
+    gap = serializers.FloatField(help_text="pairwise: the judged strength (1 or 2, 0 for a tie); ratings: the "
+                                 "difference of the two aggregated scores")
     tie = serializers.BooleanField()
-    label_source = serializers.CharField()
+    label_source = serializers.CharField(help_text="final, majority, dawid_skene or mixed")
     chosen_item_id = serializers.CharField()
     rejected_item_id = serializers.CharField()
+    margin = serializers.FloatField(required=False, help_text="only with margin=scaled: in [0, 1]")
+    reward_chosen = serializers.FloatField(required=False, allow_null=True, help_text="only with signals=1")
+    reward_rejected = serializers.FloatField(required=False, allow_null=True, help_text="only with signals=1")
+    mean_logprob_chosen = serializers.FloatField(required=False, allow_null=True, help_text="only with signals=1")
+    mean_logprob_rejected = serializers.FloatField(required=False, allow_null=True, help_text="only with signals=1")
+
+
+class UnpairedLineSerializer(serializers.Serializer):
+    """One unpaired line (shape=unpaired, rating projects)."""
+
+    prompt = serializers.CharField()
+    completion = serializers.CharField()
+    label = serializers.BooleanField(help_text="score >= threshold")
+    language = serializers.CharField()
+    item_id = serializers.CharField(help_text="the item's external_id")
+    n_judgments = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True)
+    guideline_version = serializers.CharField(allow_blank=True)
+    model = serializers.CharField(allow_blank=True)
+    score = serializers.FloatField(help_text="the aggregated score: the final label's, else the judgments' mean")
+    label_source = serializers.CharField()
+    reward = serializers.FloatField(required=False, allow_null=True, help_text="only with signals=1")
+    mean_logprob = serializers.FloatField(required=False, allow_null=True, help_text="only with signals=1")
+
+
+class RetractionLineSerializer(serializers.Serializer):
+    item_id = serializers.CharField(help_text="the key of a line to delete, if the consumer has it")
 
 
 class JudgmentExportQuerySerializer(serializers.Serializer):

@@ -22,6 +22,8 @@ urlpatterns = [
     path("projects/<slug:slug>/agreement/", views.AgreementView.as_view(), name="agreement"),
     path("projects/<slug:slug>/parity/", views.ParityView.as_view(), name="parity"),
     path("projects/<slug:slug>/export/preferences/", views.PreferenceExportView.as_view(), name="export-preferences"),
+    path("projects/<slug:slug>/export/preferences/retractions/", views.PreferenceRetractionsView.as_view(),
+         name="export-preference-retractions"),
     path("projects/<slug:slug>/export/judgments/", views.JudgmentExportView.as_view(), name="export-judgments"),
     path("projects/<slug:slug>/reports/", views.UserReportView.as_view(), name="reports"),
     path("projects/<slug:slug>/datacard/", views.DatacardView.as_view(), name="datacard"),

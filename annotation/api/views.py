@@ -21,6 +21,7 @@ Views are thin: parse input with a small serializer, resolve the project through
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import uuid
@@ -29,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -65,7 +66,9 @@ from annotation.exports import (
     judgment_export,
     parquet_stream,
     preference_export,
+    preference_retractions,
 )
+from annotation.exports.preferences import PreferenceExport
 from annotation.imports import ImportResult, items_import, judgments_import
 from annotation.language_check import language_check_enqueue, language_check_items
 from annotation.languages import language_tag_normalize
@@ -457,50 +460,103 @@ def _streaming(chunks: Any, *, content_type: str, filename: str) -> StreamingHtt
     return response
 
 
+def _preference_filters(query: dict[str, Any]) -> dict[str, Any]:
+    """The service's options from a pull's query (lines and retractions alike)."""
+    return {
+        "method": query["method"], "style": query["style"], "shape": query["shape"], "pairs": query["pairs"],
+        "language": query.get("language"), "min_agreement": query.get("min_agreement"),
+        "exclude_ties": not query["include_ties"], "min_gap": query.get("min_gap"),
+        "threshold": query.get("threshold"), "split": query.get("split"),
+        "test_fraction": query.get("test_fraction"), "margin": query.get("margin"), "signals": query["signals"],
+        "prompt_template": query.get("prompt_template"),
+    }
+
+
+def _pull_response(export: PreferenceExport, chunks: Any, *, content_type: str,
+                   filename: str) -> StreamingHttpResponse | HttpResponse:
+    """The pull's stream, or 204 No Content (with the cursor) when it has no line: an
+    empty body would make `datasets.load_dataset` fail."""
+    first = next(export.rows, None)
+    if first is None:
+        export.rows.close()
+        response: StreamingHttpResponse | HttpResponse = HttpResponse(status=status.HTTP_204_NO_CONTENT)
+    else:
+        response = _streaming(chunks(itertools.chain([first], export.rows)), content_type=content_type,
+                              filename=filename)
+    response["X-Parity-Cursor"] = export.cursor
+    return response
+
+
+_SINCE_TEXT = (
+    "Incremental pulls: with `since` (the `X-Parity-Cursor` of an earlier pull) the answer holds the "
+    "current line of every item whose line changed since that cursor — new, label flipped, tie decided, "
+    "agreement crossing `min_agreement`, revised, adjudicated — and that qualifies under this pull's "
+    "filters; items changed since that no longer qualify are listed by "
+    "`export/preferences/retractions/` with the same `since` and filters. Pull the lines, then the "
+    "retractions; delete the retracted `item_id`s, upsert the lines by `item_id`, and keep the lines' "
+    "cursor for the next pull: any sequence of pulls then equals a full pull. An item may come again "
+    "without a change (upserting it again is harmless). An empty pull answers 204 No Content with the "
+    "cursor. `method=dawid_skene` re-weighs every rater on each fit, so it is pulled in full only."
+)
+
+
 class PreferenceExportView(ProjectAPIView):
     access = {"GET": ProjectAccess(scopes=("export",), session="lead")}
     renderer_classes = [JSONLinesRenderer, ParquetRenderer, JSONRenderer]
 
     @extend_schema(
-        summary="Export preference pairs (streamed)",
-        description="Chosen/rejected pairs for DPO-style training, loadable as-is with Hugging Face "
-        "`datasets`. JSON Lines or Parquet; `style=conversational` gives role/content message lists. "
-        "The `X-Parity-Cursor` response header is the `since` of the next incremental pull: across "
-        "pulls every pair comes exactly once.",
-        parameters=[
-            s.PreferenceQuerySerializer,
-        ],
+        summary="Export preference data (streamed)",
+        description="Preference lines for DPO, reward-model and KTO-style training, loadable as-is with "
+        "Hugging Face `datasets` and TRL. JSON Lines or Parquet; `style=conversational` gives role/content "
+        "message lists. Each line is a `PreferenceLine` (shape=pairs) or an `UnpairedLine` "
+        "(shape=unpaired); see those schemas. No column is named `margin` unless `margin=scaled`. "
+        + _SINCE_TEXT,
+        parameters=[s.PreferenceQuerySerializer],
         responses={
             (200, "application/x-ndjson"): OpenApiResponse(
-                OpenApiTypes.STR, description="One PreferenceLine per line."
+                OpenApiTypes.BINARY, description="JSON Lines: one PreferenceLine or UnpairedLine per line."
             ),
             (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY),
+            204: OpenApiResponse(description="No line: nothing changed since the cursor (X-Parity-Cursor is set)."),
             **_errors(),
         },
     )
-    def get(self, request: Request, slug: str) -> StreamingHttpResponse:
+    def get(self, request: Request, slug: str) -> StreamingHttpResponse | HttpResponse:
         project = self.project()
         query = _query(s.PreferenceQuerySerializer, request)
-        export = preference_export(
-            project=project,
-            method=query["method"],
-            language=query.get("language"),
-            min_agreement=query.get("min_agreement"),
-            since=query.get("since"),
-            exclude_ties=not query["include_ties"],
-            style=query["style"],
-            actor=api_actor(request),
-            token=request_token(request),
-        )
+        export = preference_export(project=project, since=query.get("since"), actor=api_actor(request),
+                                   token=request_token(request), **_preference_filters(query))
         if query["format"] == "parquet":
-            response = _streaming(parquet_stream(export.rows, style=export.style),
+            return _pull_response(export, lambda rows: parquet_stream(rows, schema=export.schema),
                                   content_type=ParquetRenderer.media_type,
                                   filename=f"{project.slug}-preferences.parquet")
-        else:
-            response = _streaming(jsonl_stream(export.rows), content_type=JSONLinesRenderer.media_type,
-                                  filename=f"{project.slug}-preferences.jsonl")
-        response["X-Parity-Cursor"] = export.cursor
-        return response
+        return _pull_response(export, jsonl_stream, content_type=JSONLinesRenderer.media_type,
+                              filename=f"{project.slug}-preferences.jsonl")
+
+
+class PreferenceRetractionsView(ProjectAPIView):
+    access = {"GET": ProjectAccess(scopes=("export",), session="lead")}
+    renderer_classes = [JSONLinesRenderer, JSONRenderer]
+
+    @extend_schema(
+        summary="Retractions of an incremental preference pull (streamed)",
+        description="JSON Lines of `RetractionLine` (`{\"item_id\": …}`): the keys of lines that items changed "
+        "since `since` no longer have under the same filters as the pull. " + _SINCE_TEXT,
+        parameters=[s.PreferenceFilterSerializer],
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY,
+                                                           description="One RetractionLine per line."),
+            204: OpenApiResponse(description="Nothing to retract (X-Parity-Cursor is set)."),
+            **_errors(),
+        },
+    )
+    def get(self, request: Request, slug: str) -> StreamingHttpResponse | HttpResponse:
+        project = self.project()
+        query = _query(s.PreferenceFilterSerializer, request)
+        export = preference_retractions(project=project, since=query.get("since"), actor=api_actor(request),
+                                        token=request_token(request), **_preference_filters(query))
+        return _pull_response(export, jsonl_stream, content_type=JSONLinesRenderer.media_type,
+                              filename=f"{project.slug}-retractions.jsonl")
 
 
 class JudgmentExportView(ProjectAPIView):

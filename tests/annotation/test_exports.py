@@ -20,11 +20,11 @@ from django.utils import timezone
 
 from annotation.agreement import FittedChoices, item_labels
 from annotation.exports import (
-    LINES_PER_WRITE,
-    PREFERENCE_COLUMNS,
+    PAIR_COLUMNS,
     jsonl_stream,
     preference_export,
 )
+from annotation.exports.writers import LINES_PER_WRITE
 from annotation.labels import LabelRule, item_label
 from annotation.models import (
     Assignment,
@@ -83,7 +83,11 @@ class PreferenceExportTests(ApiTestCase):
     def export(self, query: str = "", token: str | None = None):
         response = self.call("get", f"/api/v1/projects/chat-pairs/export/preferences/{query}",
                              token=token or self.export_token)
-        self.assertEqual(response.status_code, 200, getattr(response, "content", b"")[:300])
+        self.assertIn(response.status_code, (200, 204), getattr(response, "content", b"")[:300])
+        if response.status_code == 204:
+            # An empty pull: no body at all (a 0-byte file would not load), the cursor still set.
+            self.assertTrue(response["X-Parity-Cursor"])
+            return response, b""
         return response, b"".join(response.streaming_content)
 
     def lines(self, query: str = "") -> tuple[list[dict], str]:
@@ -94,11 +98,12 @@ class PreferenceExportTests(ApiTestCase):
         rows, _cursor = self.lines()
         self.assertEqual([r["item_id"] for r in rows], ["p-0", "p-1", "p-6"])
         for row in rows:
-            self.assertEqual(tuple(row), PREFERENCE_COLUMNS)
+            self.assertEqual(tuple(row), PAIR_COLUMNS)
         first, second, swahili = rows
         self.assertEqual((first["chosen"], first["rejected"]), ("Antwort A0", "Antwort B0"))
         self.assertEqual((first["model_chosen"], first["model_rejected"]), ("alpha", "beta"))
-        self.assertEqual((first["n_judgments"], first["agreement"], first["margin"]), (3, 1.0, 2.0))
+        self.assertEqual((first["n_judgments"], first["agreement"], first["gap"]), (3, 1.0, 2.0))
+        self.assertNotIn("margin", first)  # TRL's RewardTrainer would apply it as-is
         self.assertEqual((second["chosen"], second["rejected"]), ("Antwort B1", "Antwort A1"))
         self.assertAlmostEqual(second["agreement"], 2 / 3)
         self.assertEqual(swahili["language"], "sw")
@@ -110,10 +115,10 @@ class PreferenceExportTests(ApiTestCase):
                 path = Path(tmp) / f"{style}.jsonl"
                 path.write_bytes(self.export(f"?style={style}")[1])
                 data = load_with_datasets(path, "json")
-                self.assertEqual(data.column_names, list(PREFERENCE_COLUMNS))
+                self.assertEqual(data.column_names, list(PAIR_COLUMNS))
                 self.assertEqual(data.num_rows, 3)
                 if style == "standard":
-                    self.assertEqual(data[0]["prompt"], "Frage 0?")
+                    self.assertEqual(data[0]["prompt"], "Frage 0?\n")  # TRL joins prompt and completion as they are
                 else:
                     self.assertEqual(data[0]["prompt"], [{"role": "user", "content": "Frage 0?"}])
                     self.assertEqual(data[0]["chosen"], [{"role": "assistant", "content": "Antwort A0"}])
@@ -126,9 +131,9 @@ class PreferenceExportTests(ApiTestCase):
                 self.assertEqual(response["Content-Type"], "application/vnd.apache.parquet")
                 path = Path(tmp) / f"{style}.parquet"
                 path.write_bytes(body)
-                self.assertEqual(pq.ParquetFile(path).schema_arrow.names, list(PREFERENCE_COLUMNS))
+                self.assertEqual(pq.ParquetFile(path).schema_arrow.names, list(PAIR_COLUMNS))
                 data = load_with_datasets(path, "parquet")
-                self.assertEqual(data.column_names, list(PREFERENCE_COLUMNS))
+                self.assertEqual(data.column_names, list(PAIR_COLUMNS))
                 self.assertEqual(data["item_id"], ["p-0", "p-1", "p-6"])
                 expected = "Antwort A0" if style == "standard" else [{"role": "assistant", "content": "Antwort A0"}]
                 self.assertEqual(data[0]["chosen"], expected)
@@ -158,7 +163,7 @@ class PreferenceExportTests(ApiTestCase):
                                   reason="Adjudicated: B is the faithful one.")
         row = self.lines()[0][0]
         self.assertEqual((row["item_id"], row["chosen"], row["label_source"]), ("p-0", "Antwort B0", "final"))
-        self.assertEqual(row["margin"], 1.0)
+        self.assertEqual(row["gap"], 1.0)
 
     def test_a_pair_carries_the_guideline_version_of_its_latest_judgment(self):
         judgments = list(Judgment.objects.filter(item__external_id="p-0").order_by("id"))
@@ -175,7 +180,7 @@ class PreferenceExportTests(ApiTestCase):
     def test_ties_are_left_out_unless_asked_for_and_both_bad_never_exported(self):
         rows = self.lines("?include_ties=true")[0]
         tie = next(r for r in rows if r["item_id"] == "p-2")
-        self.assertEqual((tie["tie"], tie["margin"]), (True, 0.0))
+        self.assertEqual((tie["tie"], tie["gap"]), (True, 0.0))
         self.assertNotIn("p-3", [r["item_id"] for r in rows])
 
     def test_min_agreement_and_language_filter(self):
@@ -244,20 +249,22 @@ class RatingPairTests(ApiTestCase):
         ] + [{"item_external_id": "alone", "rater": f"r{k}", "value": {"score": 3}} for k in range(3)])
         response = self.call("get", self.url("export/preferences/"), token=self.tokens["export"])
         rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
-        self.assertEqual([r["item_id"] for r in rows], ["q0", "q1"])
+        # Responses pair as they settle: q2's open response waits, its two settled ones pair.
+        self.assertEqual([r["item_id"] for r in rows], ["de/q0", "de/q1", "de/q2"])
         row = rows[0]
         self.assertEqual((row["chosen"], row["rejected"]), ("Antwort 0 von m1", "Antwort 0 von m2"))
         self.assertEqual((row["model_chosen"], row["model_rejected"]), ("m1", "m2"))
         self.assertEqual((row["chosen_item_id"], row["rejected_item_id"]), ("q0-m1", "q0-m2"))
-        self.assertAlmostEqual(row["margin"], 14 / 3 - 5 / 3)
+        self.assertAlmostEqual(row["gap"], 14 / 3 - 5 / 3)
         self.assertEqual(row["n_judgments"], 6)
-        # The open response completes its prompt: the pair comes in the next pull, once.
+        # The open response settles: its prompt's line comes again in the next pull.
         import_judgments(self.project, [{"item_external_id": "q2-m3", "rater": f"r{k}", "value": {"score": 3}}
                                         for k in range(3)])
         again = self.call("get", self.url(f"export/preferences/?since={response['X-Parity-Cursor']}"),
                           token=self.tokens["export"])
         rows = [json.loads(line) for line in b"".join(again.streaming_content).decode().splitlines()]
-        self.assertEqual([r["item_id"] for r in rows], ["q2"])
+        self.assertEqual([r["item_id"] for r in rows], ["de/q2"])
+        self.assertEqual((rows[0]["chosen_item_id"], rows[0]["rejected_item_id"]), ("q2-m1", "q2-m2"))
 
     def test_a_labels_project_has_no_preference_export(self):
         labels = ProjectFactory(slug="tags", task_type=TaskType.LABELS, languages=["de"])
@@ -328,7 +335,7 @@ class StreamedLabelTests(ApiTestCase):
                 continue
             self.assertEqual(line["tie"], choice == "tie", item.external_id)
             self.assertEqual(line["chosen"], item.response_b if choice == "b" else item.response_a)
-            self.assertEqual(line["margin"], float(label.value.get("strength", 0)))
+            self.assertEqual(line["gap"], float(label.value.get("strength", 0)))
             self.assertEqual((line["n_judgments"], line["agreement"]), (label.n_judgments, label.agreement))
         self.assertEqual(lines, {})
         self.assertTrue(all(seen.values()), seen)  # every kind of outcome was exercised
@@ -360,7 +367,7 @@ class StreamedLabelTests(ApiTestCase):
             label, line = fitted[item.pk], lines.pop(item.external_id)
             choice = label.value["choice"]
             self.assertEqual(line["chosen"], item.response_b if choice == "b" else item.response_a, item.external_id)
-            self.assertEqual(line["margin"], float(label.value.get("strength", 0)))
+            self.assertEqual(line["gap"], float(label.value.get("strength", 0)))
             self.assertEqual((line["n_judgments"], line["agreement"]), (label.n_judgments, label.agreement))
             self.assertEqual(line["label_source"], "dawid_skene")
         self.assertEqual(lines, {})
@@ -449,13 +456,13 @@ class FetchingThreadTests(ApiTestCase):
         import_judgments(cls.pairs, [line for n in range(20) for line in votes(f"p-{n}", "a")])
 
     def test_all_rows_arrive_in_mark_order_across_many_chunks(self):
-        with mock.patch("annotation.exports.CHUNK", 3):
+        with mock.patch("annotation.exports.rows.CHUNK", 3):
             lines = list(preference_export(project=self.pairs).rows)
         self.assertEqual([line["item_id"] for line in lines], [f"p-{n}" for n in range(20)])
         self.assertEqual(_fetchers(), [])
 
     def test_a_client_that_goes_away_stops_the_thread_and_leaves_the_connection_usable(self):
-        with mock.patch("annotation.exports.CHUNK", 2):
+        with mock.patch("annotation.exports.rows.CHUNK", 2):
             rows = preference_export(project=self.pairs).rows
             self.assertEqual(next(rows)["item_id"], "p-0")
             self.assertEqual(len(_fetchers()), 1)  # waiting to fetch ahead
@@ -464,7 +471,7 @@ class FetchingThreadTests(ApiTestCase):
         self.assertEqual(Item.objects.filter(project=self.pairs).count(), 20)
 
     def test_a_writer_closed_by_a_client_that_goes_away_stops_the_thread(self):
-        with mock.patch("annotation.exports.CHUNK", 2), mock.patch("annotation.exports.LINES_PER_WRITE", 1):
+        with mock.patch("annotation.exports.rows.CHUNK", 2), mock.patch("annotation.exports.writers.LINES_PER_WRITE", 1):
             stream = jsonl_stream(preference_export(project=self.pairs).rows)
             self.assertIn(b'"p-0"', next(stream))
             self.assertEqual(len(_fetchers()), 1)
@@ -481,7 +488,7 @@ class FetchingThreadTests(ApiTestCase):
                 raise ValueError("cannot label this item")
             return real(**kwargs)
 
-        with mock.patch("annotation.exports.CHUNK", 2), mock.patch("annotation.exports.item_label", failing):
+        with mock.patch("annotation.exports.rows.CHUNK", 2), mock.patch("annotation.exports.preferences.item_label", failing):
             with self.assertRaisesMessage(ValueError, "cannot label this item") as raised:
                 list(preference_export(project=self.pairs).rows)
         # The exception and its traceback are still held here; the cleanup must not wait for them.
@@ -492,7 +499,7 @@ class FetchingThreadTests(ApiTestCase):
 
     def test_an_error_while_fetching_reaches_the_export_and_stops_the_thread(self):
         real = connection.chunked_cursor
-        with mock.patch("annotation.exports.CHUNK", 2), \
+        with mock.patch("annotation.exports.rows.CHUNK", 2), \
                 mock.patch.object(connection, "chunked_cursor", lambda: _FailingCursor(real())):
             rows = preference_export(project=self.pairs).rows
             got = []
