@@ -6,6 +6,7 @@ Expected values come from the literature, never from the code under test.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -15,13 +16,13 @@ from django.core.management.base import CommandError
 from django.test import SimpleTestCase
 
 from annotation.agreement import (
-    _kappa,
     agreement_report,
     alpha_with_ci,
     bootstrap_mean,
     kappa_matrix,
     matrix_alpha,
 )
+from annotation.agreement.evaluators import _kappa
 from annotation.demo_data import MLQE_PAIRS, mlqe_items, mlqe_judgments, mlqe_segments, numbered
 from annotation.imports import items_import, judgments_import
 from annotation.models import Assignment, ExternalRater, Judgment, TaskType
@@ -452,3 +453,21 @@ class BreakdownTests(ParityTestCase):
         self.assertEqual(report["units"], 4)  # items, not (item, label) pairs
         self.assertLess(per_label["unsafe"]["alpha"], report["alpha"])
         self.assertLess(report["alpha"], per_label["fluent"]["alpha"])
+
+
+class AlphaCoreTests(SimpleTestCase):
+    def test_the_numeric_core_needs_no_django_and_knows_every_level(self):
+        import subprocess
+        import sys
+
+        from annotation.agreement.alpha import LEVELS as CORE_LEVELS
+        from annotation.models import AgreementLevel
+
+        self.assertEqual(CORE_LEVELS, tuple(AgreementLevel.values))
+        # Imported in a fresh interpreter, the alpha module loads no Django at all.
+        code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('alpha', "
+                "'annotation/agreement/alpha.py'); m = importlib.util.module_from_spec(spec); "
+                "sys.modules['alpha'] = m; spec.loader.exec_module(m); print(any(k.startswith('django') for k in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=str(Path(__file__).resolve().parents[2]))
+        self.assertEqual(out.stdout.strip(), "False")
