@@ -16,6 +16,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
 from annotation.agreement.alpha import LEVELS, alpha_with_ci
+from annotation.agreement.types import AlphaSummary
 from annotation.languages import language_tag_normalize
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
@@ -216,10 +217,10 @@ def _judgments_load(
 
 
 def _alpha_summary(data: _Judgments, scheme: _Scheme, *, resamples: int, seed: int,
-                   per_label: bool = False, package: bool = True) -> dict[str, Any]:
+                   per_label: bool = False, package: bool = True) -> AlphaSummary:
     """alpha, level, ci, units, judgments, excluded_units for these judgments."""
     frame = data.frame
-    out: dict[str, Any] = {"alpha": None, "level": scheme.level, "ci": [None, None], "units": 0,
+    out: AlphaSummary = {"alpha": None, "level": scheme.level, "ci": [None, None], "units": 0,
                            "judgments": int(len(frame)), "excluded_units": 0}
     if frame.empty:
         if scheme.multi and per_label:

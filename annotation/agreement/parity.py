@@ -15,6 +15,7 @@ from django.utils import timezone
 from annotation.agreement.aggregation import bradley_terry
 from annotation.agreement.alpha import CONFIDENCE, bootstrap_mean
 from annotation.agreement.loading import _alpha_summary, _judgments_load, _Scheme
+from annotation.agreement.types import ParityLanguage, ParityReport, Throughput
 from annotation.gold import gold_matches
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
@@ -83,7 +84,7 @@ def _quality_rows(frame: pd.DataFrame, finals: dict[int, dict[str, Any]], projec
                          "score": per_item.to_numpy()})
 
 
-def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
+def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> ParityReport:
     """Per language: items, judgments, alpha with CI, model quality with CI, the ranking of
     models, honeypot accuracy, judgments per day, the gap to the best language, and flags.
 
@@ -111,7 +112,7 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
     honeypots = _honeypot_accuracy(project)
     throughput = _throughput(project, now=timezone.now())
     now = timezone.now()
-    rows: list[dict[str, Any]] = []
+    rows: list[ParityLanguage] = []
     for lang in project.languages.order_by("tag"):
         tag = lang.tag
         sub = data.subset((frame["language"] == tag).to_numpy()) if len(frame) else data
@@ -119,7 +120,7 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
         agreement = _alpha_summary(sub, scheme, resamples=resamples, seed=seed, per_label=False)
         qsub = quality_frame[quality_frame["language"] == tag] if len(quality_frame) else quality_frame
         quality, models = _language_quality(project, qsub, finals, focus=focus, resamples=resamples, seed=seed)
-        row: dict[str, Any] = {
+        row: ParityLanguage = {  # type: ignore[typeddict-item]  # the throughput keys come unpacked
             "language": tag,
             "name": lang.name,
             "direction": lang.direction,
@@ -232,7 +233,7 @@ def _honeypot_accuracy(project: Project) -> dict[str, dict[str, Any]]:
     return {tag: {"accuracy": hits[tag] / n, "judged": n} for tag, n in judged.items()}
 
 
-def _throughput_row(row: dict[str, Any] | None, *, now: Any) -> dict[str, Any]:
+def _throughput_row(row: dict[str, Any] | None, *, now: Any) -> Throughput:
     if not row or not row["n"]:
         return {"judgments_per_day": None, "judgments_last_7_days": 0, "first_judgment_at": None,
                 "last_judgment_at": None}
@@ -246,7 +247,7 @@ def _throughput_row(row: dict[str, Any] | None, *, now: Any) -> dict[str, Any]:
     }
 
 
-def _throughput(project: Project, *, now: Any) -> dict[str, dict[str, Any]]:
+def _throughput(project: Project, *, now: Any) -> dict[str, Throughput]:
     """Judgments per day over each language's active span, and in the last seven days."""
     rows = (
         Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(COUNTED_JUDGMENT_KINDS))

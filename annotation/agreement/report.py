@@ -21,6 +21,7 @@ from annotation.agreement.loading import (
     _Scheme,
     level_resolve,
 )
+from annotation.agreement.types import AgreementReport
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     Project,
@@ -63,7 +64,7 @@ def agreement_report(
     by: str | None = None,
     seed: int = 0,
     resamples: int = 1000,
-) -> dict[str, Any]:
+) -> AgreementReport:
     """Krippendorff's alpha with a bootstrap CI for the project (or one language), and
     optionally broken down `by` language, evaluator, model, round or metadata:<key>.
 
@@ -81,7 +82,7 @@ def agreement_report(
     elif by and by.startswith(METADATA_PREFIX):
         item_fields = ("metadata",)
     data = _judgments_load(project, language=language, item_fields=item_fields)
-    report: dict[str, Any] = {
+    report: AgreementReport = {
         "project": project.slug,
         "language": language,
         "by": by,
