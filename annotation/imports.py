@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
-from annotation.gold import gold_tolerance_validate
 from annotation.languages import language_tag_normalize
 from annotation.models import (
     GoldAnswer,
@@ -37,7 +35,12 @@ from annotation.models import (
     Project,
     TaskType,
 )
-from annotation.schema import judgment_value_validate
+from annotation.schema import (
+    MAX_EXPLANATION_CHARS,
+    gold_tolerance_validate,
+    judgment_value_validate,
+)
+from annotation.validation import TextInvalid, text_clean
 
 CHUNK = 2000
 MAX_ERRORS = 1000
@@ -138,31 +141,6 @@ def jsonl_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, LineError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
 
 
-def text_clean(value: Any, *, field_name: str, max_chars: int | None = None, required: bool = False) -> str:
-    """NFC-normalised text, or _LineInvalid saying what is wrong with it."""
-    if value is None or value == "":
-        if required:
-            raise _LineInvalid(field_name, "is required")
-        return ""
-    if not isinstance(value, str):
-        raise _LineInvalid(field_name, "must be a string")
-    if "\x00" in value:
-        raise _LineInvalid(field_name, "contains a NUL character")
-    # ASCII is NFC and has no surrogates: most identifiers and model names skip the work.
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _LineInvalid(field_name, "contains a lone surrogate (not valid Unicode text)") from None
-        value = unicodedata.normalize("NFC", value)
-    limit = max_chars if max_chars is not None else settings.PARITY_MAX_TEXT_CHARS
-    if len(value) > limit:
-        raise _LineInvalid(field_name, f"is longer than {limit} characters")
-    if required and not value.strip():
-        raise _LineInvalid(field_name, "is required")
-    return value
-
-
 def _number(value: Any, *, field_name: str) -> float | None:
     if value is None:
         return None
@@ -171,15 +149,15 @@ def _number(value: Any, *, field_name: str) -> float | None:
     return float(value)
 
 
-def _json_clean(value: Any, *, field_name: str, max_chars: int | None = None) -> Any:
+def _json_clean(value: Any, *, field_name: str, max_chars: int) -> Any:
     """Reject NUL and lone surrogates anywhere inside nested JSON (metadata)."""
     if isinstance(value, str):
-        return text_clean(value, field_name=field_name, max_chars=max_chars)
+        return text_clean(value, field=field_name, max_chars=max_chars, strip=False)
     if isinstance(value, list):
         return [_json_clean(v, field_name=field_name, max_chars=max_chars) for v in value]
     if isinstance(value, dict):
         return {
-            text_clean(k, field_name=field_name, max_chars=max_chars): _json_clean(
+            text_clean(k, field=field_name, max_chars=max_chars, strip=False): _json_clean(
                 v, field_name=field_name, max_chars=max_chars
             )
             for k, v in value.items()
@@ -230,14 +208,14 @@ class _Validator:
             raise _LineInvalid(None, "each line must be a JSON object")
         if not ALLOWED_FIELDS.issuperset(record):
             raise _LineInvalid(sorted(set(record) - ALLOWED_FIELDS)[0], "is not an import field")
-        external_id = text_clean(record.get("external_id"), field_name="external_id", max_chars=200, required=True)
+        external_id = text_clean(record.get("external_id"), field="external_id", max_chars=200, required=True, strip=False)
         if external_id in self.seen_ids:
             raise _LineInvalid("external_id", f"{external_id!r} appears twice in this batch")
         out: dict[str, Any] = {"external_id": external_id, "language": self.language(record.get("language"))}
         required = self.required
         for name in TEXT_FIELDS:
-            out[name] = text_clean(record.get(name), field_name=name, max_chars=self.max_text,
-                                   required=name in required)
+            out[name] = text_clean(record.get(name), field=name, max_chars=self.max_text,
+                                   required=name in required, strip=False)
         if self.pairwise and record.get("response"):
             raise _LineInvalid("response", "a pairwise item has response_a and response_b, not response")
         if not self.pairwise:
@@ -245,7 +223,7 @@ class _Validator:
                 if record.get(name) not in (None, ""):
                     raise _LineInvalid(name, f"does not apply to a {self.project.task_type} project")
         for name in SHORT_FIELDS:
-            out[name] = text_clean(record.get(name), field_name=name, max_chars=200)
+            out[name] = text_clean(record.get(name), field=name, max_chars=200, strip=False)
         for name in NUMBER_FIELDS:
             out[name] = _number(record.get(name), field_name=name)
         logprobs = record.get("token_logprobs")
@@ -293,7 +271,7 @@ class _Validator:
         return {
             "value": value,
             "tolerance": tolerance,
-            "explanation": text_clean(gold.get("explanation", ""), field_name="gold.explanation", max_chars=10_000),
+            "explanation": text_clean(gold.get("explanation", ""), field="gold.explanation", max_chars=MAX_EXPLANATION_CHARS),
         }
 
 
@@ -349,6 +327,9 @@ def _batch_run(
             chunk.append((number, clean(number, record)))
         except _LineInvalid as exc:
             errors.add(LineError(number, exc.message, exc.field))
+            continue
+        except TextInvalid as exc:
+            errors.add(LineError(number, exc.reason, exc.field))
             continue
         if len(chunk) >= CHUNK:
             write(chunk)
@@ -670,9 +651,9 @@ def judgments_import(
         unknown = sorted(set(record) - JUDGMENT_FIELDS)
         if unknown:
             raise _LineInvalid(unknown[0], "is not a field of a judgment line (item_external_id, rater, value, created)")
-        external_id = text_clean(record.get("item_external_id"), field_name="item_external_id", max_chars=200,
-                                 required=True)
-        rater = text_clean(record.get("rater"), field_name="rater", max_chars=200, required=True).strip()
+        external_id = text_clean(record.get("item_external_id"), field="item_external_id", max_chars=200,
+                                 required=True, strip=False)
+        rater = text_clean(record.get("rater"), field="rater", max_chars=200, required=True)
         if "value" not in record:
             raise _LineInvalid("value", "is required")
         try:

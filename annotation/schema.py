@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from annotation.models import AgreementLevel, TaskType
+from annotation.models import AgreementLevel, Project, TaskType
+from annotation.validation import text_clean
 
 PAIRWISE_CHOICES = ("a", "b", "tie", "both_bad")
 MAX_COMMENT_CHARS = 5000
@@ -150,13 +151,57 @@ def judgment_value_validate(*, task_type: str, schema: dict[str, Any], value: An
         raise ValidationError(f"issues: {', '.join(map(repr, bad))} not in the project's issue tags")
     if issues:
         clean["issues"] = [v for v in schema["issues"] if v in issues]
-    comment = value.get("comment", "")
-    if not isinstance(comment, str):
-        raise ValidationError("comment: must be text")
-    if len(comment) > MAX_COMMENT_CHARS:
-        raise ValidationError(f"comment: longer than {MAX_COMMENT_CHARS} characters")
-    if "\x00" in comment:
-        raise ValidationError("comment: contains a NUL character")
-    if comment.strip():
-        clean["comment"] = comment.strip()
+    comment = text_clean(value.get("comment"), field="comment", max_chars=MAX_COMMENT_CHARS)
+    if comment:
+        clean["comment"] = comment
+    return clean
+
+
+# ---------------------------------------------------------------------------------------
+# Gold answers: a judgment value and a tolerance (annotation.gold matches against them)
+# ---------------------------------------------------------------------------------------
+
+MAX_EXPLANATION_CHARS = 10_000
+_TOLERANCE_KEYS = {TaskType.RATING: "points", TaskType.PAIRWISE: "tie_ok", TaskType.LABELS: "jaccard"}
+
+
+def gold_tolerance_validate(*, task_type: str, schema: dict[str, Any], tolerance: Any) -> dict[str, Any]:
+    """Return the cleaned tolerance for the task type, or raise ValidationError saying why."""
+    if tolerance in (None, ""):
+        return {}
+    if not isinstance(tolerance, dict):
+        raise ValidationError("tolerance: must be a JSON object")
+    key = _TOLERANCE_KEYS.get(task_type)
+    if key is None:
+        raise ValidationError(f"unknown task type {task_type!r}")
+    unknown = sorted(set(tolerance) - {key})
+    if unknown:
+        raise ValidationError(f"tolerance: {unknown[0]!r} does not apply to a {task_type} project (use {key!r})")
+    if key not in tolerance or tolerance[key] is None:
+        return {}
+    raw = tolerance[key]
+    if task_type == TaskType.PAIRWISE:
+        if not isinstance(raw, bool):
+            raise ValidationError("tolerance.tie_ok: must be true or false")
+        return {"tie_ok": True} if raw else {}
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise ValidationError(f"tolerance.{key}: must be a number")
+    if task_type == TaskType.RATING:
+        span = schema["scale"]["max"] - schema["scale"]["min"]
+        if not 0 <= raw <= span:
+            raise ValidationError(f"tolerance.points: must be between 0 and {span} (the width of the scale)")
+        return {"points": int(raw) if float(raw).is_integer() else float(raw)}
+    if not 0 < raw <= 1:
+        raise ValidationError("tolerance.jaccard: must be above 0 and at most 1")
+    return {"jaccard": float(raw)}
+
+
+def gold_value_validate(*, project: Project, value: Any) -> dict[str, Any]:
+    """A gold answer is a judgment the project's schema accepts (its comment is not kept:
+    the explanation says why)."""
+    try:
+        clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
+    except ValidationError as exc:
+        raise ValidationError(f"The gold answer does not fit the project's schema: {exc.messages[0]}") from None
+    clean.pop("comment", None)
     return clean

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import random
 import secrets
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +41,7 @@ from annotation.qualification import (
 )
 from annotation.queue import judgment_submit
 from annotation.schema import judgment_value_validate
+from annotation.validation import text_clean
 from guidelines.models import (
     AttemptVerdict,
     CalibrationAttempt,
@@ -76,25 +76,6 @@ class CooldownActive(ValidationError):
 # ---------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------
-
-
-def _text(value: Any, *, field: str, max_chars: int, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationError(f"{field}: must be text")
-    if "\x00" in value:
-        raise ValidationError(f"{field}: contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{field}: contains a lone surrogate (not valid Unicode text)") from None
-    value = unicodedata.normalize("NFC", value.replace("\r\n", "\n")).strip()
-    if len(value) > max_chars:
-        raise ValidationError(f"{field}: longer than {max_chars} characters")
-    if required and not value:
-        raise ValidationError(f"{field}: is required")
-    return value
 
 
 def version_parse(version: str) -> tuple[int, int, int]:
@@ -150,8 +131,8 @@ def guideline_publish(
     nobody re-acknowledges; minor → every evaluator acknowledges before claiming again;
     major → every qualified evaluator requalifies through a calibration round.
     """
-    body = _text(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
-    changelog = _text(changelog, field="changelog", max_chars=MAX_NOTE_CHARS)
+    body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
+    changelog = text_clean(changelog, field="changelog", max_chars=MAX_NOTE_CHARS)
     if bump not in BUMPS:
         raise ValidationError(f"bump: choose one of {', '.join(BUMPS)}, not {bump!r}")
     with transaction.atomic():
@@ -222,7 +203,7 @@ def guideline_translation_save(
     if language_tag_normalize(language) == source.tag:
         raise ValidationError(f"{source.tag} is the guideline's source language: edit the guideline itself instead.")
     target = _project_language(project, language)
-    body = _text(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
+    body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
     translation, created = GuidelineTranslation.objects.update_or_create(
         version=version,
         language=target,
@@ -253,7 +234,7 @@ def worked_example_add(
     except ValidationError as exc:
         raise ValidationError(f"The example's judgment does not fit the project's schema: {exc.messages[0]}") from None
     clean.pop("comment", None)
-    explanation = _text(explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True)
+    explanation = text_clean(explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True)
     position = (guideline.examples.aggregate(m=Max("position"))["m"] or 0) + 1
     try:
         with transaction.atomic():
@@ -368,7 +349,7 @@ def calibration_round_create(
     clean_mark = _pass_mark_clean(pass_mark)
     clean_cooldown = _cooldown_clean(cooldown_seconds)
     items = _gold_items_clean(project=project, language=target, item_ids=gold_item_ids)
-    name = _text(name, field="name", max_chars=200)
+    name = text_clean(name, field="name", max_chars=200)
     with transaction.atomic():
         calibration_round = CalibrationRound.objects.create(
             project=project,
