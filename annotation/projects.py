@@ -12,14 +12,14 @@ from django.utils.text import slugify
 from annotation.audit import audit_record
 from annotation.languages import language_get_or_create
 from annotation.models import Language, Project, TaskType
+from annotation.rows import fetch_one
 from annotation.schema import schema_validate
-from parity.rows import fetch_one
 
 
 def project_by_slug(slug: Any) -> Project | None:
     """The project with this slug, or None. Every claim (the work page, the API's claim and
     any API call under /projects/{slug}/) starts here, so it is one hand-written read
-    (parity/rows.py), not an ORM query compiled anew."""
+    (annotation/rows.py), not an ORM query compiled anew."""
     if not isinstance(slug, str):
         return None
     return fetch_one(Project, "t.slug = %s", [slug])
