@@ -24,12 +24,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotation.access import project_for_lead
+from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.gold import gold_create, gold_promote
 from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
-from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
 from guidelines import selectors, services
 from guidelines.forms import (
     ExampleForm,
@@ -57,13 +58,6 @@ def _project_for_member(request: HttpRequest, slug: str) -> tuple[Project, bool]
     if not Qualification.objects.filter(project=project, evaluator=request.user).exists():
         raise PermissionDenied(_("You do not work on this project."))
     return project, False
-
-
-def _project_for_lead(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not project_is_lead(project=project, user=request.user):
-        raise PermissionDenied(_("Only the project's leads can do this."))
-    return project
 
 
 def _language_param(project: Project, tag: str) -> Language | None:
@@ -316,7 +310,7 @@ def _lead_render(request: HttpRequest, template: str, project: Project, ctx: dic
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_guideline(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     current = selectors.guideline_current(project=project)
     error, status = "", 200
     if request.method == "POST":
@@ -365,14 +359,14 @@ def _form_errors(form: Any) -> str:
 @require_POST
 def lead_guideline_preview(request: HttpRequest, slug: str) -> HttpResponse:
     """The Markdown as evaluators will see it (htmx, as the lead types)."""
-    _project_for_lead(request, slug)
+    project_for_lead(request, slug)
     return render(request, "guidelines/lead/preview.html", {"preview": markdown_render(request.POST.get("body", ""))})
 
 
 @login_required
 @require_GET
 def lead_guideline_diff(request: HttpRequest, slug: str, version: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     found = selectors.guideline_version_get(project=project, version=version)
     if found is None:
         raise Http404(_("No such guideline version."))
@@ -385,7 +379,7 @@ def lead_guideline_diff(request: HttpRequest, slug: str, version: str) -> HttpRe
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_guideline_translation(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     current = selectors.guideline_current(project=project)
     if current is None:
         messages.error(request, _("Publish a first version of the guideline before translating it."))
@@ -425,7 +419,7 @@ def lead_guideline_translation(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def lead_example_add(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     try:
         services.worked_example_add(
             project=project,
@@ -444,7 +438,7 @@ def lead_example_add(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def lead_example_remove(request: HttpRequest, slug: str, example_id: int) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     example = get_object_or_404(WorkedExample, pk=example_id, guideline__project=project)
     services.worked_example_remove(example=example, actor=request.user)
     messages.success(request, _("Removed the worked example."))
@@ -459,7 +453,7 @@ def lead_example_remove(request: HttpRequest, slug: str, example_id: int) -> Htt
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_gold(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     error, status = "", 200
     form = GoldCreateForm(request.POST or None)
     if request.method == "POST":
@@ -510,7 +504,7 @@ def _render_gold(request: HttpRequest, project: Project, *, form: Any = None, er
 @login_required
 @require_POST
 def lead_gold_promote(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     item = Item.objects.filter(project=project, pk=_int_or_none(request.POST.get("item"))).first()
     if item is None:
         return _render_gold(request, project, error=_("Pick an adjudicated item of this project."), status=400)
@@ -542,7 +536,7 @@ def _int_or_none(raw: Any) -> int | None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_rounds(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     error, status = "", 200
     form = RoundForm(request.POST or None)
     chosen: list[str] = request.POST.getlist("gold_items") if request.method == "POST" else []
@@ -582,7 +576,7 @@ def lead_rounds(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_round(request: HttpRequest, slug: str, round_id: int) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     calibration_round = get_object_or_404(CalibrationRound.objects.select_related("language", "project"),
                                           pk=round_id, project=project)
     error, status = "", 200
@@ -630,7 +624,7 @@ def lead_round(request: HttpRequest, slug: str, round_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     error, status = "", 200
     if request.method == "POST":
         qualification = get_object_or_404(
@@ -668,7 +662,7 @@ def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def lead_too_fast(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     try:
         language = _language_param(project, request.GET.get("language", "").strip())
     except _BadRequest as exc:

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import (
     Assignment,
@@ -32,8 +33,6 @@ from annotation.models import (
     Project,
     Qualification,
     QualificationStatus,
-    SkipReason,
-    TaskType,
 )
 from annotation.overview import projects_led
 from annotation.projects import project_by_slug, project_language
@@ -51,8 +50,6 @@ from annotation.queue import (
 
 WORK_TEMPLATE = "annotation/work.html"
 JUDGMENTS_PER_PAGE = 25
-# Scales with more points than this are a slider plus a number box instead of buttons.
-MAX_BUTTON_POINTS = 11
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,43 +131,6 @@ def _queue_language(*, project: Project, tag: str) -> Language | None:
     return language
 
 
-def judgment_scale(project: Project) -> dict[str, Any] | None:
-    """The rating scale as the judgment inputs draw it (buttons, or a slider for long scales)."""
-    scale = (project.schema or {}).get("scale")
-    if project.task_type != TaskType.RATING or not scale:
-        return None
-    lo, hi = scale["min"], scale["max"]
-    labels = scale.get("labels", {})
-    points = hi - lo + 1
-    return {
-        "min": lo,
-        "max": hi,
-        "points": [(p, labels.get(str(p), "")) for p in range(lo, hi + 1)] if points <= MAX_BUTTON_POINTS else [],
-        "slider": points > MAX_BUTTON_POINTS,
-        "labelled": [(int(k), v) for k, v in sorted(labels.items(), key=lambda kv: int(kv[0]))],
-        "mid": (lo + hi) // 2,
-    }
-
-
-def judgment_fields_context(*, project: Project, value: dict[str, Any] | None) -> dict[str, Any]:
-    """What the judgment inputs (_judgment_fields.html) need: the project's schema, and the
-    value to prefill. The item card, the revise page and adjudication all use it."""
-    schema = project.schema or {}
-    value = value or {}
-    return {
-        "task": project.task_type,
-        "scale": judgment_scale(project),
-        "issue_tags": schema.get("issues", []),
-        "label_set": schema.get("labels", []),
-        "multi": bool(schema.get("multi")),
-        "value": value,
-        "chosen_labels": value.get("labels", []),
-        "chosen_issues": value.get("issues", []),
-        "strength": value.get("strength", 1),
-        "skip_reasons": SkipReason.choices,
-    }
-
-
 def _card_context(
     *,
     project: Project,
@@ -193,7 +153,7 @@ def _card_context(
         ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
         ctx.update(judgment_fields_context(project=project, value=value))
         if project.guideline_version:
-            ctx["guideline_panel_url"] = f"/p/{project.slug}/guideline/panel/?" + urlencode(
+            ctx["guideline_panel_url"] = reverse("guidelines:guideline_panel", args=[project.slug]) + "?" + urlencode(
                 {"language": item.language.tag}
             )
     return ctx
@@ -246,40 +206,6 @@ def work(request: HttpRequest, slug: str) -> HttpResponse:
         ctx = _card_context(project=project, assignment=None, language=None, error=str(exc))
         return _render_card(request, ctx, status=400)
     return _claim_and_render(request, project=project, language=language)
-
-
-def _int_field(data: QueryDict, name: str, *, missing: str) -> int:
-    raw = data.get(name, "").strip()
-    if not raw:
-        raise ValidationError(missing)
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(_("%(field)s: %(raw)r is not a whole number.") % {"field": name, "raw": raw}) from None
-
-
-def judgment_value_from_form(*, project: Project, data: QueryDict) -> dict[str, Any]:
-    """The judgment value (DESIGN.md shape) from the card's form fields; the queue service
-    validates it against the project schema."""
-    value: dict[str, Any] = {}
-    if project.task_type == TaskType.RATING:
-        value["score"] = _int_field(data, "score", missing=_("Choose a score."))
-    elif project.task_type == TaskType.PAIRWISE:
-        choice = data.get("choice", "").strip()
-        if not choice:
-            raise ValidationError(_("Choose A, B, tie or both bad."))
-        value["choice"] = choice
-        if choice in ("a", "b"):
-            value["strength"] = _int_field(data, "strength", missing=_("Choose how much better: slightly or much."))
-    else:
-        value["labels"] = data.getlist("labels")
-    issues = data.getlist("issues")
-    if issues:
-        value["issues"] = issues
-    comment = data.get("comment", "")
-    if comment.strip():
-        value["comment"] = comment
-    return value
 
 
 def _seconds_from_form(data: QueryDict) -> float | None:
