@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -189,7 +189,7 @@ class _Validator:
         self.seen_ids: set[str] = set()
         # Read once per batch, not once per line (enum and settings look-ups add up at 20,000 lines/s).
         self.pairwise = project.task_type == TaskType.PAIRWISE
-        self.required = REQUIRED_TEXT[project.task_type]
+        self.required = REQUIRED_TEXT[TaskType(project.task_type)]
         self.max_text = settings.PARITY_MAX_TEXT_CHARS
 
     def language(self, raw: Any) -> Language:
@@ -529,7 +529,7 @@ def _item_update(project: Project, row: dict[str, Any], clean: dict[str, Any], *
         Item.objects.filter(pk=item_id, status=ItemStatus.QUEUED).update(open_slots=project.overlap)
 
 
-def _existing_items(project: Project, external_ids: list[str]) -> Iterable[dict[str, Any]]:
+def _existing_items(project: Project, external_ids: list[str]) -> Iterable[Any]:
     """id, external_id, content_hash, is_gold of the project's items with these external ids."""
     if connection.vendor == "postgresql":
         # One array parameter instead of thousands of IN placeholders.
@@ -610,7 +610,7 @@ def _copy_items(project: Project, rows: list[dict[str, Any]]) -> list[int]:
         default = _copy_text(project.pk if f.name == "project" else f.get_default())
         plan.append((f.name, _copy_converter(f), default))
     pk = Item._meta.pk.column
-    columns = ", ".join(connection.ops.quote_name(c) for c in [pk, *(f.column for f in fields)])
+    columns = ", ".join(connection.ops.quote_name(cast(str, c)) for c in [pk, *(f.column for f in fields)])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
@@ -730,7 +730,7 @@ class _JudgmentLines:
                 self.errors.add(LineError(number, f"item {c['external_id']!r} is a gold item; historical judgments "
                                           "go on production items", "item_external_id"))
             else:
-                previous = stored.get((found[0], raters.get(c["rater"])))
+                previous = stored.get((found[0], raters.get(c["rater"], 0)))  # 0: a rater not stored yet
                 if previous is None:
                     new.append((found[0], c))
                 elif previous == c["value"]:

@@ -76,7 +76,7 @@ def project_create_or_update(
     with transaction.atomic():
         project = Project.objects.select_for_update().filter(slug=slug).first()
         created = project is None
-        if created:
+        if project is None:
             project = Project(slug=slug, task_type=task_type)
         elif project.task_type != task_type:
             raise ValidationError(

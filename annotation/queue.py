@@ -71,6 +71,7 @@ from annotation.qualification import (
 from annotation.queue_sql import QUEUE_KINDS, SLOT_KINDS
 from annotation.rows import from_row
 from annotation.schema import judgment_value_validate
+from annotation.types import User
 
 MAX_SECONDS_ON_TASK = 24 * 3600
 
@@ -92,7 +93,7 @@ class QueueCount:
 # ---------------------------------------------------------------------------------------
 
 
-def _claimable_items(*, evaluator: Any, project: Project, language_ids: list[int]) -> QuerySet[Item]:
+def _claimable_items(*, evaluator: User, project: Project, language_ids: list[int]) -> QuerySet[Item]:
     """What a claim may take (the claim itself runs the same rule as SQL: queue_sql.CLAIMABLE;
     tests/annotation/test_queue_sql.py holds the two to the same answer)."""
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator).exclude(
@@ -112,7 +113,7 @@ def _claimable_items(*, evaluator: Any, project: Project, language_ids: list[int
     )
 
 
-def queue_counts(*, evaluator: Any, project: Project) -> list[QueueCount]:
+def queue_counts(*, evaluator: User, project: Project) -> list[QueueCount]:
     """Items waiting for this evaluator per qualified language (what the queue home shows)."""
     language_ids = qualified_language_ids(evaluator=evaluator, project=project)
     if not language_ids:
@@ -127,7 +128,7 @@ def queue_counts(*, evaluator: Any, project: Project) -> list[QueueCount]:
     return [QueueCount(language=lang, waiting=rows.get(lang.pk, 0)) for lang in languages]
 
 
-def assignment_current(*, evaluator: Any, project: Project) -> Assignment | None:
+def assignment_current(*, evaluator: User, project: Project) -> Assignment | None:
     """The evaluator's live lease in this project, if any (a reload resumes it)."""
     return (
         Assignment.objects.select_related("item__language", "item__project")
@@ -170,7 +171,7 @@ def assignment_with_item(assignment_id: int) -> Assignment | None:
     return assignment
 
 
-def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignment:
+def assignment_for_evaluator(*, evaluator: User, assignment_id: int) -> Assignment:
     """Fetch an assignment that belongs to this evaluator, with its item, the item's language
     and project (one query); anything else, a missing one included, is refused."""
     assignment = assignment_with_item(assignment_id)
@@ -243,7 +244,7 @@ class _QueueTail(Exception):
 
 
 def _claim_candidate(
-    cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int], tail: bool = False
+    cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int], tail: bool = False
 ) -> Item | None:
     """Lock the next item for this evaluator and return it with its language, or None when
     none waits.
@@ -300,7 +301,7 @@ def _claim_candidate(
     return None
 
 
-def _live_lease_id(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> int | None:
+def _live_lease_id(cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int]) -> int | None:
     placeholders = ", ".join(f"%(language_{n})s" for n in range(len(language_ids)))
     cursor.execute(
         queue_sql.LIVE_LEASE.format(languages=placeholders),
@@ -411,7 +412,7 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
     return len(rows)
 
 
-def _qualified_and_due(*, evaluator: Any, project: Project, now: datetime) -> tuple[list[int], bool]:
+def _qualified_and_due(*, evaluator: User, project: Project, now: datetime) -> tuple[list[int], bool]:
     """The languages the evaluator may work in the project, and whether a lease of the
     project is past its time: what every claim asks first, in one round trip (the EXISTS
     is an InitPlan, run once). Only this project's leases: the sweep that follows settles
@@ -430,7 +431,7 @@ def _lease_until(project: Project) -> datetime:
     return timezone.now() + timedelta(seconds=project.lease_seconds)
 
 
-def _claim_honeypot(*, evaluator: Any, project: Project, language_ids: list[int]) -> Assignment | None:
+def _claim_honeypot(*, evaluator: User, project: Project, language_ids: list[int]) -> Assignment | None:
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator)
     candidates = (
         Item.objects.filter(project=project, language_id__in=language_ids, is_gold=True, gold__isnull=False)
@@ -456,7 +457,7 @@ def _claim_honeypot(*, evaluator: Any, project: Project, language_ids: list[int]
 
 
 def item_claim_next(
-    *, evaluator: Any, project: Project, language: Language | None = None
+    *, evaluator: User, project: Project, language: Language | None = None
 ) -> Assignment | None:
     """Lease the next item to this evaluator, or return their live lease; None when nothing waits.
 
@@ -491,6 +492,7 @@ def item_claim_next(
         return None
     # A resumed lease or a honeypot: read after the commit, outside the locks, for the card.
     if assignment is None:
+        assert live_id is not None
         assignment = Assignment.objects.get(pk=live_id)
     if not Assignment.item.is_cached(assignment):
         assignment.item = _item_with_language(assignment.item_id)
@@ -501,7 +503,7 @@ def item_claim_next(
 
 @retried_on_deadlock
 def _claim_in_transaction(
-    *, evaluator: Any, project: Project, language_ids: list[int], tail: bool = False
+    *, evaluator: User, project: Project, language_ids: list[int], tail: bool = False
 ) -> tuple[Assignment | None, int | None]:
     """The claim's one transaction: (the new assignment, None), (None, the id of the live
     lease to resume) or (None, None) when nothing waits."""
@@ -538,7 +540,7 @@ def _claim_in_transaction(
 
 
 @retried_on_deadlock
-def assignment_skip(*, assignment: Assignment, evaluator: Any, reason: str) -> Assignment:
+def assignment_skip(*, assignment: Assignment, evaluator: User, reason: str) -> Assignment:
     """Give the item back with a reason; this evaluator will not be offered it again."""
     if reason not in SkipReason.values:
         raise ValidationError(
@@ -578,7 +580,7 @@ def _is_too_fast(*, assignment: Assignment, item_id: int, project: Project, seco
 
 
 def judgment_submit(
-    *, assignment: Assignment, evaluator: Any, value: Any, seconds: float | None = None
+    *, assignment: Assignment, evaluator: User, value: Any, seconds: float | None = None
 ) -> Judgment:
     """Store the evaluator's judgment on their assignment.
 
@@ -602,7 +604,7 @@ def judgment_submit(
 
 @retried_on_deadlock
 def _submit_in_transaction(
-    *, assignment: Assignment, evaluator: Any, project: Project, value: dict[str, Any], spent: float | None
+    *, assignment: Assignment, evaluator: User, project: Project, value: dict[str, Any], spent: float | None
 ) -> tuple[Judgment, str, int]:
     """The submit's one transaction: the stored judgment, its kind and the item's language."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -657,14 +659,14 @@ def _submit_in_transaction(
     return judgment, kind, language_id
 
 
-def judgment_revise(*, judgment: Judgment, evaluator: Any, value: Any, seconds: float | None = None) -> Judgment:
+def judgment_revise(*, judgment: Judgment, evaluator: User, value: Any, seconds: float | None = None) -> Judgment:
     """Add a new revision of the evaluator's own judgment; the old one is kept, not current."""
     if judgment.evaluator_id != evaluator.pk:
         raise PermissionDenied(_("This judgment is not yours."))
     project = judgment.item.project
     clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
     with transaction.atomic():
-        locked = Assignment.objects.select_for_update().get(pk=judgment.assignment_id)
+        locked = Assignment.objects.select_for_update().get(pk=judgment.assignment_id or 0)
         current = Judgment.objects.select_for_update().get(assignment=locked, is_current=True)
         if current.item.status == ItemStatus.FINAL:
             raise ValidationError(_("This item has a final label; it can no longer be revised."))
@@ -684,7 +686,7 @@ def judgment_revise(*, judgment: Judgment, evaluator: Any, value: Any, seconds: 
         )
 
 
-def judgments_of_evaluator(*, evaluator: Any, project: Project | None = None) -> QuerySet[Judgment]:
+def judgments_of_evaluator(*, evaluator: User, project: Project | None = None) -> QuerySet[Judgment]:
     """The evaluator's own current judgments, newest first ("My judgments")."""
     qs = Judgment.objects.filter(
         evaluator=evaluator, is_current=True, kind__in=[AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT]
@@ -696,7 +698,7 @@ def judgments_of_evaluator(*, evaluator: Any, project: Project | None = None) ->
 
 def judgment_history(*, judgment: Judgment) -> QuerySet[Judgment]:
     """Every revision of the same assignment, oldest first."""
-    return Judgment.objects.filter(assignment_id=judgment.assignment_id).order_by("revision")
+    return Judgment.objects.filter(assignment=judgment.assignment).order_by("revision")
 
 
 # SQLite: a CASE over the chunk sets each row's priority, so a statement's cost grows with

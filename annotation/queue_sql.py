@@ -20,6 +20,7 @@ evaluator's languages and for leases due in one statement.
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 from django.db import connection
 from django.db.models import Model
@@ -175,4 +176,4 @@ def insert_sql(model: type[Model], names: tuple[str, ...], returning: bool) -> s
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in names)}) "
         f"VALUES ({', '.join(['%s'] * len(names))})"
     )
-    return f"{sql} RETURNING {quote(model._meta.pk.column)}" if returning else sql
+    return f"{sql} RETURNING {quote(cast(str, model._meta.pk.column))}" if returning else sql

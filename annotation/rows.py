@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import connection
 from django.db.models import Model
@@ -27,7 +27,7 @@ M = TypeVar("M", bound=Model)
 @cache
 def columns(model: type[Model], alias: str) -> str:
     """The model's columns, qualified by `alias`, in the order `from_row` expects."""
-    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{connection.ops.quote_name(cast(str, f.column))}" for f in model._meta.concrete_fields)
 
 
 def from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M, int]:

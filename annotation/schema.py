@@ -66,7 +66,7 @@ def _rating_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(scale, dict):
         raise ValidationError("a rating project needs schema.scale with min and max")
     lo, hi = scale.get("min"), scale.get("max")
-    if not (_whole_number(lo) and _whole_number(hi)):
+    if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool) or isinstance(hi, bool):
         raise ValidationError("schema.scale.min and schema.scale.max must be whole numbers")
     if lo >= hi:
         raise ValidationError("schema.scale.min must be below schema.scale.max")

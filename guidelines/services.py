@@ -41,6 +41,7 @@ from annotation.qualification import (
 )
 from annotation.queue import judgment_submit
 from annotation.schema import judgment_value_validate
+from annotation.types import User
 from annotation.validation import text_clean
 from guidelines.models import (
     AttemptVerdict,
@@ -261,7 +262,7 @@ def worked_example_remove(*, example: WorkedExample, actor: Any = None) -> None:
     example.delete()
 
 
-def guideline_acknowledge(*, project: Project, evaluator: Any, version: str) -> GuidelineAcknowledgement:
+def guideline_acknowledge(*, project: Project, evaluator: User, version: str) -> GuidelineAcknowledgement:
     """The evaluator read `version` (the current one) and may claim under it."""
     guideline_version = GuidelineVersion.objects.filter(guideline__project=project).filter(
         **dict(zip(("major", "minor", "patch"), version_parse(version), strict=True))
@@ -433,7 +434,7 @@ def calibration_round_close(*, calibration_round: CalibrationRound, actor: Any =
 # ---------------------------------------------------------------------------------------
 
 
-def calibration_qualification(*, evaluator: Any, project: Project, language: Language) -> Qualification:
+def calibration_qualification(*, evaluator: User, project: Project, language: Language) -> Qualification:
     """The qualification that lets this evaluator take calibration, or a refusal that says why."""
     qualification = Qualification.objects.filter(evaluator=evaluator, project=project, language=language).first()
     if qualification is None:
@@ -461,7 +462,7 @@ def _shuffled(item_ids: list[int], seed: int) -> list[int]:
 
 
 def calibration_attempt_start(
-    *, calibration_round: CalibrationRound, evaluator: Any, now: datetime | None = None
+    *, calibration_round: CalibrationRound, evaluator: User, now: datetime | None = None
 ) -> CalibrationAttempt:
     """Start (or resume) the evaluator's attempt at the round, in a fresh shuffled order.
 
@@ -484,7 +485,7 @@ def calibration_attempt_start(
         if current is not None:
             return current
         last = attempts.order_by("-number").first()
-        if last is not None and last.verdict == AttemptVerdict.FAILED:
+        if last is not None and last.verdict == AttemptVerdict.FAILED and last.finished_at is not None:
             retry_at = last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
             if now < retry_at:
                 raise CooldownActive(retry_at)
@@ -572,7 +573,7 @@ def calibration_step_next(*, attempt: CalibrationAttempt) -> CalibrationStep | N
 
 
 def calibration_answer(
-    *, attempt: CalibrationAttempt, assignment: Assignment, evaluator: Any, value: Any, seconds: float | None = None
+    *, attempt: CalibrationAttempt, assignment: Assignment, evaluator: User, value: Any, seconds: float | None = None
 ) -> Judgment:
     """Store the evaluator's answer; after the last item, score the attempt and give the verdict."""
     if attempt.evaluator_id != evaluator.pk or assignment.evaluator_id != evaluator.pk:

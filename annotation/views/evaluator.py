@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -47,6 +47,7 @@ from annotation.queue import (
     judgments_of_evaluator,
     queue_counts,
 )
+from annotation.types import AuthenticatedRequest
 
 WORK_TEMPLATE = "annotation/work.html"
 JUDGMENTS_PER_PAGE = 25
@@ -70,7 +71,7 @@ class QueueRow:
 
 @login_required
 @require_GET
-def queue_home(request: HttpRequest) -> HttpResponse:
+def queue_home(request: AuthenticatedRequest) -> HttpResponse:
     qualifications = (
         Qualification.objects.filter(evaluator=request.user)
         .select_related("project", "language")
@@ -164,7 +165,7 @@ def _work_url(*, project: Project, language: Language | None) -> str:
     return f"{url}?{urlencode({'language': language.tag})}" if language else url
 
 
-def _render_card(request: HttpRequest, ctx: dict[str, Any], *, status: int = 200) -> HttpResponse:
+def _render_card(request: AuthenticatedRequest, ctx: dict[str, Any], *, status: int = 200) -> HttpResponse:
     template = f"{WORK_TEMPLATE}#card" if request.htmx else WORK_TEMPLATE
     return render(request, template, ctx, status=status)
 
@@ -178,7 +179,7 @@ def _with_item(assignment: Assignment, project: Project) -> Assignment:
 
 
 def _claim_and_render(
-    request: HttpRequest, *, project: Project, language: Language | None, notice: str = ""
+    request: AuthenticatedRequest, *, project: Project, language: Language | None, notice: str = ""
 ) -> HttpResponse:
     try:
         assignment = item_claim_next(evaluator=request.user, project=project, language=language)
@@ -195,7 +196,7 @@ def _claim_and_render(
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def work(request: HttpRequest, slug: str) -> HttpResponse:
+def work(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Claim the next item (or resume the live lease) and show its card."""
     project = project_by_slug(slug)
     if project is None:
@@ -244,14 +245,14 @@ def _message(exc: ValidationError | PermissionDenied) -> str:
     return str(exc) or _("You may not do this.")
 
 
-def _fetch_own_assignment(request: HttpRequest, assignment_id: int) -> Assignment:
+def _fetch_own_assignment(request: AuthenticatedRequest, assignment_id: int) -> Assignment:
     assignment = assignment_for_evaluator(evaluator=request.user, assignment_id=assignment_id)
     # Assignment.project is the item's project, already fetched: saves a query per submit.
     assignment.project = assignment.item.project
     return assignment
 
 
-def _next_language(request: HttpRequest, assignment: Assignment) -> Language | None:
+def _next_language(request: AuthenticatedRequest, assignment: Assignment) -> Language | None:
     """The queue the evaluator works: the language field of the card (empty = all their
     languages); absent, the language of the item just done."""
     if "language" not in request.POST:
@@ -263,7 +264,7 @@ def _next_language(request: HttpRequest, assignment: Assignment) -> Language | N
 
 
 def _refused(
-    request: HttpRequest, *, assignment: Assignment | None, error: str, status: int, prefill: dict[str, Any] | None = None
+    request: AuthenticatedRequest, *, assignment: Assignment | None, error: str, status: int, prefill: dict[str, Any] | None = None
 ) -> HttpResponse:
     if assignment is None:
         ctx = {"project": None, "assignment": None, "error": error}
@@ -283,7 +284,7 @@ def _refused(
     return _render_card(request, ctx, status=status)
 
 
-def _after_done(request: HttpRequest, assignment: Assignment, *, notice: str) -> HttpResponse:
+def _after_done(request: AuthenticatedRequest, assignment: Assignment, *, notice: str) -> HttpResponse:
     try:
         language = _next_language(request, assignment)
     except UnknownQueueLanguage:
@@ -297,7 +298,7 @@ def _after_done(request: HttpRequest, assignment: Assignment, *, notice: str) ->
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def assignment_submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_submit(request: AuthenticatedRequest, assignment_id: int) -> HttpResponse:
     """Store the judgment; htmx gets the next card, a plain form a redirect to the queue."""
     try:
         assignment = _fetch_own_assignment(request, assignment_id)
@@ -320,7 +321,7 @@ def assignment_submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def assignment_skip_view(request: HttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_skip_view(request: AuthenticatedRequest, assignment_id: int) -> HttpResponse:
     """Give the item back with a reason and move on."""
     try:
         assignment = _fetch_own_assignment(request, assignment_id)
@@ -342,14 +343,14 @@ def assignment_skip_view(request: HttpRequest, assignment_id: int) -> HttpRespon
 
 @login_required
 @require_GET
-def my_judgments(request: HttpRequest) -> HttpResponse:
+def my_judgments(request: AuthenticatedRequest) -> HttpResponse:
     page = Paginator(judgments_of_evaluator(evaluator=request.user), JUDGMENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     return render(request, "annotation/my_judgments.html", {"page": page})
 
 
-def _own_judgment(request: HttpRequest, judgment_id: int) -> Judgment:
+def _own_judgment(request: AuthenticatedRequest, judgment_id: int) -> Judgment:
     judgment = (
         Judgment.objects.select_related("item__language", "item__project", "assignment")
         .filter(pk=judgment_id, evaluator__isnull=False)
@@ -362,7 +363,7 @@ def _own_judgment(request: HttpRequest, judgment_id: int) -> Judgment:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def judgment_revise_view(request: HttpRequest, judgment_id: int) -> HttpResponse:
+def judgment_revise_view(request: AuthenticatedRequest, judgment_id: int) -> HttpResponse:
     """Show an own judgment with its revisions; a POST adds a revision (nothing is overwritten)."""
     try:
         judgment = _own_judgment(request, judgment_id)
