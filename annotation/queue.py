@@ -698,7 +698,9 @@ def judgments_of_evaluator(*, evaluator: User, project: Project | None = None) -
 
 def judgment_history(*, judgment: Judgment) -> QuerySet[Judgment]:
     """Every revision of the same assignment, oldest first."""
-    return Judgment.objects.filter(assignment=judgment.assignment).order_by("revision")
+    if judgment.assignment_id is None:  # a historical judgment has no revisions
+        return Judgment.objects.filter(pk=judgment.pk)
+    return Judgment.objects.filter(assignment_id=judgment.assignment_id).order_by("revision")
 
 
 # SQLite: a CASE over the chunk sets each row's priority, so a statement's cost grows with
