@@ -187,7 +187,7 @@ class _Validator:
         self.languages: dict[str, Language] = {lang.tag: lang for lang in project.languages.all()}
         self.tag_cache: dict[str, Language | _LineInvalid] = {}
         self.seen_ids: set[str] = set()
-        # Read once per batch, not once per line (enum and settings look-ups add up at 20,000 lines/s).
+        # Read once per batch, not once per line: enum and settings look-ups add up over a large batch.
         self.pairwise = project.task_type == TaskType.PAIRWISE
         self.required = REQUIRED_TEXT[TaskType(project.task_type)]
         self.max_text = settings.PARITY_MAX_TEXT_CHARS
@@ -394,9 +394,9 @@ def items_statistics_refresh(*, created: int) -> bool:
 
     Each chunk of an import looks up its external ids (`_existing_items`). Without
     statistics PostgreSQL takes `external_id = ANY(2,000 ids)` to match most rows, and
-    answers it by reading every item of the project through a smaller index: measured on
-    the 2-core machine, a 1,000,000-item import slowed from 20,000 to 7,700 items/s as the
-    table grew, until autovacuum's first ANALYZE (a minute in). Once analysed, external_id
+    answers it by reading every item of the project through a smaller index, so a large
+    first import slows down as the table grows until autovacuum's first ANALYZE (figures
+    in bench/README.md). Once analysed, external_id
     is known to be unique, the lookup uses item_external_id_unique whatever the table's
     size, and autovacuum keeps the statistics current from there; this covers the first
     imports into a new database. SKIP_LOCKED: when another ANALYZE or VACUUM of the table

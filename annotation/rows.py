@@ -1,8 +1,7 @@
 """Model instances from hand-written SQL, for the few reads on every request's hot path.
 
 Django's ORM spends most of a small query's cost in Python, compiling the query on every
-call (about 0.4 ms of CPU for a `.get(pk=…)` on the 2-core target machine, several times
-what PostgreSQL spends running it). The handful of reads made on every evaluator request
+call: several times what PostgreSQL spends running it (figures in bench/README.md). The handful of reads made on every evaluator request
 (the session, the user, the queue's claim and submit) are written out in SQL instead, and
 their rows become model instances here, through the models' own fields: `columns` names
 them in the model's order, `from_row` converts them as the ORM would (JSON, SQLite's

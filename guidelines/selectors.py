@@ -33,10 +33,10 @@ from guidelines.models import (
     AttemptVerdict,
     CalibrationAttempt,
     CalibrationRound,
+    CalibrationRoundStatus,
     Guideline,
     GuidelineTranslation,
     GuidelineVersion,
-    RoundStatus,
     WorkedExample,
 )
 from guidelines.services import CALIBRATING, same_major
@@ -227,7 +227,7 @@ def calibration_round_for(*, project: Project, language: Language) -> Calibratio
     """The open round an evaluator of this language is routed to (current major version)."""
     calibration_round = (
         CalibrationRound.objects.select_related("project", "language")
-        .filter(project=project, language=language, status=RoundStatus.OPEN)
+        .filter(project=project, language=language, status=CalibrationRoundStatus.OPEN)
         .first()
     )
     if calibration_round is None or not same_major(calibration_round.guideline_version, project.guideline_version):

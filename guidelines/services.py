@@ -47,11 +47,11 @@ from guidelines.models import (
     AttemptVerdict,
     CalibrationAttempt,
     CalibrationRound,
+    CalibrationRoundStatus,
     Guideline,
     GuidelineAcknowledgement,
     GuidelineTranslation,
     GuidelineVersion,
-    RoundStatus,
     WorkedExample,
 )
 
@@ -397,7 +397,7 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
     project = calibration_round.project
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
-        if locked.status == RoundStatus.OPEN:
+        if locked.status == CalibrationRoundStatus.OPEN:
             return locked
         if not locked.gold_items.exists():
             raise ValidationError("A calibration round with no gold items cannot open: pick gold items first.")
@@ -407,10 +407,10 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
                 f"{project.guideline_version or '(none)'}, a different major version. Create a new round."
             )
         now = timezone.now()
-        CalibrationRound.objects.filter(project=project, language=locked.language, status=RoundStatus.OPEN).update(
-            status=RoundStatus.CLOSED, closed_at=now
+        CalibrationRound.objects.filter(project=project, language=locked.language, status=CalibrationRoundStatus.OPEN).update(
+            status=CalibrationRoundStatus.CLOSED, closed_at=now
         )
-        locked.status = RoundStatus.OPEN
+        locked.status = CalibrationRoundStatus.OPEN
         locked.opened_at = now
         locked.closed_at = None
         locked.save(update_fields=["status", "opened_at", "closed_at"])
@@ -421,8 +421,8 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
 def calibration_round_close(*, calibration_round: CalibrationRound, actor: Any = None) -> CalibrationRound:
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
-        if locked.status != RoundStatus.CLOSED:
-            locked.status = RoundStatus.CLOSED
+        if locked.status != CalibrationRoundStatus.CLOSED:
+            locked.status = CalibrationRoundStatus.CLOSED
             locked.closed_at = timezone.now()
             locked.save(update_fields=["status", "closed_at"])
             audit_record(verb="calibration_round.close", actor=actor, project=locked.project, obj=locked)
@@ -474,7 +474,7 @@ def calibration_attempt_start(
     calibration_round = CalibrationRound.objects.select_related("project", "language").get(pk=calibration_round.pk)
     project = calibration_round.project
     calibration_qualification(evaluator=evaluator, project=project, language=calibration_round.language)
-    if calibration_round.status != RoundStatus.OPEN:
+    if calibration_round.status != CalibrationRoundStatus.OPEN:
         raise ValidationError("This calibration round is not open.")
     item_ids = list(calibration_round.gold_items.values_list("pk", flat=True))
     if not item_ids:
