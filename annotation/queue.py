@@ -488,11 +488,10 @@ def item_claim_next(
         assignment, live_id = _claim_in_transaction(
             evaluator=evaluator, project=project, language_ids=language_ids, tail=True
         )
-    if assignment is None and live_id is None:
-        return None
     # A resumed lease or a honeypot: read after the commit, outside the locks, for the card.
     if assignment is None:
-        assert live_id is not None
+        if live_id is None:
+            return None
         assignment = Assignment.objects.get(pk=live_id)
     if not Assignment.item.is_cached(assignment):
         assignment.item = _item_with_language(assignment.item_id)

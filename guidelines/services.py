@@ -117,6 +117,41 @@ def _actor(actor: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+def _guideline_locked(*, project: Project, source_language: str | None) -> Guideline:
+    """The project's guideline, created on the first publication, locked: one publication at
+    a time per project (the version number is read, then written)."""
+    guideline = Guideline.objects.select_for_update().filter(project=project).first()
+    if guideline is not None:
+        return guideline
+    language = language_get_or_create(tag=source_language or "en")
+    try:
+        with transaction.atomic():
+            return Guideline.objects.create(project=project, source_language=language)
+    except IntegrityError:
+        # Another lead published the first version a moment ago: number after theirs.
+        return Guideline.objects.select_for_update().get(project=project)
+
+
+def _version_next(
+    *, previous: GuidelineVersion | None, body: str, changelog: str, bump: str
+) -> tuple[tuple[int, int, int], str, str]:
+    """(major, minor, patch), the effective bump and the changelog of the next version."""
+    if previous is None:
+        return (1, 0, 0), "initial", changelog or "First version."
+    if body == previous.body:
+        raise ValidationError(f"body: the text is the same as version {previous.version}; change it before publishing.")
+    if not changelog:
+        raise ValidationError(
+            f"changelog: say what changed since version {previous.version}, so evaluators know what to re-read."
+        )
+    major, minor, patch = previous.major, previous.minor, previous.patch
+    if bump == "major":
+        return (major + 1, 0, 0), bump, changelog
+    if bump == "minor":
+        return (major, minor + 1, 0), bump, changelog
+    return (major, minor, patch + 1), bump, changelog
+
+
 def guideline_publish(
     *,
     project: Project,
@@ -137,37 +172,11 @@ def guideline_publish(
     if bump not in BUMPS:
         raise ValidationError(f"bump: choose one of {', '.join(BUMPS)}, not {bump!r}")
     with transaction.atomic():
-        # One publication at a time per project: the version number is read, then written.
-        guideline = Guideline.objects.select_for_update().filter(project=project).first()
-        if guideline is None:
-            language = language_get_or_create(tag=source_language or "en")
-            try:
-                with transaction.atomic():
-                    guideline = Guideline.objects.create(project=project, source_language=language)
-            except IntegrityError:
-                # Another lead published the first version a moment ago: number after theirs.
-                guideline = Guideline.objects.select_for_update().get(project=project)
+        guideline = _guideline_locked(project=project, source_language=source_language)
         previous = guideline.versions.order_by("-major", "-minor", "-patch").first()
-        if previous is None:
-            major, minor, patch, effective = 1, 0, 0, "initial"
-            changelog = changelog or "First version."
-        else:
-            if body == previous.body:
-                raise ValidationError(
-                    f"body: the text is the same as version {previous.version}; change it before publishing."
-                )
-            if not changelog:
-                raise ValidationError(
-                    f"changelog: say what changed since version {previous.version}, so evaluators know what to re-read."
-                )
-            major, minor, patch = previous.major, previous.minor, previous.patch
-            if bump == "major":
-                major, minor, patch = major + 1, 0, 0
-            elif bump == "minor":
-                minor, patch = minor + 1, 0
-            else:
-                patch += 1
-            effective = bump
+        (major, minor, patch), effective, changelog = _version_next(
+            previous=previous, body=body, changelog=changelog, bump=bump
+        )
         version = GuidelineVersion.objects.create(
             guideline=guideline,
             major=major,
