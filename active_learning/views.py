@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -30,8 +30,8 @@ from active_learning.rounds import (
     validation_messages,
 )
 from active_learning.tasks import broker_configured, round_launch
+from annotation.access import project_for_lead
 from annotation.models import Project
-from annotation.projects import project_is_lead
 
 SHOWN_PER_LANGUAGE = 20
 
@@ -45,13 +45,6 @@ class RoundForm(forms.Form):
         choices=[("hashing", gettext_lazy("character n-grams (no model)")), ("encoder", gettext_lazy("local encoder"))],
         initial="hashing",
     )
-
-
-def _project_for_lead(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not project_is_lead(project=project, user=request.user):
-        raise PermissionDenied(_("Only the project's leads can run active-learning rounds."))
-    return project
 
 
 def _request_from(form: RoundForm, project: Project) -> RoundRequest | None:
@@ -92,7 +85,7 @@ def _allocation_rows(allocation: Any, languages: dict[str, Any]) -> tuple[list[d
 
 @login_required
 def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     return render(request, "active_learning/rounds.html", _page(request, project, RoundForm()))
 
 
@@ -100,7 +93,7 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @vary_on_headers("HX-Request")
 def round_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     form = RoundForm(request.POST)
     round_request = _request_from(form, project)
     context = _page(request, project, form)
@@ -117,7 +110,7 @@ def round_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def round_run_view(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     form = RoundForm(request.POST)
     round_request = _request_from(form, project)
     if round_request is None:
@@ -137,7 +130,7 @@ def round_run_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def round_detail(request: HttpRequest, slug: str, round_id: int) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     selection_round = get_object_or_404(
         SelectionRound.objects.select_related("model_version").defer("model_version__blob"), project=project, pk=round_id
     )

@@ -33,6 +33,7 @@ from annotation.models import (
 )
 from annotation.projects import project_is_lead
 from annotation.schema import MAX_COMMENT_CHARS, judgment_value_validate
+from annotation.validation import TextInvalid, text_clean
 
 
 def adjudication_needed(*, project: Project, values: list[dict[str, Any]]) -> bool:
@@ -133,13 +134,12 @@ def adjudication_decide(*, item: Item, user: Any, value: Any, reason: str) -> Fi
     if item.language_id not in adjudicator_language_ids(project=project, user=user):
         raise PermissionDenied(_("Only the project's leads and senior evaluators of this language adjudicate."))
     clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
-    reason = (reason or "").strip() if isinstance(reason, str) else ""
-    if not reason:
-        raise ValidationError(_("reason: say why this is the final label."))
-    if len(reason) > MAX_COMMENT_CHARS or "\x00" in reason:
-        raise ValidationError(
-            _("reason: at most %(n)d characters of text.") % {"n": MAX_COMMENT_CHARS}
-        )
+    try:
+        reason = text_clean(reason, field="reason", max_chars=MAX_COMMENT_CHARS, required=True)
+    except TextInvalid as exc:
+        if exc.code in ("required", "type"):
+            raise ValidationError(_("reason: say why this is the final label.")) from None
+        raise ValidationError(_("reason: at most %(n)d characters of text.") % {"n": MAX_COMMENT_CHARS}) from None
     try:
         with transaction.atomic():
             locked = Item.objects.select_for_update().get(pk=item.pk)

@@ -22,7 +22,7 @@ def audit_record(
         token=token,
         project=project,
         verb=verb,
-        object_type=obj._meta.model_name if obj is not None else "",
+        object_type=(obj._meta.model_name or "") if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         data=data or {},
     )

@@ -1,16 +1,16 @@
 """Gold answers: does a judgment match one, within its tolerance; creating gold from
-scratch, promoting an adjudicated item to gold, and validating what a lead gives.
+scratch, promoting an adjudicated item to gold, correcting a gold answer.
 
 A gold answer is an ordinary judgment value (validated against the project's schema),
 an explanation shown as feedback in calibration, and a tolerance:
 rating `{"points": 1}` (within ± points), pairwise `{"tie_ok": true}` (a tie is accepted
 where the gold prefers a side), labels `{"jaccard": 0.8}` (absent: the exact set).
+What a lead gives is validated by `annotation.schema` (gold_value_validate,
+gold_tolerance_validate), which the item import uses too.
 """
 
 from __future__ import annotations
 
-import math
-import unicodedata
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,12 +19,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.audit import audit_record
+from annotation.imports import ImportRejected, items_import
 from annotation.languages import language_tag_normalize
 from annotation.models import FinalLabel, GoldAnswer, Item, Project, TaskType
-from annotation.schema import judgment_value_validate
-
-MAX_EXPLANATION_CHARS = 10_000
-_TOLERANCE_KEYS = {TaskType.RATING: "points", TaskType.PAIRWISE: "tie_ok", TaskType.LABELS: "jaccard"}
+from annotation.schema import MAX_EXPLANATION_CHARS, gold_tolerance_validate, gold_value_validate
+from annotation.validation import text_clean
 
 
 def gold_matches(*, task_type: str, gold_value: dict[str, Any], tolerance: dict[str, Any], value: dict[str, Any]) -> bool:
@@ -50,69 +49,6 @@ def gold_answer_matches(*, gold: GoldAnswer, value: dict[str, Any]) -> bool:
     return gold_matches(
         task_type=gold.item.project.task_type, gold_value=gold.value, tolerance=gold.tolerance, value=value
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------
-
-
-def gold_tolerance_validate(*, task_type: str, schema: dict[str, Any], tolerance: Any) -> dict[str, Any]:
-    """Return the cleaned tolerance for the task type, or raise ValidationError saying why."""
-    if tolerance in (None, ""):
-        return {}
-    if not isinstance(tolerance, dict):
-        raise ValidationError("tolerance: must be a JSON object")
-    key = _TOLERANCE_KEYS.get(task_type)
-    if key is None:
-        raise ValidationError(f"unknown task type {task_type!r}")
-    unknown = sorted(set(tolerance) - {key})
-    if unknown:
-        raise ValidationError(f"tolerance: {unknown[0]!r} does not apply to a {task_type} project (use {key!r})")
-    if key not in tolerance or tolerance[key] is None:
-        return {}
-    raw = tolerance[key]
-    if task_type == TaskType.PAIRWISE:
-        if not isinstance(raw, bool):
-            raise ValidationError("tolerance.tie_ok: must be true or false")
-        return {"tie_ok": True} if raw else {}
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise ValidationError(f"tolerance.{key}: must be a number")
-    if task_type == TaskType.RATING:
-        span = schema["scale"]["max"] - schema["scale"]["min"]
-        if not 0 <= raw <= span:
-            raise ValidationError(f"tolerance.points: must be between 0 and {span} (the width of the scale)")
-        return {"points": int(raw) if float(raw).is_integer() else float(raw)}
-    if not 0 < raw <= 1:
-        raise ValidationError("tolerance.jaccard: must be above 0 and at most 1")
-    return {"jaccard": float(raw)}
-
-
-def gold_value_validate(*, project: Project, value: Any) -> dict[str, Any]:
-    """A gold answer is a judgment the project's schema accepts (its comment is not kept:
-    the explanation says why)."""
-    try:
-        clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
-    except ValidationError as exc:
-        raise ValidationError(f"The gold answer does not fit the project's schema: {exc.messages[0]}") from None
-    clean.pop("comment", None)
-    return clean
-
-
-def _explanation_clean(explanation: Any) -> str:
-    if explanation is None:
-        return ""
-    if not isinstance(explanation, str):
-        raise ValidationError("explanation: must be text")
-    if "\x00" in explanation:
-        raise ValidationError("explanation: contains a NUL character")
-    if len(explanation) > MAX_EXPLANATION_CHARS:
-        raise ValidationError(f"explanation: longer than {MAX_EXPLANATION_CHARS} characters")
-    try:
-        explanation.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("explanation: contains a lone surrogate (not valid Unicode text)") from None
-    return unicodedata.normalize("NFC", explanation.strip())
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,12 +78,9 @@ def gold_create(
     is the prompt's language when it differs from the item's (a translation source); the
     pages show the prompt in that language's direction.
     """
-    # imports.py validates "gold" on import lines with this module, so it is imported here.
-    from annotation.imports import ImportRejected, items_import
-
     clean_value = gold_value_validate(project=project, value=value)
     clean_tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
-    clean_explanation = _explanation_clean(explanation)
+    clean_explanation = text_clean(explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS)
     external_id = (external_id or "").strip()
     if not external_id:
         raise ValidationError("external_id: is required")
@@ -191,7 +124,7 @@ def gold_promote(*, item: Item, explanation: str, tolerance: Any = None, actor: 
     """
     project = item.project
     clean_tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
-    clean_explanation = _explanation_clean(explanation)
+    clean_explanation = text_clean(explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS)
     with transaction.atomic():
         locked = Item.objects.select_for_update().get(pk=item.pk)
         if locked.is_gold:
@@ -224,7 +157,7 @@ def gold_update(*, gold: GoldAnswer, value: Any, explanation: str, tolerance: An
     project = gold.item.project
     gold.value = gold_value_validate(project=project, value=value)
     gold.tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
-    gold.explanation = _explanation_clean(explanation)
+    gold.explanation = text_clean(explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS)
     gold.save(update_fields=["value", "tolerance", "explanation"])
     audit_record(verb="gold.update", actor=actor, project=project, obj=gold.item, data={"value": gold.value})
     return gold

@@ -13,10 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -25,10 +24,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.audit import audit_record
-from annotation.gold import gold_tolerance_validate
-from annotation.languages import language_tag_normalize
 from annotation.label_changes import label_versions_bump
+from annotation.languages import language_tag_normalize
 from annotation.models import (
+    ExternalRater,
     GoldAnswer,
     Item,
     ItemSource,
@@ -39,7 +38,12 @@ from annotation.models import (
     Project,
     TaskType,
 )
-from annotation.schema import judgment_value_validate
+from annotation.schema import (
+    MAX_EXPLANATION_CHARS,
+    gold_tolerance_validate,
+    judgment_value_validate,
+)
+from annotation.validation import TextInvalid, text_clean
 
 CHUNK = 2000
 MAX_ERRORS = 1000
@@ -140,31 +144,6 @@ def jsonl_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, LineError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
 
 
-def text_clean(value: Any, *, field_name: str, max_chars: int | None = None, required: bool = False) -> str:
-    """NFC-normalised text, or _LineInvalid saying what is wrong with it."""
-    if value is None or value == "":
-        if required:
-            raise _LineInvalid(field_name, "is required")
-        return ""
-    if not isinstance(value, str):
-        raise _LineInvalid(field_name, "must be a string")
-    if "\x00" in value:
-        raise _LineInvalid(field_name, "contains a NUL character")
-    # ASCII is NFC and has no surrogates: most identifiers and model names skip the work.
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _LineInvalid(field_name, "contains a lone surrogate (not valid Unicode text)") from None
-        value = unicodedata.normalize("NFC", value)
-    limit = max_chars if max_chars is not None else settings.PARITY_MAX_TEXT_CHARS
-    if len(value) > limit:
-        raise _LineInvalid(field_name, f"is longer than {limit} characters")
-    if required and not value.strip():
-        raise _LineInvalid(field_name, "is required")
-    return value
-
-
 def _number(value: Any, *, field_name: str) -> float | None:
     if value is None:
         return None
@@ -173,15 +152,26 @@ def _number(value: Any, *, field_name: str) -> float | None:
     return float(value)
 
 
-def _json_clean(value: Any, *, field_name: str, max_chars: int | None = None) -> Any:
+def _logprobs_clean(logprobs: Any) -> list[float] | None:
+    if logprobs is None:
+        return None
+    if not isinstance(logprobs, list) or len(logprobs) > MAX_LOGPROBS:
+        raise _LineInvalid("token_logprobs", f"must be a list of at most {MAX_LOGPROBS} numbers")
+    for v in logprobs:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v > 0:
+            raise _LineInvalid("token_logprobs", "every log-probability must be a finite number ≤ 0")
+    return logprobs
+
+
+def _json_clean(value: Any, *, field_name: str, max_chars: int) -> Any:
     """Reject NUL and lone surrogates anywhere inside nested JSON (metadata)."""
     if isinstance(value, str):
-        return text_clean(value, field_name=field_name, max_chars=max_chars)
+        return text_clean(value, field=field_name, max_chars=max_chars, strip=False)
     if isinstance(value, list):
         return [_json_clean(v, field_name=field_name, max_chars=max_chars) for v in value]
     if isinstance(value, dict):
         return {
-            text_clean(k, field_name=field_name, max_chars=max_chars): _json_clean(
+            text_clean(k, field=field_name, max_chars=max_chars, strip=False): _json_clean(
                 v, field_name=field_name, max_chars=max_chars
             )
             for k, v in value.items()
@@ -199,9 +189,9 @@ class _Validator:
         self.languages: dict[str, Language] = {lang.tag: lang for lang in project.languages.all()}
         self.tag_cache: dict[str, Language | _LineInvalid] = {}
         self.seen_ids: set[str] = set()
-        # Read once per batch, not once per line (enum and settings look-ups add up at 20,000 lines/s).
+        # Read once per batch, not once per line: enum and settings look-ups add up over a large batch.
         self.pairwise = project.task_type == TaskType.PAIRWISE
-        self.required = REQUIRED_TEXT[project.task_type]
+        self.required = REQUIRED_TEXT[TaskType(project.task_type)]
         self.max_text = settings.PARITY_MAX_TEXT_CHARS
 
     def language(self, raw: Any) -> Language:
@@ -228,45 +218,20 @@ class _Validator:
         return cached
 
     def clean(self, record: Any) -> dict[str, Any]:
+        """The line's Item fields (with `gold` when it has one); its first fault is raised."""
         if not isinstance(record, dict):
             raise _LineInvalid(None, "each line must be a JSON object")
         if not ALLOWED_FIELDS.issuperset(record):
             raise _LineInvalid(sorted(set(record) - ALLOWED_FIELDS)[0], "is not an import field")
-        external_id = text_clean(record.get("external_id"), field_name="external_id", max_chars=200, required=True)
+        external_id = text_clean(record.get("external_id"), field="external_id", max_chars=200, required=True, strip=False)
         if external_id in self.seen_ids:
             raise _LineInvalid("external_id", f"{external_id!r} appears twice in this batch")
         out: dict[str, Any] = {"external_id": external_id, "language": self.language(record.get("language"))}
-        required = self.required
-        for name in TEXT_FIELDS:
-            out[name] = text_clean(record.get(name), field_name=name, max_chars=self.max_text,
-                                   required=name in required)
-        if self.pairwise and record.get("response"):
-            raise _LineInvalid("response", "a pairwise item has response_a and response_b, not response")
-        if not self.pairwise:
-            for name in ("response_a", "response_b", "model_a", "model_b", "reward_a", "reward_b"):
-                if record.get(name) not in (None, ""):
-                    raise _LineInvalid(name, f"does not apply to a {self.project.task_type} project")
-        for name in SHORT_FIELDS:
-            out[name] = text_clean(record.get(name), field_name=name, max_chars=200)
+        self.texts(record, out)
         for name in NUMBER_FIELDS:
             out[name] = _number(record.get(name), field_name=name)
-        logprobs = record.get("token_logprobs")
-        if logprobs is not None:
-            if not isinstance(logprobs, list) or len(logprobs) > MAX_LOGPROBS:
-                raise _LineInvalid("token_logprobs", f"must be a list of at most {MAX_LOGPROBS} numbers")
-            for v in logprobs:
-                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v > 0:
-                    raise _LineInvalid("token_logprobs", "every log-probability must be a finite number ≤ 0")
-        out["token_logprobs"] = logprobs
-        metadata = record.get("metadata", {})
-        if metadata is None:
-            metadata = {}
-        if not isinstance(metadata, dict):
-            raise _LineInvalid("metadata", "must be a JSON object")
-        metadata = _json_clean(metadata, field_name="metadata", max_chars=self.max_text)
-        if len(json.dumps(metadata, ensure_ascii=False)) > MAX_METADATA_BYTES:
-            raise _LineInvalid("metadata", f"is larger than {MAX_METADATA_BYTES // 1024} KiB")
-        out["metadata"] = metadata
+        out["token_logprobs"] = _logprobs_clean(record.get("token_logprobs"))
+        out["metadata"] = self.metadata(record.get("metadata", {}))
         source = record.get("source", "import")
         if source not in SOURCES:
             raise _LineInvalid("source", f"must be one of {', '.join(ItemSource.values)}")
@@ -276,6 +241,30 @@ class _Validator:
             out["gold"] = self.gold(gold)
         self.seen_ids.add(external_id)
         return out
+
+    def texts(self, record: dict[str, Any], out: dict[str, Any]) -> None:
+        """The texts and model names, the ones the task type needs required, the others refused."""
+        for name in TEXT_FIELDS:
+            out[name] = text_clean(record.get(name), field=name, max_chars=self.max_text,
+                                   required=name in self.required, strip=False)
+        if self.pairwise and record.get("response"):
+            raise _LineInvalid("response", "a pairwise item has response_a and response_b, not response")
+        if not self.pairwise:
+            for name in ("response_a", "response_b", "model_a", "model_b", "reward_a", "reward_b"):
+                if record.get(name) not in (None, ""):
+                    raise _LineInvalid(name, f"does not apply to a {self.project.task_type} project")
+        for name in SHORT_FIELDS:
+            out[name] = text_clean(record.get(name), field=name, max_chars=200, strip=False)
+
+    def metadata(self, metadata: Any) -> dict[str, Any]:
+        if metadata is None:
+            return {}
+        if not isinstance(metadata, dict):
+            raise _LineInvalid("metadata", "must be a JSON object")
+        metadata = _json_clean(metadata, field_name="metadata", max_chars=self.max_text)
+        if len(json.dumps(metadata, ensure_ascii=False)) > MAX_METADATA_BYTES:
+            raise _LineInvalid("metadata", f"is larger than {MAX_METADATA_BYTES // 1024} KiB")
+        return metadata
 
     def gold(self, gold: Any) -> dict[str, Any]:
         if not isinstance(gold, dict) or "value" not in gold:
@@ -295,7 +284,7 @@ class _Validator:
         return {
             "value": value,
             "tolerance": tolerance,
-            "explanation": text_clean(gold.get("explanation", ""), field_name="gold.explanation", max_chars=10_000),
+            "explanation": text_clean(gold.get("explanation", ""), field="gold.explanation", max_chars=MAX_EXPLANATION_CHARS),
         }
 
 
@@ -352,6 +341,9 @@ def _batch_run(
         except _LineInvalid as exc:
             errors.add(LineError(number, exc.message, exc.field))
             continue
+        except TextInvalid as exc:
+            errors.add(LineError(number, exc.reason, exc.field))
+            continue
         if len(chunk) >= CHUNK:
             write(chunk)
             chunk = []
@@ -404,9 +396,9 @@ def items_statistics_refresh(*, created: int) -> bool:
 
     Each chunk of an import looks up its external ids (`_existing_items`). Without
     statistics PostgreSQL takes `external_id = ANY(2,000 ids)` to match most rows, and
-    answers it by reading every item of the project through a smaller index: measured on
-    the 2-core machine, a 1,000,000-item import slowed from 20,000 to 7,700 items/s as the
-    table grew, until autovacuum's first ANALYZE (a minute in). Once analysed, external_id
+    answers it by reading every item of the project through a smaller index, so a large
+    first import slows down as the table grows until autovacuum's first ANALYZE (figures
+    in bench/README.md). Once analysed, external_id
     is known to be unique, the lookup uses item_external_id_unique whatever the table's
     size, and autovacuum keeps the statistics current from there; this covers the first
     imports into a new database. SKIP_LOCKED: when another ANALYZE or VACUUM of the table
@@ -424,44 +416,54 @@ def items_statistics_refresh(*, created: int) -> bool:
     return True
 
 
-def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], result: ImportResult, add_error: Any,
-                 *, write: bool) -> None:
-    ids = [clean["external_id"] for _, clean in chunk]
-    existing = {row["external_id"]: row for row in _existing_items(project, ids)}
+@dataclass
+class _ChunkPlan:
+    """What a chunk of valid lines will do, decided before anything is written."""
+
+    now: Any
+    create: list[dict[str, Any]] = field(default_factory=list)  # Item keyword arguments, `project` aside
+    golds: dict[str, dict[str, Any]] = field(default_factory=dict)  # external_id → GoldAnswer fields
+    update: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (stored row, line)
+    unchanged: list[int] = field(default_factory=list)  # item ids
+    conflicts: list[LineError] = field(default_factory=list)
+
+
+def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], result: ImportResult,
+                 add_error: Callable[[LineError], None], *, write: bool) -> None:
+    """Classify the chunk's lines against what is stored, then (unless an earlier chunk
+    had bad lines, so the batch will be rolled back anyway) apply the plan."""
+    plan = _chunk_classify(project, chunk)
+    result.unchanged += len(plan.unchanged)
+    result.item_ids.extend(plan.unchanged)
+    for error in plan.conflicts:
+        add_error(error)
+    if write:
+        _items_create(project, plan, result)
+        for row, clean in plan.update:
+            _item_update(project, row, clean, now=plan.now)
+            result.updated += 1
+            result.item_ids.append(row["id"])
+
+
+def _chunk_classify(project: Project, chunk: list[tuple[int, dict[str, Any]]]) -> _ChunkPlan:
+    """New lines are created; a line whose content hash is stored is unchanged; a changed
+    line updates its item, unless the item has judgments (a conflict)."""
+    existing = {row["external_id"]: row for row in _existing_items(project, [c["external_id"] for _, c in chunk])}
     changed_ids = [
         existing[c["external_id"]]["id"]
         for _, c in chunk
         if c["external_id"] in existing and existing[c["external_id"]]["content_hash"] != c["content_hash"]
     ]
     judged = set(Judgment.objects.filter(item_id__in=changed_ids).values_list("item_id", flat=True).distinct())
-    now = timezone.now()
-    queued = project.queue_on_import
-    # Field values of the items to create (Item keyword arguments, `project` aside).
-    to_create: list[dict[str, Any]] = []
-    golds: dict[str, dict[str, Any]] = {}
-    to_update: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    plan = _ChunkPlan(now=timezone.now())
     for number, clean in chunk:
         row = existing.get(clean["external_id"])
         if row is None:
-            gold = clean.pop("gold", None)
-            is_gold = gold is not None
-            if is_gold:
-                golds[clean["external_id"]] = gold
-            to_create.append(
-                {
-                    **clean,
-                    "is_gold": is_gold,
-                    "status": ItemStatus.QUEUED if queued else ItemStatus.POOL,
-                    "open_slots": project.overlap if queued and not is_gold else 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            plan.create.append(_new_item_fields(project, clean, plan))
         elif row["content_hash"] == clean["content_hash"]:
-            result.unchanged += 1
-            result.item_ids.append(row["id"])
+            plan.unchanged.append(row["id"])
         elif row["id"] in judged:
-            add_error(
+            plan.conflicts.append(
                 LineError(
                     number,
                     f"item {clean['external_id']!r} already has judgments; its content cannot change "
@@ -471,45 +473,65 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
                 )
             )
         else:
-            to_update.append((row, clean))
-    if not write:
+            plan.update.append((row, clean))
+    return plan
+
+
+def _new_item_fields(project: Project, clean: dict[str, Any], plan: _ChunkPlan) -> dict[str, Any]:
+    gold = clean.pop("gold", None)
+    is_gold = gold is not None
+    if is_gold:
+        plan.golds[clean["external_id"]] = gold
+    queued = project.queue_on_import
+    return {
+        **clean,
+        "is_gold": is_gold,
+        "status": ItemStatus.QUEUED if queued else ItemStatus.POOL,
+        # A gold item is served as calibration or a honeypot, never from the open slots.
+        "open_slots": project.overlap if queued and not is_gold else 0,
+        "created_at": plan.now,
+        "updated_at": plan.now,
+    }
+
+
+def _items_create(project: Project, plan: _ChunkPlan, result: ImportResult) -> None:
+    if not plan.create:
         return
-    if to_create and not golds and connection.vendor == "postgresql":
-        # COPY is several times faster than INSERT for bulk imports (the 20,000 items/s target).
-        new_ids = _copy_items(project, to_create)
+    if not plan.golds and connection.vendor == "postgresql":
+        # COPY is several times faster than INSERT for bulk imports (see bench/README.md).
+        new_ids = _copy_items(project, plan.create)
         result.created += len(new_ids)
         result.item_ids.extend(new_ids)
-    elif to_create:
-        created = Item.objects.bulk_create([Item(project=project, **fields) for fields in to_create], batch_size=CHUNK)
-        result.created += len(created)
-        if golds:
-            by_external = {item.external_id: item for item in created if item.external_id in golds}
-            GoldAnswer.objects.bulk_create(
-                [GoldAnswer(item=by_external[ext], **gold) for ext, gold in golds.items()]
-            )
-        result.item_ids.extend(item.pk for item in created if item.pk is not None)
-    for row, clean in to_update:
-        item_id = row["id"]
-        gold = clean.pop("gold", None)
-        Item.objects.filter(pk=item_id).update(
-            **{k: v for k, v in clean.items() if k != "external_id"},
-            is_gold=gold is not None,
-            updated_at=now,
-            language_check=None,
-            language_flagged=False,
-        )
-        if gold is not None:
-            Item.objects.filter(pk=item_id).update(open_slots=0)
-            GoldAnswer.objects.update_or_create(item_id=item_id, defaults=gold)
-        elif row["is_gold"]:
-            # No longer gold: it becomes an ordinary item with its slots.
-            GoldAnswer.objects.filter(item_id=item_id).delete()
-            Item.objects.filter(pk=item_id, status=ItemStatus.QUEUED).update(open_slots=project.overlap)
-        result.updated += 1
-        result.item_ids.append(item_id)
+        return
+    created = Item.objects.bulk_create([Item(project=project, **fields) for fields in plan.create], batch_size=CHUNK)
+    result.created += len(created)
+    if plan.golds:
+        by_external = {item.external_id: item for item in created if item.external_id in plan.golds}
+        GoldAnswer.objects.bulk_create([GoldAnswer(item=by_external[ext], **gold) for ext, gold in plan.golds.items()])
+    result.item_ids.extend(item.pk for item in created if item.pk is not None)
 
 
-def _existing_items(project: Project, external_ids: list[str]) -> Iterable[dict[str, Any]]:
+def _item_update(project: Project, row: dict[str, Any], clean: dict[str, Any], *, now: Any) -> None:
+    """New content for an item without judgments; its language check is redone."""
+    item_id = row["id"]
+    gold = clean.pop("gold", None)
+    Item.objects.filter(pk=item_id).update(
+        **{k: v for k, v in clean.items() if k != "external_id"},
+        is_gold=gold is not None,
+        updated_at=now,
+        language_check=None,
+        language_flagged=False,
+    )
+    if gold is not None:
+        Item.objects.filter(pk=item_id).update(open_slots=0)
+        GoldAnswer.objects.update_or_create(item_id=item_id, defaults=gold)
+    elif row["is_gold"]:
+        # No longer gold: it becomes an ordinary item with its slots.
+        GoldAnswer.objects.filter(item_id=item_id).delete()
+        Item.objects.filter(pk=item_id, status=ItemStatus.QUEUED).update(open_slots=project.overlap)
+
+
+def _existing_items(project: Project, external_ids: list[str]) -> Iterable[Any]:
     """id, external_id, content_hash, is_gold of the project's items with these external ids."""
     if connection.vendor == "postgresql":
         # One array parameter instead of thousands of IN placeholders.
@@ -590,7 +612,7 @@ def _copy_items(project: Project, rows: list[dict[str, Any]]) -> list[int]:
         default = _copy_text(project.pk if f.name == "project" else f.get_default())
         plan.append((f.name, _copy_converter(f), default))
     pk = Item._meta.pk.column
-    columns = ", ".join(connection.ops.quote_name(c) for c in [pk, *(f.column for f in fields)])
+    columns = ", ".join(connection.ops.quote_name(cast(str, c)) for c in [pk, *(f.column for f in fields)])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
@@ -641,6 +663,108 @@ def _created_clean(raw: Any, *, now: Any) -> Any:
     return moment
 
 
+class _JudgmentLines:
+    """Validates and stores one batch of historical judgments (the items' _Validator and
+    _write_chunk in one): `clean` checks a line on its own, `write` checks a chunk of
+    valid lines against what is stored and, while the batch has no bad line, stores it."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.now = timezone.now()
+        self.result = ImportResult()
+        self.errors = _LineErrors()
+        self.seen: dict[tuple[str, str], int] = {}  # (item, rater) → first line in this batch
+
+    def clean(self, number: int, record: Any) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise _LineInvalid(None, "each line must be a JSON object")
+        unknown = sorted(set(record) - JUDGMENT_FIELDS)
+        if unknown:
+            raise _LineInvalid(unknown[0], "is not a field of a judgment line (item_external_id, rater, value, created)")
+        external_id = text_clean(record.get("item_external_id"), field="item_external_id", max_chars=200,
+                                 required=True, strip=False)
+        rater = text_clean(record.get("rater"), field="rater", max_chars=200, required=True)
+        if "value" not in record:
+            raise _LineInvalid("value", "is required")
+        try:
+            value = judgment_value_validate(task_type=self.project.task_type, schema=self.project.schema,
+                                            value=record["value"])
+        except ValidationError as exc:
+            raise _LineInvalid("value", exc.messages[0]) from None
+        created = _created_clean(record.get("created"), now=self.now)
+        first = self.seen.get((external_id, rater))
+        if first is not None:
+            raise _LineInvalid("rater", f"rater {rater!r} already judged item {external_id!r} on line {first} of this batch")
+        self.seen[(external_id, rater)] = number
+        return {"external_id": external_id, "rater": rater, "value": value, "created": created}
+
+    def write(self, lines: list[tuple[int, dict[str, Any]]]) -> None:
+        raters = dict(
+            ExternalRater.objects.filter(project=self.project, external_id__in={c["rater"] for _, c in lines})
+            .values_list("external_id", "id")
+        )
+        new = self.classify(lines, raters)
+        if self.errors.lines or not new:
+            return
+        self.store(new, raters)
+
+    def classify(self, lines: list[tuple[int, dict[str, Any]]], raters: dict[str, int]) -> list[tuple[int, dict[str, Any]]]:
+        """(item id, line) of the lines to store; the same judgment again counts as unchanged,
+        an unknown or gold item or a different stored judgment is a bad line."""
+        items = {
+            row[0]: row[1:]
+            for row in Item.objects.filter(project=self.project, external_id__in={c["external_id"] for _, c in lines})
+            .values_list("external_id", "id", "is_gold")
+        }
+        stored = {
+            (item_id, rater_id): value
+            for item_id, rater_id, value in Judgment.objects.filter(
+                item_id__in=[v[0] for v in items.values()], external_rater_id__in=raters.values(), is_current=True
+            ).values_list("item_id", "external_rater_id", "value")
+        }
+        new: list[tuple[int, dict[str, Any]]] = []
+        for number, c in lines:
+            found = items.get(c["external_id"])
+            if found is None:
+                self.errors.add(LineError(number, f"no item with external_id {c['external_id']!r} in project "
+                                          f"{self.project.slug}", "item_external_id"))
+            elif found[1]:
+                self.errors.add(LineError(number, f"item {c['external_id']!r} is a gold item; historical judgments "
+                                          "go on production items", "item_external_id"))
+            else:
+                previous = stored.get((found[0], raters.get(c["rater"], 0)))  # 0: a rater not stored yet
+                if previous is None:
+                    new.append((found[0], c))
+                elif previous == c["value"]:
+                    self.result.unchanged += 1
+                else:
+                    self.errors.add(LineError(number, f"rater {c['rater']!r} already has a different judgment of item "
+                                              f"{c['external_id']!r} stored; judgments are not overwritten", "rater",
+                                              code="conflict"))
+        return new
+
+    def store(self, new: list[tuple[int, dict[str, Any]]], raters: dict[str, int]) -> None:
+        missing = sorted({c["rater"] for _, c in new} - set(raters))
+        if missing:
+            ExternalRater.objects.bulk_create(
+                [ExternalRater(project=self.project, external_id=name, created_at=self.now) for name in missing],
+                ignore_conflicts=True,
+            )
+            raters.update(ExternalRater.objects.filter(project=self.project, external_id__in=missing)
+                          .values_list("external_id", "id"))
+        Judgment.objects.bulk_create(
+            [
+                Judgment(item_id=item_id, external_rater_id=raters[c["rater"]], kind=JudgmentKind.HISTORICAL,
+                         value=c["value"], created_at=c["created"] or self.now)
+                for item_id, c in new
+            ],
+            batch_size=CHUNK,
+        )
+        # New votes can change these items' labels: the export marks them again.
+        label_versions_bump(items={item_id for item_id, _ in new})
+        self.result.created += len(new)
+
+
 def judgments_import(
     *,
     project: Project,
@@ -652,105 +776,20 @@ def judgments_import(
     """Import historical judgments (item_external_id, rater, value, optional created), all or nothing.
 
     Raters become ExternalRater rows of the project; each judgment is stored with kind
-    "historical" and no assignment. A line is refused when its item is unknown (or a gold
+    historical and no assignment. A line is refused when its item is unknown (or a gold
     item), its value is outside the project schema, or its (item, rater) pair appears
     twice in the batch or is already stored with a different value. The same line again is
     a no-op (counted as unchanged), so re-importing a file changes nothing.
     """
-    from annotation.models import ExternalRater
-
-    max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
-    now = timezone.now()
-    result = ImportResult()
-    errors = _LineErrors()
-    add_error = errors.add
-    seen: dict[tuple[str, str], int] = {}
-
-    def clean(number: int, record: Any) -> dict[str, Any]:
-        if not isinstance(record, dict):
-            raise _LineInvalid(None, "each line must be a JSON object")
-        unknown = sorted(set(record) - JUDGMENT_FIELDS)
-        if unknown:
-            raise _LineInvalid(unknown[0], "is not a field of a judgment line (item_external_id, rater, value, created)")
-        external_id = text_clean(record.get("item_external_id"), field_name="item_external_id", max_chars=200,
-                                 required=True)
-        rater = text_clean(record.get("rater"), field_name="rater", max_chars=200, required=True).strip()
-        if "value" not in record:
-            raise _LineInvalid("value", "is required")
-        try:
-            value = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=record["value"])
-        except ValidationError as exc:
-            raise _LineInvalid("value", exc.messages[0]) from None
-        created = _created_clean(record.get("created"), now=now)
-        first = seen.get((external_id, rater))
-        if first is not None:
-            raise _LineInvalid("rater", f"rater {rater!r} already judged item {external_id!r} on line {first} of this batch")
-        seen[(external_id, rater)] = number
-        return {"external_id": external_id, "rater": rater, "value": value, "created": created}
-
-    def write(lines: list[tuple[int, dict[str, Any]]]) -> None:
-        ids = {c["external_id"] for _, c in lines}
-        items = {
-            row[0]: row[1:]
-            for row in Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", "id", "is_gold")
-        }
-        names = {c["rater"] for _, c in lines}
-        raters = dict(ExternalRater.objects.filter(project=project, external_id__in=names).values_list("external_id", "id"))
-        stored = {
-            (item_id, rater_id): value
-            for item_id, rater_id, value in Judgment.objects.filter(
-                item_id__in=[v[0] for v in items.values()], external_rater_id__in=raters.values(), is_current=True
-            ).values_list("item_id", "external_rater_id", "value")
-        }
-        new: list[tuple[int, dict[str, Any]]] = []
-        for number, c in lines:
-            found = items.get(c["external_id"])
-            if found is None:
-                add_error(LineError(number, f"no item with external_id {c['external_id']!r} in project {project.slug}",
-                                    "item_external_id"))
-                continue
-            item_id, is_gold = found
-            if is_gold:
-                add_error(LineError(number, f"item {c['external_id']!r} is a gold item; historical judgments go on "
-                                    "production items", "item_external_id"))
-                continue
-            previous = stored.get((item_id, raters.get(c["rater"])))
-            if previous is None:
-                new.append((item_id, c))
-            elif previous == c["value"]:
-                result.unchanged += 1
-            else:
-                add_error(LineError(number, f"rater {c['rater']!r} already has a different judgment of item "
-                                    f"{c['external_id']!r} stored; judgments are not overwritten", "rater",
-                                    code="conflict"))
-        if errors.lines or not new:
-            return
-        missing = sorted({c["rater"] for _, c in new} - set(raters))
-        if missing:
-            ExternalRater.objects.bulk_create(
-                [ExternalRater(project=project, external_id=name, created_at=now) for name in missing],
-                ignore_conflicts=True,
-            )
-            raters.update(ExternalRater.objects.filter(project=project, external_id__in=missing)
-                          .values_list("external_id", "id"))
-        Judgment.objects.bulk_create(
-            [
-                Judgment(item_id=item_id, external_rater_id=raters[c["rater"]], kind=JudgmentKind.HISTORICAL, value=c["value"],
-                         created_at=c["created"] or now)
-                for item_id, c in new
-            ],
-            batch_size=CHUNK,
-        )
-        # New votes can change these items' labels: the export marks them again.
-        label_versions_bump(items={item_id for item_id, _ in new})
-        result.created += len(new)
-
+    batch = _JudgmentLines(project)
     with transaction.atomic():
-        _batch_run(records, max_lines=max_lines, errors=errors, clean=clean, write=write)
-        if errors.lines:
+        _batch_run(records, max_lines=max_lines or settings.PARITY_MAX_IMPORT_LINES, errors=batch.errors,
+                   clean=batch.clean, write=batch.write)
+        if batch.errors.lines:
             # Leaving the atomic block by an exception rolls back whatever chunks were written.
-            raise ImportRejected(errors.lines, truncated=errors.truncated)
-        if result.created:
+            raise ImportRejected(batch.errors.lines, truncated=batch.errors.truncated)
+        if batch.result.created:
             # A batch that only repeats stored judgments writes nothing, not even an audit event.
-            audit_record(verb="judgments.import", actor=actor, token=token, project=project, data=result.as_dict())
-    return result
+            audit_record(verb="judgments.import", actor=actor, token=token, project=project,
+                         data=batch.result.as_dict())
+    return batch.result

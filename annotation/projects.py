@@ -12,14 +12,14 @@ from django.utils.text import slugify
 from annotation.audit import audit_record
 from annotation.languages import language_get_or_create
 from annotation.models import Language, Project, TaskType
+from annotation.rows import fetch_one
 from annotation.schema import schema_validate
-from parity.rows import fetch_one
 
 
 def project_by_slug(slug: Any) -> Project | None:
     """The project with this slug, or None. Every claim (the work page, the API's claim and
     any API call under /projects/{slug}/) starts here, so it is one hand-written read
-    (parity/rows.py), not an ORM query compiled anew."""
+    (annotation/rows.py), not an ORM query compiled anew."""
     if not isinstance(slug, str):
         return None
     return fetch_one(Project, "t.slug = %s", [slug])
@@ -34,6 +34,24 @@ def project_language(*, project: Project, tag: str) -> Language | None:
         f"t.tag = %s AND EXISTS (SELECT 1 FROM {through} pl WHERE pl.project_id = %s AND pl.language_id = t.id)",
         [tag, project.pk],
     )
+
+
+_OPTIONS = frozenset({
+    "description", "lease_seconds", "agreement_threshold", "honeypot_rate", "honeypot_window",
+    "honeypot_threshold", "max_chars_per_second", "adjudication_rating_spread", "queue_on_import",
+})
+
+
+def _options_check(*, overlap: int | None, options: dict[str, Any]) -> None:
+    if overlap is not None and not 1 <= overlap <= 50:
+        raise ValidationError("overlap must be between 1 and 50 judgments per item")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise ValidationError(f"unknown project options: {', '.join(sorted(unknown))}")
+    if "honeypot_rate" in options and not 0 <= options["honeypot_rate"] <= 1:
+        raise ValidationError("honeypot_rate must be between 0 and 1")
+    if "lease_seconds" in options and options["lease_seconds"] < 10:
+        raise ValidationError("lease_seconds must be at least 10")
 
 
 def project_create_or_update(
@@ -59,24 +77,12 @@ def project_create_or_update(
     if not languages:
         raise ValidationError("a project needs at least one language")
     clean_schema = schema_validate(task_type=task_type, schema=schema)
-    if overlap is not None and not 1 <= overlap <= 50:
-        raise ValidationError("overlap must be between 1 and 50 judgments per item")
-    allowed_options = {
-        "description", "lease_seconds", "agreement_threshold", "honeypot_rate", "honeypot_window",
-        "honeypot_threshold", "max_chars_per_second", "adjudication_rating_spread", "queue_on_import",
-    }
-    unknown = set(options) - allowed_options
-    if unknown:
-        raise ValidationError(f"unknown project options: {', '.join(sorted(unknown))}")
-    if "honeypot_rate" in options and not 0 <= options["honeypot_rate"] <= 1:
-        raise ValidationError("honeypot_rate must be between 0 and 1")
-    if "lease_seconds" in options and options["lease_seconds"] < 10:
-        raise ValidationError("lease_seconds must be at least 10")
+    _options_check(overlap=overlap, options=options)
     language_objs = [language_get_or_create(tag=tag) for tag in languages]
     with transaction.atomic():
         project = Project.objects.select_for_update().filter(slug=slug).first()
         created = project is None
-        if created:
+        if project is None:
             project = Project(slug=slug, task_type=task_type)
         elif project.task_type != task_type:
             raise ValidationError(

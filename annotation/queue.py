@@ -17,9 +17,8 @@ Invariants (tested under real concurrency on PostgreSQL, tests/concurrency/):
 an item never gets more than `overlap` production judgments; an evaluator never sees the
 same item twice; an abandoned lease gives its slot back; nothing submitted is lost.
 
-Claim and submit run for every judgment, so their few statements are written in SQL
-(see "The hot path, in SQL" below for why and what they mirror); everything else uses
-the ORM.
+Claim and submit run for every judgment, so their few statements are written in SQL, in
+`annotation.queue_sql` (which says why and what they mirror); everything else uses the ORM.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache, wraps
+from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -50,10 +49,10 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from annotation import queue_sql
 from annotation.adjudication import adjudication_route
 from annotation.label_changes import label_versions_bump
 from annotation.models import (
-    COUNTED_JUDGMENT_KINDS,
     Assignment,
     AssignmentKind,
     AssignmentStatus,
@@ -70,13 +69,11 @@ from annotation.qualification import (
     qualified_language_ids,
     qualified_languages_sql,
 )
+from annotation.queue_sql import QUEUE_KINDS, SLOT_KINDS
+from annotation.rows import from_row
 from annotation.schema import judgment_value_validate
-from parity.rows import columns, from_row
+from annotation.types import User
 
-# Kinds whose judgments are "production data": they count towards overlap k.
-SLOT_KINDS = (AssignmentKind.PRODUCTION,)
-# Kinds an evaluator works from the production queue.
-QUEUE_KINDS = (AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT)
 MAX_SECONDS_ON_TASK = 24 * 3600
 
 _rng = random.SystemRandom()
@@ -97,8 +94,9 @@ class QueueCount:
 # ---------------------------------------------------------------------------------------
 
 
-def _claimable_items(*, evaluator: Any, project: Project, language_ids: list[int]) -> QuerySet[Item]:
-    """What a claim may take (the claim itself runs the same rule as SQL: _CLAIMABLE)."""
+def _claimable_items(*, evaluator: User, project: Project, language_ids: list[int]) -> QuerySet[Item]:
+    """What a claim may take (the claim itself runs the same rule as SQL: queue_sql.CLAIMABLE;
+    tests/annotation/test_queue_sql.py holds the two to the same answer)."""
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator).exclude(
         kind=AssignmentKind.CALIBRATION
     )
@@ -116,7 +114,7 @@ def _claimable_items(*, evaluator: Any, project: Project, language_ids: list[int
     )
 
 
-def queue_counts(*, evaluator: Any, project: Project) -> list[QueueCount]:
+def queue_counts(*, evaluator: User, project: Project) -> list[QueueCount]:
     """Items waiting for this evaluator per qualified language (what the queue home shows)."""
     language_ids = qualified_language_ids(evaluator=evaluator, project=project)
     if not language_ids:
@@ -131,7 +129,7 @@ def queue_counts(*, evaluator: Any, project: Project) -> list[QueueCount]:
     return [QueueCount(language=lang, waiting=rows.get(lang.pk, 0)) for lang in languages]
 
 
-def assignment_current(*, evaluator: Any, project: Project) -> Assignment | None:
+def assignment_current(*, evaluator: User, project: Project) -> Assignment | None:
     """The evaluator's live lease in this project, if any (a reload resumes it)."""
     return (
         Assignment.objects.select_related("item__language", "item__project")
@@ -158,10 +156,7 @@ def assignment_with_item(assignment_id: int) -> Assignment | None:
         return None
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {columns(Assignment, 'a')}, {columns(Item, 'i')}, {columns(Language, 'l')}, "
-            f"{columns(Project, 'p')} FROM annotation_assignment a "
-            "JOIN annotation_item i ON i.id = a.item_id JOIN annotation_language l ON l.id = i.language_id "
-            "JOIN annotation_project p ON p.id = i.project_id WHERE a.id = %s",
+            queue_sql.assignment_with_item_sql(),
             [assignment_id],
         )
         row = cursor.fetchone()
@@ -177,7 +172,7 @@ def assignment_with_item(assignment_id: int) -> Assignment | None:
     return assignment
 
 
-def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignment:
+def assignment_for_evaluator(*, evaluator: User, assignment_id: int) -> Assignment:
     """Fetch an assignment that belongs to this evaluator, with its item, the item's language
     and project (one query); anything else, a missing one included, is refused."""
     assignment = assignment_with_item(assignment_id)
@@ -187,119 +182,8 @@ def assignment_for_evaluator(*, evaluator: Any, assignment_id: int) -> Assignmen
 
 
 # ---------------------------------------------------------------------------------------
-# The hot path, in SQL
-#
-# Claim and submit run for every judgment, with many evaluators at once. Built through the
-# ORM, the claim's filtered, anti-joined, ordered SELECT alone costs 1.3 ms of Python per
-# call before the database sees it, and runs in 0.06 ms (measured on the 2-core target
-# machine), so the few statements of the hot path are written out here, once: CPU per
-# claim went from 5.4 to 2.1 ms, per submit from 2.6 to 0.8 ms (bench/queue.py). They
-# mirror `_claimable_items` and run unchanged on SQLite, minus the row locks (SQLite
-# serialises writers: every transaction there is BEGIN IMMEDIATE). Rows are read and
-# inserted through the models' own fields (`parity.rows`, and `_insert` here), so a new
-# column needs no change here. Round trips count as much as Python here: on PostgreSQL a
-# change that goes with an insert rides in the insert's statement (a data-modifying WITH),
-# the claim reads its item with the row lock, and the lease sweep first probes without a
-# transaction; and the claim asks for the evaluator's languages and for leases due in one
-# statement: claim 5 statements and 1 transaction (was 8 and 2), submit 2 (was 4).
+# The hot path: claim and submit run the statements of annotation.queue_sql
 # ---------------------------------------------------------------------------------------
-
-# The partial index item_claimable's condition, repeated literally (not as parameters) so
-# the planner can prove the index applies; plus "not seen by this evaluator", answered by
-# the unique index assignment_item_evaluator_unique.
-_CLAIMABLE = f"""
-    i.project_id = %(project)s AND i.status = '{ItemStatus.QUEUED.value}' AND i.open_slots > 0 AND NOT i.is_gold
-    AND NOT EXISTS (
-        SELECT 1 FROM annotation_assignment seen
-        WHERE seen.item_id = i.id AND seen.evaluator_id = %(evaluator)s
-          AND seen.kind <> '{AssignmentKind.CALIBRATION.value}'
-    )"""
-
-# One language: an ordered, limited scan of item_claimable (project, language, -priority, id).
-# It reads the whole item and its language (columns filled in by _candidate_sql), which the
-# card needs, so the claim does not read them again after its commit.
-_CANDIDATE = f"""
-    SELECT {{columns}} FROM annotation_item i JOIN annotation_language l ON l.id = i.language_id
-    WHERE i.language_id = %(language)s AND {_CLAIMABLE}
-    ORDER BY i.priority DESC, i.id
-    LIMIT 1"""
-
-# The evaluator's live lease in the wanted languages (a reload resumes it), served by the
-# index assignment_evaluator_status.
-_LIVE_LEASE = f"""
-    SELECT a.id FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
-    WHERE a.evaluator_id = %(evaluator)s AND a.project_id = %(project)s
-      AND a.status = '{AssignmentStatus.LEASED.value}'
-      AND a.kind IN ({", ".join(f"'{k.value}'" for k in QUEUE_KINDS)})
-      AND a.lease_expires_at > %(now)s AND i.language_id IN ({{languages}})
-    ORDER BY a.leased_at, a.id
-    LIMIT 1"""
-
-# Leases past their time, served by the partial index assignment_open_leases.
-_EXPIRED = f"""
-    SELECT a.id, a.item_id, a.kind FROM annotation_assignment a
-    WHERE a.status = '{AssignmentStatus.LEASED.value}' AND a.lease_expires_at <= %(now)s {{project}}
-    ORDER BY a.id"""
-
-# The assignment and its item, locked in the one order used everywhere: assignment, then item.
-_SUBMIT_READ = """
-    SELECT a.evaluator_id, a.status, a.kind, a.item_id, a.leased_at, i.open_slots, i.status, i.language_id
-    FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
-    WHERE a.id = %(assignment)s"""
-
-# The k-th current production judgment makes a queued item done. Its label version moves
-# whenever the item is settled for the export after this judgment — done, or k counted
-# (production and historical) judgments in — so an incremental export pull sees the new
-# vote (annotation.label_changes); an item still short of k has no exported line to change.
-_COUNTED_KINDS_SQL = ", ".join(f"'{kind}'" for kind in COUNTED_JUDGMENT_KINDS)
-_MARK_DONE = f"""
-    UPDATE annotation_item SET status = '{ItemStatus.DONE.value}', updated_at = %(now)s,
-        label_version = label_version + 1
-    WHERE id = %(item)s AND status = '{ItemStatus.QUEUED.value}'
-      AND (SELECT count(*) FROM annotation_judgment j
-           WHERE j.item_id = %(item)s AND j.kind = '{AssignmentKind.PRODUCTION.value}' AND j.is_current) >= %(overlap)s"""
-_BUMP_IF_SETTLED = f"""
-    UPDATE annotation_item SET label_version = label_version + 1
-    WHERE id = %(item)s
-      AND (SELECT count(*) FROM annotation_judgment j
-           WHERE j.item_id = %(item)s AND j.kind IN ({_COUNTED_KINDS_SQL}) AND j.is_current) >= %(overlap)s"""
-
-# The same, in the statement that inserts the judgment (PostgreSQL: a data-modifying WITH;
-# one UPDATE, since one statement may change a row only once). Its parts all see the
-# snapshot from before the insert, so the new judgment counts as the + 1. The item is
-# locked by this transaction (_SUBMIT_READ) and the statement's snapshot is taken after
-# that lock, so every other judgment of the item is already counted.
-_MARK_DONE_WITH_INSERT = f"""
-    UPDATE annotation_item SET
-        status = CASE WHEN status = '{ItemStatus.QUEUED.value}' AND c.production + 1 >= %s
-                      THEN '{ItemStatus.DONE.value}' ELSE status END,
-        updated_at = %s,
-        label_version = label_version + 1
-    FROM (SELECT count(*) FILTER (WHERE j.kind = '{AssignmentKind.PRODUCTION.value}') AS production,
-                 count(*) AS counted
-          FROM annotation_judgment j
-          WHERE j.item_id = %s AND j.kind IN ({_COUNTED_KINDS_SQL}) AND j.is_current) AS c
-    WHERE annotation_item.id = %s AND c.counted + 1 >= %s
-    RETURNING annotation_item.status"""
-
-# pg_advisory_xact_lock(space, evaluator): one evaluator's claims run one at a time.
-_CLAIM_LOCK_SPACE = 0x50515545  # "PQUE"
-
-
-def _lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
-    """FOR NO KEY UPDATE [OF …] [SKIP LOCKED] where the database has row locks. NO KEY:
-    these rows' keys never change, so foreign-key checks of concurrent inserts (a new
-    assignment or judgment on the same item) need not wait for us."""
-    features = connection.features
-    if not features.has_select_for_update:
-        return ""
-    clause = " FOR NO KEY UPDATE" if features.has_select_for_no_key_update else " FOR UPDATE"
-    if of and features.has_select_for_update_of:
-        clause += f" OF {of}"
-    if skip_locked and features.has_select_for_update_skip_locked:
-        clause += " SKIP LOCKED"
-    return clause
-
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -347,12 +231,7 @@ def _best_language(cursor: CursorWrapper, *, params: dict[str, Any], language_id
     """The language whose best claimable item ranks highest. The index is ordered inside
     one language, so each language is asked for its best item (an index probe each) and
     the answers are compared, instead of sorting every claimable item of all of them."""
-    branches = " UNION ALL ".join(
-        f"SELECT * FROM (SELECT i.language_id, i.priority, i.id FROM annotation_item i "
-        f"WHERE i.language_id = %(language_{n})s AND {_CLAIMABLE} "
-        f"ORDER BY i.priority DESC, i.id LIMIT 1) AS best_{n}"
-        for n in range(len(language_ids))
-    )
+    branches = " UNION ALL ".join(queue_sql.BEST_OF_LANGUAGE.format(n=n) for n in range(len(language_ids)))
     cursor.execute(
         f"SELECT language_id FROM ({branches}) AS best ORDER BY priority DESC, id LIMIT 1",
         {**params, **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
@@ -361,19 +240,12 @@ def _best_language(cursor: CursorWrapper, *, params: dict[str, Any], language_id
     return row[0] if row else None
 
 
-@cache
-def _candidate_sql(*, skip_locked: bool) -> str:
-    # OF i: the language row is read, never locked.
-    selected = f"{columns(Item, 'i')}, {columns(Language, 'l')}"
-    return _CANDIDATE.format(columns=selected) + _lock_clause(of="i", skip_locked=skip_locked)
-
-
 class _QueueTail(Exception):
     """Raised inside the claim's transaction when every claimable item left is locked."""
 
 
 def _claim_candidate(
-    cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int], tail: bool = False
+    cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int], tail: bool = False
 ) -> Item | None:
     """Lock the next item for this evaluator and return it with its language, or None when
     none waits.
@@ -407,7 +279,7 @@ def _claim_candidate(
         params["language"] = language_id
         if tail:
             cursor.execute("SAVEPOINT claim_scan")
-        cursor.execute(_candidate_sql(skip_locked=True), params)
+        cursor.execute(queue_sql.candidate_sql(skip_locked=True), params)
         row = cursor.fetchone()
         if row is None and can_wait:
             if not tail:
@@ -416,7 +288,7 @@ def _claim_candidate(
                 remaining.remove(language_id)
                 continue
             cursor.execute("ROLLBACK TO SAVEPOINT claim_scan")
-            cursor.execute(_candidate_sql(skip_locked=False), params)
+            cursor.execute(queue_sql.candidate_sql(skip_locked=False), params)
             row = cursor.fetchone()
             if row is None:
                 cursor.execute("ROLLBACK TO SAVEPOINT claim_scan")
@@ -430,25 +302,15 @@ def _claim_candidate(
     return None
 
 
-def _live_lease_id(cursor: CursorWrapper, *, evaluator: Any, project: Project, language_ids: list[int]) -> int | None:
+def _live_lease_id(cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int]) -> int | None:
     placeholders = ", ".join(f"%(language_{n})s" for n in range(len(language_ids)))
     cursor.execute(
-        _LIVE_LEASE.format(languages=placeholders),
+        queue_sql.LIVE_LEASE.format(languages=placeholders),
         {"evaluator": evaluator.pk, "project": project.pk, "now": _db_now(timezone.now()),
          **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
     )
     row = cursor.fetchone()
     return row[0] if row else None
-
-
-@cache
-def _insert_sql(model: type[Model], names: tuple[str, ...], returning: bool) -> str:
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in names)}) "
-        f"VALUES ({', '.join(['%s'] * len(names))})"
-    )
-    return f"{sql} RETURNING {quote(model._meta.pk.column)}" if returning else sql
 
 
 def _insert(
@@ -470,23 +332,16 @@ def _insert(
         values.append(field.get_db_prep_save(value, connection))
     returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
-        sql = _insert_sql(type(obj), tuple(names), returning)
+        statement = queue_sql.insert_sql(type(obj), tuple(names), returning)
         if also_return:
-            sql += f", {also_return}"
-        cursor.execute(f"{with_sql} {sql}" if with_sql else sql, [*with_params, *values])
+            statement += f", {also_return}"
+        cursor.execute(f"{with_sql} {statement}" if with_sql else statement, [*with_params, *values])
         row = cursor.fetchone() if returning else None
         pk = row[0] if row is not None else cursor.lastrowid
     setattr(obj, meta.pk.attname, pk)
     obj._state.adding = False
     obj._state.db = connection.alias
     return tuple(row[1:]) if row is not None else ()
-
-
-# The changes that go with an insert on the hot path: a claim takes the item's slot with
-# its new assignment, a submit marks the assignment submitted with its judgment. The row
-# each changes is already locked by this transaction, so the lock order stays the same.
-_TAKE_SLOT = "UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s"
-_MARK_SUBMITTED = "UPDATE annotation_assignment SET status = %s, submitted_at = %s WHERE id = %s"
 
 
 def _insert_with_change(obj: Model, change: str, params: Sequence[Any]) -> None:
@@ -503,8 +358,7 @@ def _insert_with_change(obj: Model, change: str, params: Sequence[Any]) -> None:
 def _item_with_language(item_id: int) -> Item:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {columns(Item, 'i')}, {columns(Language, 'l')} FROM annotation_item i "
-            "JOIN annotation_language l ON l.id = i.language_id WHERE i.id = %s",
+            queue_sql.item_with_language_sql(),
             [item_id],
         )
         row = cursor.fetchone()
@@ -522,7 +376,7 @@ def _expired_sql(*, project: Project | None, now: datetime) -> tuple[str, dict[s
     """_EXPIRED for one project (or all), and its parameters."""
     project_clause = "AND a.project_id = %(project)s" if project is not None else ""
     params = {"now": _db_now(now), "project": project.pk if project is not None else None}
-    return _EXPIRED.format(project=project_clause), params
+    return queue_sql.EXPIRED.format(project=project_clause), params
 
 
 def queue_expire_leases(*, project: Project | None = None, now: datetime | None = None) -> int:
@@ -546,7 +400,7 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         # Lock order: assignments first, then items (as in submit). SKIP LOCKED: a lease
         # being submitted or swept by someone else right now is theirs to settle.
-        cursor.execute(expired + _lock_clause(skip_locked=True), params)
+        cursor.execute(expired + queue_sql.lock_clause(skip_locked=True), params)
         rows = cursor.fetchall()
         if not rows:
             return 0
@@ -559,7 +413,7 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
     return len(rows)
 
 
-def _qualified_and_due(*, evaluator: Any, project: Project, now: datetime) -> tuple[list[int], bool]:
+def _qualified_and_due(*, evaluator: User, project: Project, now: datetime) -> tuple[list[int], bool]:
     """The languages the evaluator may work in the project, and whether a lease of the
     project is past its time: what every claim asks first, in one round trip (the EXISTS
     is an InitPlan, run once). Only this project's leases: the sweep that follows settles
@@ -578,7 +432,7 @@ def _lease_until(project: Project) -> datetime:
     return timezone.now() + timedelta(seconds=project.lease_seconds)
 
 
-def _claim_honeypot(*, evaluator: Any, project: Project, language_ids: list[int]) -> Assignment | None:
+def _claim_honeypot(*, evaluator: User, project: Project, language_ids: list[int]) -> Assignment | None:
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator)
     candidates = (
         Item.objects.filter(project=project, language_id__in=language_ids, is_gold=True, gold__isnull=False)
@@ -604,7 +458,7 @@ def _claim_honeypot(*, evaluator: Any, project: Project, language_ids: list[int]
 
 
 def item_claim_next(
-    *, evaluator: Any, project: Project, language: Language | None = None
+    *, evaluator: User, project: Project, language: Language | None = None
 ) -> Assignment | None:
     """Lease the next item to this evaluator, or return their live lease; None when nothing waits.
 
@@ -635,10 +489,10 @@ def item_claim_next(
         assignment, live_id = _claim_in_transaction(
             evaluator=evaluator, project=project, language_ids=language_ids, tail=True
         )
-    if assignment is None and live_id is None:
-        return None
     # A resumed lease or a honeypot: read after the commit, outside the locks, for the card.
     if assignment is None:
+        if live_id is None:
+            return None
         assignment = Assignment.objects.get(pk=live_id)
     if not Assignment.item.is_cached(assignment):
         assignment.item = _item_with_language(assignment.item_id)
@@ -649,7 +503,7 @@ def item_claim_next(
 
 @retried_on_deadlock
 def _claim_in_transaction(
-    *, evaluator: Any, project: Project, language_ids: list[int], tail: bool = False
+    *, evaluator: User, project: Project, language_ids: list[int], tail: bool = False
 ) -> tuple[Assignment | None, int | None]:
     """The claim's one transaction: (the new assignment, None), (None, the id of the live
     lease to resume) or (None, None) when nothing waits."""
@@ -658,7 +512,7 @@ def _claim_in_transaction(
             # One evaluator's claims (two tabs, a double click) run one after the other, so
             # each sees the lease the other took: no second lease, no race into the
             # one-assignment-per-item constraint.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CLAIM_LOCK_SPACE, evaluator.pk % 2**31])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [queue_sql.CLAIM_LOCK_SPACE, evaluator.pk % 2**31])
         live_id = _live_lease_id(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
         assignment = None
         if live_id is None:
@@ -680,13 +534,13 @@ def _claim_in_transaction(
                     kind=AssignmentKind.PRODUCTION,
                     lease_expires_at=_lease_until(project),
                 )
-                _insert_with_change(assignment, _TAKE_SLOT, [item.pk])
+                _insert_with_change(assignment, queue_sql.TAKE_SLOT, [item.pk])
                 item.open_slots -= 1
     return assignment, live_id
 
 
 @retried_on_deadlock
-def assignment_skip(*, assignment: Assignment, evaluator: Any, reason: str) -> Assignment:
+def assignment_skip(*, assignment: Assignment, evaluator: User, reason: str) -> Assignment:
     """Give the item back with a reason; this evaluator will not be offered it again."""
     if reason not in SkipReason.values:
         raise ValidationError(
@@ -726,7 +580,7 @@ def _is_too_fast(*, assignment: Assignment, item_id: int, project: Project, seco
 
 
 def judgment_submit(
-    *, assignment: Assignment, evaluator: Any, value: Any, seconds: float | None = None
+    *, assignment: Assignment, evaluator: User, value: Any, seconds: float | None = None
 ) -> Judgment:
     """Store the evaluator's judgment on their assignment.
 
@@ -750,11 +604,11 @@ def judgment_submit(
 
 @retried_on_deadlock
 def _submit_in_transaction(
-    *, assignment: Assignment, evaluator: Any, project: Project, value: dict[str, Any], spent: float | None
+    *, assignment: Assignment, evaluator: User, project: Project, value: dict[str, Any], spent: float | None
 ) -> tuple[Judgment, str, int]:
     """The submit's one transaction: the stored judgment, its kind and the item's language."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SUBMIT_READ + _lock_clause(of="a, i"), {"assignment": assignment.pk})
+        cursor.execute(queue_sql.SUBMIT_READ + queue_sql.lock_clause(of="a, i"), {"assignment": assignment.pk})
         row = cursor.fetchone()
         if row is None:
             raise Assignment.DoesNotExist("This assignment no longer exists.")
@@ -770,7 +624,7 @@ def _submit_in_transaction(
             # The slot went back to the pool: take it again if nobody else has.
             if open_slots <= 0 or item_status != ItemStatus.QUEUED:
                 raise ValidationError(_("Your time on this item ran out and it went to another evaluator."))
-            cursor.execute("UPDATE annotation_item SET open_slots = open_slots - 1 WHERE id = %s", [item_id])
+            cursor.execute(queue_sql.TAKE_SLOT, [item_id])
         if spent is None:
             spent = (now - _aware(leased_at)).total_seconds()
         judgment = Judgment(
@@ -789,33 +643,33 @@ def _submit_in_transaction(
         if kind in SLOT_KINDS and connection.vendor == "postgresql":
             (done,) = _insert(
                 judgment,
-                with_sql=f"WITH change AS ({_MARK_SUBMITTED}), done AS ({_MARK_DONE_WITH_INSERT})",
+                with_sql=f"WITH change AS ({queue_sql.MARK_SUBMITTED}), done AS ({queue_sql.MARK_DONE_WITH_INSERT})",
                 with_params=[*submitted, project.overlap, _db_now(now), item_id, item_id, project.overlap],
                 also_return=f"(SELECT count(*) FROM done WHERE status = '{ItemStatus.DONE.value}')",
             )
             became_done = done == 1 and item_status == ItemStatus.QUEUED
         else:
-            _insert_with_change(judgment, _MARK_SUBMITTED, submitted)
+            _insert_with_change(judgment, queue_sql.MARK_SUBMITTED, submitted)
             if kind in SLOT_KINDS:
                 params = {"now": _db_now(now), "item": item_id, "overlap": project.overlap}
-                cursor.execute(_MARK_DONE, params)
+                cursor.execute(queue_sql.MARK_DONE, params)
                 became_done = cursor.rowcount == 1
                 if not became_done:
-                    cursor.execute(_BUMP_IF_SETTLED, params)
+                    cursor.execute(queue_sql.BUMP_IF_SETTLED, params)
         if became_done:
             # Judgments that disagree beyond the project rule send the item to adjudication.
             adjudication_route(item_id=item_id, project=project)
     return judgment, kind, language_id
 
 
-def judgment_revise(*, judgment: Judgment, evaluator: Any, value: Any, seconds: float | None = None) -> Judgment:
+def judgment_revise(*, judgment: Judgment, evaluator: User, value: Any, seconds: float | None = None) -> Judgment:
     """Add a new revision of the evaluator's own judgment; the old one is kept, not current."""
     if judgment.evaluator_id != evaluator.pk:
         raise PermissionDenied(_("This judgment is not yours."))
     project = judgment.item.project
     clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
     with transaction.atomic():
-        locked = Assignment.objects.select_for_update().get(pk=judgment.assignment_id)
+        locked = Assignment.objects.select_for_update().get(pk=judgment.assignment_id or 0)
         current = Judgment.objects.select_for_update().get(assignment=locked, is_current=True)
         if current.item.status == ItemStatus.FINAL:
             raise ValidationError(_("This item has a final label; it can no longer be revised."))
@@ -836,7 +690,7 @@ def judgment_revise(*, judgment: Judgment, evaluator: Any, value: Any, seconds: 
         )
 
 
-def judgments_of_evaluator(*, evaluator: Any, project: Project | None = None) -> QuerySet[Judgment]:
+def judgments_of_evaluator(*, evaluator: User, project: Project | None = None) -> QuerySet[Judgment]:
     """The evaluator's own current judgments, newest first ("My judgments")."""
     qs = Judgment.objects.filter(
         evaluator=evaluator, is_current=True, kind__in=[AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT]
@@ -848,6 +702,8 @@ def judgments_of_evaluator(*, evaluator: Any, project: Project | None = None) ->
 
 def judgment_history(*, judgment: Judgment) -> QuerySet[Judgment]:
     """Every revision of the same assignment, oldest first."""
+    if judgment.assignment_id is None:  # a historical judgment has no revisions
+        return Judgment.objects.filter(pk=judgment.pk)
     return Judgment.objects.filter(assignment_id=judgment.assignment_id).order_by("revision")
 
 
@@ -883,7 +739,7 @@ def items_enqueue(
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"""
-                    UPDATE {Item._meta.db_table} AS item
+                    UPDATE {queue_sql.ITEM} AS item
                     SET status = %s, selection = %s, open_slots = %s, priority = batch.priority, updated_at = %s
                     FROM unnest(%s::bigint[], %s::double precision[]) AS batch(id, priority)
                     WHERE item.id = batch.id AND item.project_id = %s AND item.status = %s AND NOT item.is_gold

@@ -1,6 +1,6 @@
 """Rebuild the bundled demo data under data/ from the original downloads.
 
-    python data/build.py [--source /work/shared/data] [--out data]
+    python data/build.py --source DOWNLOADS [--out data]
 
 Reads the original archives (MLQE-PE dev tarballs, WMT23 side-by-side MQM tarballs, the
 UDHR Article 1 JSON), writes compact gzip JSON Lines plus a small JSON file, and prints
@@ -8,7 +8,7 @@ checks: row counts, token/log-probability alignment, and how often the MQM penal
 reproduces the averages the WMT23 data set itself recorded. Standard library only, so it
 runs without the project installed. Output is byte-identical across runs (sorted keys,
 gzip mtime 0), so a rebuild shows up in `git diff` only when the data really changed.
-See data/README.md for sources, licences and what was changed.
+See data/README.md for where each download comes from, licences and what was changed.
 """
 
 from __future__ import annotations
@@ -311,7 +311,8 @@ def udhr_build(source: Path, out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, default=Path("/work/shared/data"), help="folder with the downloads")
+    parser.add_argument("--source", type=Path, required=True,
+                        help="folder with the downloads: mlqe-pe/, wmt23-mqm/ and udhr/ (see data/README.md)")
     parser.add_argument("--out", type=Path, default=here, help="where to write (default: this folder)")
     args = parser.parse_args(argv)
     for sub in ("mlqe-pe", "wmt23-mqm", "udhr"):

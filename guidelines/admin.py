@@ -18,8 +18,7 @@ from guidelines.models import (
 class GuidelineVersionInline(admin.TabularInline):
     model = GuidelineVersion
     extra = 0
-    fields = ["major", "minor", "patch", "changelog", "published_by", "published_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("major", "minor", "patch", "changelog", "published_by", "published_at")
     can_delete = False
     show_change_link = True
 
@@ -59,8 +58,7 @@ class GuidelineAcknowledgementAdmin(admin.ModelAdmin):
 class CalibrationAttemptInline(admin.TabularInline):
     model = CalibrationAttempt
     extra = 0
-    fields = ["evaluator", "number", "verdict", "correct", "total", "score", "started_at", "finished_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("evaluator", "number", "verdict", "correct", "total", "score", "started_at", "finished_at")
     can_delete = False
 
 

@@ -114,7 +114,7 @@ class GuidelineAcknowledgement(models.Model):
         return f"{self.evaluator} read {self.version}"
 
 
-class RoundStatus(models.TextChoices):
+class CalibrationRoundStatus(models.TextChoices):
     DRAFT = "draft", _("draft")
     OPEN = "open", _("open")
     CLOSED = "closed", _("closed")
@@ -129,7 +129,7 @@ class CalibrationRound(models.Model):
     name = models.CharField(_("name"), max_length=200, blank=True)
     pass_mark = models.FloatField(_("pass mark (share correct, 0–1)"))
     cooldown_seconds = models.PositiveIntegerField(_("retry cool-down (seconds)"), default=3600)
-    status = models.CharField(max_length=6, choices=RoundStatus.choices, default=RoundStatus.DRAFT)
+    status = models.CharField(max_length=6, choices=CalibrationRoundStatus.choices, default=CalibrationRoundStatus.DRAFT)
     gold_items = models.ManyToManyField(Item, related_name="calibration_rounds", blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -145,7 +145,7 @@ class CalibrationRound(models.Model):
                 condition=Q(pass_mark__gte=0) & Q(pass_mark__lte=1), name="calibration_round_pass_mark_0_1"
             ),
             models.CheckConstraint(
-                condition=Q(status__in=[c.value for c in RoundStatus]), name="calibration_round_status_valid"
+                condition=Q(status__in=[c.value for c in CalibrationRoundStatus]), name="calibration_round_status_valid"
             ),
             # Routing an evaluator to "the" round of their language needs at most one open.
             models.UniqueConstraint(

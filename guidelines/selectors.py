@@ -28,15 +28,16 @@ from annotation.models import (
     QualificationStatus,
     TaskType,
 )
+from annotation.types import User
 from guidelines.markdown import markdown_render
 from guidelines.models import (
     AttemptVerdict,
     CalibrationAttempt,
     CalibrationRound,
+    CalibrationRoundStatus,
     Guideline,
     GuidelineTranslation,
     GuidelineVersion,
-    RoundStatus,
     WorkedExample,
 )
 from guidelines.services import CALIBRATING, same_major
@@ -168,7 +169,7 @@ def value_label(*, project: Project, value: dict[str, Any] | None) -> str:
             "b": _("B much better") if much else _("B slightly better"),
             "tie": _("Tie"),
             "both_bad": _("Both bad"),
-        }.get(choice, "")
+        }.get(str(choice), "")
     else:
         text = ", ".join(value.get("labels", []))
     issues = value.get("issues")
@@ -227,7 +228,7 @@ def calibration_round_for(*, project: Project, language: Language) -> Calibratio
     """The open round an evaluator of this language is routed to (current major version)."""
     calibration_round = (
         CalibrationRound.objects.select_related("project", "language")
-        .filter(project=project, language=language, status=RoundStatus.OPEN)
+        .filter(project=project, language=language, status=CalibrationRoundStatus.OPEN)
         .first()
     )
     if calibration_round is None or not same_major(calibration_round.guideline_version, project.guideline_version):
@@ -262,7 +263,7 @@ class CalibrationState:
         return max(0, int((self.retry_at - timezone.now()).total_seconds() + 0.999))
 
 
-def calibration_state(*, evaluator: Any, project: Project, language: Language) -> CalibrationState:
+def calibration_state(*, evaluator: User, project: Project, language: Language) -> CalibrationState:
     qualification = Qualification.objects.filter(evaluator=evaluator, project=project, language=language).first()
     needs_ack = bool(
         project.guideline_version
@@ -276,7 +277,7 @@ def calibration_state(*, evaluator: Any, project: Project, language: Language) -
     attempts = CalibrationAttempt.objects.filter(round=calibration_round, evaluator=evaluator).order_by("-number")
     state.attempt = attempts.filter(verdict=AttemptVerdict.IN_PROGRESS).first()
     state.last = attempts.exclude(verdict=AttemptVerdict.IN_PROGRESS).first()
-    if state.last is not None and state.last.verdict == AttemptVerdict.FAILED:
+    if state.last is not None and state.last.verdict == AttemptVerdict.FAILED and state.last.finished_at is not None:
         state.retry_at = state.last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
     return state
 
@@ -300,13 +301,13 @@ class NotAnswered(Exception):
     """No answer yet: the gold answer stays hidden."""
 
 
-def calibration_answered(*, evaluator: Any, assignment_id: int) -> bool:
+def calibration_answered(*, evaluator: User, assignment_id: int) -> bool:
     return Judgment.objects.filter(
         assignment_id=assignment_id, assignment__kind=AssignmentKind.CALIBRATION, evaluator=evaluator
     ).exists()
 
 
-def calibration_feedback(*, evaluator: Any, assignment_id: int) -> Feedback:
+def calibration_feedback(*, evaluator: User, assignment_id: int) -> Feedback:
     """What the evaluator sees after answering a calibration item — only after answering."""
     assignment = (
         Assignment.objects.select_related("item__language", "item__project", "item__gold")
@@ -318,7 +319,7 @@ def calibration_feedback(*, evaluator: Any, assignment_id: int) -> Feedback:
     judgment = Judgment.objects.filter(assignment=assignment, is_current=True).first()
     if judgment is None:
         raise NotAnswered
-    attempt = CalibrationAttempt.objects.select_related("round").get(pk=assignment.calibration_attempt_id)
+    attempt = CalibrationAttempt.objects.select_related("round").get(pk=assignment.calibration_attempt_id or 0)
     item = assignment.item
     project = item.project
     gold = item.gold
@@ -376,13 +377,13 @@ def promotable_items(*, project: Project, limit: int = 200) -> QuerySet[Item]:
 
 @dataclass
 class AttemptRow:
-    evaluator: Any
+    evaluator: User
     attempts: list[CalibrationAttempt]
 
     @property
     def best(self) -> CalibrationAttempt | None:
-        finished = [a for a in self.attempts if a.score is not None]
-        return max(finished, key=lambda a: a.score) if finished else None
+        finished = [(a.score, a) for a in self.attempts if a.score is not None]
+        return max(finished, key=lambda pair: pair[0])[1] if finished else None
 
 
 @dataclass
@@ -455,7 +456,7 @@ def requalifying(*, project: Project) -> QuerySet[Qualification]:
 
 @dataclass(frozen=True)
 class TooFastRow:
-    evaluator: Any
+    evaluator: User
     language: Language
     flagged: int
     judged: int
@@ -510,7 +511,7 @@ def _users(ids: list[int]) -> QuerySet[Any]:
     return get_user_model().objects.filter(pk__in=ids)
 
 
-def evaluator_languages_in(*, evaluator: Any, project: Project) -> list[Qualification]:
+def evaluator_languages_in(*, evaluator: User, project: Project) -> list[Qualification]:
     return list(
         Qualification.objects.filter(evaluator=evaluator, project=project).select_related("language").order_by("language__tag")
     )

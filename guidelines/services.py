@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import random
 import secrets
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,15 +41,17 @@ from annotation.qualification import (
 )
 from annotation.queue import judgment_submit
 from annotation.schema import judgment_value_validate
+from annotation.types import User
+from annotation.validation import text_clean
 from guidelines.models import (
     AttemptVerdict,
     CalibrationAttempt,
     CalibrationRound,
+    CalibrationRoundStatus,
     Guideline,
     GuidelineAcknowledgement,
     GuidelineTranslation,
     GuidelineVersion,
-    RoundStatus,
     WorkedExample,
 )
 
@@ -76,25 +77,6 @@ class CooldownActive(ValidationError):
 # ---------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------
-
-
-def _text(value: Any, *, field: str, max_chars: int, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationError(f"{field}: must be text")
-    if "\x00" in value:
-        raise ValidationError(f"{field}: contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{field}: contains a lone surrogate (not valid Unicode text)") from None
-    value = unicodedata.normalize("NFC", value.replace("\r\n", "\n")).strip()
-    if len(value) > max_chars:
-        raise ValidationError(f"{field}: longer than {max_chars} characters")
-    if required and not value:
-        raise ValidationError(f"{field}: is required")
-    return value
 
 
 def version_parse(version: str) -> tuple[int, int, int]:
@@ -135,6 +117,41 @@ def _actor(actor: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+def _guideline_locked(*, project: Project, source_language: str | None) -> Guideline:
+    """The project's guideline, created on the first publication, locked: one publication at
+    a time per project (the version number is read, then written)."""
+    guideline = Guideline.objects.select_for_update().filter(project=project).first()
+    if guideline is not None:
+        return guideline
+    language = language_get_or_create(tag=source_language or "en")
+    try:
+        with transaction.atomic():
+            return Guideline.objects.create(project=project, source_language=language)
+    except IntegrityError:
+        # Another lead published the first version a moment ago: number after theirs.
+        return Guideline.objects.select_for_update().get(project=project)
+
+
+def _version_next(
+    *, previous: GuidelineVersion | None, body: str, changelog: str, bump: str
+) -> tuple[tuple[int, int, int], str, str]:
+    """(major, minor, patch), the effective bump and the changelog of the next version."""
+    if previous is None:
+        return (1, 0, 0), "initial", changelog or "First version."
+    if body == previous.body:
+        raise ValidationError(f"body: the text is the same as version {previous.version}; change it before publishing.")
+    if not changelog:
+        raise ValidationError(
+            f"changelog: say what changed since version {previous.version}, so evaluators know what to re-read."
+        )
+    major, minor, patch = previous.major, previous.minor, previous.patch
+    if bump == "major":
+        return (major + 1, 0, 0), bump, changelog
+    if bump == "minor":
+        return (major, minor + 1, 0), bump, changelog
+    return (major, minor, patch + 1), bump, changelog
+
+
 def guideline_publish(
     *,
     project: Project,
@@ -150,42 +167,16 @@ def guideline_publish(
     nobody re-acknowledges; minor → every evaluator acknowledges before claiming again;
     major → every qualified evaluator requalifies through a calibration round.
     """
-    body = _text(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
-    changelog = _text(changelog, field="changelog", max_chars=MAX_NOTE_CHARS)
+    body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
+    changelog = text_clean(changelog, field="changelog", max_chars=MAX_NOTE_CHARS)
     if bump not in BUMPS:
         raise ValidationError(f"bump: choose one of {', '.join(BUMPS)}, not {bump!r}")
     with transaction.atomic():
-        # One publication at a time per project: the version number is read, then written.
-        guideline = Guideline.objects.select_for_update().filter(project=project).first()
-        if guideline is None:
-            language = language_get_or_create(tag=source_language or "en")
-            try:
-                with transaction.atomic():
-                    guideline = Guideline.objects.create(project=project, source_language=language)
-            except IntegrityError:
-                # Another lead published the first version a moment ago: number after theirs.
-                guideline = Guideline.objects.select_for_update().get(project=project)
+        guideline = _guideline_locked(project=project, source_language=source_language)
         previous = guideline.versions.order_by("-major", "-minor", "-patch").first()
-        if previous is None:
-            major, minor, patch, effective = 1, 0, 0, "initial"
-            changelog = changelog or "First version."
-        else:
-            if body == previous.body:
-                raise ValidationError(
-                    f"body: the text is the same as version {previous.version}; change it before publishing."
-                )
-            if not changelog:
-                raise ValidationError(
-                    f"changelog: say what changed since version {previous.version}, so evaluators know what to re-read."
-                )
-            major, minor, patch = previous.major, previous.minor, previous.patch
-            if bump == "major":
-                major, minor, patch = major + 1, 0, 0
-            elif bump == "minor":
-                minor, patch = minor + 1, 0
-            else:
-                patch += 1
-            effective = bump
+        (major, minor, patch), effective, changelog = _version_next(
+            previous=previous, body=body, changelog=changelog, bump=bump
+        )
         version = GuidelineVersion.objects.create(
             guideline=guideline,
             major=major,
@@ -222,7 +213,7 @@ def guideline_translation_save(
     if language_tag_normalize(language) == source.tag:
         raise ValidationError(f"{source.tag} is the guideline's source language: edit the guideline itself instead.")
     target = _project_language(project, language)
-    body = _text(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
+    body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
     translation, created = GuidelineTranslation.objects.update_or_create(
         version=version,
         language=target,
@@ -253,7 +244,7 @@ def worked_example_add(
     except ValidationError as exc:
         raise ValidationError(f"The example's judgment does not fit the project's schema: {exc.messages[0]}") from None
     clean.pop("comment", None)
-    explanation = _text(explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True)
+    explanation = text_clean(explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True)
     position = (guideline.examples.aggregate(m=Max("position"))["m"] or 0) + 1
     try:
         with transaction.atomic():
@@ -280,7 +271,7 @@ def worked_example_remove(*, example: WorkedExample, actor: Any = None) -> None:
     example.delete()
 
 
-def guideline_acknowledge(*, project: Project, evaluator: Any, version: str) -> GuidelineAcknowledgement:
+def guideline_acknowledge(*, project: Project, evaluator: User, version: str) -> GuidelineAcknowledgement:
     """The evaluator read `version` (the current one) and may claim under it."""
     guideline_version = GuidelineVersion.objects.filter(guideline__project=project).filter(
         **dict(zip(("major", "minor", "patch"), version_parse(version), strict=True))
@@ -368,7 +359,7 @@ def calibration_round_create(
     clean_mark = _pass_mark_clean(pass_mark)
     clean_cooldown = _cooldown_clean(cooldown_seconds)
     items = _gold_items_clean(project=project, language=target, item_ids=gold_item_ids)
-    name = _text(name, field="name", max_chars=200)
+    name = text_clean(name, field="name", max_chars=200)
     with transaction.atomic():
         calibration_round = CalibrationRound.objects.create(
             project=project,
@@ -415,7 +406,7 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
     project = calibration_round.project
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
-        if locked.status == RoundStatus.OPEN:
+        if locked.status == CalibrationRoundStatus.OPEN:
             return locked
         if not locked.gold_items.exists():
             raise ValidationError("A calibration round with no gold items cannot open: pick gold items first.")
@@ -425,10 +416,10 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
                 f"{project.guideline_version or '(none)'}, a different major version. Create a new round."
             )
         now = timezone.now()
-        CalibrationRound.objects.filter(project=project, language=locked.language, status=RoundStatus.OPEN).update(
-            status=RoundStatus.CLOSED, closed_at=now
+        CalibrationRound.objects.filter(project=project, language=locked.language, status=CalibrationRoundStatus.OPEN).update(
+            status=CalibrationRoundStatus.CLOSED, closed_at=now
         )
-        locked.status = RoundStatus.OPEN
+        locked.status = CalibrationRoundStatus.OPEN
         locked.opened_at = now
         locked.closed_at = None
         locked.save(update_fields=["status", "opened_at", "closed_at"])
@@ -439,8 +430,8 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
 def calibration_round_close(*, calibration_round: CalibrationRound, actor: Any = None) -> CalibrationRound:
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
-        if locked.status != RoundStatus.CLOSED:
-            locked.status = RoundStatus.CLOSED
+        if locked.status != CalibrationRoundStatus.CLOSED:
+            locked.status = CalibrationRoundStatus.CLOSED
             locked.closed_at = timezone.now()
             locked.save(update_fields=["status", "closed_at"])
             audit_record(verb="calibration_round.close", actor=actor, project=locked.project, obj=locked)
@@ -452,7 +443,7 @@ def calibration_round_close(*, calibration_round: CalibrationRound, actor: Any =
 # ---------------------------------------------------------------------------------------
 
 
-def calibration_qualification(*, evaluator: Any, project: Project, language: Language) -> Qualification:
+def calibration_qualification(*, evaluator: User, project: Project, language: Language) -> Qualification:
     """The qualification that lets this evaluator take calibration, or a refusal that says why."""
     qualification = Qualification.objects.filter(evaluator=evaluator, project=project, language=language).first()
     if qualification is None:
@@ -480,7 +471,7 @@ def _shuffled(item_ids: list[int], seed: int) -> list[int]:
 
 
 def calibration_attempt_start(
-    *, calibration_round: CalibrationRound, evaluator: Any, now: datetime | None = None
+    *, calibration_round: CalibrationRound, evaluator: User, now: datetime | None = None
 ) -> CalibrationAttempt:
     """Start (or resume) the evaluator's attempt at the round, in a fresh shuffled order.
 
@@ -492,7 +483,7 @@ def calibration_attempt_start(
     calibration_round = CalibrationRound.objects.select_related("project", "language").get(pk=calibration_round.pk)
     project = calibration_round.project
     calibration_qualification(evaluator=evaluator, project=project, language=calibration_round.language)
-    if calibration_round.status != RoundStatus.OPEN:
+    if calibration_round.status != CalibrationRoundStatus.OPEN:
         raise ValidationError("This calibration round is not open.")
     item_ids = list(calibration_round.gold_items.values_list("pk", flat=True))
     if not item_ids:
@@ -503,7 +494,7 @@ def calibration_attempt_start(
         if current is not None:
             return current
         last = attempts.order_by("-number").first()
-        if last is not None and last.verdict == AttemptVerdict.FAILED:
+        if last is not None and last.verdict == AttemptVerdict.FAILED and last.finished_at is not None:
             retry_at = last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
             if now < retry_at:
                 raise CooldownActive(retry_at)
@@ -591,7 +582,7 @@ def calibration_step_next(*, attempt: CalibrationAttempt) -> CalibrationStep | N
 
 
 def calibration_answer(
-    *, attempt: CalibrationAttempt, assignment: Assignment, evaluator: Any, value: Any, seconds: float | None = None
+    *, attempt: CalibrationAttempt, assignment: Assignment, evaluator: User, value: Any, seconds: float | None = None
 ) -> Judgment:
     """Store the evaluator's answer; after the last item, score the attempt and give the verdict."""
     if attempt.evaluator_id != evaluator.pk or assignment.evaluator_id != evaluator.pk:

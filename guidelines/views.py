@@ -17,19 +17,21 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotation.access import project_for_lead
+from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.gold import gold_create, gold_promote
 from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
-from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
+from annotation.types import AuthenticatedRequest
 from guidelines import selectors, services
 from guidelines.forms import (
     ExampleForm,
@@ -49,7 +51,7 @@ def _message(exc: ValidationError | PermissionDenied) -> str:
     return str(exc)
 
 
-def _project_for_member(request: HttpRequest, slug: str) -> tuple[Project, bool]:
+def _project_for_member(request: AuthenticatedRequest, slug: str) -> tuple[Project, bool]:
     """The project, for its leads and the evaluators who work on it; (project, is_lead)."""
     project = get_object_or_404(Project, slug=slug)
     if project_is_lead(project=project, user=request.user):
@@ -57,13 +59,6 @@ def _project_for_member(request: HttpRequest, slug: str) -> tuple[Project, bool]
     if not Qualification.objects.filter(project=project, evaluator=request.user).exists():
         raise PermissionDenied(_("You do not work on this project."))
     return project, False
-
-
-def _project_for_lead(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not project_is_lead(project=project, user=request.user):
-        raise PermissionDenied(_("Only the project's leads can do this."))
-    return project
 
 
 def _language_param(project: Project, tag: str) -> Language | None:
@@ -84,7 +79,7 @@ class _BadRequest(Exception):
     pass
 
 
-def _safe_next(request: HttpRequest, fallback: str) -> str:
+def _safe_next(request: AuthenticatedRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                                   require_https=request.is_secure()):
@@ -103,7 +98,7 @@ def _calibration_url(project: Project, language: Language) -> str:
 
 @login_required
 @require_GET
-def guideline_panel(request: HttpRequest, slug: str) -> HttpResponse:
+def guideline_panel(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The current guideline in the evaluator's language: a fragment beside the item card."""
     project, _is_lead = _project_for_member(request, slug)
     try:
@@ -122,7 +117,7 @@ def guideline_panel(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def guideline_read(request: HttpRequest, slug: str) -> HttpResponse:
+def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Read the current version (in one's language) and acknowledge it."""
     project, is_lead = _project_for_member(request, slug)
     qualifications = selectors.evaluator_languages_in(evaluator=request.user, project=project)
@@ -192,7 +187,7 @@ def _reading_languages(project: Project, version: Any) -> list[Language]:
 
 
 def _calibration_context(
-    request: HttpRequest, slug: str, tag: str, *, with_step: bool = True
+    request: AuthenticatedRequest, slug: str, tag: str, *, with_step: bool = True
 ) -> tuple[Project, Language, selectors.CalibrationState]:
     project = get_object_or_404(Project, slug=slug)
     try:
@@ -213,7 +208,7 @@ def _calibration_context(
     return project, language, state
 
 
-def _render_calibration(request: HttpRequest, project: Project, language: Language,
+def _render_calibration(request: AuthenticatedRequest, project: Project, language: Language,
                         state: selectors.CalibrationState, *, error: str = "", status: int = 200) -> HttpResponse:
     ctx: dict[str, Any] = {
         "project": project,
@@ -233,7 +228,7 @@ def _render_calibration(request: HttpRequest, project: Project, language: Langua
 
 @login_required
 @require_GET
-def calibration(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+def calibration(request: AuthenticatedRequest, slug: str, tag: str) -> HttpResponse:
     """The evaluator's calibration round for a language: intro, the next item, or the result."""
     project, language, state = _calibration_context(request, slug, tag)
     if state.needs_acknowledgement and state.may_calibrate:
@@ -246,7 +241,7 @@ def calibration(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def calibration_start(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+def calibration_start(request: AuthenticatedRequest, slug: str, tag: str) -> HttpResponse:
     project, language, state = _calibration_context(request, slug, tag, with_step=False)
     if state.round is None:
         return _render_calibration(request, project, language, state, status=400,
@@ -260,7 +255,7 @@ def calibration_start(request: HttpRequest, slug: str, tag: str) -> HttpResponse
 
 @login_required
 @require_POST
-def calibration_answer(request: HttpRequest, slug: str, tag: str, assignment_id: int) -> HttpResponse:
+def calibration_answer(request: AuthenticatedRequest, slug: str, tag: str, assignment_id: int) -> HttpResponse:
     project, language, state = _calibration_context(request, slug, tag)
     attempt = state.attempt
     step = state.step
@@ -281,7 +276,7 @@ def calibration_answer(request: HttpRequest, slug: str, tag: str, assignment_id:
 
 @login_required
 @require_GET
-def calibration_feedback(request: HttpRequest, slug: str, tag: str, assignment_id: int) -> HttpResponse:
+def calibration_feedback(request: AuthenticatedRequest, slug: str, tag: str, assignment_id: int) -> HttpResponse:
     """Their answer, the gold answer and the explanation — only once they answered."""
     project, language, _state = _calibration_context(request, slug, tag, with_step=False)
     try:
@@ -307,7 +302,7 @@ def calibration_feedback(request: HttpRequest, slug: str, tag: str, assignment_i
 # ---------------------------------------------------------------------------------------
 
 
-def _lead_render(request: HttpRequest, template: str, project: Project, ctx: dict[str, Any],
+def _lead_render(request: AuthenticatedRequest, template: str, project: Project, ctx: dict[str, Any],
                  *, status: int = 200) -> HttpResponse:
     ctx.setdefault("project", project)
     return render(request, template, ctx, status=status)
@@ -315,8 +310,8 @@ def _lead_render(request: HttpRequest, template: str, project: Project, ctx: dic
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lead_guideline(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_guideline(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     current = selectors.guideline_current(project=project)
     error, status = "", 200
     if request.method == "POST":
@@ -363,16 +358,16 @@ def _form_errors(form: Any) -> str:
 
 @login_required
 @require_POST
-def lead_guideline_preview(request: HttpRequest, slug: str) -> HttpResponse:
+def lead_guideline_preview(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The Markdown as evaluators will see it (htmx, as the lead types)."""
-    _project_for_lead(request, slug)
+    project_for_lead(request, slug)
     return render(request, "guidelines/lead/preview.html", {"preview": markdown_render(request.POST.get("body", ""))})
 
 
 @login_required
 @require_GET
-def lead_guideline_diff(request: HttpRequest, slug: str, version: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_guideline_diff(request: AuthenticatedRequest, slug: str, version: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     found = selectors.guideline_version_get(project=project, version=version)
     if found is None:
         raise Http404(_("No such guideline version."))
@@ -384,8 +379,8 @@ def lead_guideline_diff(request: HttpRequest, slug: str, version: str) -> HttpRe
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lead_guideline_translation(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     current = selectors.guideline_current(project=project)
     if current is None:
         messages.error(request, _("Publish a first version of the guideline before translating it."))
@@ -424,8 +419,8 @@ def lead_guideline_translation(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_example_add(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_example_add(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     try:
         services.worked_example_add(
             project=project,
@@ -443,8 +438,8 @@ def lead_example_add(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_example_remove(request: HttpRequest, slug: str, example_id: int) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_example_remove(request: AuthenticatedRequest, slug: str, example_id: int) -> HttpResponse:
+    project = project_for_lead(request, slug)
     example = get_object_or_404(WorkedExample, pk=example_id, guideline__project=project)
     services.worked_example_remove(example=example, actor=request.user)
     messages.success(request, _("Removed the worked example."))
@@ -458,8 +453,8 @@ def lead_example_remove(request: HttpRequest, slug: str, example_id: int) -> Htt
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lead_gold(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_gold(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     error, status = "", 200
     form = GoldCreateForm(request.POST or None)
     if request.method == "POST":
@@ -490,7 +485,7 @@ def lead_gold(request: HttpRequest, slug: str) -> HttpResponse:
     return _render_gold(request, project, form=form, error=error, status=status)
 
 
-def _render_gold(request: HttpRequest, project: Project, *, form: Any = None, error: str = "",
+def _render_gold(request: AuthenticatedRequest, project: Project, *, form: Any = None, error: str = "",
                  status: int = 200) -> HttpResponse:
     items = [(item, selectors.value_label(project=project, value=item.gold.value),
               selectors.tolerance_label(project=project, tolerance=item.gold.tolerance))
@@ -509,9 +504,10 @@ def _render_gold(request: HttpRequest, project: Project, *, form: Any = None, er
 
 @login_required
 @require_POST
-def lead_gold_promote(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
-    item = Item.objects.filter(project=project, pk=_int_or_none(request.POST.get("item"))).first()
+def lead_gold_promote(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
+    item_id = _int_or_none(request.POST.get("item"))
+    item = Item.objects.filter(project=project, pk=item_id).first() if item_id is not None else None
     if item is None:
         return _render_gold(request, project, error=_("Pick an adjudicated item of this project."), status=400)
     try:
@@ -541,8 +537,8 @@ def _int_or_none(raw: Any) -> int | None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lead_rounds(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_rounds(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     error, status = "", 200
     form = RoundForm(request.POST or None)
     chosen: list[str] = request.POST.getlist("gold_items") if request.method == "POST" else []
@@ -581,8 +577,8 @@ def lead_rounds(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lead_round(request: HttpRequest, slug: str, round_id: int) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_round(request: AuthenticatedRequest, slug: str, round_id: int) -> HttpResponse:
+    project = project_for_lead(request, slug)
     calibration_round = get_object_or_404(CalibrationRound.objects.select_related("language", "project"),
                                           pk=round_id, project=project)
     error, status = "", 200
@@ -629,8 +625,8 @@ def lead_round(request: HttpRequest, slug: str, round_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     error, status = "", 200
     if request.method == "POST":
         qualification = get_object_or_404(
@@ -667,8 +663,8 @@ def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def lead_too_fast(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+def lead_too_fast(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    project = project_for_lead(request, slug)
     try:
         language = _language_param(project, request.GET.get("language", "").strip())
     except _BadRequest as exc:

@@ -1,5 +1,5 @@
 """Django's ModelBackend, with the user that every request loads read in one hand-written
-query instead of an ORM `.get()` compiled anew each time (see parity/rows.py)."""
+query instead of an ORM `.get()` compiled anew each time (see annotation/rows.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.contrib.auth import backends, get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from parity.rows import fetch_one
+from annotation.rows import fetch_one
 
 
 class ModelBackend(backends.ModelBackend):

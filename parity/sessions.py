@@ -2,7 +2,7 @@
 
 Django's database session store, except for the read every request makes: the ORM
 compiles `Session.objects.get(...)` anew each time, which costs more CPU than the query
-itself (see parity/rows.py). Same table, same expiry rule, same behaviour when the key is
+itself (see annotation/rows.py). Same table, same expiry rule, same behaviour when the key is
 unknown or expired (the session starts empty under a new key).
 """
 
@@ -13,7 +13,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import connection
 from django.utils import timezone
 
-from parity.rows import fetch_one
+from annotation.rows import fetch_one
 
 
 class SessionStore(db.SessionStore):

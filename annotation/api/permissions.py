@@ -24,6 +24,7 @@ from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from annotation.access import LEAD_ONLY
 from annotation.api.auth import request_token
 from annotation.models import Project, Qualification
 from annotation.projects import project_by_slug, project_is_lead
@@ -115,7 +116,7 @@ class HasTokenScope(BasePermission):
 class IsProjectLead(BasePermission):
     """Yes when a signed-in user (not a token) leads the URL's project."""
 
-    message = _("Only a lead of this project may do this.")
+    message = LEAD_ONLY
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request_token(request) is not None or not request.user.is_authenticated:

@@ -16,13 +16,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import (
     Assignment,
@@ -32,8 +33,6 @@ from annotation.models import (
     Project,
     Qualification,
     QualificationStatus,
-    SkipReason,
-    TaskType,
 )
 from annotation.overview import projects_led
 from annotation.projects import project_by_slug, project_language
@@ -48,11 +47,10 @@ from annotation.queue import (
     judgments_of_evaluator,
     queue_counts,
 )
+from annotation.types import AuthenticatedRequest
 
 WORK_TEMPLATE = "annotation/work.html"
 JUDGMENTS_PER_PAGE = 25
-# Scales with more points than this are a slider plus a number box instead of buttons.
-MAX_BUTTON_POINTS = 11
 
 
 # ---------------------------------------------------------------------------------------
@@ -73,7 +71,7 @@ class QueueRow:
 
 @login_required
 @require_GET
-def queue_home(request: HttpRequest) -> HttpResponse:
+def queue_home(request: AuthenticatedRequest) -> HttpResponse:
     qualifications = (
         Qualification.objects.filter(evaluator=request.user)
         .select_related("project", "language")
@@ -134,43 +132,6 @@ def _queue_language(*, project: Project, tag: str) -> Language | None:
     return language
 
 
-def judgment_scale(project: Project) -> dict[str, Any] | None:
-    """The rating scale as the judgment inputs draw it (buttons, or a slider for long scales)."""
-    scale = (project.schema or {}).get("scale")
-    if project.task_type != TaskType.RATING or not scale:
-        return None
-    lo, hi = scale["min"], scale["max"]
-    labels = scale.get("labels", {})
-    points = hi - lo + 1
-    return {
-        "min": lo,
-        "max": hi,
-        "points": [(p, labels.get(str(p), "")) for p in range(lo, hi + 1)] if points <= MAX_BUTTON_POINTS else [],
-        "slider": points > MAX_BUTTON_POINTS,
-        "labelled": [(int(k), v) for k, v in sorted(labels.items(), key=lambda kv: int(kv[0]))],
-        "mid": (lo + hi) // 2,
-    }
-
-
-def judgment_fields_context(*, project: Project, value: dict[str, Any] | None) -> dict[str, Any]:
-    """What the judgment inputs (_judgment_fields.html) need: the project's schema, and the
-    value to prefill. The item card, the revise page and adjudication all use it."""
-    schema = project.schema or {}
-    value = value or {}
-    return {
-        "task": project.task_type,
-        "scale": judgment_scale(project),
-        "issue_tags": schema.get("issues", []),
-        "label_set": schema.get("labels", []),
-        "multi": bool(schema.get("multi")),
-        "value": value,
-        "chosen_labels": value.get("labels", []),
-        "chosen_issues": value.get("issues", []),
-        "strength": value.get("strength", 1),
-        "skip_reasons": SkipReason.choices,
-    }
-
-
 def _card_context(
     *,
     project: Project,
@@ -193,7 +154,7 @@ def _card_context(
         ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
         ctx.update(judgment_fields_context(project=project, value=value))
         if project.guideline_version:
-            ctx["guideline_panel_url"] = f"/p/{project.slug}/guideline/panel/?" + urlencode(
+            ctx["guideline_panel_url"] = reverse("guidelines:guideline_panel", args=[project.slug]) + "?" + urlencode(
                 {"language": item.language.tag}
             )
     return ctx
@@ -204,7 +165,7 @@ def _work_url(*, project: Project, language: Language | None) -> str:
     return f"{url}?{urlencode({'language': language.tag})}" if language else url
 
 
-def _render_card(request: HttpRequest, ctx: dict[str, Any], *, status: int = 200) -> HttpResponse:
+def _render_card(request: AuthenticatedRequest, ctx: dict[str, Any], *, status: int = 200) -> HttpResponse:
     template = f"{WORK_TEMPLATE}#card" if request.htmx else WORK_TEMPLATE
     return render(request, template, ctx, status=status)
 
@@ -218,7 +179,7 @@ def _with_item(assignment: Assignment, project: Project) -> Assignment:
 
 
 def _claim_and_render(
-    request: HttpRequest, *, project: Project, language: Language | None, notice: str = ""
+    request: AuthenticatedRequest, *, project: Project, language: Language | None, notice: str = ""
 ) -> HttpResponse:
     try:
         assignment = item_claim_next(evaluator=request.user, project=project, language=language)
@@ -235,7 +196,7 @@ def _claim_and_render(
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def work(request: HttpRequest, slug: str) -> HttpResponse:
+def work(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Claim the next item (or resume the live lease) and show its card."""
     project = project_by_slug(slug)
     if project is None:
@@ -246,40 +207,6 @@ def work(request: HttpRequest, slug: str) -> HttpResponse:
         ctx = _card_context(project=project, assignment=None, language=None, error=str(exc))
         return _render_card(request, ctx, status=400)
     return _claim_and_render(request, project=project, language=language)
-
-
-def _int_field(data: QueryDict, name: str, *, missing: str) -> int:
-    raw = data.get(name, "").strip()
-    if not raw:
-        raise ValidationError(missing)
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(_("%(field)s: %(raw)r is not a whole number.") % {"field": name, "raw": raw}) from None
-
-
-def judgment_value_from_form(*, project: Project, data: QueryDict) -> dict[str, Any]:
-    """The judgment value (DESIGN.md shape) from the card's form fields; the queue service
-    validates it against the project schema."""
-    value: dict[str, Any] = {}
-    if project.task_type == TaskType.RATING:
-        value["score"] = _int_field(data, "score", missing=_("Choose a score."))
-    elif project.task_type == TaskType.PAIRWISE:
-        choice = data.get("choice", "").strip()
-        if not choice:
-            raise ValidationError(_("Choose A, B, tie or both bad."))
-        value["choice"] = choice
-        if choice in ("a", "b"):
-            value["strength"] = _int_field(data, "strength", missing=_("Choose how much better: slightly or much."))
-    else:
-        value["labels"] = data.getlist("labels")
-    issues = data.getlist("issues")
-    if issues:
-        value["issues"] = issues
-    comment = data.get("comment", "")
-    if comment.strip():
-        value["comment"] = comment
-    return value
 
 
 def _seconds_from_form(data: QueryDict) -> float | None:
@@ -318,14 +245,14 @@ def _message(exc: ValidationError | PermissionDenied) -> str:
     return str(exc) or _("You may not do this.")
 
 
-def _fetch_own_assignment(request: HttpRequest, assignment_id: int) -> Assignment:
+def _fetch_own_assignment(request: AuthenticatedRequest, assignment_id: int) -> Assignment:
     assignment = assignment_for_evaluator(evaluator=request.user, assignment_id=assignment_id)
     # Assignment.project is the item's project, already fetched: saves a query per submit.
     assignment.project = assignment.item.project
     return assignment
 
 
-def _next_language(request: HttpRequest, assignment: Assignment) -> Language | None:
+def _next_language(request: AuthenticatedRequest, assignment: Assignment) -> Language | None:
     """The queue the evaluator works: the language field of the card (empty = all their
     languages); absent, the language of the item just done."""
     if "language" not in request.POST:
@@ -337,7 +264,7 @@ def _next_language(request: HttpRequest, assignment: Assignment) -> Language | N
 
 
 def _refused(
-    request: HttpRequest, *, assignment: Assignment | None, error: str, status: int, prefill: dict[str, Any] | None = None
+    request: AuthenticatedRequest, *, assignment: Assignment | None, error: str, status: int, prefill: dict[str, Any] | None = None
 ) -> HttpResponse:
     if assignment is None:
         ctx = {"project": None, "assignment": None, "error": error}
@@ -357,7 +284,7 @@ def _refused(
     return _render_card(request, ctx, status=status)
 
 
-def _after_done(request: HttpRequest, assignment: Assignment, *, notice: str) -> HttpResponse:
+def _after_done(request: AuthenticatedRequest, assignment: Assignment, *, notice: str) -> HttpResponse:
     try:
         language = _next_language(request, assignment)
     except UnknownQueueLanguage:
@@ -371,7 +298,7 @@ def _after_done(request: HttpRequest, assignment: Assignment, *, notice: str) ->
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def assignment_submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_submit(request: AuthenticatedRequest, assignment_id: int) -> HttpResponse:
     """Store the judgment; htmx gets the next card, a plain form a redirect to the queue."""
     try:
         assignment = _fetch_own_assignment(request, assignment_id)
@@ -394,7 +321,7 @@ def assignment_submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def assignment_skip_view(request: HttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_skip_view(request: AuthenticatedRequest, assignment_id: int) -> HttpResponse:
     """Give the item back with a reason and move on."""
     try:
         assignment = _fetch_own_assignment(request, assignment_id)
@@ -416,14 +343,14 @@ def assignment_skip_view(request: HttpRequest, assignment_id: int) -> HttpRespon
 
 @login_required
 @require_GET
-def my_judgments(request: HttpRequest) -> HttpResponse:
+def my_judgments(request: AuthenticatedRequest) -> HttpResponse:
     page = Paginator(judgments_of_evaluator(evaluator=request.user), JUDGMENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     return render(request, "annotation/my_judgments.html", {"page": page})
 
 
-def _own_judgment(request: HttpRequest, judgment_id: int) -> Judgment:
+def _own_judgment(request: AuthenticatedRequest, judgment_id: int) -> Judgment:
     judgment = (
         Judgment.objects.select_related("item__language", "item__project", "assignment")
         .filter(pk=judgment_id, evaluator__isnull=False)
@@ -436,7 +363,7 @@ def _own_judgment(request: HttpRequest, judgment_id: int) -> Judgment:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def judgment_revise_view(request: HttpRequest, judgment_id: int) -> HttpResponse:
+def judgment_revise_view(request: AuthenticatedRequest, judgment_id: int) -> HttpResponse:
     """Show an own judgment with its revisions; a POST adds a revision (nothing is overwritten)."""
     try:
         judgment = _own_judgment(request, judgment_id)

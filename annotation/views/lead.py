@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from annotation.access import project_for_lead
 from annotation.adjudication import (
     adjudication_decide,
     adjudication_item_get,
@@ -29,11 +30,11 @@ from annotation.adjudication import (
 )
 from annotation.agreement import LEVELS, agreement_report, item_labels, parity_report
 from annotation.charts import CiRow, ci_chart, heat_map
+from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.languages import prompt_language
 from annotation.models import Item, ItemStatus, Project, QualificationStatus
 from annotation.overview import JUDGMENT_KINDS, project_overview
 from annotation.projects import project_is_lead
-from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
 
 # Chart titles. "95% c" is no format directive: the comments tell xgettext so, or the
 # catalogue would demand one in every translation.
@@ -41,13 +42,6 @@ from annotation.views.evaluator import judgment_fields_context, judgment_value_f
 QUALITY_CI_TITLE = gettext_lazy("Model quality per language, with 95% confidence intervals")
 # xgettext:no-python-format
 ALPHA_CI_TITLE = gettext_lazy("Krippendorff's alpha per language, with 95% confidence intervals")
-
-
-def _get_project_for_lead(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not project_is_lead(project=project, user=request.user):
-        raise PermissionDenied(_("Only the project's leads see its reports."))
-    return project
 
 
 def _get_project_for_adjudicator(request: HttpRequest, slug: str) -> Project:
@@ -70,7 +64,7 @@ def _lead_nav(project: Project, user: Any) -> dict[str, Any]:
 @require_GET
 def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The project at a glance, and a link to every lead page of every app."""
-    project = _get_project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     return render(request, "annotation/lead/dashboard.html", {
         **_lead_nav(project, request.user),
         "overview": project_overview(project=project),
@@ -110,7 +104,7 @@ def _flag_text(flag: dict[str, Any], *, row: dict[str, Any], report: dict[str, A
 @login_required
 @require_GET
 def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _get_project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     report = parity_report(project=project)
     rows = report["languages"]
     for row in rows:
@@ -145,7 +139,7 @@ def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _get_project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     language = request.GET.get("language", "").strip() or None
     level = request.GET.get("level", "").strip() or None
     context: dict[str, Any] = {

@@ -5,29 +5,22 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.models import ApiToken, Item, ItemSource, ItemStatus, Project, TokenScope
-from annotation.projects import project_is_lead
+from annotation.access import project_for_lead
+from annotation.models import ApiToken, Item, ItemSource, ItemStatus, TokenScope
 from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project
-
-
-def _project_for_lead(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not project_is_lead(project=project, user=request.user):
-        raise PermissionDenied(_("Only a lead of this project may see this page."))
-    return project
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     created: tuple[ApiToken, str] | None = None
     error = ""
     status = 200
@@ -56,7 +49,7 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse:
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     token = get_object_or_404(ApiToken, pk=token_id, project=project)
     api_token_revoke(token=token, actor=request.user)
     messages.success(request, _("Token %(prefix)s… is revoked.") % {"prefix": token.prefix})
@@ -66,7 +59,7 @@ def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse
 @login_required
 def report_triage(request: HttpRequest, slug: str) -> HttpResponse:
     """User reports, newest first, filterable by language and status."""
-    project = _project_for_lead(request, slug)
+    project = project_for_lead(request, slug)
     reports = (
         Item.objects.filter(project=project, source=ItemSource.USER_REPORT)
         .select_related("language")

@@ -7,7 +7,12 @@ from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentKind, Item, Qualification, QualificationStatus
 from annotation.qualification import qualification_set
-from guidelines.models import AttemptVerdict, CalibrationAttempt, CalibrationRound, RoundStatus
+from guidelines.models import (
+    AttemptVerdict,
+    CalibrationAttempt,
+    CalibrationRound,
+    CalibrationRoundStatus,
+)
 from guidelines.services import (
     CooldownActive,
     calibration_answer,
@@ -79,7 +84,7 @@ class CalibrationRoundTests(CalibrationSetup):
         first = make_round(self.project, self.ar, self.gold[:2])
         second = make_round(self.project, self.ar, self.gold[2:])
         first.refresh_from_db()
-        self.assertEqual((first.status, second.status), (RoundStatus.CLOSED, RoundStatus.OPEN))
+        self.assertEqual((first.status, second.status), (CalibrationRoundStatus.CLOSED, CalibrationRoundStatus.OPEN))
 
     def test_its_items_are_fixed_once_someone_took_it(self):
         calibration_round = make_round(self.project, self.ar, self.gold[:2])

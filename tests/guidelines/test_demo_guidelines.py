@@ -22,10 +22,10 @@ from annotation.queue import item_claim_next
 from guidelines.models import (
     AttemptVerdict,
     CalibrationRound,
+    CalibrationRoundStatus,
     GuidelineAcknowledgement,
     GuidelineTranslation,
     GuidelineVersion,
-    RoundStatus,
 )
 from guidelines.selectors import guideline_text
 from guidelines.services import (
@@ -78,7 +78,7 @@ class DemoGuidelinesTests(TestCase):
     def test_it_opens_a_japanese_round_of_look_alikes_and_the_real_text(self) -> None:
         calibration_round = CalibrationRound.objects.get(project=self.udhr)
         self.assertEqual(calibration_round.language.tag, "ja")
-        self.assertEqual(calibration_round.status, RoundStatus.OPEN)
+        self.assertEqual(calibration_round.status, CalibrationRoundStatus.OPEN)
         self.assertEqual(calibration_round.guideline_version, "1.0.0")
         self.assertEqual(calibration_round.gold_items.count(), 4)
         self.assertEqual(calibration_round.gold_items.filter(gold__value={"labels": ["correct"]}).count(), 1)

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from annotation.gold import gold_create, gold_matches, gold_promote, gold_tolerance_validate
+from annotation.gold import gold_create, gold_matches, gold_promote
 from annotation.imports import ImportRejected, items_import
 from annotation.models import FinalLabel, GoldAnswer, Item, ItemStatus, TaskType
-from annotation.schema import schema_validate
+from annotation.schema import gold_tolerance_validate, schema_validate
 from tests.base import ParityTestCase
 from tests.factories import ItemFactory, ProjectFactory
 

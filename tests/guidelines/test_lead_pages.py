@@ -3,7 +3,12 @@ from __future__ import annotations
 from annotation.models import QualificationStatus, TaskType
 from annotation.qualification import qualification_set
 from annotation.queue import item_claim_next, judgment_submit
-from guidelines.models import CalibrationRound, GuidelineVersion, RoundStatus, WorkedExample
+from guidelines.models import (
+    CalibrationRound,
+    CalibrationRoundStatus,
+    GuidelineVersion,
+    WorkedExample,
+)
 from guidelines.services import (
     calibration_answer,
     calibration_attempt_start,
@@ -138,7 +143,7 @@ class RoundPageTests(ParityTestCase):
             "gold_items": [g.pk for g in self.gold], "open_now": "1"})
         calibration_round = CalibrationRound.objects.get()
         self.assertRedirects(response, f"/p/mt-rating/lead/calibration/{calibration_round.pk}/")
-        self.assertEqual(calibration_round.status, RoundStatus.OPEN)
+        self.assertEqual(calibration_round.status, CalibrationRoundStatus.OPEN)
         missed = self.gold[0]
         for name in ("carol", "dana"):
             user = UserFactory(username=name)
@@ -161,7 +166,7 @@ class RoundPageTests(ParityTestCase):
         close = self.client.post(f"/p/mt-rating/lead/calibration/{calibration_round.pk}/", {"action": "close"})
         self.assertEqual(close.status_code, 302)
         calibration_round.refresh_from_db()
-        self.assertEqual(calibration_round.status, RoundStatus.CLOSED)
+        self.assertEqual(calibration_round.status, CalibrationRoundStatus.CLOSED)
         items = self.client.post(f"/p/mt-rating/lead/calibration/{calibration_round.pk}/",
                                  {"action": "items", "gold_items": [self.gold[0].pk]})
         self.assertContains(items, "already taken this round", status_code=400)

@@ -1,8 +1,7 @@
 """Model instances from hand-written SQL, for the few reads on every request's hot path.
 
 Django's ORM spends most of a small query's cost in Python, compiling the query on every
-call (about 0.4 ms of CPU for a `.get(pk=…)` on the 2-core target machine, several times
-what PostgreSQL spends running it). The handful of reads made on every evaluator request
+call: several times what PostgreSQL spends running it (figures in bench/README.md). The handful of reads made on every evaluator request
 (the session, the user, the queue's claim and submit) are written out in SQL instead, and
 their rows become model instances here, through the models' own fields: `columns` names
 them in the model's order, `from_row` converts them as the ORM would (JSON, SQLite's
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import connection
 from django.db.models import Model
@@ -27,7 +26,7 @@ M = TypeVar("M", bound=Model)
 @cache
 def columns(model: type[Model], alias: str) -> str:
     """The model's columns, qualified by `alias`, in the order `from_row` expects."""
-    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{connection.ops.quote_name(cast(str, f.column))}" for f in model._meta.concrete_fields)
 
 
 def from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M, int]:
