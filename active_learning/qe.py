@@ -1,0 +1,202 @@
+"""Quality estimation from what a pipeline already has: the generating model's token
+log-probs, the prompt (the source) and the output — and a model that learns from the
+human labels which of these signals mark a bad output in each language.
+
+Features (one row per item, no model download):
+
+- glass-box, from the token log-probs (Fomicheva et al., "Unsupervised Quality
+  Estimation for Neural Machine Translation", TACL 2020): mean (the length-normalised
+  negative log-likelihood), minimum, spread, mean of the three lowest, share of tokens
+  below p = 0.37 and p = 0.1, the final token's log-prob, the number of tokens;
+- source–output: log length ratio and its size, share of output words copied verbatim
+  from the source and the longest copied run (untranslated spans), letters in the
+  source's script when the output is in another (an untranslated sentence), number and
+  punctuation mismatches, repeated word bigrams and the most repeated word (loops).
+
+Log-prob features are NaN for an item without log-probs; the model sees them as "no
+information" (the language's median) plus a flag.
+
+`BadnessModel`: L2-regularised logistic regression on the features as percentiles within
+each language (ranks compare across scripts and tokenisers, raw log-probs do not), with
+the features repeated once per language ("frustratingly easy" domain adaptation,
+Daumé III 2007): the shared weights learn from every language's labels, each language's
+own weights only move where its labels say so — a per-language model, refitted on every
+label, that a language with few labels borrows from the rest. Trained with Horvitz–
+Thompson weights (`selection_weights`): an uncertainty pick stands for itself, an audit
+item for every item of the unpicked rest it was drawn from, so the model learns the
+population, not the picks' bias.
+
+Pure numpy and scikit-learn; no Django.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LOGPROB_FEATURES = (
+    "lp_mean_nll", "lp_min", "lp_std", "lp_low3", "lp_below_037", "lp_below_01", "lp_last", "lp_tokens",
+)
+TEXT_FEATURES = (
+    "len_ratio", "len_ratio_abs", "copied_share", "copied_run", "source_script_share", "number_mismatch",
+    "punct_mismatch", "repeated_bigrams", "max_word_repeat",
+)
+FEATURES = (*LOGPROB_FEATURES, *TEXT_FEATURES)
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_PUNCT = "()[]\"?!:;%«»“”„"
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else ""
+
+
+def _dominant_script(text: str, limit: int = 200) -> tuple[str, dict[str, int]]:
+    counts: dict[str, int] = {}
+    for ch in text[:limit]:
+        if ch.isalpha():
+            s = _script(ch)
+            counts[s] = counts.get(s, 0) + 1
+    return (max(counts, key=counts.__getitem__) if counts else ""), counts
+
+
+def _text_features(source: str, output: str) -> list[float]:
+    out_words = [w.casefold() for w in _WORD.findall(output)]
+    src_words = {w.casefold() for w in _WORD.findall(source)}
+    ratio = float(np.log((len(output) + 1) / (len(source) + 1))) if source else 0.0
+    long_words = [w for w in out_words if len(w) > 3]
+    copied = [w in src_words for w in long_words]
+    run = best = 0
+    for c in copied:
+        run = run + 1 if c else 0
+        best = max(best, run)
+    src_script, _ = _dominant_script(source)
+    out_script, out_counts = _dominant_script(output)
+    letters = sum(out_counts.values())
+    foreign = out_counts.get(src_script, 0) if src_script and src_script != out_script else 0
+    numbers = len(set(_NUMBER.findall(source)) ^ set(_NUMBER.findall(output))) if source else 0
+    punct = sum(abs(source.count(c) - output.count(c)) for c in _PUNCT) if source else 0
+    bigrams = list(zip(out_words, out_words[1:], strict=False))
+    repeated = 1 - len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+    most = max((out_words.count(w) for w in set(long_words)), default=0) if long_words else 0
+    return [
+        ratio, abs(ratio),
+        float(np.mean(copied)) if copied else 0.0, float(best),
+        foreign / letters if letters else 0.0,
+        float(numbers), float(punct), float(repeated), float(most),
+    ]
+
+
+def _logprob_features(logprobs: Any) -> list[float]:
+    if logprobs is None or not len(logprobs):
+        return [np.nan] * len(LOGPROB_FEATURES)
+    lp = np.asarray(logprobs, dtype=float)
+    lowest = np.sort(lp)[:3]
+    return [
+        float(-lp.mean()), float(-lp.min()), float(lp.std()), float(-lowest.mean()),
+        float((lp < -1.0).mean()), float((lp < np.log(0.1)).mean()), float(-lp[-1]), float(np.log1p(len(lp))),
+    ]
+
+
+def qe_features(
+    *, prompts: Sequence[str], responses: Sequence[str], token_logprobs: Sequence[Any]
+) -> np.ndarray:
+    """(n, len(FEATURES)) raw features; log-prob columns NaN where an item has none."""
+    rows = [
+        _logprob_features(lp) + _text_features(prompt or "", response or "")
+        for prompt, response, lp in zip(prompts, responses, token_logprobs, strict=True)
+    ]
+    if not rows:
+        return np.zeros((0, len(FEATURES)))
+    return np.asarray(rows, dtype=float)
+
+
+def _percentiles(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    from active_learning.scorers import percentiles_within
+
+    return np.column_stack([percentiles_within(values[:, j], groups) for j in range(values.shape[1])])
+
+
+def design_matrix(raw: np.ndarray, languages: np.ndarray, tags: Sequence[str]) -> np.ndarray:
+    """Percentiles within each language (NaN → 0.5 plus a 'no log-probs' flag), centred,
+    then repeated once per language for that language's own weights."""
+    if not len(raw):
+        return np.zeros((0, (raw.shape[1] + 1) * (len(tags) + 1) + len(tags)))
+    pct = _percentiles(raw, languages)
+    missing = np.isnan(pct[:, 0]).astype(float)[:, None]
+    shared = np.hstack([np.nan_to_num(pct, nan=0.5) - 0.5, missing])
+    blocks = [shared]
+    onehot = np.zeros((len(raw), len(tags)))
+    for k, tag in enumerate(tags):
+        mask = (languages == tag).astype(float)[:, None]
+        blocks.append(shared * mask)
+        onehot[:, k] = mask[:, 0]
+    return np.hstack([*blocks, onehot])
+
+
+def selection_weights(
+    *, selection: Sequence[str], language: Sequence[str], audit_weight: dict[str, float]
+) -> np.ndarray:
+    """Horvitz–Thompson weights of labelled items: 1 for an uncertainty pick (taken for
+    sure), 1 / (audit share of the rest) for an audit item; 1 for anything else."""
+    return np.array(
+        [audit_weight.get(lang, 1.0) if sel == "audit" else 1.0 for sel, lang in zip(selection, language, strict=True)],
+        dtype=float,
+    )
+
+
+@dataclass
+class BadnessModel:
+    """Predicts P(bad) of an item from its `qe_features`, per language."""
+
+    tags: list[str]
+    estimator: Any
+    n_labels: int
+    n_bad: int
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, raw: np.ndarray, languages: np.ndarray) -> np.ndarray:
+        if not len(raw):
+            return np.zeros(0)
+        known = np.isin(languages, self.tags)
+        out = np.full(len(raw), np.nan)
+        if known.any():
+            X = design_matrix(raw, languages, self.tags)
+            out[known] = self.estimator.predict_proba(X[known])[:, 1]
+        return out
+
+
+def badness_trainable(y: np.ndarray, *, min_labels: int = 10) -> str | None:
+    """Why these labels cannot train the model, or None when they can."""
+    y = np.asarray(y, dtype=bool)
+    if len(y) < min_labels:
+        return f"{len(y)} labelled items; the quality model needs at least {min_labels}"
+    if y.sum() < 2 or (~y).sum() < 2:
+        return "the quality model needs at least two bad and two good labelled items"
+    return None
+
+
+def badness_fit(
+    *, raw: np.ndarray, languages: np.ndarray, labelled: np.ndarray, bad: np.ndarray,
+    weights: np.ndarray | None = None, C: float = 0.05,
+) -> BadnessModel:
+    """Fit on the labelled rows of `raw` (percentiles are taken over all rows of a
+    language, labelled or not, so training and scoring share one scale)."""
+    from sklearn.linear_model import LogisticRegression
+
+    tags = sorted({str(t) for t in languages.tolist()})
+    X = design_matrix(raw, languages, tags)[labelled]
+    y = np.asarray(bad, dtype=int)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    w = w / w.mean()
+    estimator = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+    estimator.fit(X, y, sample_weight=w)
+    return BadnessModel(tags=tags, estimator=estimator, n_labels=len(y), n_bad=int(y.sum()),
+                        parameters={"C": C, "features": list(FEATURES), "weighting": "horvitz-thompson"})
