@@ -337,6 +337,8 @@ def simulation_load(*, dataset: str = "mlqe-pe", data: Path | str | None = None,
             for rec in records:
                 for name in ("prompts", "responses", "logprobs", "scores"):
                     setattr(rec, name, getattr(rec, name)[:limit])
+        if bad_below is None and not str(data).endswith((".jsonl", ".jsonl.gz", ".json")):
+            bad_below = BAD_BELOW  # the MLQE-PE layout: direct assessments, 0–100
         if bad_below is None:
             scores = np.concatenate([np.asarray(r.scores, dtype=float) for r in records])
             bad_below = float(scores.min() + (scores.max() - scores.min()) / 2)
