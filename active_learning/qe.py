@@ -118,19 +118,58 @@ def qe_features(
     return np.asarray(rows, dtype=float)
 
 
-def _percentiles(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    from active_learning.scorers import percentiles_within
-
-    return np.column_stack([percentiles_within(values[:, j], groups) for j in range(values.shape[1])])
+REFERENCE_SIZE = 2001
+POOLED = "*"
 
 
-def design_matrix(raw: np.ndarray, languages: np.ndarray, tags: Sequence[str]) -> np.ndarray:
+def reference_build(raw: np.ndarray, languages: np.ndarray) -> dict[str, np.ndarray]:
+    """Per language (and pooled, under "*"), each feature's sorted values — at most
+    REFERENCE_SIZE evenly spaced quantiles — so an item's percentile does not depend on
+    which other items are scored with it (a pool scored in chunks on several workers
+    gets the same percentiles as one scored at once)."""
+    from active_learning.scorers import group_indices
+
+    out: dict[str, np.ndarray] = {}
+    groups = {str(k): v for k, v in group_indices(languages).items()} if len(raw) else {}
+    groups[POOLED] = np.arange(len(raw))
+    for tag, rows in groups.items():
+        block = np.sort(raw[rows], axis=0)  # NaN sorts last
+        if len(block) > REFERENCE_SIZE:
+            block = block[np.linspace(0, len(block) - 1, REFERENCE_SIZE).round().astype(int)]
+        out[tag] = block
+    return out
+
+
+def _percentiles(raw: np.ndarray, languages: np.ndarray, reference: dict[str, np.ndarray]) -> np.ndarray:
+    """Mid-rank percentile of each value among its language's reference values, in (0, 1]."""
+    from active_learning.scorers import group_indices
+
+    out = np.full(raw.shape, np.nan)
+    for tag, rows in group_indices(languages).items():
+        ref = reference.get(str(tag), reference[POOLED])
+        for j in range(raw.shape[1]):
+            column = ref[:, j]
+            column = column[np.isfinite(column)]
+            values = raw[rows, j]
+            ok = np.isfinite(values)
+            if not len(column) or not ok.any():
+                continue
+            lo = np.searchsorted(column, values[ok], side="left")
+            hi = np.searchsorted(column, values[ok], side="right")
+            out[rows[ok], j] = np.clip((lo + hi) / 2 / len(column), 0.5 / len(column), 1.0)
+    return out
+
+
+def design_matrix(raw: np.ndarray, languages: np.ndarray, tags: Sequence[str],
+                  reference: dict[str, np.ndarray]) -> np.ndarray:
     """Percentiles within each language (NaN → 0.5 plus a 'no log-probs' flag), centred,
-    then repeated once per language for that language's own weights."""
+    then repeated once per language for that language's own weights (zeros for a language
+    the model has not seen: it gets the shared weights)."""
+    width = (raw.shape[1] + 1) * (len(tags) + 1) + len(tags)
     if not len(raw):
-        return np.zeros((0, (raw.shape[1] + 1) * (len(tags) + 1) + len(tags)))
-    pct = _percentiles(raw, languages)
-    missing = np.isnan(pct[:, 0]).astype(float)[:, None]
+        return np.zeros((0, width))
+    pct = _percentiles(raw, languages, reference)
+    missing = np.isnan(raw[:, 0]).astype(float)[:, None]
     shared = np.hstack([np.nan_to_num(pct, nan=0.5) - 0.5, missing])
     blocks = [shared]
     onehot = np.zeros((len(raw), len(tags)))
@@ -158,19 +197,31 @@ class BadnessModel:
 
     tags: list[str]
     estimator: Any
+    reference: dict[str, np.ndarray]
     n_labels: int
     n_bad: int
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, raw: np.ndarray, languages: np.ndarray) -> np.ndarray:
+        """P(bad) per row; a row's value depends only on that row (chunks score alike)."""
         if not len(raw):
             return np.zeros(0)
-        known = np.isin(languages, self.tags)
-        out = np.full(len(raw), np.nan)
-        if known.any():
-            X = design_matrix(raw, languages, self.tags)
-            out[known] = self.estimator.predict_proba(X[known])[:, 1]
-        return out
+        X = design_matrix(raw, np.asarray(languages, dtype=object), self.tags, self.reference)
+        return self.estimator.predict_proba(X)[:, 1]
+
+    def dumps(self) -> bytes:
+        import pickle
+        import zlib
+
+        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 6)
+
+    @staticmethod
+    def loads(blob: bytes) -> BadnessModel:
+        import pickle
+        import zlib
+
+        # Only ModelVersion.quality_blob is ever loaded, which only this app's worker writes.
+        return pickle.loads(zlib.decompress(bytes(blob)))  # noqa: S301
 
 
 def badness_trainable(y: np.ndarray, *, min_labels: int = 10) -> str | None:
@@ -187,16 +238,19 @@ def badness_fit(
     *, raw: np.ndarray, languages: np.ndarray, labelled: np.ndarray, bad: np.ndarray,
     weights: np.ndarray | None = None, C: float = 0.05,
 ) -> BadnessModel:
-    """Fit on the labelled rows of `raw` (percentiles are taken over all rows of a
-    language, labelled or not, so training and scoring share one scale)."""
+    """Fit on the labelled rows of `raw`. Percentiles are taken against every row of a
+    language, labelled or not (`reference_build`), and kept with the model, so training
+    and scoring share one scale."""
     from sklearn.linear_model import LogisticRegression
 
-    tags = sorted({str(t) for t in languages.tolist()})
-    X = design_matrix(raw, languages, tags)[labelled]
+    languages = np.asarray(languages, dtype=object)
+    tags = sorted({str(t) for t in languages[labelled].tolist()})
+    reference = reference_build(raw, languages)
+    X = design_matrix(raw[labelled], languages[labelled], tags, reference)
     y = np.asarray(bad, dtype=int)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     w = w / w.mean()
     estimator = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
     estimator.fit(X, y, sample_weight=w)
-    return BadnessModel(tags=tags, estimator=estimator, n_labels=len(y), n_bad=int(y.sum()),
+    return BadnessModel(tags=tags, estimator=estimator, reference=reference, n_labels=len(y), n_bad=int(y.sum()),
                         parameters={"C": C, "features": list(FEATURES), "weighting": "horvitz-thompson"})

@@ -112,7 +112,7 @@ def _members(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
     }
     if texts:
         yield str(folder), texts
-    for rel, p in sorted(loose.items()):
+    for _rel, p in sorted(loose.items()):
         if not p.name.endswith(ARCHIVE_SUFFIXES):
             continue
         try:
