@@ -24,7 +24,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from active_learning.models import RoundStatus, SelectionRound
-from active_learning.rounds import round_preview, round_request_clean, round_selected, rounds_for_project
+from active_learning.rounds import (
+    round_preview,
+    round_request_clean,
+    round_selected,
+    rounds_for_project,
+)
 from active_learning.tasks import round_launch
 from annotation.api.auth import api_actor, request_token
 from annotation.api.errors import ApiError, error
