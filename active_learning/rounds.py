@@ -895,21 +895,27 @@ def round_record_write(
 
 def round_execute(
     *, request: RoundRequest, actor: Any = None, token: Any = None, round_id: int | None = None,
-    progress: Callable[[str], None] | None = None, chunk_scores: PoolScores | None = None,
+    progress: Callable[[str], None] | None = None, chunks: Sequence[ChunkScores] | None = None,
+    models: RoundModels | None = None,
 ) -> SelectionRound:
     """Run a round and queue its items, all or nothing. With `round_id`, completes that
-    waiting round (the worker path); otherwise records a new one. With `chunk_scores`
-    (the chord's gathered chunks, row for row with the pool), the scoring is already done."""
+    waiting round (the worker path); otherwise records a new one. With `chunks` (a chord's
+    scored chunks, and the `models` they were scored with), the scoring is already done:
+    what is left is to rank within each language, allocate and select, once."""
     clock = StageClock(progress)
     inputs = round_inputs_load(request=request, clock=clock)
     p = request.parameters
     with clock.stage("committee"):
-        models = models_retrain_if_stale(project=request.project, parameters=p, seed=request.seed, source=inputs.source)
+        if models is None:
+            models = models_retrain_if_stale(project=request.project, parameters=p, seed=request.seed,
+                                             source=inputs.source)
     with clock.stage("scoring"):
-        if chunk_scores is None:
+        if chunks is None:
             lm = _causal_lm(p) if any(lp is None for lp in inputs.pool.inputs.token_logprobs) else None
-            chunk_scores = pool_score(pool=inputs.pool, features=inputs.features, models=models, parameters=p, lm=lm)
-        scores = round_scores_combine(pool=inputs.pool, scores=chunk_scores, parameters=p)
+            pool_scores = pool_score(pool=inputs.pool, features=inputs.features, models=models, parameters=p, lm=lm)
+        else:
+            pool_scores = chunks_gather(chunks=chunks, ids=inputs.pool.ids)
+        scores = round_scores_combine(pool=inputs.pool, scores=pool_scores, parameters=p)
     with clock.stage("selection"):
         chosen = round_picks_choose(request=request, inputs=inputs, scores=scores)
     with clock.stage("write"):
@@ -918,6 +924,132 @@ def round_execute(
     selection_round.summary["seconds"] = clock.summary()
     SelectionRound.objects.filter(pk=selection_round.pk).update(summary=selection_round.summary)
     return selection_round
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring in chunks on workers (a Celery chord, `tasks.round_run`)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkScores:
+    """What a worker sends back for one chunk: plain lists, JSON-safe (NaN → None)."""
+
+    ids: list[int]
+    raw: dict[str, list[float | None]]
+    rescored: int
+    available: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ids": self.ids, "raw": self.raw, "rescored": self.rescored, "available": self.available}
+
+    @classmethod
+    def of(cls, value: dict[str, Any] | ChunkScores) -> ChunkScores:
+        return value if isinstance(value, ChunkScores) else cls(**value)
+
+
+def chunks_gather(*, chunks: Sequence[ChunkScores | dict[str, Any]], ids: np.ndarray) -> PoolScores:
+    """The chunks' raw values row for row with `ids` (the pool as the finishing step loaded
+    it); an item no chunk scored has no value (it joined the pool meanwhile)."""
+    parts = [ChunkScores.of(c) for c in chunks]
+    position = {int(i): n for n, i in enumerate(ids.tolist())}
+    names = sorted({name for part in parts for name in part.raw})
+    raw = {name: np.full(len(ids), np.nan) for name in names}
+    for part in parts:
+        rows = np.array([position.get(int(i), -1) for i in part.ids], dtype=np.int64)
+        keep = rows >= 0
+        for name, values in part.raw.items():
+            column = np.array([np.nan if v is None else v for v in values], dtype=float)
+            raw[name][rows[keep]] = column[keep]
+    available = sorted({name for part in parts for name in part.available})
+    return PoolScores(raw=raw, rescored=sum(p.rescored for p in parts), available=available)
+
+
+@dataclass
+class PreparedRound:
+    request: RoundRequest
+    models: RoundModels
+    pool_ids: list[int]
+
+
+def round_prepare_queued(*, round_id: int) -> PreparedRound | None:
+    """Take a waiting round (None when another worker has it), check it, train or load its
+    models once — before the chunks, so every chunk scores with the same version — and
+    list the pool the chunks split."""
+    if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
+        return None
+    selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
+    with round_failure_recorded(round_id=round_id):
+        request = round_request_clean(
+            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
+            seed=selection_round.seed, parameters=selection_round.parameters,
+        )
+        source = FeatureSource(kind=request.parameters["features"], encoder_path=request.parameters["encoder_path"])
+        models = models_retrain_if_stale(project=request.project, parameters=request.parameters, seed=request.seed,
+                                         source=source)
+        SelectionRound.objects.filter(pk=round_id).update(model_version=models.version)
+        ids = list(pool_queryset(project=request.project).order_by("id").values_list("pk", flat=True))
+        return PreparedRound(request=request, models=models, pool_ids=ids)
+    raise AssertionError("unreachable: a failure is recorded and raised")
+
+
+def _round_models(selection_round: SelectionRound) -> RoundModels:
+    version = (
+        ModelVersion.objects.filter(pk=selection_round.model_version_id).first()
+        if selection_round.model_version_id else None
+    )
+    return RoundModels.of(version)
+
+
+def round_chunk_score(*, round_id: int, item_ids: Sequence[int]) -> ChunkScores:
+    """Score one chunk of a round's pool with the round's models (a worker's part)."""
+    selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
+    p = round_parameters_clean(selection_round.parameters)
+    pool = pool_load(project=selection_round.project, item_ids=item_ids)
+    source = FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
+    features = source.matrix(item_ids=pool.ids, texts=pool.texts)
+    lm = _causal_lm(p) if any(lp is None for lp in pool.inputs.token_logprobs) else None
+    scores = pool_score(pool=pool, features=features, models=_round_models(selection_round), parameters=p, lm=lm)
+    return ChunkScores(
+        ids=pool.ids.tolist(),
+        raw={name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in scores.raw.items()},
+        rescored=scores.rescored, available=scores.available,
+    )
+
+
+def round_finish_chunks(*, round_id: int, chunks: Sequence[ChunkScores | dict[str, Any]]) -> SelectionRound:
+    """Rank, allocate, select and queue once, from every chunk's scores."""
+    selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
+    with round_failure_recorded(round_id=round_id):
+        request = round_request_clean(
+            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
+            seed=selection_round.seed, parameters=selection_round.parameters,
+        )
+        return round_execute(
+            request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id,
+            chunks=[ChunkScores.of(c) for c in chunks], models=_round_models(selection_round),
+        )
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def round_failure_recorded(*, round_id: int) -> Iterator[None]:
+    """A round that fails is marked failed with the reason (and the error raised on)."""
+    try:
+        yield
+    except Exception as exc:
+        round_mark_failed(round_id=round_id, exc=exc)
+        raise
+
+
+def round_mark_failed(*, round_id: int, exc: BaseException) -> None:
+    if isinstance(exc, ValidationError):
+        message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    SelectionRound.objects.filter(pk=round_id).update(
+        status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
 
 
 def round_create_queued(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:
@@ -937,7 +1069,7 @@ def round_run_queued(*, round_id: int) -> SelectionRound | None:
     if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
         return None
     selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
-    try:
+    with round_failure_recorded(round_id=round_id):
         request = round_request_clean(
             project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
             seed=selection_round.seed, parameters=selection_round.parameters,
@@ -945,15 +1077,7 @@ def round_run_queued(*, round_id: int) -> SelectionRound | None:
         return round_execute(
             request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id
         )
-    except Exception as exc:
-        if isinstance(exc, ValidationError):
-            message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
-        else:
-            message = f"{type(exc).__name__}: {exc}"
-        SelectionRound.objects.filter(pk=round_id).update(
-            status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now()
-        )
-        raise
+    raise AssertionError("unreachable")
 
 
 def validation_messages(exc: ValidationError) -> list[tuple[str | None, str]]:

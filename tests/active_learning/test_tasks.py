@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from unittest import mock
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -15,9 +16,15 @@ from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 from django.test import TransactionTestCase
 
+from active_learning import rounds as rounds_mod
 from active_learning.models import ModelVersion, RoundItem, RoundStatus
-from active_learning.rounds import round_create_queued, round_request_clean, round_run_queued
-from active_learning.tasks import committee_retrain_launch, round_launch
+from active_learning.rounds import (
+    round_create_queued,
+    round_execute,
+    round_request_clean,
+    round_run_queued,
+)
+from active_learning.tasks import committee_retrain_launch, round_launch, round_run
 from annotation.models import Item, ItemStatus
 from parity.celery import app
 from tests.active_learning.data import ARABIC, GERMAN, historical_scores, pool_items
@@ -124,3 +131,61 @@ class RoundWorkerTests(TransactionTestCase):
         name, thread = self.ran_in[0]
         self.assertEqual(name, "active_learning.round_run")
         self.assertNotEqual(thread, threading.main_thread().name)
+
+
+CHORD_SETTINGS = {"CELERY_BROKER_URL": "memory://", "CELERY_RESULT_BACKEND": "cache+memory://",
+                  "PARITY_AL_SCORE_CHUNK": 5}
+
+
+class RoundChordTests(ParityTestCase):
+    """The chord path run eagerly: the same plain functions a worker runs, chunk by chunk."""
+
+    def pool(self, slug):
+        project = ProjectFactory(slug=slug, languages=["de", "ar"])
+        pool_items(project, self.de, GERMAN, prefix="de")
+        pool_items(project, self.ar, ARABIC, prefix="ar")
+        return project
+
+    def picked(self, selection_round):
+        return sorted(RoundItem.objects.filter(round=selection_round).values_list("item__external_id", "score"))
+
+    def test_it_scores_the_pool_in_chunks_and_selects_what_the_inline_round_selects(self):
+        inline_project, chord_project = self.pool("inline"), self.pool("chunked")
+        parameters = {"evaluator_capacity": None}
+        inline = round_execute(request=round_request_clean(project=inline_project, budget=8, strategy="parity",
+                                                           seed=4, parameters=parameters))
+        waiting = round_create_queued(request=round_request_clean(project=chord_project, budget=8, strategy="parity",
+                                                                  seed=4, parameters=parameters))
+        chunks = []
+        real = rounds_mod.round_chunk_score
+
+        def spy(**kwargs):
+            chunks.append(list(kwargs["item_ids"]))
+            return real(**kwargs)
+
+        with self.settings(**CHORD_SETTINGS), mock.patch("active_learning.tasks.round_chunk_score", side_effect=spy):
+            answer = round_run(waiting.pk)
+        self.assertEqual(answer, {"round": waiting.pk, "status": "scoring", "chunks": 5})  # 24 items, 5 a chunk
+        self.assertEqual(sorted(i for chunk in chunks for i in chunk),
+                         sorted(Item.objects.filter(project=chord_project).values_list("pk", flat=True)))
+        waiting.refresh_from_db()
+        self.assertEqual(waiting.status, RoundStatus.DONE, waiting.error)
+        self.assertEqual(self.picked(waiting), self.picked(inline))
+        self.assertEqual(Item.objects.filter(project=chord_project, status=ItemStatus.QUEUED).count(), 8)
+        # A broker may deliver the same message twice: the second delivery does nothing.
+        with self.settings(**CHORD_SETTINGS):
+            self.assertEqual(round_run(waiting.pk)["status"], "already taken")
+
+    def test_a_failing_chunk_fails_the_round_and_leaves_the_pool_alone(self):
+        project = self.pool("failing")
+        waiting = round_create_queued(request=round_request_clean(project=project, budget=6, strategy="uniform",
+                                                                  parameters={"evaluator_capacity": None}))
+        with self.settings(**CHORD_SETTINGS), \
+                mock.patch("active_learning.tasks.round_chunk_score", side_effect=RuntimeError("worker lost")), \
+                self.assertRaises(RuntimeError):
+            round_run(waiting.pk)
+        waiting.refresh_from_db()
+        self.assertEqual(waiting.status, RoundStatus.FAILED)
+        self.assertIn("worker lost", waiting.error)
+        self.assertFalse(Item.objects.filter(project=project, status=ItemStatus.QUEUED).exists())
+        self.assertEqual(RoundItem.objects.filter(round=waiting).count(), 0)
