@@ -84,7 +84,8 @@ class RoundInlineTests(ParityTestCase):
 @pytest.mark.postgres
 class RoundWorkerTests(TransactionTestCase):
     def setUp(self):
-        self.saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue")}
+        self.saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue",
+                                                    "result_backend")}
         self.queue = f"parity-al-test-{os.getpid()}"
         app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=self.queue)
         self.ran_in: list[tuple[str, str]] = []
@@ -189,3 +190,31 @@ class RoundChordTests(ParityTestCase):
         self.assertIn("worker lost", waiting.error)
         self.assertFalse(Item.objects.filter(project=project, status=ItemStatus.QUEUED).exists())
         self.assertEqual(RoundItem.objects.filter(round=waiting).count(), 0)
+
+
+@pytest.mark.postgres
+class RoundChordWorkerTests(RoundWorkerTests):
+    def test_it_runs_a_round_on_a_real_celery_worker(self):
+        """The chord on a real worker: chunks, then one finishing task, over Redis."""
+        app.conf.update(result_backend=REDIS_URL)
+        project = ProjectFactory(slug="chord-worker", languages=["de", "ar"])
+        pool_items(project, language("de"), GERMAN, prefix="de")
+        pool_items(project, language("ar"), ARABIC, prefix="ar")
+        request = round_request_clean(project=project, budget=8, strategy="parity", seed=2,
+                                      parameters={"evaluator_capacity": None})
+        with start_worker(app, perform_ping_check=False, queues=[self.queue], shutdown_timeout=60), \
+                self.settings(CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL, PARITY_AL_SCORE_CHUNK=10):
+            with transaction.atomic():
+                selection_round = round_launch(request=request)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                selection_round.refresh_from_db()
+                if selection_round.status in (RoundStatus.DONE, RoundStatus.FAILED):
+                    break
+                time.sleep(0.2)
+        self.assertEqual(selection_round.status, RoundStatus.DONE, selection_round.error)
+        self.assertEqual(RoundItem.objects.filter(round=selection_round).count(), 8)
+        names = [name for name, _ in self.ran_in]
+        self.assertEqual(names.count("active_learning.round_score_chunk"), 3)  # 24 items, 10 a chunk
+        self.assertEqual(names[0], "active_learning.round_run")
+        self.assertEqual(names[-1], "active_learning.round_finish")
