@@ -9,8 +9,8 @@ Features (one row per item, no model download):
   negative log-likelihood), minimum, spread, mean of the three lowest, share of tokens
   below p = 0.37 and p = 0.1, the final token's log-prob, the number of tokens;
 - source–output: log length ratio and its size, share of output words copied verbatim
-  from the source and the longest copied run (untranslated spans), letters in the
-  source's script when the output is in another (an untranslated sentence), number and
+  from the source and the longest copied run (untranslated spans), the share of the
+  output's letters in the source's script (an untranslated sentence), number and
   punctuation mismatches, repeated word bigrams and the most repeated word (loops).
 
 Log-prob features are NaN for an item without log-probs; the model sees them as "no
@@ -81,13 +81,15 @@ def _text_features(source: str, output: str) -> list[float]:
     for c in copied:
         run = run + 1 if c else 0
         best = max(best, run)
-    if output.isascii() and source.isascii():  # both Latin (or no letters): nothing left in another script
-        foreign, letters = 0, 1
+    # Letters of the output in the source's script: an untranslated sentence when the
+    # target is written in another script; constant (no information) when both share one.
+    if output.isascii() and source.isascii():
+        foreign, letters = 1, 1
     else:
         src_script, _ = _dominant_script(source)
-        out_script, out_counts = _dominant_script(output)
+        _, out_counts = _dominant_script(output)
         letters = sum(out_counts.values())
-        foreign = out_counts.get(src_script, 0) if src_script and src_script != out_script else 0
+        foreign = out_counts.get(src_script, 0)
     numbers = len(set(_NUMBER.findall(source)) ^ set(_NUMBER.findall(output))) if source else 0
     punct = sum(abs(source.count(c) - output.count(c)) for c in _PUNCT) if source else 0
     bigrams = list(zip(out_words, out_words[1:], strict=False))

@@ -41,8 +41,10 @@ class QualityFeatureTests(SimpleTestCase):
         self.assertGreater(rows[3, column("repeated_bigrams")], 0.5)
         self.assertEqual(rows[3, column("max_word_repeat")], 6)
         # A Sinhala source left in Sinhala inside an English output.
-        sinhala = qe.qe_features(prompts=["ශ්‍රී ලංකාව"], responses=["Sri ලංකාව"], token_logprobs=[None])[0]
-        self.assertGreater(sinhala[column("source_script_share")], 0.5)
+        rows = qe.qe_features(prompts=["ශ්‍රී ලංකාව වෙත"] * 2, responses=["to Sri Lanka", "to ලංකාව වෙත"],
+                              token_logprobs=[None] * 2)
+        self.assertEqual(rows[0, column("source_script_share")], 0.0)
+        self.assertGreater(rows[1, column("source_script_share")], 0.5)
 
 
 class BadnessModelTests(SimpleTestCase):
