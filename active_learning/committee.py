@@ -3,7 +3,7 @@ module that imports modAL.
 
 modAL-python 0.4.2.1 is unmaintained: on current scikit-learn its `ActiveLearner.fit()`
 and `teach()` call `check_X_y(force_all_finite=…)`, which raises, and its vote entropy
-counts votes row by row in Python (about 20× slower than numpy on a 1M pool). So the
+counts votes row by row in Python (bench/al.py part 2 measures the gap). So the
 learners are fitted with scikit-learn directly (query by bagging: each member sees a
 stratified bootstrap of the labels, Abe & Mamitsuka 1998), and the disagreement measures
 are computed here in vectorised numpy with modAL's own definitions:

@@ -347,7 +347,7 @@ def _worker_models(pool: dict[str, Any], labels: int, seed: int) -> Any:
     return RoundModels(version=None, committee=committee, quality=quality)
 
 
-def _score_chunk(bounds: tuple[int, int]) -> tuple[int, float]:
+def _score_chunk(bounds: tuple[int, int]) -> tuple[int, float, float]:
     """One worker's chunk: what `rounds.round_chunk_score` does after reading the chunk."""
     import numpy as np
 
@@ -357,7 +357,7 @@ def _score_chunk(bounds: tuple[int, int]) -> tuple[int, float]:
 
     lo, hi = bounds
     data = _WORKER_POOL
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     languages = data["languages"][lo:hi]
     texts, prompts = data["texts"][lo:hi], data["prompts"][lo:hi]
     pool = Pool(ids=np.arange(lo, hi), languages=languages, prompts=prompts, texts=texts,
@@ -365,7 +365,7 @@ def _score_chunk(bounds: tuple[int, int]) -> tuple[int, float]:
     scores = pool_score(pool=pool, features=hashing_features(texts), models=data["models"],
                         parameters=DEFAULT_PARAMETERS)
     assert set(scores.raw) >= {"nll", "predicted_bad", "committee_vote_entropy"}, sorted(scores.raw)
-    return hi - lo, time.perf_counter() - started
+    return hi - lo, time.perf_counter() - started, time.process_time() - cpu
 
 
 def part_workers(args: argparse.Namespace) -> None:
@@ -382,23 +382,27 @@ def part_workers(args: argparse.Namespace) -> None:
     chunks = [(lo, min(n, lo + args.chunk)) for lo in range(0, n, args.chunk)]
     context = mp.get_context("fork")
     figures = {}
+    cpu_per_item = 0.0
     for workers in (1, 2):
-        def run(workers: int = workers) -> list[tuple[int, float]]:
+        def run(workers: int = workers) -> list[tuple[int, float, float]]:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
                 return list(executor.map(_score_chunk, chunks))
 
         done, wall = _measure(f"score {n:,} items on {workers} worker(s)", run)
-        chunk_seconds = sorted(s for _, s in done)
+        chunk_seconds = sorted(s for _, s, _ in done)
+        cpu = sum(c for _, _, c in done)
         figures[workers] = wall
-        print(f"   {n / wall:,.0f} items/s; per chunk of {args.chunk:,}: median {chunk_seconds[len(chunk_seconds) // 2]:.2f} s, "
-              f"max {chunk_seconds[-1]:.2f} s; CPU seconds per 1,000 items {1000 * sum(chunk_seconds) / n:.3f}")
-    per_item = figures[1] / n
-    print(f"   speed-up on 2 workers: {figures[1] / figures[2]:.2f}× (2 cores shared with other work; "
-          f"load average {os.getloadavg()[0]:.1f})")
-    for workers in (1, 2, 16, 64):
-        hours = 100_000_000 * per_item / workers / 3600
-        print(f"   projected: 100,000,000 items on {workers:>2} worker(s) at the 1-worker rate: {hours:7.2f} h")
-
+        cpu_per_item = cpu / n if workers == 1 else cpu_per_item
+        print(f"   wall: {n / wall:,.0f} items/s; per chunk of {args.chunk:,}: median "
+              f"{chunk_seconds[len(chunk_seconds) // 2]:.2f} s, max {chunk_seconds[-1]:.2f} s; "
+              f"CPU: {cpu:.1f} s in all, {1000 * cpu / n:.3f} s per 1,000 items ({n / cpu:,.0f} items per CPU-second)")
+    print(f"   speed-up on 2 workers: {figures[1] / figures[2]:.2f}× wall (the machine's cores are shared with "
+          f"other work; load average {os.getloadavg()[0]:.1f})")
+    print("   projected at the measured CPU cost, one dedicated core per worker, chunks spread evenly:")
+    for target in (1_000_000, 100_000_000):
+        cells = ", ".join(f"{workers} worker(s) {target * cpu_per_item / workers / 60:,.1f} min"
+                          for workers in (1, 2, 16, 64))
+        print(f"   {target:>11,} items: {cells}")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
