@@ -162,3 +162,7 @@ class RoundListApiTests(ParityTestCase):
         self.assertEqual(self.client.get(self.url).status_code, 403)
         self.client.logout()
         self.assertEqual(self.client.get(self.url).status_code, 401)
+
+    def test_the_openapi_schema_lists_it(self):
+        schema = self.client.get("/api/v1/schema/?format=json").json()
+        self.assertIn("get", schema["paths"]["/api/v1/projects/{slug}/al/rounds/"])
