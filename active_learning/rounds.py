@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ from active_learning.features import (
     features_describe,
     hashing_features,
     item_feature_text,
+    model_id,
     model_path_check,
 )
 from active_learning.models import ItemRescore, ModelVersion, RoundItem, RoundStatus, SelectionRound
@@ -410,20 +412,31 @@ class LabelledItems:
     prompts: list[str]
     token_logprobs: list[Any]
     languages: np.ndarray
+    lm_id: str | None = None
 
 
-def labelled_items_load(item_ids: Sequence[int]) -> LabelledItems:
+def labelled_items_load(item_ids: Sequence[int], *, lm_id: str | None = None) -> LabelledItems:
+    """Texts, prompts and log-probs of these items; an item without log-probs gets the
+    ones `lm_id` rescored it with, when cached (as the pool's were when it was scored)."""
     rows = {}
     for start in range(0, len(item_ids), 5000):
         for pk, tag, prompt, response, a, b, lp in Item.objects.filter(pk__in=item_ids[start : start + 5000]).values_list(
             "pk", "language__tag", "prompt", "response", "response_a", "response_b", "token_logprobs"
         ):
             rows[pk] = (tag, prompt, item_feature_text(response=response, response_a=a, response_b=b), lp)
+    if lm_id:
+        missing = [i for i in item_ids if not rows[i][3]]
+        for start in range(0, len(missing), 5000):
+            for pk, lps in ItemRescore.objects.filter(lm=lm_id, item_id__in=missing[start : start + 5000]).values_list(
+                "item_id", "token_logprobs"
+            ):
+                tag, prompt, text, _ = rows[pk]
+                rows[pk] = (tag, prompt, text, np.frombuffer(bytes(lps), dtype="<f4").astype(float).tolist())
     ordered = [rows[i] for i in item_ids]
     return LabelledItems(
         texts=[r[2] for r in ordered], prompts=[r[1] for r in ordered],
         token_logprobs=[np.asarray(r[3], dtype=float) if r[3] else None for r in ordered],
-        languages=np.array([r[0] for r in ordered], dtype=object),
+        languages=np.array([r[0] for r in ordered], dtype=object), lm_id=lm_id,
     )
 
 
@@ -463,7 +476,7 @@ def quality_model_train(
     sample_ids = list(
         pool_queryset(project=project).order_by("?").values_list("pk", flat=True)[:QUALITY_REFERENCE_SAMPLE]
     )
-    sample = labelled_items_load(sample_ids)
+    sample = labelled_items_load(sample_ids, lm_id=labelled.lm_id)
     raw = qe.qe_features(prompts=labelled.prompts + sample.prompts, responses=labelled.texts + sample.texts,
                          token_logprobs=labelled.token_logprobs + sample.token_logprobs)
     languages = np.concatenate([labelled.languages, sample.languages])
@@ -482,7 +495,9 @@ def committee_retrain(
     labels = labels_collect(project=project, parameters=p)
     if committee_mod.labels_trainable(labels.y, min_labels=p["min_labels"]) is not None:
         return None
-    labelled = labelled_items_load(labels.item_ids)
+    lm_path = p["causal_lm_path"] or settings.PARITY_CAUSAL_LM_PATH
+    lm_id = model_id(Path(lm_path)) if lm_path and Path(lm_path, "config.json").is_file() else None
+    labelled = labelled_items_load(labels.item_ids, lm_id=lm_id)
     X = source.matrix(item_ids=labels.item_ids, texts=labelled.texts)
     weights = label_weights(project=project, item_ids=labels.item_ids)
     # Equal weights are no weights: the committee then balances its classes as before.
