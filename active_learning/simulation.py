@@ -19,8 +19,9 @@ of `committee.py` trained as a round trains them. Strategies, at the same budget
   slice plus picks by the quality model (`qe.BadnessModel`, refitted on every label so
   far with Horvitz–Thompson weights, per language with shrinkage to the shared model);
   the first round, with no labels, falls back to log-prob uncertainty; the committee
-  (hashing features, same weights) is refitted each round for its learning curve and its
-  disagreement;
+  (hashing features, same weights) is refitted each round for its learning curve, and its
+  disagreement is computed beside the quality model's score, which alone ranks (as in a
+  round: `scorers.LEARNED_WEIGHTS`);
 - ``parity``: the whole budget pooled and split by the parity allocation in two rounds —
   audit slice and equal shares, then weighted by the quality lag the first round's
   labels showed — with quality-model picks inside each language.
@@ -185,9 +186,6 @@ def combined_scores(data: LanguageData, *, model: qe.BadnessModel | None, commit
         features=data.features if committee is not None else None, committee=committee,
         qe_raw=data.qe_raw if model is not None else None, qe_model=model,
     )
-    if model is not None:
-        # Percentiles of the pool's own features: the same scale the model was fitted on.
-        inputs.qe_raw = data.qe_raw
     raw = scores_compute(inputs=inputs, names=names)
     combined, _ = scores_combine(raw=raw, groups=inputs.languages)
     return combined
@@ -593,11 +591,12 @@ def _plot(report: dict[str, Any], path: Path) -> Path:
     left.legend(fontsize=8)
     first_seed = (report.get("seeds") or [None])[0]
     curves = [c for c in report.get("curves") or [] if c["accuracy"] is not None and c.get("seed") == first_seed]
-    for lang in languages:
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, lang in enumerate(languages):
         for strategy, style in (("committee", "-"), ("random", ":")):
             pts = [(c["labels"], c["accuracy"]) for c in curves if c["language"] == lang and c["strategy"] == strategy]
             if pts:
-                right.plot(*zip(*pts, strict=True), style, marker="o", markersize=3,
+                right.plot(*zip(*pts, strict=True), style, marker="o", markersize=3, color=colours[n % len(colours)],
                            label=f"{lang}" if strategy == "committee" else None)
     right.set_xlabel("labels seen (solid: committee picks, dotted: random picks)")
     right.set_ylabel("accuracy on hidden items")
