@@ -473,9 +473,11 @@ def quality_model_train(
     bad = labels.y == labels.classes.index("bad")
     if qe.badness_trainable(bad) is not None:
         return None
-    sample_ids = list(
-        pool_queryset(project=project).order_by("?").values_list("pk", flat=True)[:QUALITY_REFERENCE_SAMPLE]
-    )
+    # Evenly spaced over the pool by id: reproducible, and no ORDER BY random() over a large pool.
+    pool_ids = np.fromiter(pool_queryset(project=project).order_by("id").values_list("pk", flat=True), dtype=np.int64)
+    if len(pool_ids) > QUALITY_REFERENCE_SAMPLE:
+        pool_ids = pool_ids[np.linspace(0, len(pool_ids) - 1, QUALITY_REFERENCE_SAMPLE).round().astype(np.int64)]
+    sample_ids = pool_ids.tolist()
     sample = labelled_items_load(sample_ids, lm_id=labelled.lm_id)
     raw = qe.qe_features(prompts=labelled.prompts + sample.prompts, responses=labelled.texts + sample.texts,
                          token_logprobs=labelled.token_logprobs + sample.token_logprobs)
