@@ -1,5 +1,6 @@
 """POST /api/v1/projects/{slug}/al-rounds/ — run an active-learning round;
-GET  /api/v1/projects/{slug}/al-rounds/{id}/ — a round, with its allocation and selected items.
+GET  /api/v1/projects/{slug}/al-rounds/{id}/ — a round, with its allocation and selected items;
+GET  /api/v1/projects/{slug}/al/rounds/ — the project's rounds, newest first.
 
 Authentication, scopes and the one error shape are the API's (annotation/api/): a
 pipeline token with the `import` scope, or a signed-in lead of the project.
@@ -23,7 +24,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from active_learning.models import RoundStatus, SelectionRound
-from active_learning.rounds import round_preview, round_request_clean, round_selected
+from active_learning.rounds import (
+    round_preview,
+    round_request_clean,
+    round_selected,
+    rounds_for_project,
+)
 from active_learning.tasks import round_launch
 from annotation.api.auth import api_actor, request_token
 from annotation.api.errors import ApiError, error
@@ -145,3 +151,41 @@ class RoundDetailView(_ProjectView):
             raise ApiError([error(_("No round %(id)s in project %(slug)s.") % {"id": round_id, "slug": slug})],
                            status_code=404)
         return Response(round_payload(selection_round, with_items=selection_round.status == RoundStatus.DONE))
+
+
+ROUND_LIST_LIMIT = 100
+ROUND_LIST_MAX = 1000
+
+
+class RoundListView(_ProjectView):
+    access = {"GET": ProjectAccess(scopes=("read",), session="lead")}
+
+    @extend_schema(
+        summary="The project's active-learning rounds",
+        description=(
+            "Newest first: status, strategy, budget, seed, parameters, allocation, model version and summary "
+            "of each round, without its selected items (GET a round's `url` for those). `?status=` keeps one "
+            "status (queued, running, done, failed); `?limit=` (default 100, at most 1000)."
+        ),
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT),
+                   **{code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404)}},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = view_project(request, self)
+        rounds = rounds_for_project(project=project).select_related("project")
+        wanted = request.query_params.get("status")
+        if wanted is not None:
+            if wanted not in RoundStatus.values:
+                raise ApiError([error(f"status must be one of {', '.join(RoundStatus.values)}", field="status")])
+            rounds = rounds.filter(status=wanted)
+        raw_limit = request.query_params.get("limit", str(ROUND_LIST_LIMIT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= ROUND_LIST_MAX:
+            raise ApiError([error(f"limit must be a whole number from 1 to {ROUND_LIST_MAX}", field="limit")])
+        total = rounds.count()
+        out = []
+        for selection_round in rounds.order_by("-created_at", "-id")[: int(raw_limit)]:
+            payload = round_payload(selection_round, with_items=False)
+            payload["url"] = request.build_absolute_uri(
+                f"/api/v1/projects/{project.slug}/al-rounds/{selection_round.pk}/")
+            out.append(payload)
+        return Response({"project": project.slug, "count": total, "rounds": out})

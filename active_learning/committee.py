@@ -3,7 +3,7 @@ module that imports modAL.
 
 modAL-python 0.4.2.1 is unmaintained: on current scikit-learn its `ActiveLearner.fit()`
 and `teach()` call `check_X_y(force_all_finite=…)`, which raises, and its vote entropy
-counts votes row by row in Python (about 20× slower than numpy on a 1M pool). So the
+counts votes row by row in Python (bench/al.py part 2 measures the gap). So the
 learners are fitted with scikit-learn directly (query by bagging: each member sees a
 stratified bootstrap of the labels, Abe & Mamitsuka 1998), and the disagreement measures
 are computed here in vectorised numpy with modAL's own definitions:
@@ -63,14 +63,17 @@ class FittedCommittee:
         return pickle.loads(zlib.decompress(bytes(blob)))  # noqa: S301
 
 
-def _learner(seed: int, n_classes: int = 2) -> Any:
+def _learner(seed: int, n_classes: int = 2, *, balanced: bool = True) -> Any:
     """Logistic regression. Two classes: liblinear, whose cost follows the non-zeros, not
     the 2^18 hashed dimensions (L-BFGS spends most of its time updating those). More
-    classes: L-BFGS, the multinomial model liblinear does not fit."""
+    classes: L-BFGS, the multinomial model liblinear does not fit. `balanced=False` when
+    Horvitz–Thompson weights already make the labels stand for the population: balancing
+    the classes on top would teach it a 50/50 world again."""
     from sklearn.linear_model import LogisticRegression
 
     solver = "liblinear" if n_classes == 2 else "lbfgs"
-    return LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced", solver=solver, random_state=seed)
+    return LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced" if balanced else None, solver=solver,
+                              random_state=seed)
 
 
 def _stratified_bootstrap(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,9 +97,16 @@ def labels_trainable(y: np.ndarray, *, min_labels: int = 10) -> str | None:
     return None
 
 
-def committee_fit(X: Any, y: np.ndarray, *, n_learners: int = 5, seed: int = 0) -> FittedCommittee:
-    """Fit the members on stratified bootstraps and the classifier on every label."""
+def committee_fit(
+    X: Any, y: np.ndarray, *, n_learners: int = 5, seed: int = 0, sample_weight: np.ndarray | None = None
+) -> FittedCommittee:
+    """Fit the members on stratified bootstraps and the classifier on every label.
+
+    `sample_weight`: Horvitz–Thompson weights (`qe.selection_weights`) when the labels came
+    from uncertainty picks and an audit slice, so the committee learns the population the
+    audit slice stands for rather than the picks' bias."""
     y = np.asarray(y)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float) / np.mean(sample_weight)
     rng = np.random.default_rng(seed)
     n_classes = len(np.unique(y))
     n_features = X.shape[1]
@@ -108,12 +118,15 @@ def committee_fit(X: Any, y: np.ndarray, *, n_learners: int = 5, seed: int = 0) 
     learners = []
     for k in range(n_learners):
         rows = _stratified_bootstrap(y, rng)
-        learners.append(_learner(seed + k, n_classes).fit(X[rows], y[rows]))
-    classifier = _learner(seed, n_classes).fit(X, y)
+        learners.append(_learner(seed + k, n_classes, balanced=w is None).fit(
+            X[rows], y[rows], sample_weight=None if w is None else w[rows]))
+    classifier = _learner(seed, n_classes, balanced=w is None).fit(X, y, sample_weight=w)
     return FittedCommittee(
         classes=np.unique(y), learners=learners, classifier=classifier, columns=columns, n_features=n_features,
         parameters={"n_learners": n_learners, "seed": seed,
-                    "learner": f"LogisticRegression(C=1, balanced, {_learner(seed, n_classes).solver})"},
+                    "learner": f"LogisticRegression(C=1, {'balanced' if w is None else 'weighted'}, "
+                               f"{_learner(seed, n_classes).solver})",
+                    "weighted": w is not None},
     )
 
 

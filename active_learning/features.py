@@ -62,8 +62,8 @@ def hashing_features(texts: Sequence[str], *, n_features: int = HASHING_FEATURES
     padded with one space on each side, no n-gram across words; a word shorter than n
     gives no n-gram of that length), so scripts without spaces simply form long words.
     The hashing is done for the whole corpus at once in numpy rather than n-gram by
-    n-gram in Python as HashingVectorizer does: the same features, about 20× faster,
-    which is what lets a round featurise a 100k-item pool in seconds.
+    n-gram in Python as HashingVectorizer does: the same features at a fraction of the
+    cost (bench/al.py measures a round's featurising).
     """
     n_docs = len(texts)
     if n_docs == 0:

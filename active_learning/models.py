@@ -68,6 +68,11 @@ class ModelVersion(models.Model):
     # zlib-compressed pickle of the fitted learners. Only this app's own worker writes it;
     # it is never loaded from anywhere else.
     blob = models.BinaryField()
+    # The quality model (`qe.BadnessModel`, rating projects) trained on the same labels,
+    # pickled the same way; empty when the labels could not train one.
+    quality_blob = models.BinaryField(null=True, blank=True)
+    # {"n_labels": …, "n_bad": …, "weighting": "horvitz-thompson"}
+    quality = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -78,6 +83,26 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug} model v{self.number}"
+
+
+class ItemRescore(models.Model):
+    """Token log-probs and entropies of an item's output, rescored by a local causal LM,
+    cached per item and LM id: a pool rescored once is not rescored by the next round."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    # The LM id (`features.model_id`): folder name plus a digest of its configuration and
+    # weights, so a retrained LM at the same path never reuses stale log-probs.
+    lm = models.CharField(max_length=120)
+    # float32, little-endian, one per output token
+    token_logprobs = models.BinaryField()
+    token_entropies = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "lm"], name="item_rescore_unique")]
+
+    def __str__(self) -> str:
+        return f"rescore of {self.item_id} by {self.lm}"
 
 
 class SelectionRound(models.Model):

@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from active_learning import committee as committee_mod
+from active_learning import qe
 from active_learning.allocation import (
     AUDIT_CI_HALFWIDTH,
     STRATEGIES,
@@ -41,9 +44,10 @@ from active_learning.features import (
     features_describe,
     hashing_features,
     item_feature_text,
+    model_id,
     model_path_check,
 )
-from active_learning.models import ModelVersion, RoundItem, RoundStatus, SelectionRound
+from active_learning.models import ItemRescore, ModelVersion, RoundItem, RoundStatus, SelectionRound
 from active_learning.scorers import (
     SCORERS,
     ScoringInputs,
@@ -400,20 +404,92 @@ class FeatureSource:
         return embeddings_for_items(encoder=self.encoder, item_ids=item_ids, texts=texts, batch_size=self.batch_size)
 
 
-def _texts_of(item_ids: Sequence[int]) -> list[str]:
+@dataclass
+class LabelledItems:
+    """What the models learn from about the labelled items, in `Labels.item_ids` order."""
+
+    texts: list[str]
+    prompts: list[str]
+    token_logprobs: list[Any]
+    languages: np.ndarray
+    lm_id: str | None = None
+
+
+def labelled_items_load(item_ids: Sequence[int], *, lm_id: str | None = None) -> LabelledItems:
+    """Texts, prompts and log-probs of these items; an item without log-probs gets the
+    ones `lm_id` rescored it with, when cached (as the pool's were when it was scored)."""
     rows = {}
     for start in range(0, len(item_ids), 5000):
-        for pk, response, a, b in Item.objects.filter(pk__in=item_ids[start : start + 5000]).values_list(
-            "pk", "response", "response_a", "response_b"
+        for pk, tag, prompt, response, a, b, lp in Item.objects.filter(pk__in=item_ids[start : start + 5000]).values_list(
+            "pk", "language__tag", "prompt", "response", "response_a", "response_b", "token_logprobs"
         ):
-            rows[pk] = item_feature_text(response=response, response_a=a, response_b=b)
-    return [rows[i] for i in item_ids]
+            rows[pk] = (tag, prompt, item_feature_text(response=response, response_a=a, response_b=b), lp)
+    if lm_id:
+        missing = [i for i in item_ids if not rows[i][3]]
+        for start in range(0, len(missing), 5000):
+            for pk, lps in ItemRescore.objects.filter(lm=lm_id, item_id__in=missing[start : start + 5000]).values_list(
+                "item_id", "token_logprobs"
+            ):
+                tag, prompt, text, _ = rows[pk]
+                rows[pk] = (tag, prompt, text, np.frombuffer(bytes(lps), dtype="<f4").astype(float).tolist())
+    ordered = [rows[i] for i in item_ids]
+    return LabelledItems(
+        texts=[r[2] for r in ordered], prompts=[r[1] for r in ordered],
+        token_logprobs=[np.asarray(r[3], dtype=float) if r[3] else None for r in ordered],
+        languages=np.array([r[0] for r in ordered], dtype=object), lm_id=lm_id,
+    )
+
+
+def label_weights(*, project: Project, item_ids: Sequence[int]) -> np.ndarray:
+    """Horvitz–Thompson weight of each labelled item (`qe.selection_weights`): an audit item
+    stands for the part of its language's pool its round did not pick for uncertainty
+    ((pool − uncertainty) ÷ audit of that round's allocation); an uncertainty pick, and an
+    item that came to humans any other way, for itself."""
+    weight_of: dict[int, float] = {}
+    for start in range(0, len(item_ids), 5000):
+        rows = RoundItem.objects.filter(
+            round__project=project, item_id__in=item_ids[start : start + 5000], selection=Selection.AUDIT
+        ).values_list("item_id", "language__tag", "round__allocation")
+        for item_id, tag, allocation in rows:
+            share = (allocation or {}).get(tag) or {}
+            audit = int(share.get("audit") or 0)
+            if audit > 0:
+                weight_of[item_id] = max(1.0, (int(share.get("pool") or 0) - int(share.get("uncertainty") or 0)) / audit)
+    return np.array([weight_of.get(int(i), 1.0) for i in item_ids], dtype=float)
+
+
+QUALITY_REFERENCE_SAMPLE = 5000
+
+
+def quality_model_train(
+    *, project: Project, labels: Labels, labelled: LabelledItems, weights: np.ndarray
+) -> qe.BadnessModel | None:
+    """The quality model of a rating project: P(bad) from glass-box and source–output
+    features, per language with shrinkage, Horvitz–Thompson weighted; None when the labels
+    cannot train it. Percentiles are taken against the labelled items and a sample of the
+    pool, so the scale is the pool's."""
+    if project.task_type != TaskType.RATING or "bad" not in labels.classes:
+        return None
+    bad = labels.y == labels.classes.index("bad")
+    if qe.badness_trainable(bad) is not None:
+        return None
+    # Evenly spaced over the pool by id: reproducible, and no ORDER BY random() over a large pool.
+    pool_ids = np.fromiter(pool_queryset(project=project).order_by("id").values_list("pk", flat=True), dtype=np.int64)
+    if len(pool_ids) > QUALITY_REFERENCE_SAMPLE:
+        pool_ids = pool_ids[np.linspace(0, len(pool_ids) - 1, QUALITY_REFERENCE_SAMPLE).round().astype(np.int64)]
+    sample_ids = pool_ids.tolist()
+    sample = labelled_items_load(sample_ids, lm_id=labelled.lm_id)
+    raw = qe.qe_features(prompts=labelled.prompts + sample.prompts, responses=labelled.texts + sample.texts,
+                         token_logprobs=labelled.token_logprobs + sample.token_logprobs)
+    languages = np.concatenate([labelled.languages, sample.languages])
+    return qe.badness_fit(raw=raw, languages=languages, labelled=np.arange(len(labels.y)), bad=bad, weights=weights)
 
 
 def committee_retrain(
     *, project: Project, parameters: dict[str, Any] | None = None, seed: int = 0, source: FeatureSource | None = None
 ) -> ModelVersion | None:
-    """Train a committee on the labels so far and store it as a new model version with its
+    """Train a committee (and, for rating projects, the quality model) on the labels so far,
+    Horvitz–Thompson weighted, and store them as a new model version with the committee's
     per-language cross-validated accuracy; None when the labels cannot train one yet."""
     p = round_parameters_clean(parameters)
     source = source or FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
@@ -421,13 +497,16 @@ def committee_retrain(
     labels = labels_collect(project=project, parameters=p)
     if committee_mod.labels_trainable(labels.y, min_labels=p["min_labels"]) is not None:
         return None
-    X = source.matrix(item_ids=labels.item_ids, texts=_texts_of(labels.item_ids))
-    languages = np.array(
-        [tag for _, tag in sorted(Item.objects.filter(pk__in=labels.item_ids).values_list("pk", "language__tag"))],
-        dtype=object,
-    )
-    fitted = committee_mod.committee_fit(X, labels.y, n_learners=p["n_learners"], seed=seed)
-    accuracy = committee_mod.cross_validated_accuracy(X, labels.y, languages, seed=seed)
+    lm_path = p["causal_lm_path"] or settings.PARITY_CAUSAL_LM_PATH
+    lm_id = model_id(Path(lm_path)) if lm_path and Path(lm_path, "config.json").is_file() else None
+    labelled = labelled_items_load(labels.item_ids, lm_id=lm_id)
+    X = source.matrix(item_ids=labels.item_ids, texts=labelled.texts)
+    weights = label_weights(project=project, item_ids=labels.item_ids)
+    # Equal weights are no weights: the committee then balances its classes as before.
+    sample_weight = weights if np.ptp(weights) > 0 else None
+    fitted = committee_mod.committee_fit(X, labels.y, n_learners=p["n_learners"], seed=seed, sample_weight=sample_weight)
+    accuracy = committee_mod.cross_validated_accuracy(X, labels.y, labelled.languages, seed=seed)
+    quality = quality_model_train(project=project, labels=labels, labelled=labelled, weights=weights)
     blob = fitted.dumps()
     for _attempt in range(5):
         number = (ModelVersion.objects.filter(project=project).aggregate(m=Max("number"))["m"] or 0) + 1
@@ -437,16 +516,36 @@ def committee_retrain(
                     project=project, number=number, features=source.key, label_rule=labels.rule,
                     classes=labels.classes, n_labels=len(labels.y), label_watermark=watermark,
                     accuracy=accuracy, parameters={**fitted.parameters, "min_labels": p["min_labels"]}, blob=blob,
+                    quality_blob=None if quality is None else quality.dumps(),
+                    quality={} if quality is None else {"n_labels": quality.n_labels, "n_bad": quality.n_bad,
+                                                        **quality.parameters},
                 )
         except IntegrityError:
             continue  # another worker took this number at the same moment
     raise RuntimeError("could not number the model version after five tries")
 
 
-def committee_current(
+@dataclass
+class RoundModels:
+    """What the labels so far taught: the stored version, its committee and quality model."""
+
+    version: ModelVersion | None = None
+    committee: committee_mod.FittedCommittee | None = None
+    quality: qe.BadnessModel | None = None
+
+    @classmethod
+    def of(cls, version: ModelVersion | None) -> RoundModels:
+        if version is None:
+            return cls()
+        quality = qe.BadnessModel.loads(version.quality_blob) if version.quality_blob else None
+        return cls(version=version, committee=committee_mod.FittedCommittee.loads(version.blob), quality=quality)
+
+
+def models_retrain_if_stale(
     *, project: Project, parameters: dict[str, Any], seed: int, source: FeatureSource
-) -> tuple[ModelVersion | None, committee_mod.FittedCommittee | None]:
-    """The newest model version for these features and label rule, retrained when labels changed."""
+) -> RoundModels:
+    """The newest model version for these features and label rule; when labels changed
+    since it was trained, trains and stores a new one first (a write)."""
     rule = {"task_type": project.task_type}
     if project.task_type == TaskType.RATING:
         rule["bad_below"] = _bad_below(project, parameters)
@@ -456,9 +555,7 @@ def committee_current(
     if latest is None or latest.label_watermark != label_watermark(project=project):
         # When the new labels cannot train a committee, the last one that could still scores.
         latest = committee_retrain(project=project, parameters=parameters, seed=seed, source=source) or latest
-    if latest is None:
-        return None, None
-    return latest, committee_mod.FittedCommittee.loads(latest.blob)
+    return RoundModels.of(latest)
 
 
 # ---------------------------------------------------------------------------------------
@@ -495,11 +592,15 @@ class Pool:
     inputs: ScoringInputs
 
 
-def pool_load(*, project: Project) -> Pool:
+def pool_load(*, project: Project, item_ids: Sequence[int] | None = None) -> Pool:
+    """The pool (or the part of it with these ids: a chunk a worker scores), in id order."""
     ids, languages, prompts, texts, logprobs, tops = [], [], [], [], [], []
     entropy, reward_a, reward_b = [], [], []
+    queryset = pool_queryset(project=project)
+    if item_ids is not None:
+        queryset = queryset.filter(pk__in=list(item_ids))
     rows = (
-        pool_queryset(project=project)
+        queryset
         .order_by("id")
         .values_list(
             "id", "language__tag", "prompt", "response", "response_a", "response_b",
@@ -578,73 +679,193 @@ def _components(index: int, raw: dict[str, np.ndarray], pct: dict[str, np.ndarra
     }
 
 
-def round_execute(
-    *, request: RoundRequest, actor: Any = None, token: Any = None, round_id: int | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> SelectionRound:
-    """Run a round and queue its items, all or nothing. With `round_id`, completes that
-    waiting round (the worker path); otherwise records a new one."""
-    clock = {"start": time.perf_counter()}
+class StageClock:
+    """Seconds per stage of a round (`with clock.stage("scoring"): …`), reported in the
+    round's summary; `progress` hears each stage's name as it ends."""
 
-    def lap(name: str) -> None:
-        clock[name] = time.perf_counter()
-        if progress:
-            progress(name)
+    def __init__(self, progress: Callable[[str], None] | None = None) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
 
-    project, p, seed = request.project, request.parameters, request.seed
-    _model_paths_check(parameters=p)
-    allocation = round_preview(request=request)
-    pool = pool_load(project=project)
-    lap("pool")
-    source = FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
-    features = source.matrix(item_ids=pool.ids, texts=pool.texts)
-    keys = text_keys(pool.texts)
-    lap("features")
-    model_version, fitted = committee_current(project=project, parameters=p, seed=seed, source=source)
-    lap("committee")
-    inputs = pool.inputs
-    inputs.features, inputs.committee = features, fitted
-    rescored = 0
-    lm_path = p["causal_lm_path"] or settings.PARITY_CAUSAL_LM_PATH
-    if lm_path and any(lp is None for lp in inputs.token_logprobs):
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
         try:
-            lm = causal_lm_load(lm_path)
-        except ValidationError:
-            raise
-        except Exception as exc:
-            raise _fail("causal_lm_path", f"could not load the causal LM: {exc}") from exc
-        rescored = inputs_fill_from_lm(inputs=inputs, lm=lm, responses=pool.texts, prompts=pool.prompts)
-    names = p["scorers"] or None
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - began, 3)
+            if self.progress:
+                self.progress(name)
+
+    def summary(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self.started, 3)}
+
+
+@dataclass
+class RoundInputs:
+    allocation: list[LanguageAllocation]
+    pool: Pool
+    source: FeatureSource
+    features: Any
+    keys: np.ndarray
+
+
+@dataclass
+class PoolScores:
+    """Raw scorer values of a pool or of one chunk of it, row for row."""
+
+    raw: dict[str, np.ndarray]
+    rescored: int
+    available: list[str]
+
+
+@dataclass
+class RoundScores:
+    raw: dict[str, np.ndarray]
+    combined: np.ndarray
+    pct: dict[str, np.ndarray]
+    rescored: int
+    available: list[str]
+
+    @property
+    def priority(self) -> np.ndarray:
+        return np.where(np.isfinite(self.combined), self.combined, NEUTRAL_SCORE)
+
+
+@dataclass
+class RoundPicks:
+    picks: list[Pick]
+    cold_start: list[str]
+
+
+def round_inputs_load(*, request: RoundRequest, clock: StageClock) -> RoundInputs:
+    p = request.parameters
+    _model_paths_check(parameters=p)
+    with clock.stage("pool"):
+        allocation = round_preview(request=request)
+        pool = pool_load(project=request.project)
+    with clock.stage("features"):
+        source = FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
+        features = source.matrix(item_ids=pool.ids, texts=pool.texts)
+        keys = text_keys(pool.texts)
+    return RoundInputs(allocation=allocation, pool=pool, source=source, features=features, keys=keys)
+
+
+def _causal_lm(parameters: dict[str, Any]) -> Any:
+    lm_path = parameters["causal_lm_path"] or settings.PARITY_CAUSAL_LM_PATH
+    if not lm_path:
+        return None
+    try:
+        return causal_lm_load(lm_path)
+    except ValidationError:
+        raise
+    except Exception as exc:
+        raise _fail("causal_lm_path", f"could not load the causal LM: {exc}") from exc
+
+
+def _f32(values: np.ndarray) -> bytes:
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+def lm_rescore_cached(*, pool: Pool, lm: Any, batch_size: int = 8) -> int:
+    """Fill in the log-probs (and entropies) of pool items that came without, from the
+    cache (`ItemRescore`) or by rescoring with the LM and caching; returns how many were
+    rescored now."""
+    inputs = pool.inputs
+    missing = [i for i, lp in enumerate(inputs.token_logprobs) if lp is None or not len(lp)]
+    if not missing:
+        return 0
+    cached: dict[int, tuple[bytes, bytes]] = {}
+    ids = [int(pool.ids[i]) for i in missing]
+    for start in range(0, len(ids), 5000):
+        for item_id, lps, ents in ItemRescore.objects.filter(lm=lm.id, item_id__in=ids[start : start + 5000]).values_list(
+            "item_id", "token_logprobs", "token_entropies"
+        ):
+            cached[item_id] = (bytes(lps), bytes(ents))
+    inputs._ragged_logprobs = None
+    for i in missing:
+        hit = cached.get(int(pool.ids[i]))
+        if hit is not None:
+            inputs.token_logprobs[i] = np.frombuffer(hit[0], dtype="<f4").astype(float)
+            if inputs.token_entropies[i] is None and inputs.top_logprobs[i] is None:
+                inputs.token_entropies[i] = np.frombuffer(hit[1], dtype="<f4").astype(float)
+    still = [i for i in missing if int(pool.ids[i]) not in cached]
+    rescored = inputs_fill_from_lm(inputs=inputs, lm=lm, responses=pool.texts, prompts=pool.prompts,
+                                   batch_size=batch_size)
+    if still:
+        entropies = {i: inputs.token_entropies[i] for i in still}
+        ItemRescore.objects.bulk_create(
+            [ItemRescore(item_id=int(pool.ids[i]), lm=lm.id, token_logprobs=_f32(inputs.token_logprobs[i]),
+                         token_entropies=_f32(entropies[i] if entropies[i] is not None else []))
+             for i in still],
+            batch_size=1000,
+            ignore_conflicts=True,  # two workers rescoring the same item store equal values
+        )
+    return rescored
+
+
+def pool_score(*, pool: Pool, features: Any, models: RoundModels, parameters: dict[str, Any], lm: Any = None) -> PoolScores:
+    """Every usable scorer's raw value for each item of `pool` — the whole pool inline, or
+    one chunk on a worker. A value depends only on its own item (percentiles come later,
+    over the whole pool), so chunks scored anywhere give the same values."""
+    rescored = lm_rescore_cached(pool=pool, lm=lm) if lm is not None else 0
+    inputs = pool.inputs
+    inputs.features, inputs.committee = features, models.committee
+    if models.quality is not None:
+        inputs.qe_raw = qe.qe_features(prompts=pool.prompts, responses=pool.texts,
+                                       token_logprobs=inputs.token_logprobs)
+        inputs.qe_model = models.quality
+    names = parameters["scorers"] or None
     raw = scores_compute(inputs=inputs, names=names)
-    combined, pct = scores_combine(raw=raw, groups=pool.languages, weights=p["weights"])
-    lap("scoring")
+    return PoolScores(raw=raw, rescored=rescored, available=[s.name for s in scorers_usable(inputs=inputs, names=names)])
+
+
+def round_scores_combine(*, pool: Pool, scores: PoolScores, parameters: dict[str, Any]) -> RoundScores:
+    """Percentiles within each language over the whole pool, then the weighted combination."""
+    combined, pct = scores_combine(raw=scores.raw, groups=pool.languages, weights=parameters["weights"])
+    return RoundScores(raw=scores.raw, combined=combined, pct=pct, rescored=scores.rescored, available=scores.available)
+
+
+def round_picks_choose(*, request: RoundRequest, inputs: RoundInputs, scores: RoundScores) -> RoundPicks:
     picks: list[Pick] = []
     cold_start: list[str] = []
-    by_language = group_indices(pool.languages)
-    for alloc in allocation:
+    by_language = group_indices(inputs.pool.languages)
+    for alloc in inputs.allocation:
         if not alloc.total:
             continue
         idx = by_language.get(alloc.tag, np.zeros(0, dtype=np.int64))
         if len(idx) < alloc.total:
             raise _fail("budget", f"the pool of {alloc.tag} changed while the round ran; run it again")
         lang_picks, cold = picks_for_language(
-            allocation=alloc, idx=idx, combined=combined, features=features, keys=keys, parameters=p, seed=seed
+            allocation=alloc, idx=idx, combined=scores.combined, features=inputs.features, keys=inputs.keys,
+            parameters=request.parameters, seed=request.seed,
         )
         picks += lang_picks
         if cold:
             cold_start.append(alloc.tag)
-    lap("selection")
-    priority = np.where(np.isfinite(combined), combined, NEUTRAL_SCORE)
+    return RoundPicks(picks=picks, cold_start=cold_start)
+
+
+def round_record_write(
+    *, request: RoundRequest, inputs: RoundInputs, models: RoundModels, scores: RoundScores, chosen: RoundPicks,
+    actor: Any = None, token: Any = None, round_id: int | None = None,
+) -> SelectionRound:
+    """The round, its selected items with their score components and the items' move to
+    the queue, in one transaction."""
+    project, pool, picks = request.project, inputs.pool, chosen.picks
+    priority = scores.priority
     language_ids = dict(project.languages.values_list("tag", "id"))
-    summary = {
+    summary: dict[str, Any] = {
         "pool": len(pool.ids),
         "selected": len(picks),
-        "scorers": sorted(raw),
-        "scorers_available": [s.name for s in scorers_usable(inputs=inputs, names=names)],
-        "rescored_with_lm": rescored,
-        "cold_start_languages": cold_start,
-        "labels": model_version.n_labels if model_version else 0,
-        "features": source.key,
+        "scorers": sorted(scores.raw),
+        "scorers_available": scores.available,
+        "rescored_with_lm": scores.rescored,
+        "cold_start_languages": chosen.cold_start,
+        "labels": models.version.n_labels if models.version else 0,
+        "quality_model": models.quality is not None,
+        "features": inputs.source.key,
     }
     with transaction.atomic():
         if round_id is None:
@@ -655,10 +876,10 @@ def round_execute(
             selection_round = SelectionRound.objects.select_for_update().get(pk=round_id)
         selection_round.strategy = request.strategy
         selection_round.budget = request.budget
-        selection_round.seed = seed
-        selection_round.parameters = p
-        selection_round.allocation = {a.tag: a.as_dict() for a in allocation}
-        selection_round.model_version = model_version
+        selection_round.seed = request.seed
+        selection_round.parameters = request.parameters
+        selection_round.allocation = {a.tag: a.as_dict() for a in inputs.allocation}
+        selection_round.model_version = models.version
         selection_round.status = RoundStatus.DONE
         selection_round.error = ""
         selection_round.finished_at = timezone.now()
@@ -669,33 +890,183 @@ def round_execute(
                 RoundItem(
                     round=selection_round, item_id=int(pool.ids[pick.index]),
                     language_id=language_ids[pool.languages[pick.index]], selection=pick.selection, rank=pick.rank,
-                    score=float(priority[pick.index]), components=_components(pick.index, raw, pct),
+                    score=float(priority[pick.index]), components=_components(pick.index, scores.raw, scores.pct),
                 )
                 for pick in picks
             ],
             batch_size=2000,
         )
         for selection in (Selection.AUDIT, Selection.UNCERTAINTY):
-            chosen = [pick.index for pick in picks if pick.selection == selection]
+            chosen_idx = [pick.index for pick in picks if pick.selection == selection]
             items_enqueue(
-                project=project, item_ids=pool.ids[chosen].tolist(), priorities=priority[chosen].tolist(),
+                project=project, item_ids=pool.ids[chosen_idx].tolist(), priorities=priority[chosen_idx].tolist(),
                 selection=selection,
             )
-        lap("write")
-        summary["seconds"] = {
-            step: round(clock[step] - clock[prev], 3)
-            for prev, step in zip(["start", "pool", "features", "committee", "scoring", "selection"],
-                                  ["pool", "features", "committee", "scoring", "selection", "write"], strict=True)
-        }
-        summary["seconds"]["total"] = round(clock["write"] - clock["start"], 3)
-        SelectionRound.objects.filter(pk=selection_round.pk).update(summary=summary)
-        selection_round.summary = summary
         audit_record(
             verb="al_round.run", actor=actor, token=token, project=project, obj=selection_round,
-            data={"strategy": request.strategy, "budget": request.budget, "seed": seed, "selected": len(picks),
-                  "model_version": model_version.number if model_version else None},
+            data={"strategy": request.strategy, "budget": request.budget, "seed": request.seed, "selected": len(picks),
+                  "model_version": models.version.number if models.version else None},
         )
     return selection_round
+
+
+def round_execute(
+    *, request: RoundRequest, actor: Any = None, token: Any = None, round_id: int | None = None,
+    progress: Callable[[str], None] | None = None, chunks: Sequence[ChunkScores] | None = None,
+    models: RoundModels | None = None,
+) -> SelectionRound:
+    """Run a round and queue its items, all or nothing. With `round_id`, completes that
+    waiting round (the worker path); otherwise records a new one. With `chunks` (a chord's
+    scored chunks, and the `models` they were scored with), the scoring is already done:
+    what is left is to rank within each language, allocate and select, once."""
+    clock = StageClock(progress)
+    inputs = round_inputs_load(request=request, clock=clock)
+    p = request.parameters
+    with clock.stage("committee"):
+        if models is None:
+            models = models_retrain_if_stale(project=request.project, parameters=p, seed=request.seed,
+                                             source=inputs.source)
+    with clock.stage("scoring"):
+        if chunks is None:
+            lm = _causal_lm(p) if any(lp is None for lp in inputs.pool.inputs.token_logprobs) else None
+            pool_scores = pool_score(pool=inputs.pool, features=inputs.features, models=models, parameters=p, lm=lm)
+        else:
+            pool_scores = chunks_gather(chunks=chunks, ids=inputs.pool.ids)
+        scores = round_scores_combine(pool=inputs.pool, scores=pool_scores, parameters=p)
+    with clock.stage("selection"):
+        chosen = round_picks_choose(request=request, inputs=inputs, scores=scores)
+    with clock.stage("write"):
+        selection_round = round_record_write(request=request, inputs=inputs, models=models, scores=scores,
+                                             chosen=chosen, actor=actor, token=token, round_id=round_id)
+    selection_round.summary["seconds"] = clock.summary()
+    SelectionRound.objects.filter(pk=selection_round.pk).update(summary=selection_round.summary)
+    return selection_round
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring in chunks on workers (a Celery chord, `tasks.round_run`)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkScores:
+    """What a worker sends back for one chunk: plain lists, JSON-safe (NaN → None)."""
+
+    ids: list[int]
+    raw: dict[str, list[float | None]]
+    rescored: int
+    available: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ids": self.ids, "raw": self.raw, "rescored": self.rescored, "available": self.available}
+
+    @classmethod
+    def of(cls, value: dict[str, Any] | ChunkScores) -> ChunkScores:
+        return value if isinstance(value, ChunkScores) else cls(**value)
+
+
+def chunks_gather(*, chunks: Sequence[ChunkScores | dict[str, Any]], ids: np.ndarray) -> PoolScores:
+    """The chunks' raw values row for row with `ids` (the pool as the finishing step loaded
+    it); an item no chunk scored has no value (it joined the pool meanwhile)."""
+    parts = [ChunkScores.of(c) for c in chunks]
+    position = {int(i): n for n, i in enumerate(ids.tolist())}
+    names = sorted({name for part in parts for name in part.raw})
+    raw = {name: np.full(len(ids), np.nan) for name in names}
+    for part in parts:
+        rows = np.array([position.get(int(i), -1) for i in part.ids], dtype=np.int64)
+        keep = rows >= 0
+        for name, values in part.raw.items():
+            column = np.array([np.nan if v is None else v for v in values], dtype=float)
+            raw[name][rows[keep]] = column[keep]
+    available = sorted({name for part in parts for name in part.available})
+    return PoolScores(raw=raw, rescored=sum(p.rescored for p in parts), available=available)
+
+
+@dataclass
+class PreparedRound:
+    request: RoundRequest
+    models: RoundModels
+    pool_ids: list[int]
+
+
+def round_prepare_queued(*, round_id: int) -> PreparedRound | None:
+    """Take a waiting round (None when another worker has it), check it, train or load its
+    models once — before the chunks, so every chunk scores with the same version — and
+    list the pool the chunks split."""
+    if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
+        return None
+    selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
+    with round_failure_recorded(round_id=round_id):
+        request = round_request_clean(
+            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
+            seed=selection_round.seed, parameters=selection_round.parameters,
+        )
+        source = FeatureSource(kind=request.parameters["features"], encoder_path=request.parameters["encoder_path"])
+        models = models_retrain_if_stale(project=request.project, parameters=request.parameters, seed=request.seed,
+                                         source=source)
+        SelectionRound.objects.filter(pk=round_id).update(model_version=models.version)
+        ids = list(pool_queryset(project=request.project).order_by("id").values_list("pk", flat=True))
+        return PreparedRound(request=request, models=models, pool_ids=ids)
+    raise AssertionError("unreachable: a failure is recorded and raised")
+
+
+def _round_models(selection_round: SelectionRound) -> RoundModels:
+    version = (
+        ModelVersion.objects.filter(pk=selection_round.model_version_id).first()
+        if selection_round.model_version_id else None
+    )
+    return RoundModels.of(version)
+
+
+def round_chunk_score(*, round_id: int, item_ids: Sequence[int]) -> ChunkScores:
+    """Score one chunk of a round's pool with the round's models (a worker's part)."""
+    selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
+    p = round_parameters_clean(selection_round.parameters)
+    pool = pool_load(project=selection_round.project, item_ids=item_ids)
+    source = FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
+    features = source.matrix(item_ids=pool.ids, texts=pool.texts)
+    lm = _causal_lm(p) if any(lp is None for lp in pool.inputs.token_logprobs) else None
+    scores = pool_score(pool=pool, features=features, models=_round_models(selection_round), parameters=p, lm=lm)
+    return ChunkScores(
+        ids=pool.ids.tolist(),
+        raw={name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in scores.raw.items()},
+        rescored=scores.rescored, available=scores.available,
+    )
+
+
+def round_finish_chunks(*, round_id: int, chunks: Sequence[ChunkScores | dict[str, Any]]) -> SelectionRound:
+    """Rank, allocate, select and queue once, from every chunk's scores."""
+    selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
+    with round_failure_recorded(round_id=round_id):
+        request = round_request_clean(
+            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
+            seed=selection_round.seed, parameters=selection_round.parameters,
+        )
+        return round_execute(
+            request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id,
+            chunks=[ChunkScores.of(c) for c in chunks], models=_round_models(selection_round),
+        )
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def round_failure_recorded(*, round_id: int) -> Iterator[None]:
+    """A round that fails is marked failed with the reason (and the error raised on)."""
+    try:
+        yield
+    except Exception as exc:
+        round_mark_failed(round_id=round_id, exc=exc)
+        raise
+
+
+def round_mark_failed(*, round_id: int, exc: BaseException) -> None:
+    if isinstance(exc, ValidationError):
+        message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    SelectionRound.objects.filter(pk=round_id).update(
+        status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
 
 
 def round_create_queued(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:
@@ -715,7 +1086,7 @@ def round_run_queued(*, round_id: int) -> SelectionRound | None:
     if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
         return None
     selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
-    try:
+    with round_failure_recorded(round_id=round_id):
         request = round_request_clean(
             project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
             seed=selection_round.seed, parameters=selection_round.parameters,
@@ -723,15 +1094,7 @@ def round_run_queued(*, round_id: int) -> SelectionRound | None:
         return round_execute(
             request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id
         )
-    except Exception as exc:
-        if isinstance(exc, ValidationError):
-            message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
-        else:
-            message = f"{type(exc).__name__}: {exc}"
-        SelectionRound.objects.filter(pk=round_id).update(
-            status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now()
-        )
-        raise
+    raise AssertionError("unreachable")
 
 
 def validation_messages(exc: ValidationError) -> list[tuple[str | None, str]]:

@@ -47,6 +47,9 @@ class ScoringInputs:
     reward_b: np.ndarray | None = None
     features: Any = None
     committee: committee_mod.FittedCommittee | None = None
+    # `qe.qe_features` of these items and the quality model trained on the labels so far.
+    qe_raw: np.ndarray | None = None
+    qe_model: Any = None
     _ragged_logprobs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class ScoringInputs:
             out.add("rewards")
         if self.committee is not None and self.features is not None:
             out.add("committee")
+        if self.qe_model is not None and self.qe_raw is not None:
+            out.add("qe_model")
         return out
 
 
@@ -194,6 +199,21 @@ def score_classifier_entropy(inputs: ScoringInputs) -> np.ndarray:
     return committee_mod.classifier_entropy(inputs.committee, inputs.features)
 
 
+@scorer_register(
+    name="predicted_bad",
+    needs=["qe_model"],
+    description="probability that the output is bad, from the quality model trained on the labels so far",
+)
+def score_predicted_bad(inputs: ScoringInputs) -> np.ndarray:
+    return inputs.qe_model.predict(inputs.qe_raw, inputs.languages)
+
+
+# When the quality model can score, it is the combination: it weighed every signal on the
+# labels, so averaging its ranks with the raw signals' again would undo what it learned.
+# The other scorers stay as recorded components.
+LEARNED_WEIGHTS = {"predicted_bad": 1.0}
+
+
 def scorers_usable(*, inputs: ScoringInputs, names: Sequence[str] | None = None) -> list[Scorer]:
     available = inputs.available()
     chosen = [SCORERS[name] for name in names] if names else list(SCORERS.values())
@@ -229,7 +249,12 @@ def percentiles_within(values: np.ndarray, groups: np.ndarray, *, index: dict[An
 def scores_combine(
     *, raw: dict[str, np.ndarray], groups: np.ndarray, weights: dict[str, float] | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Weighted mean of the per-language percentiles an item has; NaN for an item that has none."""
+    """Weighted mean of the per-language percentiles an item has; NaN for an item that has none.
+
+    With the quality model's score among them and no weights asked for, the combination
+    is that score alone (`LEARNED_WEIGHTS`); a scorer the weights leave out counts 0."""
+    if not weights and "predicted_bad" in raw:
+        weights = {name: LEARNED_WEIGHTS.get(name, 0.0) for name in raw}
     index = group_indices(groups) if raw else {}
     pct = {name: percentiles_within(values, groups, index=index) for name, values in raw.items()}
     if not pct:
@@ -238,7 +263,7 @@ def scores_combine(
     weight_sum = np.zeros(len(groups))
     for name, values in pct.items():
         w = float((weights or {}).get(name, 1.0))
-        ok = np.isfinite(values)
+        ok = np.isfinite(values) & (w > 0)
         total[ok] += w * values[ok]
         weight_sum[ok] += w
     with np.errstate(invalid="ignore", divide="ignore"):

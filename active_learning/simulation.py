@@ -1,26 +1,43 @@
-"""Offline replay of a labelled data set with the labels hidden: does uncertainty routing
-send more of the truly bad outputs to humans than random selection, in every language?
+"""Offline replay of a labelled data set with the labels hidden: does selection send more
+of the truly bad outputs to humans than random selection, in every language?
 
-MLQE-PE (seven language pairs, 1,000 machine translations each, the NMT model's real
-token log-probs and six human direct-assessment scores 0–100): an output is truly bad
-when its mean human score is below 50. Every strategy sees only what a live system sees
-— the texts and the log-probs — and "learns" a label only for the items it sends to
-humans. Strategies, each at the same budget (a share of every language's pool):
+Data: the bundled MLQE-PE dev split (seven language pairs, 1,000 machine translations
+each, the NMT model's real token log-probs and six human direct-assessment scores
+0–100; bad = mean score below 50), or your own (`simulation_data.data_load`: a folder in
+the MLQE-PE layout or JSON Lines with scores; bad = below the midpoint of the scores'
+range unless `bad_below` says otherwise). Every strategy sees only what a live system
+sees — prompts, outputs, log-probs — and learns a label only for the items it sends to
+humans. The picking is the product's own: `rounds.picks_for_language` (random audit
+slice, then top score with k-center diversity), scored by `scorers.scores_compute` and
+`scores_combine` on `ScoringInputs`, with the quality model of `qe.py` and the committee
+of `committee.py` trained as a round trains them. Strategies, at the same budget:
 
 - ``random``: a uniform random sample per language;
-- ``uncertainty``: the production selector on the pipeline's signals (mean token NLL and
-  minimum token log-prob, as percentiles within the language, then the diverse batch);
-- ``committee``: the same in four steps, adding the committee trained on the labels
-  revealed so far (vote entropy, max disagreement, classifier entropy) from step two;
+- ``uncertainty``: one round on the pipeline's signals alone (mean token NLL and minimum
+  token log-prob) — what a round does before any label exists;
+- ``committee``: active learning in four rounds per language; each round a random audit
+  slice plus picks by the quality model (`qe.BadnessModel`, refitted on every label so
+  far with Horvitz–Thompson weights, per language with shrinkage to the shared model);
+  the first round, with no labels, falls back to log-prob uncertainty; the committee
+  (hashing features, same weights) is refitted each round for its learning curve, and its
+  disagreement is computed beside the quality model's score, which alone ranks (as in a
+  round: `scorers.LEARNED_WEIGHTS`);
 - ``parity``: the whole budget pooled and split by the parity allocation in two rounds —
-  round one with an audit slice and equal shares, round two weighted by the quality lag
-  each language's audit revealed — with uncertainty picks inside each language.
+  audit slice and equal shares, then weighted by the quality lag the first round's
+  labels showed — with quality-model picks inside each language.
 
-Reported per language: bad outputs in the pool, bad outputs sent to humans, recall; the
-committee's learning curve (accuracy on the still-hidden items against labels seen); and
-the spread between languages (max − min recall, and how far each strategy's estimate of
-a language's mean quality is from the truth: uncertainty picks over-represent bad
-outputs, which is why the parity report uses only audit items).
+The measure (`achievable_gain`): per strategy and language, k outputs sent to humans,
+``found`` of them bad, ``bad`` of ``n`` bad in the pool. A random pick of k finds
+k·bad/n on average, an oracle min(bad, k); the share of the achievable gain is
+(found − k·bad/n) ÷ (min(bad, k) − k·bad/n): 0 is random, 1 is the oracle. Recall
+(found ÷ bad) stays as a column but is capped by the budget (k < bad caps it at k/bad).
+Where nothing is achievable (no bad output, all bad, or k equal to the pool) the share
+is undefined (None) and the language is left out of the strategy's mean.
+
+Also reported: the committee's learning curve against random picks (accuracy on the items
+neither has seen), and each strategy's per-language quality estimate against the truth
+(parity: the Horvitz–Thompson estimate over its labels — every uncertainty pick counts
+for itself, every audit item for the unpicked rest it was drawn from).
 """
 
 from __future__ import annotations
@@ -35,17 +52,21 @@ from typing import Any
 import numpy as np
 
 from active_learning import committee as committee_mod
-from active_learning.allocation import LanguageSupply, allocation_compute
+from active_learning import qe
+from active_learning.allocation import LanguageAllocation, LanguageSupply, allocation_compute
 from active_learning.features import hashing_features
 from active_learning.scorers import ScoringInputs, scores_combine, scores_compute
-from active_learning.selection import batch_select, text_keys
+from active_learning.selection import text_keys
+from active_learning.simulation_data import DataError, Records, bundled_mlqe, data_load
 
 DATASETS = ("mlqe-pe",)
 STRATEGIES = ("random", "uncertainty", "committee", "parity")
 BAD_BELOW = 50.0
 COMMITTEE_STEPS = 4
+AUDIT_SHARE = 0.1
 TOKEN_SCORERS = ["nll", "min_logprob"]
-COMMITTEE_SCORERS = [*TOKEN_SCORERS, "committee_vote_entropy", "committee_max_disagreement", "classifier_entropy"]
+COMMITTEE_SCORERS = ["committee_vote_entropy", "committee_max_disagreement", "classifier_entropy"]
+SELECTION_PARAMETERS = {"candidate_factor": 3.0, "mix": 0.5}
 
 
 class SimulationError(ValueError):
@@ -55,65 +76,165 @@ class SimulationError(ValueError):
 @dataclass
 class LanguageData:
     language: str
+    prompts: list[str]
     texts: list[str]
-    logprobs: list[np.ndarray]
+    logprobs: list[np.ndarray | None]
     mean: np.ndarray
     features: Any
     keys: np.ndarray
+    qe_raw: np.ndarray
+    bad_below: float = BAD_BELOW
 
     @property
     def bad(self) -> np.ndarray:
-        return self.mean < BAD_BELOW
+        return self.mean < self.bad_below
 
     @property
     def n(self) -> int:
         return len(self.texts)
 
 
-def mlqe_load(*, limit: int | None = None, pairs: Sequence[str] | None = None) -> list[LanguageData]:
-    from annotation.demo_data import MLQE_PAIRS, mlqe_segments
-
+def languages_prepare(records: Sequence[Records], *, bad_below: float) -> list[LanguageData]:
+    """Features as a round computes them: hashing features of the outputs, text keys, QE features."""
     out = []
-    for pair in pairs or MLQE_PAIRS:
-        texts, logprobs, means = [], [], []
-        for seg in mlqe_segments(pair):
-            if limit is not None and len(texts) >= limit:
-                break
-            texts.append(seg["translation"])
-            logprobs.append(np.asarray(seg["token_logprobs"], dtype=float))
-            means.append(float(seg["mean"]))
+    for rec in records:
         out.append(LanguageData(
-            language=pair, texts=texts, logprobs=logprobs, mean=np.array(means), features=hashing_features(texts),
-            keys=text_keys(texts),
+            language=rec.language, prompts=list(rec.prompts), texts=list(rec.responses), logprobs=list(rec.logprobs),
+            mean=np.asarray(rec.scores, dtype=float), features=hashing_features(rec.responses),
+            keys=text_keys(rec.responses), bad_below=bad_below,
+            qe_raw=qe.qe_features(prompts=rec.prompts, responses=rec.responses, token_logprobs=rec.logprobs),
         ))
     return out
 
 
-def _inputs(data: LanguageData, idx: np.ndarray, *, committee: Any = None) -> ScoringInputs:
-    return ScoringInputs(
-        languages=np.full(len(idx), data.language, dtype=object),
-        token_logprobs=[data.logprobs[i] for i in idx],
-        features=data.features[idx] if committee is not None else None,
-        committee=committee,
-    )
+def mlqe_load(*, limit: int | None = None, pairs: Sequence[str] | None = None) -> list[LanguageData]:
+    return languages_prepare(bundled_mlqe(pairs=pairs, limit=limit), bad_below=BAD_BELOW)
 
 
-def uncertainty_picks(data: LanguageData, candidates: np.ndarray, k: int, *, seed: int,
-                      committee: Any = None) -> np.ndarray:
-    """The production selector on the candidates: percentiles of the scorers, then the diverse batch."""
-    names = COMMITTEE_SCORERS if committee is not None else TOKEN_SCORERS
-    inputs = _inputs(data, candidates, committee=committee)
-    raw = scores_compute(inputs=inputs, names=names)
-    combined, _ = scores_combine(raw=raw, groups=inputs.languages)
-    chosen = batch_select(scores=combined, features=data.features[candidates], keys=data.keys[candidates], k=k, seed=seed)
-    return candidates[chosen]
+# ---------------------------------------------------------------------------------------
+# The measure
+# ---------------------------------------------------------------------------------------
 
 
-def _fit(data: LanguageData, labelled: np.ndarray, *, seed: int) -> Any:
-    y = data.bad[labelled].astype(np.int64)
+def achievable_gain(*, picked: int, found: int, bad: int, n: int) -> dict[str, Any]:
+    """Random expectation, oracle and the share of the achievable gain of one pick."""
+    random_expected = picked * bad / n if n else 0.0
+    oracle = min(bad, picked)
+    room = oracle - random_expected
+    share = None if room <= 1e-9 else (found - random_expected) / room
+    return {
+        "random_expected": round(random_expected, 2),
+        "oracle": int(oracle),
+        "share": None if share is None else round(share, 4),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring and picking with the product's functions
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Labels:
+    """What humans have told the simulation so far, per language: indices, audit weights."""
+
+    picked: dict[str, np.ndarray]
+    weight: dict[str, np.ndarray]
+    selection: dict[str, list[str]]
+
+    @classmethod
+    def empty(cls, languages: Sequence[LanguageData]) -> Labels:
+        return cls(
+            picked={d.language: np.zeros(0, dtype=np.int64) for d in languages},
+            weight={d.language: np.zeros(0) for d in languages},
+            selection={d.language: [] for d in languages},
+        )
+
+    def add(self, language: str, idx: np.ndarray, selection: str, weight: float) -> None:
+        self.picked[language] = np.concatenate([self.picked[language], np.asarray(idx, dtype=np.int64)])
+        self.weight[language] = np.concatenate([self.weight[language], np.full(len(idx), float(weight))])
+        self.selection[language] += [selection] * len(idx)
+
+
+def quality_model_fit(languages: Sequence[LanguageData], labels: Labels) -> qe.BadnessModel | None:
+    """The quality model on every label so far, all languages at once (per-language weights
+    with shrinkage, `qe.design_matrix`); None while the labels cannot train it."""
+    raw = np.vstack([d.qe_raw for d in languages])
+    tags = np.concatenate([np.full(d.n, d.language, dtype=object) for d in languages])
+    offsets = np.cumsum([0] + [d.n for d in languages])
+    rows = np.concatenate([offsets[k] + labels.picked[d.language] for k, d in enumerate(languages)])
+    y = np.concatenate([d.bad[labels.picked[d.language]] for d in languages])
+    w = np.concatenate([labels.weight[d.language] for d in languages])
+    if qe.badness_trainable(y) is not None:
+        return None
+    return qe.badness_fit(raw=raw, languages=tags, labelled=rows.astype(np.int64), bad=y, weights=w)
+
+
+def committee_fit_for(data: LanguageData, labels: Labels, *, seed: int) -> Any:
+    idx = labels.picked[data.language]
+    y = data.bad[idx].astype(np.int64)
     if committee_mod.labels_trainable(y, min_labels=6) is not None:
         return None
-    return committee_mod.committee_fit(data.features[labelled], y, seed=seed)
+    return committee_mod.committee_fit(data.features[idx], y, seed=seed, sample_weight=labels.weight[data.language])
+
+
+def combined_scores(data: LanguageData, *, model: qe.BadnessModel | None, committee: Any = None,
+                    names: Sequence[str] | None = None) -> np.ndarray:
+    """The combined score of every item of a language, as a round computes it."""
+    inputs = ScoringInputs(
+        languages=np.full(data.n, data.language, dtype=object), token_logprobs=list(data.logprobs),
+        features=data.features if committee is not None else None, committee=committee,
+        qe_raw=data.qe_raw if model is not None else None, qe_model=model,
+    )
+    raw = scores_compute(inputs=inputs, names=names)
+    combined, _ = scores_combine(raw=raw, groups=inputs.languages)
+    return combined
+
+
+def round_picks(data: LanguageData, labels: Labels, *, audit: int, uncertainty: int, combined: np.ndarray,
+                seed: int) -> None:
+    """One round in one language: the product's `picks_for_language` on what is still hidden."""
+    from active_learning.rounds import picks_for_language
+
+    remaining = np.setdiff1d(np.arange(data.n), labels.picked[data.language])
+    audit = min(audit, len(remaining))
+    uncertainty = min(uncertainty, len(remaining) - audit)
+    if audit + uncertainty == 0:
+        return
+    allocation = LanguageAllocation(tag=data.language, audit=audit, uncertainty=uncertainty, pool=len(remaining),
+                                    capacity=None, quality=None, lag=None)
+    picks, _ = picks_for_language(
+        allocation=allocation, idx=remaining, combined=combined, features=data.features, keys=data.keys,
+        parameters=SELECTION_PARAMETERS, seed=seed + len(labels.picked[data.language]),
+    )
+    audit_idx = np.array([p.index for p in picks if p.selection == "audit"], dtype=np.int64)
+    picked_idx = np.array([p.index for p in picks if p.selection != "audit"], dtype=np.int64)
+    # Horvitz–Thompson: the uncertainty picks were taken for sure; the audit items were
+    # drawn at random from the rest of the pool, each standing for (rest ÷ audit) items.
+    labels.add(data.language, picked_idx, "uncertainty", 1.0)
+    if len(audit_idx):
+        labels.add(data.language, audit_idx, "audit", (len(remaining) - len(picked_idx)) / len(audit_idx))
+
+
+def _audit_size(size: int) -> int:
+    return min(size, max(2, int(round(AUDIT_SHARE * size)))) if size else 0
+
+
+# ---------------------------------------------------------------------------------------
+# Strategies
+# ---------------------------------------------------------------------------------------
+
+
+def strategy_random(data: LanguageData, k: int, *, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 1, data.n])
+    return rng.choice(data.n, size=k, replace=False)
+
+
+def strategy_uncertainty(data: LanguageData, k: int, *, seed: int) -> Labels:
+    labels = Labels.empty([data])
+    combined = combined_scores(data, model=None, names=TOKEN_SCORERS)
+    round_picks(data, labels, audit=0, uncertainty=k, combined=combined, seed=seed)
+    return labels
 
 
 def _accuracy(data: LanguageData, fitted: Any, hidden: np.ndarray) -> float | None:
@@ -123,70 +244,121 @@ def _accuracy(data: LanguageData, fitted: Any, hidden: np.ndarray) -> float | No
     return float((predicted == data.bad[hidden].astype(np.int64)).mean())
 
 
-def strategy_random(data: LanguageData, k: int, *, seed: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, 1, data.n])
-    return rng.choice(data.n, size=k, replace=False)
+def strategy_committee(languages: Sequence[LanguageData], budget: float, *, seed: int,
+                       curve: list[dict[str, Any]] | None = None) -> Labels:
+    """Rounds of audit slice + quality-model picks in every language; the model learns from
+    every language's labels after each round."""
+    labels = Labels.empty(languages)
+    ks = {d.language: max(1, int(round(budget * d.n))) for d in languages}
+    sizes = {lang: np.diff(np.linspace(0, k, COMMITTEE_STEPS + 1).round().astype(int)) for lang, k in ks.items()}
+    model = None
+    committees: dict[str, Any] = {d.language: None for d in languages}
+    for step in range(COMMITTEE_STEPS):
+        for data in languages:
+            size = int(sizes[data.language][step])
+            if not size:
+                continue
+            names = TOKEN_SCORERS if model is None else None
+            combined = combined_scores(data, model=model, committee=committees[data.language], names=names)
+            audit = _audit_size(size)
+            round_picks(data, labels, audit=audit, uncertainty=size - audit, combined=combined, seed=seed)
+        model = quality_model_fit(languages, labels)
+        for data in languages:
+            committees[data.language] = committee_fit_for(data, labels, seed=seed)
+            if curve is not None:
+                _curve_step(data, labels, committees[data.language], step=step + 1, seed=seed, curve=curve)
+    return labels
 
 
-def strategy_uncertainty(data: LanguageData, k: int, *, seed: int) -> np.ndarray:
-    return uncertainty_picks(data, np.arange(data.n), k, seed=seed)
+def _curve_step(data: LanguageData, labels: Labels, fitted: Any, *, step: int, seed: int,
+                curve: list[dict[str, Any]]) -> None:
+    """Committee accuracy against a committee trained on as many random picks, both measured
+    on the items neither has seen (the same test set)."""
+    picked = labels.picked[data.language]
+    rnd = strategy_random(data, len(picked), seed=seed + step)
+    random_labels = Labels.empty([data])
+    random_labels.add(data.language, rnd, "audit", 1.0)
+    random_fit = committee_fit_for(data, random_labels, seed=seed)
+    hidden = np.setdiff1d(np.arange(data.n), np.union1d(picked, rnd))
+    for strategy, fitted_ in (("committee", fitted), ("random", random_fit)):
+        curve.append({"strategy": strategy, "language": data.language, "step": step, "labels": len(picked),
+                      "accuracy": _accuracy(data, fitted_, hidden)})
 
 
-def strategy_committee(data: LanguageData, k: int, *, seed: int, curve: list[dict[str, Any]] | None = None,
-                       random_curve: bool = True) -> np.ndarray:
-    """Active learning in steps: token signals first, then the committee joins as labels arrive."""
-    sizes = np.diff(np.linspace(0, k, COMMITTEE_STEPS + 1).round().astype(int))
-    picked = np.zeros(0, dtype=np.int64)
-    fitted = None
-    for step, size in enumerate(sizes, start=1):
-        remaining = np.setdiff1d(np.arange(data.n), picked)
-        if size:
-            picked = np.concatenate([picked, uncertainty_picks(data, remaining, int(size), seed=seed, committee=fitted)])
-        fitted = _fit(data, picked, seed=seed)
-        if curve is not None:
-            hidden = np.setdiff1d(np.arange(data.n), picked)
-            curve.append({"strategy": "committee", "language": data.language, "step": step, "labels": len(picked),
-                          "accuracy": _accuracy(data, fitted, hidden)})
-            if random_curve:
-                rnd = strategy_random(data, len(picked), seed=seed)
-                curve.append({"strategy": "random", "language": data.language, "step": step, "labels": len(picked),
-                              "accuracy": _accuracy(data, _fit(data, rnd, seed=seed), np.setdiff1d(np.arange(data.n), rnd))})
-    return picked
-
-
-def strategy_parity(
-    languages: list[LanguageData], budget: float, *, seed: int
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Two rounds over the pooled budget: audit + equal shares, then weighted by the lag the audit showed."""
+def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: int) -> Labels:
+    """Two rounds over the pooled budget: audit + equal shares, then weighted by the lag the
+    first round's labels showed; quality-model picks inside each language."""
     total = int(round(budget * sum(d.n for d in languages)))
     first = total // 2
-    picked = {d.language: np.zeros(0, dtype=np.int64) for d in languages}
-    audit = {d.language: np.zeros(0, dtype=np.int64) for d in languages}
+    labels = Labels.empty(languages)
     quality: dict[str, float | None] = {d.language: None for d in languages}
+    model = None
     for round_budget in (first, total - first):
-        supplies = [LanguageSupply(tag=d.language, pool=d.n - len(picked[d.language]), quality=quality[d.language])
-                    for d in languages]
+        supplies = [LanguageSupply(tag=d.language, pool=d.n - len(labels.picked[d.language]),
+                                   quality=quality[d.language]) for d in languages]
         allocation = allocation_compute(languages=supplies, budget=round_budget, strategy="parity", seed=seed)
         for d, alloc in zip(languages, allocation, strict=True):
-            remaining = np.setdiff1d(np.arange(d.n), picked[d.language])
-            rng = np.random.default_rng([seed, 2, len(picked[d.language]), d.n])
-            random_part = rng.choice(remaining, size=alloc.audit, replace=False) if alloc.audit else remaining[:0]
-            rest = np.setdiff1d(remaining, random_part)
-            chosen = uncertainty_picks(d, rest, alloc.uncertainty, seed=seed) if alloc.uncertainty else rest[:0]
-            audit[d.language] = np.concatenate([audit[d.language], random_part])
-            picked[d.language] = np.concatenate([picked[d.language], random_part, chosen])
-            # What the parity report would say after this round: audit items only.
-            quality[d.language] = float(d.mean[audit[d.language]].mean() / 100) if len(audit[d.language]) else None
-    return picked, audit
+            names = TOKEN_SCORERS if model is None else None
+            combined = combined_scores(d, model=model, names=names)
+            round_picks(d, labels, audit=alloc.audit, uncertainty=alloc.uncertainty, combined=combined, seed=seed)
+            estimate = quality_estimate(d, labels)
+            quality[d.language] = None if estimate is None else estimate / 100
+        model = quality_model_fit(languages, labels)
+    return labels
+
+
+def quality_estimate(data: LanguageData, labels: Labels) -> float | None:
+    """Horvitz–Thompson mean score of a language from its labels: Σ w·score ÷ Σ w."""
+    idx = labels.picked[data.language]
+    if not len(idx):
+        return None
+    w = labels.weight[data.language]
+    audit = np.array(labels.selection[data.language]) == "audit"
+    if not audit.any():
+        return float(data.mean[idx].mean())
+    return float((w * data.mean[idx]).sum() / w.sum())
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------
+
+
+def simulation_load(*, dataset: str = "mlqe-pe", data: Path | str | None = None, limit: int | None = None,
+                    pairs: Sequence[str] | None = None, bad_below: float | None = None) -> list[LanguageData]:
+    if data is not None:
+        try:
+            records = data_load(data)
+        except DataError as exc:
+            raise SimulationError(str(exc)) from None
+        if limit is not None:
+            for rec in records:
+                for name in ("prompts", "responses", "logprobs", "scores"):
+                    setattr(rec, name, getattr(rec, name)[:limit])
+        if bad_below is None and not str(data).endswith((".jsonl", ".jsonl.gz", ".json")):
+            bad_below = BAD_BELOW  # the MLQE-PE layout: direct assessments, 0–100
+        if bad_below is None:
+            scores = np.concatenate([np.asarray(r.scores, dtype=float) for r in records])
+            bad_below = float(scores.min() + (scores.max() - scores.min()) / 2)
+        small = [r.language for r in records if len(r.scores) < 20]
+        if small:
+            raise SimulationError(f"language {small[0]!r} has fewer than 20 items; the simulation needs at least 20 each")
+        return languages_prepare(records, bad_below=bad_below)
+    if dataset not in DATASETS:
+        raise SimulationError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}, or --data PATH")
+    try:
+        records = bundled_mlqe(pairs=pairs, limit=limit)
+    except FileNotFoundError as exc:
+        raise SimulationError(str(exc)) from None
+    return languages_prepare(records, bad_below=BAD_BELOW if bad_below is None else bad_below)
 
 
 def simulation_run(
     *, dataset: str = "mlqe-pe", budget: float = 0.2, seed: int = 0, strategies: Sequence[str] = STRATEGIES,
     limit: int | None = None, pairs: Sequence[str] | None = None, progress: Callable[[str], None] | None = None,
+    data: Path | str | None = None, bad_below: float | None = None, languages: list[LanguageData] | None = None,
 ) -> dict[str, Any]:
-    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves", "spread", "summary"}."""
-    if dataset not in DATASETS:
-        raise SimulationError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
+    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves", "estimates", "spread", "summary"}."""
     if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or not 0 < budget <= 1:
         raise SimulationError(f"the budget is a share of each language's pool, above 0 and at most 1, not {budget!r}")
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -194,64 +366,130 @@ def simulation_run(
         raise SimulationError(f"unknown strategy {(unknown or [''])[0]!r}; use some of {', '.join(STRATEGIES)}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 20):
         raise SimulationError("limit must be a whole number of at least 20 items per language")
-    try:
-        languages = mlqe_load(limit=limit, pairs=pairs)
-    except FileNotFoundError as exc:
-        raise SimulationError(str(exc)) from None
+    if bad_below is not None and (isinstance(bad_below, bool) or not isinstance(bad_below, int | float)
+                                  or not math.isfinite(bad_below)):
+        raise SimulationError("bad_below must be a finite number")
+    if languages is None:
+        languages = simulation_load(dataset=dataset, data=data, limit=limit, pairs=pairs, bad_below=bad_below)
     results: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     estimates: list[dict[str, Any]] = []
 
-    def record(strategy: str, data: LanguageData, picked: np.ndarray, estimate_from: np.ndarray) -> None:
-        bad = data.bad
+    def record(strategy: str, d: LanguageData, picked: np.ndarray, estimate: float | None) -> None:
+        bad = d.bad
         found = int(bad[picked].sum())
-        results.append({"strategy": strategy, "language": data.language, "bad_total": int(bad.sum()),
-                        "bad_found": found, "recall": round(found / bad.sum(), 4) if bad.sum() else None})
-        estimates.append({"strategy": strategy, "language": data.language, "selected": int(len(picked)),
-                          "true_mean": round(float(data.mean.mean()), 2),
-                          "estimated_mean": round(float(data.mean[estimate_from].mean()), 2) if len(estimate_from) else None})
+        bad_total = int(bad.sum())
+        results.append({
+            "strategy": strategy, "language": d.language, "picked": int(len(picked)), "bad_found": found,
+            "bad_total": bad_total, "n": d.n,
+            **achievable_gain(picked=len(picked), found=found, bad=bad_total, n=d.n),
+            "recall": round(found / bad_total, 4) if bad_total else None,
+        })
+        estimates.append({"strategy": strategy, "language": d.language, "selected": int(len(picked)),
+                          "true_mean": round(float(d.mean.mean()), 2),
+                          "estimated_mean": None if estimate is None else round(estimate, 2)})
 
     for strategy in strategies:
         if progress:
             progress(strategy)
-        if strategy == "parity":
-            picked_by, audit_by = strategy_parity(languages, budget, seed=seed)
-            for data in languages:
-                # Quality is estimated as the parity report does: from the audit items only.
-                record(strategy, data, picked_by[data.language], audit_by[data.language])
-            continue
-        for data in languages:
-            k = max(1, int(round(budget * data.n)))
-            if strategy == "random":
-                picked = strategy_random(data, k, seed=seed)
-            elif strategy == "uncertainty":
-                picked = strategy_uncertainty(data, k, seed=seed)
+        if strategy in ("parity", "committee"):
+            if strategy == "parity":
+                labels = strategy_parity(languages, budget, seed=seed)
             else:
-                picked = strategy_committee(data, k, seed=seed, curve=curves)
-            record(strategy, data, picked, picked)
+                labels = strategy_committee(languages, budget, seed=seed, curve=curves)
+            for d in languages:
+                record(strategy, d, labels.picked[d.language], quality_estimate(d, labels))
+            continue
+        for d in languages:
+            k = max(1, int(round(budget * d.n)))
+            if strategy == "random":
+                picked = strategy_random(d, k, seed=seed)
+            else:
+                picked = strategy_uncertainty(d, k, seed=seed).picked[d.language]
+            record(strategy, d, picked, float(d.mean[picked].mean()) if len(picked) else None)
+    summary = _summary(results)
+    spread = _spread(results, estimates)
+    for strategy, row in spread.items():
+        summary[strategy]["quality_estimate_error_mean"] = row["quality_estimate_error_mean"]
     return {
-        "dataset": dataset,
+        "dataset": str(data) if data is not None else dataset,
         "budget": budget,
         "seed": seed,
-        "bad_below": BAD_BELOW,
+        "bad_below": languages[0].bad_below if languages else bad_below,
         "results": results,
         "curves": curves,
         "estimates": estimates,
-        "spread": _spread(results, estimates),
-        "summary": _summary(results),
+        "spread": spread,
+        "summary": summary,
+        "best": _best(summary),
+    }
+
+
+def simulation_run_seeds(*, seeds: Sequence[int], progress: Callable[[str], None] | None = None,
+                         **kwargs: Any) -> dict[str, Any]:
+    """The run for each seed (data loaded once) and the mean over seeds of every figure."""
+    languages = kwargs.pop("languages", None)
+    if languages is None:
+        languages = simulation_load(
+            dataset=kwargs.get("dataset", "mlqe-pe"), data=kwargs.get("data"), limit=kwargs.get("limit"),
+            pairs=kwargs.get("pairs"), bad_below=kwargs.get("bad_below"),
+        )
+    runs = []
+    for seed in seeds:
+        if progress:
+            progress(f"seed {seed}")
+        runs.append(simulation_run(seed=seed, languages=languages, progress=progress, **kwargs))
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        for row in run["results"]:
+            cells.setdefault((row["strategy"], row["language"]), []).append(row)
+    results = []
+    for (strategy, language), rows in cells.items():
+        mean = {}
+        for key in ("picked", "bad_found", "random_expected", "oracle", "share", "recall"):
+            values = [r[key] for r in rows if r[key] is not None]
+            mean[key] = round(float(np.mean(values)), 4) if values else None
+        results.append({"strategy": strategy, "language": language, "bad_total": rows[0]["bad_total"],
+                        "n": rows[0]["n"], **mean})
+    errors: dict[str, list[float]] = {}
+    for run in runs:
+        for strategy, spread in run["spread"].items():
+            if spread["quality_estimate_error_mean"] is not None:
+                errors.setdefault(strategy, []).append(spread["quality_estimate_error_mean"])
+    summary = _summary(results)
+    for strategy, values in errors.items():
+        summary[strategy]["quality_estimate_error_mean"] = round(float(np.mean(values)), 2)
+    first = runs[0]
+    return {
+        "dataset": first["dataset"], "budget": first["budget"], "bad_below": first["bad_below"], "seed": None,
+        "seeds": list(seeds), "runs": runs, "results": results, "summary": summary, "best": _best(summary),
+        "curves": [{"seed": run["seed"], **c} for run in runs for c in run["curves"]],
+        "estimates": [{"seed": run["seed"], **e} for run in runs for e in run["estimates"]],
     }
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for strategy in dict.fromkeys(r["strategy"] for r in results):
-        rows = [r for r in results if r["strategy"] == strategy and r["recall"] is not None]
+        rows = [r for r in results if r["strategy"] == strategy]
+        recalls = [r["recall"] for r in rows if r["recall"] is not None]
+        shares = [r["share"] for r in rows if r["share"] is not None]
         out[strategy] = {
-            "mean_recall": round(float(np.mean([r["recall"] for r in rows])), 4) if rows else None,
-            "bad_found": int(sum(r["bad_found"] for r in rows)),
+            "mean_share": round(float(np.mean(shares)), 4) if shares else None,
+            "min_share": round(float(min(shares)), 4) if shares else None,
+            "languages_with_share": len(shares),
+            "mean_recall": round(float(np.mean(recalls)), 4) if recalls else None,
+            "picked": round(float(sum(r["picked"] for r in rows)), 2),
+            "bad_found": round(float(sum(r["bad_found"] for r in rows)), 2),
             "bad_total": int(sum(r["bad_total"] for r in rows)),
         }
     return out
+
+
+def _best(summary: dict[str, Any]) -> str | None:
+    """The strategy with the highest mean share of the achievable gain."""
+    ranked = [(v["mean_share"], s) for s, v in summary.items() if v["mean_share"] is not None]
+    return max(ranked)[1] if ranked else None
 
 
 def _spread(results: list[dict[str, Any]], estimates: list[dict[str, Any]]) -> dict[str, Any]:
@@ -274,34 +512,51 @@ def _spread(results: list[dict[str, Any]], estimates: list[dict[str, Any]]) -> d
 # ---------------------------------------------------------------------------------------
 
 
+def _fmt(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
 def results_table(report: dict[str, Any]) -> str:
+    """One block per strategy: per language k, found, bad, n, random and oracle, share, recall."""
     strategies = list(dict.fromkeys(r["strategy"] for r in report["results"]))
-    languages = list(dict.fromkeys(r["language"] for r in report["results"]))
-    cell = {(r["strategy"], r["language"]): r for r in report["results"]}
-    header = f"{'language':<9} {'bad':>5} " + " ".join(f"{s:>15}" for s in strategies)
-    lines = [f"budget {report['budget']:.0%} of each language's pool, seed {report['seed']}; "
-             f"bad = mean human score below {report['bad_below']:g}; cells: bad found (recall)", header, "-" * len(header)]
-    for lang in languages:
-        first = cell[(strategies[0], lang)]
-        row = f"{lang:<9} {first['bad_total']:>5} "
-        row += " ".join(
-            f"{cell[(s, lang)]['bad_found']:>6} ({cell[(s, lang)]['recall'] or 0:.2f})".rjust(15) for s in strategies
+    seeds = report.get("seeds")
+    where = f"seeds {', '.join(map(str, seeds))} (means)" if seeds else f"seed {report['seed']}"
+    lines = [
+        f"budget {report['budget']:.0%}, {where}; bad = human score below {report['bad_below']:g}",
+        "share = (found − random) ÷ (oracle − random), random = k·bad/n, oracle = min(bad, k); "
+        "– where oracle = random (nothing to gain)",
+    ]
+    header = (f"{'strategy':<12} {'language':<10} {'k':>7} {'found':>7} {'bad':>6} {'n':>6} {'random':>7} "
+              f"{'oracle':>7} {'share':>7} {'recall':>7}")
+    lines += [header, "-" * len(header)]
+    for strategy in strategies:
+        for r in (r for r in report["results"] if r["strategy"] == strategy):
+            lines.append(
+                f"{strategy:<12} {r['language']:<10} {_fmt(r['picked'], '>7g')} {_fmt(r['bad_found'], '>7g')} "
+                f"{r['bad_total']:>6} {r['n']:>6} {_fmt(r['random_expected'], '>7.1f')} {_fmt(r['oracle'], '>7g')} "
+                f"{_fmt(r['share'], '>7.2f')} {_fmt(r['recall'], '>7.2f')}"
+            )
+        summary = report["summary"][strategy]
+        error = summary.get("quality_estimate_error_mean")
+        if error is None and "spread" in report:
+            error = report["spread"][strategy]["quality_estimate_error_mean"]
+        lines.append(
+            f"{strategy:<12} {'mean':<10} share {_fmt(summary['mean_share'], '.3f')} (lowest "
+            f"{_fmt(summary['min_share'], '.3f')}), recall {_fmt(summary['mean_recall'], '.3f')}, "
+            f"quality estimate error {_fmt(error, '.2f')} points"
         )
-        lines.append(row)
-    lines.append("-" * len(header))
-    lines.append(f"{'mean recall':<15} " + " ".join(f"{report['summary'][s]['mean_recall'] or 0:>15.3f}" for s in strategies))
-    lines.append(f"{'recall spread':<15} " + " ".join(f"{report['spread'][s]['recall_spread'] or 0:>15.3f}" for s in strategies))
-    lines.append(f"{'quality error':<15} " + " ".join(
-        f"{report['spread'][s]['quality_estimate_error_mean'] or 0:>15.2f}" for s in strategies))
-    lines.append("quality error: mean |estimated − true| mean score per language, estimated from the items the "
-                 "strategy sent (parity: its audit items only)")
+        lines.append("-" * len(header))
+    lines.append(f"best strategy by mean share: {report.get('best') or '–'}")
+    lines.append("quality estimate error: mean |estimated − true| mean score per language (committee and parity: "
+                 "Horvitz–Thompson over their labels; the others: the mean of what they sent)")
     return "\n".join(lines)
 
 
 def report_write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, rows in (("results", report["results"]), ("curves", report["curves"]), ("estimates", report["estimates"])):
+    for name, rows in (("results", report["results"]), ("curves", report.get("curves") or []),
+                       ("estimates", report.get("estimates") or [])):
         if not rows:
             continue
         path = out_dir / f"al_simulation_{name}.csv"
@@ -322,28 +577,31 @@ def _plot(report: dict[str, Any], path: Path) -> Path:
 
     strategies = list(dict.fromkeys(r["strategy"] for r in report["results"]))
     languages = list(dict.fromkeys(r["language"] for r in report["results"]))
-    cell = {(r["strategy"], r["language"]): r["recall"] or 0 for r in report["results"]}
+    cell = {(r["strategy"], r["language"]): r["share"] or 0 for r in report["results"]}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     width = 0.8 / len(strategies)
     x = np.arange(len(languages))
     for k, strategy in enumerate(strategies):
         left.bar(x + k * width - 0.4 + width / 2, [cell[(strategy, lang)] for lang in languages], width, label=strategy)
-    left.axhline(report["budget"], color="grey", linestyle=":", linewidth=1, label="budget (random expectation)")
+    left.axhline(0, color="grey", linestyle=":", linewidth=1, label="random (0)")
+    left.axhline(1, color="black", linestyle=":", linewidth=1, label="oracle (1)")
     left.set_xticks(x, languages)
-    left.set_ylabel("recall of bad outputs")
-    left.set_title(f"Bad outputs sent to humans at a {report['budget']:.0%} budget")
+    left.set_ylabel("share of the achievable gain")
+    left.set_title(f"Bad outputs found beyond random, of what an oracle finds ({report['budget']:.0%} budget)")
     left.legend(fontsize=8)
-    curves = [c for c in report["curves"] if c["accuracy"] is not None]
-    for lang in languages:
+    first_seed = (report.get("seeds") or [None])[0]
+    curves = [c for c in report.get("curves") or [] if c["accuracy"] is not None and c.get("seed") == first_seed]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, lang in enumerate(languages):
         for strategy, style in (("committee", "-"), ("random", ":")):
             pts = [(c["labels"], c["accuracy"]) for c in curves if c["language"] == lang and c["strategy"] == strategy]
             if pts:
-                right.plot(*zip(*pts, strict=True), style, marker="o", markersize=3,
+                right.plot(*zip(*pts, strict=True), style, marker="o", markersize=3, color=colours[n % len(colours)],
                            label=f"{lang}" if strategy == "committee" else None)
     right.set_xlabel("labels seen (solid: committee picks, dotted: random picks)")
     right.set_ylabel("accuracy on hidden items")
     right.set_title("Committee learning curves per language")
-    if curves:
+    if right.get_legend_handles_labels()[0]:
         right.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,4 +1,4 @@
-"""Background work: rounds and committee retraining on a Celery worker.
+"""Background work: rounds and committee retraining on Celery workers.
 
 The tasks are thin: each calls the same plain function the management command calls.
 `round_launch` is what the API and the lead page use. With a broker configured
@@ -6,13 +6,20 @@ The tasks are thin: each calls the same plain function the management command ca
 after the request's transaction commits, so scoring and training never run inside a web
 request. Without a broker (a laptop, the SQLite demo) there is no worker to hand it to,
 and the round runs inline in the request — the same function, just in this process.
+
+With a result backend too (settings.CELERY_RESULT_BACKEND), a worker scores the pool in
+chunks as a chord: `round_run` trains or loads the models once and splits the pool into
+chunks of settings.PARITY_AL_SCORE_CHUNK items; `round_score_chunk` scores one chunk on
+any worker (features, LM rescoring, every scorer — a value depends only on its own item);
+`round_finish` ranks within each language, allocates and selects once, and queues the
+batch. Without a result backend a chord cannot gather, and one worker runs the whole round.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import chord, shared_task
 from django.conf import settings
 from django.db import transaction
 
@@ -20,8 +27,13 @@ from active_learning.models import SelectionRound
 from active_learning.rounds import (
     RoundRequest,
     committee_retrain,
+    round_chunk_score,
     round_create_queued,
     round_execute,
+    round_failure_recorded,
+    round_finish_chunks,
+    round_mark_failed,
+    round_prepare_queued,
     round_run_queued,
 )
 from annotation.models import Project
@@ -29,10 +41,43 @@ from annotation.models import Project
 
 @shared_task(name="active_learning.round_run", acks_late=True)
 def round_run(round_id: int) -> dict[str, Any]:
+    if chunked_scoring_available():
+        return round_dispatch_chunks(round_id)
     selection_round = round_run_queued(round_id=round_id)
     if selection_round is None:
         return {"round": round_id, "status": "already taken"}
     return {"round": selection_round.pk, "status": selection_round.status, "selected": selection_round.summary.get("selected")}
+
+
+def round_dispatch_chunks(round_id: int) -> dict[str, Any]:
+    prepared = round_prepare_queued(round_id=round_id)
+    if prepared is None:
+        return {"round": round_id, "status": "already taken"}
+    size = max(1, int(settings.PARITY_AL_SCORE_CHUNK))
+    chunks = [prepared.pool_ids[start : start + size] for start in range(0, len(prepared.pool_ids), size)]
+    callback = round_finish.s(round_id).on_error(round_chunks_failed.s(round_id=round_id))
+    # On workers a failing chunk reaches the errback; run eagerly, it raises right here.
+    with round_failure_recorded(round_id=round_id):
+        chord([round_score_chunk.s(round_id, chunk) for chunk in chunks])(callback)
+    return {"round": round_id, "status": "scoring", "chunks": len(chunks)}
+
+
+@shared_task(name="active_learning.round_score_chunk", acks_late=True)
+def round_score_chunk(round_id: int, item_ids: list[int]) -> dict[str, Any]:
+    return round_chunk_score(round_id=round_id, item_ids=item_ids).as_dict()
+
+
+@shared_task(name="active_learning.round_finish", acks_late=True)
+def round_finish(chunks: list[dict[str, Any]], round_id: int) -> dict[str, Any]:
+    selection_round = round_finish_chunks(round_id=round_id, chunks=chunks)
+    return {"round": selection_round.pk, "status": selection_round.status, "selected": selection_round.summary.get("selected")}
+
+
+@shared_task(name="active_learning.round_chunks_failed")
+def round_chunks_failed(*args: Any, round_id: int) -> None:
+    """A chunk (or the finishing step) failed: the round says so, the pool is untouched."""
+    exc = next((a for a in args if isinstance(a, BaseException)), RuntimeError("a scoring chunk failed"))
+    round_mark_failed(round_id=round_id, exc=exc)
 
 
 @shared_task(name="active_learning.committee_retrain")
@@ -46,6 +91,11 @@ def committee_retrain_task(project_id: int, parameters: dict[str, Any] | None = 
 
 def broker_configured() -> bool:
     return bool(settings.CELERY_BROKER_URL)
+
+
+def chunked_scoring_available() -> bool:
+    """A chord needs a broker to fan out and a result backend to gather."""
+    return broker_configured() and bool(settings.CELERY_RESULT_BACKEND)
 
 
 def round_launch(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:

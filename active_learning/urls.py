@@ -1,4 +1,4 @@
-"""Lead pages of active learning, and its one API endpoint (mounted under /api/v1/ from parity/urls.py)."""
+"""Lead pages of active learning, and its API endpoints (mounted under /api/v1/ from parity/urls.py)."""
 
 from __future__ import annotations
 
@@ -19,4 +19,5 @@ urlpatterns = [
 api_urlpatterns = [
     path("projects/<slug:slug>/al-rounds/", api.RoundsView.as_view(), name="al-rounds"),
     path("projects/<slug:slug>/al-rounds/<int:round_id>/", api.RoundDetailView.as_view(), name="al-round"),
+    path("projects/<slug:slug>/al/rounds/", api.RoundListView.as_view(), name="al-round-list"),
 ]

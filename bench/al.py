@@ -15,6 +15,12 @@ Three parts, each printed with its seconds and peak memory:
 2. modal: modAL's vote entropy, KL max disagreement and classifier entropy against the
    vectorised formulas on --modal-pool items, their ratio, and whether the top picks are
    the same.
+4. workers: a round's pool scoring as the chord's workers do it — `rounds.pool_score`
+   on chunks of --chunk items (hashing features, glass-box and source–output features,
+   token scorers, the committee and the quality model) in 1 and in 2 worker processes,
+   --workers-pool items (default 1,000,000) — and the projection to 100,000,000 items.
+   The chunks come from memory, not the database (a worker's read of its chunk is not in
+   the figure); Celery's own transport is not either (a chunk's message is its ids).
 3. round: a real round (`round_execute`) on --round-items pool items stored in a
    database (a scratch SQLite file, or a scratch PostgreSQL database with
    --database-url), hashing features computed from the texts, committee trained on
@@ -25,6 +31,7 @@ Run small while others work; the full size is the default:
     .venv/bin/python bench/al.py --pool 100000 --batch 1000 --modal-pool 20000 --round-items 10000
     .venv/bin/python bench/al.py --database-url postgres://postgres@127.0.0.1:5432/postgres   # full size
     .venv/bin/python bench/al.py --skip-round --skip-modal                                       # part 1 only
+    .venv/bin/python bench/al.py --skip-select --skip-modal --skip-round --workers-pool 1000000  # part 4 only
 """
 
 from __future__ import annotations
@@ -283,6 +290,120 @@ def part_round(args: argparse.Namespace) -> None:
           f"model v{version.number if version else '-'}; {seconds:.1f} s (target < 60 s at 100,000 items)")
 
 
+# ---------------------------------------------------------------------------------------
+# 4. Scoring in chunks on 1 and 2 workers
+# ---------------------------------------------------------------------------------------
+
+_WORKER_POOL: dict[str, Any] = {}
+
+
+def _vocabulary(rng: Any, alphabet: str, size: int = 3000) -> list[str]:
+    letters = list(alphabet)
+    return ["".join(rng.choice(letters, int(rng.integers(2, 9)))) for _ in range(size)]
+
+
+def _worker_pool(args: argparse.Namespace) -> dict[str, Any]:
+    """Texts, prompts and token log-probs of a synthetic pool: words from a per-script vocabulary."""
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    n, langs = args.workers_pool, LANGUAGES[: args.languages]
+    vocab = {tag: _vocabulary(rng, ALPHABETS[tag]) for tag in langs}
+    english = _vocabulary(rng, ALPHABETS["de"])
+    language_index = rng.integers(0, len(langs), n)
+    lengths = rng.integers(6, 18, n)
+    words = rng.integers(0, 3000, int(lengths.sum()))
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    texts, prompts = [], []
+    for i in range(n):
+        table = vocab[langs[language_index[i]]]
+        chunk = words[bounds[i] : bounds[i + 1]]
+        texts.append(" ".join(table[w] for w in chunk))
+        prompts.append(" ".join(english[w] for w in chunk[::-1]))
+    token_lengths = rng.integers(8, 40, n)
+    flat = -rng.exponential(0.4, int(token_lengths.sum()))
+    return {
+        "languages": np.array(langs, dtype=object)[language_index], "texts": texts, "prompts": prompts,
+        "token_logprobs": np.split(flat, np.cumsum(token_lengths)[:-1]),
+    }
+
+
+def _worker_models(pool: dict[str, Any], labels: int, seed: int) -> Any:
+    import numpy as np
+
+    from active_learning import committee as committee_mod
+    from active_learning import qe
+    from active_learning.features import hashing_features
+    from active_learning.rounds import RoundModels
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(pool["texts"]), labels, replace=False)
+    nll = np.array([-pool["token_logprobs"][r].mean() for r in rows])
+    bad = nll + rng.normal(0, 0.2, labels) > np.median(nll)
+    committee = committee_mod.committee_fit(hashing_features([pool["texts"][r] for r in rows]), bad.astype(int), seed=seed)
+    raw = qe.qe_features(prompts=[pool["prompts"][r] for r in rows], responses=[pool["texts"][r] for r in rows],
+                         token_logprobs=[pool["token_logprobs"][r] for r in rows])
+    quality = qe.badness_fit(raw=raw, languages=pool["languages"][rows], labelled=np.arange(labels), bad=bad)
+    return RoundModels(version=None, committee=committee, quality=quality)
+
+
+def _score_chunk(bounds: tuple[int, int]) -> tuple[int, float, float]:
+    """One worker's chunk: what `rounds.round_chunk_score` does after reading the chunk."""
+    import numpy as np
+
+    from active_learning.features import hashing_features
+    from active_learning.rounds import DEFAULT_PARAMETERS, Pool, pool_score
+    from active_learning.scorers import ScoringInputs
+
+    lo, hi = bounds
+    data = _WORKER_POOL
+    started, cpu = time.perf_counter(), time.process_time()
+    languages = data["languages"][lo:hi]
+    texts, prompts = data["texts"][lo:hi], data["prompts"][lo:hi]
+    pool = Pool(ids=np.arange(lo, hi), languages=languages, prompts=prompts, texts=texts,
+                inputs=ScoringInputs(languages=languages, token_logprobs=list(data["token_logprobs"][lo:hi])))
+    scores = pool_score(pool=pool, features=hashing_features(texts), models=data["models"],
+                        parameters=DEFAULT_PARAMETERS)
+    assert set(scores.raw) >= {"nll", "predicted_bad", "committee_vote_entropy"}, sorted(scores.raw)
+    return hi - lo, time.perf_counter() - started, time.process_time() - cpu
+
+
+def part_workers(args: argparse.Namespace) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = args.workers_pool
+    print(f"\n4. workers: scoring {n:,} items in chunks of {args.chunk:,} on 1 and 2 worker processes")
+    pool, _ = _measure("setup: synthetic pool (not the measure)", lambda: _worker_pool(args))
+    models, _ = _measure("setup: committee and quality model (not the measure)",
+                         lambda: _worker_models(pool, args.labels, args.seed))
+    _WORKER_POOL.clear()
+    _WORKER_POOL.update(pool, models=models)  # forked workers inherit it: no pickling of the pool
+    chunks = [(lo, min(n, lo + args.chunk)) for lo in range(0, n, args.chunk)]
+    context = mp.get_context("fork")
+    figures = {}
+    cpu_per_item = 0.0
+    for workers in (1, 2):
+        def run(workers: int = workers) -> list[tuple[int, float, float]]:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+                return list(executor.map(_score_chunk, chunks))
+
+        done, wall = _measure(f"score {n:,} items on {workers} worker(s)", run)
+        chunk_seconds = sorted(s for _, s, _ in done)
+        cpu = sum(c for _, _, c in done)
+        figures[workers] = wall
+        cpu_per_item = cpu / n if workers == 1 else cpu_per_item
+        print(f"   wall: {n / wall:,.0f} items/s; per chunk of {args.chunk:,}: median "
+              f"{chunk_seconds[len(chunk_seconds) // 2]:.2f} s, max {chunk_seconds[-1]:.2f} s; "
+              f"CPU: {cpu:.1f} s in all, {1000 * cpu / n:.3f} s per 1,000 items ({n / cpu:,.0f} items per CPU-second)")
+    print(f"   speed-up on 2 workers: {figures[1] / figures[2]:.2f}× wall (the machine's cores are shared with "
+          f"other work; load average {os.getloadavg()[0]:.1f})")
+    print("   projected at the measured CPU cost, one dedicated core per worker, chunks spread evenly:")
+    for target in (1_000_000, 100_000_000):
+        cells = ", ".join(f"{workers} worker(s) {target * cpu_per_item / workers / 60:,.1f} min"
+                          for workers in (1, 2, 16, 64))
+        print(f"   {target:>11,} items: {cells}")
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pool", type=int, default=1_000_000, help="items in the synthetic pool (default 1,000,000)")
@@ -294,10 +415,14 @@ def main() -> None:
     parser.add_argument("--round-items", type=int, default=100_000, help="pool items for part 3 (default 100,000)")
     parser.add_argument("--round-labels", type=int, default=2000, help="labelled items for part 3 (default 2,000)")
     parser.add_argument("--round-budget", type=int, default=5000, help="budget of the part 3 round (default 5,000)")
+    parser.add_argument("--workers-pool", type=int, default=1_000_000,
+                        help="items scored in chunks on 1 and 2 workers in part 4 (default 1,000,000)")
+    parser.add_argument("--chunk", type=int, default=50_000, help="items per scoring chunk in part 4 (default 50,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-select", action="store_true")
     parser.add_argument("--skip-modal", action="store_true")
     parser.add_argument("--skip-round", action="store_true")
+    parser.add_argument("--skip-workers", action="store_true")
     parser.add_argument("--database-url", help="PostgreSQL server for part 3 (a scratch database is created)")
     args = parser.parse_args()
     if not 1 <= args.languages <= len(LANGUAGES):
@@ -328,6 +453,8 @@ def _run(args: argparse.Namespace) -> None:
         part_modal(args)
     if not args.skip_round:
         part_round(args)
+    if not args.skip_workers:
+        part_workers(args)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Local models for active learning; never downloaded at run time.
 PARITY_ENCODER_PATH = env_str("PARITY_ENCODER_PATH", "") or ""
 PARITY_CAUSAL_LM_PATH = env_str("PARITY_CAUSAL_LM_PATH", "") or ""
+# Items per scoring chunk when workers score a round's pool as a chord (a broker and a
+# result backend configured): small enough to spread over the workers, large enough that
+# per-task overhead stays small.
+PARITY_AL_SCORE_CHUNK = env_int("PARITY_AL_SCORE_CHUNK", 50_000)
 
 # Where the demo and the simulation find the bundled real data.
 PARITY_DATA_DIR = Path(env_str("PARITY_DATA_DIR", str(BASE_DIR / "data")))

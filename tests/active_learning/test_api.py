@@ -4,11 +4,12 @@ import json
 from unittest import mock
 
 from active_learning.models import RoundStatus, SelectionRound
-from active_learning.rounds import round_run_queued
+from active_learning.rounds import round_execute, round_request_clean, round_run_queued
 from annotation.models import AuditEvent, Item, ItemStatus
 from annotation.tokens import api_token_create
 from tests.active_learning.data import ARABIC, GERMAN, pool_items
 from tests.base import ParityTestCase
+from tests.factories import ProjectFactory
 
 
 class RoundsApiTests(ParityTestCase):
@@ -109,3 +110,59 @@ class RoundsApiTests(ParityTestCase):
         response = self.client.get(f"{self.url}12345/", HTTP_AUTHORIZATION=f"Bearer {token}")
         self.assertEqual(response.status_code, 404)
         self.assertIn("No round 12345", response.json()["errors"][0]["message"])
+
+
+class RoundListApiTests(ParityTestCase):
+    def setUp(self):
+        pool_items(self.project, self.de, GERMAN, prefix="de")
+        pool_items(self.project, self.ar, ARABIC, prefix="ar")
+        self.url = f"/api/v1/projects/{self.project.slug}/al/rounds/"
+
+    def get(self, query="", *, scope="read"):
+        token = api_token_create(project=self.project, scope=scope)[1]
+        return self.client.get(self.url + query, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def test_it_lists_the_projects_rounds_newest_first(self):
+        first = round_execute(request=round_request_clean(project=self.project, budget=4, strategy="uniform"))
+        second = round_execute(request=round_request_clean(project=self.project, budget=6, strategy="parity", seed=2))
+        other = ProjectFactory(slug="elsewhere", languages=["de"])
+        pool_items(other, self.de, GERMAN[:6], prefix="x")
+        round_execute(request=round_request_clean(project=other, budget=2, strategy="uniform",
+                                                  parameters={"evaluator_capacity": None}))
+        response = self.get()
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(response["Content-Type"], "application/json")
+        body = response.json()
+        self.assertEqual(body["count"], 2)
+        self.assertEqual([r["id"] for r in body["rounds"]], [second.pk, first.pk])
+        newest = body["rounds"][0]
+        self.assertEqual((newest["strategy"], newest["budget"], newest["seed"], newest["status"]),
+                         ("parity", 6, 2, "done"))
+        self.assertEqual(sum(a["total"] for a in newest["allocation"].values()), 6)
+        self.assertNotIn("selected", newest)  # the round's own URL has those
+        self.assertTrue(newest["url"].endswith(f"/al-rounds/{second.pk}/"))
+        self.assertEqual([r["id"] for r in self.get("?limit=1").json()["rounds"]], [second.pk])
+        self.assertEqual(self.get("?status=failed").json()["rounds"], [])
+
+    def test_it_lets_a_lead_session_list_rounds(self):
+        round_execute(request=round_request_clean(project=self.project, budget=4, strategy="uniform"))
+        self.client.force_login(self.lead)
+        self.assertEqual(self.client.get(self.url).json()["count"], 1)
+
+    def test_it_refuses_callers_without_the_right_and_bad_filters(self):
+        for response, status in (
+            (self.get(scope="import"), 403),
+            (self.get("?limit=0"), 400),
+            (self.get("?limit=ten"), 400),
+            (self.get("?status=lost"), 400),
+        ):
+            self.assertEqual(response.status_code, status, response.content)
+            self.assertTrue(response.json()["errors"])
+        self.client.force_login(self.alice)  # an evaluator, not a lead
+        self.assertEqual(self.client.get(self.url).status_code, 403)
+        self.client.logout()
+        self.assertEqual(self.client.get(self.url).status_code, 401)
+
+    def test_the_openapi_schema_lists_it(self):
+        schema = self.client.get("/api/v1/schema/?format=json").json()
+        self.assertIn("get", schema["paths"]["/api/v1/projects/{slug}/al/rounds/"])

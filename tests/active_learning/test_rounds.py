@@ -4,13 +4,14 @@ import io
 import json
 from unittest import mock
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
 
 from active_learning.models import ModelVersion, RoundItem, RoundStatus, SelectionRound
-from active_learning.rounds import round_execute, round_preview, round_request_clean
+from active_learning.rounds import label_weights, round_execute, round_preview, round_request_clean
 from annotation.models import Item, ItemStatus, Selection, TaskType
 from annotation.queue import items_enqueue
 from tests.active_learning.data import ARABIC, GERMAN, historical_scores, pool_items
@@ -135,6 +136,39 @@ class RoundsTests(ParityTestCase):
         again = run(self.project, 10)
         self.assertEqual(again.model_version_id, version.pk)
         self.assertEqual(ModelVersion.objects.count(), 1)
+
+    def test_it_weighs_each_audit_item_by_the_part_of_the_pool_it_stands_for(self):
+        project = ProjectFactory(slug="weights", languages=["de"])
+        confidences = [0.5 + 0.49 * ((n * 7) % 40) / 40 for n in range(40)]
+        pool_items(project, self.de, [f"Satz {n} über das Thema {n * 3}." for n in range(40)], prefix="w",
+                   confidences=confidences)
+        first = run(project, 20, strategy="parity", evaluator_capacity=None)
+        share = first.allocation["de"]
+        audit = list(RoundItem.objects.filter(round=first, selection="audit").values_list("item_id", flat=True))
+        picked = list(RoundItem.objects.filter(round=first, selection="uncertainty").values_list("item_id", flat=True))
+        self.assertGreaterEqual(len(audit), 2)
+        weights = label_weights(project=project, item_ids=audit + picked)
+        expected = (share["pool"] - share["uncertainty"]) / share["audit"]  # e.g. (40 − 17) ÷ 3
+        np.testing.assert_allclose(weights[: len(audit)], expected)
+        np.testing.assert_allclose(weights[len(audit):], 1.0)
+        # Judged, the labels train the committee and the quality model with these weights,
+        # and the next round ranks by the quality model.
+        by_id = dict(Item.objects.filter(pk__in=audit + picked).values_list("pk", "external_id"))
+        historical_scores(project, {
+            by_id[pk]: [1, 2] if confidences[int(by_id[pk].split("-")[1])] < 0.75 else [4, 5] for pk in audit + picked
+        })
+        second = run(project, 6, strategy="uniform", evaluator_capacity=None)
+        version = second.model_version
+        self.assertIsNotNone(version.quality_blob)
+        self.assertEqual(version.quality["n_labels"], 20)
+        self.assertTrue(version.parameters["weighted"])
+        self.assertTrue(second.summary["quality_model"])
+        self.assertIn("predicted_bad", second.summary["scorers"])
+        for row in RoundItem.objects.filter(round=second):
+            # The quality model is the combination: the priority is its percentile.
+            self.assertAlmostEqual(row.score, row.components["predicted_bad"]["pct"], places=5)
+        self.assertEqual(set(second.summary["seconds"]),
+                         {"pool", "features", "committee", "scoring", "selection", "write", "total"})
 
     def test_it_starts_cold_with_a_representative_batch(self):
         project = ProjectFactory(slug="cold", languages=["de"])

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -10,49 +12,130 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import SimpleTestCase
 
-from active_learning.simulation import SimulationError, simulation_run
+from active_learning.simulation import SimulationError, achievable_gain, simulation_run
+
+
+def _tiny_jsonl(path: Path) -> None:
+    """Two languages of 40 items; in each, 8 bad outputs the model was unsure of (low log-probs)."""
+    lines = []
+    for language in ("sw", "de"):
+        for n in range(40):
+            bad = n % 5 == 0
+            lines.append({
+                "language": language, "prompt": f"source sentence number {n}",
+                "response": f"{language} output {n} " + " ".join(f"w{n * 7 + j}" for j in range(n % 4 + 2)),
+                "token_logprobs": [math.log(0.05 if bad else 0.9)] * 6,
+                "score": 20 + n % 3 if bad else 80 + n % 7,
+            })
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+
+
+class AchievableGainTests(SimpleTestCase):
+    def test_it_measures_the_share_between_random_and_the_oracle(self):
+        # 100 outputs, 10 bad, 20 sent: random finds 2 on average, the oracle all 10.
+        self.assertEqual(achievable_gain(picked=20, found=8, bad=10, n=100),
+                         {"random_expected": 2.0, "oracle": 10, "share": 0.75})
+        self.assertEqual(achievable_gain(picked=20, found=10, bad=10, n=100)["share"], 1.0)
+        self.assertEqual(achievable_gain(picked=20, found=2, bad=10, n=100)["share"], 0.0)
+        # The budget caps the oracle: 811 bad of 1,000, 200 sent.
+        gain = achievable_gain(picked=200, found=197, bad=811, n=1000)
+        self.assertEqual((gain["random_expected"], gain["oracle"]), (162.2, 200))
+        self.assertAlmostEqual(gain["share"], (197 - 162.2) / (200 - 162.2), places=4)
+
+    def test_it_leaves_the_share_undefined_when_nothing_is_achievable(self):
+        for case in ({"picked": 20, "found": 0, "bad": 0, "n": 100},  # nothing bad
+                     {"picked": 20, "found": 20, "bad": 100, "n": 100},  # everything bad
+                     {"picked": 100, "found": 10, "bad": 10, "n": 100}):  # the whole pool sent
+            self.assertIsNone(achievable_gain(**case)["share"], case)
 
 
 class SimulationTests(SimpleTestCase):
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="parity-al-sim-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
     def test_it_finds_more_bad_outputs_than_random_on_mlqe_pe_at_a_20_percent_budget(self):
         report = simulation_run(dataset="mlqe-pe", budget=0.2, seed=0, strategies=["random", "uncertainty"])
         self.assertEqual(len(report["results"]), 2 * 7)
         by = {(r["strategy"], r["language"]): r for r in report["results"]}
-        self.assertEqual(by[("random", "ne-en")]["bad_total"], by[("uncertainty", "ne-en")]["bad_total"])
-        random_recall = report["summary"]["random"]["mean_recall"]
-        uncertainty_recall = report["summary"]["uncertainty"]["mean_recall"]
-        self.assertGreater(uncertainty_recall, random_recall)
-        # Not by a whisker: on MLQE-PE the model's own log-probs carry real signal.
-        self.assertGreater(uncertainty_recall, random_recall + 0.05)
+        self.assertEqual(by[("random", "ne-en")]["bad_total"], 811)
+        self.assertEqual(by[("uncertainty", "ne-en")]["oracle"], 200)
+        self.assertAlmostEqual(by[("uncertainty", "ne-en")]["random_expected"], 162.2)
+        self.assertGreater(report["summary"]["uncertainty"]["mean_share"], report["summary"]["random"]["mean_share"] + 0.2)
+        self.assertEqual(report["best"], "uncertainty")
 
-    def test_it_prints_json_and_writes_csv_and_a_plot(self):
-        out_dir = Path(tempfile.mkdtemp(prefix="parity-al-sim-"))
-        self.addCleanup(shutil.rmtree, out_dir, True)
+    def test_it_replays_a_json_lines_file_through_data(self):
+        path = self.tmp / "history.jsonl"
+        _tiny_jsonl(path)
         out = io.StringIO()
-        call_command("al_simulate", "--budget", "0.2", "--seed", "1", "--limit", "120", "--json", "--out", str(out_dir),
+        call_command("al_simulate", "--data", str(path), "--budget", "0.2", "--json", "--out", str(self.tmp / "out"),
                      stdout=out)
         payload = json.loads(out.getvalue())
-        self.assertEqual(payload["budget"], 0.2)
-        strategies = {r["strategy"] for r in payload["results"]}
-        self.assertEqual(strategies, {"random", "uncertainty", "committee", "parity"})
+        self.assertEqual(payload["bad_below"], 53.0)  # the midpoint of scores 20–86
+        rows = {(r["strategy"], r["language"]): r for r in payload["results"]}
+        self.assertEqual({lang for _, lang in rows}, {"sw", "de"})
         for row in payload["results"]:
-            self.assertTrue({"strategy", "language", "bad_total", "bad_found", "recall"} <= set(row))
-            self.assertLessEqual(row["bad_found"], row["bad_total"])
-        self.assertTrue(any(c["strategy"] == "committee" for c in payload["curves"]))
-        self.assertTrue((out_dir / "al_simulation.png").read_bytes().startswith(b"\x89PNG"))
-        header = (out_dir / "al_simulation_results.csv").read_text().splitlines()[0]
-        self.assertEqual(header, "strategy,language,bad_total,bad_found,recall")
+            self.assertEqual((row["n"], row["bad_total"]), (40, 8))
+            if row["strategy"] != "parity":  # parity moves budget between languages
+                self.assertEqual(row["picked"], 8)
+                self.assertEqual((row["random_expected"], row["oracle"]), (1.6, 8))
+            self.assertAlmostEqual(row["share"], (row["bad_found"] - row["random_expected"]) /
+                                   (row["oracle"] - row["random_expected"]), places=3)
+        # The log-probs give the bad outputs away: the product's selection (top score, then
+        # k-center diversity among the top candidates) finds nearly all eight; random does not.
+        for language in ("sw", "de"):
+            self.assertGreaterEqual(rows[("uncertainty", language)]["bad_found"], 7)
+        self.assertGreater(payload["summary"]["uncertainty"]["mean_share"], 0.8)
+        self.assertLess(payload["summary"]["random"]["mean_share"], 0.5)
+        self.assertIn("quality_estimate_error_mean", payload["summary"]["parity"])
+        header = (self.tmp / "out" / "al_simulation_results.csv").read_text().splitlines()[0]
+        self.assertEqual(header, "strategy,language,picked,bad_found,bad_total,n,random_expected,oracle,share,recall")
+        self.assertTrue((self.tmp / "out" / "al_simulation.png").read_bytes().startswith(b"\x89PNG"))
+
+    def test_it_replays_archives_in_the_mlqe_pe_layout_whatever_the_split(self):
+        rows = ["index\toriginal\ttranslation\tscores\tmean\tz_scores\tz_mean\tmodel_scores"]
+        probas = []
+        for n in range(30):
+            bad = n < 6
+            words = " ".join(f"w{n * 5 + j}" for j in range(3))
+            rows.append(f"{n}\tSource {n}.\tZiel {words}.\t[1]\t{30 if bad else 90}\t[0]\t0\t-0.5")
+            probas.append(" ".join(["-3.2" if bad else "-0.1"] * 4))
+        folder = self.tmp / "test20-ende"
+        (folder / "word-probas").mkdir(parents=True)
+        (folder / "test20.ende.df.short.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        (folder / "word-probas" / "word_probas.test20.ende").write_text("\n".join(probas) + "\n", encoding="utf-8")
+        archives = self.tmp / "archives"
+        archives.mkdir()
+        with tarfile.open(archives / "en-de-test20.tar.gz", "w:gz") as tar:
+            tar.add(folder, arcname="en-de-test20")
+        report = simulation_run(data=archives, budget=0.2, strategies=["uncertainty"])
+        (row,) = report["results"]
+        self.assertEqual((row["language"], row["n"], row["bad_total"], row["picked"]), ("en-de", 30, 6, 6))
+        self.assertGreaterEqual(row["bad_found"], 5)  # the word-probas were read: low log-probs are found
+        self.assertEqual(report["bad_below"], 50)
+
+    def test_it_prints_a_table_with_the_share_and_recall(self):
         table = io.StringIO()
-        call_command("al_simulate", "--limit", "60", "--strategies", "random,uncertainty", "--no-files", stdout=table)
-        self.assertIn("mean recall", table.getvalue())
+        call_command("al_simulate", "--limit", "60", "--strategies", "random,uncertainty", "--no-files",
+                     stdout=table, stderr=io.StringIO())
+        text = table.getvalue()
+        for column in ("k", "found", "random", "oracle", "share", "recall"):
+            self.assertIn(column, text)
+        self.assertIn("best strategy by mean share", text)
 
     def test_it_refuses_bad_input(self):
+        bad_line = self.tmp / "bad.jsonl"
+        bad_line.write_text('{"language": "de", "response": "x", "score": 3}\n{"language": "de", "response": "y"}\n')
         for args, message in (
             (["--budget", "0"], "above 0 and at most 1"),
             (["--budget", "1.5"], "above 0 and at most 1"),
             (["--dataset", "imdb"], "unknown dataset 'imdb'"),
             (["--strategies", "random,magic"], "unknown strategy 'magic'"),
             (["--limit", "3"], "at least 20"),
+            (["--data", str(self.tmp / "nowhere")], "does not exist"),
+            (["--data", str(bad_line)], "line 2: score must be a finite number"),
+            (["--data", str(self.tmp)], "no <prefix>.<pair>.df.short.tsv found"),
+            (["--seeds", "0-x"], "--seeds takes whole numbers"),
         ):
             with self.assertRaisesMessage(CommandError, message):
                 call_command("al_simulate", *args, "--no-files", stdout=io.StringIO(), stderr=io.StringIO())

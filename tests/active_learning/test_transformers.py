@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.test import SimpleTestCase
 
 from active_learning.features import embeddings_for_items, encoder_load
-from active_learning.models import ItemEmbedding, RoundItem
-from active_learning.rounds import round_execute, round_request_clean
+from active_learning.models import ItemEmbedding, ItemRescore, RoundItem
+from active_learning.rounds import labelled_items_load, round_execute, round_request_clean
 from active_learning.scorers import (
     ScoringInputs,
     causal_lm_load,
@@ -128,3 +128,19 @@ class TransformersRoundTests(_TinyModels, ParityTestCase):
         self.assertTrue(selection_round.summary["features"].startswith("encoder:encoder@"))
         self.assertEqual(RoundItem.objects.filter(round=selection_round).count(), 4)
         self.assertEqual(ItemEmbedding.objects.count(), len(GERMAN))
+        # The LM's log-probs are cached on the item: the next round rescores nothing and
+        # sees the same values.
+        self.assertEqual(ItemRescore.objects.filter(lm__startswith="causal-lm@").count(), len(GERMAN))
+        again = round_execute(request=round_request_clean(
+            project=project, budget=4, strategy="uniform",
+            parameters={"causal_lm_path": str(self.lm_path), "evaluator_capacity": None},
+        ))
+        self.assertEqual(again.summary["rescored_with_lm"], 0)
+        self.assertEqual(again.summary["scorers"], ["entropy", "min_logprob", "nll"])
+        self.assertEqual(ItemRescore.objects.count(), len(GERMAN))
+        # Once judged, the quality model learns from the same log-probs the pool was scored with.
+        picked = list(RoundItem.objects.filter(round=selection_round).values_list("item_id", flat=True))
+        lm_id = ItemRescore.objects.values_list("lm", flat=True).first()
+        labelled = labelled_items_load(picked, lm_id=lm_id)
+        self.assertTrue(all(lp is not None and len(lp) for lp in labelled.token_logprobs))
+        self.assertTrue(all(lp is None for lp in labelled_items_load(picked).token_logprobs))
