@@ -11,6 +11,7 @@ urlpatterns = [
     path("p/<slug:slug>/work/", evaluator.work, name="work"),
     path("assignments/<int:assignment_id>/submit/", evaluator.assignment_submit, name="assignment_submit"),
     path("assignments/<int:assignment_id>/skip/", evaluator.assignment_skip_view, name="assignment_skip"),
+    path("assignments/<int:assignment_id>/undo/", evaluator.assignment_undo, name="assignment_undo"),
     path("me/judgments/", evaluator.my_judgments, name="my_judgments"),
     path("judgments/<int:judgment_id>/revise/", evaluator.judgment_revise_view, name="judgment_revise"),
     path("p/<slug:slug>/tokens/", tokens.token_list, name="tokens"),
