@@ -514,3 +514,50 @@ def evaluator_languages_in(*, evaluator: Any, project: Project) -> list[Qualific
     return list(
         Qualification.objects.filter(evaluator=evaluator, project=project).select_related("language").order_by("language__tag")
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Before a major version: who it blocks, and whether calibration can take them back
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class MajorBumpImpact:
+    """One language of the project, as a major guideline version would leave it."""
+
+    language: Language
+    blocked: list[str]  # pseudonyms of the qualified evaluators who must requalify
+    gold_count: int
+    last_round: CalibrationRound | None  # the newest round with gold items, to renew
+
+    @property
+    def renewable(self) -> bool:
+        return self.last_round is not None
+
+
+def major_bump_impact(*, project: Project) -> list[MajorBumpImpact]:
+    """Per language: which evaluators a major version sends back to calibration, how many
+    gold items exist, and the round whose gold items a new round could reuse. A major
+    version makes every open round unusable (rounds test one major version)."""
+    blocked: dict[int, list[str]] = defaultdict(list)
+    for language_id, pseudonym, evaluator_id in (
+        Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
+        .order_by("evaluator__evaluator_profile__pseudonym", "evaluator_id")
+        .values_list("language_id", "evaluator__evaluator_profile__pseudonym", "evaluator_id")
+    ):
+        blocked[language_id].append(pseudonym or f"evaluator-{evaluator_id}")
+    gold = dict(
+        Item.objects.filter(project=project, is_gold=True, gold__isnull=False)
+        .order_by().values_list("language_id").annotate(n=Count("id"))
+    )
+    rounds: dict[int, CalibrationRound] = {}
+    for calibration_round in (
+        CalibrationRound.objects.filter(project=project, gold_items__isnull=False)
+        .distinct().order_by("-created_at", "-id")
+    ):
+        rounds.setdefault(calibration_round.language_id, calibration_round)
+    return [
+        MajorBumpImpact(language=language, blocked=blocked.get(language.pk, []), gold_count=gold.get(language.pk, 0),
+                        last_round=rounds.get(language.pk))
+        for language in project.languages.order_by("tag")
+    ]
