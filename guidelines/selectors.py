@@ -404,7 +404,7 @@ def round_report(*, calibration_round: CalibrationRound) -> tuple[list[AttemptRo
     project = calibration_round.project
     attempts = list(
         CalibrationAttempt.objects.filter(round=calibration_round)
-        .select_related("evaluator")
+        .select_related("evaluator__evaluator_profile")
         .order_by("evaluator__username", "number")
     )
     by_evaluator: dict[int, AttemptRow] = {}
@@ -440,7 +440,7 @@ def honeypot_suspensions(*, project: Project) -> QuerySet[Qualification]:
     """Who is suspended in this project and why (newest first)."""
     return (
         Qualification.objects.filter(project=project, status=QualificationStatus.SUSPENDED)
-        .select_related("evaluator", "language", "changed_by")
+        .select_related("evaluator__evaluator_profile", "language", "changed_by")
         .order_by("-changed_at")
     )
 
@@ -448,7 +448,7 @@ def honeypot_suspensions(*, project: Project) -> QuerySet[Qualification]:
 def requalifying(*, project: Project) -> QuerySet[Qualification]:
     return (
         Qualification.objects.filter(project=project, status=QualificationStatus.REQUALIFY)
-        .select_related("evaluator", "language", "changed_by")
+        .select_related("evaluator__evaluator_profile", "language", "changed_by")
         .order_by("-changed_at")
     )
 
@@ -499,7 +499,7 @@ def too_fast_report(
         for r in rows_raw
     ]
     latest = []
-    for judgment in base.filter(too_fast=True).select_related("item__language", "evaluator").order_by("-created_at")[:limit]:
+    for judgment in base.filter(too_fast=True).select_related("item__language", "evaluator__evaluator_profile").order_by("-created_at")[:limit]:
         chars = len(judgment.item.shown_text)
         speed = chars / judgment.seconds if judgment.seconds else None
         latest.append(TooFastJudgment(judgment, chars, speed))
@@ -507,7 +507,7 @@ def too_fast_report(
 
 
 def _users(ids: list[int]) -> QuerySet[Any]:
-    return get_user_model().objects.filter(pk__in=ids)
+    return get_user_model().objects.filter(pk__in=ids).select_related("evaluator_profile")
 
 
 def evaluator_languages_in(*, evaluator: Any, project: Project) -> list[Qualification]:

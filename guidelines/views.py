@@ -694,7 +694,7 @@ def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
         "requalifying": selectors.requalifying(project=project),
         "qualified": Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED,
                                                   honeypot_accuracy__isnull=False)
-        .select_related("evaluator", "language").order_by("honeypot_accuracy"),
+        .select_related("evaluator__evaluator_profile", "language").order_by("honeypot_accuracy"),
         "error": error,
         "section": "honeypots",
     }, status=status)
