@@ -389,6 +389,7 @@ def _render_lead_guideline(request: HttpRequest, project: Project, current: Any,
         "section": "guideline",
         "impact": impact,
         "blocked_total": sum(len(row.blocked) for row in impact or []),
+        "renewable": any(row.renewable for row in impact or []),
     }, status=status)
 
 

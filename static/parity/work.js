@@ -36,11 +36,13 @@
   function setUpCard() {
     var card = document.getElementById("card");
     var id = card ? card.getAttribute("data-assignment") : null;
-    // A refused submit re-renders the same assignment: keep its clock running.
-    if (id !== cardId || id === null) startClock();
+    // A refused submit re-renders the same assignment, with what was entered: keep its
+    // clock running, and its fields as the server filled them.
+    var fresh = id !== cardId || id === null;
+    if (fresh) startClock();
     cardId = id;
     document.querySelectorAll("[data-help-open], [data-diff-toggle]").forEach(function (b) { b.hidden = false; });
-    if (id) restoreDraft(id);
+    if (id && fresh) restoreDraft(id);
     armUndo();
     var article = card && card.querySelector(".card");
     var active = document.activeElement;
@@ -92,6 +94,17 @@
     });
     var number = f.querySelector("[data-score-number]");
     if (number && number.value !== "") showScore(f, number.value);
+    var filled = draft.score || draft.choice || draft.comment || (draft.labels || []).length || (draft.issues || []).length;
+    var area = document.getElementById("card-messages");
+    var text = document.body && document.body.dataset.draftRestoredText;
+    if (filled && area && text && !area.querySelector("[data-draft-restored]")) {
+      var note = document.createElement("p");
+      note.className = "notice";
+      note.setAttribute("role", "status");
+      note.setAttribute("data-draft-restored", "");
+      note.textContent = text;
+      area.appendChild(note);
+    }
   }
   function dropDraft(id) { var store = storage(); if (store && id) store.removeItem(draftKey(id)); }
   (function pruneDrafts() {
@@ -107,14 +120,22 @@
   document.addEventListener("change", function (event) { if (event.target.closest("form.judgment")) saveDraft(); });
   // The server has the judgment (or the skip) once it answers 2xx with a card; a redirect to
   // log in, or a reload after lost cookies, is not an acknowledgement.
-  document.addEventListener("htmx:afterRequest", function (event) {
+  // The card is swapped out before htmx:afterRequest (which then fires on an ancestor):
+  // note whose draft a request carries when it leaves.
+  var draftOfRequest = new WeakMap();
+  document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
+    var card = elt && elt.closest && elt.closest("#card");
+    if (card && event.detail.xhr && (elt.matches("form.judgment") || elt.closest("[data-skip]"))) {
+      draftOfRequest.set(event.detail.xhr, card.getAttribute("data-assignment"));
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
     var xhr = event.detail.xhr;
-    if (!elt || !xhr || !event.detail.successful) return;
+    var id = xhr && draftOfRequest.get(xhr);
+    if (!id || xhr.status < 200 || xhr.status >= 300) return;
     if (xhr.getResponseHeader("HX-Redirect") || xhr.getResponseHeader("HX-Refresh")) return;
-    var sent = elt.closest && elt.closest("#card");
-    if (!sent || !(elt.matches("form.judgment") || elt.closest("[data-skip]"))) return;
-    dropDraft(sent.getAttribute("data-assignment"));
+    dropDraft(id);
   });
 
   // ---- undo of the submission just made, for a short window ----
