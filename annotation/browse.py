@@ -10,7 +10,16 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
-from annotation.models import Assignment, AuditEvent, Item, ItemSource, ItemStatus, Judgment, Project, Selection
+from annotation.models import (
+    Assignment,
+    AuditEvent,
+    Item,
+    ItemSource,
+    ItemStatus,
+    Judgment,
+    Project,
+    Selection,
+)
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200

@@ -20,9 +20,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -40,7 +40,6 @@ from annotation.models import (
     TaskType,
 )
 from annotation.overview import projects_led
-from annotation.schema import schema_display_name
 from annotation.projects import project_by_slug, project_language
 from annotation.queue import (
     UNDO_SECONDS,
@@ -56,6 +55,7 @@ from annotation.queue import (
     judgments_of_evaluator,
     queue_counts,
 )
+from annotation.schema import schema_display_name
 
 WORK_TEMPLATE = "annotation/work.html"
 JUDGMENTS_PER_PAGE = 25
@@ -274,7 +274,7 @@ def _claim_and_render(
             # The judgment is stored: that comes first, then why no next item (a guideline
             # bump since the card was claimed), as guidance rather than an error.
             ctx = _card_context(project=project, assignment=None, language=language)
-            ctx.update(blocked, notice=notice or _("Saved."), reason=str(exc), **_undo_context(saved))
+            ctx.update(blocked, notice=notice or _("Saved."), **_undo_context(saved))
             return _render_card(request, ctx)
         ctx = _card_context(project=project, assignment=None, language=language, error=str(exc))
         ctx.update(blocked)

@@ -12,9 +12,21 @@ from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Item, ItemStatus, Judgment, TaskType
 from annotation.qualification import qualification_grant
-from annotation.queue import UNDO_SECONDS, item_claim_next, judgment_revise, judgment_submit, judgment_undo
+from annotation.queue import (
+    UNDO_SECONDS,
+    item_claim_next,
+    judgment_revise,
+    judgment_submit,
+    judgment_undo,
+)
 from annotation.schema import schema_display_name, schema_validate
-from tests.annotation.test_evaluator_pages import HTMX, EvaluatorPagesTestCase, elements, submit_url, work_url
+from tests.annotation.test_evaluator_pages import (
+    HTMX,
+    EvaluatorPagesTestCase,
+    elements,
+    submit_url,
+    work_url,
+)
 from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from annotation.models import Judgment, QualificationStatus
-from annotation.models import Qualification
+from annotation.models import Judgment, Qualification, QualificationStatus
 from annotation.qualification import qualification_set
 from guidelines.models import CalibrationRound, RoundStatus
 from guidelines.selectors import calibration_round_for
