@@ -30,6 +30,7 @@ from annotation.models import Item, Language, Project, Qualification, Qualificat
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
 from annotation.templatetags.evaluator_tags import language_name
+from annotation.templatetags.lead_tags import pseudonym
 from annotation.views.evaluator import judgment_fields_context, judgment_value_from_form
 from guidelines import selectors, services
 from guidelines.forms import (
@@ -679,11 +680,11 @@ def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
             if action == "reinstate":
                 qualification_reinstate(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s may work %(language)s again.")
-                                 % {"user": qualification.evaluator.username, "language": qualification.language.name})
+                                 % {"user": pseudonym(qualification.evaluator), "language": qualification.language.name})
             elif action == "calibrate":
                 qualification_send_to_calibration(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s goes back to calibration for %(language)s.")
-                                 % {"user": qualification.evaluator.username, "language": qualification.language.name})
+                                 % {"user": pseudonym(qualification.evaluator), "language": qualification.language.name})
             else:
                 raise ValidationError(_("Unknown action."))
         except ValidationError as exc:
