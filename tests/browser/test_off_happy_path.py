@@ -222,3 +222,27 @@ class ItemBrowserBrowserTests:
         expect(page.locator("table.items tbody tr")).to_have_count(2)  # Chinese and Japanese share the word
         page.get_by_role("link", name="udhr-zh").click()
         expect(page.locator("h1")).to_have_text("udhr-zh")
+
+
+class UndoBrowserTests:
+    def test_u_takes_back_the_last_submission_and_the_card_comes_back_filled_in(self, page: Page):
+        rating_setup()
+        log_in(page, "alice")
+        page.goto("/p/rate/work/?language=de")
+        first = page.get_attribute("#card", "data-assignment")
+        page.keyboard.press("2")
+        page.keyboard.press("Enter")
+        expect(page.locator("#card-messages [data-undo]")).to_be_visible()
+        second = page.get_attribute("#card", "data-assignment")
+        assert second != first
+        page.keyboard.press("u")
+        expect(page.locator("#card-messages .notice")).to_contain_text("Undone")
+        assert page.get_attribute("#card", "data-assignment") == first
+        expect(page.locator("input[name=score][value='2']")).to_be_checked()
+        assert not Judgment.objects.filter(assignment_id=int(first)).exists()
+        # The card taken meanwhile went back to the queue: one live lease.
+        assert Assignment.objects.filter(status=AssignmentStatus.LEASED).count() == 1
+        page.keyboard.press("5")
+        page.keyboard.press("Enter")
+        expect(page.locator("#card-messages .notice")).to_contain_text("Saved. Here is the next item.")
+        assert Judgment.objects.get(assignment_id=int(first)).value == {"score": 5}
