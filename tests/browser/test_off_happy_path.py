@@ -246,3 +246,30 @@ class UndoBrowserTests:
         page.keyboard.press("Enter")
         expect(page.locator("#card-messages .notice")).to_contain_text("Saved. Here is the next item.")
         assert Judgment.objects.get(assignment_id=int(first)).value == {"score": 5}
+
+
+# What axe's scrollable-region-focusable asks: a box that scrolls can take keyboard focus,
+# itself or through something focusable inside it.
+UNREACHABLE_SCROLLERS = """() => Array.from(document.querySelectorAll('main *')).filter(el => {
+  const s = getComputedStyle(el);
+  const scrolls = (/(auto|scroll)/.test(s.overflowY) && el.scrollHeight > el.clientHeight + 1)
+    || (/(auto|scroll)/.test(s.overflowX) && el.scrollWidth > el.clientWidth + 1);
+  if (!scrolls || el.matches('textarea, select')) return false;
+  const focusable = el.tabIndex >= 0 || el.querySelector('a[href], button, input, select, textarea, [tabindex]');
+  return !focusable;
+}).map(el => el.tagName + '.' + el.className)"""
+
+
+class ScrollableRegionBrowserTests:
+    def test_every_box_that_scrolls_takes_keyboard_focus(self, make_page):
+        project = rating_setup()
+        guideline_publish(project=project, body="# Rules\n\n" + "\n\n".join(f"Rule {n}: {DE}" for n in range(60)),
+                          changelog="Longer.", bump="patch")
+        ItemFactory(project=project, language=language("de"), response=(DE + "\n") * 40, priority=9)
+        for who, url, width in (("alice", "/p/rate/work/?language=de", 1280), ("lead", "/p/rate/lead/guideline/", 1280),
+                                ("lead", "/p/rate/parity/", 390), ("lead", "/p/rate/lead/", 390)):
+            page = make_page(width=width, height=800)
+            log_in(page, who)
+            page.goto(url)
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate(UNREACHABLE_SCROLLERS) == [], url
