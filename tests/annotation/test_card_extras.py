@@ -121,6 +121,8 @@ class ProgressTests(EvaluatorPagesTestCase):
         self.assertContains(first, "Done today: 0 · left in this language: 2")
         after = self.client.post(submit_url(assignment.pk), {"score": "3", "language": "de"}, **HTMX)
         self.assertContains(after, "Done today: 1 · left in this language: 1")
+        arabic = self.client.get(work_url(self.project, "de"), HTTP_ACCEPT_LANGUAGE="ar")
+        self.assertContains(arabic, "أُنجز اليوم: 1 · المتبقي في هذه اللغة: 1")
 
 
 class LabelNameTests(EvaluatorPagesTestCase):
