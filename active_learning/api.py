@@ -134,6 +134,7 @@ class RoundDetailView(_ProjectView):
     access = {"GET": ProjectAccess(scopes=("import", "read", "export"), session="lead")}
 
     @extend_schema(
+        operation_id="projects_al_round_retrieve",
         summary="An active-learning round",
         description="Status, allocation, model version and, once done, the selected items with their score components.",
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT),
@@ -161,6 +162,7 @@ class RoundListView(_ProjectView):
     access = {"GET": ProjectAccess(scopes=("read",), session="lead")}
 
     @extend_schema(
+        operation_id="projects_al_rounds_list",
         summary="The project's active-learning rounds",
         description=(
             "Newest first: status, strategy, budget, seed, parameters, allocation, model version and summary "

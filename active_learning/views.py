@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -45,6 +46,13 @@ class RoundForm(forms.Form):
         choices=[("hashing", gettext_lazy("character n-grams (no model)")), ("encoder", gettext_lazy("local encoder"))],
         initial="hashing",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Offer only what can work: the local encoder needs PARITY_ENCODER_PATH.
+        if not settings.PARITY_ENCODER_PATH:
+            field = self.fields["features"]
+            field.choices = [c for c in field.choices if c[0] != "encoder"]
 
 
 def _request_from(form: RoundForm, project: Project) -> RoundRequest | None:

@@ -9,9 +9,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from annotation.models import Project, SkipReason, TaskType
+from annotation.schema import schema_display_name
 
 # Scales with more points than this are a slider plus a number box instead of buttons.
 MAX_BUTTON_POINTS = 11
@@ -40,11 +42,18 @@ def judgment_fields_context(*, project: Project, value: dict[str, Any] | None) -
     value to prefill. The item card, the revise page and adjudication all use it."""
     schema = project.schema or {}
     value = value or {}
+    interface = get_language() or "en"
+
+    def named(field: str) -> list[tuple[str, str]]:
+        return [(v, schema_display_name(schema=schema, field=field, value=v, language=interface))
+                for v in schema.get(field, [])]
+
     return {
         "task": project.task_type,
         "scale": judgment_scale(project),
-        "issue_tags": schema.get("issues", []),
-        "label_set": schema.get("labels", []),
+        # (id, display name) pairs: the id is what the form sends, the name what people read.
+        "issue_tags": named("issues"),
+        "label_set": named("labels"),
         "multi": bool(schema.get("multi")),
         "value": value,
         "chosen_labels": value.get("labels", []),

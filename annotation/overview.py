@@ -146,7 +146,7 @@ def project_overview(*, project: Project) -> ProjectOverview:
     evaluators: dict[int, Any] = {}
     for q in (
         Qualification.objects.filter(project=project, evaluator_id__in=listed)
-        .select_related("evaluator", "language").order_by("language__tag")
+        .select_related("evaluator__evaluator_profile", "language").order_by("language__tag")
     ):
         by_evaluator[q.evaluator_id].append(q)
         evaluators[q.evaluator_id] = q.evaluator

@@ -42,6 +42,7 @@ from django.db.models import (
     FloatField,
     Model,
     OuterRef,
+    Q,
     QuerySet,
     Value,
     When,
@@ -56,6 +57,8 @@ from annotation.models import (
     Assignment,
     AssignmentKind,
     AssignmentStatus,
+    ExportMark,
+    FinalLabel,
     Item,
     ItemStatus,
     Judgment,
@@ -127,6 +130,34 @@ def queue_counts(*, evaluator: User, project: Project) -> list[QueueCount]:
     )
     languages = Language.objects.filter(pk__in=language_ids).order_by("tag")
     return [QueueCount(language=lang, waiting=rows.get(lang.pk, 0)) for lang in languages]
+
+
+@dataclass
+class Progress:
+    done_today: int
+    left: int  # items still waiting for this evaluator in the language
+
+
+def evaluator_progress(
+    *, evaluator: User, project: Project, language: Language, showing: Assignment | None = None
+) -> Progress:
+    """What the item card shows: items this evaluator finished today (server day) in the
+    project, and how many more wait for them in this language.
+
+    A honeypot card counts as if it had been taken from the pool like a production item
+    (which it replaces): otherwise its "left" would be one above the production card's and
+    give it away."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    done = Assignment.objects.filter(
+        evaluator=evaluator, project=project, status=AssignmentStatus.SUBMITTED, kind__in=QUEUE_KINDS,
+        submitted_at__gte=today,
+    ).count()
+    left = 0
+    if language.pk in qualified_language_ids(evaluator=evaluator, project=project):
+        left = _claimable_items(evaluator=evaluator, project=project, language_ids=[language.pk]).count()
+    if showing is not None and showing.kind == AssignmentKind.HONEYPOT and showing.status == AssignmentStatus.LEASED:
+        left = max(left - 1, 0)
+    return Progress(done_today=done, left=left)
 
 
 def assignment_current(*, evaluator: User, project: Project) -> Assignment | None:
@@ -766,3 +797,71 @@ def items_enqueue(
                 f"{project.slug}; nothing was queued"
             )
     return updated
+
+
+# ---------------------------------------------------------------------------------------
+# Undo of the last submission
+# ---------------------------------------------------------------------------------------
+
+# How long after a submit the evaluator may take it back (a slip of Enter, a wrong key).
+UNDO_SECONDS = 30
+
+
+@retried_on_deadlock
+def judgment_undo(*, assignment: Assignment, evaluator: User, now: datetime | None = None) -> Assignment:
+    """Take back a judgment submitted less than UNDO_SECONDS ago: the judgment is deleted
+    (it was a slip, not data), the assignment is leased to the evaluator again with a fresh
+    lease, an item the judgment completed goes back to the queue, and the lease the
+    evaluator took since (the next card) is given back with its slot, so they never hold two.
+
+    Refused once the window has passed, after a revision, or once the item has moved on
+    (adjudicated, final, exported): then the judgment is data others may rely on.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Locks in the queue's order: this evaluator's assignments (by id), then items.
+        mine = list(
+            Assignment.objects.select_for_update()
+            .filter(Q(pk=assignment.pk) | Q(evaluator=evaluator, project_id=assignment.project_id,
+                                            status=AssignmentStatus.LEASED, kind__in=QUEUE_KINDS))
+            .order_by("pk")
+        )
+        locked = next((a for a in mine if a.pk == assignment.pk), None)
+        if locked is None or locked.evaluator_id != evaluator.pk:
+            raise PermissionDenied(_("This assignment is not yours."))
+        if locked.status != AssignmentStatus.SUBMITTED or locked.kind not in QUEUE_KINDS:
+            raise ValidationError(_("There is no submission of yours on this item to undo."))
+        judgments = list(Judgment.objects.filter(assignment=locked))
+        if len(judgments) != 1 or (now - judgments[0].created_at).total_seconds() > UNDO_SECONDS:
+            raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
+        released = [a for a in mine if a.pk != locked.pk and a.status == AssignmentStatus.LEASED]
+        item_ids = sorted({locked.item_id, *(a.item_id for a in released)})
+        items = {i.pk: i for i in Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk")}
+        item = items[locked.item_id]
+        moved_on = (
+            item.status not in (ItemStatus.QUEUED, ItemStatus.DONE, ItemStatus.ADJUDICATION)
+            or FinalLabel.objects.filter(item=item).exists()
+            or ExportMark.objects.filter(item=item).exists()
+            or Assignment.objects.filter(item=item, kind=AssignmentKind.ADJUDICATION).exists()
+        )
+        if moved_on:
+            raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
+        judgments[0].delete()
+        if item.status != ItemStatus.QUEUED:
+            # This judgment completed the item; without it the item waits for it again.
+            Item.objects.filter(pk=item.pk).update(status=ItemStatus.QUEUED, updated_at=now)
+        # An export that marked the item while this ran must see it again (the mark check
+        # above cannot see an export's uncommitted marks).
+        label_versions_bump(items=[item.pk])
+        for other in released:
+            other.delete()
+            if other.kind in SLOT_KINDS:
+                Item.objects.filter(pk=other.item_id).update(open_slots=F("open_slots") + 1)
+        locked.status = AssignmentStatus.LEASED
+        locked.submitted_at = None
+        locked.leased_at = now
+        locked.lease_expires_at = now + timedelta(seconds=assignment.project.lease_seconds)
+        locked.save(update_fields=["status", "submitted_at", "leased_at", "lease_expires_at"])
+    if locked.kind == AssignmentKind.HONEYPOT:
+        honeypot_accuracy_update(evaluator=evaluator, project=assignment.project, language=item.language)
+    return locked

@@ -37,6 +37,58 @@ def _string_list(value: Any, *, field: str) -> list[str]:
     return [v.strip() for v in value]
 
 
+def _named_list(value: Any, *, field: str) -> tuple[Any, dict[str, Any]]:
+    """Labels or issue tags given as `[{"id": "minor_issues", "name": "Minor issues"}]`
+    (name: text, or text per language `{"en": …, "de": …}`): the plain ids, which every
+    judgment value and export uses, and the display names by id."""
+    if not isinstance(value, list) or not any(isinstance(v, dict) for v in value):
+        return value, {}
+    ids: list[Any] = []
+    names: dict[str, Any] = {}
+    for entry in value:
+        if isinstance(entry, str):
+            ids.append(entry)
+            continue
+        if not isinstance(entry, dict) or set(entry) - {"id", "name"} or not isinstance(entry.get("id"), str):
+            raise ValidationError(f'schema.{field} entries must be ids or {{"id": …, "name": …}} objects')
+        ids.append(entry["id"].strip())
+        if "name" in entry:
+            names[entry["id"].strip()] = entry["name"]
+    return ids, names
+
+
+def _names_clean(names: Any, *, field: str, ids: list[str]) -> dict[str, Any]:
+    if not isinstance(names, dict):
+        raise ValidationError(f"schema.{field} must map ids to names")
+    clean: dict[str, Any] = {}
+    for key, name in names.items():
+        if key not in ids:
+            raise ValidationError(f"schema.{field}: {key!r} is not one of the ids")
+        per_language = name if isinstance(name, dict) else {"": name}
+        if not per_language or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                       for k, v in per_language.items()):
+            raise ValidationError(f"schema.{field}: the name of {key!r} must be text or text per language")
+        clean[key] = name
+    return clean
+
+
+def schema_display_name(*, schema: dict[str, Any], field: str, value: str, language: str) -> str:
+    """What a person sees for a label or issue tag: the schema's name in the interface
+    language (then its base language, then English, then any), else the id made readable
+    (`minor_issues` → "Minor issues")."""
+    name = (schema or {}).get({"labels": "label_names", "issues": "issue_names"}[field], {}).get(value)
+    if isinstance(name, str):
+        return name
+    if isinstance(name, dict) and name:
+        base = language.split("-")[0].split("_")[0].lower()
+        for key in (language, base, "en", ""):
+            if key in name:
+                return name[key]
+        return next(iter(name.values()))
+    text = value.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:] if text else value
+
+
 def _scale_labels_clean(labels: Any, *, lo: int, hi: int) -> dict[str, str]:
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
         raise ValidationError("schema.scale.labels must map scale points to strings")
@@ -77,14 +129,20 @@ def _rating_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pairwise_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    for key in ("scale", "labels", "multi"):
+    for key in ("scale", "labels", "multi", "label_names"):
         if key in schema:
             raise ValidationError(f"schema.{key} does not apply to a pairwise project")
     return {}
 
 
 def _labels_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    labels = _string_list(schema.get("labels", []), field="labels")
+    label_ids, label_names = _named_list(schema.get("labels", []), field="labels")
+    labels = _string_list(label_ids, field="labels")
+    out: dict[str, Any] = {}
+    if label_names or "label_names" in schema:
+        given = schema.get("label_names", {})
+        merged = {**given, **label_names} if isinstance(given, dict) else given
+        out["label_names"] = _names_clean(merged, field="label_names", ids=labels)
     if len(labels) < 2 and not schema.get("multi"):
         raise ValidationError("a single-label project needs at least two labels in schema.labels")
     if not labels:
@@ -92,7 +150,7 @@ def _labels_schema(schema: dict[str, Any]) -> dict[str, Any]:
     multi = schema.get("multi", False)
     if not isinstance(multi, bool):
         raise ValidationError("schema.multi must be true or false")
-    return {"labels": labels, "multi": multi}
+    return {**out, "labels": labels, "multi": multi}
 
 
 def _rating_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +244,7 @@ _TASK_TYPES: dict[str, _TaskTypeRules] = {
     ),
     TaskType.LABELS: _TaskTypeRules(_labels_schema, frozenset({"labels"}), _labels_value, "jaccard", _labels_tolerance),
 }
-_SCHEMA_KEYS = frozenset({"scale", "labels", "multi", "issues", "level"})
+_SCHEMA_KEYS = frozenset({"scale", "labels", "multi", "issues", "level", "label_names", "issue_names"})
 _COMMON_VALUE_FIELDS = frozenset({"issues", "comment"})
 
 
@@ -207,7 +265,12 @@ def schema_validate(*, task_type: str, schema: dict[str, Any] | None) -> dict[st
     unknown = sorted(set(schema) - _SCHEMA_KEYS)
     if unknown:
         raise ValidationError(f"schema has unknown keys: {', '.join(unknown)}")
-    out: dict[str, Any] = {"issues": _string_list(schema.get("issues", []), field="issues")}
+    issue_ids, issue_names = _named_list(schema.get("issues", []), field="issues")
+    out: dict[str, Any] = {"issues": _string_list(issue_ids, field="issues")}
+    given = schema.get("issue_names", {})
+    issue_names = {**given, **issue_names} if isinstance(given, dict) else given
+    if issue_names:
+        out["issue_names"] = _names_clean(issue_names, field="issue_names", ids=out["issues"])
     out.update(rules.schema(schema))
     level = schema.get("level")
     if level is not None:

@@ -405,7 +405,7 @@ def round_report(*, calibration_round: CalibrationRound) -> tuple[list[AttemptRo
     project = calibration_round.project
     attempts = list(
         CalibrationAttempt.objects.filter(round=calibration_round)
-        .select_related("evaluator")
+        .select_related("evaluator__evaluator_profile")
         .order_by("evaluator__username", "number")
     )
     by_evaluator: dict[int, AttemptRow] = {}
@@ -441,7 +441,7 @@ def honeypot_suspensions(*, project: Project) -> QuerySet[Qualification]:
     """Who is suspended in this project and why (newest first)."""
     return (
         Qualification.objects.filter(project=project, status=QualificationStatus.SUSPENDED)
-        .select_related("evaluator", "language", "changed_by")
+        .select_related("evaluator__evaluator_profile", "language", "changed_by")
         .order_by("-changed_at")
     )
 
@@ -449,7 +449,7 @@ def honeypot_suspensions(*, project: Project) -> QuerySet[Qualification]:
 def requalifying(*, project: Project) -> QuerySet[Qualification]:
     return (
         Qualification.objects.filter(project=project, status=QualificationStatus.REQUALIFY)
-        .select_related("evaluator", "language", "changed_by")
+        .select_related("evaluator__evaluator_profile", "language", "changed_by")
         .order_by("-changed_at")
     )
 
@@ -500,7 +500,7 @@ def too_fast_report(
         for r in rows_raw
     ]
     latest = []
-    for judgment in base.filter(too_fast=True).select_related("item__language", "evaluator").order_by("-created_at")[:limit]:
+    for judgment in base.filter(too_fast=True).select_related("item__language", "evaluator__evaluator_profile").order_by("-created_at")[:limit]:
         chars = len(judgment.item.shown_text)
         speed = chars / judgment.seconds if judgment.seconds else None
         latest.append(TooFastJudgment(judgment, chars, speed))
@@ -508,10 +508,57 @@ def too_fast_report(
 
 
 def _users(ids: list[int]) -> QuerySet[Any]:
-    return get_user_model().objects.filter(pk__in=ids)
+    return get_user_model().objects.filter(pk__in=ids).select_related("evaluator_profile")
 
 
 def evaluator_languages_in(*, evaluator: User, project: Project) -> list[Qualification]:
     return list(
         Qualification.objects.filter(evaluator=evaluator, project=project).select_related("language").order_by("language__tag")
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Before a major version: who it blocks, and whether calibration can take them back
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class MajorBumpImpact:
+    """One language of the project, as a major guideline version would leave it."""
+
+    language: Language
+    blocked: list[str]  # pseudonyms of the qualified evaluators who must requalify
+    gold_count: int
+    last_round: CalibrationRound | None  # the newest round with gold items, to renew
+
+    @property
+    def renewable(self) -> bool:
+        return self.last_round is not None
+
+
+def major_bump_impact(*, project: Project) -> list[MajorBumpImpact]:
+    """Per language: which evaluators a major version sends back to calibration, how many
+    gold items exist, and the round whose gold items a new round could reuse. A major
+    version makes every open round unusable (rounds test one major version)."""
+    blocked: dict[int, list[str]] = defaultdict(list)
+    for language_id, pseudonym, evaluator_id in (
+        Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
+        .order_by("evaluator__evaluator_profile__pseudonym", "evaluator_id")
+        .values_list("language_id", "evaluator__evaluator_profile__pseudonym", "evaluator_id")
+    ):
+        blocked[language_id].append(pseudonym or f"evaluator-{evaluator_id}")
+    gold = dict(
+        Item.objects.filter(project=project, is_gold=True, gold__isnull=False)
+        .order_by().values_list("language_id").annotate(n=Count("id"))
+    )
+    rounds: dict[int, CalibrationRound] = {}
+    for calibration_round in (
+        CalibrationRound.objects.filter(project=project, gold_items__isnull=False)
+        .distinct().order_by("-created_at", "-id")
+    ):
+        rounds.setdefault(calibration_round.language_id, calibration_round)
+    return [
+        MajorBumpImpact(language=language, blocked=blocked.get(language.pk, []), gold_count=gold.get(language.pk, 0),
+                        last_round=rounds.get(language.pk))
+        for language in project.languages.order_by("tag")
+    ]

@@ -656,3 +656,33 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
         obj=attempt,
         data={"round": calibration_round.pk, "correct": correct, "total": total, "verdict": attempt.verdict},
     )
+
+
+def calibration_rounds_renew(*, project: Project, actor: Any = None) -> list[CalibrationRound]:
+    """After a major version: for every language with an earlier round that had gold items,
+    open a new round for the current version with the same gold items, pass mark and
+    cool-down, so evaluators sent back to calibration find a round waiting for them."""
+    renewed = []
+    seen: set[int] = set()
+    previous_rounds = (
+        CalibrationRound.objects.filter(project=project, gold_items__isnull=False)
+        .select_related("language").distinct().order_by("-created_at", "-id")
+    )
+    for previous in previous_rounds:
+        if previous.language_id in seen or same_major(previous.guideline_version, project.guideline_version):
+            seen.add(previous.language_id)
+            continue
+        seen.add(previous.language_id)
+        try:
+            with transaction.atomic():
+                renewed_round = calibration_round_create(
+                    project=project, language=previous.language.tag, pass_mark=previous.pass_mark,
+                    cooldown_seconds=previous.cooldown_seconds,
+                    gold_item_ids=previous.gold_items.values_list("pk", flat=True), name=previous.name, actor=actor,
+                )
+                renewed.append(calibration_round_open(calibration_round=renewed_round, actor=actor))
+        except ValidationError:
+            # Its gold items changed since (no longer gold): the lead's rounds page shows
+            # the language without an open round, and picks new ones there.
+            continue
+    return renewed

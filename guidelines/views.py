@@ -31,6 +31,8 @@ from annotation.languages import language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
+from annotation.templatetags.evaluator_tags import language_name
+from annotation.templatetags.lead_tags import pseudonym
 from annotation.types import AuthenticatedRequest
 from guidelines import selectors, services
 from guidelines.forms import (
@@ -173,12 +175,12 @@ def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 
 def _reading_languages(project: Project, version: Any) -> list[Language]:
-    languages = list(project.languages.order_by("tag"))
-    if version is not None:
-        source = version.guideline.source_language
-        if source not in languages:
-            languages.insert(0, source)
-    return languages
+    """The languages this version can be read in: its source and its translations (not
+    every language of the project: those would only show the source text again)."""
+    if version is None:
+        return []
+    translated = [t.language for t in selectors.guideline_translations(version=version).values()]
+    return [version.guideline.source_language, *sorted(translated, key=lambda lang: lang.tag)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,6 +318,13 @@ def lead_guideline(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     error, status = "", 200
     if request.method == "POST":
         form = PublishForm(request.POST)
+        if form.is_valid() and form.cleaned_data["bump"] == "major" and current is not None \
+                and request.POST.get("confirm_major") != "1":
+            # A major version sends every qualified evaluator back to calibration: show the
+            # lead whom it blocks, per language, and whether a round can take them back,
+            # before anything is published.
+            impact = selectors.major_bump_impact(project=project)
+            return _render_lead_guideline(request, project, current, form, impact=impact)
         if form.is_valid():
             try:
                 version = services.guideline_publish(
@@ -330,12 +339,37 @@ def lead_guideline(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 error, status = _message(exc), 400
             else:
                 messages.success(request, _("Published version %(version)s.") % {"version": version.version})
+                if form.cleaned_data["bump"] == "major" and current is not None:
+                    _after_major(request, project)
                 return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
     else:
         form = PublishForm(initial={"body": current.body if current else "", "bump": "minor",
                                     "source_language": current.guideline.source_language.tag if current else "en"})
+    return _render_lead_guideline(request, project, current, form, error=error, status=status)
+
+
+def _after_major(request: AuthenticatedRequest, project: Project) -> None:
+    """Renew the calibration rounds when the lead asked to, and say which languages still
+    have none (their evaluators wait until the lead opens one)."""
+    renewed = services.calibration_rounds_renew(project=project, actor=request.user) \
+        if request.POST.get("renew_rounds") == "1" else []
+    if renewed:
+        messages.success(request, _("Opened a calibration round for %(languages)s with the earlier gold items.")
+                         % {"languages": ", ".join(language_name(r.language) for r in renewed)})
+    covered = {r.language_id for r in renewed} | {
+        r.language_id for r in selectors.rounds_for_project(project=project).filter(status="open")
+        if services.same_major(r.guideline_version, project.guideline_version)
+    }
+    waiting = [lang for lang in project.languages.order_by("tag") if lang.pk not in covered]
+    if waiting:
+        messages.warning(request, _("No calibration round is open for %(languages)s: its evaluators wait until "
+                                    "you open one.") % {"languages": ", ".join(map(language_name, waiting))})
+
+
+def _render_lead_guideline(request: AuthenticatedRequest, project: Project, current: Any, form: Any, *, error: str = "",
+                           status: int = 200, impact: list[Any] | None = None) -> HttpResponse:
     translations = selectors.guideline_translations(version=current) if current else {}
     languages = [(lang, translations.get(lang.pk)) for lang in project.languages.order_by("tag")]
     return _lead_render(request, "guidelines/lead/guideline.html", project, {
@@ -349,6 +383,9 @@ def lead_guideline(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         "example_form": ExampleForm(),
         "fields": judgment_fields_context(project=project, value=None),
         "section": "guideline",
+        "impact": impact,
+        "blocked_total": sum(len(row.blocked) for row in impact or []),
+        "renewable": any(row.renewable for row in impact or []),
     }, status=status)
 
 
@@ -639,11 +676,11 @@ def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             if action == "reinstate":
                 qualification_reinstate(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s may work %(language)s again.")
-                                 % {"user": qualification.evaluator.username, "language": qualification.language.name})
+                                 % {"user": pseudonym(qualification.evaluator), "language": qualification.language.name})
             elif action == "calibrate":
                 qualification_send_to_calibration(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s goes back to calibration for %(language)s.")
-                                 % {"user": qualification.evaluator.username, "language": qualification.language.name})
+                                 % {"user": pseudonym(qualification.evaluator), "language": qualification.language.name})
             else:
                 raise ValidationError(_("Unknown action."))
         except ValidationError as exc:
@@ -655,7 +692,7 @@ def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         "requalifying": selectors.requalifying(project=project),
         "qualified": Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED,
                                                   honeypot_accuracy__isnull=False)
-        .select_related("evaluator", "language").order_by("honeypot_accuracy"),
+        .select_related("evaluator__evaluator_profile", "language").order_by("honeypot_accuracy"),
         "error": error,
         "section": "honeypots",
     }, status=status)

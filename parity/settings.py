@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Session expiry and 405s inside the page: parity/pages.py.
+    "parity.pages.RefusalPagesMiddleware",
 ]
 
 # Django's ModelBackend; the user every request loads is read without the ORM.
@@ -131,6 +133,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+CSRF_FAILURE_VIEW = "parity.pages.csrf_failure"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Interface languages. The page direction follows the interface language

@@ -11,6 +11,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from annotation.models import Language, Project, TaskType
+from annotation.schema import schema_display_name
 
 register = template.Library()
 
@@ -36,7 +37,9 @@ def judgment_summary(value: dict[str, Any], project: Project) -> str:
         if choice == "both_bad":
             return _("Both bad")
         return ""
-    return ", ".join(value.get("labels", []))
+    schema, interface = project.schema or {}, get_language() or "en"
+    return ", ".join(schema_display_name(schema=schema, field="labels", value=v, language=interface)
+                     for v in value.get("labels", []))
 
 
 @lru_cache(maxsize=1024)

@@ -20,3 +20,15 @@ def project_lead(context: template.Context, project: Project) -> bool:
     if user is None or project is None:
         return False
     return project_is_lead(project=project, user=user)
+
+
+@register.filter
+def pseudonym(user: Any) -> str:
+    """How lead pages name an evaluator: the stable pseudonym, never the username (leads
+    judge the work, not the person; the same name as in adjudication and raw exports).
+    Someone who never evaluated (a lead) has no pseudonym and keeps their username.
+    Callers select_related("…__evaluator_profile") to keep it one query."""
+    if user is None:
+        return ""
+    profile = getattr(user, "evaluator_profile", None)
+    return profile.pseudonym if profile is not None else user.get_username()

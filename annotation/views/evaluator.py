@@ -9,6 +9,7 @@ their related rows and never walks relations per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +20,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -37,13 +40,16 @@ from annotation.models import (
 from annotation.overview import projects_led
 from annotation.projects import project_by_slug, project_language
 from annotation.queue import (
+    UNDO_SECONDS,
     NotQualified,
     assignment_for_evaluator,
     assignment_skip,
+    evaluator_progress,
     item_claim_next,
     judgment_history,
     judgment_revise,
     judgment_submit,
+    judgment_undo,
     judgments_of_evaluator,
     queue_counts,
 )
@@ -153,6 +159,9 @@ def _card_context(
         ctx["item"] = item
         ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
         ctx.update(judgment_fields_context(project=project, value=value))
+        ctx["progress"] = evaluator_progress(
+            evaluator=assignment.evaluator, project=project, language=item.language, showing=assignment
+        )
         if project.guideline_version:
             ctx["guideline_panel_url"] = reverse("guidelines:guideline_panel", args=[project.slug]) + "?" + urlencode(
                 {"language": item.language.tag}
@@ -167,7 +176,32 @@ def _work_url(*, project: Project, language: Language | None) -> str:
 
 def _render_card(request: AuthenticatedRequest, ctx: dict[str, Any], *, status: int = 200) -> HttpResponse:
     template = f"{WORK_TEMPLATE}#card" if request.htmx else WORK_TEMPLATE
-    return render(request, template, ctx, status=status)
+    response = render(request, template, ctx, status=status)
+    # Never from the browser's cache: after Back, a judged item must not come back as a
+    # fresh card (the server says which lease is live).
+    add_never_cache_headers(response)
+    return response
+
+
+def _blocked_context(*, evaluator: Any, project: Project, language: Language | None) -> dict[str, Any]:
+    """Why the evaluator may not claim here, and the way on: acknowledge the new guideline
+    version in place, take the calibration round, or wait for the lead (suspended)."""
+    qualifications = Qualification.objects.filter(evaluator=evaluator, project=project).select_related("language")
+    if language is not None:
+        qualifications = qualifications.filter(language=language)
+    rows = list(qualifications.order_by("language__tag"))
+    needs_acknowledgement = bool(project.guideline_version) and any(
+        q.status == QualificationStatus.QUALIFIED and q.acknowledged_version != project.guideline_version
+        for q in rows
+    )
+    return {
+        "blocked": True,
+        "needs_acknowledgement": needs_acknowledgement,
+        "calibrate": [q for q in rows if q.status in (QualificationStatus.PENDING, QualificationStatus.REQUALIFY)],
+        "suspended": [q for q in rows if q.status == QualificationStatus.SUSPENDED],
+        "guideline_url": reverse("guidelines:guideline", args=[project.slug]),
+        "return_url": _work_url(project=project, language=language),
+    }
 
 
 def _with_item(assignment: Assignment, project: Project) -> Assignment:
@@ -179,22 +213,48 @@ def _with_item(assignment: Assignment, project: Project) -> Assignment:
 
 
 def _claim_and_render(
-    request: AuthenticatedRequest, *, project: Project, language: Language | None, notice: str = ""
+    request: AuthenticatedRequest, *, project: Project, language: Language | None, saved: Assignment | None = None,
+    notice: str = "",
 ) -> HttpResponse:
+    """The next card. After a submit (`saved`), the card says so first, whatever comes next:
+    the next item, an empty queue, or why the evaluator may not go on (with the way on)."""
     try:
         assignment = item_claim_next(evaluator=request.user, project=project, language=language)
     except NotQualified as exc:
+        blocked = _blocked_context(evaluator=request.user, project=project, language=language)
+        if saved is not None:
+            # The judgment is stored: that comes first, then why no next item (a guideline
+            # bump since the card was claimed), as guidance rather than an error.
+            ctx = _card_context(project=project, assignment=None, language=language)
+            ctx.update(blocked, notice=notice or _("Saved."), **_undo_context(saved))
+            return _render_card(request, ctx)
         ctx = _card_context(project=project, assignment=None, language=language, error=str(exc))
+        ctx.update(blocked)
         return _render_card(request, ctx, status=403)
     if assignment is not None:
         assignment = _with_item(assignment, project)
     ctx = _card_context(project=project, assignment=assignment, language=language)
-    ctx["notice"] = notice
+    if saved is not None:
+        ctx["notice"] = notice or (_("Saved. Here is the next item.") if assignment is not None else _("Saved."))
+        ctx.update(_undo_context(saved))
+    else:
+        ctx["notice"] = notice
     return _render_card(request, ctx)
+
+
+def _undo_context(saved: Assignment) -> dict[str, Any]:
+    if saved.status != AssignmentStatus.SUBMITTED or saved.submitted_at is None:
+        return {}
+    until = saved.submitted_at + timedelta(seconds=UNDO_SECONDS)
+    return {
+        "undo_url": reverse("annotation:assignment_undo", args=[saved.pk]),
+        "undo_until_ms": int(until.timestamp() * 1000),
+    }
 
 
 @login_required
 @require_GET
+@never_cache
 @vary_on_headers("HX-Request")
 def work(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Claim the next item (or resume the live lease) and show its card."""
@@ -274,7 +334,12 @@ def _refused(
         language = _next_language(request, assignment)
     except UnknownQueueLanguage:
         language = assignment.item.language
+    assignment.refresh_from_db(fields=["status"])
     still_open = assignment.status == AssignmentStatus.LEASED
+    if not still_open and status == 400:
+        # A stale card (submitted in another tab, after Back, skipped, lease gone): a
+        # conflict with what the server holds, not bad input.
+        status = 409
     ctx = _card_context(
         project=project, assignment=assignment, language=language, error=error, value=prefill, open_card=still_open
     )
@@ -284,15 +349,16 @@ def _refused(
     return _render_card(request, ctx, status=status)
 
 
-def _after_done(request: AuthenticatedRequest, assignment: Assignment, *, notice: str) -> HttpResponse:
+def _after_done(request: AuthenticatedRequest, assignment: Assignment, *, notice: str = "") -> HttpResponse:
     try:
         language = _next_language(request, assignment)
     except UnknownQueueLanguage:
         language = assignment.item.language
     if not request.htmx:
-        messages.success(request, notice)
+        messages.success(request, notice or _("Saved."))
         return HttpResponseRedirect(_work_url(project=assignment.project, language=language))
-    return _claim_and_render(request, project=assignment.project, language=language, notice=notice)
+    return _claim_and_render(request, project=assignment.project, language=language, saved=assignment,
+                             notice=notice)
 
 
 @login_required
@@ -315,7 +381,7 @@ def assignment_submit(request: AuthenticatedRequest, assignment_id: int) -> Http
             request, assignment=assignment, error=_message(exc), status=400,
             prefill=_form_value_for_prefill(request.POST),
         )
-    return _after_done(request, assignment, notice=_("Saved. Here is the next item."))
+    return _after_done(request, assignment)
 
 
 @login_required
@@ -334,6 +400,32 @@ def assignment_skip_view(request: AuthenticatedRequest, assignment_id: int) -> H
     except ValidationError as exc:
         return _refused(request, assignment=assignment, error=_message(exc), status=400)
     return _after_done(request, assignment, notice=_("Skipped. Here is the next item."))
+
+
+@login_required
+@require_POST
+@vary_on_headers("HX-Request")
+def assignment_undo(request: AuthenticatedRequest, assignment_id: int) -> HttpResponse:
+    """Take back the submission just made (within UNDO_SECONDS): the same card comes back
+    with the judgment in it, to change and submit again."""
+    try:
+        assignment = _fetch_own_assignment(request, assignment_id)
+    except PermissionDenied as exc:
+        return _refused(request, assignment=None, error=_message(exc), status=403)
+    previous = Judgment.objects.filter(assignment=assignment, is_current=True).values_list("value", flat=True).first()
+    try:
+        judgment_undo(assignment=assignment, evaluator=request.user)
+    except PermissionDenied as exc:
+        return _refused(request, assignment=None, error=_message(exc), status=403)
+    except ValidationError as exc:
+        return _refused(request, assignment=assignment, error=_message(exc), status=409)
+    language = assignment.item.language
+    if not request.htmx:
+        return HttpResponseRedirect(_work_url(project=assignment.project, language=language))
+    assignment.status = AssignmentStatus.LEASED
+    ctx = _card_context(project=assignment.project, assignment=assignment, language=language, value=previous)
+    ctx["notice"] = _("Undone: change your judgment and submit it again.")
+    return _render_card(request, ctx)
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -29,10 +30,11 @@ from annotation.adjudication import (
     adjudicator_language_ids,
 )
 from annotation.agreement import LEVELS, agreement_report, item_labels, parity_report
+from annotation.browse import FLAGS, item_filter_parse, item_history, items_browse
 from annotation.charts import CiRow, ci_chart, heat_map
 from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.languages import prompt_language
-from annotation.models import Item, ItemStatus, Project, QualificationStatus
+from annotation.models import Item, ItemStatus, Project, QualificationStatus, Selection
 from annotation.overview import JUDGMENT_KINDS, project_overview
 from annotation.projects import project_is_lead
 
@@ -238,3 +240,60 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
         return render(request, "annotation/lead/adjudication_item.html", ctx, status=400)
     messages.success(request, _("Final label recorded for item %(id)s.") % {"id": item.external_id})
     return HttpResponseRedirect(reverse("annotation:adjudication_queue", args=[project.slug]))
+
+
+# ---------------------------------------------------------------------------------------
+# Item browser
+# ---------------------------------------------------------------------------------------
+
+FLAG_LABELS = {
+    "language": gettext_lazy("language check flagged"),
+    "gold": gettext_lazy("Gold items"),
+    "report": gettext_lazy("User reports"),
+}
+
+
+@login_required
+@require_GET
+def items_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every item of the project: filter by language, status, selection and flag, search
+    the texts, ?page_size= rows a page."""
+    project = project_for_lead(request, slug)
+    error, status = "", 200
+    try:
+        where = item_filter_parse(project=project, data=request.GET)
+    except ValidationError as exc:
+        error, status = " ".join(exc.messages), 400
+        where = item_filter_parse(project=project, data={})
+        page = None
+    else:
+        page = Paginator(items_browse(project=project, where=where), where.page_size).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "annotation/lead/items.html", {
+        **_lead_nav(project, request.user),
+        "page": page,
+        "where": where,
+        "error": error,
+        "query": query.urlencode(),
+        "languages": project.languages.order_by("tag"),
+        "statuses": ItemStatus.choices,
+        "selections": Selection.choices,
+        "flags": [(flag, FLAG_LABELS[flag]) for flag in FLAGS],
+    }, status=status)
+
+
+@login_required
+@require_GET
+def item_page(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    """One item in full, with its judgments (evaluators by pseudonym) and its history."""
+    project = project_for_lead(request, slug)
+    item = get_object_or_404(Item.objects.select_related("language", "project"), pk=item_id, project=project)
+    prompt_lang, prompt_dir = prompt_language(item)
+    return render(request, "annotation/lead/item.html", {
+        **_lead_nav(project, request.user),
+        "item": item,
+        "prompt_lang": prompt_lang,
+        "prompt_dir": prompt_dir,
+        "history": item_history(item=item),
+    })

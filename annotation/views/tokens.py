@@ -16,6 +16,11 @@ from annotation.access import project_for_lead
 from annotation.models import ApiToken, Item, ItemSource, ItemStatus, TokenScope
 from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project
 
+# The new token's secret waits here between the POST and the page that shows it: a
+# reload of that page (or of the POST) must not create a second token, and the secret is
+# shown once, then gone from the session.
+_CREATED_KEY = "parity:created_token"
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -26,18 +31,25 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
-            created = api_token_create(
+            token, raw = api_token_create(
                 project=project, scope=request.POST.get("scope", ""), name=request.POST.get("name", ""),
                 actor=request.user,
             )
         except ValidationError as exc:
             error, status = exc.messages[0], 400
+        else:
+            request.session[_CREATED_KEY] = {"id": token.pk, "raw": raw}
+            return redirect("annotation:tokens", slug=project.slug)
+    else:
+        waiting = request.session.pop(_CREATED_KEY, None)
+        if waiting:
+            token = ApiToken.objects.filter(pk=waiting.get("id"), project=project).first()
+            if token is not None:
+                created = (token, waiting.get("raw", ""))
     context = {
         "project": project,
         "tokens": api_tokens_of_project(project=project),
         "scopes": TokenScope.choices,
-        # The secret is rendered into this one response and never stored: reloading the
-        # page does not show it again.
         "created": created,
         "error": error,
     }

@@ -60,3 +60,18 @@ class LeadPagesTests(ParityTestCase):
         self.assertEqual(SelectionRound.objects.count(), 0)
         self.client.logout()
         self.assertEqual(self.client.get(self.base).status_code, 302)
+
+    def test_it_offers_no_local_encoder_without_one_and_shows_every_refusal(self):
+        # Issue 13: "local encoder" was offered with no encoder configured, and its refusal
+        # sat in a hidden element (a blank page to the lead).
+        self.client.force_login(self.lead)
+        with self.settings(PARITY_ENCODER_PATH=""):
+            page = self.client.get(self.base)
+            self.assertNotContains(page, 'value="encoder"')
+            refused = self.client.post(self.base + "preview/", {"budget": 10, "strategy": "parity", "seed": 0,
+                                                                 "features": "encoder"}, HTTP_HX_REQUEST="true")
+        self.assertEqual(refused.status_code, 400)
+        self.assertContains(refused, "Select a valid choice", status_code=400)
+        self.assertContains(refused, '<section id="preview" class="panel" aria-live="polite">', status_code=400)
+        with self.settings(PARITY_ENCODER_PATH="/models/e5"):
+            self.assertContains(self.client.get(self.base), 'value="encoder"')

@@ -67,7 +67,9 @@ class LeadDashboardTests(ParityTestCase):
         # The German row: pool 1, queued 3 (statuses in ItemStatus order), no gold, nothing flagged.
         row = re.search(r'<code lang="de" dir="ltr">de</code></th>(.*?)</tr>', html, re.S).group(1)
         self.assertEqual(re.findall(r'<td class="num[^"]*">(\d+)</td>', row), ["1", "3", "0", "0", "0", "0", "0"])
-        self.assertIn("carol", html)
+        # Evaluators by pseudonym, as on every lead page (issue 13), never by username.
+        self.assertIn(self.carol.evaluator_profile.pseudonym, html)
+        self.assertNotIn("carol", html)
         self.assertIn("pending calibration", html)
 
     def test_it_links_every_lead_page_of_every_app(self):

@@ -60,14 +60,18 @@ class TokenPageTests(ParityTestCase):
     def test_a_lead_creates_a_token_and_sees_it_once(self):
         self.client.force_login(self.lead)
         url = f"/p/{self.project.slug}/tokens/"
-        response = self.client.post(url, {"name": "exporter", "scope": "export"})
-        self.assertEqual(response.status_code, 200)
+        created = self.client.post(url, {"name": "exporter", "scope": "export"})
+        # POST, redirect, GET: reloading the page that shows the token creates no second one.
+        self.assertRedirects(created, url, fetch_redirect_response=False)
+        response = self.client.get(url)
+        self.assertEqual(ApiToken.objects.count(), 1)
         raw = re.search(r"(pty_[A-Za-z0-9_-]{43})", response.content.decode()).group(1)
         self.assertEqual(api_token_authenticate(raw=raw).scope, "export")
         self.assertEqual(response["Cache-Control"], "no-store")
         again = self.client.get(url).content.decode()
         self.assertNotIn(raw, again)
         self.assertIn(raw[:12], again)
+        self.assertEqual(ApiToken.objects.count(), 1)
 
     def test_a_lead_revokes_a_token(self):
         token, raw = api_token_create(project=self.project, scope="read")

@@ -226,9 +226,14 @@ class EvaluatorBrowserTests:
         ItemFactory(project=project, language=language("de"), prompt=UDHR_EN, metadata=EN_PROMPT, response=UDHR_DE)
         log_in(page, "alice")
         page.goto(f"/p/{project.slug}/work/?language=de")
+        # Not set until set: the slider has no thumb and says so.
+        expect(page.locator("[data-score-unset]")).to_be_visible()
+        # Digits typed in a row are one exact score (issue 13: not 10-point steps).
         page.keyboard.press("7")
+        page.keyboard.press("0")
         expect(page.locator("[data-score-number]")).to_have_value("70")
         assert page.locator("[data-score-range]").input_value() == "70"
+        expect(page.locator("[data-score-unset]")).to_be_hidden()
         screenshot(page, "slider-card")
         page.keyboard.press("Enter")
         expect(page.get_by_text("Nothing is waiting for you in German right now.")).to_be_visible()
@@ -241,7 +246,8 @@ class EvaluatorBrowserTests:
         screenshot(page, "my-judgments")
         with page.expect_navigation(wait_until="load"):
             page.get_by_role("link", name="View and revise").click()
-        page.keyboard.press("0")  # 0 → the top of the scale
+        for digit in "100":
+            page.keyboard.press(digit)
         expect(page.locator("[data-score-number]")).to_have_value("100")
         page.get_by_label("Comment (optional)").fill("Perfekt, nach nochmaligem Lesen.")
         page.get_by_role("button", name="Save a new revision").click()

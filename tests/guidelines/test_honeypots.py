@@ -195,7 +195,8 @@ class HoneypotAccuracyTests(ParityTestCase):
         self.client.force_login(self.lead)
         page = self.client.get("/p/mt-rating/lead/honeypots/")
         self.assertContains(page, f'id="suspended-{qualification.pk}"')
-        self.assertContains(page, "alice")
+        self.assertContains(page, self.alice.evaluator_profile.pseudonym)  # never the username
+        self.assertNotContains(page, "alice")
         self.assertContains(page, "below the project&#x27;s threshold of 60%")
         response = self.client.post("/p/mt-rating/lead/honeypots/", {"qualification": qualification.pk,
                                                                       "action": "calibrate"})

@@ -75,7 +75,7 @@ class GuidelineEditorTests(ParityTestCase):
         self.assertEqual(self.project.guideline_version, "1.0.0")
         response = self.client.post("/p/mt-rating/lead/guideline/", {
             "body": "# Rules\n\nRate 1–5.\n\n<script>alert(1)</script> Never <b onclick='x()'>guess</b>.",
-            "changelog": "No guessing.", "bump": "major", "source_language": "en"})
+            "changelog": "No guessing.", "bump": "major", "source_language": "en", "confirm_major": "1"})
         self.assertRedirects(response, "/p/mt-rating/lead/guideline/")
         self.project.refresh_from_db()
         self.assertEqual(self.project.guideline_version, "2.0.0")
@@ -110,7 +110,8 @@ class GuidelineEditorTests(ParityTestCase):
         self.assertEqual(WorkedExample.objects.get().value, {"score": 5})
         self.client.force_login(self.bashir)
         page = self.client.get("/p/mt-rating/guideline/?language=ar")
-        self.assertContains(page, '<div class="text response" lang="ar" dir="rtl">جملة جيدة</div>', html=True)
+        self.assertContains(page, '<div class="text response" tabindex="0" role="region" aria-label="Response" '
+                                  'lang="ar" dir="rtl">جملة جيدة</div>', html=True)
         self.assertContains(page, "Natural and faithful.")
 
 
@@ -155,7 +156,9 @@ class RoundPageTests(ParityTestCase):
                     score = 5
                 calibration_answer(attempt=attempt, assignment=step.assignment, evaluator=user, value={"score": score})
         page = self.client.get(f"/p/mt-rating/lead/calibration/{calibration_round.pk}/")
-        self.assertContains(page, "carol")
+        carol = UserFactory(username="carol").evaluator_profile.pseudonym
+        self.assertContains(page, carol)
+        self.assertNotContains(page, "carol")
         self.assertContains(page, "#1: 2/3 (67%) passed")
         # The item everyone missed comes first, with the answer they gave instead.
         content = page.content.decode()
@@ -186,8 +189,11 @@ class TooFastPageTests(ParityTestCase):
         self.assertFalse(slow.too_fast)
         self.client.force_login(self.lead)
         page = self.client.get("/p/mt-rating/lead/too-fast/")
-        self.assertContains(page, "<td>alice</td><td>de</td><td>1</td><td>1</td><td>100%</td>", html=True)
-        self.assertNotContains(page, "bashir")
+        # Evaluators by pseudonym on every lead page (as in adjudication), never by username.
+        alice, bashir = self.alice.evaluator_profile.pseudonym, self.bashir.evaluator_profile.pseudonym
+        self.assertContains(page, f"<td>{alice}</td><td>de</td><td>1</td><td>1</td><td>100%</td>", html=True)
+        self.assertNotContains(page, bashir)
+        self.assertNotContains(page, "alice")
         self.assertContains(page, "<code>long</code>")
-        self.assertNotContains(self.client.get("/p/mt-rating/lead/too-fast/?language=ar"), "alice")
+        self.assertNotContains(self.client.get("/p/mt-rating/lead/too-fast/?language=ar"), alice)
         self.assertEqual(self.client.get("/p/mt-rating/lead/too-fast/?language=xx-invalid-").status_code, 400)
