@@ -27,6 +27,7 @@ from django.utils import timezone
 from annotation.audit import audit_record
 from annotation.gold import gold_tolerance_validate
 from annotation.languages import language_tag_normalize
+from annotation.model_versions import MODEL_FIELDS, model_versions_register
 from annotation.models import (
     GoldAnswer,
     Item,
@@ -472,6 +473,9 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
             to_update.append((row, clean))
     if not write:
         return
+    # Unknown model names join the project's model registry (annotation.model_versions).
+    model_versions_register(project=project, names={
+        clean.get(name) or "" for _, clean in chunk for name in MODEL_FIELDS})
     if to_create and not golds and connection.vendor == "postgresql":
         # COPY is several times faster than INSERT for bulk imports (the 20,000 items/s target).
         new_ids = _copy_items(project, to_create)

@@ -1,0 +1,326 @@
+"""The maths of the progress report, on plain arrays (no Django): bootstrap means of many
+groups at once, the CI of a difference between two groups, and Bradley–Terry strengths
+with bootstrap intervals.
+
+Every bootstrap here is vectorised over resamples. Per-item quality scores take few
+distinct values (a mean of k ratings, a win share j/k, a label share), so resampling a
+group's n items with replacement is the same as drawing the counts of its distinct
+values from a multinomial with the group's value frequencies — one draw per group and
+resample instead of n, for every group at once. Groups that are different items are
+independent, so the bootstrap distribution of a difference between two groups is the
+difference of their draws, resample by resample (Efron & Tibshirani 1993, ch. 8, the
+two-sample bootstrap); its percentile interval is the CI of the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+# Beyond this many distinct values the multinomial costs more than resampling indices.
+MAX_DISTINCT = 256
+# How many cells (resamples × groups × distinct values) one multinomial chunk may hold.
+CHUNK_CELLS = 8_000_000
+# Bradley–Terry: half a win each way for every pair that met, so a model that never lost
+# has a finite strength (a weak symmetric prior, Zermelo's MM iteration stays well posed).
+BT_PRIOR = 0.5
+BT_ITERATIONS = 200
+BT_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class GroupMeans:
+    """Mean per group with bootstrap draws: `draws[g]` holds B resampled means (NaN where
+    the group has no items)."""
+
+    n: np.ndarray  # (G,) items per group
+    mean: np.ndarray  # (G,) NaN where n == 0
+    draws: np.ndarray  # (G, B)
+
+    def ci(self, confidence: float = CONFIDENCE) -> np.ndarray:
+        """(G, 2) percentile intervals; NaN for groups with fewer than two items."""
+        out = percentile_ci(self.draws, confidence)
+        out[self.n < 2] = np.nan
+        return out
+
+
+def percentile_ci(draws: np.ndarray, confidence: float = CONFIDENCE) -> np.ndarray:
+    """(…, 2) percentile interval along the last axis; NaN where every draw is NaN."""
+    tail = (1 - confidence) / 2 * 100
+    draws = np.asarray(draws, dtype=np.float64)
+    out = np.full((*draws.shape[:-1], 2), np.nan)
+    if draws.shape[-1] == 0:
+        return out
+    finite = np.isfinite(draws).all(axis=-1)
+    if finite.any():
+        out[finite] = np.percentile(draws[finite], [tail, 100 - tail], axis=-1).T
+    return out
+
+
+def bootstrap_group_means(
+    group: np.ndarray, values: np.ndarray, *, n_groups: int, resamples: int = 1000, seed: int = 0
+) -> GroupMeans:
+    """Mean of `values` per group (codes 0..n_groups-1) with `resamples` bootstrap means,
+    resampling each group's rows (items) with replacement."""
+    group = np.asarray(group, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n = np.bincount(group, minlength=n_groups).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, weights=values, minlength=n_groups) / n
+    draws = np.full((n_groups, resamples), np.nan)
+    if len(values) == 0 or resamples <= 0:
+        return GroupMeans(n, mean, draws)
+    distinct, vidx = np.unique(values, return_inverse=True)
+    d = len(distinct)
+    if d <= MAX_DISTINCT:
+        counts = np.bincount(group * d + vidx.reshape(-1), minlength=n_groups * d).reshape(n_groups, d)
+        live = np.flatnonzero(n > 0)
+        per_chunk = max(1, CHUNK_CELLS // max(1, resamples * d))
+        for start in range(0, len(live), per_chunk):
+            g = live[start:start + per_chunk]
+            p = counts[g] / n[g, None]
+            # (B, g, d) counts of each distinct value in each resample of each group.
+            w = rng.multinomial(n[g], p, size=(resamples, len(g)))
+            draws[g] = ((w @ distinct) / n[g]).T
+        return GroupMeans(n, mean, draws)
+    # Many distinct values (a 0–100 scale averaged over raters): resample row indices,
+    # one group at a time, all resamples at once.
+    order = np.argsort(group, kind="stable")
+    sorted_values = values[order]
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]])
+    for g in np.flatnonzero(n > 0):
+        block = sorted_values[starts[g]:starts[g] + n[g]]
+        per_chunk = max(1, CHUNK_CELLS // int(n[g]))
+        parts = []
+        for done in range(0, resamples, per_chunk):
+            size = min(per_chunk, resamples - done)
+            parts.append(block[rng.integers(0, n[g], size=(size, n[g]))].mean(axis=1))
+        draws[g] = np.concatenate(parts)
+    return GroupMeans(n, mean, draws)
+
+
+@dataclass(frozen=True)
+class Change:
+    value: float | None
+    ci: tuple[float | None, float | None]
+    verdict: str  # "up", "down" or "no_evidence"
+
+
+def _opt(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def change_between(new_draws: np.ndarray, old_draws: np.ndarray, *, new: float, old: float,
+                   confidence: float = CONFIDENCE) -> Change:
+    """The change new − old with the percentile CI of the difference of independent draws.
+    "up" / "down" when the interval excludes 0, else "no_evidence"."""
+    lo, hi = percentile_ci(np.asarray(new_draws) - np.asarray(old_draws), confidence)
+    value = _opt(new - old)
+    lo, hi = _opt(lo), _opt(hi)
+    if lo is None or hi is None:
+        verdict = "no_evidence"
+    elif lo > 0:
+        verdict = "up"
+    elif hi < 0:
+        verdict = "down"
+    else:
+        verdict = "no_evidence"
+    return Change(value, (lo, hi), verdict)
+
+
+def changes_vectorised(new_draws: np.ndarray, old_draws: np.ndarray,
+                       confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) CIs of K differences at once and their verdict codes (+1 up, −1 down, 0 none)."""
+    ci = percentile_ci(np.asarray(new_draws) - np.asarray(old_draws), confidence)
+    verdict = np.where(ci[:, 0] > 0, 1, np.where(ci[:, 1] < 0, -1, 0))
+    return ci, verdict
+
+
+@dataclass(frozen=True)
+class BradleyTerry:
+    models: list[str]
+    strength: np.ndarray  # (M,) log-strength, mean 0
+    ci: np.ndarray  # (M, 2)
+    win_rate: np.ndarray  # (M,) share of its comparisons won (ties half)
+    win_ci: np.ndarray  # (M, 2)
+    comparisons: np.ndarray  # (M,)
+
+
+def _bt_fit(wins: np.ndarray, games: np.ndarray) -> np.ndarray:
+    """Zermelo's / Hunter's (2004) MM iteration for many win matrices at once.
+
+    wins (B, M, M): wins[b, i, j] = how often i beat j; games = wins + wins^T. Returns
+    (B, M) log-strengths with mean 0 over models that played.
+    """
+    b, m, _ = wins.shape
+    total_wins = wins.sum(axis=2)
+    played = games.sum(axis=2) > 0
+    p = np.ones((b, m))
+    for _ in range(BT_ITERATIONS):
+        denom = (games / (p[:, :, None] + p[:, None, :])).sum(axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.where(played, total_wins / denom, 1.0)
+        # Fix the scale: geometric mean 1 over the models that played.
+        log = np.log(np.where(played, new, 1.0))
+        log -= (log * played).sum(axis=1, keepdims=True) / np.maximum(played.sum(axis=1, keepdims=True), 1)
+        new = np.exp(log)
+        if np.max(np.abs(new - p)) < BT_TOLERANCE:
+            p = new
+            break
+        p = new
+    return np.where(played, np.log(p), np.nan)
+
+
+def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.ndarray, *, n_models: int,
+                            resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE,
+                            names: list[str] | None = None) -> BradleyTerry:
+    """Bradley–Terry strengths of `n_models` from comparisons (one per item): model codes
+    `left` and `right`, and how much the item favours left (1 won, 0 lost, ½ tie). CIs by
+    resampling items: the distinct (left, right, share) patterns are drawn from a
+    multinomial, so every resample is a small win matrix and the MM iteration runs on
+    all of them at once."""
+    left = np.asarray(left, dtype=np.int64)
+    right = np.asarray(right, dtype=np.int64)
+    share = np.asarray(share_left, dtype=np.float64)
+    m = n_models
+    names = names or [str(k) for k in range(m)]
+    keys = np.stack([left, right, share], axis=1) if len(left) else np.zeros((0, 3))
+    patterns, freq = (np.unique(keys, axis=0, return_counts=True) if len(left)
+                      else (np.zeros((0, 3)), np.zeros(0, dtype=np.int64)))
+    pl, pr, ps = patterns[:, 0].astype(np.int64), patterns[:, 1].astype(np.int64), patterns[:, 2]
+    n = int(freq.sum())
+
+    # Each pattern's contribution to the flattened win matrix; a resample's matrix is its
+    # pattern counts times this (one product for all resamples).
+    to_wins = np.zeros((len(pl), m * m))
+    rows = np.arange(len(pl))
+    np.add.at(to_wins, (rows, pl * m + pr), ps)
+    np.add.at(to_wins, (rows, pr * m + pl), 1 - ps)
+
+    def matrices(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wins = (weights @ to_wins).reshape(-1, m, m)
+        met = (wins + wins.transpose(0, 2, 1)) > 0
+        wins = wins + BT_PRIOR * met
+        return wins, wins + wins.transpose(0, 2, 1)
+
+    point_weights = freq[None, :].astype(np.float64)
+    wins, games = matrices(point_weights)
+    strength = _bt_fit(wins, games)[0] if n else np.full(m, np.nan)
+    appearances = np.bincount(left, minlength=m) + np.bincount(right, minlength=m)
+    won = np.bincount(left, weights=share, minlength=m) + np.bincount(right, weights=1 - share, minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        win_rate = won / appearances
+    ci = np.full((m, 2), np.nan)
+    win_ci = np.full((m, 2), np.nan)
+    if n >= 2 and resamples > 0:
+        rng = np.random.default_rng(seed)
+        weights = rng.multinomial(n, freq / n, size=resamples).astype(np.float64)
+        ci = percentile_ci(_bt_fit(*matrices(weights)).T, confidence)
+        to_app = np.zeros((len(pl), m))
+        np.add.at(to_app, (rows, pl), 1.0)
+        np.add.at(to_app, (rows, pr), 1.0)
+        to_won = np.zeros((len(pl), m))
+        np.add.at(to_won, (rows, pl), ps)
+        np.add.at(to_won, (rows, pr), 1 - ps)
+        app_b, won_b = weights @ to_app, weights @ to_won
+        with np.errstate(invalid="ignore", divide="ignore"):
+            win_ci = percentile_ci((won_b / app_b).T, confidence)
+    return BradleyTerry(list(names), strength, ci, win_rate, win_ci, appearances)
+
+
+def needed_items(*, n: int, half_width: float, target: float) -> int:
+    """How many more items bring a CI of `half_width` (from n items) down to `target`:
+    the half-width of a mean shrinks with 1/√n."""
+    if n <= 0 or not np.isfinite(half_width) or target <= 0 or half_width <= target:
+        return 0
+    return int(np.ceil(n * ((half_width / target) ** 2 - 1)))
+
+
+@dataclass(frozen=True)
+class Series:
+    """Quality per (language, key) — key a model version or a period, in order — with the
+    change from the language's previous key and the gap to the key's best language.
+
+    Arrays are (L, K) unless said otherwise; NaN where a language has no items for a key.
+    `change_*` compare with the language's previous key that has items (`previous`, −1
+    for none); `gap_*` is best − this language at the same key; `gap_change_*` compares
+    the gap with the one at `previous` (negative: the gap narrowed).
+    """
+
+    n: np.ndarray
+    mean: np.ndarray
+    ci: np.ndarray  # (L, K, 2)
+    previous: np.ndarray
+    change: np.ndarray
+    change_ci: np.ndarray  # (L, K, 2)
+    change_verdict: np.ndarray  # +1 up, −1 down, 0 no evidence (or no previous)
+    best: np.ndarray  # (K,) language code of the best language, −1 where none
+    gap: np.ndarray
+    gap_ci: np.ndarray  # (L, K, 2)
+    gap_change: np.ndarray
+    gap_change_ci: np.ndarray  # (L, K, 2)
+    gap_change_verdict: np.ndarray
+
+
+def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *, n_languages: int, n_keys: int,
+                    resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE) -> Series:
+    """The progress table from one row per scored item: its language code, key code and
+    score. One bootstrap for all (language, key) groups; changes and gaps are differences
+    of those draws, computed for all languages and keys at once."""
+    L, K = n_languages, n_keys
+    gm = bootstrap_group_means(np.asarray(language, dtype=np.int64) * K + np.asarray(key, dtype=np.int64),
+                               score, n_groups=L * K, resamples=resamples, seed=seed)
+    n = gm.n.reshape(L, K)
+    mean = gm.mean.reshape(L, K)
+    ci = gm.ci(confidence).reshape(L, K, 2)
+    draws = gm.draws.reshape(L, K, -1)
+    B = draws.shape[2]
+    # The previous key with items, per language: a running maximum of "last key seen".
+    present = n > 0
+    seen = np.where(present, np.arange(K)[None, :], -1)
+    last = np.maximum.accumulate(seen, axis=1)
+    previous = np.concatenate([np.full((L, 1), -1), last[:, :-1]], axis=1)
+    previous = np.where(present, previous, -1)
+    has_prev = previous >= 0
+    rows, cols = np.nonzero(has_prev)
+    prev_cols = previous[rows, cols]
+    change = np.full((L, K), np.nan)
+    change_ci = np.full((L, K, 2), np.nan)
+    change_verdict = np.zeros((L, K), dtype=np.int64)
+    if len(rows):
+        change[rows, cols] = mean[rows, cols] - mean[rows, prev_cols]
+        c_ci, c_v = changes_vectorised(draws[rows, cols], draws[rows, prev_cols], confidence)
+        change_ci[rows, cols] = c_ci
+        change_verdict[rows, cols] = c_v
+    # The best language per key among those with at least two items.
+    candidate = np.where(n >= 2, mean, -np.inf)
+    best = np.where(np.isfinite(candidate).any(axis=0), np.argmax(candidate, axis=0), -1)
+    gap = np.full((L, K), np.nan)
+    gap_draws = np.full((L, K, B), np.nan)
+    gap_ci = np.full((L, K, 2), np.nan)
+    keyed = best >= 0
+    kk = np.flatnonzero(keyed)
+    if len(kk):
+        gap[:, kk] = mean[best[kk], kk][None, :] - mean[:, kk]
+        gap_draws[:, kk] = draws[best[kk], kk][None, :, :] - draws[:, kk]
+        gap_ci[:, kk] = percentile_ci(gap_draws[:, kk], confidence)
+        # The best language itself: gap 0 by definition, no interval.
+        gap_ci[best[kk], kk] = np.nan
+        gap_draws[best[kk], kk] = 0.0
+        gap[best[kk], kk] = 0.0
+    gap[~present] = np.nan
+    gap_change = np.full((L, K), np.nan)
+    gap_change_ci = np.full((L, K, 2), np.nan)
+    gap_change_verdict = np.zeros((L, K), dtype=np.int64)
+    ok = np.isfinite(gap[rows, cols]) & np.isfinite(gap[rows, prev_cols]) if len(rows) else np.zeros(0, bool)
+    if ok.any():
+        r, c, p = rows[ok], cols[ok], prev_cols[ok]
+        gap_change[r, c] = gap[r, c] - gap[r, p]
+        g_ci, g_v = changes_vectorised(gap_draws[r, c], gap_draws[r, p], confidence)
+        gap_change_ci[r, c] = g_ci
+        gap_change_verdict[r, c] = g_v
+    return Series(n, mean, ci, previous, change, change_ci, change_verdict, best, gap, gap_ci, gap_change,
+                  gap_change_ci, gap_change_verdict)
