@@ -432,3 +432,13 @@ class ProgressSharingTests(ParityTestCase):
         token = share_link_create(project=self.project, by="model", days=1, actor=self.lead)
         with self.assertRaises(signing.BadSignature):
             signing.TimestampSigner(salt="other").unsign_object(token)
+
+
+class ActionLinkTests(ParityTestCase):
+    def test_the_action_links_prefill_the_forms_they_open(self):
+        client = Client()
+        client.force_login(self.lead)
+        page = client.get(f"/p/{self.project.slug}/lead/al/?strategy=parity&budget=137&language=ar")
+        self.assertContains(page, 'value="137"')
+        page = client.get(f"/p/{self.project.slug}/lead/calibration/?language=ar")
+        self.assertContains(page, 'value="ar"')
