@@ -14,6 +14,7 @@ judgments. An item belongs to the period of its latest counted judgment. The mat
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import math
 from collections.abc import Sequence
@@ -25,11 +26,13 @@ import pandas as pd
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.db.models.fields.json import KT
+from django.db.models.functions import ExtractIsoYear, ExtractMonth, ExtractWeek, ExtractYear
 from django.urls import reverse
 from django.utils import timezone
 
+from annotation.adjudication import PRODUCTION_KINDS
 from annotation.agreement import (
     CALIBRATION_KINDS,
     CONFIDENCE,
@@ -47,6 +50,7 @@ from annotation.models import (
     FinalLabel,
     Item,
     ItemStatus,
+    Judgment,
     Project,
     Selection,
     TaskType,
@@ -93,12 +97,33 @@ def progress_args_clean(*, by: Any, period: Any = None, resamples: Any = 1000, s
 # ---------------------------------------------------------------------------------------
 
 
-def _period_start(times: pd.Series, period: str) -> np.ndarray:
-    days = times.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+def _item_periods(project: Project, period: str, *, language: str | None = None) -> pd.Series:
+    """The period (its first day, ISO text) of each judged item's latest counted judgment,
+    by item id. The database extracts year and week or month as integers: converting a
+    timestamp per judgment in Python would cost more than the whole bootstrap."""
+    qs = Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(PRODUCTION_KINDS))
+    if language:
+        qs = qs.filter(item__language__tag=language)
+    qs = qs.values("item_id").annotate(last=Max("created_at"))
     if period == "month":
-        return days.astype("datetime64[M]").astype("datetime64[D]")
-    # ISO weeks start on Monday; 1970-01-01 was a Thursday.
-    return days - ((days.astype(np.int64) + 3) % 7).astype("timedelta64[D]")
+        rows = qs.annotate(y=ExtractYear("last"), n=ExtractMonth("last")).values_list("item_id", "y", "n")
+        start = {}
+        def first_day(y: int, n: int) -> str:
+            return start.setdefault((y, n), datetime.date(y, n, 1).isoformat())
+    else:
+        rows = qs.annotate(y=ExtractIsoYear("last"), n=ExtractWeek("last")).values_list("item_id", "y", "n")
+        start = {}
+        def first_day(y: int, n: int) -> str:
+            return start.setdefault((y, n), datetime.date.fromisocalendar(y, n, 1).isoformat())
+    frame = pd.DataFrame.from_records(list(rows), columns=["item", "y", "n"])
+    if frame.empty:
+        return pd.Series(dtype=str)
+    pairs = frame[["y", "n"]].drop_duplicates()
+    labels = {(int(y), int(n)): first_day(int(y), int(n)) for y, n in zip(pairs["y"], pairs["n"], strict=True)}
+    keys = pd.Series([labels[(int(y), int(n))] for y, n in zip(pairs["y"], pairs["n"], strict=True)],
+                     index=pd.MultiIndex.from_frame(pairs))
+    out = keys.reindex(pd.MultiIndex.from_frame(frame[["y", "n"]])).to_numpy()
+    return pd.Series(out, index=frame["item"].to_numpy())
 
 
 def _item_attributes(project: Project, item_ids: Sequence[int]) -> pd.DataFrame:
@@ -125,14 +150,19 @@ def _scored(project: Project, frame: pd.DataFrame, finals: dict[int, Any]) -> pd
     return rows
 
 
-def _dialects(project: Project, frame: pd.DataFrame) -> pd.Series:
+def _dialects(frame: pd.DataFrame) -> pd.Series:
     """Each judgment's evaluator dialect or region for the item's language ("(none)" for
     external raters and evaluators who gave none)."""
-    pairs = (EvaluatorLanguage.objects.filter(profile__user_id__in=set(frame["evaluator"].dropna().astype(int)))
-             .exclude(dialect="").values_list("profile__user_id", "language__tag", "dialect"))
-    lookup = {(int(u), tag): d for u, tag, d in pairs}
-    return pd.Series([lookup.get((int(ev), tag), NONE_KEY) if ev == ev and ev is not None else NONE_KEY
-                      for ev, tag in zip(frame["evaluator"], frame["language"], strict=True)], index=frame.index)
+    users = set(frame["evaluator"].dropna().astype(int))
+    lookup = pd.DataFrame.from_records(
+        list(EvaluatorLanguage.objects.filter(profile__user_id__in=users).exclude(dialect="")
+             .values_list("profile__user_id", "language__tag", "dialect")),
+        columns=["evaluator", "language", "dialect"])
+    left = pd.DataFrame({"evaluator": frame["evaluator"].astype("Int64").to_numpy(),
+                         "language": frame["language"].to_numpy()})
+    lookup["evaluator"] = lookup["evaluator"].astype("Int64")
+    merged = left.merge(lookup, on=["evaluator", "language"], how="left")
+    return pd.Series(merged["dialect"].fillna(NONE_KEY).to_numpy(), index=frame.index)
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,16 +196,16 @@ def _headline(project: Project, scored: pd.DataFrame, focus: str | None) -> pd.D
     return scored
 
 
-def _grouped(scored: pd.DataFrame, column: str, *, resamples: int, seed: int) -> list[dict[str, Any]]:
-    """Mean score with CI per value of `column` (one bootstrap for all groups)."""
-    if scored.empty:
-        return []
-    codes, keys = pd.factorize(scored[column], sort=True)
-    gm = bootstrap_group_means(codes, scored["score"].to_numpy(dtype=np.float64), n_groups=len(keys),
+def _grouped(rows: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFrame:
+    """Mean score with CI per (language, dimension, key) of `rows` — one bootstrap for
+    every group of every breakdown of every language."""
+    codes, groups = pd.factorize(pd.MultiIndex.from_frame(rows[["language", "dimension", "key"]]), sort=True)
+    gm = bootstrap_group_means(codes, rows["score"].to_numpy(dtype=np.float64), n_groups=len(groups),
                                resamples=resamples, seed=seed)
     ci = gm.ci()
-    return [{"key": str(k), "items": int(gm.n[g]), "value": _opt(gm.mean[g]), "ci": _pair(ci[g])}
-            for g, k in enumerate(keys)]
+    out = pd.DataFrame(list(groups), columns=["language", "dimension", "key"])
+    out["items"], out["value"], out["lo"], out["hi"] = gm.n, gm.mean, ci[:, 0], ci[:, 1]
+    return out
 
 
 def progress_report(*, project: Project, by: str = "model", period: str = "week", resamples: int = 1000,
@@ -186,7 +216,7 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
     by, period, resamples, seed = args["by"], args["period"], args["resamples"], args["seed"]
     level = project.agreement_level
     scheme = _Scheme.of(project, level)
-    data = _judgments_load(project, item_fields=("model", "model_a", "model_b", "selection"), with_created=True)
+    data = _judgments_load(project, item_fields=("model", "model_a", "model_b", "selection"))
     frame = data.frame
     finals = dict(FinalLabel.objects.filter(item__project=project).values_list("item_id", "value"))
     quality = frame[frame["selection"] != Selection.UNCERTAINTY] if len(frame) else frame
@@ -198,8 +228,8 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
     if len(scored):
         attributes = _item_attributes(project, scored["item"].unique())
         scored = scored.join(attributes, on="item")
-        last = quality.groupby("item")["created_at"].max()
-        scored["period"] = np.datetime_as_string(_period_start(last.loc[scored["item"]], period), unit="D")
+        if by == "period":
+            scored["period"] = _item_periods(project, period).reindex(scored["item"]).to_numpy()
     key_column = "model" if by == "model" else "period"
     keys = _ordered_keys(project, by, scored[key_column].unique().tolist() if len(scored) else [])
     key_names = [k["key"] for k in keys]
@@ -222,7 +252,8 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
         )
     }
     rounds = _calibration_alpha(project, scheme, resamples=resamples, seed=seed)
-    dialect = _dialects(project, quality) if len(quality) else pd.Series(dtype=str)
+    breakdowns = _breakdowns(project, quality, _headline(project, scored, focus), finals, focus, tags,
+                             resamples=resamples, seed=seed)
     lo_measure, hi_measure = _measure_range(project)
 
     rows = []
@@ -259,16 +290,17 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
                     }
                 entry["gap"] = gap
             series_out.append(entry)
-        mine = scored[scored["language"] == tag] if len(scored) else scored
-        headline = _headline(project, mine, focus)
         sub = data.subset((frame["language"] == tag).to_numpy()) if len(frame) else data
         agreement = _alpha_summary(sub, scheme, resamples=resamples, seed=seed, package=False)
         by_guideline = []
         if len(sub):
             versions = sub.frame["guideline_version"].fillna("").replace("", NONE_KEY)
-            for version in sorted(versions.unique()):
-                summary = _alpha_summary(sub.subset((versions == version).to_numpy()), scheme,
-                                         resamples=resamples, seed=seed, package=False)
+            distinct = sorted(versions.unique())
+            for version in distinct:
+                # One version: its alpha is the language's (same judgments, same seed).
+                summary = agreement if len(distinct) == 1 else _alpha_summary(
+                    sub.subset((versions == version).to_numpy()), scheme, resamples=resamples, seed=seed,
+                    package=False)
                 by_guideline.append({"version": version, "alpha": summary["alpha"], "ci": summary["ci"],
                                      "units": summary["units"], "judgments": summary["judgments"]})
         row: dict[str, Any] = {
@@ -280,8 +312,7 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
                 "alpha": agreement["alpha"], "ci": agreement["ci"], "units": agreement["units"],
                 "by_guideline_version": by_guideline, "by_calibration_round": rounds.get(tag, []),
             },
-            "breakdowns": _breakdowns(project, quality, headline, dialect, tag, focus, finals,
-                                      resamples=resamples, seed=seed),
+            "breakdowns": breakdowns[tag],
             "items_in_adjudication": int(counts.get(tag, {}).get("adjudication", 0)),
             "items_in_pool": int(counts.get(tag, {}).get("pool", 0)),
         }
@@ -334,20 +365,32 @@ def _calibration_alpha(project: Project, scheme: Any, *, resamples: int, seed: i
     return out
 
 
-def _breakdowns(project: Project, quality: pd.DataFrame, headline: pd.DataFrame, dialect: pd.Series, tag: str,
-                focus: str | None, finals: dict[int, Any], *, resamples: int, seed: int) -> dict[str, Any]:
-    out: dict[str, Any] = {name: _grouped(headline, name, resamples=resamples, seed=seed) if len(headline) else []
-                           for name in ("domain", "task", "code_switched")}
-    # Dialect: the judgments of each dialect's evaluators, scored per item on their own.
-    mine = quality["language"] == tag if len(quality) else pd.Series(dtype=bool)
-    parts = []
-    if len(quality) and mine.any():
-        for name in sorted(dialect[mine].unique()):
-            sub = quality[mine & (dialect == name)]
-            rows = _headline(project, _quality_rows(sub, {}, project), focus)
-            parts.append(rows.assign(dialect=name))
-    out["dialect"] = _grouped(pd.concat(parts, ignore_index=True), "dialect", resamples=resamples, seed=seed) \
-        if parts else []
+BREAKDOWNS = ("dialect", "domain", "task", "code_switched")
+
+
+def _breakdowns(project: Project, quality: pd.DataFrame, headline: pd.DataFrame, finals: dict[int, Any],
+                focus: str | None, tags: list[str], *, resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Quality per evaluator dialect, item domain, task and code-switching, per language."""
+    out: dict[str, dict[str, Any]] = {tag: {name: [] for name in BREAKDOWNS} for tag in tags}
+    parts = [headline[["language", name, "score"]].rename(columns={name: "key"}).assign(dimension=name)
+             for name in ("domain", "task", "code_switched")] if len(headline) else []
+    if len(quality):
+        # Dialect: each dialect's judgments scored per item on their own — one pass, with
+        # (item, dialect) as the unit.
+        dialect_codes, dialects = pd.factorize(_dialects(quality), sort=True)
+        pseudo = quality.assign(item=quality["item"].to_numpy() * len(dialects) + dialect_codes)
+        rows = _headline(project, _quality_rows(pseudo, {}, project), focus)
+        language = quality.drop_duplicates("item").set_index("item")["language"]
+        items = rows["item"].to_numpy() // len(dialects)
+        parts.append(pd.DataFrame({"language": language.loc[items].to_numpy(), "key": dialects[
+            rows["item"].to_numpy() % len(dialects)], "score": rows["score"].to_numpy(), "dimension": "dialect"}))
+    if not parts:
+        return out
+    table = _grouped(pd.concat(parts, ignore_index=True), resamples=resamples, seed=seed)
+    for r in table.itertuples(index=False):
+        if r.language in out:
+            out[r.language][r.dimension].append({"key": str(r.key), "items": int(r.items), "value": _opt(r.value),
+                                                 "ci": [_opt(r.lo), _opt(r.hi)]})
     return out
 
 
@@ -456,8 +499,7 @@ def regressed_items(*, project: Project, language: str, by: str, key: str, previ
     whose score fell; otherwise the items of `key` scoring below the mean of `previous`.
     Worst first."""
     args = progress_args_clean(by=by, period=period)
-    data = _judgments_load(project, language=language, item_fields=("model", "model_a", "model_b", "selection"),
-                           with_created=True)
+    data = _judgments_load(project, language=language, item_fields=("model", "model_a", "model_b", "selection"))
     frame = data.frame
     if frame.empty:
         return []
@@ -465,8 +507,7 @@ def regressed_items(*, project: Project, language: str, by: str, key: str, previ
                   .values_list("item_id", "value"))
     scored = _scored(project, frame, finals)
     if args["by"] == "period":
-        last = frame.groupby("item")["created_at"].max()
-        scored["key"] = np.datetime_as_string(_period_start(last.loc[scored["item"]], args["period"]), unit="D")
+        scored["key"] = _item_periods(project, args["period"], language=language).reindex(scored["item"]).to_numpy()
     else:
         scored["key"] = scored["model"]
     attributes = _item_attributes(project, scored["item"].unique())

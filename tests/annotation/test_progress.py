@@ -339,6 +339,11 @@ class CoverageTests(ParityTestCase):
         plain = values[rng.integers(0, 50, (4000, 50))].mean(axis=1)
         self.assertAlmostEqual(gm.mean[0], values.mean())
         self.assertAlmostEqual(float(gm.draws[0].std()), float(plain.std()), delta=0.01)
+        # A small group (fewer than four items per distinct value) is resampled by index.
+        few = values[:12]
+        gm_few = bootstrap_group_means(np.zeros(12, dtype=int), few, n_groups=1, resamples=4000, seed=2)
+        plain_few = few[rng.integers(0, 12, (4000, 12))].mean(axis=1)
+        self.assertAlmostEqual(float(gm_few.draws[0].std()), float(plain_few.std()), delta=0.03)
         # Many distinct values take the index path and agree too.
         cont = rng.normal(size=400)
         gm2 = bootstrap_group_means(np.zeros(400, dtype=int), cont, n_groups=1, resamples=2000, seed=2)
