@@ -55,7 +55,12 @@ from annotation.models import (
     Selection,
     TaskType,
 )
-from annotation.progress_stats import bootstrap_group_means, bradley_terry_bootstrap, needed_items, progress_series
+from annotation.progress_stats import (
+    bootstrap_group_means,
+    bradley_terry_bootstrap,
+    needed_items,
+    progress_series,
+)
 
 BY_CHOICES = ("model", "period")
 PERIODS = ("week", "month")

@@ -81,7 +81,11 @@ def part_arrays(args: argparse.Namespace) -> None:
     import numpy as np
 
     from annotation.agreement import alpha_with_ci
-    from annotation.progress_stats import bootstrap_group_means, bradley_terry_bootstrap, progress_series
+    from annotation.progress_stats import (
+        bootstrap_group_means,
+        bradley_terry_bootstrap,
+        progress_series,
+    )
 
     data = _generate(args)
     n_items = data["n_items"]
@@ -204,7 +208,13 @@ def part_db(args: argparse.Namespace) -> None:
     print(f"\n2. database: {args.db_judgments:,} judgments ({'PostgreSQL' if args.database_url else 'SQLite'})",
           flush=True)
     project, _ = _measure("setup: migrate and load (not the measure)", lambda: _load(args))
+    from django.urls import reverse
+
     from annotation.progress import progress_report
+
+    # A web process has its URL configuration loaded; importing it here (seconds: it pulls
+    # in scipy.stats through active_learning) is not part of the report.
+    reverse("annotation:progress", args=["bench-progress"])
 
     for by in ("model", "period"):
         report = _measure(f"progress_report(by={by!r}), {args.resamples:,} resamples",

@@ -23,7 +23,11 @@ from annotation.imports import items_import, judgments_import
 from annotation.model_versions import model_versions_for, model_versions_register
 from annotation.models import AuditEvent, Item, ItemStatus, ModelVersion, TaskType
 from annotation.progress import progress_csv, progress_report, regressed_items, share_link_create
-from annotation.progress_stats import bootstrap_group_means, bradley_terry_bootstrap, progress_series
+from annotation.progress_stats import (
+    bootstrap_group_means,
+    bradley_terry_bootstrap,
+    progress_series,
+)
 from annotation.qualification import evaluator_language_add
 from annotation.tokens import api_token_create
 from tests.base import ParityTestCase
@@ -447,3 +451,22 @@ class ActionLinkTests(ParityTestCase):
         self.assertContains(page, 'value="137"')
         page = client.get(f"/p/{self.project.slug}/lead/calibration/?language=ar")
         self.assertContains(page, 'value="ar"')
+
+
+class RegistryMigrationTests(ParityTestCase):
+    def test_the_migration_registers_the_models_of_existing_items(self):
+        import importlib
+
+        from django.apps import apps
+
+        from tests.factories import ItemFactory
+
+        ItemFactory(project=self.project, model="old-model")
+        arena = ProjectFactory(slug="arena-mig", task_type=TaskType.PAIRWISE, languages=["de"])
+        ItemFactory(project=arena, model_a="a-model", model_b="b-model")
+        ModelVersion.objects.all().delete()
+        migration = importlib.import_module("annotation.migrations.0002_dash_model_versions")
+        migration._register_existing(apps, None)
+        migration._register_existing(apps, None)  # again: nothing twice
+        self.assertEqual(sorted(ModelVersion.objects.values_list("project__slug", "name")),
+                         [("arena-mig", "a-model"), ("arena-mig", "b-model"), ("mt-rating", "old-model")])
