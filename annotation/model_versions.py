@@ -84,3 +84,10 @@ def model_version_update(*, model_version: ModelVersion, version: str, released_
                            "released_on": released.isoformat() if released else None})
     model_version.refresh_from_db()
     return model_version
+
+
+def model_versions_release(*, project: Project, released_on: datetime.date, notes: str = "") -> int:
+    """Date the project's undated models (a data set's systems share its year); returns how
+    many changed."""
+    return ModelVersion.objects.filter(project=project, released_on__isnull=True).update(
+        released_on=released_on, notes=notes)
