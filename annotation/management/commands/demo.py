@@ -15,7 +15,6 @@ by its own function, so loading more into one of them is a few lines there.
 from __future__ import annotations
 
 import datetime
-
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice, takewhile
@@ -42,9 +41,9 @@ from annotation.demo_data import (
     wmt_judgments,
 )
 from annotation.imports import ImportRejected, items_import, judgments_import
-from annotation.model_versions import model_versions_release
 from annotation.language_check import language_check_pending
 from annotation.languages import language_get_or_create
+from annotation.model_versions import model_versions_release
 from annotation.models import (
     Assignment,
     EvaluatorLanguage,
