@@ -45,15 +45,18 @@ LANGUAGES = ("de", "fr", "es", "zh", "ar", "hi", "sw", "ja", "ru", "pt", "tr", "
 START_DAY = "2025-01-06"  # a Monday
 
 
-def _measure(label: str, fn: Callable[[], Any], totals: list[float] | None = None) -> Any:
+def _measure(label: str, fn: Callable[[], Any], totals: list[tuple[float, float]] | None = None) -> Any:
+    """Run fn and print its wall-clock seconds, the CPU seconds of this process (on a shared
+    machine the wall clock also counts other people's work), and the peak memory."""
     before = peak_memory_mb()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = fn()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     after = peak_memory_mb()
     if totals is not None:
-        totals.append(seconds)
-    print(f"{label:<58} {seconds:8.3f} s   peak RSS {after:7.0f} MiB (+{after - before:.0f})", flush=True)
+        totals.append((seconds, cpu))
+    print(f"{label:<58} {seconds:8.3f} s wall {cpu:8.3f} s CPU   peak RSS {after:5.0f} MiB (+{after - before:.0f})",
+          flush=True)
     return result
 
 
@@ -94,7 +97,7 @@ def part_arrays(args: argparse.Namespace) -> None:
     # The judgments as the database gives them: one row per judgment (item, rater, score).
     item = np.tile(np.arange(n_items), args.raters)
     score = data["ratings"].ravel()
-    totals: list[float] = []
+    totals: list[tuple[float, float]] = []
     per_item = _measure("one score per item (mean of its judgments)", lambda: np.bincount(
         item, weights=score, minlength=n_items) / np.bincount(item, minlength=n_items), totals)
     L, V, W = args.languages, args.versions, args.weeks
@@ -118,7 +121,8 @@ def part_arrays(args: argparse.Namespace) -> None:
         return out
 
     results = _measure(f"alpha with CI per language ({L} languages)", alphas, totals)
-    print(f"   rating project, all steps: {sum(totals):.3f} s")
+    print(f"   rating project, all steps: {sum(t[0] for t in totals):.3f} s wall, "
+          f"{sum(t[1] for t in totals):.3f} s CPU")
     changes = by_model.change_verdict[:, 1:]
     print(f"   {int((changes == 1).sum())} of {changes.size} version-to-version changes called better, "
           f"{int((changes == -1).sum())} worse; alpha of {LANGUAGES[0]}: {results[0].alpha:.3f} "
@@ -136,7 +140,9 @@ def part_arrays(args: argparse.Namespace) -> None:
                                         seed=args.seed)
                 for m in (data["language"] == lang for lang in range(L))]
 
-    fits = _measure(f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all)
+    fits = _measure(f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all, totals)
+    print(f"   pairwise project (all steps above and Bradley–Terry): {sum(t[0] for t in totals):.3f} s wall, "
+          f"{sum(t[1] for t in totals):.3f} s CPU")
     print(f"   {LANGUAGES[0]}: strongest version v{int(np.nanargmax(fits[0].strength))}, "
           f"strength CI width {float(np.nanmean(fits[0].ci[:, 1] - fits[0].ci[:, 0])):.3f}")
 
