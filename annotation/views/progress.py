@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -36,6 +37,7 @@ from annotation.views.lead import _get_project_for_lead, _lead_nav
 # xgettext:no-python-format
 QUALITY_TITLE = gettext_lazy("Quality per language, with 95% confidence intervals")
 GAP_TITLE = gettext_lazy("Gap to the best language")
+SHARED_CACHE_SECONDS = 300
 BREAKDOWN_TITLES = (
     ("dialect", gettext_lazy("Evaluator dialect or region")),
     ("domain", gettext_lazy("Domain")),
@@ -133,7 +135,13 @@ def progress_shared(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "annotation/progress_print.html", {"expired": True}, status=410)
     except signing.BadSignature:
         raise Http404 from None
-    report = progress_report(project=project, by=by)
+    # Anyone holding the link may reload it: one computation per project and view every
+    # few minutes, shared by all its readers.
+    key = f"progress:shared:{project.pk}:{by}"
+    report = cache.get(key)
+    if report is None:
+        report = progress_report(project=project, by=by)
+        cache.set(key, report, SHARED_CACHE_SECONDS)
     response = render(request, "annotation/progress_print.html", {"project": project, **_context(report)})
     response["X-Robots-Tag"] = "noindex"
     response["Referrer-Policy"] = "no-referrer"

@@ -12,6 +12,7 @@ from unittest import mock
 
 import numpy as np
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -366,6 +367,10 @@ class ProgressSharingTests(ParityTestCase):
         super().setUpTestData()
         _build(cls.project, {("de", "v1"): 3.0, ("de", "v2"): 4.2, ("ar", "v1"): 3.5}, n=12)
 
+    def setUp(self) -> None:
+        # The shared page caches its report per project: no test sees another's.
+        cache.clear()
+
     def test_the_api_gives_the_report_by_model_and_period_as_json_and_csv(self):
         token = api_token_create(project=self.project, scope="read", name="r")[1]
         client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -426,6 +431,10 @@ class ProgressSharingTests(ParityTestCase):
         self.assertEqual(page.status_code, 200)
         self.assertContains(page, "<svg", count=2)
         self.assertNotContains(page, "csrfmiddlewaretoken")  # read-only: no form
+        # Reloads within a few minutes reuse the computed report.
+        with mock.patch("annotation.views.progress.progress_report") as compute:
+            self.assertEqual(anonymous.get(path).status_code, 200)
+        compute.assert_not_called()
         self.assertEqual(anonymous.get(path[:-3] + "xx/").status_code, 404)
         with mock.patch("django.core.signing.time.time", return_value=__import__("time").time() + 4 * 86400):
             self.assertEqual(anonymous.get(path).status_code, 410)
