@@ -324,8 +324,11 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
         if project.task_type == TaskType.PAIRWISE:
             row["bradley_terry"] = _bradley_terry(quality[quality["language"] == tag] if len(quality) else quality,
                                                   finals, project, resamples=resamples, seed=seed)
-        row["actions"] = _actions(project, row, by=by, measure_range=hi_measure - lo_measure)
         rows.append(row)
+    # Each (language, key)'s interval, for the budget of a difference between two of them.
+    cis = {(row["language"], e["key"]): e["ci"] for row in rows for e in row["series"]}
+    for row in rows:
+        row["actions"] = _actions(project, row, by=by, cis=cis, measure_range=hi_measure - lo_measure)
     return {
         "project": project.slug,
         "task_type": project.task_type,
@@ -423,7 +426,8 @@ def _bradley_terry(frame: pd.DataFrame, finals: dict[int, Any], project: Project
 # ---------------------------------------------------------------------------------------
 
 
-def _actions(project: Project, row: dict[str, Any], *, by: str, measure_range: float) -> list[dict[str, Any]]:
+def _actions(project: Project, row: dict[str, Any], *, by: str, cis: dict[tuple[str, str], list[float | None]],
+             measure_range: float) -> list[dict[str, Any]]:
     """Next steps for one language, each with the link that does it. Messages are English
     for pipelines; the pages word each action from its code."""
     actions: list[dict[str, Any]] = []
@@ -446,7 +450,7 @@ def _actions(project: Project, row: dict[str, Any], *, by: str, measure_range: f
             "url": reverse("annotation:progress_regressed", args=[project.slug, tag])
                    + "?" + _query({"by": by, "key": latest["key"], "from": change["from"]}),
         })
-    budget = _budget(latest, measure_range) if latest else 0
+    budget = _budget(row, cis, measure_range) if latest else 0
     if budget:
         actions.append({
             "code": "active_learning",
@@ -470,25 +474,39 @@ def _query(params: dict[str, Any]) -> str:
     return urlencode(params)
 
 
-def _budget(latest: dict[str, Any], measure_range: float) -> int:
-    """Items that would narrow the latest interval enough to call what is undecided: the
-    change from the previous key, or the gap to the best language. The interval must shrink
-    to half the observed difference (never below MIN_EFFECT_SHARE of the range)."""
+def _half_width(ci: list[float | None]) -> float | None:
+    return (ci[1] - ci[0]) / 2 if ci[0] is not None and ci[1] is not None else None
+
+
+def _budget(row: dict[str, Any], cis: dict[tuple[str, str], list[float | None]], measure_range: float) -> int:
+    """More judged items of this language's latest version or period that would let its
+    interval call what is still undecided: the change from the previous key, or the gap to
+    the best language. Two groups are independent, so a difference's half-width is
+    √(h_this² + h_other²); only h_this shrinks (as 1/√n) with items of this language, and
+    the difference is called once its half-width is below half its size (never asking for
+    less than MIN_EFFECT_SHARE of the range). A difference the other group alone keeps
+    undecided asks for nothing."""
+    latest = row["series"][-1]
+    h_this = _half_width(latest["ci"])
+    if h_this is None or h_this <= 0:
+        return 0
     floor = MIN_EFFECT_SHARE * measure_range
-    needs = []
-    undecided = []
-    if latest["change"] and latest["change"]["verdict"] == "no_evidence":
-        undecided.append(latest["change"])
+    undecided: list[tuple[dict[str, Any], float | None]] = []
+    change = latest["change"]
+    if change and change["verdict"] == "no_evidence":
+        undecided.append((change, _half_width(cis.get((row["language"], change["from"]), [None, None]))))
     gap = latest["gap"]
     if gap and gap["value"] and gap["ci"][0] is not None and gap["ci"][0] <= 0:
-        undecided.append(gap)
-    for diff in undecided:
-        lo, hi = diff["ci"]
-        if lo is None or hi is None or diff["value"] is None:
+        undecided.append((gap, _half_width(cis.get((gap["best"], latest["key"]), [None, None]))))
+    needs = []
+    for diff, h_other in undecided:
+        if diff["value"] is None or h_other is None:
             continue
         target = max(abs(diff["value"]), floor) / 2
-        # The difference's interval is √2 wider than one group's when both have n items.
-        needs.append(needed_items(n=latest["items"], half_width=(hi - lo) / 2, target=target))
+        room = target ** 2 - h_other ** 2
+        if room <= 0:
+            continue
+        needs.append(needed_items(n=latest["items"], half_width=h_this, target=math.sqrt(room)))
     return max(needs, default=0)
 
 

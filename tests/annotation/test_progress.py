@@ -479,3 +479,18 @@ class RegistryMigrationTests(ParityTestCase):
         migration._register_existing(apps, None)  # again: nothing twice
         self.assertEqual(sorted(ModelVersion.objects.values_list("project__slug", "name")),
                          [("arena-mig", "a-model"), ("arena-mig", "b-model"), ("mt-rating", "old-model")])
+
+
+class BudgetTests(ParityTestCase):
+    def test_the_budget_shrinks_only_this_languages_share_of_the_interval(self):
+        from annotation.progress import _budget
+
+        latest = {"key": "v2", "items": 10, "value": 3.5, "ci": [3.1, 3.9],
+                  "change": {"from": "v1", "value": 0.5, "ci": [-0.1, 1.0], "verdict": "no_evidence"}, "gap": None}
+        row = {"language": "de", "series": [latest]}
+        # h_this 0.4, h_other 0.2, target 0.25: this language's half-width must fall to
+        # √(0.25² − 0.2²) = 0.15, i.e. 10 × (0.4 / 0.15)² = 71.1 items, 62 more.
+        self.assertEqual(_budget(row, {("de", "v1"): [2.8, 3.2]}, 4.0), 62)
+        # The previous version's interval alone is wider than the target: no items of this
+        # version can call the change.
+        self.assertEqual(_budget(row, {("de", "v1"): [2.4, 3.6]}, 4.0), 0)
