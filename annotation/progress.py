@@ -102,33 +102,33 @@ def progress_args_clean(*, by: Any, period: Any = None, resamples: Any = 1000, s
 # ---------------------------------------------------------------------------------------
 
 
+def _period_first_day(period: str, year: int, number: int) -> str:
+    """ISO date of the first day of an ISO week (Monday) or of a month."""
+    if period == "month":
+        return datetime.date(year, number, 1).isoformat()
+    return datetime.date.fromisocalendar(year, number, 1).isoformat()
+
+
 def _item_periods(project: Project, period: str, *, language: str | None = None) -> pd.Series:
     """The period (its first day, ISO text) of each judged item's latest counted judgment,
     by item id. The database extracts year and week or month as integers: converting a
     timestamp per judgment in Python would cost more than the whole bootstrap."""
-    qs = Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(PRODUCTION_KINDS))
+    judgments = Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(PRODUCTION_KINDS))
     if language:
-        qs = qs.filter(item__language__tag=language)
-    qs = qs.values("item_id").annotate(last=Max("created_at"))
+        judgments = judgments.filter(item__language__tag=language)
+    latest = judgments.values("item_id").annotate(last=Max("created_at"))
     if period == "month":
-        rows = qs.annotate(y=ExtractYear("last"), n=ExtractMonth("last")).values_list("item_id", "y", "n")
-        start = {}
-        def first_day(y: int, n: int) -> str:
-            return start.setdefault((y, n), datetime.date(y, n, 1).isoformat())
+        latest = latest.annotate(y=ExtractYear("last"), n=ExtractMonth("last"))
     else:
-        rows = qs.annotate(y=ExtractIsoYear("last"), n=ExtractWeek("last")).values_list("item_id", "y", "n")
-        start = {}
-        def first_day(y: int, n: int) -> str:
-            return start.setdefault((y, n), datetime.date.fromisocalendar(y, n, 1).isoformat())
-    frame = pd.DataFrame.from_records(list(rows), columns=["item", "y", "n"])
+        latest = latest.annotate(y=ExtractIsoYear("last"), n=ExtractWeek("last"))
+    frame = pd.DataFrame.from_records(list(latest.values_list("item_id", "y", "n")), columns=["item", "y", "n"])
     if frame.empty:
         return pd.Series(dtype=str)
+    # One label per distinct (year, week or month), spread to the items by a join.
     pairs = frame[["y", "n"]].drop_duplicates()
-    labels = {(int(y), int(n)): first_day(int(y), int(n)) for y, n in zip(pairs["y"], pairs["n"], strict=True)}
-    keys = pd.Series([labels[(int(y), int(n))] for y, n in zip(pairs["y"], pairs["n"], strict=True)],
-                     index=pd.MultiIndex.from_frame(pairs))
-    out = keys.reindex(pd.MultiIndex.from_frame(frame[["y", "n"]])).to_numpy()
-    return pd.Series(out, index=frame["item"].to_numpy())
+    pairs["label"] = [_period_first_day(period, int(y), int(n)) for y, n in zip(pairs["y"], pairs["n"], strict=True)]
+    labelled = frame.merge(pairs, on=["y", "n"], how="left")
+    return pd.Series(labelled["label"].to_numpy(), index=labelled["item"].to_numpy())
 
 
 def _item_attributes(project: Project, item_ids: Sequence[int]) -> pd.DataFrame:
@@ -440,9 +440,9 @@ def _actions(project: Project, row: dict[str, Any], *, by: str, cis: dict[tuple[
                        "open a calibration round",
             "url": reverse("guidelines:lead_rounds", args=[project.slug]) + f"?language={tag}",
         })
-    latest = row["series"][-1] if row["series"] else None
+    latest: dict[str, Any] | None = row["series"][-1] if row["series"] else None
     change = latest["change"] if latest else None
-    if change and change["verdict"] == "worse":
+    if latest and change and change["verdict"] == "worse":
         actions.append({
             "code": "regression",
             "message": f"quality fell by {-change['value']:.3f} from {change['from']} to {latest['key']}: "
