@@ -321,7 +321,7 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     n = gm.n.reshape(L, K)
     mean = gm.mean.reshape(L, K)
     ci = gm.ci(confidence).reshape(L, K, 2)
-    draws = gm.draws.reshape(L, K, -1)
+    draws = gm.draws.reshape(L, K, resamples if resamples > 0 else 0)
     B = draws.shape[2]
     # The previous key with items, per language: a running maximum of "last key seen".
     present = n > 0

@@ -494,3 +494,32 @@ class BudgetTests(ParityTestCase):
         # The previous version's interval alone is wider than the target: no items of this
         # version can call the change.
         self.assertEqual(_budget(row, {("de", "v1"): [2.4, 3.6]}, 4.0), 0)
+
+
+class EmptyAndOtherTaskTests(ParityTestCase):
+    def test_a_project_without_judgments_gives_empty_series(self):
+        for by in ("model", "period"):
+            report = progress_report(project=self.project, by=by, resamples=50)
+            self.assertEqual(report["keys"], [])
+            self.assertEqual([row["series"] for row in report["languages"]], [[], [], []])
+            self.assertEqual(progress_csv(report).count("\n"), 1)
+        client = Client()
+        client.force_login(self.lead)
+        self.assertEqual(client.get(reverse("annotation:progress", args=[self.project.slug])).status_code, 200)
+
+    def test_a_labels_project_reports_the_share_of_its_first_label_by_period(self):
+        from annotation.schema import schema_validate
+
+        project = ProjectFactory(slug="labels-progress", task_type=TaskType.LABELS, languages=["de"],
+                                 schema=schema_validate(task_type=TaskType.LABELS,
+                                                        schema={"labels": ["fluent", "broken"]}))
+        items_import(project=project, records=numbered([
+            {"external_id": f"l{k}", "language": "de", "response": "x", "model": "m"} for k in range(20)]))
+        judgments_import(project=project, records=numbered([
+            {"item_external_id": f"l{k}", "rater": f"r{r}", "value": {"labels": ["fluent" if k < 15 else "broken"]},
+             "created": (START + timedelta(weeks=k // 10)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for k in range(20) for r in range(2)]))
+        report = progress_report(project=project, by="period", resamples=100)
+        series = report["languages"][0]["series"]
+        self.assertEqual([e["value"] for e in series], [1.0, 0.5])
+        self.assertEqual(series[1]["change"]["verdict"], "worse")
