@@ -523,3 +523,24 @@ class EmptyAndOtherTaskTests(ParityTestCase):
         series = report["languages"][0]["series"]
         self.assertEqual([e["value"] for e in series], [1.0, 0.5])
         self.assertEqual(series[1]["change"]["verdict"], "worse")
+
+
+class RegressedPageTests(ParityTestCase):
+    def test_it_moves_only_done_items_of_its_own_project_and_refuses_unknown_languages(self):
+        other = ProjectFactory(slug="other-project", languages=["de"])
+        from tests.factories import ItemFactory
+
+        mine = ItemFactory(project=self.project, status=ItemStatus.DONE)
+        queued = ItemFactory(project=self.project, status=ItemStatus.QUEUED)
+        foreign = ItemFactory(project=other, status=ItemStatus.DONE)
+        client = Client()
+        client.force_login(self.lead)
+        url = reverse("annotation:progress_regressed", args=[self.project.slug, "de"])
+        client.post(url, {"by": "model", "key": "v2", "from": "v1", "items": [mine.pk, queued.pk, foreign.pk]})
+        statuses = dict(Item.objects.filter(pk__in=[mine.pk, queued.pk, foreign.pk]).values_list("pk", "status"))
+        self.assertEqual(statuses, {mine.pk: "adjudication", queued.pk: "queued", foreign.pk: "done"})
+        self.assertEqual(client.get(reverse("annotation:progress_regressed",
+                                            args=[self.project.slug, "fr"])).status_code, 404)
+        self.assertEqual(client.get(reverse("annotation:progress_regressed",
+                                            args=[self.project.slug, "!!"])).status_code, 404)
+        self.assertEqual(client.get(url, {"by": "nonsense"}).status_code, 404)
