@@ -245,9 +245,13 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
     series_rows = series_rows[series_rows["language"].isin(tags)] if len(series_rows) else series_rows
     lang_code = pd.Index(tags).get_indexer(series_rows["language"]) if len(series_rows) else np.zeros(0, int)
     key_code = pd.Index(key_names).get_indexer(series_rows[key_column]) if len(series_rows) else np.zeros(0, int)
+    # Model versions follow each other by release date; versions released together (or
+    # undated) are not compared as if one followed the other.
+    rank = (np.array([datetime.date.fromisoformat(k["released_on"]).toordinal() if k.get("released_on")
+                      else np.nan for k in keys], dtype=np.float64) if by == "model" else None)
     series = progress_series(lang_code, key_code, series_rows["score"].to_numpy(dtype=np.float64)
                              if len(series_rows) else np.zeros(0), n_languages=len(tags), n_keys=len(keys),
-                             resamples=resamples, seed=seed)
+                             resamples=resamples, seed=seed, rank=rank)
 
     counts = {
         row["language__tag"]: row

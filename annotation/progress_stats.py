@@ -25,6 +25,9 @@ MAX_DISTINCT = 256
 CHUNK_CELLS = 8_000_000
 # Groups with fewer than this many items per distinct value are resampled by index.
 INDEX_FACTOR = 4
+# A change or gap needs this many items on both sides for an interval and a verdict: a
+# percentile bootstrap of two or three items is far too narrow.
+MIN_ITEMS = 5
 # Bradley–Terry: half a win each way for every pair that met, so a model that never lost
 # has a finite strength (a weak symmetric prior, Zermelo's MM iteration stays well posed).
 BT_PRIOR = 0.5
@@ -311,10 +314,17 @@ class Series:
 
 
 def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *, n_languages: int, n_keys: int,
-                    resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE) -> Series:
+                    resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE,
+                    rank: np.ndarray | None = None) -> Series:
     """The progress table from one row per scored item: its language code, key code and
     score. One bootstrap for all (language, key) groups; changes and gaps are differences
-    of those draws, computed for all languages and keys at once."""
+    of those draws, computed for all languages and keys at once.
+
+    `rank` (K,), non-decreasing, orders the keys (a release date): a key's previous one is
+    the last key with items and a strictly smaller rank, so versions released together —
+    or undated (NaN) — are not compared as if one followed the other. By default every
+    key follows the one before it. A change or gap gets an interval and a verdict only
+    when both of its groups have at least MIN_ITEMS items."""
     L, K = n_languages, n_keys
     gm = bootstrap_group_means(np.asarray(language, dtype=np.int64) * K + np.asarray(key, dtype=np.int64),
                                score, n_groups=L * K, resamples=resamples, seed=seed)
@@ -323,25 +333,34 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     ci = gm.ci(confidence).reshape(L, K, 2)
     draws = gm.draws.reshape(L, K, resamples if resamples > 0 else 0)
     B = draws.shape[2]
-    # The previous key with items, per language: a running maximum of "last key seen".
+    # The previous key with items, per language: a running maximum of "last key seen",
+    # read just before the first key of the same rank.
     present = n > 0
     seen = np.where(present, np.arange(K)[None, :], -1)
-    last = np.maximum.accumulate(seen, axis=1)
-    previous = np.concatenate([np.full((L, 1), -1), last[:, :-1]], axis=1)
-    previous = np.where(present, previous, -1)
+    last = np.maximum.accumulate(seen, axis=1) if K else seen
+    rank = np.arange(K, dtype=np.float64) if rank is None else np.asarray(rank, dtype=np.float64)
+    block_start = np.zeros(K, dtype=np.int64)
+    for k in range(1, K):  # over keys (versions or periods), not rows or resamples
+        block_start[k] = block_start[k - 1] if rank[k] == rank[k - 1] else k
+    before = np.concatenate([np.full((L, 1), -1), last], axis=1)[:, block_start]
+    previous = np.where(present & np.isfinite(rank)[None, :], before, -1)
     has_prev = previous >= 0
     rows, cols = np.nonzero(has_prev)
     prev_cols = previous[rows, cols]
     change = np.full((L, K), np.nan)
     change_ci = np.full((L, K, 2), np.nan)
     change_verdict = np.zeros((L, K), dtype=np.int64)
+    enough = n >= MIN_ITEMS
     if len(rows):
         change[rows, cols] = mean[rows, cols] - mean[rows, prev_cols]
-        c_ci, c_v = changes_vectorised(draws[rows, cols], draws[rows, prev_cols], confidence)
-        change_ci[rows, cols] = c_ci
-        change_verdict[rows, cols] = c_v
-    # The best language per key among those with at least two items.
-    candidate = np.where(n >= 2, mean, -np.inf)
+        sure = enough[rows, cols] & enough[rows, prev_cols]
+        r, c, p = rows[sure], cols[sure], prev_cols[sure]
+        if len(r):
+            c_ci, c_v = changes_vectorised(draws[r, c], draws[r, p], confidence)
+            change_ci[r, c] = c_ci
+            change_verdict[r, c] = c_v
+    # The best language per key among those with enough items.
+    candidate = np.where(enough, mean, -np.inf)
     best = np.where(np.isfinite(candidate).any(axis=0), np.argmax(candidate, axis=0), -1)
     gap = np.full((L, K), np.nan)
     gap_draws = np.full((L, K, B), np.nan)
@@ -352,6 +371,7 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
         gap[:, kk] = mean[best[kk], kk][None, :] - mean[:, kk]
         gap_draws[:, kk] = draws[best[kk], kk][None, :, :] - draws[:, kk]
         gap_ci[:, kk] = percentile_ci(gap_draws[:, kk], confidence)
+        gap_ci[~enough] = np.nan
         # The best language itself: gap 0 by definition, no interval.
         gap_ci[best[kk], kk] = np.nan
         gap_draws[best[kk], kk] = 0.0
@@ -360,7 +380,8 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     gap_change = np.full((L, K), np.nan)
     gap_change_ci = np.full((L, K, 2), np.nan)
     gap_change_verdict = np.zeros((L, K), dtype=np.int64)
-    ok = np.isfinite(gap[rows, cols]) & np.isfinite(gap[rows, prev_cols]) if len(rows) else np.zeros(0, bool)
+    ok = (np.isfinite(gap[rows, cols]) & np.isfinite(gap[rows, prev_cols]) & enough[rows, cols]
+          & enough[rows, prev_cols]) if len(rows) else np.zeros(0, bool)
     if ok.any():
         r, c, p = rows[ok], cols[ok], prev_cols[ok]
         gap_change[r, c] = gap[r, c] - gap[r, p]

@@ -80,6 +80,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         row["breakdown_list"] = [(title, breakdowns[name]) for name, title in BREAKDOWN_TITLES]
     return {
         "report": report,
+        "undated": report["by"] == "model" and any(not k.get("released_on") for k in report["keys"]),
         "digits": digits,
         "quality_chart": progress_chart(report=report, title=str(QUALITY_TITLE), lo=lo, hi=hi),
         "gap_chart": progress_chart(report=report, title=str(GAP_TITLE), field_name="gap", lo=0.0),

@@ -51,7 +51,7 @@ def _scores(rng: np.random.Generator, mean: float, n: int) -> list[int]:
 
 
 def _build(project, effects: dict[tuple[str, str], float], *, n: int = 40, seed: int = 3,
-           weeks: dict[str, int] | None = None, raters: int = 2, prompt_ids: bool = False) -> None:
+           weeks: dict[str, int] | None = None, raters: int = 2, prompt_ids: bool = False, dated: bool = True) -> None:
     """Import n items per (language, model) through the importer, and `raters` equal
     ratings per item with the given mean, judged in the version's week."""
     rng = np.random.default_rng(seed)
@@ -70,6 +70,11 @@ def _build(project, effects: dict[tuple[str, str], float], *, n: int = 40, seed:
                                   "created": when.strftime("%Y-%m-%dT%H:%M:%SZ")})
     items_import(project=project, records=numbered(items))
     judgments_import(project=project, records=numbered(judgments))
+    if dated:
+        # Versions follow each other by release date: v1, v2, … a month apart.
+        for k, model in enumerate(sorted({model for _, model in effects})):
+            ModelVersion.objects.filter(project=project, name=model, released_on__isnull=True).update(
+                released_on=date(2025, 1 + k, 1))
 
 
 def _rows(report):
@@ -201,6 +206,25 @@ class ProgressByModelTests(ParityTestCase):
         ar = next(r for r in rows if r["language"] == "ar" and r["key"] == "v2")
         self.assertEqual(ar["change_verdict"], "worse")
         self.assertEqual(ar["change_from"], "v1")
+
+
+class ReleaseOrderTests(ParityTestCase):
+    def test_versions_released_together_or_undated_are_not_compared(self):
+        _build(self.project, {("de", "a"): 3.0, ("de", "b"): 4.2, ("de", "c"): 2.0}, n=20, dated=False)
+        report = progress_report(project=self.project, by="model", resamples=100)
+        de = _rows(report)["de"]
+        self.assertEqual([de[k]["change"] for k in "abc"], [None, None, None])
+        ModelVersion.objects.filter(project=self.project, name__in=["a", "b"]).update(released_on=date(2025, 1, 1))
+        ModelVersion.objects.filter(project=self.project, name="c").update(released_on=date(2025, 6, 1))
+        de = _rows(progress_report(project=self.project, by="model", resamples=100))["de"]
+        self.assertIsNone(de["a"]["change"])
+        self.assertIsNone(de["b"]["change"])  # released with a: not its successor
+        self.assertEqual((de["c"]["change"]["from"], de["c"]["change"]["verdict"]), ("b", "worse"))
+
+    def test_too_few_items_give_no_verdict(self):
+        _build(self.project, {("de", "v1"): 3.0, ("de", "v2"): 5.0}, n=3)
+        change = _rows(progress_report(project=self.project, by="model", resamples=100))["de"]["v2"]["change"]
+        self.assertEqual((change["verdict"], change["ci"]), ("no_evidence", [None, None]))
 
 
 class ProgressByPeriodTests(ParityTestCase):
@@ -544,3 +568,15 @@ class RegressedPageTests(ParityTestCase):
         self.assertEqual(client.get(reverse("annotation:progress_regressed",
                                             args=[self.project.slug, "!!"])).status_code, 404)
         self.assertEqual(client.get(url, {"by": "nonsense"}).status_code, 404)
+
+
+class UndatedHintTests(ParityTestCase):
+    def test_the_lead_page_asks_for_release_dates_when_versions_lack_them(self):
+        _build(self.project, {("de", "a"): 3.0, ("de", "b"): 4.0}, n=6, dated=False)
+        client = Client()
+        client.force_login(self.lead)
+        url = reverse("annotation:progress", args=[self.project.slug])
+        self.assertContains(client.get(url), "Add release dates on the Models page.")
+        ModelVersion.objects.filter(project=self.project).update(released_on=date(2025, 1, 1))
+        ModelVersion.objects.filter(project=self.project, name="b").update(released_on=date(2025, 2, 1))
+        self.assertNotContains(client.get(url), "Add release dates on the Models page.")
