@@ -293,7 +293,7 @@ class Series:
     change from the language's previous key and the gap to the key's best language.
 
     Arrays are (L, K) unless said otherwise; NaN where a language has no items for a key.
-    `change_*` compare with the language's previous key that has items (`previous`, −1
+    `change_*` compare with the language's previous key with enough items (`previous`, −1
     for none); `gap_*` is best − this language at the same key; `gap_change_*` compares
     the gap with the one at `previous` (negative: the gap narrowed).
     """
@@ -321,7 +321,7 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     of those draws, computed for all languages and keys at once.
 
     `rank` (K,), non-decreasing, orders the keys (a release date): a key's previous one is
-    the last key with items and a strictly smaller rank, so versions released together —
+    the last key with at least MIN_ITEMS items and a strictly smaller rank, so versions released together —
     or undated (NaN) — are not compared as if one followed the other. By default every
     key follows the one before it. A change or gap gets an interval and a verdict only
     when both of its groups have at least MIN_ITEMS items."""
@@ -333,10 +333,11 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     ci = gm.ci(confidence).reshape(L, K, 2)
     draws = gm.draws.reshape(L, K, resamples if resamples > 0 else 0)
     B = draws.shape[2]
-    # The previous key with items, per language: a running maximum of "last key seen",
-    # read just before the first key of the same rank.
+    # The previous key with enough items, per language: a running maximum of "last such
+    # key seen", read just before the first key of the same rank.
     present = n > 0
-    seen = np.where(present, np.arange(K)[None, :], -1)
+    enough = n >= MIN_ITEMS
+    seen = np.where(enough, np.arange(K)[None, :], -1)
     last = np.maximum.accumulate(seen, axis=1) if K else seen
     rank = np.arange(K, dtype=np.float64) if rank is None else np.asarray(rank, dtype=np.float64)
     block_start = np.zeros(K, dtype=np.int64)
@@ -350,7 +351,6 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     change = np.full((L, K), np.nan)
     change_ci = np.full((L, K, 2), np.nan)
     change_verdict = np.zeros((L, K), dtype=np.int64)
-    enough = n >= MIN_ITEMS
     if len(rows):
         change[rows, cols] = mean[rows, cols] - mean[rows, prev_cols]
         sure = enough[rows, cols] & enough[rows, prev_cols]

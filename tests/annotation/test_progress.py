@@ -221,10 +221,15 @@ class ReleaseOrderTests(ParityTestCase):
         self.assertIsNone(de["b"]["change"])  # released with a: not its successor
         self.assertEqual((de["c"]["change"]["from"], de["c"]["change"]["verdict"]), ("b", "worse"))
 
-    def test_too_few_items_give_no_verdict(self):
-        _build(self.project, {("de", "v1"): 3.0, ("de", "v2"): 5.0}, n=3)
-        change = _rows(progress_report(project=self.project, by="model", resamples=100))["de"]["v2"]["change"]
-        self.assertEqual((change["verdict"], change["ci"]), ("no_evidence", [None, None]))
+    def test_a_version_with_too_few_items_gets_no_verdict_and_is_skipped_as_a_baseline(self):
+        _build(self.project, {("de", "v1"): 3.0, ("de", "v3"): 4.2}, n=20)
+        _build(self.project, {("de", "v2"): 5.0}, n=3, dated=False)
+        ModelVersion.objects.filter(project=self.project, name="v2").update(released_on=date(2025, 1, 15))
+        de = _rows(progress_report(project=self.project, by="model", resamples=100))["de"]
+        self.assertEqual((de["v2"]["items"], de["v2"]["change"]["ci"], de["v2"]["change"]["verdict"]),
+                         (3, [None, None], "no_evidence"))
+        # v3 is compared with v1, the last version with enough items.
+        self.assertEqual((de["v3"]["change"]["from"], de["v3"]["change"]["verdict"]), ("v1", "better"))
 
 
 class ProgressByPeriodTests(ParityTestCase):
