@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 CONFIDENCE = 0.95
 # Beyond this many distinct values the multinomial costs more than resampling indices.
@@ -217,6 +218,14 @@ def _bt_fit(wins: np.ndarray, games: np.ndarray, start: np.ndarray | None = None
     return np.where(played, np.log(p), np.nan)
 
 
+def _pattern_matrix(rows: np.ndarray, columns: list[np.ndarray], values: list[np.ndarray],
+                    width: int) -> sparse.csr_matrix:
+    """Sparse (patterns × width) matrix with `values[i]` at (rows, columns[i]), duplicates
+    summed: each pattern touches two cells, so a resample's totals are one sparse product."""
+    return sparse.csr_matrix((np.concatenate(values), (np.concatenate([rows, rows]), np.concatenate(columns))),
+                             shape=(len(rows), width))
+
+
 def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.ndarray, *, n_models: int,
                             resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE,
                             names: list[str] | None = None) -> BradleyTerry:
@@ -239,13 +248,11 @@ def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.
 
     # Each pattern's contribution to the flattened win matrix; a resample's matrix is its
     # pattern counts times this (one product for all resamples).
-    to_wins = np.zeros((len(pl), m * m))
     rows = np.arange(len(pl))
-    np.add.at(to_wins, (rows, pl * m + pr), ps)
-    np.add.at(to_wins, (rows, pr * m + pl), 1 - ps)
+    to_wins = _pattern_matrix(rows, [pl * m + pr, pr * m + pl], [ps, 1 - ps], m * m)
 
     def matrices(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        wins = (weights @ to_wins).reshape(-1, m, m)
+        wins = np.asarray((to_wins.T @ weights.T).T).reshape(-1, m, m)
         met = (wins + wins.transpose(0, 2, 1)) > 0
         wins = wins + BT_PRIOR * met
         return wins, wins + wins.transpose(0, 2, 1)
@@ -267,13 +274,9 @@ def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.
         # the number of items grows; the report's means keep the exact multinomial.
         weights = rng.poisson(freq[None, :].astype(np.float64), size=(resamples, len(freq))).astype(np.float64)
         ci = percentile_ci(_bt_fit(*matrices(weights), start=strength).T, confidence)
-        to_app = np.zeros((len(pl), m))
-        np.add.at(to_app, (rows, pl), 1.0)
-        np.add.at(to_app, (rows, pr), 1.0)
-        to_won = np.zeros((len(pl), m))
-        np.add.at(to_won, (rows, pl), ps)
-        np.add.at(to_won, (rows, pr), 1 - ps)
-        app_b, won_b = weights @ to_app, weights @ to_won
+        to_app = _pattern_matrix(rows, [pl, pr], [np.ones(len(pl)), np.ones(len(pl))], m)
+        to_won = _pattern_matrix(rows, [pl, pr], [ps, 1 - ps], m)
+        app_b, won_b = np.asarray((to_app.T @ weights.T).T), np.asarray((to_won.T @ weights.T).T)
         with np.errstate(invalid="ignore", divide="ignore"):
             win_ci = percentile_ci((won_b / app_b).T, confidence)
     return BradleyTerry(list(names), strength, ci, win_rate, win_ci, appearances)
