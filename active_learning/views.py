@@ -94,7 +94,9 @@ def _allocation_rows(allocation: Any, languages: dict[str, Any]) -> tuple[list[d
 @login_required
 def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for_lead(request, slug)
-    return render(request, "active_learning/rounds.html", _page(request, project, RoundForm()))
+    # The progress report links here with a suggested budget and strategy: prefill them.
+    initial = {name: request.GET[name] for name in ("budget", "strategy") if request.GET.get(name)}
+    return render(request, "active_learning/rounds.html", _page(request, project, RoundForm(initial=initial)))
 
 
 @login_required

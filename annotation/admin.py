@@ -22,6 +22,7 @@ from annotation.models import (
     Item,
     Judgment,
     Language,
+    ModelVersion,
     Project,
     Qualification,
     QualificationStatus,
@@ -183,3 +184,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "released_on", "project")
+    list_filter = ("project",)
+    search_fields = ("name", "version")

@@ -26,6 +26,7 @@ from django.utils import timezone
 from annotation.audit import audit_record
 from annotation.label_changes import label_versions_bump
 from annotation.languages import language_tag_normalize
+from annotation.model_versions import MODEL_FIELDS, model_versions_register
 from annotation.models import (
     ExternalRater,
     GoldAnswer,
@@ -495,6 +496,10 @@ def _new_item_fields(project: Project, clean: dict[str, Any], plan: _ChunkPlan) 
 
 
 def _items_create(project: Project, plan: _ChunkPlan, result: ImportResult) -> None:
+    # Unknown model names join the project's model registry (annotation.model_versions).
+    model_versions_register(project=project, names={
+        fields.get(name) or "" for fields in [*plan.create, *(clean for _row, clean in plan.update)]
+        for name in MODEL_FIELDS})
     if not plan.create:
         return
     if not plan.golds and connection.vendor == "postgresql":

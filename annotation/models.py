@@ -523,3 +523,30 @@ class ExportMark(models.Model):
 
     def __str__(self) -> str:
         return f"export mark {self.pk} of item {self.item_id}"
+
+
+class ModelVersion(models.Model):
+    """A model (or model version) whose outputs a project's items carry, by the name the
+    import gives in `model`, `model_a` or `model_b`.
+
+    Registered on import when unknown (`annotation.model_versions.model_versions_register`);
+    the lead adds the version label, the release date and notes. The progress report orders
+    versions by release date (undated ones last, by name).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    name = models.CharField(_("name"), max_length=200)
+    version = models.CharField(_("version"), max_length=100, blank=True)
+    released_on = models.DateField(_("release date"), null=True, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", F("released_on").asc(nulls_last=True), "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="model_version_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="model_version_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}".strip()

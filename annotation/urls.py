@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.views import evaluator, lead, tokens
+from annotation.views import evaluator, lead, progress, tokens
 
 app_name = "annotation"
 
@@ -21,6 +21,11 @@ urlpatterns = [
     path("p/<slug:slug>/items/", lead.items_page, name="lead_items"),
     path("p/<slug:slug>/items/<int:item_id>/", lead.item_page, name="lead_item"),
     path("p/<slug:slug>/parity/", lead.parity_page, name="lead_parity"),
+    path("p/<slug:slug>/progress/", progress.progress_page, name="progress"),
+    path("p/<slug:slug>/progress/share/", progress.progress_share, name="progress_share"),
+    path("p/<slug:slug>/progress/regressed/<str:tag>/", progress.progress_regressed, name="progress_regressed"),
+    path("p/<slug:slug>/models/", progress.model_versions_page, name="model_versions"),
+    path("shared/progress/<str:token>/", progress.progress_shared, name="progress_shared"),
     path("p/<slug:slug>/agreement/", lead.agreement_page, name="lead_agreement"),
     path("p/<slug:slug>/adjudication/", lead.adjudication_queue_page, name="adjudication_queue"),
     path("p/<slug:slug>/adjudication/<int:item_id>/", lead.adjudication_item_page, name="adjudication_item"),

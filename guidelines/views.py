@@ -577,7 +577,8 @@ def _int_or_none(raw: Any) -> int | None:
 def lead_rounds(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     project = project_for_lead(request, slug)
     error, status = "", 200
-    form = RoundForm(request.POST or None)
+    # The progress report links here with ?language= for a language whose agreement lags.
+    form = RoundForm(request.POST or None, initial={"language": request.GET.get("language", "")})
     chosen: list[str] = request.POST.getlist("gold_items") if request.method == "POST" else []
     if request.method == "POST":
         if form.is_valid():

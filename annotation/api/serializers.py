@@ -212,6 +212,15 @@ class AgreementOutSerializer(serializers.Serializer):
     groups = AlphaGroupSerializer(many=True, required=False)
 
 
+class ParityQuerySerializer(serializers.Serializer):
+    by = serializers.ChoiceField(choices=["model", "period"], required=False,
+                                 help_text="progress by model version (release order) or by period of judgment")
+    period = serializers.ChoiceField(choices=["week", "month"], default="week", required=False)
+    resamples = serializers.IntegerField(min_value=0, max_value=100_000, default=1000, required=False)
+    seed = serializers.IntegerField(min_value=0, default=0, required=False)
+    format = serializers.ChoiceField(choices=["json", "csv"], required=False)
+
+
 class ParityOutSerializer(serializers.Serializer):
     """The per-language report (one row per language, gap to the best language, flags)."""
 

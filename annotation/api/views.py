@@ -73,6 +73,7 @@ from annotation.imports import ImportResult, items_import, judgments_import
 from annotation.language_check import language_check_enqueue, language_check_items
 from annotation.languages import language_tag_normalize
 from annotation.models import Assignment, Item, ItemSource, Project, TaskType
+from annotation.progress import progress_csv, progress_report
 from annotation.projects import project_create_or_update, project_language, projects_for_user
 from annotation.queue import assignment_with_item, item_claim_next, judgment_submit
 
@@ -442,10 +443,33 @@ class AgreementView(ProjectAPIView):
 
 class ParityView(ProjectAPIView):
     access = {"GET": ProjectAccess(scopes=("read", "export"), session="lead")}
+    renderer_classes = [JSONRenderer, CSVRenderer]
 
-    @extend_schema(summary="The per-language parity report", responses={200: s.ParityOutSerializer, **_errors()})
+    @extend_schema(
+        summary="The per-language parity report",
+        description="Without `by`: the snapshot per language. With `by=model` (model versions in release "
+        "order) or `by=period` (`period=week|month` of judgment): per language, quality per version or "
+        "period with its 95% CI, the change from the previous one with the CI of the difference and a "
+        "verdict (better / worse / no_evidence), the gap to the best language and whether it narrowed, "
+        "Bradley–Terry strengths (pairwise), alpha per guideline version and calibration round, "
+        "breakdowns and next actions. `?format=csv` (with `by`) gives one row per language and key.",
+        parameters=[s.ParityQuerySerializer],
+        responses={(200, "application/json"): s.ParityOutSerializer,
+                   (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), **_errors()},
+    )
     def get(self, request: Request, slug: str) -> Response:
-        return Response(parity_report(project=self.project()))
+        query = _query(s.ParityQuerySerializer, request)
+        csv_wanted = isinstance(request.accepted_renderer, CSVRenderer)
+        if not query.get("by"):
+            if csv_wanted:
+                raise ApiError([error("CSV needs by=model or by=period", field="by")])
+            return Response(parity_report(project=self.project(), seed=query["seed"],
+                                          resamples=query["resamples"]))
+        report = progress_report(project=self.project(), by=query["by"], period=query["period"],
+                                 seed=query["seed"], resamples=query["resamples"])
+        if csv_wanted:
+            return Response(progress_csv(report), content_type="text/csv; charset=utf-8")
+        return Response(report)
 
 
 # ---------------------------------------------------------------------------------------

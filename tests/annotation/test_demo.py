@@ -71,6 +71,20 @@ class DemoCommandTests(TestCase):
         for project in projects.values():
             self.assertTrue(project.leads.filter(username="lead").exists())
 
+    def test_it_registers_the_wmt23_systems_released_in_the_data_sets_year(self) -> None:
+        from annotation.progress import progress_report
+
+        wmt = Project.objects.get(slug="wmt23-sxs")
+        names = set(Item.objects.filter(project=wmt, is_gold=False).values_list("model_a", flat=True))
+        versions = {mv.name: mv for mv in wmt.model_versions.all()}
+        self.assertLessEqual(names, set(versions))
+        self.assertEqual({mv.released_on.year for mv in versions.values()}, {2023})
+        self.assertEqual({mv.released_on.year for mv in Project.objects.get(slug="mlqe-da").model_versions.all()},
+                         {2020})
+        report = progress_report(project=wmt, by="model", resamples=50)
+        self.assertTrue({k["key"] for k in report["keys"]} <= set(versions))
+        self.assertTrue(all("bradley_terry" in row for row in report["languages"]))
+
     def test_it_prints_the_url_and_every_login(self) -> None:
         self.assertIn("http://127.0.0.1:8000/", self.output)
         self.assertIn(PASSWORD, self.output)

@@ -14,6 +14,7 @@ by its own function, so loading more into one of them is a few lines there.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice, takewhile
@@ -42,6 +43,7 @@ from annotation.demo_data import (
 from annotation.imports import ImportRejected, items_import, judgments_import
 from annotation.language_check import language_check_pending
 from annotation.languages import language_get_or_create
+from annotation.model_versions import model_versions_release
 from annotation.models import (
     Assignment,
     EvaluatorLanguage,
@@ -421,6 +423,8 @@ def mlqe_project(*, lead: Any, limit: int) -> Project:
     for pair in MLQE_PAIRS:
         _import(project=project, lines=mlqe_items(pair, limit), lead=lead)
         _import_judgments(project=project, lines=mlqe_judgments(pair, limit), lead=lead)
+    # MLQE-PE's NMT models: released with the data set (2020).
+    model_versions_release(project=project, released_on=datetime.date(2020, 1, 1), notes="MLQE-PE NMT model")
     # The honeypots, arriving at HONEYPOT_RATE among the production items.
     source_lines = [line for pair in MLQE_GOLD_PAIRS for line in mlqe_items(pair)]
     _import(project=project, lines=_gold_lines(MLQE_GOLD, source_lines), lead=lead)
@@ -443,6 +447,8 @@ def wmt_project(*, lead: Any, limit: int) -> Project:
             project=project, lead=lead,
             lines=(line for line in wmt_judgments(lp, limit) if line["item_external_id"] not in replayed),
         )
+    # The import registered the ten systems; the data set's year is their release.
+    model_versions_release(project=project, released_on=datetime.date(2023, 1, 1), notes="WMT23 submission")
     return project
 
 
