@@ -51,7 +51,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     task_type = serializers.ChoiceField(choices=TaskType.choices)
     languages = serializers.ListField(child=serializers.CharField(max_length=35), min_length=1, max_length=200)
-    schema = serializers.JSONField(required=False, help_text="See DESIGN.md: scale, labels, multi, issues, level.")
+    schema = serializers.JSONField(required=False, help_text="scale, labels, multi, issues, level (README.md, 'Project schema'); default for rating: a 1–5 scale; for labels: acceptable / unacceptable.")
     overlap = serializers.IntegerField(required=False, min_value=1, max_value=50)
     queue_on_import = serializers.BooleanField(required=False)
     honeypot_rate = serializers.FloatField(required=False, min_value=0, max_value=1)

@@ -151,3 +151,51 @@ class GeneratedClientTests:
         assert bad.parsed.errors[0].field == "min_agreement"
         bad = judgments.sync_detailed("chat-pairs", client=client, language="xx-nonsense-")
         assert bad.status_code == 400 and isinstance(bad.parsed, error_model)
+
+
+def readme_nightly_pull() -> str:
+    """The nightly-pull example of README.md's "Preference data" section, as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Preference data"):]
+    return section[section.index("```python\n") + 10:section.index("\n```", section.index("```python\n"))]
+
+
+@pytest.mark.django_db(transaction=True)
+class ReadmeNightlyPullTests:
+    def test_the_readme_example_keeps_a_copy_equal_to_a_full_pull(self, live_server, tmp_path, monkeypatch):
+        pairs = ProjectFactory(slug="wmt-pairs", task_type=TaskType.PAIRWISE, languages=["de", "sw"], overlap=1)
+        token = api_token_create(project=pairs, scope="export")[1]
+        url = f"{live_server.url}/api/v1/projects/wmt-pairs/export/preferences/"
+        code = readme_nightly_pull()
+        assert code.count("https://parity.example.org/api/v1/projects/wmt-pairs/export/preferences/") == 1
+        code = code.replace("https://parity.example.org/api/v1/projects/wmt-pairs/export/preferences/", url)
+        code = code.replace("<export token>", token)
+        monkeypatch.chdir(tmp_path)
+
+        def nightly() -> dict[str, Any]:
+            exec(compile(code, "README.md", "exec"), {})  # the documented example, as written
+            return json.loads((tmp_path / "preferences.json").read_text())["lines"]
+
+        def full() -> dict[str, Any]:
+            body = httpx.get(url, params={"language": "sw"}, headers={"Authorization": f"Bearer {token}"}).text
+            return {line["item_id"]: line for line in map(json.loads, body.splitlines())}
+
+        def item(n: int, language: str = "sw") -> dict[str, Any]:
+            return {"external_id": f"p-{n}", "language": language, "prompt": f"Swali {n}?",
+                    "response_a": f"A{n}", "response_b": f"B{n}"}
+
+        def vote(n: int, choice: str, rater: str = "r0") -> dict[str, Any]:
+            return {"item_external_id": f"p-{n}", "rater": rater, "value": {"choice": choice}}
+
+        import_items(pairs, [item(0), item(1), item(2), item(9, "de")])
+        import_judgments(pairs, [vote(0, "a"), vote(1, "b"), vote(2, "a"), vote(9, "a")])
+        assert sorted(nightly()) == ["p-0", "p-1", "p-2"]
+        # p-0 becomes an even split (a tie: no line any more), p-1 flips, p-3 is new.
+        import_items(pairs, [item(3)])
+        import_judgments(pairs, [vote(0, "b", "r1"), vote(1, "a", "r1"), vote(1, "a", "r2"), vote(3, "b")])
+        copy = nightly()
+        assert sorted(copy) == ["p-1", "p-2", "p-3"]
+        assert copy["p-1"]["chosen"] == "A1"
+        assert copy == full()
+        # Nothing changed: both pulls answer 204 and the copy stays as it is.
+        assert nightly() == copy
