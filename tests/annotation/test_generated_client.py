@@ -94,7 +94,7 @@ def generated_client(live_server) -> Iterator[Any]:
         assert generated.returncode == 0, generated.stdout + generated.stderr
         # The export endpoints must come out whole (the JSON Lines request bodies of the
         # imports are skipped in favour of their JSON alternative, which is fine).
-        assert "export/preferences" not in generated.stdout, generated.stdout
+        assert "export/preferences" not in generated.stdout + generated.stderr, generated.stderr
         sys.path.insert(0, tmp)
         try:
             yield importlib.import_module(PACKAGE)
