@@ -222,6 +222,11 @@ SPECTACULAR_SETTINGS = {
         "TaskTypeEnum": "annotation.models.TaskType",
         "TokenScopeEnum": "annotation.models.TokenScope",
     },
+    # The export lines' schemas as components (a JSON Lines body references none by itself).
+    "POSTPROCESSING_HOOKS": [
+        "annotation.api.openapi.line_components",
+        "drf_spectacular.hooks.postprocess_schema_enums",
+    ],
 }
 
 # Celery: with a broker configured, background work (active-learning rounds, committee

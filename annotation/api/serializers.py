@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.models import Item, ItemSource, ItemStatus, Project, TaskType
@@ -50,7 +51,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     task_type = serializers.ChoiceField(choices=TaskType.choices)
     languages = serializers.ListField(child=serializers.CharField(max_length=35), min_length=1, max_length=200)
-    schema = serializers.JSONField(required=False, help_text="See DESIGN.md: scale, labels, multi, issues, level.")
+    schema = serializers.JSONField(required=False, help_text="scale, labels, multi, issues, level (README.md, 'Project schema'); default for rating: a 1–5 scale; for labels: acceptable / unacceptable.")
     overlap = serializers.IntegerField(required=False, min_value=1, max_value=50)
     queue_on_import = serializers.BooleanField(required=False)
     honeypot_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
@@ -280,13 +281,26 @@ class PreferenceQuerySerializer(PreferenceFilterSerializer):
     format = serializers.ChoiceField(choices=["jsonl", "parquet"], default="jsonl", required=False)
 
 
-class PreferenceLineSerializer(serializers.Serializer):
-    """One preference pair (shape=pairs; standard style — conversational has message lists)."""
+_MESSAGE_SCHEMA = {
+    "type": "object",
+    "properties": {"role": {"type": "string", "enum": ["system", "user", "assistant"]}, "content": {"type": "string"}},
+    "required": ["role", "content"],
+}
 
-    prompt = serializers.CharField(help_text="the prompt through prompt_template")
-    chosen = serializers.CharField()
-    rejected = serializers.CharField()
-    language = serializers.CharField(help_text="the language of the responses")
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": _MESSAGE_SCHEMA}]})
+class LineTextField(serializers.JSONField):
+    """A line's text: a string (style=standard) or role/content messages (style=conversational)."""
+
+
+class PreferenceLineSerializer(serializers.Serializer):
+    """One preference pair (shape=pairs): TRL's preference format."""
+
+    prompt = LineTextField(help_text="standard: the prompt through prompt_template; conversational: the user "
+                           "turn, or the turns of metadata.conversation")
+    chosen = LineTextField(help_text="standard: the preferred response; conversational: one assistant message")
+    rejected = LineTextField()
+    language = serializers.CharField(help_text="the language of the responses (BCP 47)")
     item_id = serializers.CharField(
         help_text="the line's key, unique in the project (upsert by it): the item's external_id (pairwise), "
         "<language>/<prompt_id> (rating best_worst), <language>/<prompt_id>/<id>/<id> (rating all)")
@@ -309,12 +323,12 @@ class PreferenceLineSerializer(serializers.Serializer):
 
 
 class UnpairedLineSerializer(serializers.Serializer):
-    """One unpaired line (shape=unpaired, rating projects)."""
+    """One unpaired line (shape=unpaired, rating projects): TRL's unpaired preference format."""
 
-    prompt = serializers.CharField()
-    completion = serializers.CharField()
+    prompt = LineTextField()
+    completion = LineTextField(help_text="the rated response")
     label = serializers.BooleanField(help_text="score >= threshold")
-    language = serializers.CharField()
+    language = serializers.CharField(help_text="the language of the response (BCP 47)")
     item_id = serializers.CharField(help_text="the item's external_id")
     n_judgments = serializers.IntegerField()
     agreement = serializers.FloatField(allow_null=True)

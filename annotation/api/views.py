@@ -92,10 +92,11 @@ ERROR_DESCRIPTIONS = {
 }
 
 
-def _errors(*extra: int) -> dict[int, OpenApiResponse]:
-    """The error responses of an endpoint, all in the one error shape."""
+def _errors(*extra: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """The error responses of an endpoint, all in the one error shape, always JSON (the
+    exception handler renders them so whatever the endpoint's own formats)."""
     return {
-        code: OpenApiResponse(s.ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
+        (code, "application/json"): OpenApiResponse(s.ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
         for code in (400, 401, 403, 404, 406, 429, *extra)
     }
 
@@ -496,7 +497,25 @@ def _preference_filters(query: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _pull_response(export: PreferenceExport, chunks: Any, *, content_type: str,
+DOWNLOAD_MEDIA_TYPE = "application/octet-stream"
+
+
+def _asks_for_download(request: Request) -> bool:
+    """Whether the caller asks for the pull's bytes as a plain download (`Accept:
+    application/octet-stream` first), as clients generated from the schema do for binary bodies."""
+    first = request.META.get("HTTP_ACCEPT", "").split(",")[0]
+    return first.split(";")[0].strip().lower() == DOWNLOAD_MEDIA_TYPE
+
+
+class PullView(ProjectAPIView):
+    """A preference pull: JSON Lines or Parquet, or the same bytes as application/octet-stream."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The bytes of a download are the asked format's; the renderer only shapes errors (JSON).
+        return super().perform_content_negotiation(request, force or _asks_for_download(request))
+
+
+def _pull_response(export: PreferenceExport, chunks: Any, *, request: Request, content_type: str,
                    filename: str) -> StreamingHttpResponse | HttpResponse:
     """The pull's stream, or 204 No Content (with the cursor) when it has no line: an
     empty body would make `datasets.load_dataset` fail."""
@@ -505,6 +524,8 @@ def _pull_response(export: PreferenceExport, chunks: Any, *, content_type: str,
         export.rows.close()
         response: StreamingHttpResponse | HttpResponse = HttpResponse(status=status.HTTP_204_NO_CONTENT)
     else:
+        if _asks_for_download(request):
+            content_type = DOWNLOAD_MEDIA_TYPE
         response = _streaming(chunks(itertools.chain([first], export.rows)), content_type=content_type,
                               filename=filename)
     response["X-Parity-Cursor"] = export.cursor
@@ -524,7 +545,7 @@ _SINCE_TEXT = (
 )
 
 
-class PreferenceExportView(ProjectAPIView):
+class PreferenceExportView(PullView):
     access = {"GET": ProjectAccess(scopes=("export",), session="lead")}
     renderer_classes = [JSONLinesRenderer, ParquetRenderer, JSONRenderer]
 
@@ -534,13 +555,15 @@ class PreferenceExportView(ProjectAPIView):
         "Hugging Face `datasets` and TRL. JSON Lines or Parquet; `style=conversational` gives role/content "
         "message lists. Each line is a `PreferenceLine` (shape=pairs) or an `UnpairedLine` "
         "(shape=unpaired); see those schemas. No column is named `margin` unless `margin=scaled`. "
-        + _SINCE_TEXT,
+        "`Accept: application/octet-stream` gets the same bytes as a plain download. " + _SINCE_TEXT,
         parameters=[s.PreferenceQuerySerializer],
         responses={
             (200, "application/x-ndjson"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="JSON Lines: one PreferenceLine or UnpairedLine per line."
+                OpenApiTypes.BINARY, description="JSON Lines (one PreferenceLine or UnpairedLine per line) or "
+                "Parquet, as `format` asks; the same bytes as application/octet-stream when Accept asks for it."
             ),
             (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY),
+            (200, DOWNLOAD_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.BINARY),
             204: OpenApiResponse(description="No line: nothing changed since the cursor (X-Parity-Cursor is set)."),
             **_errors(),
         },
@@ -552,13 +575,13 @@ class PreferenceExportView(ProjectAPIView):
                                    token=request_token(request), **_preference_filters(query))
         if query["format"] == "parquet":
             return _pull_response(export, lambda rows: parquet_stream(rows, schema=export.schema),
-                                  content_type=ParquetRenderer.media_type,
+                                  request=request, content_type=ParquetRenderer.media_type,
                                   filename=f"{project.slug}-preferences.parquet")
-        return _pull_response(export, jsonl_stream, content_type=JSONLinesRenderer.media_type,
+        return _pull_response(export, jsonl_stream, request=request, content_type=JSONLinesRenderer.media_type,
                               filename=f"{project.slug}-preferences.jsonl")
 
 
-class PreferenceRetractionsView(ProjectAPIView):
+class PreferenceRetractionsView(PullView):
     access = {"GET": ProjectAccess(scopes=("export",), session="lead")}
     renderer_classes = [JSONLinesRenderer, JSONRenderer]
 
@@ -568,8 +591,10 @@ class PreferenceRetractionsView(ProjectAPIView):
         "since `since` no longer have under the same filters as the pull. " + _SINCE_TEXT,
         parameters=[s.PreferenceFilterSerializer],
         responses={
-            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY,
-                                                           description="One RetractionLine per line."),
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="One RetractionLine per line; the same bytes as "
+                "application/octet-stream when Accept asks for it."),
+            (200, DOWNLOAD_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.BINARY),
             204: OpenApiResponse(description="Nothing to retract (X-Parity-Cursor is set)."),
             **_errors(),
         },
@@ -579,7 +604,7 @@ class PreferenceRetractionsView(ProjectAPIView):
         query = _query(s.PreferenceFilterSerializer, request)
         export = preference_retractions(project=project, since=query.get("since"), actor=api_actor(request),
                                         token=request_token(request), **_preference_filters(query))
-        return _pull_response(export, jsonl_stream, content_type=JSONLinesRenderer.media_type,
+        return _pull_response(export, jsonl_stream, request=request, content_type=JSONLinesRenderer.media_type,
                               filename=f"{project.slug}-retractions.jsonl")
 
 

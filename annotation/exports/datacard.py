@@ -9,7 +9,13 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from annotation.agreement import agreement_report
-from annotation.exports.preferences import PAIR_COLUMNS, UNPAIRED_COLUMNS
+from annotation.exports.preferences import (
+    PAIR_COLUMNS,
+    PAIR_SIGNAL_COLUMNS,
+    RETRACTION_COLUMNS,
+    UNPAIRED_COLUMNS,
+    UNPAIRED_SIGNAL_COLUMNS,
+)
 from annotation.models import COUNTED_JUDGMENT_KINDS, Item, ItemStatus, Judgment, Project
 
 
@@ -93,6 +99,12 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
         "export": {
             "columns": list(PAIR_COLUMNS),
             "unpaired_columns": list(UNPAIRED_COLUMNS),
+            "optional_columns": {
+                "margin=scaled (pairs)": ["margin"],
+                "signals=1 (pairs)": list(PAIR_SIGNAL_COLUMNS),
+                "signals=1 (unpaired)": list(UNPAIRED_SIGNAL_COLUMNS),
+            },
+            "retraction_columns": list(RETRACTION_COLUMNS),
             "excluded": "gold items (honeypots and calibration); honeypot and calibration judgments",
             "labels": "final (adjudicated) labels where present, else the aggregate of the method asked for",
         },
@@ -106,6 +118,10 @@ def _metadata(key: str) -> KeyTextTransform:
 def _md_cell(value: Any) -> str:
     text = "—" if value is None or value == "" else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_columns(columns: list[str]) -> str:
+    return ", ".join(f"`{c}`" for c in columns)
 
 
 def datacard_markdown(card: dict[str, Any]) -> str:
@@ -144,7 +160,10 @@ def datacard_markdown(card: dict[str, Any]) -> str:
         "",
         "## What an export contains",
         "",
-        f"- Columns: {', '.join(f'`{c}`' for c in card['export']['columns'])}",
+        f"- Pair columns (shape=pairs): {_md_columns(card['export']['columns'])}",
+        f"- Unpaired columns (shape=unpaired, rating projects): {_md_columns(card['export']['unpaired_columns'])}",
+        *(f"- With {option}: {_md_columns(columns)}" for option, columns in card["export"]["optional_columns"].items()),
+        f"- Retraction columns (incremental pulls): {_md_columns(card['export']['retraction_columns'])}",
         f"- Labels: {card['export']['labels']}",
         f"- Never exported: {card['export']['excluded']}",
         "",

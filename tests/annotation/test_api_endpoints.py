@@ -225,6 +225,12 @@ class DatacardTests(ApiTestCase):
             text = md.content.decode()
             self.assertIn("# Data card: Mt Rating", text)
             self.assertRegex(text, r"\| MLQE-PE \| CC0-1.0 \| 3 \|")
+            # Every export shape's columns are listed, the optional ones with the option that adds them.
+            self.assertIn("- Pair columns (shape=pairs): `prompt`, `chosen`, `rejected`,", text)
+            self.assertIn("- Unpaired columns (shape=unpaired, rating projects): `prompt`, `completion`, `label`,", text)
+            self.assertIn("- With margin=scaled (pairs): `margin`", text)
+            self.assertIn("- With signals=1 (unpaired): `reward`, `mean_logprob`", text)
+            self.assertIn("- Retraction columns (incremental pulls): `item_id`", text)
         self.assertErrors(self.call("get", self.url("datacard/?format=pdf"), token=self.tokens["read"]), 400, field="format")
 
 

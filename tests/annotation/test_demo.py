@@ -3,6 +3,7 @@ a calibration round, idempotent, claimable queues, a pool for active learning.""
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from unittest import mock
 
@@ -12,6 +13,7 @@ from django.test import TestCase, override_settings
 
 from annotation.adjudication import adjudication_judgments, adjudication_queue
 from annotation.demo_data import wmt_judgments
+from annotation.exports.preferences import UNPAIRED_COLUMNS
 from annotation.models import (
     AssignmentKind,
     AuditEvent,
@@ -26,6 +28,7 @@ from annotation.models import (
     TaskType,
 )
 from annotation.queue import NotQualified, item_claim_next
+from annotation.tokens import api_token_create
 
 PASSWORD = "demo-pw-in-tests"
 
@@ -122,6 +125,30 @@ class DemoCommandTests(TestCase):
             assignment = item_claim_next(evaluator=self.users[username], project=project)
             self.assertIsNotNone(assignment, f"{username} has nothing to claim in {slug}")
             self.assertIn(assignment.item.language.tag, tags)
+
+    def test_its_mlqe_ratings_export_as_unpaired_lines(self) -> None:
+        project = Project.objects.get(slug="mlqe-da")
+        token = api_token_create(project=project, scope="export")[1]
+        url = "/api/v1/projects/mlqe-da/export/preferences/"
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        response = self.client.get(f"{url}?shape=unpaired", **auth)
+        self.assertEqual(response.status_code, 200)
+        lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+        # Every judged translation (three from each of the seven pairs; no prompt ids needed),
+        # the honeypots never.
+        self.assertEqual(len(lines), 21)
+        self.assertEqual(len({line["item_id"] for line in lines}), 21)
+        self.assertTrue(all(line["item_id"].startswith("mlqe-") for line in lines))
+        for line in lines:
+            self.assertEqual(tuple(line), UNPAIRED_COLUMNS)
+            self.assertEqual(line["label"], line["score"] >= 50)  # the middle of the 0–100 scale
+            self.assertTrue(line["prompt"].endswith("\n") and line["completion"])
+        self.assertEqual({line["language"] for line in lines},
+                         set(project.languages.values_list("tag", flat=True)))
+        self.assertEqual({line["label"] for line in lines}, {True, False})
+        # MLQE-PE has one translation per source sentence, so there is nothing to pair, even
+        # with pairs=all: an empty pull (204), not made-up pairs.
+        self.assertEqual(self.client.get(f"{url}?pairs=all", **auth).status_code, 204)
 
     def test_it_shows_right_to_left_items_to_amira(self) -> None:
         project = Project.objects.get(slug="udhr-labels")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from io import StringIO
 from pathlib import Path
@@ -47,6 +48,24 @@ class SchemaTests(TestCase):
 
 
 class CreateProjectTests(TestCase):
+    def test_its_help_points_at_readme_sections_that_exist_and_names_the_default_scale(self):
+        from django.core.management import get_commands, load_command_class
+
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+        headings = {line.lstrip("#").strip() for line in readme.splitlines() if line.startswith("#")}
+        for name, app in get_commands().items():
+            if app != "annotation":
+                continue
+            text = load_command_class(app, name).create_parser("manage.py", name).format_help()
+            self.assertNotIn("DESIGN.md", text, name)  # the project ships no DESIGN.md
+            for section in re.findall(r"README\.md, '([^']+)'", " ".join(text.split())):
+                self.assertIn(section, headings, name)
+        text = " ".join(load_command_class("annotation", "create_project").create_parser(
+            "manage.py", "create_project").format_help().split())
+        self.assertIn("a rating project uses a 1–5 scale", text)
+        scale = schema_validate(task_type="rating", schema=None)["scale"]
+        self.assertEqual((scale["min"], scale["max"]), (1, 5))
+
     def test_it_creates_then_updates_a_project(self):
         out = StringIO()
         call_command("create_project", "--slug", "sw-chat", "--task-type", "pairwise", "--languages", "sw,am", stdout=out)

@@ -12,14 +12,21 @@ from annotation.projects import project_create_or_update
 
 
 class Command(BaseCommand):
-    help = "Create a project, or update the one with this slug."
+    help = (
+        "Create a project, or update the one with this slug. The schema and the import format are in README.md, "
+        "'Using it'."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--slug", required=True)
         parser.add_argument("--task-type", required=True, choices=TaskType.values)
         parser.add_argument("--languages", required=True, help="comma-separated BCP 47 tags, e.g. de,zh,sw")
         parser.add_argument("--name", help="display name (default: from the slug)")
-        parser.add_argument("--schema", type=Path, help="JSON file: scale bounds, labels, issue tags, level")
+        parser.add_argument(
+            "--schema", type=Path,
+            help="JSON file: scale bounds, labels, issue tags, level (README.md, 'Project schema'); without it a "
+            "rating project uses a 1–5 scale, a labels project acceptable/unacceptable",
+        )
         parser.add_argument("--overlap", type=int, help="judgments per item (k)")
         parser.add_argument("--honeypot-rate", type=float)
         parser.add_argument("--lease-seconds", type=int)

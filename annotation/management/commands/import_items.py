@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = "Import items from a JSON Lines file. Atomic (a bad line stores nothing) and idempotent by external_id."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path, help="JSON Lines, one item per line (see DESIGN.md)")
+        parser.add_argument("file", type=Path, help="JSON Lines, one item per line (see README.md, 'Import lines')")
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
         parser.add_argument(

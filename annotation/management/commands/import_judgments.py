@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path, help="JSON Lines, one judgment per line (see DESIGN.md)")
+        parser.add_argument("file", type=Path, help="JSON Lines, one judgment per line (see README.md, 'Import lines')")
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
 
