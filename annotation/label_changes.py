@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import F, QuerySet
+from django.db.models import F
 
 from annotation.models import Item
 
 
-def label_versions_bump(*, items: QuerySet[Item] | Iterable[int]) -> int:
-    """Move the label version of these items (a queryset of items, or their ids)."""
-    if not isinstance(items, QuerySet):
-        items = [int(pk) for pk in items]
-        if not items:
-            return 0
-    return Item.objects.filter(pk__in=items).update(label_version=F("label_version") + 1)
+def label_versions_bump(*, items: Iterable[int]) -> int:
+    """Move the label version of these items (by id)."""
+    ids = [int(pk) for pk in items]
+    if not ids:
+        return 0
+    return Item.objects.filter(pk__in=ids).update(label_version=F("label_version") + 1)

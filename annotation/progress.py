@@ -246,8 +246,8 @@ def progress_report(*, project: Project, by: str = "model", period: str = "week"
                              if len(series_rows) else np.zeros(0), n_languages=len(tags), n_keys=len(keys),
                              resamples=resamples, seed=seed, rank=rank)
 
-    counts = {
-        row["language__tag"]: row
+    counts: dict[str, dict[str, Any]] = {
+        row["language__tag"]: dict(row)
         for row in Item.objects.filter(project=project, is_gold=False).values("language__tag").annotate(
             adjudication=Count("id", filter=Q(status=ItemStatus.ADJUDICATION)),
             pool=Count("id", filter=Q(status=ItemStatus.POOL)),

@@ -43,9 +43,9 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         waiting = request.session.pop(_CREATED_KEY, None)
         if waiting:
-            token = ApiToken.objects.filter(pk=waiting.get("id"), project=project).first()
-            if token is not None:
-                created = (token, waiting.get("raw", ""))
+            shown = ApiToken.objects.filter(pk=waiting.get("id"), project=project).first()
+            if shown is not None:
+                created = (shown, waiting.get("raw", ""))
     context = {
         "project": project,
         "tokens": api_tokens_of_project(project=project),
