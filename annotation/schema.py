@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from annotation.models import AgreementLevel, TaskType
 
@@ -96,7 +97,7 @@ def schema_validate(*, task_type: str, schema: dict[str, Any] | None) -> dict[st
 def judgment_value_validate(*, task_type: str, schema: dict[str, Any], value: Any) -> dict[str, Any]:
     """Return the cleaned judgment value, or raise ValidationError naming the field at fault."""
     if not isinstance(value, dict):
-        raise ValidationError("a judgment value must be a JSON object")
+        raise ValidationError(_("A judgment must be a JSON object."))
     clean: dict[str, Any] = {}
     if task_type == TaskType.RATING:
         allowed = {"score", "issues", "comment"}
@@ -104,59 +105,59 @@ def judgment_value_validate(*, task_type: str, schema: dict[str, Any], value: An
         if isinstance(score, float) and math.isfinite(score) and score.is_integer():
             score = int(score)
         if not isinstance(score, int) or isinstance(score, bool):
-            raise ValidationError("score: a whole number is required")
+            raise ValidationError(_("score: a whole number is required"))
         lo, hi = schema["scale"]["min"], schema["scale"]["max"]
         if not lo <= score <= hi:
-            raise ValidationError(f"score: {score} is outside the scale {lo}–{hi}")
+            raise ValidationError(_("score: %(score)s is outside the scale %(lo)s–%(hi)s") % {"score": score, "lo": lo, "hi": hi})
         clean["score"] = score
     elif task_type == TaskType.PAIRWISE:
         allowed = {"choice", "strength", "issues", "comment"}
         choice = value.get("choice")
         if choice not in PAIRWISE_CHOICES:
-            raise ValidationError(f"choice: must be one of {', '.join(PAIRWISE_CHOICES)}")
+            raise ValidationError(_("choice: must be one of %(choices)s") % {"choices": ", ".join(PAIRWISE_CHOICES)})
         clean["choice"] = choice
         strength = value.get("strength", 1)
         if choice in ("a", "b"):
             if strength not in (1, 2) or isinstance(strength, bool):
-                raise ValidationError("strength: must be 1 (slightly better) or 2 (much better)")
+                raise ValidationError(_("strength: must be 1 (slightly better) or 2 (much better)"))
             clean["strength"] = strength
     elif task_type == TaskType.LABELS:
         allowed = {"labels", "issues", "comment"}
         labels = value.get("labels")
         if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
-            raise ValidationError("labels: a list of labels is required")
+            raise ValidationError(_("labels: a list of labels is required"))
         unknown = [v for v in labels if v not in schema["labels"]]
         if unknown:
-            raise ValidationError(f"labels: {', '.join(map(repr, unknown))} not in the project's labels")
+            raise ValidationError(_("labels: %(labels)s not in the project's labels") % {"labels": ", ".join(map(repr, unknown))})
         if len(set(labels)) != len(labels):
-            raise ValidationError("labels: a label is given twice")
+            raise ValidationError(_("labels: a label is given twice"))
         if schema.get("multi"):
             if not labels:
-                raise ValidationError("labels: choose at least one label")
+                raise ValidationError(_("labels: choose at least one label"))
         elif len(labels) != 1:
-            raise ValidationError("labels: choose exactly one label")
+            raise ValidationError(_("labels: choose exactly one label"))
         # Keep the schema's order so equal sets compare equal.
         clean["labels"] = [v for v in schema["labels"] if v in labels]
     else:
         raise ValidationError(f"unknown task type {task_type!r}")
     unknown_keys = sorted(set(value) - allowed)
     if unknown_keys:
-        raise ValidationError(f"{unknown_keys[0]}: not a field of a {task_type} judgment")
+        raise ValidationError(_("%(field)s: not a field of a %(task)s judgment") % {"field": unknown_keys[0], "task": task_type})
     issues = value.get("issues", [])
     if not isinstance(issues, list) or not all(isinstance(v, str) for v in issues):
-        raise ValidationError("issues: a list of issue tags is required")
+        raise ValidationError(_("issues: a list of issue tags is required"))
     bad = [v for v in issues if v not in schema.get("issues", [])]
     if bad:
-        raise ValidationError(f"issues: {', '.join(map(repr, bad))} not in the project's issue tags")
+        raise ValidationError(_("issues: %(issues)s not in the project's issue tags") % {"issues": ", ".join(map(repr, bad))})
     if issues:
         clean["issues"] = [v for v in schema["issues"] if v in issues]
     comment = value.get("comment", "")
     if not isinstance(comment, str):
-        raise ValidationError("comment: must be text")
+        raise ValidationError(_("comment: must be text"))
     if len(comment) > MAX_COMMENT_CHARS:
-        raise ValidationError(f"comment: longer than {MAX_COMMENT_CHARS} characters")
+        raise ValidationError(_("comment: longer than %(n)s characters") % {"n": MAX_COMMENT_CHARS})
     if "\x00" in comment:
-        raise ValidationError("comment: contains a NUL character")
+        raise ValidationError(_("comment: contains a NUL character"))
     if comment.strip():
         clean["comment"] = comment.strip()
     return clean

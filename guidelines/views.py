@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.gold import gold_create, gold_promote
-from annotation.languages import language_tag_normalize, prompt_language
+from annotation.languages import language_display_name, language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
@@ -403,7 +403,7 @@ def lead_guideline_translation(request: HttpRequest, slug: str) -> HttpResponse:
                 error, status = _message(exc), 400
             else:
                 messages.success(request, _("Saved the %(language)s translation of version %(version)s.")
-                                 % {"language": translation.language.name, "version": current.version})
+                                 % {"language": language_display_name(translation.language.tag), "version": current.version})
                 return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
@@ -643,11 +643,11 @@ def lead_honeypots(request: HttpRequest, slug: str) -> HttpResponse:
             if action == "reinstate":
                 qualification_reinstate(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s may work %(language)s again.")
-                                 % {"user": qualification.evaluator.username, "language": qualification.language.name})
+                                 % {"user": qualification.evaluator.username, "language": language_display_name(qualification.language.tag)})
             elif action == "calibrate":
                 qualification_send_to_calibration(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s goes back to calibration for %(language)s.")
-                                 % {"user": qualification.evaluator.username, "language": qualification.language.name})
+                                 % {"user": qualification.evaluator.username, "language": language_display_name(qualification.language.tag)})
             else:
                 raise ValidationError(_("Unknown action."))
         except ValidationError as exc:
