@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import Browser, Page
 
 from annotation.demo_data import udhr_items
@@ -114,6 +115,18 @@ class ShippedFontsBrowserTests:
             dejavu_page.evaluate(f"window.scrollTo(0, {top})")
             screenshot(dejavu_page, f"fonts-udhr-dejavu-only-{n}", full_page=False)
         assert result["checked"] > 1900  # distinct characters per text, over all texts
+        assert result["boxes"] == {}, f"drawn as empty boxes: {result['boxes']}"
+
+    def test_it_draws_the_interface_in_every_offered_language(self, dejavu_page: Page, live_server):
+        texts = []
+        for code, _name in settings.LANGUAGES:
+            dejavu_page.context.add_cookies(
+                [{"name": settings.LANGUAGE_COOKIE_NAME, "value": code, "url": live_server.url}]
+            )
+            dejavu_page.goto("/accounts/login/")
+            text = dejavu_page.evaluate("document.body.innerText")
+            texts.append({"id": code, "lang": code, "dir": dejavu_page.evaluate("document.dir"), "text": text})
+        result = dejavu_page.evaluate(_FIND_TOFU, texts)
         assert result["boxes"] == {}, f"drawn as empty boxes: {result['boxes']}"
 
     def test_it_draws_han_in_each_cjk_language_s_own_forms(self, dejavu_page: Page):
