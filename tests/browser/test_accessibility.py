@@ -23,10 +23,6 @@ from tests.browser.conftest import PASSWORD, log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Scroll boxes that the keyboard cannot reach (item texts, wide tables, charts) are made
-# focusable on branch `ux`; this branch leaves those templates to it. Until that is merged the
-# test reports them as an expected failure; once merged, the rule is held like every other.
-FIXED_ON_UX = ("scrollable-region-focusable",)
 
 
 def _interface(page: Page, live_server, language: str) -> None:
@@ -147,10 +143,4 @@ class AccessibilityBrowserTests:
     @pytest.mark.parametrize("language", ["en", "ar"])
     def test_every_evaluator_and_lead_page_passes_axe(self, page: Page, live_server, axe, language):
         found = _walk(page, live_server, axe, language)
-        elsewhere = {name: [v for v in vs if v["id"] in FIXED_ON_UX] for name, vs in found.items()}
-        here = {name: [v for v in vs if v["id"] not in FIXED_ON_UX] for name, vs in found.items()}
-        here = {name: vs for name, vs in here.items() if vs}
-        assert here == {}, "axe-core violations:\n" + _report(here)
-        elsewhere = {name: vs for name, vs in elsewhere.items() if vs}
-        if elsewhere:
-            pytest.xfail("fixed on branch ux, not merged yet:\n" + _report(elsewhere))
+        assert found == {}, "axe-core violations:\n" + _report(found)
