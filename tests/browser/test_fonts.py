@@ -129,6 +129,35 @@ class ShippedFontsBrowserTests:
         result = dejavu_page.evaluate(_FIND_TOFU, texts)
         assert result["boxes"] == {}, f"drawn as empty boxes: {result['boxes']}"
 
+    def test_a_page_downloads_only_the_font_slices_it_draws(self, dejavu_page: Page, live_server):
+        fetched: list[tuple[str, int]] = []
+        dejavu_page.on(
+            "requestfinished",
+            lambda r: fetched.append((r.url.rsplit("/", 1)[-1], r.sizes()["responseBodySize"]))
+            if r.url.endswith(".woff2") else None,
+        )
+        # The login page shows English, and the language menu names each language in its
+        # own script (Arabic, Hebrew, Devanagari, Bengali, Cyrillic, Chinese, Japanese).
+        dejavu_page.goto("/accounts/login/")
+        dejavu_page.evaluate("document.fonts.ready.then(() => true)")
+        english = [name for name, _ in fetched]
+        assert any(name.startswith("noto-sans-latin-") for name in english), english
+        unseen = ("noto-sans-ethiopic", "noto-serif-tibetan", "noto-sans-khmer", "noto-sans-thai", "noto-sans-kr-",
+                  "noto-sans-tamil", "noto-sans-myanmar")
+        assert not [name for name in english if name.startswith(unseen)], english
+        cjk = [name for name in english if name.startswith(("noto-sans-sc-", "noto-sans-jp-", "noto-sans-tc-"))]
+        assert 0 < len(cjk) < 10, cjk  # a few of the ~420 CJK slices
+        # A Japanese interface draws its Han with the Japanese face.
+        fetched.clear()
+        dejavu_page.context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": "ja", "url": live_server.url}])
+        dejavu_page.goto("/accounts/login/")
+        dejavu_page.evaluate("document.fonts.ready.then(() => true)")
+        japanese = [name for name, _ in fetched]
+        assert any(name.startswith("noto-sans-jp-") for name in japanese), japanese
+        assert not [name for name in japanese if name.startswith(("noto-sans-kr-", "noto-sans-tc-"))], japanese
+        print(f"English login page: {len(english)} font files; Japanese after it: {len(japanese)} more, "
+              f"{sum(size for _, size in fetched):,} bytes")
+
     def test_it_draws_han_in_each_cjk_language_s_own_forms(self, dejavu_page: Page):
         # 直, 骨 and 返 differ visibly between the Japanese, Korean, Simplified and Traditional
         # Chinese forms; a page that drew them all with one face would draw them alike.
