@@ -6,8 +6,10 @@ from functools import lru_cache
 from typing import Any
 
 import langcodes
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import get_language
 
 from annotation.models import Direction, Language
 
@@ -39,6 +41,20 @@ def language_describe(tag: str) -> tuple[str, str, str]:
     script = lang.script or lang.maximize().script or ""
     direction = Direction.RTL if script in RTL_SCRIPTS else Direction.LTR
     return name, script, direction
+
+
+@lru_cache(maxsize=2048)
+def _display_name(tag: str, interface: str) -> str:
+    try:
+        return langcodes.Language.get(tag).display_name(interface)
+    except (LookupError, ValueError):
+        return tag
+
+
+def language_display_name(tag: str) -> str:
+    """The language's name in the active interface language ("الألمانية" for de in an
+    Arabic interface, "German" in English): every name a person reads goes through here."""
+    return _display_name(tag, get_language() or settings.LANGUAGE_CODE)
 
 
 def language_get_or_create(*, tag: str) -> Language:

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annotation.audit import audit_record
 from annotation.gold import gold_matches
@@ -197,13 +198,15 @@ def qualification_reinstate(*, qualification: Qualification, actor: Any, reason:
     """A lead lets a suspended evaluator work again; their honeypot window starts afresh."""
     if qualification.status != QualificationStatus.SUSPENDED:
         raise ValidationError(
-            f"Only a suspended evaluator can be reinstated; this one is {qualification.get_status_display()}."
+            _("Only a suspended evaluator can be reinstated; this one is %(status)s.")
+            % {"status": qualification.get_status_display()}
         )
     passed, current = qualification.guideline_version, qualification.project.guideline_version
     if passed and current and passed.split(".")[0] != current.split(".")[0]:
         raise ValidationError(
-            f"This evaluator qualified under guideline {passed}; version {current} is a major revision since. "
-            "Send them to calibration instead."
+            _("This evaluator qualified under guideline %(passed)s; version %(current)s is a major revision since. "
+              "Send them to calibration instead.")
+            % {"passed": passed, "current": current}
         )
     reinstated = qualification_set(
         project=qualification.project,
@@ -221,9 +224,9 @@ def qualification_reinstate(*, qualification: Qualification, actor: Any, reason:
 def qualification_send_to_calibration(*, qualification: Qualification, actor: Any, reason: str = "") -> Qualification:
     """A lead sends an evaluator back to the language's calibration round."""
     if qualification.status == QualificationStatus.REQUALIFY:
-        raise ValidationError("This evaluator is already waiting to requalify through calibration.")
+        raise ValidationError(_("This evaluator is already waiting to requalify through calibration."))
     if qualification.status == QualificationStatus.PENDING:
-        raise ValidationError("This evaluator has not qualified yet; they take calibration anyway.")
+        raise ValidationError(_("This evaluator has not qualified yet; they take calibration anyway."))
     return qualification_set(
         project=qualification.project,
         evaluator=qualification.evaluator,
@@ -291,14 +294,16 @@ def qualification_acknowledge(*, evaluator: Any, project: Project, version: str)
     """
     current = Project.objects.values_list("guideline_version", flat=True).get(pk=project.pk)
     if not current:
-        raise ValidationError("This project has no guideline to acknowledge yet.")
+        raise ValidationError(_("This project has no guideline to acknowledge yet."))
     if version != current:
         raise ValidationError(
-            f"Version {version} is no longer current: version {current} was published since. Read it and acknowledge that one."
+            _("Version %(version)s is no longer current: version %(current)s was published since. "
+              "Read it and acknowledge that one.")
+            % {"version": version, "current": current}
         )
     updated = Qualification.objects.filter(evaluator=evaluator, project=project).update(acknowledged_version=version)
     if not updated:
-        raise ValidationError("You do not work on this project, so there is nothing to acknowledge.")
+        raise ValidationError(_("You do not work on this project, so there is nothing to acknowledge."))
     return updated
 
 

@@ -53,6 +53,7 @@ from django.utils.translation import gettext as _
 from annotation import queue_sql
 from annotation.adjudication import adjudication_route
 from annotation.label_changes import label_versions_bump
+from annotation.languages import language_display_name
 from annotation.models import (
     Assignment,
     AssignmentKind,
@@ -502,7 +503,7 @@ def item_claim_next(
         if language.pk not in language_ids:
             raise NotQualified(
                 _("You are not qualified for %(language)s in %(project)s.")
-                % {"language": language.name, "project": project.name}
+                % {"language": language_display_name(language.tag), "project": project.name}
             )
         language_ids = [language.pk]
     if not language_ids:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from annotation.models import AgreementLevel, Project, TaskType
 from annotation.validation import text_clean
@@ -158,39 +159,39 @@ def _rating_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, An
     if isinstance(score, float) and math.isfinite(score) and score.is_integer():
         score = int(score)
     if not _whole_number(score):
-        raise ValidationError("score: a whole number is required")
+        raise ValidationError(_("score: a whole number is required"))
     lo, hi = schema["scale"]["min"], schema["scale"]["max"]
     if not lo <= score <= hi:
-        raise ValidationError(f"score: {score} is outside the scale {lo}–{hi}")
+        raise ValidationError(_("score: %(score)s is outside the scale %(lo)s–%(hi)s") % {"score": score, "lo": lo, "hi": hi})
     return {"score": score}
 
 
 def _pairwise_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
     choice = value.get("choice")
     if choice not in PAIRWISE_CHOICES:
-        raise ValidationError(f"choice: must be one of {', '.join(PAIRWISE_CHOICES)}")
+        raise ValidationError(_("choice: must be one of %(choices)s") % {"choices": ", ".join(PAIRWISE_CHOICES)})
     if choice not in ("a", "b"):
         return {"choice": choice}
     strength = value.get("strength", 1)
     if strength not in (1, 2) or isinstance(strength, bool):
-        raise ValidationError("strength: must be 1 (slightly better) or 2 (much better)")
+        raise ValidationError(_("strength: must be 1 (slightly better) or 2 (much better)"))
     return {"choice": choice, "strength": strength}
 
 
 def _labels_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
     labels = value.get("labels")
     if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
-        raise ValidationError("labels: a list of labels is required")
+        raise ValidationError(_("labels: a list of labels is required"))
     unknown = [v for v in labels if v not in schema["labels"]]
     if unknown:
-        raise ValidationError(f"labels: {', '.join(map(repr, unknown))} not in the project's labels")
+        raise ValidationError(_("labels: %(labels)s not in the project's labels") % {"labels": ", ".join(map(repr, unknown))})
     if len(set(labels)) != len(labels):
-        raise ValidationError("labels: a label is given twice")
+        raise ValidationError(_("labels: a label is given twice"))
     if schema.get("multi"):
         if not labels:
-            raise ValidationError("labels: choose at least one label")
+            raise ValidationError(_("labels: choose at least one label"))
     elif len(labels) != 1:
-        raise ValidationError("labels: choose exactly one label")
+        raise ValidationError(_("labels: choose exactly one label"))
     # Keep the schema's order so equal sets compare equal.
     return {"labels": [v for v in schema["labels"] if v in labels]}
 
@@ -283,14 +284,14 @@ def schema_validate(*, task_type: str, schema: dict[str, Any] | None) -> dict[st
 def judgment_value_validate(*, task_type: str, schema: dict[str, Any], value: Any) -> dict[str, Any]:
     """Return the cleaned judgment value, or raise ValidationError naming the field at fault."""
     if not isinstance(value, dict):
-        raise ValidationError("a judgment value must be a JSON object")
+        raise ValidationError(_("A judgment must be a JSON object."))
     rules = _TASK_TYPES.get(task_type)
     if rules is None:
         raise ValidationError(f"unknown task type {task_type!r}")
     clean = rules.value(schema, value)
     unknown_keys = sorted(set(value) - rules.value_fields - _COMMON_VALUE_FIELDS)
     if unknown_keys:
-        raise ValidationError(f"{unknown_keys[0]}: not a field of a {task_type} judgment")
+        raise ValidationError(_("%(field)s: not a field of a %(task)s judgment") % {"field": unknown_keys[0], "task": task_type})
     clean.update(_issues_and_comment(schema, value))
     return clean
 
@@ -299,10 +300,10 @@ def _issues_and_comment(schema: dict[str, Any], value: dict[str, Any]) -> dict[s
     out: dict[str, Any] = {}
     issues = value.get("issues", [])
     if not isinstance(issues, list) or not all(isinstance(v, str) for v in issues):
-        raise ValidationError("issues: a list of issue tags is required")
+        raise ValidationError(_("issues: a list of issue tags is required"))
     bad = [v for v in issues if v not in schema.get("issues", [])]
     if bad:
-        raise ValidationError(f"issues: {', '.join(map(repr, bad))} not in the project's issue tags")
+        raise ValidationError(_("issues: %(issues)s not in the project's issue tags") % {"issues": ", ".join(map(repr, bad))})
     if issues:
         out["issues"] = [v for v in schema["issues"] if v in issues]
     comment = text_clean(value.get("comment"), field="comment", max_chars=MAX_COMMENT_CHARS)

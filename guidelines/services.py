@@ -20,10 +20,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from annotation.audit import audit_record
 from annotation.gold import gold_matches
-from annotation.languages import language_get_or_create, language_tag_normalize
+from annotation.languages import (
+    language_display_name,
+    language_get_or_create,
+    language_tag_normalize,
+)
 from annotation.models import (
     Assignment,
     AssignmentKind,
@@ -102,8 +108,8 @@ def _project_language(project: Project, tag: str) -> Language:
     if language is None:
         have = ", ".join(project.languages.order_by("tag").values_list("tag", flat=True)) or "none"
         raise ValidationError(
-            f"Project {project.slug} has no language {normal!r} (its languages: {have}). "
-            "Add the language to the project first."
+            _("Project %(project)s has no language %(tag)r (its languages: %(have)s). Add the language to the project first.")
+            % {"project": project.slug, "tag": normal, "have": have}
         )
     return language
 
@@ -139,10 +145,14 @@ def _version_next(
     if previous is None:
         return (1, 0, 0), "initial", changelog or "First version."
     if body == previous.body:
-        raise ValidationError(f"body: the text is the same as version {previous.version}; change it before publishing.")
+        raise ValidationError(
+            _("body: the text is the same as version %(version)s; change it before publishing.")
+            % {"version": previous.version}
+        )
     if not changelog:
         raise ValidationError(
-            f"changelog: say what changed since version {previous.version}, so evaluators know what to re-read."
+            _("changelog: say what changed since version %(version)s, so evaluators know what to re-read.")
+            % {"version": previous.version}
         )
     major, minor, patch = previous.major, previous.minor, previous.patch
     if bump == "major":
@@ -170,7 +180,7 @@ def guideline_publish(
     body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
     changelog = text_clean(changelog, field="changelog", max_chars=MAX_NOTE_CHARS)
     if bump not in BUMPS:
-        raise ValidationError(f"bump: choose one of {', '.join(BUMPS)}, not {bump!r}")
+        raise ValidationError(_("bump: choose one of %(bumps)s, not %(bump)r") % {"bumps": ", ".join(BUMPS), "bump": bump})
     with transaction.atomic():
         guideline = _guideline_locked(project=project, source_language=source_language)
         previous = guideline.versions.order_by("-major", "-minor", "-patch").first()
@@ -208,10 +218,12 @@ def guideline_translation_save(
 ) -> GuidelineTranslation:
     """Add or replace the translation of a version into one of the project's languages."""
     if version.guideline.project_id != project.pk:
-        raise ValidationError("This guideline version belongs to another project.")
+        raise ValidationError(_("This guideline version belongs to another project."))
     source = version.guideline.source_language
     if language_tag_normalize(language) == source.tag:
-        raise ValidationError(f"{source.tag} is the guideline's source language: edit the guideline itself instead.")
+        raise ValidationError(
+            _("%(tag)s is the guideline's source language: edit the guideline itself instead.") % {"tag": source.tag}
+        )
     target = _project_language(project, language)
     body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
     translation, created = GuidelineTranslation.objects.update_or_create(
@@ -235,14 +247,16 @@ def worked_example_add(
     """Attach an item of the project to the guideline as a worked example."""
     guideline = Guideline.objects.filter(project=project).first()
     if guideline is None:
-        raise ValidationError("Publish a first version of the guideline before adding worked examples.")
+        raise ValidationError(_("Publish a first version of the guideline before adding worked examples."))
     item = Item.objects.filter(project=project, external_id=(external_id or "").strip()).first()
     if item is None:
-        raise ValidationError(f"item: there is no item {external_id!r} in this project")
+        raise ValidationError(_("item: there is no item %(id)r in this project") % {"id": external_id})
     try:
         clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
     except ValidationError as exc:
-        raise ValidationError(f"The example's judgment does not fit the project's schema: {exc.messages[0]}") from None
+        raise ValidationError(
+            _("The example's judgment does not fit the project's schema: %(reason)s") % {"reason": exc.messages[0]}
+        ) from None
     clean.pop("comment", None)
     explanation = text_clean(explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True)
     position = (guideline.examples.aggregate(m=Max("position"))["m"] or 0) + 1
@@ -258,7 +272,7 @@ def worked_example_add(
                 created_by=_actor(actor),
             )
     except IntegrityError:
-        raise ValidationError(f"item: {item.external_id!r} is already a worked example") from None
+        raise ValidationError(_("item: %(id)r is already a worked example") % {"id": item.external_id}) from None
     audit_record(verb="guideline.example_add", actor=actor, project=project, obj=example,
                  data={"item": item.external_id, "value": clean})
     return example
@@ -277,7 +291,7 @@ def guideline_acknowledge(*, project: Project, evaluator: User, version: str) ->
         **dict(zip(("major", "minor", "patch"), version_parse(version), strict=True))
     ).first()
     if guideline_version is None:
-        raise ValidationError(f"This project has no guideline version {version}.")
+        raise ValidationError(_("This project has no guideline version %(version)s.") % {"version": version})
     with transaction.atomic():
         qualification_acknowledge(evaluator=evaluator, project=project, version=version)
         try:
@@ -300,21 +314,24 @@ def _pass_mark_clean(pass_mark: Any) -> float:
         try:
             pass_mark = float(pass_mark.strip())
         except ValueError:
-            raise ValidationError(f"pass mark: {pass_mark!r} is not a number") from None
+            raise ValidationError(_("pass mark: %(raw)r is not a number") % {"raw": pass_mark}) from None
     if isinstance(pass_mark, bool) or not isinstance(pass_mark, int | float) or not math.isfinite(pass_mark):
-        raise ValidationError("pass mark: a number between 0 and 1 is required")
+        raise ValidationError(_("pass mark: a number between 0 and 1 is required"))
     if not 0 <= pass_mark <= 1:
         raise ValidationError(
-            f"pass mark: must be between 0 and 1 (the share of gold items answered right), not {pass_mark:g}"
+            _("pass mark: must be between 0 and 1 (the share of gold items answered right), not %(raw)s")
+            % {"raw": f"{pass_mark:g}"}
         )
     return float(pass_mark)
 
 
 def _cooldown_clean(cooldown_seconds: Any) -> int:
     if isinstance(cooldown_seconds, bool) or not isinstance(cooldown_seconds, int):
-        raise ValidationError("cool-down: a whole number of seconds is required")
+        raise ValidationError(_("cool-down: a whole number of seconds is required"))
     if not 0 <= cooldown_seconds <= MAX_COOLDOWN_SECONDS:
-        raise ValidationError(f"cool-down: must be between 0 and {MAX_COOLDOWN_SECONDS} seconds (30 days)")
+        raise ValidationError(
+            _("cool-down: must be between 0 and %(max)s seconds (30 days)") % {"max": MAX_COOLDOWN_SECONDS}
+        )
     return cooldown_seconds
 
 
@@ -324,22 +341,26 @@ def _gold_items_clean(*, project: Project, language: Language, item_ids: Iterabl
         try:
             ids.append(int(raw))
         except (TypeError, ValueError):
-            raise ValidationError(f"gold items: {raw!r} is not an item id") from None
+            raise ValidationError(_("gold items: %(raw)r is not an item id") % {"raw": raw}) from None
     ids = sorted(set(ids))
     if not ids:
         raise ValidationError(
-            "A calibration round needs at least one gold item: pick some, or create gold items first."
+            _("A calibration round needs at least one gold item: pick some, or create gold items first.")
         )
     if len(ids) > MAX_ROUND_ITEMS:
-        raise ValidationError(f"A calibration round holds at most {MAX_ROUND_ITEMS} gold items.")
+        raise ValidationError(_("A calibration round holds at most %(n)s gold items.") % {"n": MAX_ROUND_ITEMS})
     items = list(
         Item.objects.filter(pk__in=ids, project=project, language=language, is_gold=True, gold__isnull=False)
     )
     if len(items) != len(ids):
         bad = sorted(set(ids) - {item.pk for item in items})
         raise ValidationError(
-            f"gold items: {', '.join(map(str, bad))} "
-            f"{'is not a gold item' if len(bad) == 1 else 'are not gold items'} of this project in {language.tag}"
+            ngettext(
+                "gold items: %(ids)s is not a gold item of this project in %(tag)s",
+                "gold items: %(ids)s are not gold items of this project in %(tag)s",
+                len(bad),
+            )
+            % {"ids": ", ".join(map(str, bad)), "tag": language.tag}
         )
     return items
 
@@ -393,7 +414,7 @@ def calibration_round_items_set(
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
         if locked.attempts.exists():
             raise ValidationError(
-                "Evaluators have already taken this round: create a new round to change its gold items."
+                _("Evaluators have already taken this round: create a new round to change its gold items.")
             )
         locked.gold_items.set(items)
         audit_record(verb="calibration_round.items", actor=actor, project=locked.project, obj=locked,
@@ -409,11 +430,12 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
         if locked.status == CalibrationRoundStatus.OPEN:
             return locked
         if not locked.gold_items.exists():
-            raise ValidationError("A calibration round with no gold items cannot open: pick gold items first.")
+            raise ValidationError(_("A calibration round with no gold items cannot open: pick gold items first."))
         if not same_major(locked.guideline_version, project.guideline_version):
             raise ValidationError(
-                f"This round tests guideline {locked.guideline_version or '(none)'}; the project is at "
-                f"{project.guideline_version or '(none)'}, a different major version. Create a new round."
+                _("This round tests guideline %(round)s; the project is at %(project)s, a different major version. "
+                  "Create a new round.")
+                % {"round": locked.guideline_version or "–", "project": project.guideline_version or "–"}
             )
         now = timezone.now()
         CalibrationRound.objects.filter(project=project, language=locked.language, status=CalibrationRoundStatus.OPEN).update(
@@ -448,18 +470,22 @@ def calibration_qualification(*, evaluator: User, project: Project, language: La
     qualification = Qualification.objects.filter(evaluator=evaluator, project=project, language=language).first()
     if qualification is None:
         raise PermissionDenied(
-            f"You are not invited to work on {project.name} in {language.name}. Ask the project's lead."
+            _("You are not invited to work on %(project)s in %(language)s. Ask the project's lead.")
+            % {"project": project.name, "language": language_display_name(language.tag)}
         )
     if qualification.status == QualificationStatus.QUALIFIED:
-        raise ValidationError(f"You are already qualified for {language.name} in {project.name}.")
+        raise ValidationError(
+            _("You are already qualified for %(language)s in %(project)s.")
+            % {"language": language_display_name(language.tag), "project": project.name}
+        )
     if qualification.status == QualificationStatus.SUSPENDED:
         raise ValidationError(
-            f"You are suspended for {language.name}: {qualification.reason} "
-            "Your lead can reinstate you or send you back to calibration."
+            _("You are suspended for %(language)s: %(reason)s Your lead can reinstate you or send you back to calibration.")
+            % {"language": language_display_name(language.tag), "reason": qualification.reason}
         )
     if project.guideline_version and qualification.acknowledged_version != project.guideline_version:
         raise ValidationError(
-            f"Read and acknowledge guideline {project.guideline_version} before taking calibration."
+            _("Read and acknowledge guideline %(version)s before taking calibration.") % {"version": project.guideline_version}
         )
     return qualification
 
@@ -484,10 +510,10 @@ def calibration_attempt_start(
     project = calibration_round.project
     calibration_qualification(evaluator=evaluator, project=project, language=calibration_round.language)
     if calibration_round.status != CalibrationRoundStatus.OPEN:
-        raise ValidationError("This calibration round is not open.")
+        raise ValidationError(_("This calibration round is not open."))
     item_ids = list(calibration_round.gold_items.values_list("pk", flat=True))
     if not item_ids:
-        raise ValidationError("This calibration round has no gold items yet.")
+        raise ValidationError(_("This calibration round has no gold items yet."))
     with transaction.atomic():
         attempts = CalibrationAttempt.objects.filter(round=calibration_round, evaluator=evaluator)
         current = attempts.filter(verdict=AttemptVerdict.IN_PROGRESS).first()
@@ -586,9 +612,9 @@ def calibration_answer(
 ) -> Judgment:
     """Store the evaluator's answer; after the last item, score the attempt and give the verdict."""
     if attempt.evaluator_id != evaluator.pk or assignment.evaluator_id != evaluator.pk:
-        raise PermissionDenied("This calibration attempt is not yours.")
+        raise PermissionDenied(_("This calibration attempt is not yours."))
     if assignment.kind != AssignmentKind.CALIBRATION or assignment.calibration_attempt_id != attempt.pk:
-        raise ValidationError("This item is not part of your calibration attempt.")
+        raise ValidationError(_("This item is not part of your calibration attempt."))
     with transaction.atomic():
         # Lock order: attempt, then (inside judgment_submit) assignment and item.
         locked = (
@@ -597,7 +623,7 @@ def calibration_answer(
             .get(pk=attempt.pk)
         )
         if locked.verdict != AttemptVerdict.IN_PROGRESS:
-            raise ValidationError("This calibration attempt is finished already.")
+            raise ValidationError(_("This calibration attempt is finished already."))
         judgment = judgment_submit(assignment=assignment, evaluator=evaluator, value=value, seconds=seconds)
         order = _live_order(locked)
         if set(order) <= _answered_item_ids(locked):

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation.access import project_for_lead
 from annotation.forms import judgment_fields_context, judgment_value_from_form
 from annotation.gold import gold_create, gold_promote
-from annotation.languages import language_tag_normalize, prompt_language
+from annotation.languages import language_display_name, language_tag_normalize, prompt_language
 from annotation.models import Item, Language, Project, Qualification, QualificationStatus
 from annotation.projects import project_is_lead
 from annotation.qualification import qualification_reinstate, qualification_send_to_calibration
@@ -435,7 +435,7 @@ def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> Http
                 error, status = _message(exc), 400
             else:
                 messages.success(request, _("Saved the %(language)s translation of version %(version)s.")
-                                 % {"language": translation.language.name, "version": current.version})
+                                 % {"language": language_display_name(translation.language.tag), "version": current.version})
                 return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
@@ -677,11 +677,11 @@ def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             if action == "reinstate":
                 qualification_reinstate(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s may work %(language)s again.")
-                                 % {"user": pseudonym(qualification.evaluator), "language": qualification.language.name})
+                                 % {"user": pseudonym(qualification.evaluator), "language": language_display_name(qualification.language.tag)})
             elif action == "calibrate":
                 qualification_send_to_calibration(qualification=qualification, actor=request.user, reason=reason)
                 messages.success(request, _("%(user)s goes back to calibration for %(language)s.")
-                                 % {"user": pseudonym(qualification.evaluator), "language": qualification.language.name})
+                                 % {"user": pseudonym(qualification.evaluator), "language": language_display_name(qualification.language.tag)})
             else:
                 raise ValidationError(_("Unknown action."))
         except ValidationError as exc:

@@ -147,6 +147,14 @@ LANGUAGES = [
     ("hi", _("Hindi")),
     ("sw", _("Swahili")),
     ("zh-hans", _("Simplified Chinese")),
+    ("fa", _("Persian")),
+    ("es", _("Spanish")),
+    ("fr", _("French")),
+    ("pt-br", _("Brazilian Portuguese")),
+    ("ru", _("Russian")),
+    ("ja", _("Japanese")),
+    ("id", _("Indonesian")),
+    ("bn", _("Bengali")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import langcodes
 from django import template
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from annotation.languages import language_display_name
 from annotation.models import Language, Project, TaskType
 from annotation.schema import schema_display_name
 
@@ -42,18 +41,12 @@ def judgment_summary(value: dict[str, Any], project: Project) -> str:
                      for v in value.get("labels", []))
 
 
-@lru_cache(maxsize=1024)
-def _display_name(tag: str, interface: str) -> str:
-    try:
-        return langcodes.Language.get(tag).display_name(interface)
-    except (LookupError, ValueError):
-        return tag
-
-
 @register.filter
-def language_name(language: Language) -> str:
-    """The language's name in the interface language ("الألمانية" for de in an Arabic interface)."""
-    interface = get_language() or "en"
-    if interface.startswith("en"):
-        return language.name
-    return _display_name(language.tag, interface)
+def language_name(language: Language | str) -> str:
+    """The language's name in the interface language ("الألمانية" for de in an Arabic interface);
+    takes a Language or a tag."""
+    if isinstance(language, Language):
+        if (get_language() or "en").startswith("en"):
+            return language.name
+        return language_display_name(language.tag)
+    return language_display_name(str(language))

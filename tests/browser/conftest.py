@@ -6,7 +6,9 @@ Reusable by every browser test:
 - `page`: a fresh desktop-sized page (1280×900) whose relative URLs go to the live server;
 - `make_page(width=…, height=…)`: more pages, e.g. a 390×844 phone;
 - `log_in(page, username)`: logs in through the real login form;
-- `screenshot(page, name)`: saves test-output/screenshots/<name>.png (look at them).
+- `screenshot(page, name)`: saves test-output/screenshots/<name>.png (look at them);
+- `axe(page)`: runs axe-core (vendored from npm in tests/browser/vendor/axe-core, test-only,
+  never served) on the page and returns its critical and serious violations.
 
 Browser tests need `@pytest.mark.django_db(transaction=True)` (the live server runs in
 another thread) and `@pytest.mark.browser`.
@@ -43,6 +45,9 @@ PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's password
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-output" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+AXE_JS = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+# WCAG 2.1 A and AA, and axe's best practices (landmarks, regions, scrollable regions).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +96,30 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+_AXE_RUN = """
+async ({tags, disable}) => {
+  const rules = Object.fromEntries(disable.map(id => [id, {enabled: false}]));
+  const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}, rules, resultTypes: ['violations']});
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map(n => ({target: n.target.join(' '), summary: n.failureSummary})),
+  }));
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def axe() -> Callable[..., list[dict]]:
+    """`axe(page, disable=())` → the page's critical and serious axe-core violations, each
+    {"id", "impact", "help", "nodes": [{"target", "summary"}]}; [] when there are none."""
+    source = AXE_JS.read_text(encoding="utf-8")
+
+    def run(page: Page, *, disable: tuple[str, ...] = ()) -> list[dict]:
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.add_script_tag(content=source)
+        violations = page.evaluate(_AXE_RUN, {"tags": AXE_TAGS, "disable": list(disable)})
+        return [v for v in violations if v["impact"] in ("critical", "serious")]
+
+    return run

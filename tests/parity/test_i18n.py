@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, TestCase
 from django.utils import translation
 from django.utils.translation import to_locale
 
@@ -40,3 +40,46 @@ class CatalogueTests(SimpleTestCase):
                 # An empty msgstr (or plural form) is one with no string lines after it.
                 empty = [e for e in entries if re.search(r'^msgstr(\[\d+\])? ""\n(?!")', e.rstrip() + "\n", re.M)]
                 self.assertEqual((len(fuzzy), len(empty)), (0, 0), f"{code}: fuzzy {fuzzy[:1]}, empty {empty[:1]}")
+
+
+class InterfaceLanguageTests(SimpleTestCase):
+    def test_it_offers_at_least_twelve_languages_three_right_to_left(self):
+        codes = [code for code, _name in settings.LANGUAGES]
+        self.assertGreaterEqual(len(codes), 12)
+        rtl = [code for code in codes if translation.get_language_info(code)["bidi"]]
+        self.assertGreaterEqual(len(rtl), 3, rtl)
+        for code in ("fa", "es", "fr", "pt-br", "ru", "ja", "id", "bn"):
+            self.assertIn(code, codes)
+
+    def test_it_names_languages_in_the_interface_language(self):
+        from annotation.languages import language_display_name
+
+        for interface, german in (("en", "German"), ("ar", "الألمانية"), ("fa", "آلمانی"), ("ja", "ドイツ語"),
+                                  ("ru", "немецкий"), ("bn", "জার্মান")):
+            with self.subTest(interface=interface), translation.override(interface):
+                self.assertEqual(language_display_name("de"), german)
+
+    def test_service_messages_reach_people_in_their_language(self):
+        from django.core.exceptions import ValidationError
+
+        from annotation.schema import judgment_value_validate
+
+        schema = {"scale": {"min": 1, "max": 5, "labels": {}}, "issues": []}
+        for code, _name in settings.LANGUAGES:
+            with self.subTest(language=code), translation.override(code):
+                with self.assertRaises(ValidationError) as raised:
+                    judgment_value_validate(task_type="rating", schema=schema, value={"score": 9})
+                message = raised.exception.messages[0]
+                self.assertIn("9", message)
+                if code != "en":
+                    self.assertNotIn("is outside the scale", message)
+
+
+class LanguageMenuTests(TestCase):
+    def test_it_names_each_interface_language_in_the_interface_language_and_its_own(self):
+        self.client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ar"
+        page = self.client.get("/accounts/login/").content.decode()
+        self.assertIn(">الألمانية (Deutsch)</option>", page)
+        self.assertIn(">الفارسية (فارسی)</option>", page)
+        # The current language is named in its own words only.
+        self.assertIn(" selected>العربيّة</option>", page)
