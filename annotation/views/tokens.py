@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.models import ApiToken, Item, ItemSource, ItemStatus, Project, TokenScope
+from annotation.models import PROJECT_TOKEN_SCOPES, ApiToken, Item, ItemSource, ItemStatus, Project
 from annotation.projects import project_is_lead
 from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project
 
@@ -42,7 +42,9 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "tokens": api_tokens_of_project(project=project),
-        "scopes": TokenScope.choices,
+        # A project's scopes only: a `projects` token (which creates projects) is made by an
+        # operator on the command line, never by a lead (the service refuses it with a project).
+        "scopes": [(scope.value, scope.label) for scope in PROJECT_TOKEN_SCOPES],
         # The secret is rendered into this one response and never stored: reloading the
         # page does not show it again.
         "created": created,
