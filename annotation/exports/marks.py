@@ -137,7 +137,7 @@ def export_marks_advance(*, project: Project) -> int:
             # what a pull that changed little costs.
             cursor.execute(
                 "CREATE TEMPORARY TABLE parity_export_candidates AS "  # noqa: S608 - names from the models
-                f"SELECT i.id, m.item_id IS NULL AS unmarked FROM {items} i "
+                f"SELECT i.id, i.label_version, m.item_id IS NULL AS unmarked FROM {items} i "
                 f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
                 "WHERE i.project_id = %s AND ((m.item_id IS NULL AND NOT i.is_gold) "
                 "OR i.label_version <> m.label_version)",
@@ -147,12 +147,18 @@ def export_marks_advance(*, project: Project) -> int:
                 # A temporary table has no statistics until analysed: the settled check's
                 # plan depends on whether 10 or a million candidates are unmarked.
                 cursor.execute("ANALYZE parity_export_candidates")
-            new_sql, new_params = _settled_among_candidates(project=project).order_by().values_list("id").query.sql_with_params()
+            new_sql, new_params = (
+                _settled_among_candidates(project=project).order_by().values_list("id", "label_version")
+                .query.sql_with_params()
+            )
             # Changed marked items are marked again whether or not they still qualify: a
-            # pull then carries their current line or their retraction.
+            # pull then carries their current line or their retraction. Each with the label
+            # version read here: one bumped after this read differs from its new mark, so
+            # the next pull marks it again.
             cursor.execute(
                 "CREATE TEMPORARY TABLE parity_export_marking AS "
-                f"SELECT id FROM parity_export_candidates WHERE NOT unmarked UNION ALL {new_sql}",
+                "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
+                f"UNION ALL {new_sql}",
                 new_params,
             )
             cursor.execute("DROP TABLE parity_export_candidates")
@@ -160,7 +166,8 @@ def export_marks_advance(*, project: Project) -> int:
                 # A rating pair belongs to its prompt: every marked response of a prompt with
                 # a change is marked again, so a pull carries the prompt's whole group.
                 cursor.execute(
-                    f"INSERT INTO parity_export_marking (id) SELECT m.item_id FROM {marks} m "  # noqa: S608
+                    f"INSERT INTO parity_export_marking (id, label_version) SELECT m.item_id, s.label_version "  # noqa: S608
+                    f"FROM {marks} m "
                     f"JOIN {items} s ON s.id = m.item_id "
                     f"WHERE m.project_id = %s AND s.prompt_id <> '' AND (s.language_id, s.prompt_id) IN ("
                     f"  SELECT c.language_id, c.prompt_id FROM {items} c "
@@ -169,10 +176,11 @@ def export_marks_advance(*, project: Project) -> int:
                     [project.pk],
                 )
             cursor.execute(f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)")  # noqa: S608
+            # From the temporary table alone: reading each item's version again would be a
+            # random read of the wide items' table per mark.
             cursor.execute(
                 f"INSERT INTO {marks} (project_id, item_id, label_version, created_at) "  # noqa: S608
-                f"SELECT %s, i.id, i.label_version, %s FROM {items} i "
-                "WHERE i.id IN (SELECT id FROM parity_export_marking) ORDER BY i.id",
+                "SELECT %s, id, label_version, %s FROM parity_export_marking ORDER BY id",
                 [project.pk, now],
             )
             marked = cursor.rowcount
