@@ -91,10 +91,11 @@ def project_create(
 ) -> Project:
     """Create a new project led by `lead`; never touches an existing one.
 
-    The slug's uniqueness is decided by the database: the INSERT runs in a savepoint and a
-    duplicate raises `ProjectSlugTaken`, whether the other project was made long ago or
-    by a request racing this one ("exists? then create" would let both pass the check).
-    Nothing is written when it is refused.
+    The slug's uniqueness is decided by the database: the INSERT comes first in the block
+    and a duplicate raises `ProjectSlugTaken`, whether the other project was made long ago
+    or by a request racing this one ("exists? then create" would let both pass the check,
+    and the old create-or-update made the later caller a lead of the earlier one's
+    project). Nothing is written when it is refused.
     """
     clean_schema, language_objs = _project_input_clean(
         slug=slug, task_type=task_type, languages=languages, schema=schema, overlap=overlap, options=options
@@ -108,11 +109,12 @@ def project_create(
     project.full_clean(exclude=["languages", "leads"], validate_unique=False)
     with transaction.atomic():
         try:
-            with transaction.atomic():
-                project.save(force_insert=True)
+            project.save(force_insert=True)
         except IntegrityError:
             # Every other rule was checked above, so the one a valid row can break is the
-            # slug's uniqueness (the row the other writer committed, or is committing).
+            # slug's uniqueness (the row the other writer committed, or is committing: the
+            # INSERT waits for that transaction and fails only if it commits). Leaving the
+            # block by the exception rolls back to before the INSERT; nothing else ran.
             raise ProjectSlugTaken(slug) from None
         project.languages.add(*language_objs)
         if lead is not None:
