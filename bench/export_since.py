@@ -281,6 +281,31 @@ def _judgment_exports(*, project: Any, pairs: int, repeats: int) -> dict[str, An
             "after_refresh": _judgment_export_after_import(project=project, repeats=repeats)}
 
 
+def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement `export_marks_advance` sends now, as it
+    sends them (captured in a transaction that is rolled back, then replayed in another
+    that is rolled back too): nothing is marked."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from annotation.exports.marks import export_marks_advance
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        export_marks_advance(project=project)
+        transaction.set_rollback(True)
+    explained = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            if sql.startswith(("SELECT", "INSERT", "DELETE", "CREATE TEMPORARY TABLE")) and "FOR NO KEY" not in sql:
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
+                explained.append((sql, [row[0] for row in cursor.fetchall()]))
+            else:
+                cursor.execute(sql)  # SET LOCAL, DROP, ANALYZE: as the marking runs them
+        transaction.set_rollback(True)
+    return explained
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -291,6 +316,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="timed judgment exports of the small project (default 5; 0 skips the step)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it")
+    parser.add_argument("--explain", action="store_true",
+                        help="print EXPLAIN (ANALYZE, BUFFERS) of the marking statements before the last since pull")
     parser.add_argument("--keep-db", action="store_true", help="keep the scratch database for inspection")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -343,8 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         first = _timed_pull(lambda: preference_export(project=project))
         cursor = first["cursor"]
         changes, since_lines, since_retractions, since_total, fulls = [], [], [], [], []
+        explained: list[tuple[str, list[str]]] = []
         for round_ in range(args.rounds):
             changes.append(_change(project=project, pairs=args.pairs, round_=round_, fraction=args.fraction))
+            if args.explain and round_ == args.rounds - 1:
+                explained = _explain_marking(project=project)
             lines = _timed_pull(lambda c=cursor: preference_export(project=project, since=c))
             retractions = _timed_pull(lambda c=cursor: preference_retractions(project=project, since=c))
             since_lines.append(lines)
@@ -366,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "since_lines": _summary(since_lines), "since_retractions": _summary(since_retractions),
         "since_pull": _summary(since_total), "full_export": _summary(fulls),
         "speedup": statistics.median(f["seconds"] for f in fulls) / statistics.median(s["seconds"] for s in since_total),
-        "judgment_export": judgment, "peak_rss_mib": peak_memory_mb(),
+        "judgment_export": judgment, "peak_rss_mib": peak_memory_mb(), "explain_marking": explained,
     }
     if args.json:
         print(json.dumps(result, indent=2, default=str))
@@ -404,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    its cursor with cursor_tuple_fraction = {fraction}: median {statistics.median(c) * 1000:.1f} ms, "
                       f"p95 {percentile(c, 95) * 1000:.1f} ms; reads judgments by: {'; '.join(plan)}")
     print(f"peak RSS of this process: {result['peak_rss_mib']:.0f} MiB")
+    for sql, plan in explained:
+        print(f"\nmarking statement: {sql[:400]}")
+        print("\n".join(f"    {row}" for row in plan))
     return 0
 
 
