@@ -56,7 +56,7 @@ def _project_input_clean(
 ) -> tuple[dict[str, Any], list[Language]]:
     """The checks both write paths share; returns (clean schema, language rows)."""
     if not slug or slugify(slug) != slug:
-        raise ValidationError(f"slug {slug!r} must be lowercase letters, digits and hyphens")
+        raise ValidationError({"slug": [f"slug {slug!r} must be lowercase letters, digits and hyphens"]})
     if task_type not in TaskType.values:
         raise ValidationError(f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}")
     if not languages:

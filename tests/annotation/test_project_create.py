@@ -165,6 +165,7 @@ class ProjectCreateApiTests(ApiTestCase):
     def test_a_bad_body_answers_400_with_the_field(self):
         for body, field in (
             ({**BODY, "slug": "Not A Slug"}, "slug"),
+            ({**BODY, "slug": "Upper_Case"}, "slug"),  # a slug to DRF, not to Parity
             ({**BODY, "task_type": "poll"}, "task_type"),
             ({**BODY, "languages": []}, "languages"),
             ({**BODY, "overlap": 0}, "overlap"),
