@@ -457,14 +457,25 @@ class TokenScope(models.TextChoices):
     IMPORT = "import", _("import")
     EXPORT = "export", _("export")
     READ = "read", _("read")
+    # Creates projects; belongs to no project. Made only by an operator
+    # (`create_token --scope projects --user NAME`), never offered on a lead's token page.
+    PROJECTS = "projects", _("projects")
+
+
+# The scopes a project's lead may give out on the project's token page.
+PROJECT_TOKEN_SCOPES = (TokenScope.IMPORT, TokenScope.EXPORT, TokenScope.READ)
 
 
 class ApiToken(models.Model):
-    """A pipeline's bearer token. Only a hash is stored; the token is shown once."""
+    """A pipeline's bearer token. Only a hash is stored; the token is shown once.
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens")
+    A token of the scope `projects` belongs to no project (it creates them); every other
+    token belongs to exactly one. For a `projects` token, `created_by` is the user it acts
+    for: the projects it creates are led by that user."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens", null=True, blank=True)
     name = models.CharField(max_length=100, blank=True)
-    scope = models.CharField(max_length=6, choices=TokenScope.choices)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices)
     prefix = models.CharField(max_length=12, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -472,8 +483,20 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(scope=TokenScope.PROJECTS) & Q(project__isnull=True))
+                | (~Q(scope=TokenScope.PROJECTS) & Q(project__isnull=False)),
+                name="api_token_project_unless_projects_scope",
+                violation_error_message="a token of the scope 'projects' belongs to no project; "
+                "every other token belongs to one",
+            ),
+        ]
+
     def __str__(self) -> str:
-        return f"{self.prefix}… ({self.project.slug}, {self.scope})"
+        where = self.project.slug if self.project is not None else "all projects"
+        return f"{self.prefix}… ({where}, {self.scope})"
 
 
 class AuditEvent(models.Model):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils.text import slugify
 
 from annotation.audit import audit_record
 from annotation.languages import language_get_or_create
-from annotation.models import Language, Project, TaskType
+from annotation.models import ApiToken, Language, Project, TaskType
 from annotation.rows import fetch_one
 from annotation.schema import schema_validate
 
@@ -36,22 +36,102 @@ def project_language(*, project: Project, tag: str) -> Language | None:
     )
 
 
-_OPTIONS = frozenset({
+class ProjectSlugTaken(ValidationError):
+    """`project_create` found the slug taken (by an earlier or a concurrent create)."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__(f"a project with the slug {slug!r} exists", code="slug_taken")
+
+
+PROJECT_OPTIONS = frozenset({
     "description", "lease_seconds", "agreement_threshold", "honeypot_rate", "honeypot_window",
     "honeypot_threshold", "max_chars_per_second", "adjudication_rating_spread", "queue_on_import",
 })
 
 
-def _options_check(*, overlap: int | None, options: dict[str, Any]) -> None:
+def _project_input_clean(
+    *, slug: str, task_type: str, languages: list[str], schema: dict[str, Any] | None,
+    overlap: int | None, options: dict[str, Any],
+) -> tuple[dict[str, Any], list[Language]]:
+    """The checks both write paths share; returns (clean schema, language rows)."""
+    if not slug or slugify(slug) != slug:
+        raise ValidationError({"slug": [f"slug {slug!r} must be lowercase letters, digits and hyphens"]})
+    if task_type not in TaskType.values:
+        raise ValidationError(f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}")
+    if not languages:
+        raise ValidationError("a project needs at least one language")
+    clean_schema = schema_validate(task_type=task_type, schema=schema)
     if overlap is not None and not 1 <= overlap <= 50:
         raise ValidationError("overlap must be between 1 and 50 judgments per item")
-    unknown = set(options) - _OPTIONS
+    unknown = set(options) - PROJECT_OPTIONS
     if unknown:
         raise ValidationError(f"unknown project options: {', '.join(sorted(unknown))}")
     if "honeypot_rate" in options and not 0 <= options["honeypot_rate"] <= 1:
         raise ValidationError("honeypot_rate must be between 0 and 1")
     if "lease_seconds" in options and options["lease_seconds"] < 10:
         raise ValidationError("lease_seconds must be at least 10")
+    # Outside the caller's transaction: a language row is committed at once, so racing
+    # creates of one new language wait on each other only for that insert.
+    return clean_schema, [language_get_or_create(tag=tag) for tag in languages]
+
+
+def project_create(
+    *,
+    slug: str,
+    task_type: str,
+    languages: list[str],
+    lead: Any,
+    name: str | None = None,
+    schema: dict[str, Any] | None = None,
+    overlap: int | None = None,
+    actor: Any = None,
+    token: ApiToken | None = None,
+    **options: Any,
+) -> Project:
+    """Create a new project led by `lead`; never touches an existing one.
+
+    The slug's uniqueness is decided by the database: the INSERT comes first in the block
+    and a duplicate raises `ProjectSlugTaken`, whether the other project was made long ago
+    or by a request racing this one ("exists? then create" would let both pass the check,
+    and the old create-or-update made the later caller a lead of the earlier one's
+    project). Nothing is written when it is refused.
+    """
+    clean_schema, language_objs = _project_input_clean(
+        slug=slug, task_type=task_type, languages=languages, schema=schema, overlap=overlap, options=options
+    )
+    project = Project(slug=slug, task_type=task_type, name=name or slug.replace("-", " ").title(), schema=clean_schema)
+    if overlap is not None:
+        project.overlap = overlap
+    for key, value in options.items():
+        setattr(project, key, value)
+    # The slug's uniqueness is left to the INSERT below (a check here would be a race).
+    project.full_clean(exclude=["languages", "leads"], validate_unique=False)
+    with transaction.atomic():
+        try:
+            project.save(force_insert=True)
+        except IntegrityError:
+            # Every other rule was checked above, so the one a valid row can break is the
+            # slug's uniqueness (the row the other writer committed, or is committing: the
+            # INSERT waits for that transaction and fails only if it commits). Leaving the
+            # block by the exception rolls back to before the INSERT; nothing else ran.
+            raise ProjectSlugTaken(slug) from None
+        project.languages.add(*language_objs)
+        if lead is not None:
+            project.leads.add(lead)
+        audit_record(
+            verb="project.create",
+            actor=actor,
+            token=token,
+            project=project,
+            obj=project,
+            data={
+                "languages": [lang.tag for lang in language_objs],
+                "schema": clean_schema,
+                "lead": getattr(lead, "username", None),
+            },
+        )
+    return project
 
 
 def project_create_or_update(
@@ -65,24 +145,19 @@ def project_create_or_update(
     actor: Any = None,
     **options: Any,
 ) -> tuple[Project, bool]:
-    """Create the project or update it; returns (project, created).
+    """Create the project or update it; returns (project, created). The operator's path
+    (`create_project`); the API creates only (`project_create`).
 
     Changing the task type of an existing project is refused: its judgments would no
     longer fit the schema.
     """
-    if not slug or slugify(slug) != slug:
-        raise ValidationError(f"slug {slug!r} must be lowercase letters, digits and hyphens")
-    if task_type not in TaskType.values:
-        raise ValidationError(f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}")
-    if not languages:
-        raise ValidationError("a project needs at least one language")
-    clean_schema = schema_validate(task_type=task_type, schema=schema)
-    _options_check(overlap=overlap, options=options)
-    language_objs = [language_get_or_create(tag=tag) for tag in languages]
+    clean_schema, language_objs = _project_input_clean(
+        slug=slug, task_type=task_type, languages=languages, schema=schema, overlap=overlap, options=options
+    )
     with transaction.atomic():
         project = Project.objects.select_for_update().filter(slug=slug).first()
         created = project is None
-        if project is None:
+        if created:
             project = Project(slug=slug, task_type=task_type)
         elif project.task_type != task_type:
             raise ValidationError(

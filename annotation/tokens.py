@@ -1,4 +1,9 @@
-"""API tokens: per project, scoped, stored hashed, shown once, revocable.
+"""API tokens: scoped, stored hashed, shown once, revocable.
+
+A token of the scopes import, export and read belongs to one project. A token of the
+scope `projects` belongs to none: it may only create projects, it is made by an operator
+(`create_token --scope projects --user NAME`, never on a lead's token page), and it acts
+for that user, who leads every project the token creates.
 
 A token is `pty_` + 43 URL-safe characters (256 bits from `secrets`). Only its SHA-256
 is stored: a leaked database does not leak working tokens, and because the secret is
@@ -30,11 +35,22 @@ def token_hash(raw: str) -> str:
 
 
 def api_token_create(
-    *, project: Project, scope: str, name: str = "", actor: Any = None
+    *, project: Project | None, scope: str, name: str = "", actor: Any = None
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns (token row, the secret). The secret is never stored or shown again."""
+    """Create a token; returns (token row, the secret). The secret is never stored or shown again.
+
+    A `projects` token takes no project and needs `actor`: the active user it acts for
+    (the lead of the projects it creates)."""
     if scope not in TokenScope.values:
         raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
+    if scope == TokenScope.PROJECTS:
+        if project is not None:
+            raise ValidationError("a token of the scope 'projects' belongs to no project; leave the project out")
+        if not (getattr(actor, "is_authenticated", False) and actor.is_active):
+            raise ValidationError("a token of the scope 'projects' needs the active user it acts for "
+                                  "(who will lead the projects it creates)")
+    elif project is None:
+        raise ValidationError(f"a token of the scope {scope!r} belongs to a project; name it")
     name = (name or "").strip()
     if len(name) > 100:
         raise ValidationError("a token name is at most 100 characters")

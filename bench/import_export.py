@@ -210,9 +210,10 @@ def _rate_by_tenth(answered: list[float], batch: int) -> list[float]:
     return rates
 
 
-def _judge_all() -> float:
+def _judge_all(*, analyze: bool = True) -> float:
     """Three historical judgments per item, written in SQL, then VACUUM ANALYZE (set-up for
-    the export, timed apart)."""
+    the export, timed apart; `analyze=False` leaves the statistics as a bulk import does
+    until autovacuum comes by)."""
     from django.db import connection
 
     from annotation.models import ExternalRater, Project
@@ -237,7 +238,8 @@ def _judge_all() -> float:
         # What autovacuum does within a minute or two of a bulk load: statistics, hint bits
         # and the visibility map. Without it the first export would pay for setting the
         # hint bit on every row it reads (a write per page), which is no export's cost.
-        cursor.execute("VACUUM ANALYZE")
+        if analyze:
+            cursor.execute("VACUUM ANALYZE")
     return time.perf_counter() - began
 
 

@@ -1,10 +1,10 @@
 """Authentication for pipelines: `Authorization: Bearer <token>`.
 
 Browsers use Django's session (DRF's SessionAuthentication, which enforces CSRF). A
-pipeline sends a per-project token; the request then carries a `TokenUser` as
-`request.user` and the ApiToken as `request.auth`. A TokenUser is never a Django user:
-services that record an actor get `api_actor(request)`, which is None for tokens, and the
-token itself goes to the audit log.
+pipeline sends a token (per project, or a `projects` token that only creates projects);
+the request then carries a `TokenUser` as `request.user` and the ApiToken as
+`request.auth`. A TokenUser is never a Django user: services that record an actor get
+`api_actor(request)`, which is None for tokens, and the token itself goes to the audit log.
 """
 
 from __future__ import annotations
@@ -84,5 +84,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "A per-project API token with the scope import, export or read "
-            "(`python manage.py create_token --project SLUG --scope export`).",
+            "(`python manage.py create_token --project SLUG --scope export`), or a token of the scope "
+            "projects, which belongs to no project and may only create projects "
+            "(`python manage.py create_token --scope projects --user NAME`, operators only).",
         }

@@ -110,7 +110,7 @@ class HasTokenScope(BasePermission):
         if token is None or token.scope not in self.scopes:
             return False
         slug = view.kwargs.get("slug")
-        return slug is None or token.project.slug == slug
+        return slug is None or (token.project is not None and token.project.slug == slug)
 
 
 class IsProjectLead(BasePermission):

@@ -5,8 +5,8 @@ Views are thin: parse input with a small serializer, resolve the project through
 
 | endpoint                              | token scopes        | session            |
 |---------------------------------------|---------------------|--------------------|
-| GET  projects/                        | any (its project)   | projects worked/led|
-| POST projects/                        | —                   | staff or a lead    |
+| GET  projects/                        | any (own project*)  | projects worked/led|
+| POST projects/                        | projects            | staff or a lead    |
 | GET  projects/{slug}/items/           | read, import        | lead               |
 | POST projects/{slug}/items/           | import              | lead               |
 | POST projects/{slug}/judgments/       | import              | lead               |
@@ -17,6 +17,8 @@ Views are thin: parse input with a small serializer, resolve the project through
 | GET  projects/{slug}/export/…/        | export              | lead               |
 | POST projects/{slug}/reports/         | import              | lead               |
 | GET  projects/{slug}/datacard/        | read, export        | lead               |
+
+* a `projects` token, which belongs to no project, lists the projects it created.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -72,9 +73,22 @@ from annotation.exports.preferences import PreferenceExport
 from annotation.imports import ImportResult, items_import, judgments_import
 from annotation.language_check import language_check_enqueue, language_check_items
 from annotation.languages import language_tag_normalize
-from annotation.models import Assignment, Item, ItemSource, Project, TaskType
+from annotation.models import (
+    Assignment,
+    AuditEvent,
+    Item,
+    ItemSource,
+    Project,
+    TaskType,
+    TokenScope,
+)
 from annotation.progress import progress_csv, progress_report
-from annotation.projects import project_create_or_update, project_language, projects_for_user
+from annotation.projects import (
+    ProjectSlugTaken,
+    project_create,
+    project_language,
+    projects_for_user,
+)
 from annotation.queue import assignment_with_item, item_claim_next, judgment_submit
 
 logger = logging.getLogger(__name__)
@@ -142,12 +156,17 @@ class ProjectAPIView(APIView):
 class ProjectListView(APIView):
     @extend_schema(
         summary="List the caller's projects",
-        description="A token sees its own project; a signed-in user the projects they work or lead.",
+        description="A project token sees its own project; a `projects` token the projects it created; "
+        "a signed-in user the projects they work or lead.",
         responses={200: s.ProjectOutSerializer(many=True), **_errors()},
     )
     def get(self, request: Request) -> Response:
         token = request_token(request)
-        if token is not None:
+        if token is not None and token.scope == TokenScope.PROJECTS:
+            projects = Project.objects.filter(
+                pk__in=AuditEvent.objects.filter(token=token, verb="project.create").values("project")
+            )
+        elif token is not None:
             projects = Project.objects.filter(pk=token.project_id)
         else:
             projects = projects_for_user(user=request.user)
@@ -156,30 +175,46 @@ class ProjectListView(APIView):
 
     @extend_schema(
         summary="Create a project",
-        description="For staff and for users who already lead a project (a signed-in session); the "
-        "creator becomes its lead. API tokens belong to one project and cannot create others.",
+        description="Creates a new project; an existing slug answers 409 and leaves that project as it "
+        "is (creating never updates). Who may call: an API token of the scope `projects` (made by an "
+        "operator with `manage.py create_token --scope projects --user NAME`; the project is led by "
+        "that user), or a signed-in user who is staff, has the add-project permission or leads a "
+        "project (the creator becomes its lead). Tokens of a project cannot create projects.",
         request=s.ProjectCreateSerializer,
         responses={201: s.ProjectOutSerializer, **_errors(409)},
     )
     def post(self, request: Request) -> Response:
-        if request_token(request) is not None:
-            raise ApiError([error(_("API tokens belong to one project and cannot create projects; "
-                                    "sign in as a lead or use `manage.py create_project`."))], status_code=403)
-        user = request.user
-        if not (user.is_staff or user.has_perm("annotation.add_project") or user.led_projects.exists()):
-            raise ApiError([error(_("Only staff and project leads may create projects."))], status_code=403)
+        token = request_token(request)
+        if token is not None:
+            if token.scope != TokenScope.PROJECTS:
+                raise ApiError([error(
+                    f"This token has the scope {token.scope!r}; creating projects needs a token of the scope "
+                    "'projects' (an operator makes one: manage.py create_token --scope projects --user NAME)."
+                )], status_code=403)
+            lead = token.created_by
+            if lead is None or not lead.is_active:
+                raise ApiError([error(
+                    "The user this token acts for is gone or inactive, so a project it creates would have "
+                    "no lead; ask an operator for a new token."
+                )], status_code=403)
+        else:
+            lead = request.user
+            if not (lead.is_staff or lead.has_perm("annotation.add_project") or lead.led_projects.exists()):
+                raise ApiError([error(_("Only staff and project leads may create projects."))], status_code=403)
         data = _body(s.ProjectCreateSerializer, request)
-        if Project.objects.filter(slug=data["slug"]).exists():
-            raise ApiError([error(_("A project with this slug exists."), field="slug")], status_code=409)
         options = {k: data[k] for k in ("description", "queue_on_import", "honeypot_rate", "lease_seconds",
                                         "agreement_threshold") if k in data}
-        with transaction.atomic():
-            project, _created = project_create_or_update(
-                slug=data["slug"], task_type=data["task_type"], languages=data["languages"],
+        try:
+            project = project_create(
+                slug=data["slug"], task_type=data["task_type"], languages=data["languages"], lead=lead,
                 name=data.get("name"), schema=data.get("schema"), overlap=data.get("overlap"),
-                actor=user, **options,
+                actor=api_actor(request), token=token, **options,
             )
-            project.leads.add(user)
+        except ProjectSlugTaken as exc:
+            raise ApiError([error(
+                f"A project with the slug {exc.slug!r} exists; creating never changes an existing project. "
+                "Pick another slug.", field="slug",
+            )], status_code=409) from None
         return Response(s.ProjectOutSerializer(project).data, status=status.HTTP_201_CREATED)
 
 

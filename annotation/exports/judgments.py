@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from annotation.exports.preferences import project_language
-from annotation.exports.rows import CHUNK, in_transaction
+from annotation.exports.rows import CHUNK, export_cursor_plan, in_transaction
 from annotation.models import COUNTED_JUDGMENT_KINDS, Judgment, Project
 
 JUDGMENT_FORMATS = ("jsonl", "csv")
@@ -30,6 +30,8 @@ def _judgment_rows(qs: QuerySet[Judgment]) -> Iterator[dict[str, Any]]:
         "external_rater__external_id", "kind", "value", "seconds", "guideline_version", "revision",
         "too_fast", "created_at",
     )
+    # Runs inside the export's transaction (`in_transaction`), before the cursor is declared.
+    export_cursor_plan()
     for row in query.iterator(chunk_size=CHUNK):
         external = row[4] is not None
         yield {

@@ -23,7 +23,8 @@ import binascii
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from annotation.models import (
@@ -94,11 +95,9 @@ def _settled(among: QuerySet[Item], *, project: Project) -> Q:
     )
 
 
-def exportable_items(*, project: Project) -> QuerySet[Item]:
-    """Items of the project whose label is settled and that have no export mark yet."""
-    unmarked = Item.objects.filter(project=project, is_gold=False).exclude(
-        Exists(ExportMark.objects.filter(item=OuterRef("pk")))
-    )
+def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
+    """The unmarked candidates (of `parity_export_candidates`, below) whose label is settled."""
+    unmarked = Item.objects.filter(pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked", []))
     # Only the unmarked items' judgments are counted: a pull with nothing new counts none.
     return unmarked.filter(_settled(unmarked.values("pk"), project=project))
 
@@ -108,8 +107,8 @@ def export_marks_advance(*, project: Project) -> int:
     latest mark id (the cursor of a pull that starts now).
 
     Under a lock on the project row two exports of one project never mark at the same
-    time, so mark ids grow in commit order. The candidates are collected into a temporary
-    table before the insert: an INSERT that anti-joins the table it writes to makes
+    time, so mark ids grow in commit order. The candidates are collected into temporary
+    tables before the insert: an INSERT that anti-joins the table it writes to makes
     PostgreSQL rescan the growing table for every row.
     """
     marks = connection.ops.quote_name(ExportMark._meta.db_table)
@@ -118,7 +117,6 @@ def export_marks_advance(*, project: Project) -> int:
         # NO KEY: claims and submits insert rows that reference the project, and their
         # foreign-key checks (FOR KEY SHARE) must not wait for an export to finish marking.
         list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk"))
-        new_sql, new_params = exportable_items(project=project).order_by().values_list("id").query.sql_with_params()
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
@@ -130,20 +128,46 @@ def export_marks_advance(*, project: Project) -> int:
                 cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
                 # The work is index walks and hashing, not expressions: JIT costs more than it saves.
                 cursor.execute("SET LOCAL jit = off")
+            cursor.execute("DROP TABLE IF EXISTS parity_export_candidates")
             cursor.execute("DROP TABLE IF EXISTS parity_export_marking")
-            cursor.execute(f"CREATE TEMPORARY TABLE parity_export_marking AS {new_sql}", new_params)
-            # Marked items whose label version moved since they were marked.
+            # One pass over the project's items and their marks finds both kinds of candidate:
+            # items never marked (not gold), and marked items whose label version moved since
+            # they were marked (gold ones too: made gold, a line is retracted). The items'
+            # table is wide (texts), so reading it once instead of three times is most of
+            # what a pull that changed little costs.
             cursor.execute(
-                f"INSERT INTO parity_export_marking (id) SELECT m.item_id FROM {marks} m "  # noqa: S608 - names from the models
-                f"JOIN {items} i ON i.id = m.item_id "
-                "WHERE m.project_id = %s AND i.label_version <> m.label_version",
-                [project.pk],
+                "CREATE TEMPORARY TABLE parity_export_candidates AS "  # noqa: S608 - names from the models
+                f"SELECT i.id, i.label_version, m.item_id IS NULL AS unmarked FROM {items} i "
+                f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
+                "WHERE i.project_id = %s AND ((m.item_id IS NULL AND NOT i.is_gold) "
+                "OR i.label_version <> m.label_version)",
+                [project.pk, project.pk],
             )
+            if connection.vendor == "postgresql":
+                # A temporary table has no statistics until analysed: the settled check's
+                # plan depends on whether 10 or a million candidates are unmarked.
+                cursor.execute("ANALYZE parity_export_candidates")
+            new_sql, new_params = (
+                _settled_among_candidates(project=project).order_by().values_list("id", "label_version")
+                .query.sql_with_params()
+            )
+            # Changed marked items are marked again whether or not they still qualify: a
+            # pull then carries their current line or their retraction. Each with the label
+            # version read here: one bumped after this read differs from its new mark, so
+            # the next pull marks it again.
+            cursor.execute(
+                "CREATE TEMPORARY TABLE parity_export_marking AS "
+                "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
+                f"UNION ALL {new_sql}",
+                new_params,
+            )
+            cursor.execute("DROP TABLE parity_export_candidates")
             if project.task_type == "rating":
                 # A rating pair belongs to its prompt: every marked response of a prompt with
                 # a change is marked again, so a pull carries the prompt's whole group.
                 cursor.execute(
-                    f"INSERT INTO parity_export_marking (id) SELECT m.item_id FROM {marks} m "  # noqa: S608
+                    f"INSERT INTO parity_export_marking (id, label_version) SELECT m.item_id, s.label_version "  # noqa: S608
+                    f"FROM {marks} m "
                     f"JOIN {items} s ON s.id = m.item_id "
                     f"WHERE m.project_id = %s AND s.prompt_id <> '' AND (s.language_id, s.prompt_id) IN ("
                     f"  SELECT c.language_id, c.prompt_id FROM {items} c "
@@ -152,10 +176,11 @@ def export_marks_advance(*, project: Project) -> int:
                     [project.pk],
                 )
             cursor.execute(f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)")  # noqa: S608
+            # From the temporary table alone: reading each item's version again would be a
+            # random read of the wide items' table per mark.
             cursor.execute(
                 f"INSERT INTO {marks} (project_id, item_id, label_version, created_at) "  # noqa: S608
-                f"SELECT %s, i.id, i.label_version, %s FROM {items} i "
-                "WHERE i.id IN (SELECT id FROM parity_export_marking) ORDER BY i.id",
+                "SELECT %s, id, label_version, %s FROM parity_export_marking ORDER BY id",
                 [project.pk, now],
             )
             marked = cursor.rowcount

@@ -134,6 +134,22 @@ def _as_rows(rows: Iterator[tuple[Any, ...]]) -> Iterator[ExportRow]:
             yield make(row)
 
 
+def export_cursor_plan() -> None:
+    """Plan the server-side cursors of the current transaction as an export reads them
+    (PostgreSQL; nothing elsewhere). Every export cursor is declared after this, inside
+    the export's transaction (`in_transaction`)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # No JIT compilation: it costs more than it saves on a walk of an index.
+        cursor.execute("SET LOCAL jit = off")
+        # Plan the cursor for its whole result, not a fast first row (PostgreSQL's default
+        # plans a cursor for its first tenth): right after an import, stale statistics
+        # made the fast-start plan (walk every judgment or mark in id order, filter by
+        # project) many times slower than reading the project's rows and sorting them.
+        cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+
+
 def prefetched(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
     """The rows of `sql`, fetched CHUNK at a time from a server-side cursor.
 
@@ -142,13 +158,7 @@ def prefetched(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
     does at the end of the rows, on an error (raised here) or when the consumer stops early
     (a client that went away).
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # No JIT compilation: it costs more than it saves on a walk of an index.
-            cursor.execute("SET LOCAL jit = off")
-            # Plan the cursor for its whole result, not a fast first row: right after an
-            # import, stale statistics made the fast-start plan many times slower.
-            cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+    export_cursor_plan()
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         if connection.vendor != "postgresql":

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.access import project_for_lead
-from annotation.models import ApiToken, Item, ItemSource, ItemStatus, TokenScope
+from annotation.models import PROJECT_TOKEN_SCOPES, ApiToken, Item, ItemSource, ItemStatus
 from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project
 
 # The new token's secret waits here between the POST and the page that shows it: a
@@ -49,7 +49,9 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "tokens": api_tokens_of_project(project=project),
-        "scopes": TokenScope.choices,
+        # A project's scopes only: a `projects` token (which creates projects) is made by an
+        # operator on the command line, never by a lead (the service refuses it with a project).
+        "scopes": [(scope.value, scope.label) for scope in PROJECT_TOKEN_SCOPES],
         "created": created,
         "error": error,
     }

@@ -59,7 +59,7 @@ class ProjectEndpointTests(ApiTestCase):
         self.assertErrors(self.call("post", "/api/v1/projects/", body=body), 403, contains="leads")
         self.client.logout()
         self.assertErrors(self.call("post", "/api/v1/projects/", body=body, token=self.tokens["import"]), 403,
-                          contains="cannot create projects")
+                          contains="needs a token of the scope 'projects'")
         self.assertFalse(Project.objects.filter(slug="nope").exists())
 
 
