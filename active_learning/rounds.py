@@ -16,13 +16,14 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from active_learning import committee as committee_mod
@@ -653,6 +654,9 @@ def round_execute(
             )
         else:
             selection_round = SelectionRound.objects.select_for_update().get(pk=round_id)
+            if selection_round.status == RoundStatus.DONE:
+                # Another delivery of the same round finished first: nothing is applied twice.
+                return selection_round
         selection_round.strategy = request.strategy
         selection_round.budget = request.budget
         selection_round.seed = seed
@@ -708,11 +712,27 @@ def round_create_queued(*, request: RoundRequest, actor: Any = None, token: Any 
     )
 
 
-def round_run_queued(*, round_id: int) -> SelectionRound | None:
-    """Run a waiting round on a worker. A round another worker already took is left alone
-    (brokers deliver at least once); a round that fails is marked failed with the reason
-    and the pool is untouched."""
-    if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
+def round_take_filter(*, task_id: str = "") -> Q:
+    """Which rounds a worker may take: a waiting one; a running one whose message this is
+    again (brokers redeliver a message whose worker died); a running one past
+    PARITY_ROUND_STALE_SECONDS (its worker is gone or wedged)."""
+    stale = timezone.now() - timedelta(seconds=settings.PARITY_ROUND_STALE_SECONDS)
+    take = Q(status=RoundStatus.QUEUED) | Q(status=RoundStatus.RUNNING, started_at__lt=stale)
+    if task_id:
+        take |= Q(status=RoundStatus.RUNNING, task_id=task_id)
+    return take
+
+
+def round_run_queued(*, round_id: int, task_id: str = "") -> SelectionRound | None:
+    """Run a waiting round on a worker. A round another worker is running or has finished
+    is left alone (brokers deliver at least once); a round that fails is marked failed
+    with the reason and the pool is untouched. A worker killed mid-round leaves nothing
+    written (the round's writes are one transaction at the end), and the redelivered
+    message runs it again."""
+    taken = SelectionRound.objects.filter(round_take_filter(task_id=task_id), pk=round_id).update(
+        status=RoundStatus.RUNNING, started_at=timezone.now(), task_id=task_id
+    )
+    if not taken:
         return None
     selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
     try:
@@ -728,10 +748,21 @@ def round_run_queued(*, round_id: int) -> SelectionRound | None:
             message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
         else:
             message = f"{type(exc).__name__}: {exc}"
-        SelectionRound.objects.filter(pk=round_id).update(
+        # Only this run's claim: a round another worker took over meanwhile is its business.
+        SelectionRound.objects.filter(pk=round_id, status=RoundStatus.RUNNING, task_id=task_id).update(
             status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now()
         )
         raise
+
+
+def rounds_waiting(*, older_than: timedelta) -> QuerySet[SelectionRound]:
+    """Rounds a worker should have finished by now: waiting since before `older_than`
+    ago (their message was lost), or running past the stale limit."""
+    stale = timezone.now() - timedelta(seconds=settings.PARITY_ROUND_STALE_SECONDS)
+    return SelectionRound.objects.filter(
+        Q(status=RoundStatus.QUEUED, created_at__lt=timezone.now() - older_than)
+        | Q(status=RoundStatus.RUNNING, started_at__lt=stale)
+    ).order_by("pk")
 
 
 def validation_messages(exc: ValidationError) -> list[tuple[str | None, str]]:

@@ -230,6 +230,33 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A request never waits on a broker that is down: a bounded connect, no publish retries
+# (the caller records the work as pending and the sweep sends it later; see
+# annotation.background). Workers still retry their own connection for ever.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2),
+    "socket_timeout": 5,
+    "max_retries": 0,
+    # A message a worker took but never acknowledged goes back to the queue after this long.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# At least once: a message is acknowledged after its task ran, and handed to another
+# worker when the one running it dies; the tasks are idempotent for that.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# `celery -A parity beat` (compose) sends the sweep; cron can run `manage.py
+# background_sweep` instead. It re-sends what a down broker left pending.
+PARITY_SWEEP_SECONDS = env_int("PARITY_SWEEP_SECONDS", 60)
+# A round left running this long without finishing is taken over by the next sweep.
+PARITY_ROUND_STALE_SECONDS = env_int("PARITY_ROUND_STALE_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE = {
+    "background-sweep": {"task": "active_learning.background_sweep", "schedule": PARITY_SWEEP_SECONDS},
+}
 
 # Local models for active learning; never downloaded at run time.
 PARITY_ENCODER_PATH = env_str("PARITY_ENCODER_PATH", "") or ""
