@@ -136,6 +136,8 @@ def jsonl_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(raw)
         except json.JSONDecodeError as exc:
             yield number, LineError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:
+            yield number, LineError(number, "not valid JSON: nested too deeply")
 
 
 def text_clean(value: Any, *, field_name: str, max_chars: int | None = None, required: bool = False) -> str:

@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "annotation.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL bytes in query parameters (400) and database errors (503, Retry-After).
+    "annotation.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -93,7 +95,14 @@ if _database_url:
         raise ImproperlyConfigured(
             f"DATABASE_URL must start with postgres:// (or sqlite://), not {_database_url.split(':', 1)[0]!r}."
         )
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            _database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            # A kept connection that the server dropped (restart, failover, pg_terminate_backend)
+            # is noticed and replaced before a request uses it, instead of failing that request.
+            conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
+        )
+    }
 else:
     DATABASES = {
         "default": {

@@ -20,3 +20,5 @@ urlpatterns = [
 
 # JSON in the API's error shape for unknown paths under /api/, Django's page elsewhere.
 handler404 = "annotation.api.errors.not_found"
+# A database that went away is a retryable 503; under /api/ every failure is JSON.
+handler500 = "annotation.middleware.server_error"
