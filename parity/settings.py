@@ -336,9 +336,16 @@ if _cache_url:
         }
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-else:
+elif DEBUG:
+    # Development: one process, a per-process memory cache is enough.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "parity.sessions"  # Django's database sessions, read without the ORM
+else:
+    # Production without Redis: the API rate limits must hold across every gunicorn worker,
+    # so their counters live in the database (`manage.py createcachetable`, which the compose
+    # migrate service, `demo` and the test database run), never in one process's memory.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "parity_cache"}}
+    SESSION_ENGINE = "parity.sessions"
 
 LOGGING = {
     "version": 1,

@@ -29,13 +29,14 @@ class HealthTests(TestCase):
     def test_it_is_ready_when_the_database_is_reachable_and_migrated(self):
         response = self.get("/readyz")
         self.assertEqual(response.status_code, 200, response.content)
-        self.assertEqual(response.json(), {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}})
+        # Production settings without CACHE_URL share the rate limits through the database cache.
+        self.assertEqual(response.json(), {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "cache": "ok"}})
 
     def test_it_names_the_database_when_it_is_down(self):
         with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=OperationalError("server closed the connection")):
             response = self.get("/readyz")
         self.assertEqual(response.status_code, 503)
-        self.assertEqual(response.json()["down"], ["database", "migrations"])
+        self.assertEqual(response.json()["down"], ["database", "migrations", "cache"])
         self.assertIn("server closed the connection", response.json()["checks"]["database"])
 
     def test_it_names_unapplied_migrations(self):

@@ -205,6 +205,7 @@ class Command(BaseCommand):
             raise CommandError("--serve runs Django's development server; run it with DEBUG=1 (make demo does)")
 
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)  # the shared cache without DEBUG or CACHE_URL
         try:
             with transaction.atomic():
                 lead = demo_lead(password=password)
