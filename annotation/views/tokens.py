@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import ApiToken, Item, ItemSource, ItemStatus, Project, TokenScope
 from annotation.projects import project_is_lead
-from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project
+from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project, lifetime_parse
 
 
 def _project_for_lead(request: HttpRequest, slug: str) -> Project:
@@ -33,9 +33,10 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
+            days = request.POST.get("expires_days", "").strip()
             created = api_token_create(
                 project=project, scope=request.POST.get("scope", ""), name=request.POST.get("name", ""),
-                actor=request.user,
+                actor=request.user, expires_in=lifetime_parse(days) if days else None,
             )
         except ValidationError as exc:
             error, status = exc.messages[0], 400
