@@ -14,7 +14,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import ApiToken, Item, ItemSource, ItemStatus, Project, TokenScope
 from annotation.projects import project_is_lead
-from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project, lifetime_parse
+from annotation.tokens import (
+    api_token_create,
+    api_token_revoke,
+    api_tokens_of_project,
+    lifetime_parse,
+)
 
 
 def _project_for_lead(request: HttpRequest, slug: str) -> Project:
