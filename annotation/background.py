@@ -11,10 +11,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery.signals import task_failure
 from django.conf import settings
 from django.db import transaction
 
+from annotation import metrics
+
 logger = logging.getLogger("parity.background")
+
+
+@task_failure.connect(weak=False, dispatch_uid="parity.task_failure_count")
+def _task_failed(sender: Any = None, **kwargs: Any) -> None:
+    metrics.TASK_FAILURES.labels(task=getattr(sender, "name", "unknown")).inc()
 
 
 def broker_configured() -> bool:
@@ -32,8 +40,6 @@ def task_send(task: Any, *args: Any, task_id: str | None = None) -> bool:
         logger.warning(
             "broker unavailable, %s left pending for the sweep: %s: %s", task.name, type(exc).__name__, exc
         )
-        from annotation import metrics
-
         metrics.ENQUEUE_FAILURES.labels(task=task.name).inc()
         return False
     return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotation import metrics
 from annotation.audit import audit_record
 from annotation.gold import gold_tolerance_validate
 from annotation.languages import language_tag_normalize
@@ -374,6 +376,7 @@ def items_import(
     Raises ImportRejected listing every bad line (up to MAX_ERRORS) when any line is bad.
     """
     max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
+    started = time.perf_counter()
     validator = _Validator(project)
     result = ImportResult()
     errors = _LineErrors()
@@ -395,6 +398,8 @@ def items_import(
         if result.created:
             # robust: the import has committed; a failed ANALYZE is logged, never the answer.
             transaction.on_commit(lambda: items_statistics_refresh(created=result.created), robust=True)
+    metrics.import_observe(kind="items", rows=result.created + result.updated + result.unchanged,
+                           seconds=time.perf_counter() - started)
     return result
 
 
@@ -660,6 +665,7 @@ def judgments_import(
     from annotation.models import ExternalRater
 
     max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
+    started = time.perf_counter()
     now = timezone.now()
     result = ImportResult()
     errors = _LineErrors()
@@ -751,4 +757,6 @@ def judgments_import(
         if result.created:
             # A batch that only repeats stored judgments writes nothing, not even an audit event.
             audit_record(verb="judgments.import", actor=actor, token=token, project=project, data=result.as_dict())
+    metrics.import_observe(kind="judgments", rows=result.created + result.updated + result.unchanged,
+                           seconds=time.perf_counter() - started)
     return result

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Request-ID in, out and on every log line of the request.
+    "annotation.request_id.RequestIdMiddleware",
     # /healthz and /readyz: before host checks and the HTTPS redirect (annotation/health.py).
     "annotation.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -347,9 +349,30 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "parity_cache"}}
     SESSION_ENGINE = "parity.sessions"
 
+# /metrics (Prometheus): a scraper sends `Authorization: Bearer $METRICS_TOKEN`, or scrapes
+# from an address in METRICS_ALLOWED_IPS (addresses or networks, e.g. 10.0.0.0/8).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+
+# Logs: one JSON object per line (LOG_FORMAT=json, the default without DEBUG) with the
+# request id of the request that wrote it; LOG_FORMAT=text for a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "annotation.request_id.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

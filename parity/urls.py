@@ -7,10 +7,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from active_learning.urls import api_urlpatterns as al_api_urlpatterns
+from annotation.metrics import metrics_view
 from parity.auth import LoginView, password_reset_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
