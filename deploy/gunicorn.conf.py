@@ -39,6 +39,9 @@ max_requests_jitter = max_requests // 10
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # nginx in front sets X-Forwarded-Proto; trust it from the container network.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "*")
+# Load the app (and every view's imports, parity/wsgi.py) once in the master: workers
+# fork ready to serve, a recycled or replaced worker too. No connection is opened there.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
