@@ -108,6 +108,13 @@ TEMPLATES = [
     },
 ]
 
+# Writers wait for each other instead of failing at once with "database is locked"; WAL
+# lets the demo server's threads read while one of them writes.
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     if not _database_url.startswith(("postgres://", "postgresql://", "sqlite://")):
@@ -127,8 +134,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            # Writers wait for each other instead of failing at once with "database is locked".
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
