@@ -100,3 +100,13 @@ class BrokerDownTests(ApiTestCase):
         self.redis.start()
         call_command("background_sweep", "--older-than", "0", "--json", stdout=(out := io.StringIO()))
         self.assertEqual(json.loads(out.getvalue()), {"language_checks": 2, "rounds": 0})
+
+
+class SweepScheduleTests(ApiTestCase):
+    def test_celery_beat_sends_the_sweep_task_the_worker_knows(self):
+        from parity.celery import app
+
+        app.loader.import_default_modules()
+        entry = app.conf.beat_schedule["background-sweep"]
+        self.assertIn(entry["task"], app.tasks)
+        self.assertTrue(app.conf.task_acks_late and app.conf.task_reject_on_worker_lost)
