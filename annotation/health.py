@@ -29,8 +29,10 @@ def database_check() -> str | None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:
-        # A dead connection must not stay in this thread for the next request.
-        connection.close_if_unusable_or_obsolete()
+        # A dead connection must not stay in this thread for the next request (inside a
+        # transaction it is the transaction's owner's to end).
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
         return f"{type(exc).__name__}: {exc}".strip()[:300]
     return None
 

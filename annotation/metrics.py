@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -126,5 +125,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     queue = CollectorRegistry()
     queue.register(QueueCollector())
     body += generate_latest(queue)
-    connection.close_if_unusable_or_obsolete()
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
