@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -219,3 +221,73 @@ class BrokerRestartTests(TransactionTestCase):
                 time.sleep(1)
         self.assertFalse(Item.objects.filter(language_check__isnull=True).exists(), "checks still pending")
         self.assertEqual(Item.objects.filter(status=ItemStatus.QUEUED).count(), 5)
+
+
+@pytest.mark.skipif(not redis_available(), reason="needs redis-server on PATH")
+class CeleryWorkerKilledTests(TransactionTestCase):
+    """A real prefork worker (a process of its own) is SIGKILLed while it runs a round: the
+    broker hands the message out again, the replacement process retakes the round under the
+    same message id, and the round completes once, all or nothing."""
+
+    BUDGET = 40
+
+    def setUp(self):
+        self.redis = PrivateRedis()
+        self.redis.start()
+        self.addCleanup(self.redis.close)
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        from django.conf import settings
+
+        db = connection.settings_dict
+        env = {
+            **os.environ, "DJANGO_SETTINGS_MODULE": "parity.settings", "PYTHONPATH": str(settings.BASE_DIR),
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "SECRET_KEY": settings.SECRET_KEY, "DEBUG": "0", "CELERY_BROKER_URL": self.redis.url,
+            "LOG_LEVEL": "ERROR",
+        }
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "parity", "worker", "--pool", "prefork", "--concurrency", "1",
+             "--loglevel", "ERROR", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            cwd=str(settings.BASE_DIR), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def test_a_round_whose_worker_process_is_killed_completes_on_redelivery(self):
+        import psutil
+
+        from active_learning.models import RoundItem, RoundStatus, SelectionRound
+        from active_learning.rounds import round_request_clean
+        from active_learning.tasks import round_launch
+
+        project = ProjectFactory(slug="killed", languages=["de"])
+        de = language("de")
+        Item.objects.bulk_create(
+            ItemFactory.build(project=project, language=de, external_id=f"k{i}", content_hash=f"k{i}",
+                              status=ItemStatus.POOL, open_slots=0,
+                              response=f"Antwort Nummer {i}: " + " ".join(f"wort{(i * j) % 97}" for j in range(40)))
+            for i in range(4000)
+        )
+        worker = self.worker()
+        self.addCleanup(lambda: (worker.kill(), worker.wait(timeout=30)))
+        request = round_request_clean(project=project, budget=self.BUDGET, strategy="uniform",
+                                      parameters={"evaluator_capacity": None})
+        with celery_broker(self.redis.url), self.settings(CELERY_BROKER_URL=self.redis.url):
+            selection_round = round_launch(request=request)
+        killed = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = SelectionRound.objects.get(pk=selection_round.pk).status
+            children = psutil.Process(worker.pid).children()
+            if status == RoundStatus.RUNNING and children and killed is None:
+                time.sleep(0.3)  # well inside the round's scoring
+                self.assertFalse(RoundItem.objects.filter(round=selection_round).exists(), "the round finished first")
+                killed = children[0].pid
+                os.kill(killed, signal.SIGKILL)
+            if status in (RoundStatus.DONE, RoundStatus.FAILED):
+                break
+            time.sleep(0.1)
+        selection_round.refresh_from_db()
+        self.assertIsNotNone(killed, "the worker process was never caught mid-round")
+        self.assertEqual(selection_round.status, RoundStatus.DONE, selection_round.error)
+        self.assertEqual(RoundItem.objects.filter(round=selection_round).count(), self.BUDGET)
+        self.assertEqual(Item.objects.filter(project=project, status=ItemStatus.QUEUED).count(), self.BUDGET)
