@@ -127,6 +127,10 @@ class SelectionRound(models.Model):
     )
     token = models.ForeignKey(ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    # Which worker message runs it, and since when: a redelivery of the same message (its
+    # worker died) or a run older than PARITY_ROUND_STALE_SECONDS may take the round over.
+    started_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from active_learning import committee as committee_mod
@@ -874,6 +875,9 @@ def round_record_write(
             )
         else:
             selection_round = SelectionRound.objects.select_for_update().get(pk=round_id)
+            if selection_round.status == RoundStatus.DONE:
+                # Another delivery of the same round finished first: nothing is applied twice.
+                return selection_round
         selection_round.strategy = request.strategy
         selection_round.budget = request.budget
         selection_round.seed = request.seed
@@ -993,7 +997,9 @@ def round_prepare_queued(*, round_id: int) -> PreparedRound | None:
     """Take a waiting round (None when another worker has it), check it, train or load its
     models once — before the chunks, so every chunk scores with the same version — and
     list the pool the chunks split."""
-    if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
+    if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(
+        status=RoundStatus.RUNNING, started_at=timezone.now()
+    ):
         return None
     selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
     with round_failure_recorded(round_id=round_id):
@@ -1050,23 +1056,25 @@ def round_finish_chunks(*, round_id: int, chunks: Sequence[ChunkScores | dict[st
 
 
 @contextmanager
-def round_failure_recorded(*, round_id: int) -> Iterator[None]:
+def round_failure_recorded(*, round_id: int, task_id: str = "") -> Iterator[None]:
     """A round that fails is marked failed with the reason (and the error raised on)."""
     try:
         yield
     except Exception as exc:
-        round_mark_failed(round_id=round_id, exc=exc)
+        round_mark_failed(round_id=round_id, exc=exc, task_id=task_id)
         raise
 
 
-def round_mark_failed(*, round_id: int, exc: BaseException) -> None:
+def round_mark_failed(*, round_id: int, exc: BaseException, task_id: str = "") -> None:
     if isinstance(exc, ValidationError):
         message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
     else:
         message = f"{type(exc).__name__}: {exc}"
-    SelectionRound.objects.filter(pk=round_id).update(
-        status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now()
-    )
+    rounds = SelectionRound.objects.filter(pk=round_id)
+    if task_id:
+        # Only this run's claim: a round another worker took over meanwhile is its business.
+        rounds = rounds.filter(status=RoundStatus.RUNNING, task_id=task_id)
+    rounds.update(status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now())
 
 
 def round_create_queued(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:
@@ -1079,14 +1087,30 @@ def round_create_queued(*, request: RoundRequest, actor: Any = None, token: Any 
     )
 
 
-def round_run_queued(*, round_id: int) -> SelectionRound | None:
-    """Run a waiting round on a worker. A round another worker already took is left alone
-    (brokers deliver at least once); a round that fails is marked failed with the reason
-    and the pool is untouched."""
-    if not SelectionRound.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(status=RoundStatus.RUNNING):
+def round_take_filter(*, task_id: str = "") -> Q:
+    """Which rounds a worker may take: a waiting one; a running one whose message this is
+    again (brokers redeliver a message whose worker died); a running one past
+    PARITY_ROUND_STALE_SECONDS (its worker is gone or wedged)."""
+    stale = timezone.now() - timedelta(seconds=settings.PARITY_ROUND_STALE_SECONDS)
+    take = Q(status=RoundStatus.QUEUED) | Q(status=RoundStatus.RUNNING, started_at__lt=stale)
+    if task_id:
+        take |= Q(status=RoundStatus.RUNNING, task_id=task_id)
+    return take
+
+
+def round_run_queued(*, round_id: int, task_id: str = "") -> SelectionRound | None:
+    """Run a waiting round on a worker. A round another worker is running or has finished
+    is left alone (brokers deliver at least once); a round that fails is marked failed
+    with the reason and the pool is untouched. A worker killed mid-round leaves nothing
+    written (the round's writes are one transaction at the end), and the redelivered
+    message runs it again."""
+    taken = SelectionRound.objects.filter(round_take_filter(task_id=task_id), pk=round_id).update(
+        status=RoundStatus.RUNNING, started_at=timezone.now(), task_id=task_id
+    )
+    if not taken:
         return None
     selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
-    with round_failure_recorded(round_id=round_id):
+    with round_failure_recorded(round_id=round_id, task_id=task_id):
         request = round_request_clean(
             project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
             seed=selection_round.seed, parameters=selection_round.parameters,
@@ -1095,6 +1119,16 @@ def round_run_queued(*, round_id: int) -> SelectionRound | None:
             request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id
         )
     raise AssertionError("unreachable")
+
+
+def rounds_waiting(*, older_than: timedelta) -> QuerySet[SelectionRound]:
+    """Rounds a worker should have finished by now: waiting since before `older_than`
+    ago (their message was lost), or running past the stale limit."""
+    stale = timezone.now() - timedelta(seconds=settings.PARITY_ROUND_STALE_SECONDS)
+    return SelectionRound.objects.filter(
+        Q(status=RoundStatus.QUEUED, created_at__lt=timezone.now() - older_than)
+        | Q(status=RoundStatus.RUNNING, started_at__lt=stale)
+    ).order_by("pk")
 
 
 def validation_messages(exc: ValidationError) -> list[tuple[str | None, str]]:

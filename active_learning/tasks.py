@@ -17,11 +17,12 @@ batch. Without a result backend a chord cannot gather, and one worker runs the w
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import chord, shared_task
 from django.conf import settings
-from django.db import transaction
 
 from active_learning.models import SelectionRound
 from active_learning.rounds import (
@@ -35,15 +36,23 @@ from active_learning.rounds import (
     round_mark_failed,
     round_prepare_queued,
     round_run_queued,
+    rounds_waiting,
 )
+from annotation import metrics
+from annotation.background import broker_configured, task_send, task_send_on_commit
+from annotation.language_check import language_checks_resend
 from annotation.models import Project
 
+logger = logging.getLogger("parity.background")
 
-@shared_task(name="active_learning.round_run", acks_late=True)
-def round_run(round_id: int) -> dict[str, Any]:
+
+@shared_task(name="active_learning.round_run", bind=True)
+def round_run(self: Any, round_id: int) -> dict[str, Any]:
+    # Late ack (settings): a worker killed mid-round leaves the message unacknowledged, the
+    # broker hands it out again with the same id, and round_run_queued lets that id retake it.
     if chunked_scoring_available():
         return round_dispatch_chunks(round_id)
-    selection_round = round_run_queued(round_id=round_id)
+    selection_round = round_run_queued(round_id=round_id, task_id=self.request.id or "")
     if selection_round is None:
         return {"round": round_id, "status": "already taken"}
     return {"round": selection_round.pk, "status": selection_round.status, "selected": selection_round.summary.get("selected")}
@@ -89,8 +98,9 @@ def committee_retrain_task(project_id: int, parameters: dict[str, Any] | None = 
     return {"project": project.slug, "model_version": version.number, "accuracy": version.accuracy}
 
 
-def broker_configured() -> bool:
-    return bool(settings.CELERY_BROKER_URL)
+@shared_task(name="active_learning.background_sweep")
+def background_sweep_task() -> dict[str, int]:
+    return background_sweep()
 
 
 def chunked_scoring_available() -> bool:
@@ -100,12 +110,13 @@ def chunked_scoring_available() -> bool:
 
 def round_launch(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:
     """Run a checked round request: on a worker when a broker is configured (the round is
-    returned waiting), inline otherwise (returned done)."""
+    returned waiting), inline otherwise (returned done). A broker that is down leaves the
+    round waiting for the sweep; the request is answered all the same."""
     if not broker_configured():
         return round_execute(request=request, actor=actor, token=token)
     selection_round = round_create_queued(request=request, actor=actor, token=token)
     # Only after commit: a worker must find the round row when the message reaches it.
-    transaction.on_commit(lambda: round_run.delay(selection_round.pk))
+    task_send_on_commit(round_run, selection_round.pk)
     return selection_round
 
 
@@ -114,4 +125,31 @@ def committee_retrain_launch(*, project: Project, parameters: dict[str, Any] | N
     if not broker_configured():
         committee_retrain(project=project, parameters=parameters, seed=seed)
         return
-    transaction.on_commit(lambda: committee_retrain_task.delay(project.pk, parameters, seed))
+    task_send_on_commit(committee_retrain_task, project.pk, parameters, seed)
+
+
+def background_sweep(*, older_than: timedelta | None = None) -> dict[str, int]:
+    """Send again what a lost message left pending: language checks of imported items and
+    rounds still waiting (or running past the stale limit). Runs from Celery beat and from
+    `manage.py background_sweep`; without a broker it does the work here. Every task it
+    sends is idempotent, so sending one twice is harmless."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.PARITY_SWEEP_SECONDS)
+    checks = language_checks_resend(older_than=older_than)
+    rounds = 0
+    for selection_round in rounds_waiting(older_than=older_than):
+        rounds += 1
+        if not broker_configured():
+            try:
+                round_run_queued(round_id=selection_round.pk, task_id=selection_round.task_id)
+            except Exception:
+                logger.exception("round %s failed", selection_round.pk)
+            continue
+        # A stale running round is resent under its own message id, which may retake it.
+        if not task_send(round_run, selection_round.pk, task_id=selection_round.task_id or None):
+            break
+    if checks:
+        metrics.SWEEP_RESENT.labels(kind="language_check").inc(checks)
+    if rounds:
+        metrics.SWEEP_RESENT.labels(kind="round").inc(rounds)
+    return {"language_checks": checks, "rounds": rounds}

@@ -175,9 +175,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "verb", "actor", "token", "project", "object_type", "object_id"]
+    list_display = ["created_at", "verb", "actor", "token", "project", "object_type", "object_id", "data"]
     list_filter = ["verb", "project"]
-    search_fields = ["verb", "object_id"]
+    # Logins: `login.success` / `login.failed` with the username tried and the address.
+    search_fields = ["verb", "object_id", "actor__username", "data__username", "data__ip"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -26,3 +26,23 @@ def audit_record(
         object_id=str(obj.pk) if obj is not None else "",
         data=data or {},
     )
+
+
+def _client(request: Any) -> dict[str, str]:
+    if request is None:
+        return {}
+    return {
+        "ip": request.META.get("REMOTE_ADDR", ""),
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200],
+    }
+
+
+def login_succeeded(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Connected to `user_logged_in` (AnnotationConfig.ready): who logged in, from where."""
+    audit_record(verb="login.success", actor=user, data={"username": user.get_username(), **_client(request)})
+
+
+def login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    """Connected to `user_login_failed`: the username tried (never the password), from where."""
+    username = str(credentials.get("username", ""))[:150]
+    audit_record(verb="login.failed", data={"username": username, **_client(request)})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -23,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotation import metrics
 from annotation.audit import audit_record
 from annotation.label_changes import label_versions_bump
 from annotation.languages import language_tag_normalize
@@ -143,6 +145,8 @@ def jsonl_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(raw)
         except json.JSONDecodeError as exc:
             yield number, LineError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:
+            yield number, LineError(number, "not valid JSON: nested too deeply")
 
 
 def _number(value: Any, *, field_name: str) -> float | None:
@@ -367,6 +371,7 @@ def items_import(
     Raises ImportRejected listing every bad line (up to MAX_ERRORS) when any line is bad.
     """
     max_lines = max_lines or settings.PARITY_MAX_IMPORT_LINES
+    started = time.perf_counter()
     validator = _Validator(project)
     result = ImportResult()
     errors = _LineErrors()
@@ -388,6 +393,8 @@ def items_import(
         if result.created:
             # robust: the import has committed; a failed ANALYZE is logged, never the answer.
             transaction.on_commit(lambda: items_statistics_refresh(created=result.created), robust=True)
+    metrics.import_observe(kind="items", rows=result.created + result.updated + result.unchanged,
+                           seconds=time.perf_counter() - started)
     return result
 
 
@@ -786,6 +793,7 @@ def judgments_import(
     twice in the batch or is already stored with a different value. The same line again is
     a no-op (counted as unchanged), so re-importing a file changes nothing.
     """
+    started = time.perf_counter()
     batch = _JudgmentLines(project)
     with transaction.atomic():
         _batch_run(records, max_lines=max_lines or settings.PARITY_MAX_IMPORT_LINES, errors=batch.errors,
@@ -797,4 +805,7 @@ def judgments_import(
             # A batch that only repeats stored judgments writes nothing, not even an audit event.
             audit_record(verb="judgments.import", actor=actor, token=token, project=project,
                          data=batch.result.as_dict())
-    return batch.result
+    result = batch.result
+    metrics.import_observe(kind="judgments", rows=result.created + result.updated + result.unchanged,
+                           seconds=time.perf_counter() - started)
+    return result

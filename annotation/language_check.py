@@ -19,14 +19,17 @@ keeps them accurate and fast.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 from lingua import IsoCode639_1, IsoCode639_3, Language, LanguageDetector, LanguageDetectorBuilder
 
+from annotation.background import broker_configured, task_send, task_send_on_commit
 from annotation.models import Item, Project
 
 # Languages model outputs most often slip into, checked beside the project's own.
@@ -205,15 +208,47 @@ def language_check_pending(*, project: Project) -> int:
 
 @shared_task(name="annotation.language_check_items")
 def language_check_task(item_ids: list[int]) -> int:
+    # Idempotent: items checked already are skipped, so a redelivered message is harmless.
     return language_check_items(item_ids=item_ids)
+
+
+ENQUEUE_CHUNK = 10_000
 
 
 def language_check_enqueue(*, item_ids: list[int]) -> bool:
     """Send the check to a Celery worker after commit; False when no broker is configured
-    (the caller then runs `language_check_items` itself, e.g. after its response)."""
-    if not settings.CELERY_BROKER_URL or not item_ids:
+    (the caller then runs `language_check_items` itself, e.g. after its response).
+
+    Until a worker has checked them the items are pending (no `language_check`); a broker
+    that is down leaves them so, and `language_checks_resend` sends them again."""
+    if not broker_configured() or not item_ids:
         return False
-    for start in range(0, len(item_ids), 10_000):
-        part = item_ids[start : start + 10_000]
-        transaction.on_commit(lambda part=part: language_check_task.delay(part))
+    for start in range(0, len(item_ids), ENQUEUE_CHUNK):
+        task_send_on_commit(language_check_task, item_ids[start : start + ENQUEUE_CHUNK])
     return True
+
+
+def language_checks_pending(*, older_than: timedelta, limit: int = 100_000) -> list[int]:
+    """Ids of items still waiting for their language check, created before `older_than` ago."""
+    return list(
+        Item.objects.filter(language_check__isnull=True, created_at__lt=timezone.now() - older_than)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def language_checks_resend(*, older_than: timedelta) -> int:
+    """The sweep's part: send pending checks to a worker (or run them here without a
+    broker); returns how many items were pending."""
+    if not settings.PARITY_LANGUAGE_CHECK:
+        return 0
+    ids = language_checks_pending(older_than=older_than)
+    if not ids:
+        return 0
+    if not broker_configured():
+        language_check_items(item_ids=ids)
+        return len(ids)
+    for start in range(0, len(ids), ENQUEUE_CHUNK):
+        if not task_send(language_check_task, ids[start : start + ENQUEUE_CHUNK]):
+            break
+    return len(ids)

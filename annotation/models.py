@@ -482,6 +482,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Optional: after this moment the token is refused with a message saying so (401).
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -497,6 +499,10 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         where = self.project.slug if self.project is not None else "all projects"
         return f"{self.prefix}… ({where}, {self.scope})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class AuditEvent(models.Model):

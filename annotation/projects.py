@@ -155,11 +155,10 @@ def project_create_or_update(
         slug=slug, task_type=task_type, languages=languages, schema=schema, overlap=overlap, options=options
     )
     with transaction.atomic():
-        project = Project.objects.select_for_update().filter(slug=slug).first()
-        created = project is None
-        if created:
-            project = Project(slug=slug, task_type=task_type)
-        elif project.task_type != task_type:
+        existing = Project.objects.select_for_update().filter(slug=slug).first()
+        created = existing is None
+        project = existing if existing is not None else Project(slug=slug, task_type=task_type)
+        if project.task_type != task_type:
             raise ValidationError(
                 f"project {slug} is a {project.task_type} project; its task type cannot change to {task_type}"
             )

@@ -50,7 +50,7 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from annotation import queue_sql
+from annotation import metrics, queue_sql
 from annotation.adjudication import adjudication_route
 from annotation.label_changes import label_versions_bump
 from annotation.languages import language_display_name
@@ -442,6 +442,7 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
         slots = Counter(item_id for _, item_id, kind in rows if kind in SLOT_KINDS)
         for item_id in sorted(slots):
             Item.objects.filter(pk=item_id).update(open_slots=F("open_slots") + slots[item_id])
+    metrics.LEASE_EXPIRIES.inc(len(rows))
     return len(rows)
 
 
@@ -526,6 +527,8 @@ def item_claim_next(
         if live_id is None:
             return None
         assignment = Assignment.objects.get(pk=live_id)
+    else:
+        metrics.CLAIMS.labels(project=project.slug).inc()
     if not Assignment.item.is_cached(assignment):
         assignment.item = _item_with_language(assignment.item_id)
     assignment.project = project
@@ -625,6 +628,7 @@ def judgment_submit(
     judgment, kind, language_id = _submit_in_transaction(
         assignment=assignment, evaluator=evaluator, project=project, value=clean, spent=spent
     )
+    metrics.JUDGMENTS.labels(project=project.slug).inc()
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = judgment.created_at
     if Assignment.item.is_cached(assignment):

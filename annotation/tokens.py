@@ -13,6 +13,7 @@ high-entropy a fast hash is enough (a slow password hash would only slow every r
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -34,13 +35,34 @@ def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+MAX_LIFETIME = timedelta(days=3650)
+
+
+class TokenExpired(Exception):
+    def __init__(self, token: ApiToken) -> None:
+        super().__init__(f"token {token.prefix}… expired at {token.expires_at:%Y-%m-%d %H:%M} UTC")
+        self.token = token
+
+
+def lifetime_parse(text: str) -> timedelta:
+    """'30d', '12h', '90' (days) → a timedelta; ValidationError otherwise."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*([dh]?)\s*", text or "")
+    if not match:
+        raise ValidationError(f"{text!r} is not a lifetime; write days as 30d (or 30) or hours as 12h")
+    number, unit = int(match.group(1)), match.group(2) or "d"
+    return timedelta(hours=number) if unit == "h" else timedelta(days=number)
+
+
 def api_token_create(
-    *, project: Project | None, scope: str, name: str = "", actor: Any = None
+    *, project: Project | None, scope: str, name: str = "", actor: Any = None,
+    expires_in: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns (token row, the secret). The secret is never stored or shown again.
 
     A `projects` token takes no project and needs `actor`: the active user it acts for
-    (the lead of the projects it creates)."""
+    (the lead of the projects it creates). With `expires_in` the token is refused from then on."""
+    if expires_in is not None and not timedelta(hours=1) <= expires_in <= MAX_LIFETIME:
+        raise ValidationError("a token lives between 1 hour and 3650 days")
     if scope not in TokenScope.values:
         raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if scope == TokenScope.PROJECTS:
@@ -64,9 +86,11 @@ def api_token_create(
         prefix=raw[:12],
         key_hash=token_hash(raw),
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        expires_at=timezone.now() + expires_in if expires_in is not None else None,
     )
     audit_record(
-        verb="token.create", actor=actor, project=project, obj=token, data={"scope": scope, "name": name}
+        verb="token.create", actor=actor, project=project, obj=token,
+        data={"scope": scope, "name": name, "expires_at": token.expires_at.isoformat() if token.expires_at else None},
     )
     return token, raw
 
@@ -82,7 +106,8 @@ def api_token_revoke(*, token: ApiToken, actor: Any = None) -> ApiToken:
 
 
 def api_token_authenticate(*, raw: str) -> ApiToken | None:
-    """The live token for this secret, or None (unknown or revoked). Touches last_used_at."""
+    """The live token for this secret, or None (unknown or revoked); TokenExpired when it
+    has expired (the caller says so). Touches last_used_at."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     token = (
@@ -92,6 +117,8 @@ def api_token_authenticate(*, raw: str) -> ApiToken | None:
     )
     if token is None:
         return None
+    if token.is_expired:
+        raise TokenExpired(token)
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

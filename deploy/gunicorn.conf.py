@@ -39,6 +39,32 @@ max_requests_jitter = max_requests // 10
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # nginx in front sets X-Forwarded-Proto; trust it from the container network.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "*")
+# Load the app (and every view's imports, parity/wsgi.py) once in the master: workers
+# fork ready to serve, a recycled or replaced worker too. No connection is opened there.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# One JSON object per request, with the id the app put on its own log lines (X-Request-ID).
+access_log_format = (
+    '{"time": "%(t)s", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, '
+    '"bytes": "%(B)s", "ms": %(M)s, "request_id": "%({x-request-id}o)s", "agent": "%(a)s"}'
+)
+
+
+# Prometheus counters of every worker process add up at /metrics when
+# PROMETHEUS_MULTIPROC_DIR names a folder: emptied at start, a dead worker's files retired.
+def on_starting(server):  # noqa: ANN001, ANN201
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -18,7 +18,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from annotation.models import ApiToken
-from annotation.tokens import api_token_authenticate
+from annotation.tokens import TokenExpired, api_token_authenticate
 
 
 class TokenUser:
@@ -55,7 +55,13 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_("The token contains characters a token never has.")) from None
-        token = api_token_authenticate(raw=raw)
+        try:
+            token = api_token_authenticate(raw=raw)
+        except TokenExpired as exc:
+            expired_at = exc.token.expires_at
+            raise exceptions.AuthenticationFailed(
+                f"This token expired at {expired_at:%Y-%m-%d %H:%M} UTC; ask a project lead for a new one."
+            ) from None
         if token is None:
             raise exceptions.AuthenticationFailed(_("Unknown or revoked token."))
         return TokenUser(token), token

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.defaults import page_not_found
@@ -30,6 +31,16 @@ class ApiError(exceptions.APIException):
         self.status_code = status_code
         self.truncated = False
         super().__init__(detail=errors[0]["message"] if errors else "")
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; retry shortly."
+    default_code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wait = 5  # DRF sends it as Retry-After
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -92,6 +103,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = PayloadTooLarge(_("The request body is larger than this endpoint accepts."))
     if isinstance(exc, DjangoPermissionDenied) and str(exc):
         exc = exceptions.PermissionDenied(str(exc))
+    if isinstance(exc, RecursionError):
+        exc = exceptions.ParseError("The JSON is nested too deeply.")
+    if isinstance(exc, OverflowError):
+        exc = exceptions.ParseError("A number is too large.")
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The connection went away (a restart, a failover, pg_terminate_backend): the next
+        # request opens a new one, so the caller may simply retry.
+        exc = DatabaseUnavailable()
     # Imported here: rest_framework.views reads the API settings, which name this module's neighbours.
     from rest_framework.views import exception_handler
 

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, JSONParser
 
 from annotation.api.errors import PayloadTooLarge
@@ -26,8 +27,48 @@ READ_SIZE = 1 << 20
 _WHITESPACE = " \t\r\n"
 
 
+# No value of Parity's needs a longer number; Python would parse 4,000 digits and fail later.
+MAX_NUMBER_CHARS = 40
+
+
+def bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number has more than {MAX_NUMBER_CHARS} digits")
+    return int(text)
+
+
+def bounded_float(text: str) -> float:
+    value = float(text)
+    if len(text) > MAX_NUMBER_CHARS or value in (float("inf"), float("-inf")):
+        raise ValueError(f"a number is out of range ({text[:20]}…)")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_loads_strict(text: str) -> Any:
+    """json.loads that refuses what would fail later as a 500: nesting past Python's
+    recursion limit, numbers too long to be a score, NaN and Infinity (ValueError)."""
+    try:
+        return json.loads(text, parse_int=bounded_int, parse_float=bounded_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
 class LimitedJSONParser(JSONParser):
     """JSON read through request.body, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE (→ 413)."""
+
+    def parse(self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None) -> Any:
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        if stream is None:
+            return None
+        try:
+            return json_loads_strict(codecs.getreader(encoding)(stream).read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 def body_chunks(stream: IO[bytes], *, max_bytes: int) -> Iterator[bytes]:
@@ -127,6 +168,8 @@ def json_array_records(stream: IO[bytes], *, max_bytes: int) -> Iterator[tuple[i
             while True:
                 try:
                     value, end = decoder.raw_decode(buf, pos)
+                except RecursionError:
+                    raise _Broken(_("the JSON is nested too deeply")) from None
                 except json.JSONDecodeError as exc:
                     # Either the element is cut off at the end of the buffer (read more) or
                     # it is really malformed (report it).

@@ -2,8 +2,8 @@
 
 Keyed by the token's id (not the client address), so one busy pipeline cannot starve
 another behind the same NAT, and revoking a token ends its budget too. Counters live in
-Django's cache: per process with the default local-memory cache, shared across processes
-when CACHES points at Redis.
+Django's cache, which production settings always share across processes: Redis with
+CACHE_URL, the database cache otherwise (the memory cache only with DEBUG).
 """
 
 from __future__ import annotations

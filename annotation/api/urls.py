@@ -4,7 +4,11 @@ error shape from parity.urls.handler404 (annotation.api.errors.not_found)."""
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from annotation.api import views
 
@@ -12,7 +16,7 @@ app_name = "api"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", template_name="annotation/api/redoc.html"), name="redoc"),
     path("projects/", views.ProjectListView.as_view(), name="projects"),
     path("projects/<slug:slug>/items/", views.ItemsView.as_view(), name="items"),

@@ -43,6 +43,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation import metrics
 from annotation.agreement import agreement_report, parity_report
 from annotation.api import serializers as s
 from annotation.api.auth import api_actor, request_token
@@ -514,6 +515,8 @@ class ParityView(ProjectAPIView):
 
 
 def _streaming(chunks: Any, *, content_type: str, filename: str) -> StreamingHttpResponse:
+    kind = filename.rsplit(".", 1)[0].split("-")[-1] if "-" in filename else filename.rsplit(".", 1)[0]
+    chunks = metrics.export_counted(chunks, kind=kind, lines="parquet" not in content_type)
     response = StreamingHttpResponse(chunks, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

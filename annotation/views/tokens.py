@@ -14,7 +14,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.access import project_for_lead
 from annotation.models import PROJECT_TOKEN_SCOPES, ApiToken, Item, ItemSource, ItemStatus
-from annotation.tokens import api_token_create, api_token_revoke, api_tokens_of_project
+from annotation.tokens import (
+    api_token_create,
+    api_token_revoke,
+    api_tokens_of_project,
+    lifetime_parse,
+)
 
 # The new token's secret waits here between the POST and the page that shows it: a
 # reload of that page (or of the POST) must not create a second token, and the secret is
@@ -31,9 +36,10 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
+            days = request.POST.get("expires_days", "").strip()
             token, raw = api_token_create(
                 project=project, scope=request.POST.get("scope", ""), name=request.POST.get("name", ""),
-                actor=request.user,
+                actor=request.user, expires_in=lifetime_parse(days) if days else None,
             )
         except ValidationError as exc:
             error, status = exc.messages[0], 400

@@ -224,12 +224,12 @@ class DemoCommandTests(TestCase):
         self.assertIn("5 gold items, honeypots at 5%", self.output)
         self.assertIn("9 in the pool for active learning, 3 of them labelled", self.output)
 
-    def test_it_serves_on_the_given_port_without_the_reloader(self) -> None:
+    def test_it_serves_on_the_given_port_through_gunicorn(self) -> None:
         with override_settings(DEBUG=True), mock.patch(
             "annotation.management.commands.demo.call_command"
-        ) as command:
+        ), mock.patch("annotation.management.commands.demo.demo_serve", return_value=0) as serve:
             run_demo("--serve", "--port", "8123")
-        command.assert_any_call("runserver", "127.0.0.1:8123", use_reloader=False)
+        serve.assert_called_once_with(port=8123)
 
 
 class DemoAdjudicationTests(TestCase):
@@ -305,3 +305,37 @@ class DemoCommandInputTests(TestCase):
     def test_it_refuses_to_serve_with_debug_off(self) -> None:
         with self.assertRaisesMessage(CommandError, "run it with DEBUG=1"):
             call_command("demo", "--serve", "--password", PASSWORD, stdout=StringIO())
+
+
+class DemoServeTests(TestCase):
+    def test_serve_runs_gunicorn_with_threads_on_loopback_not_runserver(self):
+        from unittest import mock
+
+        from annotation.management.commands import demo
+
+        with mock.patch.object(demo.subprocess, "run", return_value=mock.Mock(returncode=0)) as run:
+            self.assertEqual(demo.demo_serve(port=8123), 0)
+        command, env = run.call_args.args[0], run.call_args.kwargs["env"]
+        self.assertEqual(command[1:3], ["-m", "gunicorn"])
+        self.assertEqual((env["GUNICORN_BIND"], env["GUNICORN_WORKERS"], env["GUNICORN_THREADS"]),
+                         ("127.0.0.1:8123", "1", str(demo.DEMO_THREADS)))
+
+    def test_the_embedded_sqlite_database_runs_in_wal_mode(self):
+        import tempfile
+
+        from django.db.backends.sqlite3.base import DatabaseWrapper
+
+        from parity.settings import SQLITE_OPTIONS
+
+        with tempfile.TemporaryDirectory() as folder:
+            wrapper = DatabaseWrapper({
+                "ENGINE": "django.db.backends.sqlite3", "NAME": f"{folder}/demo.sqlite3", "OPTIONS": SQLITE_OPTIONS,
+                "ATOMIC_REQUESTS": False, "AUTOCOMMIT": True, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False,
+                "TIME_ZONE": None, "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {},
+            })
+            try:
+                with wrapper.cursor() as cursor:
+                    cursor.execute("PRAGMA journal_mode")
+                    self.assertEqual(cursor.fetchone()[0], "wal")
+            finally:
+                wrapper.close()

@@ -20,7 +20,8 @@ from tests.factories import UserFactory
 class SessionStoreTests(TestCase):
     def test_the_settings_use_it(self):
         self.assertEqual(settings.SESSION_ENGINE, "parity.sessions")
-        self.assertEqual(settings.AUTHENTICATION_BACKENDS, ["parity.auth.ModelBackend"])
+        # django-axes refuses locked-out logins first; the fast ModelBackend loads the user.
+        self.assertEqual(settings.AUTHENTICATION_BACKENDS, ["parity.auth.LoginThrottleBackend", "parity.auth.ModelBackend"])
 
     def test_a_saved_session_reads_back_and_an_unknown_key_starts_empty(self):
         store = SessionStore()

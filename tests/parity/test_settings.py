@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.test import TestCase
 
 from parity.env import env_bool, env_int
 
@@ -88,3 +89,36 @@ def test_production_settings_pass_check_deploy():
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class SharedCacheTests(TestCase):
+    """The API rate limit holds across gunicorn workers: production settings never count
+    in one process's memory."""
+
+    def settings_with(self, **env):
+        code = "from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
+        base = {k: v for k, v in os.environ.items() if k not in ("CACHE_URL", "DEBUG")}
+        result = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {code}"],
+            env={**base, "DJANGO_SETTINGS_MODULE": "parity.settings", "SECRET_KEY": "x" * 50, **env},
+            capture_output=True, text=True, check=True, cwd=str(settings.BASE_DIR),
+        )
+        return result.stdout.strip()
+
+    def test_production_without_cache_url_counts_in_the_database(self):
+        self.assertEqual(self.settings_with(DEBUG="0"), "django.core.cache.backends.db.DatabaseCache")
+
+    def test_production_with_cache_url_counts_in_redis(self):
+        self.assertEqual(self.settings_with(DEBUG="0", CACHE_URL="redis://127.0.0.1:6379/2"),
+                         "django.core.cache.backends.redis.RedisCache")
+
+    def test_a_token_over_its_rate_is_refused_by_every_worker(self):
+        # Two processes share nothing but the cache: a second cache connection stands for
+        # the second worker and sees the first one's counts.
+        from django.core.cache import caches
+        from django.core.cache.backends.db import DatabaseCache
+
+        self.assertIsInstance(caches["default"], DatabaseCache)
+        other_worker = DatabaseCache("parity_cache", {})
+        caches["default"].set("throttle_token_1", [1.0, 2.0])
+        self.assertEqual(other_worker.get("throttle_token_1"), [1.0, 2.0])

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Project, TokenScope
-from annotation.tokens import api_token_create
+from annotation.tokens import api_token_create, lifetime_parse
 
 
 class Command(BaseCommand):
@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="with --scope projects: the username the token acts for; it leads "
                             "the projects the token creates")
         parser.add_argument("--name", default="", help="what the token is for, e.g. the pipeline's name")
+        parser.add_argument("--expires-in", default="", metavar="LIFETIME",
+                            help="refuse the token after this long: 30d (days) or 12h (hours); default: never")
         parser.add_argument("--json", action="store_true", help="print the token and its id as JSON")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -49,18 +51,23 @@ class Command(BaseCommand):
             if project is None:
                 raise CommandError(f"no project with slug {opts['project']!r}")
         try:
-            token, raw = api_token_create(project=project, scope=opts["scope"], name=opts["name"], actor=actor)
+            expires_in = lifetime_parse(opts["expires_in"]) if opts["expires_in"] else None
+            token, raw = api_token_create(project=project, scope=opts["scope"], name=opts["name"], actor=actor,
+                                          expires_in=expires_in)
         except ValidationError as exc:
             raise CommandError(exc.messages[0]) from None
         where = project.slug if project is not None else None
         if opts["json"]:
             self.stdout.write(json.dumps({"id": token.pk, "project": where, "scope": token.scope,
                                           **({"user": actor.get_username()} if actor is not None else {}),
-                                          "token": raw}))
+                                          "token": raw,
+                                          "expires_at": token.expires_at.isoformat() if token.expires_at else None}))
             return
         self.stdout.write(raw)
         target = f"for {where}" if where else f"creating projects led by {actor.get_username()}"
         self.stderr.write(
-            f"Token {token.prefix}… {target} (scope {token.scope}). It is shown only now; "
+            f"Token {token.prefix}… {target} (scope {token.scope}"
+            + (f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
+            + "). It is shown only now; "
             "send it as: Authorization: Bearer <token>"
         )

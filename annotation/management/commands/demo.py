@@ -8,13 +8,16 @@ giving the MQM raters' verdicts, so adjudication has real disagreements), a labe
 calibration round), and a small MLQE-PE pool that waits for an active-learning round.
 Guidelines and calibration rounds belong to the guidelines app, so its own command
 `demo_guidelines` publishes them, called here by name. Prints the URL, the logins and
-what to try with each; `--serve` then runs the development server. Each project is built
+what to try with each; `--serve` then serves it through gunicorn (threads), as deployed. Each project is built
 by its own function, so loading more into one of them is a few lines there.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice, takewhile
@@ -176,7 +179,7 @@ class Command(BaseCommand):
     help = "Migrate, then create demo users and three projects with real multilingual data; --serve runs it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--serve", action="store_true", help="then run the development server")
+        parser.add_argument("--serve", action="store_true", help="then serve it at 127.0.0.1:PORT through gunicorn (threads)")
         parser.add_argument(
             "--limit", type=int,
             help=f"items per MLQE-PE language pair and per WMT23 pair (default {DEFAULT_MLQE_LIMIT} "
@@ -205,9 +208,10 @@ class Command(BaseCommand):
         elif not password.strip():
             raise CommandError("--password must not be empty")
         if opts["serve"] and not settings.DEBUG:
-            raise CommandError("--serve runs Django's development server; run it with DEBUG=1 (make demo does)")
+            raise CommandError("--serve runs the demo server (DEBUG pages); run it with DEBUG=1 (make demo does)")
 
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)  # the shared cache without DEBUG or CACHE_URL
         try:
             with transaction.atomic():
                 lead = demo_lead(password=password)
@@ -232,7 +236,9 @@ class Command(BaseCommand):
 
         self._report(projects=projects, evaluators=evaluators, password=password, port=port)
         if opts["serve"]:
-            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+            code = demo_serve(port=port)
+            if code:
+                raise CommandError(f"the demo server (gunicorn) stopped with exit code {code}")
 
     def _report(self, *, projects: list[Project], evaluators: dict[str, Any], password: str, port: int) -> None:
         out = self.stdout
@@ -531,3 +537,28 @@ def mlqe_pool_project(*, lead: Any, size: int) -> Project:
         judged = (line for line in mlqe_judgments(pair, POOL_OFFSET + labelled) if line["item_external_id"] in ids)
         _import_judgments(project=project, lines=judged, lead=lead)
     return project
+
+
+DEMO_THREADS = 8
+
+
+def demo_serve(*, port: int) -> int:
+    """Serve the demo through gunicorn (one process, DEMO_THREADS threads) on 127.0.0.1.
+
+    Not `runserver`: its kept-alive connections stall about 40 ms a request, and it serves
+    one request at a time per connection. On SQLite the threads read side by side (WAL
+    journal, settings.DATABASES) while writers take turns; the same configuration file as
+    production (deploy/gunicorn.conf.py), only bound to loopback."""
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": str(DEMO_THREADS),
+        "GUNICORN_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "gunicorn", "--config", str(settings.BASE_DIR / "deploy" / "gunicorn.conf.py"),
+               "--access-logfile", "/dev/null", "parity.wsgi:application"]
+    try:
+        return subprocess.run(command, cwd=settings.BASE_DIR, env=env, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
