@@ -25,12 +25,9 @@ from celery import chord, shared_task
 from django.conf import settings
 
 from active_learning.models import SelectionRound
-from active_learning.rounds import (
-    RoundRequest,
-    committee_retrain,
+from active_learning.round_runs import (
     round_chunk_score,
     round_create_queued,
-    round_execute,
     round_failure_recorded,
     round_finish_chunks,
     round_mark_failed,
@@ -38,6 +35,8 @@ from active_learning.rounds import (
     round_run_queued,
     rounds_waiting,
 )
+from active_learning.rounds import RoundRequest, round_execute
+from active_learning.training import committee_retrain
 from annotation import metrics
 from annotation.background import broker_configured, task_send, task_send_on_commit
 from annotation.language_check import language_checks_resend

@@ -22,13 +22,13 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from active_learning.models import ModelVersion, RoundStatus, SelectionRound, Strategy
+from active_learning.round_runs import validation_messages
 from active_learning.rounds import (
     RoundRequest,
     round_preview,
     round_request_clean,
     round_selected,
     rounds_for_project,
-    validation_messages,
 )
 from active_learning.tasks import broker_configured, round_launch
 from annotation.access import project_for_lead

@@ -132,7 +132,8 @@ def part_select(args: argparse.Namespace) -> None:
 
     from active_learning import committee as committee_mod
     from active_learning.allocation import LanguageSupply, allocation_compute
-    from active_learning.rounds import DEFAULT_PARAMETERS, picks_for_language
+    from active_learning.parameters import DEFAULT_PARAMETERS
+    from active_learning.rounds import picks_for_language
     from active_learning.scorers import ScoringInputs, group_indices, scores_combine, scores_compute
 
     print(f"\n1. select: {args.pool:,} items in {args.languages} languages, {args.nnz} non-zeros each, "
@@ -334,7 +335,7 @@ def _worker_models(pool: dict[str, Any], labels: int, seed: int) -> Any:
     from active_learning import committee as committee_mod
     from active_learning import qe
     from active_learning.features import hashing_features
-    from active_learning.rounds import RoundModels
+    from active_learning.training import RoundModels
 
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(pool["texts"]), labels, replace=False)
@@ -348,11 +349,12 @@ def _worker_models(pool: dict[str, Any], labels: int, seed: int) -> Any:
 
 
 def _score_chunk(bounds: tuple[int, int]) -> tuple[int, float, float]:
-    """One worker's chunk: what `rounds.round_chunk_score` does after reading the chunk."""
+    """One worker's chunk: what `round_runs.round_chunk_score` does after reading the chunk."""
     import numpy as np
 
     from active_learning.features import hashing_features
-    from active_learning.rounds import DEFAULT_PARAMETERS, Pool, pool_score
+    from active_learning.parameters import DEFAULT_PARAMETERS
+    from active_learning.rounds import Pool, pool_score
     from active_learning.scorers import ScoringInputs
 
     lo, hi = bounds

@@ -4,7 +4,8 @@ import json
 from unittest import mock
 
 from active_learning.models import RoundStatus, SelectionRound
-from active_learning.rounds import round_execute, round_request_clean, round_run_queued
+from active_learning.round_runs import round_run_queued
+from active_learning.rounds import round_execute, round_request_clean
 from annotation.models import AuditEvent, Item, ItemStatus
 from annotation.tokens import api_token_create
 from tests.active_learning.data import ARABIC, GERMAN, pool_items

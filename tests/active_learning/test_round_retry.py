@@ -8,7 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from active_learning.models import RoundItem, RoundStatus, SelectionRound
-from active_learning.rounds import round_create_queued, round_request_clean, round_run_queued
+from active_learning.round_runs import round_create_queued, round_run_queued
+from active_learning.rounds import round_request_clean
 from active_learning.tasks import background_sweep
 from annotation.models import Item, ItemStatus
 from tests.active_learning.data import GERMAN, pool_items

@@ -11,7 +11,8 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from active_learning.models import ModelVersion, RoundItem, RoundStatus, SelectionRound
-from active_learning.rounds import label_weights, round_execute, round_preview, round_request_clean
+from active_learning.rounds import round_execute, round_preview, round_request_clean
+from active_learning.training import label_weights
 from annotation.models import Item, ItemStatus, Selection, TaskType
 from annotation.queue import items_enqueue
 from tests.active_learning.data import ARABIC, GERMAN, historical_scores, pool_items

@@ -16,14 +16,10 @@ from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 from django.test import TransactionTestCase
 
-from active_learning import rounds as rounds_mod
+from active_learning import round_runs as rounds_mod
 from active_learning.models import ModelVersion, RoundItem, RoundStatus
-from active_learning.rounds import (
-    round_create_queued,
-    round_execute,
-    round_request_clean,
-    round_run_queued,
-)
+from active_learning.round_runs import round_create_queued, round_run_queued
+from active_learning.rounds import round_execute, round_request_clean
 from active_learning.tasks import committee_retrain_launch, round_launch, round_run
 from annotation.models import Item, ItemStatus
 from parity.celery import app
@@ -96,6 +92,13 @@ class RoundWorkerTests(TransactionTestCase):
         task_prerun.disconnect(self._seen)
         task_postrun.disconnect(self._close_worker_connections)
         app.conf.update(**self.saved)
+        # The app caches its queues, routes and result backend from the configuration of the
+        # moment: drop them, or a later test's worker would listen on this test's queue.
+        for cached in ("default_queue", "queues", "router", "routes"):
+            app.amqp.__dict__.pop(cached, None)
+        app.__dict__.pop("backend", None)
+        if hasattr(app, "_local"):
+            app._local.__dict__.pop("backend", None)
 
     def _seen(self, task=None, **kwargs):
         self.ran_in.append((task.name, threading.current_thread().name))

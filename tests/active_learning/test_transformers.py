@@ -14,13 +14,14 @@ from django.test import SimpleTestCase
 
 from active_learning.features import embeddings_for_items, encoder_load
 from active_learning.models import ItemEmbedding, ItemRescore, RoundItem
-from active_learning.rounds import labelled_items_load, round_execute, round_request_clean
+from active_learning.rounds import round_execute, round_request_clean
 from active_learning.scorers import (
     ScoringInputs,
     causal_lm_load,
     inputs_fill_from_lm,
     scores_compute,
 )
+from active_learning.training import labelled_items_load
 from tests.active_learning.data import GERMAN, pool_items
 from tests.active_learning.tiny_models import CORPUS, tiny_causal_lm, tiny_encoder
 from tests.base import ParityTestCase

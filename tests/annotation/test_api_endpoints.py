@@ -3,6 +3,8 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth.models import Permission
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.test import override_settings
 
 from annotation.models import Assignment, AuditEvent, Item, ItemSource, Judgment, Project, TaskType
@@ -289,4 +291,10 @@ class DocsTests(ApiTestCase):
             for source in scripts:
                 asset = self.client.get(source)
                 self.assertEqual(asset.status_code, 200, source)
-                asset.close()
+                # Closing a file response sends request_finished, whose handler would close the
+                # test's connection (inside the test's transaction) as the client itself avoids.
+                request_finished.disconnect(close_old_connections)
+                try:
+                    asset.close()
+                finally:
+                    request_finished.connect(close_old_connections)

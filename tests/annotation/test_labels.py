@@ -6,7 +6,7 @@ import random
 
 from django.test import SimpleTestCase
 
-from active_learning.rounds import labels_collect
+from active_learning.training import labels_collect
 from annotation.adjudication import adjudication_needed
 from annotation.agreement import item_labels
 from annotation.exports import preference_export

@@ -8,12 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from active_learning.allocation import STRATEGIES, LanguageAllocation
 from active_learning.api import round_payload
-from active_learning.rounds import (
-    round_execute,
-    round_preview,
-    round_request_clean,
-    validation_messages,
-)
+from active_learning.round_runs import validation_messages
+from active_learning.rounds import round_execute, round_preview, round_request_clean
 from annotation.models import Project
 
 
