@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 # A CPU build of PyTorch, installed before transformers so pip does not pull a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test install install-dev lint lint-format
+.PHONY: demo test install install-dev lint format
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,9 @@ test: install-dev
 # Lint: ruff's rules and mypy (with django-stubs; config in pyproject.toml) on the three apps.
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# The formatting gate, to join `lint` once the tree has had its one `ruff format` commit.
-lint-format: install-dev
-	$(VENV)/bin/ruff format --check .
+# Format the tree as CI checks it.
+format: install-dev
+	$(VENV)/bin/ruff format .

@@ -18,7 +18,16 @@ class RoundItemInline(admin.TabularInline):
 class SelectionRoundAdmin(admin.ModelAdmin):
     """Rounds are an audit trail: readable here, changed only by running rounds."""
 
-    list_display = ("id", "project", "strategy", "budget", "seed", "status", "model_version", "created_at")
+    list_display = (
+        "id",
+        "project",
+        "strategy",
+        "budget",
+        "seed",
+        "status",
+        "model_version",
+        "created_at",
+    )
     list_filter = ("status", "strategy", "project")
     readonly_fields = [f.name for f in SelectionRound._meta.fields]
     inlines = [RoundItemInline]
@@ -35,8 +44,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("project", "number", "n_labels", "features", "created_at")
     list_filter = ("project",)
     exclude = ("blob",)
-    readonly_fields = ("project", "number", "features", "label_rule", "classes", "n_labels", "label_watermark",
-                       "accuracy", "parameters", "created_at")
+    readonly_fields = (
+        "project",
+        "number",
+        "features",
+        "label_rule",
+        "classes",
+        "n_labels",
+        "label_watermark",
+        "accuracy",
+        "parameters",
+        "created_at",
+    )
 
     def has_add_permission(self, request):
         return False

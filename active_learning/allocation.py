@@ -135,7 +135,9 @@ def allocation_compute(
     audit = np.zeros(n, dtype=np.int64)
     if audit_max_share > 0:
         wanted = int(active.sum()) * audit_per_language(audit_ci_halfwidth)
-        audit_total = int(round(min(max(wanted, audit_min_share * budget), audit_max_share * budget)))
+        audit_total = int(
+            round(min(max(wanted, audit_min_share * budget), audit_max_share * budget))
+        )
         audit_total = min(audit_total, int(caps.sum()))
         if audit_total > 0:
             even = _fill(active.astype(float), caps=caps, floors=np.zeros(n), total=audit_total)
@@ -148,7 +150,9 @@ def allocation_compute(
             excess -= 1
 
     # 2. The rest, by strategy.
-    quality = np.array([np.nan if lang.quality is None else float(lang.quality) for lang in languages])
+    quality = np.array(
+        [np.nan if lang.quality is None else float(lang.quality) for lang in languages]
+    )
     lag = np.full(n, np.nan)
     if np.isfinite(quality).any():
         lag = np.nanmax(quality) - quality
@@ -165,8 +169,12 @@ def allocation_compute(
         lagging = lag_known / lag_known.sum() if lag_known.sum() > 0 else equal
         weights = 0.5 * equal + 0.5 * lagging
     rest = budget - int(audit.sum())
-    shares = audit + _fill(weights, caps=caps - audit, floors=np.maximum(floors - audit, 0), total=rest)
-    totals = largest_remainder(shares, caps=caps, floors=np.maximum(floors, audit), total=budget, seed=seed)
+    shares = audit + _fill(
+        weights, caps=caps - audit, floors=np.maximum(floors - audit, 0), total=rest
+    )
+    totals = largest_remainder(
+        shares, caps=caps, floors=np.maximum(floors, audit), total=budget, seed=seed
+    )
     return [
         LanguageAllocation(
             tag=lang.tag,

@@ -53,19 +53,32 @@ def round_payload(selection_round: SelectionRound, *, with_items: bool = True) -
         "allocation": selection_round.allocation,
         "model_version": None
         if version is None
-        else {"number": version.number, "n_labels": version.n_labels, "accuracy": version.accuracy,
-              "features": version.features},
+        else {
+            "number": version.number,
+            "n_labels": version.n_labels,
+            "accuracy": version.accuracy,
+            "features": version.features,
+        },
         "summary": selection_round.summary,
         "error": selection_round.error or None,
         "created_at": selection_round.created_at.isoformat(),
-        "finished_at": selection_round.finished_at.isoformat() if selection_round.finished_at else None,
+        "finished_at": selection_round.finished_at.isoformat()
+        if selection_round.finished_at
+        else None,
     }
     if with_items:
         rows = round_selected(selection_round=selection_round)
         out["selected_ids"] = [r.item_id for r in rows]
         out["selected"] = [
-            {"id": r.item_id, "external_id": r.item.external_id, "language": r.language.tag,
-             "selection": r.selection, "rank": r.rank, "score": r.score, "components": r.components}
+            {
+                "id": r.item_id,
+                "external_id": r.item.external_id,
+                "language": r.language.tag,
+                "selection": r.selection,
+                "rank": r.rank,
+                "score": r.score,
+                "components": r.components,
+            }
             for r in rows
         ]
     return out
@@ -92,13 +105,22 @@ class RoundsView(_ProjectView):
         ),
         request=OpenApiTypes.OBJECT,
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Preview: the allocation, nothing queued."),
-            201: OpenApiResponse(OpenApiTypes.OBJECT, description="The round ran: allocation and selected ids."),
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Preview: the allocation, nothing queued."
+            ),
+            201: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The round ran: allocation and selected ids."
+            ),
             202: OpenApiResponse(OpenApiTypes.OBJECT, description="The round waits for a worker."),
             **{code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404)},
         },
-        examples=[OpenApiExample("parity round", value={"budget": 500, "strategy": "parity", "seed": 7},
-                                 request_only=True)],
+        examples=[
+            OpenApiExample(
+                "parity round",
+                value={"budget": 500, "strategy": "parity", "seed": 7},
+                request_only=True,
+            )
+        ],
     )
     def post(self, request: Request, slug: str) -> Response:
         project = view_project(request, self)
@@ -107,8 +129,15 @@ class RoundsView(_ProjectView):
             raise ApiError([error(_("The body must be a JSON object with budget and strategy."))])
         unknown = sorted(set(body) - set(BODY_FIELDS))
         if unknown:
-            raise ApiError([error(_("is not a field of this endpoint (fields: %(fields)s)") % {"fields": ", ".join(BODY_FIELDS)},
-                                  field=unknown[0])])
+            raise ApiError(
+                [
+                    error(
+                        _("is not a field of this endpoint (fields: %(fields)s)")
+                        % {"fields": ", ".join(BODY_FIELDS)},
+                        field=unknown[0],
+                    )
+                ]
+            )
         if "budget" not in body:
             raise ApiError([error(_("is required"), field="budget")])
         preview = body.get("preview", False)
@@ -116,17 +145,35 @@ class RoundsView(_ProjectView):
             raise ApiError([error(_("must be true or false"), field="preview")])
         # ValidationError → 400 in the API's error shape, nothing recorded.
         round_request = round_request_clean(
-            project=project, budget=body.get("budget"), strategy=body.get("strategy", "parity"),
-            seed=body.get("seed", 0), parameters=body.get("parameters"),
+            project=project,
+            budget=body.get("budget"),
+            strategy=body.get("strategy", "parity"),
+            seed=body.get("seed", 0),
+            parameters=body.get("parameters"),
         )
         if preview:
             allocation = round_preview(request=round_request)
-            return Response({"preview": True, **round_request.as_record(),
-                             "allocation": {a.tag: a.as_dict() for a in allocation}})
-        selection_round = round_launch(request=round_request, actor=api_actor(request), token=request_token(request))
-        payload = round_payload(selection_round, with_items=selection_round.status == RoundStatus.DONE)
-        payload["url"] = request.build_absolute_uri(f"/api/v1/projects/{project.slug}/al-rounds/{selection_round.pk}/")
-        code = status.HTTP_201_CREATED if selection_round.status == RoundStatus.DONE else status.HTTP_202_ACCEPTED
+            return Response(
+                {
+                    "preview": True,
+                    **round_request.as_record(),
+                    "allocation": {a.tag: a.as_dict() for a in allocation},
+                }
+            )
+        selection_round = round_launch(
+            request=round_request, actor=api_actor(request), token=request_token(request)
+        )
+        payload = round_payload(
+            selection_round, with_items=selection_round.status == RoundStatus.DONE
+        )
+        payload["url"] = request.build_absolute_uri(
+            f"/api/v1/projects/{project.slug}/al-rounds/{selection_round.pk}/"
+        )
+        code = (
+            status.HTTP_201_CREATED
+            if selection_round.status == RoundStatus.DONE
+            else status.HTTP_202_ACCEPTED
+        )
         return Response(payload, status=code)
 
 
@@ -137,8 +184,10 @@ class RoundDetailView(_ProjectView):
         operation_id="projects_al_round_retrieve",
         summary="An active-learning round",
         description="Status, allocation, model version and, once done, the selected items with their score components.",
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT),
-                   **{code: OpenApiResponse(ErrorSerializer) for code in (401, 403, 404)}},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT),
+            **{code: OpenApiResponse(ErrorSerializer) for code in (401, 403, 404)},
+        },
     )
     def get(self, request: Request, slug: str, round_id: int) -> Response:
         project = view_project(request, self)
@@ -149,9 +198,13 @@ class RoundDetailView(_ProjectView):
             .first()
         )
         if selection_round is None:
-            raise ApiError([error(_("No round %(id)s in project %(slug)s.") % {"id": round_id, "slug": slug})],
-                           status_code=404)
-        return Response(round_payload(selection_round, with_items=selection_round.status == RoundStatus.DONE))
+            raise ApiError(
+                [error(_("No round %(id)s in project %(slug)s.") % {"id": round_id, "slug": slug})],
+                status_code=404,
+            )
+        return Response(
+            round_payload(selection_round, with_items=selection_round.status == RoundStatus.DONE)
+        )
 
 
 ROUND_LIST_LIMIT = 100
@@ -169,8 +222,10 @@ class RoundListView(_ProjectView):
             "of each round, without its selected items (GET a round's `url` for those). `?status=` keeps one "
             "status (queued, running, done, failed); `?limit=` (default 100, at most 1000)."
         ),
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT),
-                   **{code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404)}},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT),
+            **{code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404)},
+        },
     )
     def get(self, request: Request, slug: str) -> Response:
         project = view_project(request, self)
@@ -178,16 +233,25 @@ class RoundListView(_ProjectView):
         wanted = request.query_params.get("status")
         if wanted is not None:
             if wanted not in RoundStatus.values:
-                raise ApiError([error(f"status must be one of {', '.join(RoundStatus.values)}", field="status")])
+                raise ApiError(
+                    [
+                        error(
+                            f"status must be one of {', '.join(RoundStatus.values)}", field="status"
+                        )
+                    ]
+                )
             rounds = rounds.filter(status=wanted)
         raw_limit = request.query_params.get("limit", str(ROUND_LIST_LIMIT))
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= ROUND_LIST_MAX:
-            raise ApiError([error(f"limit must be a whole number from 1 to {ROUND_LIST_MAX}", field="limit")])
+            raise ApiError(
+                [error(f"limit must be a whole number from 1 to {ROUND_LIST_MAX}", field="limit")]
+            )
         total = rounds.count()
         out = []
         for selection_round in rounds.order_by("-created_at", "-id")[: int(raw_limit)]:
             payload = round_payload(selection_round, with_items=False)
             payload["url"] = request.build_absolute_uri(
-                f"/api/v1/projects/{project.slug}/al-rounds/{selection_round.pk}/")
+                f"/api/v1/projects/{project.slug}/al-rounds/{selection_round.pk}/"
+            )
             out.append(payload)
         return Response({"project": project.slug, "count": total, "rounds": out})

@@ -72,8 +72,13 @@ def _learner(seed: int, n_classes: int = 2, *, balanced: bool = True) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     solver = "liblinear" if n_classes == 2 else "lbfgs"
-    return LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced" if balanced else None, solver=solver,
-                              random_state=seed)
+    return LogisticRegression(
+        C=1.0,
+        max_iter=1000,
+        class_weight="balanced" if balanced else None,
+        solver=solver,
+        random_state=seed,
+    )
 
 
 def _stratified_bootstrap(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -98,7 +103,12 @@ def labels_trainable(y: np.ndarray, *, min_labels: int = 10) -> str | None:
 
 
 def committee_fit(
-    X: Any, y: np.ndarray, *, n_learners: int = 5, seed: int = 0, sample_weight: np.ndarray | None = None
+    X: Any,
+    y: np.ndarray,
+    *,
+    n_learners: int = 5,
+    seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> FittedCommittee:
     """Fit the members on stratified bootstraps and the classifier on every label.
 
@@ -106,7 +116,11 @@ def committee_fit(
     from uncertainty picks and an audit slice, so the committee learns the population the
     audit slice stands for rather than the picks' bias."""
     y = np.asarray(y)
-    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float) / np.mean(sample_weight)
+    w = (
+        None
+        if sample_weight is None
+        else np.asarray(sample_weight, dtype=float) / np.mean(sample_weight)
+    )
     rng = np.random.default_rng(seed)
     n_classes = len(np.unique(y))
     n_features = X.shape[1]
@@ -118,15 +132,25 @@ def committee_fit(
     learners = []
     for k in range(n_learners):
         rows = _stratified_bootstrap(y, rng)
-        learners.append(_learner(seed + k, n_classes, balanced=w is None).fit(
-            X[rows], y[rows], sample_weight=None if w is None else w[rows]))
+        learners.append(
+            _learner(seed + k, n_classes, balanced=w is None).fit(
+                X[rows], y[rows], sample_weight=None if w is None else w[rows]
+            )
+        )
     classifier = _learner(seed, n_classes, balanced=w is None).fit(X, y, sample_weight=w)
     return FittedCommittee(
-        classes=np.unique(y), learners=learners, classifier=classifier, columns=columns, n_features=n_features,
-        parameters={"n_learners": n_learners, "seed": seed,
-                    "learner": f"LogisticRegression(C=1, {'balanced' if w is None else 'weighted'}, "
-                               f"{_learner(seed, n_classes).solver})",
-                    "weighted": w is not None},
+        classes=np.unique(y),
+        learners=learners,
+        classifier=classifier,
+        columns=columns,
+        n_features=n_features,
+        parameters={
+            "n_learners": n_learners,
+            "seed": seed,
+            "learner": f"LogisticRegression(C=1, {'balanced' if w is None else 'weighted'}, "
+            f"{_learner(seed, n_classes).solver})",
+            "weighted": w is not None,
+        },
     )
 
 
@@ -145,11 +169,17 @@ def cross_validated_accuracy(
     if k < 2:
         return {"overall": None, "folds": 0, "languages": {}}
     predicted = cross_val_predict(
-        _learner(seed, len(np.unique(y))), X, y, cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        _learner(seed, len(np.unique(y))),
+        X,
+        y,
+        cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
     )
     correct = predicted == y
     languages = {
-        str(g): {"accuracy": round(float(correct[groups == g].mean()), 4), "n": int((groups == g).sum())}
+        str(g): {
+            "accuracy": round(float(correct[groups == g].mean()), 4),
+            "n": int((groups == g).sum()),
+        }
         for g in sorted(set(groups.tolist()))
     }
     return {"overall": round(float(correct.mean()), 4), "folds": k, "languages": languages}
@@ -194,10 +224,17 @@ def _decision(committee: FittedCommittee, X: Any) -> list[np.ndarray]:
 def _decision_compute(committee: FittedCommittee, X: Any) -> list[np.ndarray]:
     weights, intercepts = _stacked_weights(committee)
     scores = X @ weights
-    scores = np.asarray(scores.toarray() if sparse.issparse(scores) else scores, dtype=np.float64) + intercepts
+    scores = (
+        np.asarray(scores.toarray() if sparse.issparse(scores) else scores, dtype=np.float64)
+        + intercepts
+    )
     per = 1 if len(committee.classes) == 2 else len(committee.classes)
-    return [scores[:, i * per : (i + 1) * per].squeeze(1) if per == 1 else scores[:, i * per : (i + 1) * per]
-            for i in range(len(committee.learners) + 1)]
+    return [
+        scores[:, i * per : (i + 1) * per].squeeze(1)
+        if per == 1
+        else scores[:, i * per : (i + 1) * per]
+        for i in range(len(committee.learners) + 1)
+    ]
 
 
 def _proba(decision: np.ndarray) -> np.ndarray:
@@ -231,7 +268,9 @@ def vote_entropy(committee: FittedCommittee, X: Any) -> np.ndarray:
 
 
 def max_disagreement(committee: FittedCommittee, X: Any) -> np.ndarray:
-    probas = np.stack([_proba(d) for d in _decision(committee, X)[:-1]], axis=1)  # (n, members, classes)
+    probas = np.stack(
+        [_proba(d) for d in _decision(committee, X)[:-1]], axis=1
+    )  # (n, members, classes)
     consensus = probas.mean(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl = np.where(probas > 0, probas * np.log(probas / consensus), 0.0).sum(axis=2)
@@ -302,7 +341,9 @@ def modal_query(committee: FittedCommittee, X: Any, *, strategy: str, n: int) ->
         learner = ActiveLearner(estimator=committee.classifier, query_strategy=entropy_sampling)
         idx, _ = learner.query(X, n_instances=n)
         return np.asarray(idx)
-    query = {"vote_entropy": vote_entropy_sampling, "max_disagreement": max_disagreement_sampling}[strategy]
+    query = {"vote_entropy": vote_entropy_sampling, "max_disagreement": max_disagreement_sampling}[
+        strategy
+    ]
     modal = modal_committee(committee)
     modal.query_strategy = query
     idx, _ = modal.query(X, n_instances=n)

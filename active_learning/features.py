@@ -55,7 +55,9 @@ def ngram_hash(ngram: str, *, n_features: int = HASHING_FEATURES) -> int:
         return int(_mix(h)[0] % np.uint64(n_features))
 
 
-def hashing_features(texts: Sequence[str], *, n_features: int = HASHING_FEATURES) -> sparse.csr_matrix:
+def hashing_features(
+    texts: Sequence[str], *, n_features: int = HASHING_FEATURES
+) -> sparse.csr_matrix:
     """L2-normalised counts of hashed character n-grams inside word boundaries.
 
     The n-grams are scikit-learn's ``analyzer="char_wb"`` ones (lowercased, each word
@@ -97,7 +99,9 @@ def hashing_features(texts: Sequence[str], *, n_features: int = HASHING_FEATURES
     row = np.concatenate(rows)
     col = np.concatenate(cols)
     matrix = sparse.csr_matrix(
-        (np.ones(len(row), dtype=np.float32), (row, col)), shape=(n_docs, n_features), dtype=np.float32
+        (np.ones(len(row), dtype=np.float32), (row, col)),
+        shape=(n_docs, n_features),
+        dtype=np.float32,
     )
     matrix.sum_duplicates()
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
@@ -116,7 +120,9 @@ def project_dense(features: Any, *, dims: int = PROJECTION_DIMS, seed: int = 0) 
         if features.shape[1] <= dims:
             return features
     projected = features @ _projection(features.shape[1], dims, seed)
-    return np.asarray(projected.toarray() if sparse.issparse(projected) else projected, dtype=np.float32)
+    return np.asarray(
+        projected.toarray() if sparse.issparse(projected) else projected, dtype=np.float32
+    )
 
 
 @lru_cache(maxsize=8)
@@ -137,12 +143,18 @@ def _projection(n_features: int, dims: int, seed: int) -> sparse.csr_matrix:
 def model_path_check(path: str | Path | None, *, field: str, what: str) -> Path:
     """The model folder, or a ValidationError that names the missing path."""
     if not path:
-        raise ValidationError({field: [f"no {what} path is configured; set it in settings or pass it"]})
+        raise ValidationError(
+            {field: [f"no {what} path is configured; set it in settings or pass it"]}
+        )
     folder = Path(path)
     if not folder.is_dir():
-        raise ValidationError({field: [f"{what} path {str(folder)!r} does not exist or is not a folder"]})
+        raise ValidationError(
+            {field: [f"{what} path {str(folder)!r} does not exist or is not a folder"]}
+        )
     if not (folder / "config.json").is_file():
-        raise ValidationError({field: [f"{what} path {str(folder)!r} has no config.json; save the model there first"]})
+        raise ValidationError(
+            {field: [f"{what} path {str(folder)!r} has no config.json; save the model there first"]}
+        )
     return folder
 
 
@@ -203,13 +215,17 @@ class Encoder:
 
 def encoder_load(path: str | Path | None = None, *, device: str | None = None) -> Encoder:
     """Load a local encoder by path (settings.PARITY_ENCODER_PATH by default); never downloads."""
-    folder = model_path_check(path or settings.PARITY_ENCODER_PATH, field="encoder_path", what="encoder")
+    folder = model_path_check(
+        path or settings.PARITY_ENCODER_PATH, field="encoder_path", what="encoder"
+    )
     from transformers import AutoModel, AutoTokenizer
 
     device = torch_device(device)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
-    return Encoder(path=folder, id=model_id(folder), tokenizer=tokenizer, model=model, device=device)
+    return Encoder(
+        path=folder, id=model_id(folder), tokenizer=tokenizer, model=model, device=device
+    )
 
 
 def embeddings_for_items(
@@ -221,9 +237,9 @@ def embeddings_for_items(
     ids = [int(i) for i in item_ids]
     cached: dict[int, np.ndarray] = {}
     for start in range(0, len(ids), 5000):
-        rows = ItemEmbedding.objects.filter(encoder=encoder.id, item_id__in=ids[start : start + 5000]).values_list(
-            "item_id", "vector"
-        )
+        rows = ItemEmbedding.objects.filter(
+            encoder=encoder.id, item_id__in=ids[start : start + 5000]
+        ).values_list("item_id", "vector")
         for item_id, vector in rows:
             cached[item_id] = np.frombuffer(bytes(vector), dtype="<f4")
     missing = [n for n, item_id in enumerate(ids) if item_id not in cached]
@@ -232,7 +248,10 @@ def embeddings_for_items(
         ItemEmbedding.objects.bulk_create(
             [
                 ItemEmbedding(
-                    item_id=ids[n], encoder=encoder.id, dims=vectors.shape[1], vector=vectors[k].astype("<f4").tobytes()
+                    item_id=ids[n],
+                    encoder=encoder.id,
+                    dims=vectors.shape[1],
+                    vector=vectors[k].astype("<f4").tobytes(),
                 )
                 for k, n in enumerate(missing)
             ],

@@ -71,12 +71,16 @@ class CausalLM:
                 rows = max(1, _LOGIT_BUDGET // max(1, (width - 1) * logits.shape[-1]))
                 for r in range(0, len(batch), rows):
                     logp = torch.log_softmax(logits[r : r + rows, :-1].float(), dim=-1)
-                    token_lp[r : r + rows] = logp.gather(-1, targets[r : r + rows].unsqueeze(-1)).squeeze(-1)
+                    token_lp[r : r + rows] = logp.gather(
+                        -1, targets[r : r + rows].unsqueeze(-1)
+                    ).squeeze(-1)
                     entropy[r : r + rows] = -(logp.exp() * logp).sum(-1)
                     del logp
                 token_lp_host = token_lp.cpu().numpy().astype(float)
                 entropy_host = entropy.cpu().numpy().astype(float)
                 for row, (ids, n_context) in enumerate(batch):
                     span = slice(n_context - 1, len(ids) - 1)
-                    results.append((token_lp_host[row, span].copy(), entropy_host[row, span].copy()))
+                    results.append(
+                        (token_lp_host[row, span].copy(), entropy_host[row, span].copy())
+                    )
         return results

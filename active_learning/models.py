@@ -78,7 +78,9 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["project", "-number"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "number"], name="al_model_version_number_unique"),
+            models.UniqueConstraint(
+                fields=["project", "number"], name="al_model_version_number_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -125,7 +127,9 @@ class SelectionRound(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    token = models.ForeignKey(ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    token = models.ForeignKey(
+        ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # Which worker message runs it, and since when: a redelivery of the same message (its
     # worker died) or a run older than PARITY_ROUND_STALE_SECONDS may take the round over.
@@ -138,7 +142,8 @@ class SelectionRound(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(budget__gte=1), name="al_round_budget_positive"),
             models.CheckConstraint(
-                condition=Q(strategy__in=[c.value for c in Strategy]), name="al_round_strategy_valid"
+                condition=Q(strategy__in=[c.value for c in Strategy]),
+                name="al_round_strategy_valid",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[c.value for c in RoundStatus]), name="al_round_status_valid"
@@ -166,7 +171,8 @@ class RoundItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["round", "item"], name="al_round_item_unique"),
             models.CheckConstraint(
-                condition=Q(selection__in=["audit", "uncertainty"]), name="al_round_item_selection_valid"
+                condition=Q(selection__in=["audit", "uncertainty"]),
+                name="al_round_item_selection_valid",
             ),
         ]
 

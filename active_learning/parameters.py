@@ -56,12 +56,18 @@ def _fail(field_name: str, message: str) -> ValidationError:
 
 
 def _labelled() -> Exists:
-    return Exists(Judgment.objects.filter(item=OuterRef("pk"), is_current=True, kind__in=COUNTED_JUDGMENT_KINDS))
+    return Exists(
+        Judgment.objects.filter(
+            item=OuterRef("pk"), is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
+        )
+    )
 
 
 def pool_queryset(*, project: Project) -> QuerySet[Item]:
     """Items a round may pick: in the pool, not gold, not labelled by a human already."""
-    return Item.objects.filter(project=project, status=ItemStatus.POOL, is_gold=False).filter(~_labelled())
+    return Item.objects.filter(project=project, status=ItemStatus.POOL, is_gold=False).filter(
+        ~_labelled()
+    )
 
 
 def _scale(project: Project) -> tuple[float, float]:
@@ -70,7 +76,11 @@ def _scale(project: Project) -> tuple[float, float]:
 
 
 def _whole(value: Any, *, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise _fail(name, f"{name} must be a whole number")
     value = int(value)
     if value < low or (high is not None and value > high):
@@ -95,7 +105,9 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
         raise _fail("parameters", "parameters must be a JSON object")
     unknown = sorted(set(raw) - set(DEFAULT_PARAMETERS))
     if unknown:
-        raise _fail(unknown[0], f"unknown parameter {unknown[0]!r}; known: {', '.join(DEFAULT_PARAMETERS)}")
+        raise _fail(
+            unknown[0], f"unknown parameter {unknown[0]!r}; known: {', '.join(DEFAULT_PARAMETERS)}"
+        )
     p = {**DEFAULT_PARAMETERS, **raw}
     if p["features"] not in ("hashing", "encoder"):
         raise _fail("features", f"features must be 'hashing' or 'encoder', not {p['features']!r}")
@@ -121,11 +133,19 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
     for name in ("audit_min_share", "audit_max_share"):
         if p[name] is not None:
             p[name] = _fraction(p[name], name=name, low=0.0, high=0.5)
-    if p["audit_min_share"] is not None and p["audit_max_share"] is not None and p["audit_min_share"] > p["audit_max_share"]:
+    if (
+        p["audit_min_share"] is not None
+        and p["audit_max_share"] is not None
+        and p["audit_min_share"] > p["audit_max_share"]
+    ):
         raise _fail("audit_min_share", "audit_min_share must not be above audit_max_share")
-    p["audit_ci_halfwidth"] = _fraction(p["audit_ci_halfwidth"], name="audit_ci_halfwidth", low=0.01, high=0.5)
+    p["audit_ci_halfwidth"] = _fraction(
+        p["audit_ci_halfwidth"], name="audit_ci_halfwidth", low=0.01, high=0.5
+    )
     p["mix"] = _fraction(p["mix"], name="mix", low=0.0, high=1.0)
-    p["candidate_factor"] = _fraction(p["candidate_factor"], name="candidate_factor", low=1.0, high=100.0)
+    p["candidate_factor"] = _fraction(
+        p["candidate_factor"], name="candidate_factor", low=1.0, high=100.0
+    )
     if p["bad_below"] is not None:
         p["bad_below"] = _fraction(p["bad_below"], name="bad_below", low=-1e9, high=1e9)
     p["n_learners"] = _whole(p["n_learners"], name="n_learners", low=2, high=25)
@@ -135,7 +155,11 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
 
 def _model_paths_check(*, parameters: dict[str, Any]) -> None:
     if parameters["features"] == "encoder":
-        model_path_check(parameters["encoder_path"] or settings.PARITY_ENCODER_PATH, field="encoder_path", what="encoder")
+        model_path_check(
+            parameters["encoder_path"] or settings.PARITY_ENCODER_PATH,
+            field="encoder_path",
+            what="encoder",
+        )
     lm_path = parameters["causal_lm_path"] or settings.PARITY_CAUSAL_LM_PATH
     if lm_path:
         model_path_check(lm_path, field="causal_lm_path", what="causal LM")

@@ -42,17 +42,31 @@ from typing import Any
 import numpy as np
 
 LOGPROB_FEATURES = (
-    "lp_mean_nll", "lp_min", "lp_std", "lp_low3", "lp_below_037", "lp_below_01", "lp_last", "lp_tokens",
+    "lp_mean_nll",
+    "lp_min",
+    "lp_std",
+    "lp_low3",
+    "lp_below_037",
+    "lp_below_01",
+    "lp_last",
+    "lp_tokens",
 )
 TEXT_FEATURES = (
-    "len_ratio", "len_ratio_abs", "copied_share", "copied_run", "source_script_share", "number_mismatch",
-    "punct_mismatch", "repeated_bigrams", "max_word_repeat",
+    "len_ratio",
+    "len_ratio_abs",
+    "copied_share",
+    "copied_run",
+    "source_script_share",
+    "number_mismatch",
+    "punct_mismatch",
+    "repeated_bigrams",
+    "max_word_repeat",
 )
 FEATURES = (*LOGPROB_FEATURES, *TEXT_FEATURES)
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_PUNCT = "()[]\"?!:;%«»“”„"
+_PUNCT = '()[]"?!:;%«»“”„'
 
 
 @lru_cache(maxsize=65536)
@@ -96,10 +110,15 @@ def _text_features(source: str, output: str) -> list[float]:
     repeated = 1 - len(set(bigrams)) / len(bigrams) if bigrams else 0.0
     most = max(Counter(long_words).values(), default=0)
     return [
-        ratio, abs(ratio),
-        float(np.mean(copied)) if copied else 0.0, float(best),
+        ratio,
+        abs(ratio),
+        float(np.mean(copied)) if copied else 0.0,
+        float(best),
         foreign / letters if letters else 0.0,
-        float(numbers), float(punct), float(repeated), float(most),
+        float(numbers),
+        float(punct),
+        float(repeated),
+        float(most),
     ]
 
 
@@ -108,11 +127,15 @@ def _logprob_features(token_logprobs: Sequence[Any]) -> np.ndarray:
     loop over items (a chunk of 50,000 items is a few numpy calls)."""
     n = len(token_logprobs)
     out = np.full((n, len(LOGPROB_FEATURES)), np.nan)
-    lengths = np.fromiter((0 if lp is None else len(lp) for lp in token_logprobs), dtype=np.int64, count=n)
+    lengths = np.fromiter(
+        (0 if lp is None else len(lp) for lp in token_logprobs), dtype=np.int64, count=n
+    )
     present = lengths > 0
     if not present.any():
         return out
-    flat = np.concatenate([np.asarray(lp, dtype=float) for lp in token_logprobs if lp is not None and len(lp)])
+    flat = np.concatenate(
+        [np.asarray(lp, dtype=float) for lp in token_logprobs if lp is not None and len(lp)]
+    )
     sizes = lengths[present]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     mean = np.add.reduceat(flat, starts) / sizes
@@ -121,17 +144,21 @@ def _logprob_features(token_logprobs: Sequence[Any]) -> np.ndarray:
     order = np.lexsort((flat, segment))  # each item's values ascending, items in turn
     rank = np.arange(len(flat)) - np.repeat(starts, sizes)
     lowest = rank < 3
-    low3 = np.bincount(segment[lowest], weights=flat[order][lowest], minlength=len(sizes)) / np.minimum(sizes, 3)
-    out[present] = np.column_stack([
-        -mean,
-        -np.minimum.reduceat(flat, starts),
-        spread,
-        -low3,
-        np.add.reduceat((flat < -1.0).astype(float), starts) / sizes,
-        np.add.reduceat((flat < np.log(0.1)).astype(float), starts) / sizes,
-        -flat[starts + sizes - 1],
-        np.log1p(sizes),
-    ])
+    low3 = np.bincount(
+        segment[lowest], weights=flat[order][lowest], minlength=len(sizes)
+    ) / np.minimum(sizes, 3)
+    out[present] = np.column_stack(
+        [
+            -mean,
+            -np.minimum.reduceat(flat, starts),
+            spread,
+            -low3,
+            np.add.reduceat((flat < -1.0).astype(float), starts) / sizes,
+            np.add.reduceat((flat < np.log(0.1)).astype(float), starts) / sizes,
+            -flat[starts + sizes - 1],
+            np.log1p(sizes),
+        ]
+    )
     return out
 
 
@@ -142,7 +169,10 @@ def qe_features(
     if not len(responses):
         return np.zeros((0, len(FEATURES)))
     text = np.asarray(
-        [_text_features(prompt or "", response or "") for prompt, response in zip(prompts, responses, strict=True)],
+        [
+            _text_features(prompt or "", response or "")
+            for prompt, response in zip(prompts, responses, strict=True)
+        ],
         dtype=float,
     )
     return np.hstack([_logprob_features(token_logprobs), text])
@@ -170,7 +200,9 @@ def reference_build(raw: np.ndarray, languages: np.ndarray) -> dict[str, np.ndar
     return out
 
 
-def _percentiles(raw: np.ndarray, languages: np.ndarray, reference: dict[str, np.ndarray]) -> np.ndarray:
+def _percentiles(
+    raw: np.ndarray, languages: np.ndarray, reference: dict[str, np.ndarray]
+) -> np.ndarray:
     """Mid-rank percentile of each value among its language's reference values, in (0, 1]."""
     from active_learning.scorers import group_indices
 
@@ -190,8 +222,9 @@ def _percentiles(raw: np.ndarray, languages: np.ndarray, reference: dict[str, np
     return out
 
 
-def design_matrix(raw: np.ndarray, languages: np.ndarray, tags: Sequence[str],
-                  reference: dict[str, np.ndarray]) -> np.ndarray:
+def design_matrix(
+    raw: np.ndarray, languages: np.ndarray, tags: Sequence[str], reference: dict[str, np.ndarray]
+) -> np.ndarray:
     """Percentiles within each language (NaN → 0.5 plus a 'no log-probs' flag), centred,
     then repeated once per language for that language's own weights (zeros for a language
     the model has not seen: it gets the shared weights)."""
@@ -216,7 +249,10 @@ def selection_weights(
     """Horvitz–Thompson weights of labelled items: 1 for an uncertainty pick (taken for
     sure), 1 / (audit share of the rest) for an audit item; 1 for anything else."""
     return np.array(
-        [audit_weight.get(lang, 1.0) if sel == "audit" else 1.0 for sel, lang in zip(selection, language, strict=True)],
+        [
+            audit_weight.get(lang, 1.0) if sel == "audit" else 1.0
+            for sel, lang in zip(selection, language, strict=True)
+        ],
         dtype=float,
     )
 
@@ -265,8 +301,13 @@ def badness_trainable(y: np.ndarray, *, min_labels: int = 10) -> str | None:
 
 
 def badness_fit(
-    *, raw: np.ndarray, languages: np.ndarray, labelled: np.ndarray, bad: np.ndarray,
-    weights: np.ndarray | None = None, C: float = 0.05,
+    *,
+    raw: np.ndarray,
+    languages: np.ndarray,
+    labelled: np.ndarray,
+    bad: np.ndarray,
+    weights: np.ndarray | None = None,
+    C: float = 0.05,
 ) -> BadnessModel:
     """Fit on the labelled rows of `raw`. Percentiles are taken against every row of a
     language, labelled or not (`reference_build`), and kept with the model, so training
@@ -282,5 +323,11 @@ def badness_fit(
     w = w / w.mean()
     estimator = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
     estimator.fit(X, y, sample_weight=w)
-    return BadnessModel(tags=tags, estimator=estimator, reference=reference, n_labels=len(y), n_bad=int(y.sum()),
-                        parameters={"C": C, "features": list(FEATURES), "weighting": "horvitz-thompson"})
+    return BadnessModel(
+        tags=tags,
+        estimator=estimator,
+        reference=reference,
+        n_labels=len(y),
+        n_bad=int(y.sum()),
+        parameters={"C": C, "features": list(FEATURES), "weighting": "horvitz-thompson"},
+    )

@@ -49,14 +49,22 @@ def round_prepare_queued(*, round_id: int) -> PreparedRound | None:
     selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
     with round_failure_recorded(round_id=round_id):
         request = round_request_clean(
-            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
-            seed=selection_round.seed, parameters=selection_round.parameters,
+            project=selection_round.project,
+            budget=selection_round.budget,
+            strategy=selection_round.strategy,
+            seed=selection_round.seed,
+            parameters=selection_round.parameters,
         )
-        source = FeatureSource(kind=request.parameters["features"], encoder_path=request.parameters["encoder_path"])
-        models = models_retrain_if_stale(project=request.project, parameters=request.parameters, seed=request.seed,
-                                         source=source)
+        source = FeatureSource(
+            kind=request.parameters["features"], encoder_path=request.parameters["encoder_path"]
+        )
+        models = models_retrain_if_stale(
+            project=request.project, parameters=request.parameters, seed=request.seed, source=source
+        )
         SelectionRound.objects.filter(pk=round_id).update(model_version=models.version)
-        ids = list(pool_queryset(project=request.project).order_by("id").values_list("pk", flat=True))
+        ids = list(
+            pool_queryset(project=request.project).order_by("id").values_list("pk", flat=True)
+        )
         return PreparedRound(request=request, models=models, pool_ids=ids)
     raise AssertionError("unreachable: a failure is recorded and raised")
 
@@ -64,7 +72,8 @@ def round_prepare_queued(*, round_id: int) -> PreparedRound | None:
 def _round_models(selection_round: SelectionRound) -> RoundModels:
     version = (
         ModelVersion.objects.filter(pk=selection_round.model_version_id).first()
-        if selection_round.model_version_id else None
+        if selection_round.model_version_id
+        else None
     )
     return RoundModels.of(version)
 
@@ -77,25 +86,42 @@ def round_chunk_score(*, round_id: int, item_ids: Sequence[int]) -> ChunkScores:
     source = FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
     features = source.matrix(item_ids=pool.ids, texts=pool.texts)
     lm = _causal_lm(p) if any(lp is None for lp in pool.inputs.token_logprobs) else None
-    scores = pool_score(pool=pool, features=features, models=_round_models(selection_round), parameters=p, lm=lm)
+    scores = pool_score(
+        pool=pool, features=features, models=_round_models(selection_round), parameters=p, lm=lm
+    )
     return ChunkScores(
         ids=pool.ids.tolist(),
-        raw={name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in scores.raw.items()},
-        rescored=scores.rescored, available=scores.available,
+        raw={
+            name: [None if not np.isfinite(v) else float(v) for v in values]
+            for name, values in scores.raw.items()
+        },
+        rescored=scores.rescored,
+        available=scores.available,
     )
 
 
-def round_finish_chunks(*, round_id: int, chunks: Sequence[ChunkScores | dict[str, Any]]) -> SelectionRound:
+def round_finish_chunks(
+    *, round_id: int, chunks: Sequence[ChunkScores | dict[str, Any]]
+) -> SelectionRound:
     """Rank, allocate, select and queue once, from every chunk's scores."""
-    selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
+    selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(
+        pk=round_id
+    )
     with round_failure_recorded(round_id=round_id):
         request = round_request_clean(
-            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
-            seed=selection_round.seed, parameters=selection_round.parameters,
+            project=selection_round.project,
+            budget=selection_round.budget,
+            strategy=selection_round.strategy,
+            seed=selection_round.seed,
+            parameters=selection_round.parameters,
         )
         return round_execute(
-            request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id,
-            chunks=[ChunkScores.of(c) for c in chunks], models=_round_models(selection_round),
+            request=request,
+            actor=selection_round.created_by,
+            token=selection_round.token,
+            round_id=round_id,
+            chunks=[ChunkScores.of(c) for c in chunks],
+            models=_round_models(selection_round),
         )
     raise AssertionError("unreachable")
 
@@ -112,7 +138,9 @@ def round_failure_recorded(*, round_id: int, task_id: str = "") -> Iterator[None
 
 def round_mark_failed(*, round_id: int, exc: BaseException, task_id: str = "") -> None:
     if isinstance(exc, ValidationError):
-        message = "; ".join(f"{name}: {text}" if name else text for name, text in validation_messages(exc))
+        message = "; ".join(
+            f"{name}: {text}" if name else text for name, text in validation_messages(exc)
+        )
     else:
         message = f"{type(exc).__name__}: {exc}"
     rounds = SelectionRound.objects.filter(pk=round_id)
@@ -122,12 +150,19 @@ def round_mark_failed(*, round_id: int, exc: BaseException, task_id: str = "") -
     rounds.update(status=RoundStatus.FAILED, error=message[:2000], finished_at=timezone.now())
 
 
-def round_create_queued(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:
+def round_create_queued(
+    *, request: RoundRequest, actor: Any = None, token: Any = None
+) -> SelectionRound:
     """Record a round for a worker to run (the broker path)."""
     return SelectionRound.objects.create(
-        project=request.project, strategy=request.strategy, budget=request.budget, seed=request.seed,
-        parameters=request.parameters, allocation={a.tag: a.as_dict() for a in round_preview(request=request)},
-        status=RoundStatus.QUEUED, created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        project=request.project,
+        strategy=request.strategy,
+        budget=request.budget,
+        seed=request.seed,
+        parameters=request.parameters,
+        allocation={a.tag: a.as_dict() for a in round_preview(request=request)},
+        status=RoundStatus.QUEUED,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
         token=token,
     )
 
@@ -154,14 +189,22 @@ def round_run_queued(*, round_id: int, task_id: str = "") -> SelectionRound | No
     )
     if not taken:
         return None
-    selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(pk=round_id)
+    selection_round = SelectionRound.objects.select_related("project", "created_by", "token").get(
+        pk=round_id
+    )
     with round_failure_recorded(round_id=round_id, task_id=task_id):
         request = round_request_clean(
-            project=selection_round.project, budget=selection_round.budget, strategy=selection_round.strategy,
-            seed=selection_round.seed, parameters=selection_round.parameters,
+            project=selection_round.project,
+            budget=selection_round.budget,
+            strategy=selection_round.strategy,
+            seed=selection_round.seed,
+            parameters=selection_round.parameters,
         )
         return round_execute(
-            request=request, actor=selection_round.created_by, token=selection_round.token, round_id=round_id
+            request=request,
+            actor=selection_round.created_by,
+            token=selection_round.token,
+            round_id=round_id,
         )
     raise AssertionError("unreachable")
 
@@ -179,6 +222,9 @@ def rounds_waiting(*, older_than: timedelta) -> QuerySet[SelectionRound]:
 def validation_messages(exc: ValidationError) -> list[tuple[str | None, str]]:
     """(field, message) pairs of a ValidationError, for the CLI, the API and the page."""
     if hasattr(exc, "error_dict"):
-        return [(None if name == "__all__" else name, str(message))
-                for name, messages in exc.message_dict.items() for message in messages]
+        return [
+            (None if name == "__all__" else name, str(message))
+            for name, messages in exc.message_dict.items()
+            for message in messages
+        ]
     return [(None, str(message)) for message in exc.messages]

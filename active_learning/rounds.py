@@ -97,7 +97,10 @@ def language_quality(*, project: Project) -> dict[str, float | None]:
 def language_supplies(*, project: Project, parameters: dict[str, Any]) -> list[LanguageSupply]:
     """Per language: pool size, what its qualified evaluators can still take, quality."""
     pools = dict(
-        pool_queryset(project=project).order_by().values_list("language__tag").annotate(n=Count("id"))
+        pool_queryset(project=project)
+        .order_by()
+        .values_list("language__tag")
+        .annotate(n=Count("id"))
     )
     evaluators = dict(
         Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
@@ -119,11 +122,17 @@ def language_supplies(*, project: Project, parameters: dict[str, Any]) -> list[L
         n_eval = int(evaluators.get(lang.tag, 0))
         capacity = None
         if per_evaluator is not None:
-            capacity = max(0, n_eval * int(per_evaluator) - int(backlog.get(lang.tag) or 0)) // project.overlap
+            capacity = (
+                max(0, n_eval * int(per_evaluator) - int(backlog.get(lang.tag) or 0))
+                // project.overlap
+            )
         supplies.append(
             LanguageSupply(
-                tag=lang.tag, pool=int(pools.get(lang.tag, 0)), capacity=capacity,
-                quality=quality.get(lang.tag), evaluators=n_eval,
+                tag=lang.tag,
+                pool=int(pools.get(lang.tag, 0)),
+                capacity=capacity,
+                quality=quality.get(lang.tag),
+                evaluators=n_eval,
             )
         )
     return supplies
@@ -139,7 +148,9 @@ def rounds_for_project(*, project: Project) -> QuerySet[SelectionRound]:
 
 
 def round_selected(*, selection_round: SelectionRound) -> QuerySet[RoundItem]:
-    return selection_round.selections.select_related("item", "language").order_by("language__tag", "selection", "rank")
+    return selection_round.selections.select_related("item", "language").order_by(
+        "language__tag", "selection", "rank"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,15 +167,27 @@ class RoundRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
-        return {"budget": self.budget, "strategy": self.strategy, "seed": self.seed, "parameters": self.parameters}
+        return {
+            "budget": self.budget,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "parameters": self.parameters,
+        }
 
 
 def round_request_clean(
-    *, project: Project, budget: Any, strategy: Any, seed: Any = 0, parameters: dict[str, Any] | None = None
+    *,
+    project: Project,
+    budget: Any,
+    strategy: Any,
+    seed: Any = 0,
+    parameters: dict[str, Any] | None = None,
 ) -> RoundRequest:
     """A checked round request, or ValidationError({field: [reason]}); nothing is written."""
     if strategy not in STRATEGIES:
-        raise _fail("strategy", f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        raise _fail(
+            "strategy", f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
+        )
     budget = _whole(budget, name="budget", low=1)
     seed = _whole(seed if seed is not None else 0, name="seed", low=0, high=2**63 - 1)
     clean = round_parameters_clean(parameters)
@@ -179,9 +202,14 @@ def round_request_clean(
             "labelled); import new items with queue_on_import off",
         )
     if budget > pool:
-        raise _fail("budget", f"the budget {budget} is above the pool: {pool} items wait in the pool of project {project.slug}")
+        raise _fail(
+            "budget",
+            f"the budget {budget} is above the pool: {pool} items wait in the pool of project {project.slug}",
+        )
     _model_paths_check(parameters=clean)
-    request = RoundRequest(project=project, budget=budget, strategy=strategy, seed=seed, parameters=clean)
+    request = RoundRequest(
+        project=project, budget=budget, strategy=strategy, seed=seed, parameters=clean
+    )
     round_preview(request=request)  # the allocation must be possible
     return request
 
@@ -223,7 +251,10 @@ def _top_logprobs(metadata: Any) -> list[np.ndarray] | None:
             values = [e.get("logprob") if isinstance(e, dict) else e for e in entry]
         else:
             return None
-        if not values or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        if not values or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
             return None
         out.append(np.asarray(values, dtype=float))
     return out
@@ -245,15 +276,22 @@ def pool_load(*, project: Project, item_ids: Sequence[int] | None = None) -> Poo
     queryset = pool_queryset(project=project)
     if item_ids is not None:
         queryset = queryset.filter(pk__in=list(item_ids))
-    rows = (
-        queryset
-        .order_by("id")
-        .values_list(
-            "id", "language__tag", "prompt", "response", "response_a", "response_b",
-            "token_logprobs", "token_entropy", "reward_a", "reward_b", "metadata",
-        )
+    rows = queryset.order_by("id").values_list(
+        "id",
+        "language__tag",
+        "prompt",
+        "response",
+        "response_a",
+        "response_b",
+        "token_logprobs",
+        "token_entropy",
+        "reward_a",
+        "reward_b",
+        "metadata",
     )
-    for pk, tag, prompt, response, a, b, lp, ent, ra, rb, metadata in rows.iterator(chunk_size=5000):
+    for pk, tag, prompt, response, a, b, lp, ent, ra, rb, metadata in rows.iterator(
+        chunk_size=5000
+    ):
         ids.append(pk)
         languages.append(tag)
         prompts.append(prompt)
@@ -270,8 +308,11 @@ def pool_load(*, project: Project, item_ids: Sequence[int] | None = None) -> Poo
         prompts=prompts,
         texts=texts,
         inputs=ScoringInputs(
-            languages=langs, token_logprobs=logprobs, top_logprobs=tops,
-            token_entropy=np.array(entropy, dtype=float), reward_a=np.array(reward_a, dtype=float),
+            languages=langs,
+            token_logprobs=logprobs,
+            top_logprobs=tops,
+            token_entropy=np.array(entropy, dtype=float),
+            reward_a=np.array(reward_a, dtype=float),
             reward_b=np.array(reward_b, dtype=float),
         ),
     )
@@ -294,12 +335,22 @@ def _language_seed(seed: int, tag: str) -> np.random.Generator:
 
 
 def picks_for_language(
-    *, allocation: LanguageAllocation, idx: np.ndarray, combined: np.ndarray, features: Any, keys: np.ndarray,
-    parameters: dict[str, Any], seed: int,
+    *,
+    allocation: LanguageAllocation,
+    idx: np.ndarray,
+    combined: np.ndarray,
+    features: Any,
+    keys: np.ndarray,
+    parameters: dict[str, Any],
+    seed: int,
 ) -> tuple[list[Pick], bool]:
     """Audit picks (random) and uncertainty picks of one language; True when it was a cold start."""
     rng = _language_seed(seed, allocation.tag)
-    audit = idx[rng.choice(len(idx), size=allocation.audit, replace=False)] if allocation.audit else idx[:0]
+    audit = (
+        idx[rng.choice(len(idx), size=allocation.audit, replace=False)]
+        if allocation.audit
+        else idx[:0]
+    )
     rest = np.setdiff1d(idx, audit, assume_unique=True)
     picks = [Pick(int(i), Selection.AUDIT, r) for r, i in enumerate(audit, start=1)]
     if not allocation.uncertainty:
@@ -307,17 +358,26 @@ def picks_for_language(
     scores = combined[rest]
     cold = not np.isfinite(scores).any()
     if cold:
-        chosen = representative_select(features=features[rest], keys=keys[rest], k=allocation.uncertainty, seed=seed)
+        chosen = representative_select(
+            features=features[rest], keys=keys[rest], k=allocation.uncertainty, seed=seed
+        )
     else:
         chosen = batch_select(
-            scores=np.where(np.isfinite(scores), scores, NEUTRAL_SCORE), features=features[rest], keys=keys[rest],
-            k=allocation.uncertainty, candidate_factor=parameters["candidate_factor"], mix=parameters["mix"], seed=seed,
+            scores=np.where(np.isfinite(scores), scores, NEUTRAL_SCORE),
+            features=features[rest],
+            keys=keys[rest],
+            k=allocation.uncertainty,
+            candidate_factor=parameters["candidate_factor"],
+            mix=parameters["mix"],
+            seed=seed,
         )
     picks += [Pick(int(rest[c]), Selection.UNCERTAINTY, r) for r, c in enumerate(chosen, start=1)]
     return picks, cold
 
 
-def _components(index: int, raw: dict[str, np.ndarray], pct: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def _components(
+    index: int, raw: dict[str, np.ndarray], pct: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
     return {
         name: {"raw": round(float(raw[name][index]), 6), "pct": round(float(pct[name][index]), 6)}
         for name in raw
@@ -395,7 +455,9 @@ def round_inputs_load(*, request: RoundRequest, clock: StageClock) -> RoundInput
         source = FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
         features = source.matrix(item_ids=pool.ids, texts=pool.texts)
         keys = text_keys(pool.texts)
-    return RoundInputs(allocation=allocation, pool=pool, source=source, features=features, keys=keys)
+    return RoundInputs(
+        allocation=allocation, pool=pool, source=source, features=features, keys=keys
+    )
 
 
 def _causal_lm(parameters: dict[str, Any]) -> Any:
@@ -425,9 +487,9 @@ def lm_rescore_cached(*, pool: Pool, lm: Any, batch_size: int = 8) -> int:
     cached: dict[int, tuple[bytes, bytes]] = {}
     ids = [int(pool.ids[i]) for i in missing]
     for start in range(0, len(ids), 5000):
-        for item_id, lps, ents in ItemRescore.objects.filter(lm=lm.id, item_id__in=ids[start : start + 5000]).values_list(
-            "item_id", "token_logprobs", "token_entropies"
-        ):
+        for item_id, lps, ents in ItemRescore.objects.filter(
+            lm=lm.id, item_id__in=ids[start : start + 5000]
+        ).values_list("item_id", "token_logprobs", "token_entropies"):
             cached[item_id] = (bytes(lps), bytes(ents))
     inputs._ragged_logprobs = None
     for i in missing:
@@ -437,21 +499,30 @@ def lm_rescore_cached(*, pool: Pool, lm: Any, batch_size: int = 8) -> int:
             if inputs.token_entropies[i] is None and inputs.top_logprobs[i] is None:
                 inputs.token_entropies[i] = np.frombuffer(hit[1], dtype="<f4").astype(float)
     still = [i for i in missing if int(pool.ids[i]) not in cached]
-    rescored = inputs_fill_from_lm(inputs=inputs, lm=lm, responses=pool.texts, prompts=pool.prompts,
-                                   batch_size=batch_size)
+    rescored = inputs_fill_from_lm(
+        inputs=inputs, lm=lm, responses=pool.texts, prompts=pool.prompts, batch_size=batch_size
+    )
     if still:
         entropies = {i: inputs.token_entropies[i] for i in still}
         ItemRescore.objects.bulk_create(
-            [ItemRescore(item_id=int(pool.ids[i]), lm=lm.id, token_logprobs=_f32(inputs.token_logprobs[i]),
-                         token_entropies=_f32(entropies[i] if entropies[i] is not None else []))
-             for i in still],
+            [
+                ItemRescore(
+                    item_id=int(pool.ids[i]),
+                    lm=lm.id,
+                    token_logprobs=_f32(inputs.token_logprobs[i]),
+                    token_entropies=_f32(entropies[i] if entropies[i] is not None else []),
+                )
+                for i in still
+            ],
             batch_size=1000,
             ignore_conflicts=True,  # two workers rescoring the same item store equal values
         )
     return rescored
 
 
-def pool_score(*, pool: Pool, features: Any, models: RoundModels, parameters: dict[str, Any], lm: Any = None) -> PoolScores:
+def pool_score(
+    *, pool: Pool, features: Any, models: RoundModels, parameters: dict[str, Any], lm: Any = None
+) -> PoolScores:
     """Every usable scorer's raw value for each item of `pool` — the whole pool inline, or
     one chunk on a worker. A value depends only on its own item (percentiles come later,
     over the whole pool), so chunks scored anywhere give the same values."""
@@ -459,21 +530,38 @@ def pool_score(*, pool: Pool, features: Any, models: RoundModels, parameters: di
     inputs = pool.inputs
     inputs.features, inputs.committee = features, models.committee
     if models.quality is not None:
-        inputs.qe_raw = qe.qe_features(prompts=pool.prompts, responses=pool.texts,
-                                       token_logprobs=inputs.token_logprobs)
+        inputs.qe_raw = qe.qe_features(
+            prompts=pool.prompts, responses=pool.texts, token_logprobs=inputs.token_logprobs
+        )
         inputs.qe_model = models.quality
     names = parameters["scorers"] or None
     raw = scores_compute(inputs=inputs, names=names)
-    return PoolScores(raw=raw, rescored=rescored, available=[s.name for s in scorers_usable(inputs=inputs, names=names)])
+    return PoolScores(
+        raw=raw,
+        rescored=rescored,
+        available=[s.name for s in scorers_usable(inputs=inputs, names=names)],
+    )
 
 
-def round_scores_combine(*, pool: Pool, scores: PoolScores, parameters: dict[str, Any]) -> RoundScores:
+def round_scores_combine(
+    *, pool: Pool, scores: PoolScores, parameters: dict[str, Any]
+) -> RoundScores:
     """Percentiles within each language over the whole pool, then the weighted combination."""
-    combined, pct = scores_combine(raw=scores.raw, groups=pool.languages, weights=parameters["weights"])
-    return RoundScores(raw=scores.raw, combined=combined, pct=pct, rescored=scores.rescored, available=scores.available)
+    combined, pct = scores_combine(
+        raw=scores.raw, groups=pool.languages, weights=parameters["weights"]
+    )
+    return RoundScores(
+        raw=scores.raw,
+        combined=combined,
+        pct=pct,
+        rescored=scores.rescored,
+        available=scores.available,
+    )
 
 
-def round_picks_choose(*, request: RoundRequest, inputs: RoundInputs, scores: RoundScores) -> RoundPicks:
+def round_picks_choose(
+    *, request: RoundRequest, inputs: RoundInputs, scores: RoundScores
+) -> RoundPicks:
     picks: list[Pick] = []
     cold_start: list[str] = []
     by_language = group_indices(inputs.pool.languages)
@@ -482,10 +570,17 @@ def round_picks_choose(*, request: RoundRequest, inputs: RoundInputs, scores: Ro
             continue
         idx = by_language.get(alloc.tag, np.zeros(0, dtype=np.int64))
         if len(idx) < alloc.total:
-            raise _fail("budget", f"the pool of {alloc.tag} changed while the round ran; run it again")
+            raise _fail(
+                "budget", f"the pool of {alloc.tag} changed while the round ran; run it again"
+            )
         lang_picks, cold = picks_for_language(
-            allocation=alloc, idx=idx, combined=scores.combined, features=inputs.features, keys=inputs.keys,
-            parameters=request.parameters, seed=request.seed,
+            allocation=alloc,
+            idx=idx,
+            combined=scores.combined,
+            features=inputs.features,
+            keys=inputs.keys,
+            parameters=request.parameters,
+            seed=request.seed,
         )
         picks += lang_picks
         if cold:
@@ -494,8 +589,15 @@ def round_picks_choose(*, request: RoundRequest, inputs: RoundInputs, scores: Ro
 
 
 def round_record_write(
-    *, request: RoundRequest, inputs: RoundInputs, models: RoundModels, scores: RoundScores, chosen: RoundPicks,
-    actor: Any = None, token: Any = None, round_id: int | None = None,
+    *,
+    request: RoundRequest,
+    inputs: RoundInputs,
+    models: RoundModels,
+    scores: RoundScores,
+    chosen: RoundPicks,
+    actor: Any = None,
+    token: Any = None,
+    round_id: int | None = None,
 ) -> SelectionRound:
     """The round, its selected items with their score components and the items' move to
     the queue, in one transaction."""
@@ -516,7 +618,9 @@ def round_record_write(
     with transaction.atomic():
         if round_id is None:
             selection_round = SelectionRound(
-                project=project, created_by=actor if getattr(actor, "is_authenticated", False) else None, token=token
+                project=project,
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                token=token,
             )
         else:
             selection_round = SelectionRound.objects.select_for_update().get(pk=round_id)
@@ -537,9 +641,13 @@ def round_record_write(
         RoundItem.objects.bulk_create(
             [
                 RoundItem(
-                    round=selection_round, item_id=int(pool.ids[pick.index]),
-                    language_id=language_ids[pool.languages[pick.index]], selection=pick.selection, rank=pick.rank,
-                    score=float(priority[pick.index]), components=_components(pick.index, scores.raw, scores.pct),
+                    round=selection_round,
+                    item_id=int(pool.ids[pick.index]),
+                    language_id=language_ids[pool.languages[pick.index]],
+                    selection=pick.selection,
+                    rank=pick.rank,
+                    score=float(priority[pick.index]),
+                    components=_components(pick.index, scores.raw, scores.pct),
                 )
                 for pick in picks
             ],
@@ -548,20 +656,36 @@ def round_record_write(
         for selection in (Selection.AUDIT, Selection.UNCERTAINTY):
             chosen_idx = [pick.index for pick in picks if pick.selection == selection]
             items_enqueue(
-                project=project, item_ids=pool.ids[chosen_idx].tolist(), priorities=priority[chosen_idx].tolist(),
+                project=project,
+                item_ids=pool.ids[chosen_idx].tolist(),
+                priorities=priority[chosen_idx].tolist(),
                 selection=selection,
             )
         audit_record(
-            verb="al_round.run", actor=actor, token=token, project=project, obj=selection_round,
-            data={"strategy": request.strategy, "budget": request.budget, "seed": request.seed, "selected": len(picks),
-                  "model_version": models.version.number if models.version else None},
+            verb="al_round.run",
+            actor=actor,
+            token=token,
+            project=project,
+            obj=selection_round,
+            data={
+                "strategy": request.strategy,
+                "budget": request.budget,
+                "seed": request.seed,
+                "selected": len(picks),
+                "model_version": models.version.number if models.version else None,
+            },
         )
     return selection_round
 
 
 def round_execute(
-    *, request: RoundRequest, actor: Any = None, token: Any = None, round_id: int | None = None,
-    progress: Callable[[str], None] | None = None, chunks: Sequence[ChunkScores] | None = None,
+    *,
+    request: RoundRequest,
+    actor: Any = None,
+    token: Any = None,
+    round_id: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    chunks: Sequence[ChunkScores] | None = None,
     models: RoundModels | None = None,
 ) -> SelectionRound:
     """Run a round and queue its items, all or nothing. With `round_id`, completes that
@@ -573,20 +697,35 @@ def round_execute(
     p = request.parameters
     with clock.stage("committee"):
         if models is None:
-            models = models_retrain_if_stale(project=request.project, parameters=p, seed=request.seed,
-                                             source=inputs.source)
+            models = models_retrain_if_stale(
+                project=request.project, parameters=p, seed=request.seed, source=inputs.source
+            )
     with clock.stage("scoring"):
         if chunks is None:
-            lm = _causal_lm(p) if any(lp is None for lp in inputs.pool.inputs.token_logprobs) else None
-            pool_scores = pool_score(pool=inputs.pool, features=inputs.features, models=models, parameters=p, lm=lm)
+            lm = (
+                _causal_lm(p)
+                if any(lp is None for lp in inputs.pool.inputs.token_logprobs)
+                else None
+            )
+            pool_scores = pool_score(
+                pool=inputs.pool, features=inputs.features, models=models, parameters=p, lm=lm
+            )
         else:
             pool_scores = chunks_gather(chunks=chunks, ids=inputs.pool.ids)
         scores = round_scores_combine(pool=inputs.pool, scores=pool_scores, parameters=p)
     with clock.stage("selection"):
         chosen = round_picks_choose(request=request, inputs=inputs, scores=scores)
     with clock.stage("write"):
-        selection_round = round_record_write(request=request, inputs=inputs, models=models, scores=scores,
-                                             chosen=chosen, actor=actor, token=token, round_id=round_id)
+        selection_round = round_record_write(
+            request=request,
+            inputs=inputs,
+            models=models,
+            scores=scores,
+            chosen=chosen,
+            actor=actor,
+            token=token,
+            round_id=round_id,
+        )
     selection_round.summary["seconds"] = clock.summary()
     SelectionRound.objects.filter(pk=selection_round.pk).update(summary=selection_round.summary)
     return selection_round
@@ -607,7 +746,12 @@ class ChunkScores:
     available: list[str]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ids": self.ids, "raw": self.raw, "rescored": self.rescored, "available": self.available}
+        return {
+            "ids": self.ids,
+            "raw": self.raw,
+            "rescored": self.rescored,
+            "available": self.available,
+        }
 
     @classmethod
     def of(cls, value: dict[str, Any] | ChunkScores) -> ChunkScores:

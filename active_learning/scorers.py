@@ -50,7 +50,9 @@ class ScoringInputs:
     # `qe.qe_features` of these items and the quality model trained on the labels so far.
     qe_raw: np.ndarray | None = None
     qe_model: Any = None
-    _ragged_logprobs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _ragged_logprobs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
+        default=None, repr=False
+    )
 
     def __post_init__(self) -> None:
         n = len(self.languages)
@@ -59,7 +61,9 @@ class ScoringInputs:
             self.top_logprobs = [None] * n
         if not self.token_entropies:
             self.token_entropies = [None] * n
-        self.token_entropy = nan.copy() if self.token_entropy is None else np.asarray(self.token_entropy, float)
+        self.token_entropy = (
+            nan.copy() if self.token_entropy is None else np.asarray(self.token_entropy, float)
+        )
         self.reward_a = nan.copy() if self.reward_a is None else np.asarray(self.reward_a, float)
         self.reward_b = nan.copy() if self.reward_b is None else np.asarray(self.reward_b, float)
 
@@ -105,17 +109,23 @@ SCORERS: dict[str, Scorer] = {}
 
 
 def scorer_register(*, name: str, needs: Sequence[str], description: str) -> Callable:
-    def decorate(fn: Callable[[ScoringInputs], np.ndarray]) -> Callable[[ScoringInputs], np.ndarray]:
+    def decorate(
+        fn: Callable[[ScoringInputs], np.ndarray],
+    ) -> Callable[[ScoringInputs], np.ndarray]:
         SCORERS[name] = Scorer(name=name, needs=frozenset(needs), description=description, score=fn)
         return fn
 
     return decorate
 
 
-def _ragged(values: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ragged(
+    values: list[np.ndarray | None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-item arrays as one flat array with offsets, so per-item sums and minima are one
     numpy call (`reduceat`) instead of a Python loop over a million items."""
-    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values))
+    lengths = np.fromiter(
+        (0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values)
+    )
     present = lengths > 0
     if not present.any():
         return np.zeros(0), np.zeros(0, dtype=np.int64), present, lengths
@@ -124,7 +134,9 @@ def _ragged(values: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np
     return flat, starts, present, lengths
 
 
-@scorer_register(name="nll", needs=["token_logprobs"], description="mean token negative log-likelihood")
+@scorer_register(
+    name="nll", needs=["token_logprobs"], description="mean token negative log-likelihood"
+)
 def score_nll(inputs: ScoringInputs) -> np.ndarray:
     flat, starts, present, lengths = inputs.logprobs_ragged()
     out = np.full(inputs.n, np.nan)
@@ -133,7 +145,9 @@ def score_nll(inputs: ScoringInputs) -> np.ndarray:
     return out
 
 
-@scorer_register(name="min_logprob", needs=["token_logprobs"], description="minus the lowest token log-prob")
+@scorer_register(
+    name="min_logprob", needs=["token_logprobs"], description="minus the lowest token log-prob"
+)
 def score_min_logprob(inputs: ScoringInputs) -> np.ndarray:
     flat, starts, present, _ = inputs.logprobs_ragged()
     out = np.full(inputs.n, np.nan)
@@ -170,7 +184,9 @@ def score_entropy(inputs: ScoringInputs) -> np.ndarray:
 
 
 @scorer_register(
-    name="reward_margin", needs=["rewards"], description="minus |reward A − reward B| (close rewards are uncertain)"
+    name="reward_margin",
+    needs=["rewards"],
+    description="minus |reward A − reward B| (close rewards are uncertain)",
 )
 def score_reward_margin(inputs: ScoringInputs) -> np.ndarray:
     return -np.abs(inputs.reward_a - inputs.reward_b)
@@ -193,7 +209,9 @@ def score_max_disagreement(inputs: ScoringInputs) -> np.ndarray:
 
 
 @scorer_register(
-    name="classifier_entropy", needs=["committee"], description="entropy of the classifier's predicted label"
+    name="classifier_entropy",
+    needs=["committee"],
+    description="entropy of the classifier's predicted label",
 )
 def score_classifier_entropy(inputs: ScoringInputs) -> np.ndarray:
     return committee_mod.classifier_entropy(inputs.committee, inputs.features)
@@ -220,9 +238,14 @@ def scorers_usable(*, inputs: ScoringInputs, names: Sequence[str] | None = None)
     return [s for s in chosen if s.needs <= available]
 
 
-def scores_compute(*, inputs: ScoringInputs, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def scores_compute(
+    *, inputs: ScoringInputs, names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Raw uncertainty per usable scorer."""
-    return {s.name: np.asarray(s.score(inputs), dtype=float) for s in scorers_usable(inputs=inputs, names=names)}
+    return {
+        s.name: np.asarray(s.score(inputs), dtype=float)
+        for s in scorers_usable(inputs=inputs, names=names)
+    }
 
 
 def group_indices(groups: np.ndarray) -> dict[Any, np.ndarray]:
@@ -234,7 +257,9 @@ def group_indices(groups: np.ndarray) -> dict[Any, np.ndarray]:
     return {label: order[bounds[k] : bounds[k + 1]] for k, label in enumerate(labels.tolist())}
 
 
-def percentiles_within(values: np.ndarray, groups: np.ndarray, *, index: dict[Any, np.ndarray] | None = None) -> np.ndarray:
+def percentiles_within(
+    values: np.ndarray, groups: np.ndarray, *, index: dict[Any, np.ndarray] | None = None
+) -> np.ndarray:
     """Rank / count within each group, in (0, 1]; ties share their average rank, NaN stays NaN.
     A group whose values are all equal gets about 0.5 each: no information, no preference."""
     values = np.asarray(values, dtype=float)
@@ -276,26 +301,44 @@ def scores_combine(
 # ---------------------------------------------------------------------------------------
 
 
-def causal_lm_load(path: str | Path | None = None, *, device: str | None = None, dtype: Any = None) -> CausalLM:
+def causal_lm_load(
+    path: str | Path | None = None, *, device: str | None = None, dtype: Any = None
+) -> CausalLM:
     """Load a local causal LM by path (settings.PARITY_CAUSAL_LM_PATH by default); never downloads."""
-    folder = model_path_check(path or settings.PARITY_CAUSAL_LM_PATH, field="causal_lm_path", what="causal LM")
+    folder = model_path_check(
+        path or settings.PARITY_CAUSAL_LM_PATH, field="causal_lm_path", what="causal LM"
+    )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = torch_device(device)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **kwargs).to(device).eval()
-    return CausalLM(path=folder, id=model_id(folder), tokenizer=tokenizer, model=model, device=device)
+    model = (
+        AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **kwargs)
+        .to(device)
+        .eval()
+    )
+    return CausalLM(
+        path=folder, id=model_id(folder), tokenizer=tokenizer, model=model, device=device
+    )
 
 
-def inputs_fill_from_lm(*, inputs: ScoringInputs, lm: CausalLM, responses: Sequence[str],
-                        prompts: Sequence[str], batch_size: int = 8) -> int:
+def inputs_fill_from_lm(
+    *,
+    inputs: ScoringInputs,
+    lm: CausalLM,
+    responses: Sequence[str],
+    prompts: Sequence[str],
+    batch_size: int = 8,
+) -> int:
     """Rescore the items that came without log-probs; returns how many were rescored."""
     missing = [i for i, lp in enumerate(inputs.token_logprobs) if lp is None or not len(lp)]
     if not missing:
         return 0
     rescored = lm.rescore(
-        responses=[responses[i] for i in missing], prompts=[prompts[i] for i in missing], batch_size=batch_size
+        responses=[responses[i] for i in missing],
+        prompts=[prompts[i] for i in missing],
+        batch_size=batch_size,
     )
     inputs._ragged_logprobs = None
     for i, (logprobs, entropies) in zip(missing, rescored, strict=True):

@@ -55,7 +55,9 @@ def _rank01(values: np.ndarray) -> np.ndarray:
     return order / (len(values) - 1)
 
 
-def kcenter_greedy(vectors: np.ndarray, uncertainty: np.ndarray, k: int, *, mix: float = DEFAULT_MIX) -> np.ndarray:
+def kcenter_greedy(
+    vectors: np.ndarray, uncertainty: np.ndarray, k: int, *, mix: float = DEFAULT_MIX
+) -> np.ndarray:
     """k picks from the rows of `vectors`, starting with the most uncertain one."""
     n = len(vectors)
     k = min(k, n)
@@ -125,8 +127,14 @@ def representative_select(*, features: Any, keys: np.ndarray, k: int, seed: int 
     vectors = project_dense(features[distinct], seed=seed)
     n_clusters = min(k, MAX_CLUSTERS)
     rng = np.random.default_rng(seed)
-    sample = vectors if len(vectors) <= CLUSTER_SAMPLE else vectors[rng.choice(len(vectors), CLUSTER_SAMPLE, replace=False)]
-    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=3, batch_size=2048).fit(sample)
+    sample = (
+        vectors
+        if len(vectors) <= CLUSTER_SAMPLE
+        else vectors[rng.choice(len(vectors), CLUSTER_SAMPLE, replace=False)]
+    )
+    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=3, batch_size=2048).fit(
+        sample
+    )
     labels = km.predict(vectors)
     distance = ((vectors - km.cluster_centers_[labels]) ** 2).sum(axis=1)
     members = [np.flatnonzero(labels == c) for c in range(n_clusters)]
@@ -143,7 +151,12 @@ def representative_select(*, features: Any, keys: np.ndarray, k: int, seed: int 
 
 
 def largest_remainder(
-    shares: np.ndarray, *, caps: np.ndarray, total: int, floors: np.ndarray | None = None, seed: int = 0
+    shares: np.ndarray,
+    *,
+    caps: np.ndarray,
+    total: int,
+    floors: np.ndarray | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """Whole numbers close to `shares` that sum to `total`, within [floors, caps].
 
@@ -153,7 +166,11 @@ def largest_remainder(
     """
     shares = np.asarray(shares, dtype=float)
     caps = np.asarray(caps, dtype=np.int64)
-    floors = np.zeros(len(shares), dtype=np.int64) if floors is None else np.asarray(floors, dtype=np.int64)
+    floors = (
+        np.zeros(len(shares), dtype=np.int64)
+        if floors is None
+        else np.asarray(floors, dtype=np.int64)
+    )
     base = np.clip(np.floor(shares + 1e-9).astype(np.int64), floors, caps)
     left = int(total - base.sum())
     tiebreak = np.random.default_rng(seed).permutation(len(shares))

@@ -98,16 +98,27 @@ def languages_prepare(records: Sequence[Records], *, bad_below: float) -> list[L
     """Features as a round computes them: hashing features of the outputs, text keys, QE features."""
     out = []
     for rec in records:
-        out.append(LanguageData(
-            language=rec.language, prompts=list(rec.prompts), texts=list(rec.responses), logprobs=list(rec.logprobs),
-            mean=np.asarray(rec.scores, dtype=float), features=hashing_features(rec.responses),
-            keys=text_keys(rec.responses), bad_below=bad_below,
-            qe_raw=qe.qe_features(prompts=rec.prompts, responses=rec.responses, token_logprobs=rec.logprobs),
-        ))
+        out.append(
+            LanguageData(
+                language=rec.language,
+                prompts=list(rec.prompts),
+                texts=list(rec.responses),
+                logprobs=list(rec.logprobs),
+                mean=np.asarray(rec.scores, dtype=float),
+                features=hashing_features(rec.responses),
+                keys=text_keys(rec.responses),
+                bad_below=bad_below,
+                qe_raw=qe.qe_features(
+                    prompts=rec.prompts, responses=rec.responses, token_logprobs=rec.logprobs
+                ),
+            )
+        )
     return out
 
 
-def mlqe_load(*, limit: int | None = None, pairs: Sequence[str] | None = None) -> list[LanguageData]:
+def mlqe_load(
+    *, limit: int | None = None, pairs: Sequence[str] | None = None
+) -> list[LanguageData]:
     return languages_prepare(bundled_mlqe(pairs=pairs, limit=limit), bad_below=BAD_BELOW)
 
 
@@ -151,8 +162,12 @@ class Labels:
         )
 
     def add(self, language: str, idx: np.ndarray, selection: str, weight: float) -> None:
-        self.picked[language] = np.concatenate([self.picked[language], np.asarray(idx, dtype=np.int64)])
-        self.weight[language] = np.concatenate([self.weight[language], np.full(len(idx), float(weight))])
+        self.picked[language] = np.concatenate(
+            [self.picked[language], np.asarray(idx, dtype=np.int64)]
+        )
+        self.weight[language] = np.concatenate(
+            [self.weight[language], np.full(len(idx), float(weight))]
+        )
         self.selection[language] += [selection] * len(idx)
 
 
@@ -175,24 +190,41 @@ def committee_fit_for(data: LanguageData, labels: Labels, *, seed: int) -> Any:
     y = data.bad[idx].astype(np.int64)
     if committee_mod.labels_trainable(y, min_labels=6) is not None:
         return None
-    return committee_mod.committee_fit(data.features[idx], y, seed=seed, sample_weight=labels.weight[data.language])
+    return committee_mod.committee_fit(
+        data.features[idx], y, seed=seed, sample_weight=labels.weight[data.language]
+    )
 
 
-def combined_scores(data: LanguageData, *, model: qe.BadnessModel | None, committee: Any = None,
-                    names: Sequence[str] | None = None) -> np.ndarray:
+def combined_scores(
+    data: LanguageData,
+    *,
+    model: qe.BadnessModel | None,
+    committee: Any = None,
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
     """The combined score of every item of a language, as a round computes it."""
     inputs = ScoringInputs(
-        languages=np.full(data.n, data.language, dtype=object), token_logprobs=list(data.logprobs),
-        features=data.features if committee is not None else None, committee=committee,
-        qe_raw=data.qe_raw if model is not None else None, qe_model=model,
+        languages=np.full(data.n, data.language, dtype=object),
+        token_logprobs=list(data.logprobs),
+        features=data.features if committee is not None else None,
+        committee=committee,
+        qe_raw=data.qe_raw if model is not None else None,
+        qe_model=model,
     )
     raw = scores_compute(inputs=inputs, names=names)
     combined, _ = scores_combine(raw=raw, groups=inputs.languages)
     return combined
 
 
-def round_picks(data: LanguageData, labels: Labels, *, audit: int, uncertainty: int, combined: np.ndarray,
-                seed: int) -> None:
+def round_picks(
+    data: LanguageData,
+    labels: Labels,
+    *,
+    audit: int,
+    uncertainty: int,
+    combined: np.ndarray,
+    seed: int,
+) -> None:
     """One round in one language: the product's `picks_for_language` on what is still hidden."""
     from active_learning.rounds import picks_for_language
 
@@ -201,11 +233,23 @@ def round_picks(data: LanguageData, labels: Labels, *, audit: int, uncertainty: 
     uncertainty = min(uncertainty, len(remaining) - audit)
     if audit + uncertainty == 0:
         return
-    allocation = LanguageAllocation(tag=data.language, audit=audit, uncertainty=uncertainty, pool=len(remaining),
-                                    capacity=None, quality=None, lag=None)
+    allocation = LanguageAllocation(
+        tag=data.language,
+        audit=audit,
+        uncertainty=uncertainty,
+        pool=len(remaining),
+        capacity=None,
+        quality=None,
+        lag=None,
+    )
     picks, _ = picks_for_language(
-        allocation=allocation, idx=remaining, combined=combined, features=data.features, keys=data.keys,
-        parameters=SELECTION_PARAMETERS, seed=seed + len(labels.picked[data.language]),
+        allocation=allocation,
+        idx=remaining,
+        combined=combined,
+        features=data.features,
+        keys=data.keys,
+        parameters=SELECTION_PARAMETERS,
+        seed=seed + len(labels.picked[data.language]),
     )
     audit_idx = np.array([p.index for p in picks if p.selection == "audit"], dtype=np.int64)
     picked_idx = np.array([p.index for p in picks if p.selection != "audit"], dtype=np.int64)
@@ -213,7 +257,9 @@ def round_picks(data: LanguageData, labels: Labels, *, audit: int, uncertainty: 
     # drawn at random from the rest of the pool, each standing for (rest ÷ audit) items.
     labels.add(data.language, picked_idx, "uncertainty", 1.0)
     if len(audit_idx):
-        labels.add(data.language, audit_idx, "audit", (len(remaining) - len(picked_idx)) / len(audit_idx))
+        labels.add(
+            data.language, audit_idx, "audit", (len(remaining) - len(picked_idx)) / len(audit_idx)
+        )
 
 
 def _audit_size(size: int) -> int:
@@ -244,13 +290,21 @@ def _accuracy(data: LanguageData, fitted: Any, hidden: np.ndarray) -> float | No
     return float((predicted == data.bad[hidden].astype(np.int64)).mean())
 
 
-def strategy_committee(languages: Sequence[LanguageData], budget: float, *, seed: int,
-                       curve: list[dict[str, Any]] | None = None) -> Labels:
+def strategy_committee(
+    languages: Sequence[LanguageData],
+    budget: float,
+    *,
+    seed: int,
+    curve: list[dict[str, Any]] | None = None,
+) -> Labels:
     """Rounds of audit slice + quality-model picks in every language; the model learns from
     every language's labels after each round."""
     labels = Labels.empty(languages)
     ks = {d.language: max(1, int(round(budget * d.n))) for d in languages}
-    sizes = {lang: np.diff(np.linspace(0, k, COMMITTEE_STEPS + 1).round().astype(int)) for lang, k in ks.items()}
+    sizes = {
+        lang: np.diff(np.linspace(0, k, COMMITTEE_STEPS + 1).round().astype(int))
+        for lang, k in ks.items()
+    }
     model = None
     committees: dict[str, Any] = {d.language: None for d in languages}
     for step in range(COMMITTEE_STEPS):
@@ -259,19 +313,32 @@ def strategy_committee(languages: Sequence[LanguageData], budget: float, *, seed
             if not size:
                 continue
             names = TOKEN_SCORERS if model is None else None
-            combined = combined_scores(data, model=model, committee=committees[data.language], names=names)
+            combined = combined_scores(
+                data, model=model, committee=committees[data.language], names=names
+            )
             audit = _audit_size(size)
-            round_picks(data, labels, audit=audit, uncertainty=size - audit, combined=combined, seed=seed)
+            round_picks(
+                data, labels, audit=audit, uncertainty=size - audit, combined=combined, seed=seed
+            )
         model = quality_model_fit(languages, labels)
         for data in languages:
             committees[data.language] = committee_fit_for(data, labels, seed=seed)
             if curve is not None:
-                _curve_step(data, labels, committees[data.language], step=step + 1, seed=seed, curve=curve)
+                _curve_step(
+                    data, labels, committees[data.language], step=step + 1, seed=seed, curve=curve
+                )
     return labels
 
 
-def _curve_step(data: LanguageData, labels: Labels, fitted: Any, *, step: int, seed: int,
-                curve: list[dict[str, Any]]) -> None:
+def _curve_step(
+    data: LanguageData,
+    labels: Labels,
+    fitted: Any,
+    *,
+    step: int,
+    seed: int,
+    curve: list[dict[str, Any]],
+) -> None:
     """Committee accuracy against a committee trained on as many random picks, both measured
     on the items neither has seen (the same test set)."""
     picked = labels.picked[data.language]
@@ -281,8 +348,15 @@ def _curve_step(data: LanguageData, labels: Labels, fitted: Any, *, step: int, s
     random_fit = committee_fit_for(data, random_labels, seed=seed)
     hidden = np.setdiff1d(np.arange(data.n), np.union1d(picked, rnd))
     for strategy, fitted_ in (("committee", fitted), ("random", random_fit)):
-        curve.append({"strategy": strategy, "language": data.language, "step": step, "labels": len(picked),
-                      "accuracy": _accuracy(data, fitted_, hidden)})
+        curve.append(
+            {
+                "strategy": strategy,
+                "language": data.language,
+                "step": step,
+                "labels": len(picked),
+                "accuracy": _accuracy(data, fitted_, hidden),
+            }
+        )
 
 
 def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: int) -> Labels:
@@ -294,13 +368,28 @@ def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: i
     quality: dict[str, float | None] = {d.language: None for d in languages}
     model = None
     for round_budget in (first, total - first):
-        supplies = [LanguageSupply(tag=d.language, pool=d.n - len(labels.picked[d.language]),
-                                   quality=quality[d.language]) for d in languages]
-        allocation = allocation_compute(languages=supplies, budget=round_budget, strategy="parity", seed=seed)
+        supplies = [
+            LanguageSupply(
+                tag=d.language,
+                pool=d.n - len(labels.picked[d.language]),
+                quality=quality[d.language],
+            )
+            for d in languages
+        ]
+        allocation = allocation_compute(
+            languages=supplies, budget=round_budget, strategy="parity", seed=seed
+        )
         for d, alloc in zip(languages, allocation, strict=True):
             names = TOKEN_SCORERS if model is None else None
             combined = combined_scores(d, model=model, names=names)
-            round_picks(d, labels, audit=alloc.audit, uncertainty=alloc.uncertainty, combined=combined, seed=seed)
+            round_picks(
+                d,
+                labels,
+                audit=alloc.audit,
+                uncertainty=alloc.uncertainty,
+                combined=combined,
+                seed=seed,
+            )
             estimate = quality_estimate(d, labels)
             quality[d.language] = None if estimate is None else estimate / 100
         model = quality_model_fit(languages, labels)
@@ -324,8 +413,14 @@ def quality_estimate(data: LanguageData, labels: Labels) -> float | None:
 # ---------------------------------------------------------------------------------------
 
 
-def simulation_load(*, dataset: str = "mlqe-pe", data: Path | str | None = None, limit: int | None = None,
-                    pairs: Sequence[str] | None = None, bad_below: float | None = None) -> list[LanguageData]:
+def simulation_load(
+    *,
+    dataset: str = "mlqe-pe",
+    data: Path | str | None = None,
+    limit: int | None = None,
+    pairs: Sequence[str] | None = None,
+    bad_below: float | None = None,
+) -> list[LanguageData]:
     if data is not None:
         try:
             records = data_load(data)
@@ -342,10 +437,14 @@ def simulation_load(*, dataset: str = "mlqe-pe", data: Path | str | None = None,
             bad_below = float(scores.min() + (scores.max() - scores.min()) / 2)
         small = [r.language for r in records if len(r.scores) < 20]
         if small:
-            raise SimulationError(f"language {small[0]!r} has fewer than 20 items; the simulation needs at least 20 each")
+            raise SimulationError(
+                f"language {small[0]!r} has fewer than 20 items; the simulation needs at least 20 each"
+            )
         return languages_prepare(records, bad_below=bad_below)
     if dataset not in DATASETS:
-        raise SimulationError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}, or --data PATH")
+        raise SimulationError(
+            f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}, or --data PATH"
+        )
     try:
         records = bundled_mlqe(pairs=pairs, limit=limit)
     except FileNotFoundError as exc:
@@ -354,23 +453,45 @@ def simulation_load(*, dataset: str = "mlqe-pe", data: Path | str | None = None,
 
 
 def simulation_run(
-    *, dataset: str = "mlqe-pe", budget: float = 0.2, seed: int = 0, strategies: Sequence[str] = STRATEGIES,
-    limit: int | None = None, pairs: Sequence[str] | None = None, progress: Callable[[str], None] | None = None,
-    data: Path | str | None = None, bad_below: float | None = None, languages: list[LanguageData] | None = None,
+    *,
+    dataset: str = "mlqe-pe",
+    budget: float = 0.2,
+    seed: int = 0,
+    strategies: Sequence[str] = STRATEGIES,
+    limit: int | None = None,
+    pairs: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    data: Path | str | None = None,
+    bad_below: float | None = None,
+    languages: list[LanguageData] | None = None,
 ) -> dict[str, Any]:
     """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves", "estimates", "spread", "summary"}."""
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or not 0 < budget <= 1:
-        raise SimulationError(f"the budget is a share of each language's pool, above 0 and at most 1, not {budget!r}")
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, int | float)
+        or not math.isfinite(budget)
+        or not 0 < budget <= 1
+    ):
+        raise SimulationError(
+            f"the budget is a share of each language's pool, above 0 and at most 1, not {budget!r}"
+        )
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not strategies:
-        raise SimulationError(f"unknown strategy {(unknown or [''])[0]!r}; use some of {', '.join(STRATEGIES)}")
+        raise SimulationError(
+            f"unknown strategy {(unknown or [''])[0]!r}; use some of {', '.join(STRATEGIES)}"
+        )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 20):
         raise SimulationError("limit must be a whole number of at least 20 items per language")
-    if bad_below is not None and (isinstance(bad_below, bool) or not isinstance(bad_below, int | float)
-                                  or not math.isfinite(bad_below)):
+    if bad_below is not None and (
+        isinstance(bad_below, bool)
+        or not isinstance(bad_below, int | float)
+        or not math.isfinite(bad_below)
+    ):
         raise SimulationError("bad_below must be a finite number")
     if languages is None:
-        languages = simulation_load(dataset=dataset, data=data, limit=limit, pairs=pairs, bad_below=bad_below)
+        languages = simulation_load(
+            dataset=dataset, data=data, limit=limit, pairs=pairs, bad_below=bad_below
+        )
     results: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     estimates: list[dict[str, Any]] = []
@@ -379,15 +500,27 @@ def simulation_run(
         bad = d.bad
         found = int(bad[picked].sum())
         bad_total = int(bad.sum())
-        results.append({
-            "strategy": strategy, "language": d.language, "picked": int(len(picked)), "bad_found": found,
-            "bad_total": bad_total, "n": d.n,
-            **achievable_gain(picked=len(picked), found=found, bad=bad_total, n=d.n),
-            "recall": round(found / bad_total, 4) if bad_total else None,
-        })
-        estimates.append({"strategy": strategy, "language": d.language, "selected": int(len(picked)),
-                          "true_mean": round(float(d.mean.mean()), 2),
-                          "estimated_mean": None if estimate is None else round(estimate, 2)})
+        results.append(
+            {
+                "strategy": strategy,
+                "language": d.language,
+                "picked": int(len(picked)),
+                "bad_found": found,
+                "bad_total": bad_total,
+                "n": d.n,
+                **achievable_gain(picked=len(picked), found=found, bad=bad_total, n=d.n),
+                "recall": round(found / bad_total, 4) if bad_total else None,
+            }
+        )
+        estimates.append(
+            {
+                "strategy": strategy,
+                "language": d.language,
+                "selected": int(len(picked)),
+                "true_mean": round(float(d.mean.mean()), 2),
+                "estimated_mean": None if estimate is None else round(estimate, 2),
+            }
+        )
 
     for strategy in strategies:
         if progress:
@@ -425,14 +558,18 @@ def simulation_run(
     }
 
 
-def simulation_run_seeds(*, seeds: Sequence[int], progress: Callable[[str], None] | None = None,
-                         **kwargs: Any) -> dict[str, Any]:
+def simulation_run_seeds(
+    *, seeds: Sequence[int], progress: Callable[[str], None] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """The run for each seed (data loaded once) and the mean over seeds of every figure."""
     languages = kwargs.pop("languages", None)
     if languages is None:
         languages = simulation_load(
-            dataset=kwargs.get("dataset", "mlqe-pe"), data=kwargs.get("data"), limit=kwargs.get("limit"),
-            pairs=kwargs.get("pairs"), bad_below=kwargs.get("bad_below"),
+            dataset=kwargs.get("dataset", "mlqe-pe"),
+            data=kwargs.get("data"),
+            limit=kwargs.get("limit"),
+            pairs=kwargs.get("pairs"),
+            bad_below=kwargs.get("bad_below"),
         )
     runs = []
     for seed in seeds:
@@ -449,8 +586,15 @@ def simulation_run_seeds(*, seeds: Sequence[int], progress: Callable[[str], None
         for key in ("picked", "bad_found", "random_expected", "oracle", "share", "recall"):
             values = [r[key] for r in rows if r[key] is not None]
             mean[key] = round(float(np.mean(values)), 4) if values else None
-        results.append({"strategy": strategy, "language": language, "bad_total": rows[0]["bad_total"],
-                        "n": rows[0]["n"], **mean})
+        results.append(
+            {
+                "strategy": strategy,
+                "language": language,
+                "bad_total": rows[0]["bad_total"],
+                "n": rows[0]["n"],
+                **mean,
+            }
+        )
     errors: dict[str, list[float]] = {}
     for run in runs:
         for strategy, spread in run["spread"].items():
@@ -461,8 +605,15 @@ def simulation_run_seeds(*, seeds: Sequence[int], progress: Callable[[str], None
         summary[strategy]["quality_estimate_error_mean"] = round(float(np.mean(values)), 2)
     first = runs[0]
     return {
-        "dataset": first["dataset"], "budget": first["budget"], "bad_below": first["bad_below"], "seed": None,
-        "seeds": list(seeds), "runs": runs, "results": results, "summary": summary, "best": _best(summary),
+        "dataset": first["dataset"],
+        "budget": first["budget"],
+        "bad_below": first["bad_below"],
+        "seed": None,
+        "seeds": list(seeds),
+        "runs": runs,
+        "results": results,
+        "summary": summary,
+        "best": _best(summary),
         "curves": [{"seed": run["seed"], **c} for run in runs for c in run["curves"]],
         "estimates": [{"seed": run["seed"], **e} for run in runs for e in run["estimates"]],
     }
@@ -495,9 +646,14 @@ def _best(summary: dict[str, Any]) -> str | None:
 def _spread(results: list[dict[str, Any]], estimates: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for strategy in dict.fromkeys(r["strategy"] for r in results):
-        recalls = [r["recall"] for r in results if r["strategy"] == strategy and r["recall"] is not None]
-        errors = [abs(e["estimated_mean"] - e["true_mean"]) for e in estimates
-                  if e["strategy"] == strategy and e["estimated_mean"] is not None]
+        recalls = [
+            r["recall"] for r in results if r["strategy"] == strategy and r["recall"] is not None
+        ]
+        errors = [
+            abs(e["estimated_mean"] - e["true_mean"])
+            for e in estimates
+            if e["strategy"] == strategy and e["estimated_mean"] is not None
+        ]
         out[strategy] = {
             "recall_min": min(recalls) if recalls else None,
             "recall_max": max(recalls) if recalls else None,
@@ -526,8 +682,10 @@ def results_table(report: dict[str, Any]) -> str:
         "share = (found − random) ÷ (oracle − random), random = k·bad/n, oracle = min(bad, k); "
         "– where oracle = random (nothing to gain)",
     ]
-    header = (f"{'strategy':<12} {'language':<10} {'k':>7} {'found':>7} {'bad':>6} {'n':>6} {'random':>7} "
-              f"{'oracle':>7} {'share':>7} {'recall':>7}")
+    header = (
+        f"{'strategy':<12} {'language':<10} {'k':>7} {'found':>7} {'bad':>6} {'n':>6} {'random':>7} "
+        f"{'oracle':>7} {'share':>7} {'recall':>7}"
+    )
     lines += [header, "-" * len(header)]
     for strategy in strategies:
         for r in (r for r in report["results"] if r["strategy"] == strategy):
@@ -547,16 +705,21 @@ def results_table(report: dict[str, Any]) -> str:
         )
         lines.append("-" * len(header))
     lines.append(f"best strategy by mean share: {report.get('best') or '–'}")
-    lines.append("quality estimate error: mean |estimated − true| mean score per language (committee and parity: "
-                 "Horvitz–Thompson over their labels; the others: the mean of what they sent)")
+    lines.append(
+        "quality estimate error: mean |estimated − true| mean score per language (committee and parity: "
+        "Horvitz–Thompson over their labels; the others: the mean of what they sent)"
+    )
     return "\n".join(lines)
 
 
 def report_write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, rows in (("results", report["results"]), ("curves", report.get("curves") or []),
-                       ("estimates", report.get("estimates") or [])):
+    for name, rows in (
+        ("results", report["results"]),
+        ("curves", report.get("curves") or []),
+        ("estimates", report.get("estimates") or []),
+    ):
         if not rows:
             continue
         path = out_dir / f"al_simulation_{name}.csv"
@@ -582,22 +745,43 @@ def _plot(report: dict[str, Any], path: Path) -> Path:
     width = 0.8 / len(strategies)
     x = np.arange(len(languages))
     for k, strategy in enumerate(strategies):
-        left.bar(x + k * width - 0.4 + width / 2, [cell[(strategy, lang)] for lang in languages], width, label=strategy)
+        left.bar(
+            x + k * width - 0.4 + width / 2,
+            [cell[(strategy, lang)] for lang in languages],
+            width,
+            label=strategy,
+        )
     left.axhline(0, color="grey", linestyle=":", linewidth=1, label="random (0)")
     left.axhline(1, color="black", linestyle=":", linewidth=1, label="oracle (1)")
     left.set_xticks(x, languages)
     left.set_ylabel("share of the achievable gain")
-    left.set_title(f"Bad outputs found beyond random, of what an oracle finds ({report['budget']:.0%} budget)")
+    left.set_title(
+        f"Bad outputs found beyond random, of what an oracle finds ({report['budget']:.0%} budget)"
+    )
     left.legend(fontsize=8)
     first_seed = (report.get("seeds") or [None])[0]
-    curves = [c for c in report.get("curves") or [] if c["accuracy"] is not None and c.get("seed") == first_seed]
+    curves = [
+        c
+        for c in report.get("curves") or []
+        if c["accuracy"] is not None and c.get("seed") == first_seed
+    ]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for n, lang in enumerate(languages):
         for strategy, style in (("committee", "-"), ("random", ":")):
-            pts = [(c["labels"], c["accuracy"]) for c in curves if c["language"] == lang and c["strategy"] == strategy]
+            pts = [
+                (c["labels"], c["accuracy"])
+                for c in curves
+                if c["language"] == lang and c["strategy"] == strategy
+            ]
             if pts:
-                right.plot(*zip(*pts, strict=True), style, marker="o", markersize=3, color=colours[n % len(colours)],
-                           label=f"{lang}" if strategy == "committee" else None)
+                right.plot(
+                    *zip(*pts, strict=True),
+                    style,
+                    marker="o",
+                    markersize=3,
+                    color=colours[n % len(colours)],
+                    label=f"{lang}" if strategy == "committee" else None,
+                )
     right.set_xlabel("labels seen (solid: committee picks, dotted: random picks)")
     right.set_ylabel("accuracy on hidden items")
     right.set_title("Committee learning curves per language")

@@ -73,11 +73,15 @@ def _tsv_records(name: str, text: str, probas: str | None) -> Records:
     header = lines[0].split("\t")
     missing = [c for c in ("original", "translation", "mean") if c not in header]
     if missing:
-        raise DataError(f"{name}: the header has no {', '.join(missing)} column (found: {', '.join(header)})")
+        raise DataError(
+            f"{name}: the header has no {', '.join(missing)} column (found: {', '.join(header)})"
+        )
     col = {c: header.index(c) for c in ("original", "translation", "mean")}
     proba_lines = None if probas is None else [line for line in probas.split("\n") if line.strip()]
     if proba_lines is not None and len(proba_lines) != len(lines) - 1:
-        raise DataError(f"{name}: {len(lines) - 1} rows but {len(proba_lines)} lines of token log-probs in word-probas/")
+        raise DataError(
+            f"{name}: {len(lines) - 1} rows but {len(proba_lines)} lines of token log-probs in word-probas/"
+        )
     out = Records(language=_pair_name(match["pair"]))
     for n, line in enumerate(lines[1:], start=2):
         cells = line.split("\t")
@@ -86,7 +90,9 @@ def _tsv_records(name: str, text: str, probas: str | None) -> Records:
         try:
             mean = float(cells[col["mean"]])
         except ValueError:
-            raise DataError(f"{name} line {n}: mean {cells[col['mean']]!r} is not a number") from None
+            raise DataError(
+                f"{name} line {n}: mean {cells[col['mean']]!r} is not a number"
+            ) from None
         if not math.isfinite(mean):
             raise DataError(f"{name} line {n}: mean is not a finite number")
         logprobs = None
@@ -94,7 +100,9 @@ def _tsv_records(name: str, text: str, probas: str | None) -> Records:
             try:
                 logprobs = np.array([float(v) for v in proba_lines[n - 2].split()], dtype=float)
             except ValueError:
-                raise DataError(f"{name}: word-probas line {n - 1} holds something that is not a number") from None
+                raise DataError(
+                    f"{name}: word-probas line {n - 1} holds something that is not a number"
+                ) from None
         out.prompts.append(cells[col["original"]])
         out.responses.append(cells[col["translation"]])
         out.logprobs.append(logprobs)
@@ -120,7 +128,11 @@ def _members(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 inner = {
                     m.name: tar.extractfile(m).read().decode("utf-8")  # type: ignore[union-attr]
                     for m in tar.getmembers()
-                    if m.isfile() and (TSV_NAME.match(Path(m.name).name) or Path(m.name).parent.name == "word-probas")
+                    if m.isfile()
+                    and (
+                        TSV_NAME.match(Path(m.name).name)
+                        or Path(m.name).parent.name == "word-probas"
+                    )
                 }
         except (tarfile.TarError, OSError, UnicodeDecodeError) as exc:
             raise DataError(f"{p}: not a readable tar archive of UTF-8 text ({exc})") from None
@@ -134,9 +146,14 @@ def mlqe_layout_load(folder: Path) -> list[Records]:
             match = TSV_NAME.match(Path(rel).name)
             if not match:
                 continue
-            probas_rel = str(Path(rel).parent / "word-probas" / f"word_probas.{match['prefix']}.{match['pair']}")
-            records = _tsv_records(f"{where}:{rel}" if where != str(folder) else str(folder / rel), text,
-                                   files.get(probas_rel))
+            probas_rel = str(
+                Path(rel).parent / "word-probas" / f"word_probas.{match['prefix']}.{match['pair']}"
+            )
+            records = _tsv_records(
+                f"{where}:{rel}" if where != str(folder) else str(folder / rel),
+                text,
+                files.get(probas_rel),
+            )
             if records.language in found:  # several splits of one pair: one pool
                 prior = found[records.language]
                 prior.prompts += records.prompts
@@ -185,7 +202,9 @@ def jsonl_load(path: Path) -> list[Records]:
             raise DataError(f"{path} line {n}: prompt must be a string")
         score = _number(row.get("score"))
         if score is None:
-            raise DataError(f"{path} line {n}: score must be a finite number (the human score of the response)")
+            raise DataError(
+                f"{path} line {n}: score must be a finite number (the human score of the response)"
+            )
         raw_lp = row.get("token_logprobs")
         logprobs = None
         if raw_lp is not None:
@@ -215,7 +234,9 @@ def data_load(path: Path | str) -> list[Records]:
         return jsonl_load(path)
     if path.name.endswith(ARCHIVE_SUFFIXES):
         return mlqe_layout_load_archive(path)
-    raise DataError(f"{path}: give a folder in the MLQE-PE layout, a .tar.gz of one, or a .jsonl file")
+    raise DataError(
+        f"{path}: give a folder in the MLQE-PE layout, a .tar.gz of one, or a .jsonl file"
+    )
 
 
 def mlqe_layout_load_archive(path: Path) -> list[Records]:
@@ -250,8 +271,15 @@ def records_dump_jsonl(languages: Sequence[Records]) -> str:
     """The JSON Lines form of records (what `jsonl_load` reads back); tests and bench use it."""
     buffer = io.StringIO()
     for rec in languages:
-        for prompt, response, lp, score in zip(rec.prompts, rec.responses, rec.logprobs, rec.scores, strict=True):
-            row: dict[str, Any] = {"language": rec.language, "prompt": prompt, "response": response, "score": score}
+        for prompt, response, lp, score in zip(
+            rec.prompts, rec.responses, rec.logprobs, rec.scores, strict=True
+        ):
+            row: dict[str, Any] = {
+                "language": rec.language,
+                "prompt": prompt,
+                "response": response,
+                "score": score,
+            }
             if lp is not None:
                 row["token_logprobs"] = [float(v) for v in lp]
             buffer.write(json.dumps(row, ensure_ascii=False) + "\n")

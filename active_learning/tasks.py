@@ -54,7 +54,11 @@ def round_run(self: Any, round_id: int) -> dict[str, Any]:
     selection_round = round_run_queued(round_id=round_id, task_id=self.request.id or "")
     if selection_round is None:
         return {"round": round_id, "status": "already taken"}
-    return {"round": selection_round.pk, "status": selection_round.status, "selected": selection_round.summary.get("selected")}
+    return {
+        "round": selection_round.pk,
+        "status": selection_round.status,
+        "selected": selection_round.summary.get("selected"),
+    }
 
 
 def round_dispatch_chunks(round_id: int) -> dict[str, Any]:
@@ -62,7 +66,9 @@ def round_dispatch_chunks(round_id: int) -> dict[str, Any]:
     if prepared is None:
         return {"round": round_id, "status": "already taken"}
     size = max(1, int(settings.PARITY_AL_SCORE_CHUNK))
-    chunks = [prepared.pool_ids[start : start + size] for start in range(0, len(prepared.pool_ids), size)]
+    chunks = [
+        prepared.pool_ids[start : start + size] for start in range(0, len(prepared.pool_ids), size)
+    ]
     callback = round_finish.s(round_id).on_error(round_chunks_failed.s(round_id=round_id))
     # On workers a failing chunk reaches the errback; run eagerly, it raises right here.
     with round_failure_recorded(round_id=round_id):
@@ -78,18 +84,26 @@ def round_score_chunk(round_id: int, item_ids: list[int]) -> dict[str, Any]:
 @shared_task(name="active_learning.round_finish", acks_late=True)
 def round_finish(chunks: list[dict[str, Any]], round_id: int) -> dict[str, Any]:
     selection_round = round_finish_chunks(round_id=round_id, chunks=chunks)
-    return {"round": selection_round.pk, "status": selection_round.status, "selected": selection_round.summary.get("selected")}
+    return {
+        "round": selection_round.pk,
+        "status": selection_round.status,
+        "selected": selection_round.summary.get("selected"),
+    }
 
 
 @shared_task(name="active_learning.round_chunks_failed")
 def round_chunks_failed(*args: Any, round_id: int) -> None:
     """A chunk (or the finishing step) failed: the round says so, the pool is untouched."""
-    exc = next((a for a in args if isinstance(a, BaseException)), RuntimeError("a scoring chunk failed"))
+    exc = next(
+        (a for a in args if isinstance(a, BaseException)), RuntimeError("a scoring chunk failed")
+    )
     round_mark_failed(round_id=round_id, exc=exc)
 
 
 @shared_task(name="active_learning.committee_retrain")
-def committee_retrain_task(project_id: int, parameters: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+def committee_retrain_task(
+    project_id: int, parameters: dict[str, Any] | None = None, seed: int = 0
+) -> dict[str, Any]:
     project = Project.objects.get(pk=project_id)
     version = committee_retrain(project=project, parameters=parameters, seed=seed)
     if version is None:
@@ -119,7 +133,9 @@ def round_launch(*, request: RoundRequest, actor: Any = None, token: Any = None)
     return selection_round
 
 
-def committee_retrain_launch(*, project: Project, parameters: dict[str, Any] | None = None, seed: int = 0) -> None:
+def committee_retrain_launch(
+    *, project: Project, parameters: dict[str, Any] | None = None, seed: int = 0
+) -> None:
     """Retrain on a worker when a broker is configured, inline otherwise."""
     if not broker_configured():
         committee_retrain(project=project, parameters=parameters, seed=seed)

@@ -59,7 +59,9 @@ def _bad_below(project: Project, parameters: dict[str, Any]) -> float:
     return lo + (hi - lo) / 2
 
 
-def _label_class(project: Project, value: dict[str, Any], mean: float | None, bad_below: float) -> str | None:
+def _label_class(
+    project: Project, value: dict[str, Any], mean: float | None, bad_below: float
+) -> str | None:
     if project.task_type == TaskType.RATING:
         score = mean if mean is not None else value.get("score")
         if not isinstance(score, int | float):
@@ -82,7 +84,10 @@ def labels_collect(*, project: Project, parameters: dict[str, Any]) -> Labels:
     # The agreement module's labels: a final (adjudicated) label wins, ratings are
     # aggregated over production and historical judgments, never honeypots or calibration.
     raw = {i: (lab.value, lab.mean) for i, lab in item_labels(project=project).items()}
-    pairs = [(i, _label_class(project, value, mean, bad_below)) for i, (value, mean) in sorted(raw.items())]
+    pairs = [
+        (i, _label_class(project, value, mean, bad_below))
+        for i, (value, mean) in sorted(raw.items())
+    ]
     pairs = [(i, c) for i, c in pairs if c is not None]
     classes = sorted({c for _, c in pairs})
     index = {c: k for k, c in enumerate(classes)}
@@ -96,7 +101,9 @@ def labels_collect(*, project: Project, parameters: dict[str, Any]) -> Labels:
 
 def label_watermark(*, project: Project) -> str:
     """Changes whenever a label could have changed: a new or revised judgment, a final label."""
-    judged = Judgment.objects.filter(item__project=project, kind__in=COUNTED_JUDGMENT_KINDS).aggregate(m=Max("id"), n=Count("id"))
+    judged = Judgment.objects.filter(
+        item__project=project, kind__in=COUNTED_JUDGMENT_KINDS
+    ).aggregate(m=Max("id"), n=Count("id"))
     finals = FinalLabel.objects.filter(item__project=project).aggregate(m=Max("id"), n=Count("id"))
     return f"j{judged['m'] or 0}.{judged['n']}:f{finals['m'] or 0}.{finals['n']}"
 
@@ -120,7 +127,9 @@ class FeatureSource:
     def matrix(self, *, item_ids: Sequence[int], texts: Sequence[str]) -> Any:
         if self.encoder is None:
             return hashing_features(texts)
-        return embeddings_for_items(encoder=self.encoder, item_ids=item_ids, texts=texts, batch_size=self.batch_size)
+        return embeddings_for_items(
+            encoder=self.encoder, item_ids=item_ids, texts=texts, batch_size=self.batch_size
+        )
 
 
 @dataclass
@@ -139,23 +148,43 @@ def labelled_items_load(item_ids: Sequence[int], *, lm_id: str | None = None) ->
     ones `lm_id` rescored it with, when cached (as the pool's were when it was scored)."""
     rows = {}
     for start in range(0, len(item_ids), 5000):
-        for pk, tag, prompt, response, a, b, lp in Item.objects.filter(pk__in=item_ids[start : start + 5000]).values_list(
-            "pk", "language__tag", "prompt", "response", "response_a", "response_b", "token_logprobs"
+        for pk, tag, prompt, response, a, b, lp in Item.objects.filter(
+            pk__in=item_ids[start : start + 5000]
+        ).values_list(
+            "pk",
+            "language__tag",
+            "prompt",
+            "response",
+            "response_a",
+            "response_b",
+            "token_logprobs",
         ):
-            rows[pk] = (tag, prompt, item_feature_text(response=response, response_a=a, response_b=b), lp)
+            rows[pk] = (
+                tag,
+                prompt,
+                item_feature_text(response=response, response_a=a, response_b=b),
+                lp,
+            )
     if lm_id:
         missing = [i for i in item_ids if not rows[i][3]]
         for start in range(0, len(missing), 5000):
-            for pk, lps in ItemRescore.objects.filter(lm=lm_id, item_id__in=missing[start : start + 5000]).values_list(
-                "item_id", "token_logprobs"
-            ):
+            for pk, lps in ItemRescore.objects.filter(
+                lm=lm_id, item_id__in=missing[start : start + 5000]
+            ).values_list("item_id", "token_logprobs"):
                 tag, prompt, text, _ = rows[pk]
-                rows[pk] = (tag, prompt, text, np.frombuffer(bytes(lps), dtype="<f4").astype(float).tolist())
+                rows[pk] = (
+                    tag,
+                    prompt,
+                    text,
+                    np.frombuffer(bytes(lps), dtype="<f4").astype(float).tolist(),
+                )
     ordered = [rows[i] for i in item_ids]
     return LabelledItems(
-        texts=[r[2] for r in ordered], prompts=[r[1] for r in ordered],
+        texts=[r[2] for r in ordered],
+        prompts=[r[1] for r in ordered],
         token_logprobs=[np.asarray(r[3], dtype=float) if r[3] else None for r in ordered],
-        languages=np.array([r[0] for r in ordered], dtype=object), lm_id=lm_id,
+        languages=np.array([r[0] for r in ordered], dtype=object),
+        lm_id=lm_id,
     )
 
 
@@ -167,13 +196,17 @@ def label_weights(*, project: Project, item_ids: Sequence[int]) -> np.ndarray:
     weight_of: dict[int, float] = {}
     for start in range(0, len(item_ids), 5000):
         rows = RoundItem.objects.filter(
-            round__project=project, item_id__in=item_ids[start : start + 5000], selection=Selection.AUDIT
+            round__project=project,
+            item_id__in=item_ids[start : start + 5000],
+            selection=Selection.AUDIT,
         ).values_list("item_id", "language__tag", "round__allocation")
         for item_id, tag, allocation in rows:
             share = (allocation or {}).get(tag) or {}
             audit = int(share.get("audit") or 0)
             if audit > 0:
-                weight_of[item_id] = max(1.0, (int(share.get("pool") or 0) - int(share.get("uncertainty") or 0)) / audit)
+                weight_of[item_id] = max(
+                    1.0, (int(share.get("pool") or 0) - int(share.get("uncertainty") or 0)) / audit
+                )
     return np.array([weight_of.get(int(i), 1.0) for i in item_ids], dtype=float)
 
 
@@ -193,19 +226,32 @@ def quality_model_train(
     if qe.badness_trainable(bad) is not None:
         return None
     # Evenly spaced over the pool by id: reproducible, and no ORDER BY random() over a large pool.
-    pool_ids = np.fromiter(pool_queryset(project=project).order_by("id").values_list("pk", flat=True), dtype=np.int64)
+    pool_ids = np.fromiter(
+        pool_queryset(project=project).order_by("id").values_list("pk", flat=True), dtype=np.int64
+    )
     if len(pool_ids) > QUALITY_REFERENCE_SAMPLE:
-        pool_ids = pool_ids[np.linspace(0, len(pool_ids) - 1, QUALITY_REFERENCE_SAMPLE).round().astype(np.int64)]
+        pool_ids = pool_ids[
+            np.linspace(0, len(pool_ids) - 1, QUALITY_REFERENCE_SAMPLE).round().astype(np.int64)
+        ]
     sample_ids = pool_ids.tolist()
     sample = labelled_items_load(sample_ids, lm_id=labelled.lm_id)
-    raw = qe.qe_features(prompts=labelled.prompts + sample.prompts, responses=labelled.texts + sample.texts,
-                         token_logprobs=labelled.token_logprobs + sample.token_logprobs)
+    raw = qe.qe_features(
+        prompts=labelled.prompts + sample.prompts,
+        responses=labelled.texts + sample.texts,
+        token_logprobs=labelled.token_logprobs + sample.token_logprobs,
+    )
     languages = np.concatenate([labelled.languages, sample.languages])
-    return qe.badness_fit(raw=raw, languages=languages, labelled=np.arange(len(labels.y)), bad=bad, weights=weights)
+    return qe.badness_fit(
+        raw=raw, languages=languages, labelled=np.arange(len(labels.y)), bad=bad, weights=weights
+    )
 
 
 def committee_retrain(
-    *, project: Project, parameters: dict[str, Any] | None = None, seed: int = 0, source: FeatureSource | None = None
+    *,
+    project: Project,
+    parameters: dict[str, Any] | None = None,
+    seed: int = 0,
+    source: FeatureSource | None = None,
 ) -> ModelVersion | None:
     """Train a committee (and, for rating projects, the quality model) on the labels so far,
     Horvitz–Thompson weighted, and store them as a new model version with the committee's
@@ -223,21 +269,39 @@ def committee_retrain(
     weights = label_weights(project=project, item_ids=labels.item_ids)
     # Equal weights are no weights: the committee then balances its classes as before.
     sample_weight = weights if np.ptp(weights) > 0 else None
-    fitted = committee_mod.committee_fit(X, labels.y, n_learners=p["n_learners"], seed=seed, sample_weight=sample_weight)
+    fitted = committee_mod.committee_fit(
+        X, labels.y, n_learners=p["n_learners"], seed=seed, sample_weight=sample_weight
+    )
     accuracy = committee_mod.cross_validated_accuracy(X, labels.y, labelled.languages, seed=seed)
-    quality = quality_model_train(project=project, labels=labels, labelled=labelled, weights=weights)
+    quality = quality_model_train(
+        project=project, labels=labels, labelled=labelled, weights=weights
+    )
     blob = fitted.dumps()
     for _attempt in range(5):
-        number = (ModelVersion.objects.filter(project=project).aggregate(m=Max("number"))["m"] or 0) + 1
+        number = (
+            ModelVersion.objects.filter(project=project).aggregate(m=Max("number"))["m"] or 0
+        ) + 1
         try:
             with transaction.atomic():
                 return ModelVersion.objects.create(
-                    project=project, number=number, features=source.key, label_rule=labels.rule,
-                    classes=labels.classes, n_labels=len(labels.y), label_watermark=watermark,
-                    accuracy=accuracy, parameters={**fitted.parameters, "min_labels": p["min_labels"]}, blob=blob,
+                    project=project,
+                    number=number,
+                    features=source.key,
+                    label_rule=labels.rule,
+                    classes=labels.classes,
+                    n_labels=len(labels.y),
+                    label_watermark=watermark,
+                    accuracy=accuracy,
+                    parameters={**fitted.parameters, "min_labels": p["min_labels"]},
+                    blob=blob,
                     quality_blob=None if quality is None else quality.dumps(),
-                    quality={} if quality is None else {"n_labels": quality.n_labels, "n_bad": quality.n_bad,
-                                                        **quality.parameters},
+                    quality={}
+                    if quality is None
+                    else {
+                        "n_labels": quality.n_labels,
+                        "n_bad": quality.n_bad,
+                        **quality.parameters,
+                    },
                 )
         except IntegrityError:
             continue  # another worker took this number at the same moment
@@ -257,7 +321,11 @@ class RoundModels:
         if version is None:
             return cls()
         quality = qe.BadnessModel.loads(version.quality_blob) if version.quality_blob else None
-        return cls(version=version, committee=committee_mod.FittedCommittee.loads(version.blob), quality=quality)
+        return cls(
+            version=version,
+            committee=committee_mod.FittedCommittee.loads(version.blob),
+            quality=quality,
+        )
 
 
 def models_retrain_if_stale(
@@ -269,9 +337,14 @@ def models_retrain_if_stale(
     if project.task_type == TaskType.RATING:
         rule["bad_below"] = _bad_below(project, parameters)
     latest = (
-        ModelVersion.objects.filter(project=project, features=source.key, label_rule=rule).order_by("-number").first()
+        ModelVersion.objects.filter(project=project, features=source.key, label_rule=rule)
+        .order_by("-number")
+        .first()
     )
     if latest is None or latest.label_watermark != label_watermark(project=project):
         # When the new labels cannot train a committee, the last one that could still scores.
-        latest = committee_retrain(project=project, parameters=parameters, seed=seed, source=source) or latest
+        latest = (
+            committee_retrain(project=project, parameters=parameters, seed=seed, source=source)
+            or latest
+        )
     return RoundModels.of(latest)

@@ -18,6 +18,10 @@ urlpatterns = [
 # Under /api/v1/ (parity/urls.py mounts it before the API's catch-all).
 api_urlpatterns = [
     path("projects/<slug:slug>/al-rounds/", api.RoundsView.as_view(), name="al-rounds"),
-    path("projects/<slug:slug>/al-rounds/<int:round_id>/", api.RoundDetailView.as_view(), name="al-round"),
+    path(
+        "projects/<slug:slug>/al-rounds/<int:round_id>/",
+        api.RoundDetailView.as_view(),
+        name="al-round",
+    ),
     path("projects/<slug:slug>/al/rounds/", api.RoundListView.as_view(), name="al-round-list"),
 ]

@@ -38,12 +38,19 @@ SHOWN_PER_LANGUAGE = 20
 
 
 class RoundForm(forms.Form):
-    budget = forms.IntegerField(label=gettext_lazy("Budget (items to send to evaluators)"), min_value=1)
-    strategy = forms.ChoiceField(label=gettext_lazy("Strategy"), choices=Strategy.choices, initial=Strategy.PARITY)
+    budget = forms.IntegerField(
+        label=gettext_lazy("Budget (items to send to evaluators)"), min_value=1
+    )
+    strategy = forms.ChoiceField(
+        label=gettext_lazy("Strategy"), choices=Strategy.choices, initial=Strategy.PARITY
+    )
     seed = forms.IntegerField(label=gettext_lazy("Seed"), min_value=0, initial=0)
     features = forms.ChoiceField(
         label=gettext_lazy("Features"),
-        choices=[("hashing", gettext_lazy("character n-grams (no model)")), ("encoder", gettext_lazy("local encoder"))],
+        choices=[
+            ("hashing", gettext_lazy("character n-grams (no model)")),
+            ("encoder", gettext_lazy("local encoder")),
+        ],
         initial="hashing",
     )
 
@@ -62,7 +69,10 @@ def _request_from(form: RoundForm, project: Project) -> RoundRequest | None:
     data = form.cleaned_data
     try:
         return round_request_clean(
-            project=project, budget=data["budget"], strategy=data["strategy"], seed=data["seed"],
+            project=project,
+            budget=data["budget"],
+            strategy=data["strategy"],
+            seed=data["seed"],
             parameters={"features": data["features"]},
         )
     except ValidationError as exc:
@@ -82,7 +92,9 @@ def _page(request: HttpRequest, project: Project, form: RoundForm, **extra: Any)
     }
 
 
-def _allocation_rows(allocation: Any, languages: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+def _allocation_rows(
+    allocation: Any, languages: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
     rows = [a if isinstance(a, dict) else a.as_dict() for a in allocation]
     widest = max([r["total"] for r in rows] + [1])
     for row in rows:
@@ -96,7 +108,9 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for_lead(request, slug)
     # The progress report links here with a suggested budget and strategy: prefill them.
     initial = {name: request.GET[name] for name in ("budget", "strategy") if request.GET.get(name)}
-    return render(request, "active_learning/rounds.html", _page(request, project, RoundForm(initial=initial)))
+    return render(
+        request, "active_learning/rounds.html", _page(request, project, RoundForm(initial=initial))
+    )
 
 
 @login_required
@@ -113,7 +127,9 @@ def round_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
         rows, total = _allocation_rows(round_preview(request=round_request), languages)
         context.update(preview=rows, preview_total=total, round_request=round_request)
         status = 200
-    template = "active_learning/rounds.html#preview" if request.htmx else "active_learning/rounds.html"
+    template = (
+        "active_learning/rounds.html#preview" if request.htmx else "active_learning/rounds.html"
+    )
     return render(request, template, context, status=status)
 
 
@@ -124,17 +140,29 @@ def round_run_view(request: HttpRequest, slug: str) -> HttpResponse:
     form = RoundForm(request.POST)
     round_request = _request_from(form, project)
     if round_request is None:
-        return render(request, "active_learning/rounds.html", _page(request, project, form), status=400)
+        return render(
+            request, "active_learning/rounds.html", _page(request, project, form), status=400
+        )
     try:
         selection_round = round_launch(request=round_request, actor=request.user)
     except ValidationError as exc:
         for name, message in validation_messages(exc):
             form.add_error(name if name in form.fields else None, message)
-        return render(request, "active_learning/rounds.html", _page(request, project, form), status=400)
+        return render(
+            request, "active_learning/rounds.html", _page(request, project, form), status=400
+        )
     if selection_round.status == RoundStatus.DONE:
-        messages.success(request, _("Round %(id)s queued %(n)s items.") % {"id": selection_round.pk, "n": selection_round.summary.get("selected")})
+        messages.success(
+            request,
+            _("Round %(id)s queued %(n)s items.")
+            % {"id": selection_round.pk, "n": selection_round.summary.get("selected")},
+        )
     else:
-        messages.info(request, _("Round %(id)s waits for a worker; this page shows the result when it is done.") % {"id": selection_round.pk})
+        messages.info(
+            request,
+            _("Round %(id)s waits for a worker; this page shows the result when it is done.")
+            % {"id": selection_round.pk},
+        )
     return redirect("active_learning:round", slug=project.slug, round_id=selection_round.pk)
 
 
@@ -142,7 +170,9 @@ def round_run_view(request: HttpRequest, slug: str) -> HttpResponse:
 def round_detail(request: HttpRequest, slug: str, round_id: int) -> HttpResponse:
     project = project_for_lead(request, slug)
     selection_round = get_object_or_404(
-        SelectionRound.objects.select_related("model_version").defer("model_version__blob"), project=project, pk=round_id
+        SelectionRound.objects.select_related("model_version").defer("model_version__blob"),
+        project=project,
+        pk=round_id,
     )
     languages = {lang.tag: lang for lang in project.languages.all()}
     rows, total = _allocation_rows(selection_round.allocation.values(), languages)
@@ -153,11 +183,17 @@ def round_detail(request: HttpRequest, slug: str, round_id: int) -> HttpResponse
         counts[tag] = counts.get(tag, 0) + 1
         if len(groups.setdefault(tag, [])) < SHOWN_PER_LANGUAGE:
             groups[tag].append(picked)
-    return render(request, "active_learning/round.html", {
-        "project": project,
-        "round": selection_round,
-        "allocation": rows,
-        "allocation_total": total,
-        "groups": [(languages.get(tag), items, counts[tag]) for tag, items in sorted(groups.items())],
-        "shown_per_language": SHOWN_PER_LANGUAGE,
-    })
+    return render(
+        request,
+        "active_learning/round.html",
+        {
+            "project": project,
+            "round": selection_round,
+            "allocation": rows,
+            "allocation_total": total,
+            "groups": [
+                (languages.get(tag), items, counts[tag]) for tag, items in sorted(groups.items())
+            ],
+            "shown_per_language": SHOWN_PER_LANGUAGE,
+        },
+    )

@@ -46,9 +46,9 @@ def adjudication_needed(*, project: Project, values: list[dict[str, Any]]) -> bo
 
 def _current_values(item_id: int) -> list[dict[str, Any]]:
     return list(
-        Judgment.objects.filter(item_id=item_id, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS).values_list(
-            "value", flat=True
-        )
+        Judgment.objects.filter(
+            item_id=item_id, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
+        ).values_list("value", flat=True)
     )
 
 
@@ -60,7 +60,9 @@ def adjudication_route(*, item_id: int, project: Project) -> bool:
     if not adjudication_needed(project=project, values=_current_values(item_id)):
         return False
     moved = Item.objects.filter(pk=item_id, status=ItemStatus.DONE).update(
-        status=ItemStatus.ADJUDICATION, updated_at=timezone.now(), label_version=F("label_version") + 1
+        status=ItemStatus.ADJUDICATION,
+        updated_at=timezone.now(),
+        label_version=F("label_version") + 1,
     )
     if moved:
         audit_record(verb="item.adjudication", project=project, data={"item": item_id})
@@ -112,9 +114,15 @@ def adjudication_queue(*, project: Project, user: Any) -> QuerySet[Item]:
 
 def adjudication_item_get(*, project: Project, user: Any, item_id: int) -> Item:
     """The item, if this user may adjudicate it; PermissionDenied otherwise."""
-    item = Item.objects.select_related("language", "project").filter(pk=item_id, project=project).first()
+    item = (
+        Item.objects.select_related("language", "project")
+        .filter(pk=item_id, project=project)
+        .first()
+    )
     if item is None or item.language_id not in adjudicator_language_ids(project=project, user=user):
-        raise PermissionDenied(_("Only the project's leads and senior evaluators of this language adjudicate."))
+        raise PermissionDenied(
+            _("Only the project's leads and senior evaluators of this language adjudicate.")
+        )
     return item
 
 
@@ -132,14 +140,18 @@ def adjudication_decide(*, item: Item, user: Any, value: Any, reason: str) -> Fi
     """Record the final label of an item in adjudication: who decided, and why."""
     project = item.project
     if item.language_id not in adjudicator_language_ids(project=project, user=user):
-        raise PermissionDenied(_("Only the project's leads and senior evaluators of this language adjudicate."))
+        raise PermissionDenied(
+            _("Only the project's leads and senior evaluators of this language adjudicate.")
+        )
     clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
     try:
         reason = text_clean(reason, field="reason", max_chars=MAX_COMMENT_CHARS, required=True)
     except TextInvalid as exc:
         if exc.code in ("required", "type"):
             raise ValidationError(_("reason: say why this is the final label.")) from None
-        raise ValidationError(_("reason: at most %(n)d characters of text.") % {"n": MAX_COMMENT_CHARS}) from None
+        raise ValidationError(
+            _("reason: at most %(n)d characters of text.") % {"n": MAX_COMMENT_CHARS}
+        ) from None
     try:
         with transaction.atomic():
             locked = Item.objects.select_for_update().get(pk=item.pk)
@@ -148,12 +160,21 @@ def adjudication_decide(*, item: Item, user: Any, value: Any, reason: str) -> Fi
                     _("This item is not waiting for adjudication (it is %(status)s).")
                     % {"status": locked.get_status_display()}
                 )
-            final = FinalLabel.objects.create(item=locked, value=clean, decided_by=user, reason=reason)
-            Item.objects.filter(pk=locked.pk).update(
-                status=ItemStatus.FINAL, updated_at=timezone.now(), label_version=F("label_version") + 1
+            final = FinalLabel.objects.create(
+                item=locked, value=clean, decided_by=user, reason=reason
             )
-            audit_record(verb="item.adjudicate", actor=user, project=project, obj=locked,
-                         data={"value": clean, "reason": reason})
+            Item.objects.filter(pk=locked.pk).update(
+                status=ItemStatus.FINAL,
+                updated_at=timezone.now(),
+                label_version=F("label_version") + 1,
+            )
+            audit_record(
+                verb="item.adjudicate",
+                actor=user,
+                project=project,
+                obj=locked,
+                data={"value": clean, "reason": reason},
+            )
     except IntegrityError:
         raise ValidationError(_("This item already has a final label.")) from None
     return final

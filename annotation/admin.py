@@ -42,7 +42,15 @@ class QualificationInline(admin.TabularInline):
     model = Qualification
     fk_name = "evaluator"
     extra = 0
-    fields = ["project", "language", "status", "is_senior", "guideline_version", "honeypot_accuracy", "reason"]
+    fields = [
+        "project",
+        "language",
+        "status",
+        "is_senior",
+        "guideline_version",
+        "honeypot_accuracy",
+        "reason",
+    ]
     readonly_fields = ["honeypot_accuracy"]
     autocomplete_fields = ["project", "language"]
 
@@ -51,14 +59,30 @@ class ProjectQualificationInline(admin.TabularInline):
     model = Qualification
     fk_name = "project"
     extra = 0
-    fields = ["evaluator", "language", "status", "is_senior", "guideline_version", "honeypot_accuracy", "reason"]
+    fields = [
+        "evaluator",
+        "language",
+        "status",
+        "is_senior",
+        "guideline_version",
+        "honeypot_accuracy",
+        "reason",
+    ]
     readonly_fields = ["honeypot_accuracy"]
     autocomplete_fields = ["evaluator", "language"]
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "task_type", "overlap", "honeypot_rate", "guideline_version", "created_at"]
+    list_display = [
+        "slug",
+        "name",
+        "task_type",
+        "overlap",
+        "honeypot_rate",
+        "guideline_version",
+        "created_at",
+    ]
     list_filter = ["task_type"]
     search_fields = ["slug", "name"]
     filter_horizontal = ["languages", "leads"]
@@ -88,26 +112,50 @@ class EvaluatorUserAdmin(UserAdmin):
 
 
 @admin.action(description="Qualify the selected evaluators")
-def qualify(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Qualification]) -> None:
+def qualify(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Qualification]
+) -> None:
     from annotation.qualification import qualification_set
 
     for q in queryset.select_related("project", "language", "evaluator"):
-        qualification_set(project=q.project, evaluator=q.evaluator, language=q.language,
-                          status=QualificationStatus.QUALIFIED, actor=request.user, reason="granted in the admin")
+        qualification_set(
+            project=q.project,
+            evaluator=q.evaluator,
+            language=q.language,
+            status=QualificationStatus.QUALIFIED,
+            actor=request.user,
+            reason="granted in the admin",
+        )
 
 
 @admin.action(description="Revoke (back to pending)")
-def revoke(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Qualification]) -> None:
+def revoke(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Qualification]
+) -> None:
     from annotation.qualification import qualification_set
 
     for q in queryset.select_related("project", "language", "evaluator"):
-        qualification_set(project=q.project, evaluator=q.evaluator, language=q.language,
-                          status=QualificationStatus.PENDING, actor=request.user, reason="revoked in the admin")
+        qualification_set(
+            project=q.project,
+            evaluator=q.evaluator,
+            language=q.language,
+            status=QualificationStatus.PENDING,
+            actor=request.user,
+            reason="revoked in the admin",
+        )
 
 
 @admin.register(Qualification)
 class QualificationAdmin(admin.ModelAdmin):
-    list_display = ["evaluator", "project", "language", "status", "is_senior", "honeypot_accuracy", "changed_at"]
+    list_display = [
+        "evaluator",
+        "project",
+        "language",
+        "status",
+        "is_senior",
+        "honeypot_accuracy",
+        "changed_at",
+    ]
     list_filter = ["status", "project", "language", "is_senior"]
     search_fields = ["evaluator__username", "project__slug", "language__tag"]
     autocomplete_fields = ["evaluator", "project", "language"]
@@ -122,8 +170,26 @@ class GoldInline(admin.StackedInline):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "project", "language", "status", "open_slots", "priority", "is_gold", "source", "language_flagged"]
-    list_filter = ["project", "status", "language", "is_gold", "source", "selection", "language_flagged"]
+    list_display = [
+        "external_id",
+        "project",
+        "language",
+        "status",
+        "open_slots",
+        "priority",
+        "is_gold",
+        "source",
+        "language_flagged",
+    ]
+    list_filter = [
+        "project",
+        "status",
+        "language",
+        "is_gold",
+        "source",
+        "selection",
+        "language_flagged",
+    ]
     search_fields = ["external_id", "prompt", "response"]
     readonly_fields = ["content_hash", "created_at", "updated_at", "language_check"]
     list_select_related = ["project", "language"]
@@ -142,7 +208,17 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(Judgment)
 class JudgmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "item", "evaluator", "external_rater", "kind", "revision", "is_current", "too_fast", "created_at"]
+    list_display = [
+        "id",
+        "item",
+        "evaluator",
+        "external_rater",
+        "kind",
+        "revision",
+        "is_current",
+        "too_fast",
+        "created_at",
+    ]
     list_filter = ["kind", "is_current", "too_fast", "item__project"]
     search_fields = ["evaluator__username", "item__external_id", "external_rater__external_id"]
     list_select_related = ["item__project", "evaluator", "external_rater"]
@@ -168,14 +244,31 @@ class FinalLabelAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "project", "scope", "name", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "prefix",
+        "project",
+        "scope",
+        "name",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_filter = ["scope", "project"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "verb", "actor", "token", "project", "object_type", "object_id", "data"]
+    list_display = [
+        "created_at",
+        "verb",
+        "actor",
+        "token",
+        "project",
+        "object_type",
+        "object_id",
+        "data",
+    ]
     list_filter = ["verb", "project"]
     # Logins: `login.success` / `login.failed` with the username tried and the address.
     search_fields = ["verb", "object_id", "actor__username", "data__username", "data__ip"]

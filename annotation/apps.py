@@ -21,7 +21,9 @@ class AnnotationConfig(AppConfig):
 
         # Every `migrate` also creates the database cache's table (production settings use
         # it for rate limits when CACHE_URL is unset): no deployment can forget it.
-        post_migrate.connect(_cache_table_create, sender=self, dispatch_uid="annotation.cache_table_create")
+        post_migrate.connect(
+            _cache_table_create, sender=self, dispatch_uid="annotation.cache_table_create"
+        )
 
 
 def _cache_table_create(sender: object, using: str = "default", **kwargs: object) -> None:

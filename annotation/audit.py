@@ -39,10 +39,14 @@ def _client(request: Any) -> dict[str, str]:
 
 def login_succeeded(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """Connected to `user_logged_in` (AnnotationConfig.ready): who logged in, from where."""
-    audit_record(verb="login.success", actor=user, data={"username": user.get_username(), **_client(request)})
+    audit_record(
+        verb="login.success", actor=user, data={"username": user.get_username(), **_client(request)}
+    )
 
 
-def login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+def login_failed(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+) -> None:
     """Connected to `user_login_failed`: the username tried (never the password), from where."""
     username = str(credentials.get("username", ""))[:150]
     audit_record(verb="login.failed", data={"username": username, **_client(request)})

@@ -38,7 +38,10 @@ def task_send(task: Any, *args: Any, task_id: str | None = None) -> bool:
         task.apply_async(args=args, task_id=task_id, retry=False)
     except Exception as exc:  # any broker or network failure: the sweep re-sends
         logger.warning(
-            "broker unavailable, %s left pending for the sweep: %s: %s", task.name, type(exc).__name__, exc
+            "broker unavailable, %s left pending for the sweep: %s: %s",
+            task.name,
+            type(exc).__name__,
+            exc,
         )
         metrics.ENQUEUE_FAILURES.labels(task=task.name).inc()
         return False

@@ -41,24 +41,35 @@ class ItemFilter:
 def item_filter_parse(*, project: Project, data: Any) -> ItemFilter:
     """The browser's query string, checked: an unknown value is refused with what to use."""
     parsed = ItemFilter(
-        language=data.get("language", "").strip(), status=data.get("status", "").strip(),
-        selection=data.get("selection", "").strip(), flag=data.get("flag", "").strip(),
+        language=data.get("language", "").strip(),
+        status=data.get("status", "").strip(),
+        selection=data.get("selection", "").strip(),
+        flag=data.get("flag", "").strip(),
         search=data.get("q", "").strip(),
     )
     if parsed.language and not project.languages.filter(tag=parsed.language).exists():
-        raise ValidationError(_("%(tag)s is not a language of %(project)s.") % {"tag": parsed.language,
-                                                                               "project": project.name})
-    for name, value, allowed in (("status", parsed.status, ItemStatus.values),
-                                 ("selection", parsed.selection, Selection.values), ("flag", parsed.flag, FLAGS)):
+        raise ValidationError(
+            _("%(tag)s is not a language of %(project)s.")
+            % {"tag": parsed.language, "project": project.name}
+        )
+    for name, value, allowed in (
+        ("status", parsed.status, ItemStatus.values),
+        ("selection", parsed.selection, Selection.values),
+        ("flag", parsed.flag, FLAGS),
+    ):
         if value and value not in allowed:
-            raise ValidationError(_("%(field)s: choose one of %(values)s.") % {"field": name,
-                                                                            "values": ", ".join(allowed)})
+            raise ValidationError(
+                _("%(field)s: choose one of %(values)s.")
+                % {"field": name, "values": ", ".join(allowed)}
+            )
     if len(parsed.search) > MAX_SEARCH_CHARS or "\x00" in parsed.search:
         raise ValidationError(_("Search: at most %(n)s characters.") % {"n": MAX_SEARCH_CHARS})
     raw = data.get("page_size", "").strip()
     if raw:
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-            raise ValidationError(_("page_size: a whole number from 1 to %(max)s.") % {"max": MAX_PAGE_SIZE})
+            raise ValidationError(
+                _("page_size: a whole number from 1 to %(max)s.") % {"max": MAX_PAGE_SIZE}
+            )
         parsed.page_size = int(raw)
     return parsed
 
@@ -81,8 +92,13 @@ def items_browse(*, project: Project, where: ItemFilter) -> QuerySet[Item]:
     if where.search:
         # A lead's occasional look-up: a scan of the project's texts is acceptable here.
         text = where.search
-        items = items.filter(Q(external_id__icontains=text) | Q(prompt__icontains=text) | Q(response__icontains=text)
-                             | Q(response_a__icontains=text) | Q(response_b__icontains=text))
+        items = items.filter(
+            Q(external_id__icontains=text)
+            | Q(prompt__icontains=text)
+            | Q(response__icontains=text)
+            | Q(response_a__icontains=text)
+            | Q(response_b__icontains=text)
+        )
     return items.order_by("-created_at", "-id")
 
 
@@ -100,11 +116,14 @@ def item_history(*, item: Item) -> ItemHistory:
         .order_by("created_at", "id")
     )
     assignments = list(
-        Assignment.objects.filter(item=item).select_related("evaluator__evaluator_profile").order_by("leased_at", "id")
+        Assignment.objects.filter(item=item)
+        .select_related("evaluator__evaluator_profile")
+        .order_by("leased_at", "id")
     )
     events = list(
         AuditEvent.objects.filter(project_id=item.project_id)
         .filter(Q(object_type="item", object_id=str(item.pk)) | Q(data__item=item.pk))
-        .select_related("actor").order_by("created_at", "id")[:100]
+        .select_related("actor")
+        .order_by("created_at", "id")[:100]
     )
     return ItemHistory(judgments=judgments, assignments=assignments, events=events)

@@ -162,7 +162,9 @@ def _kappa_colour(value: float | None) -> tuple[str, str]:
     return f"#{r:02x}{g:02x}{b:02x}", text
 
 
-def heat_map(*, labels: list[str], values: list[list[float | None]], shared: list[list[int]], title: str) -> HeatMap:
+def heat_map(
+    *, labels: list[str], values: list[list[float | None]], shared: list[list[int]], title: str
+) -> HeatMap:
     """An evaluator × evaluator grid of Cohen's kappa; empty cells where too few items are shared."""
     n = len(labels)
     cell = 44 if n <= 12 else 28 if n <= 24 else 18
@@ -172,16 +174,32 @@ def heat_map(*, labels: list[str], values: list[list[float | None]], shared: lis
         for j in range(n):
             value = values[i][j]
             fill, text_fill = _kappa_colour(value)
-            cells.append(HeatCell(
-                x=offset + j * cell, y=offset + i * cell, value=value, fill=fill,
-                text="" if value is None or cell < 28 else f"{value:.2f}", text_fill=text_fill, shared=shared[i][j],
-            ))
-    legend = [{"value": v, "fill": _kappa_colour(v)[0], "x": offset + k * 40} for k, v in
-              enumerate((-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0))]
+            cells.append(
+                HeatCell(
+                    x=offset + j * cell,
+                    y=offset + i * cell,
+                    value=value,
+                    fill=fill,
+                    text="" if value is None or cell < 28 else f"{value:.2f}",
+                    text_fill=text_fill,
+                    shared=shared[i][j],
+                )
+            )
+    legend = [
+        {"value": v, "fill": _kappa_colour(v)[0], "x": offset + k * 40}
+        for k, v in enumerate((-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0))
+    ]
     return HeatMap(
-        labels=[{"text": label, "pos": offset + k * cell + cell / 2} for k, label in enumerate(labels)],
-        cells=cells, size=n, cell=cell, offset=offset,
+        labels=[
+            {"text": label, "pos": offset + k * cell + cell / 2} for k, label in enumerate(labels)
+        ],
+        cells=cells,
+        size=n,
+        cell=cell,
+        offset=offset,
         # Column labels are rotated up and to the right: leave room for the last ones.
-        width=max(offset + n * cell + 110, offset + 7 * 40 + 10), height=offset + n * cell + 50,
-        title=title, legend=legend,
+        width=max(offset + n * cell + 110, offset + 7 * 40 + 10),
+        height=offset + n * cell + 50,
+        title=title,
+        legend=legend,
     )

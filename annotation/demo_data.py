@@ -44,7 +44,9 @@ def data_dir() -> Path:
 
 def _jsonl_gz(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with `python data/build.py` (see data/README.md)")
+        raise FileNotFoundError(
+            f"{path} is missing; rebuild it with `python data/build.py` (see data/README.md)"
+        )
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
@@ -186,7 +188,10 @@ def wmt_choice(*, penalty_a: float, penalty_b: float) -> dict[str, Any]:
     gap = round(abs(penalty_a - penalty_b), 4)
     if gap == 0:
         return {"choice": "tie"}
-    return {"choice": "a" if penalty_a < penalty_b else "b", "strength": 2 if gap >= WMT_STRONG_GAP else 1}
+    return {
+        "choice": "a" if penalty_a < penalty_b else "b",
+        "strength": 2 if gap >= WMT_STRONG_GAP else 1,
+    }
 
 
 def wmt_external_id(lp: str, global_seg_id: int, system_a: str, system_b: str) -> str:
@@ -260,9 +265,7 @@ def wmt_judgments(lp: str, limit: int | None = None) -> Iterator[dict[str, Any]]
                 "rater": f"wmt23-{lp}-{rater}",
                 "value": wmt_choice(penalty_a=penalties_a[rater], penalty_b=penalties_b[rater]),
             }
-            stamps = [
-                seg["rated_at"].get(system, {}).get(rater) for system in (system_a, system_b)
-            ]
+            stamps = [seg["rated_at"].get(system, {}).get(rater) for system in (system_a, system_b)]
             if all(stamps):
                 line["created"] = _iso_ms(max(stamps))
             yield line
@@ -276,7 +279,9 @@ def wmt_judgments(lp: str, limit: int | None = None) -> Iterator[dict[str, Any]]
 @lru_cache(maxsize=4)
 def _udhr_document(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with `python data/build.py` (see data/README.md)")
+        raise FileNotFoundError(
+            f"{path} is missing; rebuild it with `python data/build.py` (see data/README.md)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 

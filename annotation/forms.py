@@ -30,7 +30,9 @@ def judgment_scale(project: Project) -> dict[str, Any] | None:
     return {
         "min": lo,
         "max": hi,
-        "points": [(p, labels.get(str(p), "")) for p in range(lo, hi + 1)] if points <= MAX_BUTTON_POINTS else [],
+        "points": [(p, labels.get(str(p), "")) for p in range(lo, hi + 1)]
+        if points <= MAX_BUTTON_POINTS
+        else [],
         "slider": points > MAX_BUTTON_POINTS,
         "labelled": [(int(k), v) for k, v in sorted(labels.items(), key=lambda kv: int(kv[0]))],
         "mid": (lo + hi) // 2,
@@ -45,8 +47,10 @@ def judgment_fields_context(*, project: Project, value: dict[str, Any] | None) -
     interface = get_language() or "en"
 
     def named(field: str) -> list[tuple[str, str]]:
-        return [(v, schema_display_name(schema=schema, field=field, value=v, language=interface))
-                for v in schema.get(field, [])]
+        return [
+            (v, schema_display_name(schema=schema, field=field, value=v, language=interface))
+            for v in schema.get(field, [])
+        ]
 
     return {
         "task": project.task_type,
@@ -70,7 +74,9 @@ def _int_field(data: QueryDict, name: str, *, missing: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValidationError(_("%(field)s: %(raw)r is not a whole number.") % {"field": name, "raw": raw}) from None
+        raise ValidationError(
+            _("%(field)s: %(raw)r is not a whole number.") % {"field": name, "raw": raw}
+        ) from None
 
 
 def judgment_value_from_form(*, project: Project, data: QueryDict) -> dict[str, Any]:
@@ -85,7 +91,9 @@ def judgment_value_from_form(*, project: Project, data: QueryDict) -> dict[str, 
             raise ValidationError(_("Choose A, B, tie or both bad."))
         value["choice"] = choice
         if choice in ("a", "b"):
-            value["strength"] = _int_field(data, "strength", missing=_("Choose how much better: slightly or much."))
+            value["strength"] = _int_field(
+                data, "strength", missing=_("Choose how much better: slightly or much.")
+            )
     else:
         value["labels"] = data.getlist("labels")
     issues = data.getlist("issues")

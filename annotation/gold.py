@@ -26,7 +26,9 @@ from annotation.schema import MAX_EXPLANATION_CHARS, gold_tolerance_validate, go
 from annotation.validation import text_clean
 
 
-def gold_matches(*, task_type: str, gold_value: dict[str, Any], tolerance: dict[str, Any], value: dict[str, Any]) -> bool:
+def gold_matches(
+    *, task_type: str, gold_value: dict[str, Any], tolerance: dict[str, Any], value: dict[str, Any]
+) -> bool:
     if task_type == TaskType.RATING:
         points = float(tolerance.get("points", 0))
         return abs(float(value["score"]) - float(gold_value["score"])) <= points
@@ -34,7 +36,11 @@ def gold_matches(*, task_type: str, gold_value: dict[str, Any], tolerance: dict[
         if value["choice"] == gold_value["choice"]:
             return True
         # "ties configurable": a lead may accept a tie where the gold prefers one side.
-        return bool(tolerance.get("tie_ok")) and value["choice"] == "tie" and gold_value["choice"] in ("a", "b")
+        return (
+            bool(tolerance.get("tie_ok"))
+            and value["choice"] == "tie"
+            and gold_value["choice"] in ("a", "b")
+        )
     if task_type == TaskType.LABELS:
         got, want = set(value["labels"]), set(gold_value["labels"])
         threshold = tolerance.get("jaccard")
@@ -47,7 +53,10 @@ def gold_matches(*, task_type: str, gold_value: dict[str, Any], tolerance: dict[
 
 def gold_answer_matches(*, gold: GoldAnswer, value: dict[str, Any]) -> bool:
     return gold_matches(
-        task_type=gold.item.project.task_type, gold_value=gold.value, tolerance=gold.tolerance, value=value
+        task_type=gold.item.project.task_type,
+        gold_value=gold.value,
+        tolerance=gold.tolerance,
+        value=value,
     )
 
 
@@ -79,18 +88,28 @@ def gold_create(
     pages show the prompt in that language's direction.
     """
     clean_value = gold_value_validate(project=project, value=value)
-    clean_tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
-    clean_explanation = text_clean(explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS)
+    clean_tolerance = gold_tolerance_validate(
+        task_type=project.task_type, schema=project.schema, tolerance=tolerance
+    )
+    clean_explanation = text_clean(
+        explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS
+    )
     external_id = (external_id or "").strip()
     if not external_id:
         raise ValidationError("external_id: is required")
     if Item.objects.filter(project=project, external_id=external_id).exists():
-        raise ValidationError(f"external_id: an item {external_id!r} already exists in this project")
+        raise ValidationError(
+            f"external_id: an item {external_id!r} already exists in this project"
+        )
     record: dict[str, Any] = {
         "external_id": external_id,
         "language": language,
         "prompt": prompt,
-        "gold": {"value": clean_value, "tolerance": clean_tolerance, "explanation": clean_explanation},
+        "gold": {
+            "value": clean_value,
+            "tolerance": clean_tolerance,
+            "explanation": clean_explanation,
+        },
     }
     if prompt_language:
         try:
@@ -106,25 +125,40 @@ def gold_create(
             result = items_import(project=project, records=[(1, record)], actor=actor)
             gold = GoldAnswer.objects.select_related("item").get(item_id=result.item_ids[0])
             GoldAnswer.objects.filter(pk=gold.pk).update(created_by=_user_or_none(actor))
-            audit_record(verb="gold.create", actor=actor, project=project, obj=gold.item,
-                         data={"external_id": external_id, "value": clean_value})
+            audit_record(
+                verb="gold.create",
+                actor=actor,
+                project=project,
+                obj=gold.item,
+                data={"external_id": external_id, "value": clean_value},
+            )
     except ImportRejected as exc:
         first = exc.errors[0]
-        raise ValidationError(f"{first.field}: {first.message}" if first.field else first.message) from None
+        raise ValidationError(
+            f"{first.field}: {first.message}" if first.field else first.message
+        ) from None
     except IntegrityError:
-        raise ValidationError(f"external_id: an item {external_id!r} already exists in this project") from None
+        raise ValidationError(
+            f"external_id: an item {external_id!r} already exists in this project"
+        ) from None
     return gold
 
 
-def gold_promote(*, item: Item, explanation: str, tolerance: Any = None, actor: Any = None) -> GoldAnswer:
+def gold_promote(
+    *, item: Item, explanation: str, tolerance: Any = None, actor: Any = None
+) -> GoldAnswer:
     """Make an adjudicated item gold: its final label becomes the gold answer.
 
     From then on it can be picked for calibration rounds and served as a honeypot to
     evaluators who have not seen it; its production judgments stay production data.
     """
     project = item.project
-    clean_tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
-    clean_explanation = text_clean(explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS)
+    clean_tolerance = gold_tolerance_validate(
+        task_type=project.task_type, schema=project.schema, tolerance=tolerance
+    )
+    clean_explanation = text_clean(
+        explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS
+    )
     with transaction.atomic():
         locked = Item.objects.select_for_update().get(pk=item.pk)
         if locked.is_gold:
@@ -137,7 +171,10 @@ def gold_promote(*, item: Item, explanation: str, tolerance: Any = None, actor: 
         clean_value = gold_value_validate(project=project, value=final.value)
         # A gold item is never exported: its line, if a pipeline has one, is retracted.
         Item.objects.filter(pk=locked.pk).update(
-            is_gold=True, open_slots=0, updated_at=timezone.now(), label_version=F("label_version") + 1
+            is_gold=True,
+            open_slots=0,
+            updated_at=timezone.now(),
+            label_version=F("label_version") + 1,
         )
         gold = GoldAnswer.objects.create(
             item=locked,
@@ -146,20 +183,31 @@ def gold_promote(*, item: Item, explanation: str, tolerance: Any = None, actor: 
             explanation=clean_explanation,
             created_by=_user_or_none(actor),
         )
-        audit_record(verb="gold.promote", actor=actor, project=project, obj=locked,
-                     data={"value": clean_value, "final_label": final.pk})
+        audit_record(
+            verb="gold.promote",
+            actor=actor,
+            project=project,
+            obj=locked,
+            data={"value": clean_value, "final_label": final.pk},
+        )
     item.is_gold, item.open_slots = True, 0
     return gold
 
 
-def gold_update(*, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Any = None) -> GoldAnswer:
+def gold_update(
+    *, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Any = None
+) -> GoldAnswer:
     """Correct a gold answer. Finished calibration attempts keep the score they were given."""
     project = gold.item.project
     gold.value = gold_value_validate(project=project, value=value)
-    gold.tolerance = gold_tolerance_validate(task_type=project.task_type, schema=project.schema, tolerance=tolerance)
+    gold.tolerance = gold_tolerance_validate(
+        task_type=project.task_type, schema=project.schema, tolerance=tolerance
+    )
     gold.explanation = text_clean(explanation, field="explanation", max_chars=MAX_EXPLANATION_CHARS)
     gold.save(update_fields=["value", "tolerance", "explanation"])
-    audit_record(verb="gold.update", actor=actor, project=project, obj=gold.item, data={"value": gold.value})
+    audit_record(
+        verb="gold.update", actor=actor, project=project, obj=gold.item, data={"value": gold.value}
+    )
     return gold
 
 

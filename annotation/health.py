@@ -57,7 +57,9 @@ def broker_check() -> str | None:
 
     try:
         with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
+            connection.ensure_connection(
+                max_retries=1, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT
+            )
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"[:300]
     return None

@@ -55,8 +55,21 @@ MAX_METADATA_BYTES = 64 * 1024
 
 # Content fields: what the content hash covers and what an update may change.
 CONTENT_FIELDS = (
-    "language", "prompt", "response", "response_a", "response_b", "model", "model_a", "model_b",
-    "prompt_id", "metadata", "token_logprobs", "token_entropy", "reward", "reward_a", "reward_b",
+    "language",
+    "prompt",
+    "response",
+    "response_a",
+    "response_b",
+    "model",
+    "model_a",
+    "model_b",
+    "prompt_id",
+    "metadata",
+    "token_logprobs",
+    "token_entropy",
+    "reward",
+    "reward_a",
+    "reward_b",
 )
 TEXT_FIELDS = ("prompt", "response", "response_a", "response_b")
 SHORT_FIELDS = ("model", "model_a", "model_b", "prompt_id")
@@ -137,7 +150,10 @@ def jsonl_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield number, LineError(number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                yield (
+                    number,
+                    LineError(number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"),
+                )
                 continue
         if not raw.strip():
             continue
@@ -164,7 +180,9 @@ def _logprobs_clean(logprobs: Any) -> list[float] | None:
         raise _LineInvalid("token_logprobs", f"must be a list of at most {MAX_LOGPROBS} numbers")
     for v in logprobs:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v > 0:
-            raise _LineInvalid("token_logprobs", "every log-probability must be a finite number ≤ 0")
+            raise _LineInvalid(
+                "token_logprobs", "every log-probability must be a finite number ≤ 0"
+            )
     return logprobs
 
 
@@ -213,7 +231,8 @@ class _Validator:
                 if lang is None:
                     enabled = ", ".join(sorted(self.languages)) or "none"
                     cached = _LineInvalid(
-                        "language", f"{tag!r} is not enabled for project {self.project.slug} (enabled: {enabled})"
+                        "language",
+                        f"{tag!r} is not enabled for project {self.project.slug} (enabled: {enabled})",
                     )
                 else:
                     cached = lang
@@ -228,10 +247,19 @@ class _Validator:
             raise _LineInvalid(None, "each line must be a JSON object")
         if not ALLOWED_FIELDS.issuperset(record):
             raise _LineInvalid(sorted(set(record) - ALLOWED_FIELDS)[0], "is not an import field")
-        external_id = text_clean(record.get("external_id"), field="external_id", max_chars=200, required=True, strip=False)
+        external_id = text_clean(
+            record.get("external_id"),
+            field="external_id",
+            max_chars=200,
+            required=True,
+            strip=False,
+        )
         if external_id in self.seen_ids:
             raise _LineInvalid("external_id", f"{external_id!r} appears twice in this batch")
-        out: dict[str, Any] = {"external_id": external_id, "language": self.language(record.get("language"))}
+        out: dict[str, Any] = {
+            "external_id": external_id,
+            "language": self.language(record.get("language")),
+        }
         self.texts(record, out)
         for name in NUMBER_FIELDS:
             out[name] = _number(record.get(name), field_name=name)
@@ -250,14 +278,23 @@ class _Validator:
     def texts(self, record: dict[str, Any], out: dict[str, Any]) -> None:
         """The texts and model names, the ones the task type needs required, the others refused."""
         for name in TEXT_FIELDS:
-            out[name] = text_clean(record.get(name), field=name, max_chars=self.max_text,
-                                   required=name in self.required, strip=False)
+            out[name] = text_clean(
+                record.get(name),
+                field=name,
+                max_chars=self.max_text,
+                required=name in self.required,
+                strip=False,
+            )
         if self.pairwise and record.get("response"):
-            raise _LineInvalid("response", "a pairwise item has response_a and response_b, not response")
+            raise _LineInvalid(
+                "response", "a pairwise item has response_a and response_b, not response"
+            )
         if not self.pairwise:
             for name in ("response_a", "response_b", "model_a", "model_b", "reward_a", "reward_b"):
                 if record.get(name) not in (None, ""):
-                    raise _LineInvalid(name, f"does not apply to a {self.project.task_type} project")
+                    raise _LineInvalid(
+                        name, f"does not apply to a {self.project.task_type} project"
+                    )
         for name in SHORT_FIELDS:
             out[name] = text_clean(record.get(name), field=name, max_chars=200, strip=False)
 
@@ -273,7 +310,9 @@ class _Validator:
 
     def gold(self, gold: Any) -> dict[str, Any]:
         if not isinstance(gold, dict) or "value" not in gold:
-            raise _LineInvalid("gold", 'must be an object with "value" (and optional "explanation", "tolerance")')
+            raise _LineInvalid(
+                "gold", 'must be an object with "value" (and optional "explanation", "tolerance")'
+            )
         try:
             value = judgment_value_validate(
                 task_type=self.project.task_type, schema=self.project.schema, value=gold["value"]
@@ -282,14 +321,20 @@ class _Validator:
             raise _LineInvalid("gold.value", exc.messages[0]) from None
         try:
             tolerance = gold_tolerance_validate(
-                task_type=self.project.task_type, schema=self.project.schema, tolerance=gold.get("tolerance", {})
+                task_type=self.project.task_type,
+                schema=self.project.schema,
+                tolerance=gold.get("tolerance", {}),
             )
         except ValidationError as exc:
             raise _LineInvalid("gold.tolerance", exc.messages[0]) from None
         return {
             "value": value,
             "tolerance": tolerance,
-            "explanation": text_clean(gold.get("explanation", ""), field="gold.explanation", max_chars=MAX_EXPLANATION_CHARS),
+            "explanation": text_clean(
+                gold.get("explanation", ""),
+                field="gold.explanation",
+                max_chars=MAX_EXPLANATION_CHARS,
+            ),
         }
 
 
@@ -336,7 +381,9 @@ def _batch_run(
     for number, record in records:
         count += 1
         if count > max_lines:
-            errors.add(LineError(number, f"a batch holds at most {max_lines} lines; split the file"))
+            errors.add(
+                LineError(number, f"a batch holds at most {max_lines} lines; split the file")
+            )
             break
         if isinstance(record, LineError):
             errors.add(record)
@@ -389,12 +436,19 @@ def items_import(
         if errors.lines:
             # Leaving the atomic block by an exception rolls back whatever chunks were written.
             raise ImportRejected(errors.lines, truncated=errors.truncated)
-        audit_record(verb="items.import", actor=actor, token=token, project=project, data=result.as_dict())
+        audit_record(
+            verb="items.import", actor=actor, token=token, project=project, data=result.as_dict()
+        )
         if result.created:
             # robust: the import has committed; a failed ANALYZE is logged, never the answer.
-            transaction.on_commit(lambda: items_statistics_refresh(created=result.created), robust=True)
-    metrics.import_observe(kind="items", rows=result.created + result.updated + result.unchanged,
-                           seconds=time.perf_counter() - started)
+            transaction.on_commit(
+                lambda: items_statistics_refresh(created=result.created), robust=True
+            )
+    metrics.import_observe(
+        kind="items",
+        rows=result.created + result.updated + result.unchanged,
+        seconds=time.perf_counter() - started,
+    )
     return result
 
 
@@ -429,15 +483,27 @@ class _ChunkPlan:
     """What a chunk of valid lines will do, decided before anything is written."""
 
     now: Any
-    create: list[dict[str, Any]] = field(default_factory=list)  # Item keyword arguments, `project` aside
-    golds: dict[str, dict[str, Any]] = field(default_factory=dict)  # external_id → GoldAnswer fields
-    update: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (stored row, line)
+    create: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # Item keyword arguments, `project` aside
+    golds: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # external_id → GoldAnswer fields
+    update: list[tuple[dict[str, Any], dict[str, Any]]] = field(
+        default_factory=list
+    )  # (stored row, line)
     unchanged: list[int] = field(default_factory=list)  # item ids
     conflicts: list[LineError] = field(default_factory=list)
 
 
-def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], result: ImportResult,
-                 add_error: Callable[[LineError], None], *, write: bool) -> None:
+def _write_chunk(
+    project: Project,
+    chunk: list[tuple[int, dict[str, Any]]],
+    result: ImportResult,
+    add_error: Callable[[LineError], None],
+    *,
+    write: bool,
+) -> None:
     """Classify the chunk's lines against what is stored, then (unless an earlier chunk
     had bad lines, so the batch will be rolled back anyway) apply the plan."""
     plan = _chunk_classify(project, chunk)
@@ -456,13 +522,21 @@ def _write_chunk(project: Project, chunk: list[tuple[int, dict[str, Any]]], resu
 def _chunk_classify(project: Project, chunk: list[tuple[int, dict[str, Any]]]) -> _ChunkPlan:
     """New lines are created; a line whose content hash is stored is unchanged; a changed
     line updates its item, unless the item has judgments (a conflict)."""
-    existing = {row["external_id"]: row for row in _existing_items(project, [c["external_id"] for _, c in chunk])}
+    existing = {
+        row["external_id"]: row
+        for row in _existing_items(project, [c["external_id"] for _, c in chunk])
+    }
     changed_ids = [
         existing[c["external_id"]]["id"]
         for _, c in chunk
-        if c["external_id"] in existing and existing[c["external_id"]]["content_hash"] != c["content_hash"]
+        if c["external_id"] in existing
+        and existing[c["external_id"]]["content_hash"] != c["content_hash"]
     ]
-    judged = set(Judgment.objects.filter(item_id__in=changed_ids).values_list("item_id", flat=True).distinct())
+    judged = set(
+        Judgment.objects.filter(item_id__in=changed_ids)
+        .values_list("item_id", flat=True)
+        .distinct()
+    )
     plan = _ChunkPlan(now=timezone.now())
     for number, clean in chunk:
         row = existing.get(clean["external_id"])
@@ -504,9 +578,14 @@ def _new_item_fields(project: Project, clean: dict[str, Any], plan: _ChunkPlan) 
 
 def _items_create(project: Project, plan: _ChunkPlan, result: ImportResult) -> None:
     # Unknown model names join the project's model registry (annotation.model_versions).
-    model_versions_register(project=project, names={
-        fields.get(name) or "" for fields in [*plan.create, *(clean for _row, clean in plan.update)]
-        for name in MODEL_FIELDS})
+    model_versions_register(
+        project=project,
+        names={
+            fields.get(name) or ""
+            for fields in [*plan.create, *(clean for _row, clean in plan.update)]
+            for name in MODEL_FIELDS
+        },
+    )
     if not plan.create:
         return
     if not plan.golds and connection.vendor == "postgresql":
@@ -515,11 +594,15 @@ def _items_create(project: Project, plan: _ChunkPlan, result: ImportResult) -> N
         result.created += len(new_ids)
         result.item_ids.extend(new_ids)
         return
-    created = Item.objects.bulk_create([Item(project=project, **fields) for fields in plan.create], batch_size=CHUNK)
+    created = Item.objects.bulk_create(
+        [Item(project=project, **fields) for fields in plan.create], batch_size=CHUNK
+    )
     result.created += len(created)
     if plan.golds:
         by_external = {item.external_id: item for item in created if item.external_id in plan.golds}
-        GoldAnswer.objects.bulk_create([GoldAnswer(item=by_external[ext], **gold) for ext, gold in plan.golds.items()])
+        GoldAnswer.objects.bulk_create(
+            [GoldAnswer(item=by_external[ext], **gold) for ext, gold in plan.golds.items()]
+        )
     result.item_ids.extend(item.pk for item in created if item.pk is not None)
 
 
@@ -554,7 +637,8 @@ def _existing_items(project: Project, external_ids: list[str]) -> Iterable[Any]:
                 [project.pk, external_ids],
             )
             return [
-                {"id": r[0], "external_id": r[1], "content_hash": r[2], "is_gold": r[3]} for r in cursor.fetchall()
+                {"id": r[0], "external_id": r[1], "content_hash": r[2], "is_gold": r[3]}
+                for r in cursor.fetchall()
             ]
     return Item.objects.filter(project=project, external_id__in=external_ids).values(
         "id", "external_id", "content_hash", "is_gold"
@@ -598,13 +682,25 @@ def _copy_converter(field: Any) -> Any:
     if field.is_relation:
         return lambda v: "\\N" if v is None else str(v.pk)
     if kind in ("CharField", "TextField", "SlugField"):
-        return lambda v: "\\N" if v is None else (
-            v.translate(_COPY_ESCAPES) if ("\\" in v or "\t" in v or "\n" in v or "\r" in v) else v
+        return lambda v: (
+            "\\N"
+            if v is None
+            else (
+                v.translate(_COPY_ESCAPES)
+                if ("\\" in v or "\t" in v or "\n" in v or "\r" in v)
+                else v
+            )
         )
     if kind == "JSONField":
         return lambda v: "\\N" if v is None else _json_text(v).translate(_COPY_ESCAPES)
-    if kind in ("FloatField", "IntegerField", "BigIntegerField", "PositiveSmallIntegerField",
-                "PositiveIntegerField", "SmallIntegerField"):
+    if kind in (
+        "FloatField",
+        "IntegerField",
+        "BigIntegerField",
+        "PositiveSmallIntegerField",
+        "PositiveIntegerField",
+        "SmallIntegerField",
+    ):
         return lambda v: "\\N" if v is None else repr(v)
     return _copy_text
 
@@ -624,20 +720,33 @@ def _copy_items(project: Project, rows: list[dict[str, Any]]) -> list[int]:
         default = _copy_text(project.pk if f.name == "project" else f.get_default())
         plan.append((f.name, _copy_converter(f), default))
     pk = Item._meta.pk.column
-    columns = ", ".join(connection.ops.quote_name(cast(str, c)) for c in [pk, *(f.column for f in fields)])
+    columns = ", ".join(
+        connection.ops.quote_name(cast(str, c)) for c in [pk, *(f.column for f in fields)]
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, pk, len(rows)],
         )
         ids = [r[0] for r in cursor.fetchall()]
-    with connection.cursor() as cursor, cursor.cursor.copy(
-        f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
+        ) as copy,
+    ):
         lines = []
         for item_id, row in zip(ids, rows, strict=True):
-            lines.append(str(item_id) + "\t" + "\t".join([
-                convert(row[name]) if name in row else default for name, convert, default in plan
-            ]))
+            lines.append(
+                str(item_id)
+                + "\t"
+                + "\t".join(
+                    [
+                        convert(row[name]) if name in row else default
+                        for name, convert, default in plan
+                    ]
+                )
+            )
             if len(lines) >= 500:
                 copy.write("\n".join(lines) + "\n")
                 lines = []
@@ -667,7 +776,9 @@ def _created_clean(raw: Any, *, now: Any) -> Any:
     except ValueError:
         moment = None
     if moment is None:
-        raise _LineInvalid("created", f"{raw!r} is not an ISO 8601 date and time (e.g. 2025-03-01T10:00:00Z)")
+        raise _LineInvalid(
+            "created", f"{raw!r} is not an ISO 8601 date and time (e.g. 2025-03-01T10:00:00Z)"
+        )
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=UTC)
     if moment > now:
@@ -692,82 +803,131 @@ class _JudgmentLines:
             raise _LineInvalid(None, "each line must be a JSON object")
         unknown = sorted(set(record) - JUDGMENT_FIELDS)
         if unknown:
-            raise _LineInvalid(unknown[0], "is not a field of a judgment line (item_external_id, rater, value, created)")
-        external_id = text_clean(record.get("item_external_id"), field="item_external_id", max_chars=200,
-                                 required=True, strip=False)
+            raise _LineInvalid(
+                unknown[0],
+                "is not a field of a judgment line (item_external_id, rater, value, created)",
+            )
+        external_id = text_clean(
+            record.get("item_external_id"),
+            field="item_external_id",
+            max_chars=200,
+            required=True,
+            strip=False,
+        )
         rater = text_clean(record.get("rater"), field="rater", max_chars=200, required=True)
         if "value" not in record:
             raise _LineInvalid("value", "is required")
         try:
-            value = judgment_value_validate(task_type=self.project.task_type, schema=self.project.schema,
-                                            value=record["value"])
+            value = judgment_value_validate(
+                task_type=self.project.task_type, schema=self.project.schema, value=record["value"]
+            )
         except ValidationError as exc:
             raise _LineInvalid("value", exc.messages[0]) from None
         created = _created_clean(record.get("created"), now=self.now)
         first = self.seen.get((external_id, rater))
         if first is not None:
-            raise _LineInvalid("rater", f"rater {rater!r} already judged item {external_id!r} on line {first} of this batch")
+            raise _LineInvalid(
+                "rater",
+                f"rater {rater!r} already judged item {external_id!r} on line {first} of this batch",
+            )
         self.seen[(external_id, rater)] = number
         return {"external_id": external_id, "rater": rater, "value": value, "created": created}
 
     def write(self, lines: list[tuple[int, dict[str, Any]]]) -> None:
         raters = dict(
-            ExternalRater.objects.filter(project=self.project, external_id__in={c["rater"] for _, c in lines})
-            .values_list("external_id", "id")
+            ExternalRater.objects.filter(
+                project=self.project, external_id__in={c["rater"] for _, c in lines}
+            ).values_list("external_id", "id")
         )
         new = self.classify(lines, raters)
         if self.errors.lines or not new:
             return
         self.store(new, raters)
 
-    def classify(self, lines: list[tuple[int, dict[str, Any]]], raters: dict[str, int]) -> list[tuple[int, dict[str, Any]]]:
+    def classify(
+        self, lines: list[tuple[int, dict[str, Any]]], raters: dict[str, int]
+    ) -> list[tuple[int, dict[str, Any]]]:
         """(item id, line) of the lines to store; the same judgment again counts as unchanged,
         an unknown or gold item or a different stored judgment is a bad line."""
         items = {
             row[0]: row[1:]
-            for row in Item.objects.filter(project=self.project, external_id__in={c["external_id"] for _, c in lines})
-            .values_list("external_id", "id", "is_gold")
+            for row in Item.objects.filter(
+                project=self.project, external_id__in={c["external_id"] for _, c in lines}
+            ).values_list("external_id", "id", "is_gold")
         }
         stored = {
             (item_id, rater_id): value
             for item_id, rater_id, value in Judgment.objects.filter(
-                item_id__in=[v[0] for v in items.values()], external_rater_id__in=raters.values(), is_current=True
+                item_id__in=[v[0] for v in items.values()],
+                external_rater_id__in=raters.values(),
+                is_current=True,
             ).values_list("item_id", "external_rater_id", "value")
         }
         new: list[tuple[int, dict[str, Any]]] = []
         for number, c in lines:
             found = items.get(c["external_id"])
             if found is None:
-                self.errors.add(LineError(number, f"no item with external_id {c['external_id']!r} in project "
-                                          f"{self.project.slug}", "item_external_id"))
+                self.errors.add(
+                    LineError(
+                        number,
+                        f"no item with external_id {c['external_id']!r} in project "
+                        f"{self.project.slug}",
+                        "item_external_id",
+                    )
+                )
             elif found[1]:
-                self.errors.add(LineError(number, f"item {c['external_id']!r} is a gold item; historical judgments "
-                                          "go on production items", "item_external_id"))
+                self.errors.add(
+                    LineError(
+                        number,
+                        f"item {c['external_id']!r} is a gold item; historical judgments "
+                        "go on production items",
+                        "item_external_id",
+                    )
+                )
             else:
-                previous = stored.get((found[0], raters.get(c["rater"], 0)))  # 0: a rater not stored yet
+                previous = stored.get(
+                    (found[0], raters.get(c["rater"], 0))
+                )  # 0: a rater not stored yet
                 if previous is None:
                     new.append((found[0], c))
                 elif previous == c["value"]:
                     self.result.unchanged += 1
                 else:
-                    self.errors.add(LineError(number, f"rater {c['rater']!r} already has a different judgment of item "
-                                              f"{c['external_id']!r} stored; judgments are not overwritten", "rater",
-                                              code="conflict"))
+                    self.errors.add(
+                        LineError(
+                            number,
+                            f"rater {c['rater']!r} already has a different judgment of item "
+                            f"{c['external_id']!r} stored; judgments are not overwritten",
+                            "rater",
+                            code="conflict",
+                        )
+                    )
         return new
 
     def store(self, new: list[tuple[int, dict[str, Any]]], raters: dict[str, int]) -> None:
         missing = sorted({c["rater"] for _, c in new} - set(raters))
         if missing:
             ExternalRater.objects.bulk_create(
-                [ExternalRater(project=self.project, external_id=name, created_at=self.now) for name in missing],
+                [
+                    ExternalRater(project=self.project, external_id=name, created_at=self.now)
+                    for name in missing
+                ],
                 ignore_conflicts=True,
             )
-            raters.update(ExternalRater.objects.filter(project=self.project, external_id__in=missing)
-                          .values_list("external_id", "id"))
+            raters.update(
+                ExternalRater.objects.filter(
+                    project=self.project, external_id__in=missing
+                ).values_list("external_id", "id")
+            )
         Judgment.objects.bulk_create(
             [
-                Judgment(item_id=item_id, external_rater_id=raters[c["rater"]], kind=JudgmentKind.HISTORICAL,
-                         value=c["value"], created_at=c["created"] or self.now)
+                Judgment(
+                    item_id=item_id,
+                    external_rater_id=raters[c["rater"]],
+                    kind=JudgmentKind.HISTORICAL,
+                    value=c["value"],
+                    created_at=c["created"] or self.now,
+                )
                 for item_id, c in new
             ],
             batch_size=CHUNK,
@@ -796,16 +956,29 @@ def judgments_import(
     started = time.perf_counter()
     batch = _JudgmentLines(project)
     with transaction.atomic():
-        _batch_run(records, max_lines=max_lines or settings.PARITY_MAX_IMPORT_LINES, errors=batch.errors,
-                   clean=batch.clean, write=batch.write)
+        _batch_run(
+            records,
+            max_lines=max_lines or settings.PARITY_MAX_IMPORT_LINES,
+            errors=batch.errors,
+            clean=batch.clean,
+            write=batch.write,
+        )
         if batch.errors.lines:
             # Leaving the atomic block by an exception rolls back whatever chunks were written.
             raise ImportRejected(batch.errors.lines, truncated=batch.errors.truncated)
         if batch.result.created:
             # A batch that only repeats stored judgments writes nothing, not even an audit event.
-            audit_record(verb="judgments.import", actor=actor, token=token, project=project,
-                         data=batch.result.as_dict())
+            audit_record(
+                verb="judgments.import",
+                actor=actor,
+                token=token,
+                project=project,
+                data=batch.result.as_dict(),
+            )
     result = batch.result
-    metrics.import_observe(kind="judgments", rows=result.created + result.updated + result.unchanged,
-                           seconds=time.perf_counter() - started)
+    metrics.import_observe(
+        kind="judgments",
+        rows=result.created + result.updated + result.unchanged,
+        seconds=time.perf_counter() - started,
+    )
     return result

@@ -79,7 +79,8 @@ class LabelRule:
         if isinstance(scale.get("min"), int | float) and isinstance(scale.get("max"), int | float):
             bounds = (float(scale["min"]), float(scale["max"]))
         labels = tuple(
-            str(label["id"]) if isinstance(label, dict) else str(label) for label in schema.get("labels", ()) or ()
+            str(label["id"]) if isinstance(label, dict) else str(label)
+            for label in schema.get("labels", ()) or ()
         )
         level = schema.get("level") or ("ordinal" if project.task_type == RATING else NOMINAL)
         return cls(
@@ -113,7 +114,10 @@ def _median(values: Sequence[float]) -> float:
 
 
 def item_label(
-    *, rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None = None,
+    *,
+    rule: LabelRule,
+    votes: Sequence[Sequence[Any]],
+    final: dict[str, Any] | None = None,
     choice: str | None = None,
 ) -> ItemLabel | None:
     """The item's label from its counted votes (see `votes_of`) and final label; None
@@ -128,7 +132,9 @@ def item_label(
     return _labels(rule, votes, final)
 
 
-def _rating(rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None) -> ItemLabel:
+def _rating(
+    rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None
+) -> ItemLabel:
     scores = [float(vote[0]) for vote in votes]
     n = len(scores)
     decided = True
@@ -148,11 +154,19 @@ def _rating(rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, An
             pairs = n * (n - 1) / 2
             apart = sum(abs(x - y) for x, y in combinations(scores, 2)) / pairs
             agreement = max(0.0, 1.0 - apart / width)
-    return ItemLabel(value=value, agreement=agreement, n_judgments=n, source=source, decided=decided,
-                     mean=sum(scores) / n if n else None)
+    return ItemLabel(
+        value=value,
+        agreement=agreement,
+        n_judgments=n,
+        source=source,
+        decided=decided,
+        mean=sum(scores) / n if n else None,
+    )
 
 
-def _pairwise(votes: Sequence[Sequence[Any]], final: dict[str, Any] | None, fitted: str | None) -> ItemLabel:
+def _pairwise(
+    votes: Sequence[Sequence[Any]], final: dict[str, Any] | None, fitted: str | None
+) -> ItemLabel:
     n = len(votes)
     counts: dict[Any, int] = {}
     for vote in votes:
@@ -175,20 +189,27 @@ def _pairwise(votes: Sequence[Sequence[Any]], final: dict[str, Any] | None, fitt
         else:
             value = {"choice": choice}
     agreement = counts.get(value.get("choice"), 0) / n if n >= 2 else None
-    return ItemLabel(value=value, agreement=agreement, n_judgments=n, source=source, decided=decided)
+    return ItemLabel(
+        value=value, agreement=agreement, n_judgments=n, source=source, decided=decided
+    )
 
 
 def _strength(votes: Sequence[Sequence[Any]], choice: str) -> int:
     """The median strength of the votes for `choice`, rounded half up, in 1–2; 1 when
     none made it (Dawid–Skene may still pick it)."""
-    strengths = [int(vote[1]) if len(vote) > 1 and vote[1] not in (None, "") else 1
-                 for vote in votes if vote[0] == choice]
+    strengths = [
+        int(vote[1]) if len(vote) > 1 and vote[1] not in (None, "") else 1
+        for vote in votes
+        if vote[0] == choice
+    ]
     if not strengths:
         return 1
     return min(2, max(1, round_half_up(_median(strengths))))
 
 
-def _labels(rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None) -> ItemLabel:
+def _labels(
+    rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None
+) -> ItemLabel:
     n = len(votes)
     sets = [tuple(vote[0]) for vote in votes]
     order = {label: i for i, label in enumerate(rule.labels)}
@@ -217,9 +238,13 @@ def _labels(rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, An
             tally[key] = tally.get(key, 0) + 1
         top = max(tally.values())
         decided = top * 2 > n
-        first = min((key for key, count in tally.items() if count == top),
-                    key=lambda key: [order.get(label, len(order)) for label in key])
+        first = min(
+            (key for key, count in tally.items() if count == top),
+            key=lambda key: [order.get(label, len(order)) for label in key],
+        )
         value, source = {"labels": list(first)}, MAJORITY
     want = tuple(ordered(value.get("labels", ())))
     agreement = sum(1 for labels in sets if tuple(ordered(labels)) == want) / n if n >= 2 else None
-    return ItemLabel(value=value, agreement=agreement, n_judgments=n, source=source, decided=decided)
+    return ItemLabel(
+        value=value, agreement=agreement, n_judgments=n, source=source, decided=decided
+    )

@@ -62,7 +62,9 @@ def _tag(language: Language) -> str:
 @lru_cache(maxsize=32)
 def language_detector(languages: frozenset[Language]) -> LanguageDetector:
     """One detector per language set per process (building and loading models is the slow part)."""
-    return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
+    return (
+        LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
+    )
 
 
 def detector_for_tags(tags: Iterable[str]) -> LanguageDetector:
@@ -70,7 +72,9 @@ def detector_for_tags(tags: Iterable[str]) -> LanguageDetector:
     return language_detector(frozenset(languages))
 
 
-def _text_check(*, text: str, expected: Language, confidence: list[Any], spans: list[Any]) -> dict[str, Any]:
+def _text_check(
+    *, text: str, expected: Language, confidence: list[Any], spans: list[Any]
+) -> dict[str, Any]:
     top = confidence[0]
     out: dict[str, Any] = {"detected": _tag(top.language), "confidence": round(top.value, 3)}
     mixed = [
@@ -88,27 +92,38 @@ def language_check_texts(
 ) -> list[dict[str, Any]]:
     """Check many texts at once (lingua spreads the work over all cores)."""
     long_enough = [i for i, text in enumerate(texts) if len(text.strip()) >= MIN_CHARS]
-    confidences = detector.compute_language_confidence_values_in_parallel([texts[i] for i in long_enough])
+    confidences = detector.compute_language_confidence_values_in_parallel(
+        [texts[i] for i in long_enough]
+    )
     # Span detection costs three times the confidence values; a text whose declared
     # language is all but certain has no other-language span worth flagging.
     unsure = [
-        k for k, (i, conf) in enumerate(zip(long_enough, confidences, strict=True))
+        k
+        for k, (i, conf) in enumerate(zip(long_enough, confidences, strict=True))
         if next((c.value for c in conf if c.language == expected[i]), 0.0) < SURE
     ]
-    found = detector.detect_multiple_languages_in_parallel_of([texts[long_enough[k]] for k in unsure])
+    found = detector.detect_multiple_languages_in_parallel_of(
+        [texts[long_enough[k]] for k in unsure]
+    )
     spans: dict[int, list[Any]] = dict(zip(unsure, found, strict=True))
     out: list[dict[str, Any]] = [{"skipped": "too short to tell"} for _ in texts]
     for k, (i, conf) in enumerate(zip(long_enough, confidences, strict=True)):
-        out[i] = _text_check(text=texts[i], expected=expected[i], confidence=conf, spans=spans.get(k, []))
+        out[i] = _text_check(
+            text=texts[i], expected=expected[i], confidence=conf, spans=spans.get(k, [])
+        )
     return out
 
 
-def language_check_text(*, text: str, expected: Language, detector: LanguageDetector) -> dict[str, Any]:
+def language_check_text(
+    *, text: str, expected: Language, detector: LanguageDetector
+) -> dict[str, Any]:
     """The check of one text: detected language, its confidence, and spans in other languages."""
     return language_check_texts(texts=[text], expected=[expected], detector=detector)[0]
 
 
-def _summarise(tag: str, expected: Language, fields: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+def _summarise(
+    tag: str, expected: Language, fields: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], bool]:
     result: dict[str, Any] = {"expected": tag, "fields": fields}
     reasons: set[str] = set()
     for check in fields.values():
@@ -149,9 +164,14 @@ def language_check_batch(*, items: list[Item], detector: LanguageDetector) -> No
         fields.setdefault(index, {})[name] = check
     for index, (item, target) in enumerate(zip(items, targets, strict=True)):
         if target is None:
-            item.language_check, item.language_flagged = {"expected": item.language.tag, "supported": False}, False
+            item.language_check, item.language_flagged = (
+                {"expected": item.language.tag, "supported": False},
+                False,
+            )
         else:
-            item.language_check, item.language_flagged = _summarise(item.language.tag, target, fields.get(index, {}))
+            item.language_check, item.language_flagged = _summarise(
+                item.language.tag, target, fields.get(index, {})
+            )
 
 
 def language_check_item(*, item: Item, detector: LanguageDetector) -> tuple[dict[str, Any], bool]:
@@ -176,7 +196,9 @@ def language_check_items(*, item_ids: Iterable[int]) -> int:
             by_project.setdefault(item.project_id, []).append(item)
         for project_id, items in by_project.items():
             if project_id not in tags:
-                tags[project_id] = list(Project.objects.get(pk=project_id).languages.values_list("tag", flat=True))
+                tags[project_id] = list(
+                    Project.objects.get(pk=project_id).languages.values_list("tag", flat=True)
+                )
             language_check_batch(items=items, detector=detector_for_tags(tags[project_id]))
         if batch:
             _checks_store(batch)
@@ -195,14 +217,21 @@ def _checks_store(items: list[Item]) -> None:
         f"UPDATE {quote(Item._meta.db_table)} SET {quote(check.column)} = %s, {quote(flagged.column)} = %s "
         f"WHERE {quote(Item._meta.pk.column)} = %s"
     )
-    rows = [(check.get_db_prep_save(item.language_check, connection), item.language_flagged, item.pk) for item in items]
+    rows = [
+        (check.get_db_prep_save(item.language_check, connection), item.language_flagged, item.pk)
+        for item in items
+    ]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
 
 def language_check_pending(*, project: Project) -> int:
     """Check every item of the project that has not been checked (CLI imports, back-fills)."""
-    ids = list(Item.objects.filter(project=project, language_check__isnull=True).values_list("pk", flat=True))
+    ids = list(
+        Item.objects.filter(project=project, language_check__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
     return language_check_items(item_ids=ids)
 
 

@@ -15,9 +15,38 @@ from annotation.models import Direction, Language
 
 # ISO 15924 scripts written right to left.
 RTL_SCRIPTS = frozenset(
-    {"Adlm", "Arab", "Aran", "Armi", "Avst", "Cprt", "Hebr", "Hung", "Khar", "Lydi", "Mand", "Mani",
-     "Mend", "Narb", "Nbat", "Nkoo", "Orkh", "Palm", "Phli", "Phlp", "Phnx", "Prti", "Rohg", "Samr",
-     "Sarb", "Sogd", "Sogo", "Syrc", "Thaa", "Yezi"}
+    {
+        "Adlm",
+        "Arab",
+        "Aran",
+        "Armi",
+        "Avst",
+        "Cprt",
+        "Hebr",
+        "Hung",
+        "Khar",
+        "Lydi",
+        "Mand",
+        "Mani",
+        "Mend",
+        "Narb",
+        "Nbat",
+        "Nkoo",
+        "Orkh",
+        "Palm",
+        "Phli",
+        "Phlp",
+        "Phnx",
+        "Prti",
+        "Rohg",
+        "Samr",
+        "Sarb",
+        "Sogd",
+        "Sogo",
+        "Syrc",
+        "Thaa",
+        "Yezi",
+    }
 )
 
 
@@ -65,7 +94,9 @@ def language_get_or_create(*, tag: str) -> Language:
     name, script, direction = language_describe(normal)
     try:
         with transaction.atomic():
-            return Language.objects.create(tag=normal, name=name, script=script, direction=direction)
+            return Language.objects.create(
+                tag=normal, name=name, script=script, direction=direction
+            )
     except IntegrityError:
         # Another request created it between our read and our insert.
         return Language.objects.get(tag=normal)

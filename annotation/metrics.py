@@ -32,20 +32,32 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 ENQUEUE_FAILURES = Counter(
-    "parity_enqueue_failures", "Task messages the broker could not take (left pending for the sweep)", ["task"]
+    "parity_enqueue_failures",
+    "Task messages the broker could not take (left pending for the sweep)",
+    ["task"],
 )
 TASK_FAILURES = Counter("parity_task_failures", "Background tasks that raised", ["task"])
-SWEEP_RESENT = Counter("parity_sweep_resent", "Pending background work the sweep sent again", ["kind"])
+SWEEP_RESENT = Counter(
+    "parity_sweep_resent", "Pending background work the sweep sent again", ["kind"]
+)
 CLAIMS = Counter("parity_claims", "Items leased to evaluators", ["project"])
 JUDGMENTS = Counter("parity_judgments", "Judgments submitted by evaluators", ["project"])
 LEASE_EXPIRIES = Counter("parity_lease_expiries", "Leases that expired and gave their slot back")
-IMPORT_ROWS = Counter("parity_import_rows", "Lines imported (created, updated or unchanged)", ["kind"])
+IMPORT_ROWS = Counter(
+    "parity_import_rows", "Lines imported (created, updated or unchanged)", ["kind"]
+)
 IMPORT_SECONDS = Histogram(
-    "parity_import_seconds", "Duration of an import", ["kind"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 180)
+    "parity_import_seconds",
+    "Duration of an import",
+    ["kind"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 180),
 )
 EXPORT_ROWS = Counter("parity_export_rows", "Lines streamed by exports (JSON Lines)", ["kind"])
 EXPORT_SECONDS = Histogram(
-    "parity_export_seconds", "Duration of a streamed export", ["kind"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 180)
+    "parity_export_seconds",
+    "Duration of a streamed export",
+    ["kind"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 180),
 )
 
 
@@ -74,9 +86,12 @@ class QueueCollector:
     """Per project and language: open slots waiting and the age of the oldest waiting item."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily("parity_queue_depth", "Open judgment slots waiting", labels=["project", "language"])
+        depth = GaugeMetricFamily(
+            "parity_queue_depth", "Open judgment slots waiting", labels=["project", "language"]
+        )
         oldest = GaugeMetricFamily(
-            "parity_queue_oldest_seconds", "Age of the oldest item still waiting (since import)",
+            "parity_queue_oldest_seconds",
+            "Age of the oldest item still waiting (since import)",
             labels=["project", "language"],
         )
         from annotation.models import Item, ItemStatus
@@ -90,7 +105,9 @@ class QueueCollector:
         from django.db.models import Min, Sum
 
         now = time.time()
-        for slug, tag, slots, first in rows.annotate(slots=Sum("open_slots"), first=Min("created_at")):
+        for slug, tag, slots, first in rows.annotate(
+            slots=Sum("open_slots"), first=Min("created_at")
+        ):
             depth.add_metric([slug, tag], float(slots or 0))
             oldest.add_metric([slug, tag], max(0.0, now - first.timestamp()) if first else 0.0)
         yield depth
@@ -116,7 +133,9 @@ def _allowed(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_IPS)
+    return any(
+        address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_IPS
+    )
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -23,7 +23,9 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path_info.startswith("/api/")
 
 
-def _error_response(request: HttpRequest, *, status: int, message: str, page_message: str) -> HttpResponse:
+def _error_response(
+    request: HttpRequest, *, status: int, message: str, page_message: str
+) -> HttpResponse:
     if _is_api(request):
         return JsonResponse({"errors": [{"message": message}]}, status=status)
     html = render_to_string("error.html", {"status": status, "message": page_message}, request=None)
@@ -33,8 +35,12 @@ def _error_response(request: HttpRequest, *, status: int, message: str, page_mes
 def database_unavailable(request: HttpRequest) -> HttpResponse:
     # Pipelines read the API's message; people read the page's, in their language.
     response = _error_response(
-        request, status=503, message="The database is unavailable; retry shortly.",
-        page_message=_("The database is briefly unavailable. Nothing was lost; please try again in a moment."),
+        request,
+        status=503,
+        message="The database is unavailable; retry shortly.",
+        page_message=_(
+            "The database is briefly unavailable. Nothing was lost; please try again in a moment."
+        ),
     )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
@@ -47,10 +53,13 @@ class RequestGuardMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         # PostgreSQL cannot store or compare text with NUL, and no filter needs one.
         if "\x00" in request.META.get("QUERY_STRING", "") or any(
-            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
         ):
             return _error_response(
-                request, status=400, message="A query parameter contains a NUL byte; remove it.",
+                request,
+                status=400,
+                message="A query parameter contains a NUL byte; remove it.",
                 page_message=_("The address contains a character that is not allowed."),
             )
         return self.get_response(request)
@@ -69,6 +78,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if isinstance(exc, DATABASE_ERRORS):
         return database_unavailable(request)
     return _error_response(
-        request, status=500, message="Internal server error; it has been logged.",
+        request,
+        status=500,
+        message="Internal server error; it has been logged.",
         page_message=_("Something went wrong on our side; it has been logged."),
     )

@@ -31,12 +31,15 @@ def model_versions_register(*, project: Project, names: Iterable[str]) -> int:
     wanted = sorted({name for name in names if name})
     if not wanted:
         return 0
-    known = set(ModelVersion.objects.filter(project=project, name__in=wanted).values_list("name", flat=True))
+    known = set(
+        ModelVersion.objects.filter(project=project, name__in=wanted).values_list("name", flat=True)
+    )
     missing = [name for name in wanted if name not in known]
     if not missing:
         return 0
-    ModelVersion.objects.bulk_create([ModelVersion(project=project, name=name) for name in missing],
-                                     ignore_conflicts=True)
+    ModelVersion.objects.bulk_create(
+        [ModelVersion(project=project, name=name) for name in missing], ignore_conflicts=True
+    )
     return len(missing)
 
 
@@ -45,15 +48,22 @@ def model_versions_sync(*, project: Project) -> int:
     import, e.g. by the admin or a test factory)."""
     names: set[str] = set()
     for field in MODEL_FIELDS:
-        names.update(Item.objects.filter(project=project).exclude(**{field: ""})
-                     .values_list(field, flat=True).distinct())
+        names.update(
+            Item.objects.filter(project=project)
+            .exclude(**{field: ""})
+            .values_list(field, flat=True)
+            .distinct()
+        )
     return model_versions_register(project=project, names=names)
 
 
 def model_versions_for(*, project: Project) -> list[ModelVersion]:
     """The project's versions in release order: dated ones by date, then undated ones by name."""
-    return list(ModelVersion.objects.filter(project=project).order_by(
-        F("released_on").asc(nulls_last=True), "name"))
+    return list(
+        ModelVersion.objects.filter(project=project).order_by(
+            F("released_on").asc(nulls_last=True), "name"
+        )
+    )
 
 
 def _clean_date(raw: Any) -> datetime.date | None:
@@ -69,8 +79,9 @@ def _clean_date(raw: Any) -> datetime.date | None:
         ) from None
 
 
-def model_version_update(*, model_version: ModelVersion, version: str, released_on: Any, notes: str,
-                         actor: Any) -> ModelVersion:
+def model_version_update(
+    *, model_version: ModelVersion, version: str, released_on: Any, notes: str, actor: Any
+) -> ModelVersion:
     """The lead's edit of a registered model: version label, release date, notes."""
     version = (version or "").strip()
     if len(version) > 100:
@@ -78,10 +89,19 @@ def model_version_update(*, model_version: ModelVersion, version: str, released_
     released = _clean_date(released_on)
     with transaction.atomic():
         ModelVersion.objects.filter(pk=model_version.pk).update(
-            version=version, released_on=released, notes=(notes or "").strip())
-        audit_record(verb="model_version.update", actor=actor, project=model_version.project,
-                     obj=model_version, data={"name": model_version.name, "version": version,
-                           "released_on": released.isoformat() if released else None})
+            version=version, released_on=released, notes=(notes or "").strip()
+        )
+        audit_record(
+            verb="model_version.update",
+            actor=actor,
+            project=model_version.project,
+            obj=model_version,
+            data={
+                "name": model_version.name,
+                "version": version,
+                "released_on": released.isoformat() if released else None,
+            },
+        )
     model_version.refresh_from_db()
     return model_version
 
@@ -90,4 +110,5 @@ def model_versions_release(*, project: Project, released_on: datetime.date, note
     """Date the project's undated models (a data set's systems share its year); returns how
     many changed."""
     return ModelVersion.objects.filter(project=project, released_on__isnull=True).update(
-        released_on=released_on, notes=notes)
+        released_on=released_on, notes=notes
+    )

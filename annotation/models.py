@@ -27,7 +27,9 @@ class Language(models.Model):
     tag = models.CharField(_("BCP 47 tag"), max_length=35, unique=True)
     name = models.CharField(_("name"), max_length=100)
     script = models.CharField(_("script (ISO 15924)"), max_length=4, blank=True)
-    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices, default=Direction.LTR)
+    direction = models.CharField(
+        _("direction"), max_length=3, choices=Direction.choices, default=Direction.LTR
+    )
 
     class Meta:
         ordering = ["tag"]
@@ -73,10 +75,14 @@ class Project(models.Model):
     # Imported items go straight to the queue, or wait in the pool for an active-learning round.
     queue_on_import = models.BooleanField(_("queue imported items at once"), default=True)
     # Adjudication rule for ratings: spread (max - min) above this sends an item to adjudication.
-    adjudication_rating_spread = models.FloatField(_("rating spread for adjudication"), null=True, blank=True)
+    adjudication_rating_spread = models.FloatField(
+        _("rating spread for adjudication"), null=True, blank=True
+    )
     # Set by the guidelines app through annotation services; "" means no guideline yet.
     guideline_version = models.CharField(_("current guideline version"), max_length=20, blank=True)
-    leads = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="led_projects", blank=True)
+    leads = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="led_projects", blank=True
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -84,15 +90,19 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(
-                condition=Q(honeypot_rate__gte=0) & Q(honeypot_rate__lte=1), name="project_honeypot_rate_0_1"
+                condition=Q(honeypot_rate__gte=0) & Q(honeypot_rate__lte=1),
+                name="project_honeypot_rate_0_1",
             ),
             models.CheckConstraint(
                 condition=Q(honeypot_threshold__gte=0) & Q(honeypot_threshold__lte=1),
                 name="project_honeypot_threshold_0_1",
             ),
-            models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_at_least_10s"),
             models.CheckConstraint(
-                condition=Q(task_type__in=[c.value for c in TaskType]), name="project_task_type_valid"
+                condition=Q(lease_seconds__gte=10), name="project_lease_at_least_10s"
+            ),
+            models.CheckConstraint(
+                condition=Q(task_type__in=[c.value for c in TaskType]),
+                name="project_task_type_valid",
             ),
         ]
 
@@ -104,7 +114,9 @@ class Project(models.Model):
         level = (self.schema or {}).get("level")
         if level:
             return level
-        return AgreementLevel.ORDINAL if self.task_type == TaskType.RATING else AgreementLevel.NOMINAL
+        return (
+            AgreementLevel.ORDINAL if self.task_type == TaskType.RATING else AgreementLevel.NOMINAL
+        )
 
 
 class Proficiency(models.TextChoices):
@@ -113,7 +125,9 @@ class Proficiency(models.TextChoices):
 
 
 class EvaluatorProfile(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="evaluator_profile")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="evaluator_profile"
+    )
     # A stable pseudonym for raw exports; never the username.
     pseudonym = models.CharField(max_length=32, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -123,14 +137,20 @@ class EvaluatorProfile(models.Model):
 
 
 class EvaluatorLanguage(models.Model):
-    profile = models.ForeignKey(EvaluatorProfile, on_delete=models.CASCADE, related_name="languages")
+    profile = models.ForeignKey(
+        EvaluatorProfile, on_delete=models.CASCADE, related_name="languages"
+    )
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
-    proficiency = models.CharField(max_length=6, choices=Proficiency.choices, default=Proficiency.NATIVE)
+    proficiency = models.CharField(
+        max_length=6, choices=Proficiency.choices, default=Proficiency.NATIVE
+    )
     dialect = models.CharField(_("dialect or region"), max_length=100, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["profile", "language"], name="evaluator_language_unique"),
+            models.UniqueConstraint(
+                fields=["profile", "language"], name="evaluator_language_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -147,10 +167,14 @@ class QualificationStatus(models.TextChoices):
 class Qualification(models.Model):
     """May this evaluator work this project in this language?"""
 
-    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualifications")
+    evaluator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualifications"
+    )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="qualifications")
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
-    status = models.CharField(max_length=10, choices=QualificationStatus.choices, default=QualificationStatus.PENDING)
+    status = models.CharField(
+        max_length=10, choices=QualificationStatus.choices, default=QualificationStatus.PENDING
+    )
     # Senior evaluators adjudicate disagreements in their language.
     is_senior = models.BooleanField(_("senior (may adjudicate)"), default=False)
     guideline_version = models.CharField(_("guideline version passed"), max_length=20, blank=True)
@@ -165,7 +189,9 @@ class Qualification(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["evaluator", "project", "language"], name="qualification_unique"),
+            models.UniqueConstraint(
+                fields=["evaluator", "project", "language"], name="qualification_unique"
+            ),
         ]
         indexes = [
             # item_claim_next: the languages an evaluator may work in a project.
@@ -185,7 +211,9 @@ class ExternalRater(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "external_id"], name="external_rater_unique"),
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="external_rater_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -219,7 +247,9 @@ class Item(models.Model):
     # No index of its own: the unique (project, external_id) and the composite indexes below
     # lead with the project, and an index whose million entries share one key costs an import
     # about a quarter of its time.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="items")
     external_id = models.CharField(max_length=200)
     prompt = models.TextField(blank=True)
@@ -258,13 +288,19 @@ class Item(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "external_id"], name="item_external_id_unique"),
-            models.CheckConstraint(condition=Q(open_slots__gte=0), name="item_open_slots_non_negative"),
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="item_external_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(open_slots__gte=0), name="item_open_slots_non_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=[c.value for c in ItemStatus]), name="item_status_valid"
             ),
             # Gold items are served as honeypots or in calibration, never as production slots.
-            models.CheckConstraint(condition=Q(is_gold=False) | Q(open_slots=0), name="item_gold_has_no_slots"),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(open_slots=0), name="item_gold_has_no_slots"
+            ),
         ]
         indexes = [
             # item_claim_next: highest-priority queued item with an open slot, per project and language.
@@ -277,7 +313,9 @@ class Item(models.Model):
                 condition=Q(status="queued", open_slots__gt=0, is_gold=False),
             ),
             models.Index(fields=["project", "status"], name="item_project_status"),
-            models.Index(fields=["project", "language", "is_gold"], name="item_project_language_gold"),
+            models.Index(
+                fields=["project", "language", "is_gold"], name="item_project_language_gold"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -297,7 +335,9 @@ class GoldAnswer(models.Model):
     # rating: {"points": 1}; pairwise: {"tie_ok": true}; labels: {"jaccard": 0.8} (absent = exact set)
     tolerance = models.JSONField(default=dict, blank=True)
     explanation = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -323,7 +363,10 @@ class JudgmentKind(models.TextChoices):
 
 # The judgments that are production data: what labels, agreement, exports, adjudication and
 # active learning count (never honeypot, calibration or an adjudicator's record).
-COUNTED_JUDGMENT_KINDS: tuple[str, ...] = (JudgmentKind.PRODUCTION.value, JudgmentKind.HISTORICAL.value)
+COUNTED_JUDGMENT_KINDS: tuple[str, ...] = (
+    JudgmentKind.PRODUCTION.value,
+    JudgmentKind.HISTORICAL.value,
+)
 
 
 class AssignmentStatus(models.TextChoices):
@@ -341,10 +384,16 @@ class SkipReason(models.TextChoices):
 
 class Assignment(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    evaluator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=12, choices=AssignmentKind.choices, default=AssignmentKind.PRODUCTION)
-    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    kind = models.CharField(
+        max_length=12, choices=AssignmentKind.choices, default=AssignmentKind.PRODUCTION
+    )
+    status = models.CharField(
+        max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED
+    )
     # Calibration attempts (guidelines app) may show the same gold item again on a retry.
     calibration_attempt_id = models.BigIntegerField(null=True, blank=True)
     leased_at = models.DateTimeField(default=timezone.now)
@@ -370,16 +419,21 @@ class Assignment(models.Model):
                 name="assignment_attempt_only_for_calibration",
             ),
             models.CheckConstraint(
-                condition=~Q(status="skipped") | ~Q(skip_reason=""), name="assignment_skip_has_reason"
+                condition=~Q(status="skipped") | ~Q(skip_reason=""),
+                name="assignment_skip_has_reason",
             ),
         ]
         indexes = [
             # Leases past their expiry: the claim's probe (_qualified_and_due) and the sweep.
             models.Index(
-                fields=["lease_expires_at"], name="assignment_open_leases", condition=Q(status="leased")
+                fields=["lease_expires_at"],
+                name="assignment_open_leases",
+                condition=Q(status="leased"),
             ),
             # item_claim_next: "does this evaluator hold a lease in this project already?"
-            models.Index(fields=["evaluator", "project", "status"], name="assignment_evaluator_status"),
+            models.Index(
+                fields=["evaluator", "project", "status"], name="assignment_evaluator_status"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -394,7 +448,11 @@ class Judgment(models.Model):
         Assignment, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
     )
     evaluator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="judgments",
     )
     external_rater = models.ForeignKey(
         ExternalRater, on_delete=models.CASCADE, null=True, blank=True, related_name="judgments"
@@ -412,13 +470,25 @@ class Judgment(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(Q(evaluator__isnull=False, assignment__isnull=False, external_rater__isnull=True))
-                | (Q(evaluator__isnull=True, assignment__isnull=True, external_rater__isnull=False)),
+                condition=(
+                    Q(
+                        evaluator__isnull=False,
+                        assignment__isnull=False,
+                        external_rater__isnull=True,
+                    )
+                )
+                | (
+                    Q(evaluator__isnull=True, assignment__isnull=True, external_rater__isnull=False)
+                ),
                 name="judgment_by_evaluator_or_external_rater",
             ),
-            models.UniqueConstraint(fields=["assignment", "revision"], name="judgment_revision_unique"),
             models.UniqueConstraint(
-                fields=["assignment"], condition=Q(is_current=True), name="judgment_one_per_assignment"
+                fields=["assignment", "revision"], name="judgment_revision_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(is_current=True),
+                name="judgment_one_per_assignment",
             ),
             models.UniqueConstraint(
                 fields=["item", "external_rater"],
@@ -432,7 +502,9 @@ class Judgment(models.Model):
         ]
         indexes = [
             # Agreement and export read the current production judgments of a project's items.
-            models.Index(fields=["item", "kind"], name="judgment_current", condition=Q(is_current=True)),
+            models.Index(
+                fields=["item", "kind"], name="judgment_current", condition=Q(is_current=True)
+            ),
             models.Index(fields=["evaluator", "-created_at"], name="judgment_evaluator_history"),
         ]
 
@@ -445,7 +517,9 @@ class FinalLabel(models.Model):
 
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="final_label")
     value = models.JSONField()
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -473,12 +547,16 @@ class ApiToken(models.Model):
     token belongs to exactly one. For a `projects` token, `created_by` is the user it acts
     for: the projects it creates are led by that user."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens", null=True, blank=True)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="api_tokens", null=True, blank=True
+    )
     name = models.CharField(max_length=100, blank=True)
     scope = models.CharField(max_length=8, choices=TokenScope.choices)
     prefix = models.CharField(max_length=12, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -506,9 +584,15 @@ class ApiToken(models.Model):
 
 
 class AuditEvent(models.Model):
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    token = models.ForeignKey(ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    token = models.ForeignKey(
+        ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_events"
+    )
     verb = models.CharField(max_length=60)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=60, blank=True)
@@ -538,9 +622,12 @@ class ExportMark(models.Model):
     # from existing items, and each foreign-key check would lock its item row (FOR KEY
     # SHARE) and double the cost. Deleting through Django still cascades; a mark whose
     # item is gone is never exported (the export joins marks to items).
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False,
-                                db_index=False)
-    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="export_mark", db_constraint=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    item = models.OneToOneField(
+        Item, on_delete=models.CASCADE, related_name="export_mark", db_constraint=False
+    )
     # The item's label_version when it was marked: when the item's moves on, the next
     # export marks it again (a new id past every cursor handed out).
     label_version = models.PositiveIntegerField(default=0)

@@ -27,7 +27,12 @@ from annotation.models import (
 
 # Judgment kinds in the order the dashboard shows them; "adjudication" is the final
 # label's own record and is counted on the adjudication page instead.
-JUDGMENT_KINDS = (JudgmentKind.PRODUCTION, JudgmentKind.HISTORICAL, JudgmentKind.HONEYPOT, JudgmentKind.CALIBRATION)
+JUDGMENT_KINDS = (
+    JudgmentKind.PRODUCTION,
+    JudgmentKind.HISTORICAL,
+    JudgmentKind.HONEYPOT,
+    JudgmentKind.CALIBRATION,
+)
 # Evaluators listed by name on the dashboard; the admin lists the rest.
 MAX_EVALUATORS_LISTED = 100
 
@@ -42,7 +47,9 @@ class LanguageFigures:
     flagged: int = 0
     judgments: dict[str, int] = field(default_factory=dict)  # kind -> current judgments
     too_fast: int = 0
-    qualifications: dict[str, int] = field(default_factory=dict)  # QualificationStatus value -> count
+    qualifications: dict[str, int] = field(
+        default_factory=dict
+    )  # QualificationStatus value -> count
 
     @property
     def item_total(self) -> int:
@@ -62,8 +69,11 @@ class LanguageFigures:
         return [self.qualifications.get(status, 0) for status in QualificationStatus.values]
 
     def add(self, other: LanguageFigures) -> None:
-        for mine, theirs in ((self.items, other.items), (self.judgments, other.judgments),
-                             (self.qualifications, other.qualifications)):
+        for mine, theirs in (
+            (self.items, other.items),
+            (self.judgments, other.judgments),
+            (self.qualifications, other.qualifications),
+        ):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
         self.gold += other.gold
@@ -103,7 +113,9 @@ def project_overview(*, project: Project) -> ProjectOverview:
         return rows[language_id]
 
     items = (
-        Item.objects.filter(project=project).order_by().values("language_id", "status", "is_gold")
+        Item.objects.filter(project=project)
+        .order_by()
+        .values("language_id", "status", "is_gold")
         .annotate(n=Count("id"), flagged=Count("id", filter=Q(language_flagged=True)))
     )
     for r in items:
@@ -115,8 +127,10 @@ def project_overview(*, project: Project) -> ProjectOverview:
         figures.flagged += r["flagged"]
 
     judgments = (
-        Judgment.objects.filter(item__project=project, is_current=True, kind__in=JUDGMENT_KINDS).order_by()
-        .values("item__language_id", "kind").annotate(n=Count("id"), fast=Count("id", filter=Q(too_fast=True)))
+        Judgment.objects.filter(item__project=project, is_current=True, kind__in=JUDGMENT_KINDS)
+        .order_by()
+        .values("item__language_id", "kind")
+        .annotate(n=Count("id"), fast=Count("id", filter=Q(too_fast=True)))
     )
     for r in judgments:
         figures = row(r["item__language_id"])
@@ -124,7 +138,10 @@ def project_overview(*, project: Project) -> ProjectOverview:
         figures.too_fast += r["fast"]
 
     qualifications = (
-        Qualification.objects.filter(project=project).order_by().values("language_id", "status").annotate(n=Count("id"))
+        Qualification.objects.filter(project=project)
+        .order_by()
+        .values("language_id", "status")
+        .annotate(n=Count("id"))
     )
     for r in qualifications:
         row(r["language_id"]).qualifications[r["status"]] = r["n"]
@@ -134,32 +151,41 @@ def project_overview(*, project: Project) -> ProjectOverview:
         totals.add(figures)
 
     evaluator_ids = list(
-        Qualification.objects.filter(project=project).order_by("evaluator__username")
-        .values_list("evaluator_id", flat=True).distinct()
+        Qualification.objects.filter(project=project)
+        .order_by("evaluator__username")
+        .values_list("evaluator_id", flat=True)
+        .distinct()
     )
     qualified = (
         Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
-        .order_by().values("evaluator_id").distinct().count()
+        .order_by()
+        .values("evaluator_id")
+        .distinct()
+        .count()
     )
     listed = evaluator_ids[:MAX_EVALUATORS_LISTED]
     by_evaluator: dict[int, list[Qualification]] = defaultdict(list)
     evaluators: dict[int, Any] = {}
     for q in (
         Qualification.objects.filter(project=project, evaluator_id__in=listed)
-        .select_related("evaluator__evaluator_profile", "language").order_by("language__tag")
+        .select_related("evaluator__evaluator_profile", "language")
+        .order_by("language__tag")
     ):
         by_evaluator[q.evaluator_id].append(q)
         evaluators[q.evaluator_id] = q.evaluator
 
     open_reports = Item.objects.filter(
-        project=project, source=ItemSource.USER_REPORT,
+        project=project,
+        source=ItemSource.USER_REPORT,
         status__in=[ItemStatus.POOL, ItemStatus.QUEUED, ItemStatus.ADJUDICATION],
     ).count()
 
     return ProjectOverview(
         languages=sorted(rows.values(), key=lambda f: f.language.tag if f.language else ""),
         totals=totals,
-        evaluators=[EvaluatorRow(evaluator=evaluators[pk], qualifications=by_evaluator[pk]) for pk in listed],
+        evaluators=[
+            EvaluatorRow(evaluator=evaluators[pk], qualifications=by_evaluator[pk]) for pk in listed
+        ],
         evaluators_total=len(evaluator_ids),
         evaluators_qualified=qualified,
         user_reports_open=open_reports,

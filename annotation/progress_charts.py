@@ -9,8 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Colour-blind-safe (Okabe–Ito, then Tol's muted) so ten languages stay apart in print.
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#332288", "#882255", "#117733",
-           "#999933")
+PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#332288",
+    "#882255",
+    "#117733",
+    "#999933",
+)
 LEFT = 48
 RIGHT = 16
 TOP = 16
@@ -67,8 +77,15 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return out
 
 
-def progress_chart(*, report: dict[str, Any], title: str, field_name: str = "value", lo: float | None = None,
-                   hi: float | None = None, digits: int = 2) -> ProgressChart:
+def progress_chart(
+    *,
+    report: dict[str, Any],
+    title: str,
+    field_name: str = "value",
+    lo: float | None = None,
+    hi: float | None = None,
+    digits: int = 2,
+) -> ProgressChart:
     """Lines of `series[field_name]` (value, or gap.value with field_name="gap") per language."""
     keys = [k["key"] for k in report["keys"]]
     labels = [k.get("label", k["key"]) for k in report["keys"]]
@@ -81,8 +98,13 @@ def progress_chart(*, report: dict[str, Any], title: str, field_name: str = "val
             return gap.get("value"), gap.get("ci") or [None, None]
         return entry["value"], entry["ci"]
 
-    values = [v for row in report["languages"] for e in row["series"]
-              for v in (pick(e)[0], *pick(e)[1]) if v is not None]
+    values = [
+        v
+        for row in report["languages"]
+        for e in row["series"]
+        for v in (pick(e)[0], *pick(e)[1])
+        if v is not None
+    ]
     lo = min([*([lo] if lo is not None else []), *values], default=0.0)
     hi = max([*([hi] if hi is not None else []), *values], default=1.0)
     if hi <= lo:
@@ -102,16 +124,40 @@ def progress_chart(*, report: dict[str, Any], title: str, field_name: str = "val
             text = f"{row['language']} · {entry['key']}: {value:.{digits}f}"
             if ci[0] is not None and ci[1] is not None:
                 text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-            points.append(Point(x=x, y=y_of(value), lo_y=y_of(ci[0]) if ci[0] is not None else None,
-                                hi_y=y_of(ci[1]) if ci[1] is not None else None, title=text))
-        path = " ".join(f"{'M' if k == 0 else 'L'}{p.x:.1f},{p.y:.1f}" for k, p in enumerate(points))
-        lines.append(Line(label=f"{row['name']} ({row['language']})", colour=PALETTE[n % len(PALETTE)],
-                          points=points, path=path, legend_y=TOP + PLOT_HEIGHT + BOTTOM + 16 * n))
+            points.append(
+                Point(
+                    x=x,
+                    y=y_of(value),
+                    lo_y=y_of(ci[0]) if ci[0] is not None else None,
+                    hi_y=y_of(ci[1]) if ci[1] is not None else None,
+                    title=text,
+                )
+            )
+        path = " ".join(
+            f"{'M' if k == 0 else 'L'}{p.x:.1f},{p.y:.1f}" for k, p in enumerate(points)
+        )
+        lines.append(
+            Line(
+                label=f"{row['name']} ({row['language']})",
+                colour=PALETTE[n % len(PALETTE)],
+                points=points,
+                path=path,
+                legend_y=TOP + PLOT_HEIGHT + BOTTOM + 16 * n,
+            )
+        )
     height = TOP + PLOT_HEIGHT + BOTTOM + 16 * len(lines) + 8
     return ProgressChart(
-        title=title, width=width, height=height, plot_left=LEFT, plot_right=width - RIGHT, plot_top=TOP,
-        plot_bottom=TOP + PLOT_HEIGHT, lines=lines,
-        x_labels=[{"x": LEFT + step * (k + 0.5), "text": label[:18]} for k, label in enumerate(labels)],
+        title=title,
+        width=width,
+        height=height,
+        plot_left=LEFT,
+        plot_right=width - RIGHT,
+        plot_top=TOP,
+        plot_bottom=TOP + PLOT_HEIGHT,
+        lines=lines,
+        x_labels=[
+            {"x": LEFT + step * (k + 0.5), "text": label[:18]} for k, label in enumerate(labels)
+        ],
         y_ticks=[{"y": y_of(t), "text": f"{t:g}"} for t in _ticks(lo, hi)],
         zero_y=y_of(0.0) if lo < 0 < hi else None,
     )

@@ -65,7 +65,9 @@ def percentile_ci(draws: np.ndarray, confidence: float = CONFIDENCE) -> np.ndarr
     return out
 
 
-def multinomial_draws(rng: np.random.Generator, n: np.ndarray, p: np.ndarray, resamples: int) -> np.ndarray:
+def multinomial_draws(
+    rng: np.random.Generator, n: np.ndarray, p: np.ndarray, resamples: int
+) -> np.ndarray:
     """(resamples, G, D) multinomial counts: n[g] draws over the D categories with
     probabilities p[g]. Drawn category by category as conditional binomials (count of d
     given the counts before it), each one vectorised over every group and resample:
@@ -110,10 +112,12 @@ def bootstrap_group_means(
     small = live[n[live] < INDEX_FACTOR * d] if d <= MAX_DISTINCT else live
     large = np.setdiff1d(live, small)
     if len(large):
-        counts = np.bincount(group * d + vidx.reshape(-1), minlength=n_groups * d).reshape(n_groups, d)
+        counts = np.bincount(group * d + vidx.reshape(-1), minlength=n_groups * d).reshape(
+            n_groups, d
+        )
         per_chunk = max(1, CHUNK_CELLS // max(1, resamples * d))
         for start in range(0, len(large), per_chunk):
-            g = large[start:start + per_chunk]
+            g = large[start : start + per_chunk]
             # (B, g, d) counts of each distinct value in each resample of each group.
             w = multinomial_draws(rng, n[g], counts[g] / n[g, None], resamples)
             draws[g] = ((w @ distinct) / n[g]).T
@@ -122,8 +126,15 @@ def bootstrap_group_means(
     return GroupMeans(n, mean, draws)
 
 
-def _index_resample_means(group: np.ndarray, values: np.ndarray, which: np.ndarray, n: np.ndarray, *,
-                          resamples: int, rng: np.random.Generator) -> np.ndarray:
+def _index_resample_means(
+    group: np.ndarray,
+    values: np.ndarray,
+    which: np.ndarray,
+    n: np.ndarray,
+    *,
+    resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """(len(which), B) bootstrap means of the groups `which`, all at once: their rows laid
     end to end, each resample draws a row of the same group for every position, and the
     means are segment sums (np.add.reduceat) of the drawn values."""
@@ -140,7 +151,7 @@ def _index_resample_means(group: np.ndarray, values: np.ndarray, which: np.ndarr
     for done in range(0, resamples, per_chunk):
         b = min(per_chunk, resamples - done)
         picked = sorted_values[base + (rng.random((b, total)) * size).astype(np.int64)]
-        out[:, done:done + b] = (np.add.reduceat(picked, seg_starts, axis=1) / sizes).T
+        out[:, done : done + b] = (np.add.reduceat(picked, seg_starts, axis=1) / sizes).T
     return out
 
 
@@ -155,8 +166,14 @@ def _opt(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def change_between(new_draws: np.ndarray, old_draws: np.ndarray, *, new: float, old: float,
-                   confidence: float = CONFIDENCE) -> Change:
+def change_between(
+    new_draws: np.ndarray,
+    old_draws: np.ndarray,
+    *,
+    new: float,
+    old: float,
+    confidence: float = CONFIDENCE,
+) -> Change:
     """The change new − old with the percentile CI of the difference of independent draws.
     "up" / "down" when the interval excludes 0, else "no_evidence"."""
     lo, hi = percentile_ci(np.asarray(new_draws) - np.asarray(old_draws), confidence)
@@ -173,8 +190,9 @@ def change_between(new_draws: np.ndarray, old_draws: np.ndarray, *, new: float, 
     return Change(value, (lo, hi), verdict)
 
 
-def changes_vectorised(new_draws: np.ndarray, old_draws: np.ndarray,
-                       confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+def changes_vectorised(
+    new_draws: np.ndarray, old_draws: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
     """(K, 2) CIs of K differences at once and their verdict codes (+1 up, −1 down, 0 none)."""
     ci = percentile_ci(np.asarray(new_draws) - np.asarray(old_draws), confidence)
     verdict = np.where(ci[:, 0] > 0, 1, np.where(ci[:, 1] < 0, -1, 0))
@@ -202,14 +220,20 @@ def _bt_fit(wins: np.ndarray, games: np.ndarray, start: np.ndarray | None = None
     total_wins = wins.sum(axis=2)
     played = games.sum(axis=2) > 0
     # Resamples start from the point estimate: they are near it, and converge in a few steps.
-    p = np.ones((b, m)) if start is None else np.broadcast_to(np.exp(np.nan_to_num(start)), (b, m)).copy()
+    p = (
+        np.ones((b, m))
+        if start is None
+        else np.broadcast_to(np.exp(np.nan_to_num(start)), (b, m)).copy()
+    )
     for _ in range(BT_ITERATIONS):
         denom = (games / (p[:, :, None] + p[:, None, :])).sum(axis=2)
         with np.errstate(divide="ignore", invalid="ignore"):
             new = np.where(played, total_wins / denom, 1.0)
         # Fix the scale: geometric mean 1 over the models that played.
         log = np.log(np.where(played, new, 1.0))
-        log -= (log * played).sum(axis=1, keepdims=True) / np.maximum(played.sum(axis=1, keepdims=True), 1)
+        log -= (log * played).sum(axis=1, keepdims=True) / np.maximum(
+            played.sum(axis=1, keepdims=True), 1
+        )
         new = np.exp(log)
         if np.max(np.abs(new - p)) < BT_TOLERANCE:
             p = new
@@ -218,17 +242,28 @@ def _bt_fit(wins: np.ndarray, games: np.ndarray, start: np.ndarray | None = None
     return np.where(played, np.log(p), np.nan)
 
 
-def _pattern_matrix(rows: np.ndarray, columns: list[np.ndarray], values: list[np.ndarray],
-                    width: int) -> sparse.csr_matrix:
+def _pattern_matrix(
+    rows: np.ndarray, columns: list[np.ndarray], values: list[np.ndarray], width: int
+) -> sparse.csr_matrix:
     """Sparse (patterns × width) matrix with `values[i]` at (rows, columns[i]), duplicates
     summed: each pattern touches two cells, so a resample's totals are one sparse product."""
-    return sparse.csr_matrix((np.concatenate(values), (np.concatenate([rows, rows]), np.concatenate(columns))),
-                             shape=(len(rows), width))
+    return sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate([rows, rows]), np.concatenate(columns))),
+        shape=(len(rows), width),
+    )
 
 
-def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.ndarray, *, n_models: int,
-                            resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE,
-                            names: list[str] | None = None) -> BradleyTerry:
+def bradley_terry_bootstrap(
+    left: np.ndarray,
+    right: np.ndarray,
+    share_left: np.ndarray,
+    *,
+    n_models: int,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    names: list[str] | None = None,
+) -> BradleyTerry:
     """Bradley–Terry strengths of `n_models` from comparisons (one per item): model codes
     `left` and `right`, and how much the item favours left (1 won, 0 lost, ½ tie). CIs by
     resampling items: the counts of the distinct (left, right, share) patterns are drawn at
@@ -243,7 +278,11 @@ def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.
     shares, share_code = np.unique(share, return_inverse=True)
     s_count = max(1, len(shares))
     key, freq = np.unique((left * m + right) * s_count + share_code.reshape(-1), return_counts=True)
-    pl, pr, ps = key // s_count // m, key // s_count % m, shares[key % s_count] if len(key) else np.zeros(0)
+    pl, pr, ps = (
+        key // s_count // m,
+        key // s_count % m,
+        shares[key % s_count] if len(key) else np.zeros(0),
+    )
     n = int(freq.sum())
 
     # Each pattern's contribution to the flattened win matrix; a resample's matrix is its
@@ -261,7 +300,9 @@ def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.
     wins, games = matrices(point_weights)
     strength = _bt_fit(wins, games)[0] if n else np.full(m, np.nan)
     appearances = np.bincount(left, minlength=m) + np.bincount(right, minlength=m)
-    won = np.bincount(left, weights=share, minlength=m) + np.bincount(right, weights=1 - share, minlength=m)
+    won = np.bincount(left, weights=share, minlength=m) + np.bincount(
+        right, weights=1 - share, minlength=m
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         win_rate = won / appearances
     ci = np.full((m, 2), np.nan)
@@ -272,7 +313,9 @@ def bradley_terry_bootstrap(left: np.ndarray, right: np.ndarray, share_left: np.
         # one vectorised draw for every pattern and resample, where the multinomial over
         # 20 × 19 pairs × shares costs a conditional binomial per pattern. The two agree as
         # the number of items grows; the report's means keep the exact multinomial.
-        weights = rng.poisson(freq[None, :].astype(np.float64), size=(resamples, len(freq))).astype(np.float64)
+        weights = rng.poisson(freq[None, :].astype(np.float64), size=(resamples, len(freq))).astype(
+            np.float64
+        )
         ci = percentile_ci(_bt_fit(*matrices(weights), start=strength).T, confidence)
         to_app = _pattern_matrix(rows, [pl, pr], [np.ones(len(pl)), np.ones(len(pl))], m)
         to_won = _pattern_matrix(rows, [pl, pr], [ps, 1 - ps], m)
@@ -316,9 +359,18 @@ class Series:
     gap_change_verdict: np.ndarray
 
 
-def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *, n_languages: int, n_keys: int,
-                    resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE,
-                    rank: np.ndarray | None = None) -> Series:
+def progress_series(
+    language: np.ndarray,
+    key: np.ndarray,
+    score: np.ndarray,
+    *,
+    n_languages: int,
+    n_keys: int,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    rank: np.ndarray | None = None,
+) -> Series:
     """The progress table from one row per scored item: its language code, key code and
     score. One bootstrap for all (language, key) groups; changes and gaps are differences
     of those draws, computed for all languages and keys at once.
@@ -329,8 +381,13 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     key follows the one before it. A change or gap gets an interval and a verdict only
     when both of its groups have at least MIN_ITEMS items."""
     L, K = n_languages, n_keys
-    gm = bootstrap_group_means(np.asarray(language, dtype=np.int64) * K + np.asarray(key, dtype=np.int64),
-                               score, n_groups=L * K, resamples=resamples, seed=seed)
+    gm = bootstrap_group_means(
+        np.asarray(language, dtype=np.int64) * K + np.asarray(key, dtype=np.int64),
+        score,
+        n_groups=L * K,
+        resamples=resamples,
+        seed=seed,
+    )
     n = gm.n.reshape(L, K)
     mean = gm.mean.reshape(L, K)
     ci = gm.ci(confidence).reshape(L, K, 2)
@@ -383,13 +440,34 @@ def progress_series(language: np.ndarray, key: np.ndarray, score: np.ndarray, *,
     gap_change = np.full((L, K), np.nan)
     gap_change_ci = np.full((L, K, 2), np.nan)
     gap_change_verdict = np.zeros((L, K), dtype=np.int64)
-    ok = (np.isfinite(gap[rows, cols]) & np.isfinite(gap[rows, prev_cols]) & enough[rows, cols]
-          & enough[rows, prev_cols]) if len(rows) else np.zeros(0, bool)
+    ok = (
+        (
+            np.isfinite(gap[rows, cols])
+            & np.isfinite(gap[rows, prev_cols])
+            & enough[rows, cols]
+            & enough[rows, prev_cols]
+        )
+        if len(rows)
+        else np.zeros(0, bool)
+    )
     if ok.any():
         r, c, p = rows[ok], cols[ok], prev_cols[ok]
         gap_change[r, c] = gap[r, c] - gap[r, p]
         g_ci, g_v = changes_vectorised(gap_draws[r, c], gap_draws[r, p], confidence)
         gap_change_ci[r, c] = g_ci
         gap_change_verdict[r, c] = g_v
-    return Series(n, mean, ci, previous, change, change_ci, change_verdict, best, gap, gap_ci, gap_change,
-                  gap_change_ci, gap_change_verdict)
+    return Series(
+        n,
+        mean,
+        ci,
+        previous,
+        change,
+        change_ci,
+        change_verdict,
+        best,
+        gap,
+        gap_ci,
+        gap_change,
+        gap_change_ci,
+        gap_change_verdict,
+    )

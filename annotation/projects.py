@@ -44,21 +44,39 @@ class ProjectSlugTaken(ValidationError):
         super().__init__(f"a project with the slug {slug!r} exists", code="slug_taken")
 
 
-PROJECT_OPTIONS = frozenset({
-    "description", "lease_seconds", "agreement_threshold", "honeypot_rate", "honeypot_window",
-    "honeypot_threshold", "max_chars_per_second", "adjudication_rating_spread", "queue_on_import",
-})
+PROJECT_OPTIONS = frozenset(
+    {
+        "description",
+        "lease_seconds",
+        "agreement_threshold",
+        "honeypot_rate",
+        "honeypot_window",
+        "honeypot_threshold",
+        "max_chars_per_second",
+        "adjudication_rating_spread",
+        "queue_on_import",
+    }
+)
 
 
 def _project_input_clean(
-    *, slug: str, task_type: str, languages: list[str], schema: dict[str, Any] | None,
-    overlap: int | None, options: dict[str, Any],
+    *,
+    slug: str,
+    task_type: str,
+    languages: list[str],
+    schema: dict[str, Any] | None,
+    overlap: int | None,
+    options: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Language]]:
     """The checks both write paths share; returns (clean schema, language rows)."""
     if not slug or slugify(slug) != slug:
-        raise ValidationError({"slug": [f"slug {slug!r} must be lowercase letters, digits and hyphens"]})
+        raise ValidationError(
+            {"slug": [f"slug {slug!r} must be lowercase letters, digits and hyphens"]}
+        )
     if task_type not in TaskType.values:
-        raise ValidationError(f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}")
+        raise ValidationError(
+            f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}"
+        )
     if not languages:
         raise ValidationError("a project needs at least one language")
     clean_schema = schema_validate(task_type=task_type, schema=schema)
@@ -98,9 +116,19 @@ def project_create(
     project). Nothing is written when it is refused.
     """
     clean_schema, language_objs = _project_input_clean(
-        slug=slug, task_type=task_type, languages=languages, schema=schema, overlap=overlap, options=options
+        slug=slug,
+        task_type=task_type,
+        languages=languages,
+        schema=schema,
+        overlap=overlap,
+        options=options,
     )
-    project = Project(slug=slug, task_type=task_type, name=name or slug.replace("-", " ").title(), schema=clean_schema)
+    project = Project(
+        slug=slug,
+        task_type=task_type,
+        name=name or slug.replace("-", " ").title(),
+        schema=clean_schema,
+    )
     if overlap is not None:
         project.overlap = overlap
     for key, value in options.items():
@@ -152,7 +180,12 @@ def project_create_or_update(
     longer fit the schema.
     """
     clean_schema, language_objs = _project_input_clean(
-        slug=slug, task_type=task_type, languages=languages, schema=schema, overlap=overlap, options=options
+        slug=slug,
+        task_type=task_type,
+        languages=languages,
+        schema=schema,
+        overlap=overlap,
+        options=options,
     )
     with transaction.atomic():
         existing = Project.objects.select_for_update().filter(slug=slug).first()
@@ -185,10 +218,10 @@ def projects_for_user(*, user: Any) -> QuerySet[Project]:
     """Projects a user works or leads."""
     if user.is_superuser:
         return Project.objects.all()
-    return Project.objects.filter(
-        Q(leads=user) | Q(qualifications__evaluator=user)
-    ).distinct()
+    return Project.objects.filter(Q(leads=user) | Q(qualifications__evaluator=user)).distinct()
 
 
 def project_is_lead(*, project: Project, user: Any) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or project.leads.filter(pk=user.pk).exists()))
+    return bool(
+        user.is_authenticated and (user.is_superuser or project.leads.filter(pk=user.pk).exists())
+    )

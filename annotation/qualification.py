@@ -37,15 +37,21 @@ def evaluator_profile_ensure(*, user: Any) -> EvaluatorProfile:
         return profile
     try:
         with transaction.atomic():
-            return EvaluatorProfile.objects.create(user=user, pseudonym=f"ev_{secrets.token_hex(6)}")
+            return EvaluatorProfile.objects.create(
+                user=user, pseudonym=f"ev_{secrets.token_hex(6)}"
+            )
     except IntegrityError:
         return EvaluatorProfile.objects.get(user=user)
 
 
-def evaluator_language_add(*, user: Any, language: Language, proficiency: str = "native", dialect: str = "") -> EvaluatorLanguage:
+def evaluator_language_add(
+    *, user: Any, language: Language, proficiency: str = "native", dialect: str = ""
+) -> EvaluatorLanguage:
     profile = evaluator_profile_ensure(user=user)
     obj, _ = EvaluatorLanguage.objects.update_or_create(
-        profile=profile, language=language, defaults={"proficiency": proficiency, "dialect": dialect}
+        profile=profile,
+        language=language,
+        defaults={"proficiency": proficiency, "dialect": dialect},
     )
     return obj
 
@@ -89,16 +95,42 @@ def qualification_set(
     return qualification
 
 
-def qualification_grant(*, project: Project, evaluator: Any, language: Language, actor: Any = None,
-                        is_senior: bool | None = None, reason: str = "granted by a lead") -> Qualification:
-    return qualification_set(project=project, evaluator=evaluator, language=language,
-                             status=QualificationStatus.QUALIFIED, actor=actor, reason=reason, is_senior=is_senior)
+def qualification_grant(
+    *,
+    project: Project,
+    evaluator: Any,
+    language: Language,
+    actor: Any = None,
+    is_senior: bool | None = None,
+    reason: str = "granted by a lead",
+) -> Qualification:
+    return qualification_set(
+        project=project,
+        evaluator=evaluator,
+        language=language,
+        status=QualificationStatus.QUALIFIED,
+        actor=actor,
+        reason=reason,
+        is_senior=is_senior,
+    )
 
 
-def qualification_revoke(*, project: Project, evaluator: Any, language: Language, actor: Any = None,
-                         reason: str = "revoked by a lead") -> Qualification:
-    return qualification_set(project=project, evaluator=evaluator, language=language,
-                             status=QualificationStatus.PENDING, actor=actor, reason=reason)
+def qualification_revoke(
+    *,
+    project: Project,
+    evaluator: Any,
+    language: Language,
+    actor: Any = None,
+    reason: str = "revoked by a lead",
+) -> Qualification:
+    return qualification_set(
+        project=project,
+        evaluator=evaluator,
+        language=language,
+        status=QualificationStatus.PENDING,
+        actor=actor,
+        reason=reason,
+    )
 
 
 def qualified_languages(*, evaluator: Any, project: Project) -> QuerySet[Language]:
@@ -106,7 +138,9 @@ def qualified_languages(*, evaluator: Any, project: Project) -> QuerySet[Languag
 
     Qualified, and — once the project has a guideline — having acknowledged its current version.
     """
-    return Language.objects.filter(pk__in=qualified_language_ids(evaluator=evaluator, project=project))
+    return Language.objects.filter(
+        pk__in=qualified_language_ids(evaluator=evaluator, project=project)
+    )
 
 
 def qualified_languages_sql(*, evaluator: Any, project: Project) -> tuple[str, dict[str, Any]]:
@@ -117,8 +151,11 @@ def qualified_languages_sql(*, evaluator: Any, project: Project) -> tuple[str, d
         f"SELECT language_id FROM {Qualification._meta.db_table} "
         "WHERE evaluator_id = %(evaluator)s AND project_id = %(project)s AND status = %(qualified)s"
     )
-    params: dict[str, Any] = {"evaluator": evaluator.pk, "project": project.pk,
-                              "qualified": QualificationStatus.QUALIFIED.value}
+    params: dict[str, Any] = {
+        "evaluator": evaluator.pk,
+        "project": project.pk,
+        "qualified": QualificationStatus.QUALIFIED.value,
+    }
     if project.guideline_version:
         sql += " AND acknowledged_version = %(guideline_version)s"
         params["guideline_version"] = project.guideline_version
@@ -133,7 +170,9 @@ def qualified_language_ids(*, evaluator: Any, project: Project) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Language) -> Qualification | None:
+def honeypot_accuracy_update(
+    *, evaluator: Any, project: Project, language: Language
+) -> Qualification | None:
     """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold.
 
     The window starts afresh whenever the qualification changes status (reinstated by a
@@ -149,8 +188,13 @@ def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Lang
         return None
     recent = list(
         Judgment.objects.filter(
-            evaluator=evaluator, kind="honeypot", is_current=True, item__project=project, item__language=language,
-            item__gold__isnull=False, created_at__gte=since,
+            evaluator=evaluator,
+            kind="honeypot",
+            is_current=True,
+            item__project=project,
+            item__language=language,
+            item__gold__isnull=False,
+            created_at__gte=since,
         )
         .select_related("item__gold", "item__project")
         .order_by("-created_at", "-id")[: project.honeypot_window]
@@ -158,14 +202,21 @@ def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Lang
     if not recent:
         return None
     hits = sum(
-        gold_matches(task_type=project.task_type, gold_value=j.item.gold.value, tolerance=j.item.gold.tolerance, value=j.value)
+        gold_matches(
+            task_type=project.task_type,
+            gold_value=j.item.gold.value,
+            tolerance=j.item.gold.tolerance,
+            value=j.value,
+        )
         for j in recent
     )
     accuracy = hits / len(recent)
     with transaction.atomic():
-        qualification = Qualification.objects.select_for_update().filter(
-            evaluator=evaluator, project=project, language=language
-        ).first()
+        qualification = (
+            Qualification.objects.select_for_update()
+            .filter(evaluator=evaluator, project=project, language=language)
+            .first()
+        )
         if qualification is None:
             return None
         qualification.honeypot_accuracy = accuracy
@@ -183,8 +234,12 @@ def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Lang
             qualification.changed_at = timezone.now()
             qualification.changed_by = None
             fields += ["status", "reason", "changed_at", "changed_by"]
-            audit_record(verb="qualification.suspended", project=project, obj=qualification,
-                         data={"evaluator": evaluator.pk, "language": language.tag, "accuracy": accuracy})
+            audit_record(
+                verb="qualification.suspended",
+                project=project,
+                obj=qualification,
+                data={"evaluator": evaluator.pk, "language": language.tag, "accuracy": accuracy},
+            )
         qualification.save(update_fields=fields)
     return qualification
 
@@ -194,7 +249,9 @@ def honeypot_accuracy_update(*, evaluator: Any, project: Project, language: Lang
 # ---------------------------------------------------------------------------------------
 
 
-def qualification_reinstate(*, qualification: Qualification, actor: Any, reason: str = "") -> Qualification:
+def qualification_reinstate(
+    *, qualification: Qualification, actor: Any, reason: str = ""
+) -> Qualification:
     """A lead lets a suspended evaluator work again; their honeypot window starts afresh."""
     if qualification.status != QualificationStatus.SUSPENDED:
         raise ValidationError(
@@ -204,8 +261,10 @@ def qualification_reinstate(*, qualification: Qualification, actor: Any, reason:
     passed, current = qualification.guideline_version, qualification.project.guideline_version
     if passed and current and passed.split(".")[0] != current.split(".")[0]:
         raise ValidationError(
-            _("This evaluator qualified under guideline %(passed)s; version %(current)s is a major revision since. "
-              "Send them to calibration instead.")
+            _(
+                "This evaluator qualified under guideline %(passed)s; version %(current)s is a major revision since. "
+                "Send them to calibration instead."
+            )
             % {"passed": passed, "current": current}
         )
     reinstated = qualification_set(
@@ -221,19 +280,26 @@ def qualification_reinstate(*, qualification: Qualification, actor: Any, reason:
     return reinstated
 
 
-def qualification_send_to_calibration(*, qualification: Qualification, actor: Any, reason: str = "") -> Qualification:
+def qualification_send_to_calibration(
+    *, qualification: Qualification, actor: Any, reason: str = ""
+) -> Qualification:
     """A lead sends an evaluator back to the language's calibration round."""
     if qualification.status == QualificationStatus.REQUALIFY:
-        raise ValidationError(_("This evaluator is already waiting to requalify through calibration."))
+        raise ValidationError(
+            _("This evaluator is already waiting to requalify through calibration.")
+        )
     if qualification.status == QualificationStatus.PENDING:
-        raise ValidationError(_("This evaluator has not qualified yet; they take calibration anyway."))
+        raise ValidationError(
+            _("This evaluator has not qualified yet; they take calibration anyway.")
+        )
     return qualification_set(
         project=qualification.project,
         evaluator=qualification.evaluator,
         language=qualification.language,
         status=QualificationStatus.REQUALIFY,
         actor=actor,
-        reason=reason.strip() or "Sent back to calibration by a lead: take the calibration round again.",
+        reason=reason.strip()
+        or "Sent back to calibration by a lead: take the calibration round again.",
     )
 
 
@@ -297,13 +363,19 @@ def qualification_acknowledge(*, evaluator: Any, project: Project, version: str)
         raise ValidationError(_("This project has no guideline to acknowledge yet."))
     if version != current:
         raise ValidationError(
-            _("Version %(version)s is no longer current: version %(current)s was published since. "
-              "Read it and acknowledge that one.")
+            _(
+                "Version %(version)s is no longer current: version %(current)s was published since. "
+                "Read it and acknowledge that one."
+            )
             % {"version": version, "current": current}
         )
-    updated = Qualification.objects.filter(evaluator=evaluator, project=project).update(acknowledged_version=version)
+    updated = Qualification.objects.filter(evaluator=evaluator, project=project).update(
+        acknowledged_version=version
+    )
     if not updated:
-        raise ValidationError(_("You do not work on this project, so there is nothing to acknowledge."))
+        raise ValidationError(
+            _("You do not work on this project, so there is nothing to acknowledge.")
+        )
     return updated
 
 
@@ -311,6 +383,8 @@ def qualifications_needing_acknowledgement(*, evaluator: Any, project: Project) 
     """True when the project has a guideline version this evaluator has not acknowledged."""
     if not project.guideline_version:
         return False
-    return Qualification.objects.filter(evaluator=evaluator, project=project).exclude(
-        acknowledged_version=project.guideline_version
-    ).exists()
+    return (
+        Qualification.objects.filter(evaluator=evaluator, project=project)
+        .exclude(acknowledged_version=project.guideline_version)
+        .exists()
+    )

@@ -98,7 +98,9 @@ class QueueCount:
 # ---------------------------------------------------------------------------------------
 
 
-def _claimable_items(*, evaluator: User, project: Project, language_ids: list[int]) -> QuerySet[Item]:
+def _claimable_items(
+    *, evaluator: User, project: Project, language_ids: list[int]
+) -> QuerySet[Item]:
     """What a claim may take (the claim itself runs the same rule as SQL: queue_sql.CLAIMABLE;
     tests/annotation/test_queue_sql.py holds the two to the same answer)."""
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator).exclude(
@@ -150,13 +152,22 @@ def evaluator_progress(
     give it away."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done = Assignment.objects.filter(
-        evaluator=evaluator, project=project, status=AssignmentStatus.SUBMITTED, kind__in=QUEUE_KINDS,
+        evaluator=evaluator,
+        project=project,
+        status=AssignmentStatus.SUBMITTED,
+        kind__in=QUEUE_KINDS,
         submitted_at__gte=today,
     ).count()
     left = 0
     if language.pk in qualified_language_ids(evaluator=evaluator, project=project):
-        left = _claimable_items(evaluator=evaluator, project=project, language_ids=[language.pk]).count()
-    if showing is not None and showing.kind == AssignmentKind.HONEYPOT and showing.status == AssignmentStatus.LEASED:
+        left = _claimable_items(
+            evaluator=evaluator, project=project, language_ids=[language.pk]
+        ).count()
+    if (
+        showing is not None
+        and showing.kind == AssignmentKind.HONEYPOT
+        and showing.status == AssignmentStatus.LEASED
+    ):
         left = max(left - 1, 0)
     return Progress(done_today=done, left=left)
 
@@ -241,7 +252,11 @@ def retried_on_deadlock(fn: Callable[P, R]) -> Callable[P, R]:
                 return fn(*args, **kwargs)
             except OperationalError as exc:
                 sqlstate = getattr(exc.__cause__, "sqlstate", None)
-                if sqlstate not in _RETRYABLE_SQLSTATES or attempt >= _ATTEMPTS or connection.in_atomic_block:
+                if (
+                    sqlstate not in _RETRYABLE_SQLSTATES
+                    or attempt >= _ATTEMPTS
+                    or connection.in_atomic_block
+                ):
                     raise
                 attempt += 1
 
@@ -259,11 +274,15 @@ def _aware(value: datetime | str) -> datetime:
     return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
 
 
-def _best_language(cursor: CursorWrapper, *, params: dict[str, Any], language_ids: list[int]) -> int | None:
+def _best_language(
+    cursor: CursorWrapper, *, params: dict[str, Any], language_ids: list[int]
+) -> int | None:
     """The language whose best claimable item ranks highest. The index is ordered inside
     one language, so each language is asked for its best item (an index probe each) and
     the answers are compared, instead of sorting every claimable item of all of them."""
-    branches = " UNION ALL ".join(queue_sql.BEST_OF_LANGUAGE.format(n=n) for n in range(len(language_ids)))
+    branches = " UNION ALL ".join(
+        queue_sql.BEST_OF_LANGUAGE.format(n=n) for n in range(len(language_ids))
+    )
     cursor.execute(
         f"SELECT language_id FROM ({branches}) AS best ORDER BY priority DESC, id LIMIT 1",
         {**params, **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
@@ -277,7 +296,12 @@ class _QueueTail(Exception):
 
 
 def _claim_candidate(
-    cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int], tail: bool = False
+    cursor: CursorWrapper,
+    *,
+    evaluator: User,
+    project: Project,
+    language_ids: list[int],
+    tail: bool = False,
 ) -> Item | None:
     """Lock the next item for this evaluator and return it with its language, or None when
     none waits.
@@ -303,8 +327,10 @@ def _claim_candidate(
     may_wait = False  # a language had no unlocked item; some of its items may be locked
     remaining = list(language_ids)
     while remaining:
-        language_id = remaining[0] if len(remaining) == 1 else _best_language(
-            cursor, params=params, language_ids=remaining
+        language_id = (
+            remaining[0]
+            if len(remaining) == 1
+            else _best_language(cursor, params=params, language_ids=remaining)
         )
         if language_id is None:
             break
@@ -334,12 +360,18 @@ def _claim_candidate(
     return None
 
 
-def _live_lease_id(cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int]) -> int | None:
+def _live_lease_id(
+    cursor: CursorWrapper, *, evaluator: User, project: Project, language_ids: list[int]
+) -> int | None:
     placeholders = ", ".join(f"%(language_{n})s" for n in range(len(language_ids)))
     cursor.execute(
         queue_sql.LIVE_LEASE.format(languages=placeholders),
-        {"evaluator": evaluator.pk, "project": project.pk, "now": _db_now(timezone.now()),
-         **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
+        {
+            "evaluator": evaluator.pk,
+            "project": project.pk,
+            "now": _db_now(timezone.now()),
+            **{f"language_{n}": pk for n, pk in enumerate(language_ids)},
+        },
     )
     row = cursor.fetchone()
     return row[0] if row else None
@@ -367,7 +399,9 @@ def _insert(
         statement = queue_sql.insert_sql(type(obj), tuple(names), returning)
         if also_return:
             statement += f", {also_return}"
-        cursor.execute(f"{with_sql} {statement}" if with_sql else statement, [*with_params, *values])
+        cursor.execute(
+            f"{with_sql} {statement}" if with_sql else statement, [*with_params, *values]
+        )
         row = cursor.fetchone() if returning else None
         pk = row[0] if row is not None else cursor.lastrowid
     setattr(obj, meta.pk.attname, pk)
@@ -436,9 +470,9 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
         rows = cursor.fetchall()
         if not rows:
             return 0
-        Assignment.objects.filter(pk__in=[r[0] for r in rows], status=AssignmentStatus.LEASED).update(
-            status=AssignmentStatus.EXPIRED
-        )
+        Assignment.objects.filter(
+            pk__in=[r[0] for r in rows], status=AssignmentStatus.LEASED
+        ).update(status=AssignmentStatus.EXPIRED)
         slots = Counter(item_id for _, item_id, kind in rows if kind in SLOT_KINDS)
         for item_id in sorted(slots):
             Item.objects.filter(pk=item_id).update(open_slots=F("open_slots") + slots[item_id])
@@ -446,7 +480,9 @@ def _expire_sweep(*, project: Project | None, now: datetime) -> int:
     return len(rows)
 
 
-def _qualified_and_due(*, evaluator: User, project: Project, now: datetime) -> tuple[list[int], bool]:
+def _qualified_and_due(
+    *, evaluator: User, project: Project, now: datetime
+) -> tuple[list[int], bool]:
     """The languages the evaluator may work in the project, and whether a lease of the
     project is past its time: what every claim asks first, in one round trip (the EXISTS
     is an InitPlan, run once). Only this project's leases: the sweep that follows settles
@@ -455,8 +491,10 @@ def _qualified_and_due(*, evaluator: User, project: Project, now: datetime) -> t
     qualified, params = qualified_languages_sql(evaluator=evaluator, project=project)
     expired, expired_params = _expired_sql(project=project, now=now)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT q.language_id, EXISTS ({expired}) FROM ({qualified}) AS q",
-                       {**params, **expired_params})
+        cursor.execute(
+            f"SELECT q.language_id, EXISTS ({expired}) FROM ({qualified}) AS q",
+            {**params, **expired_params},
+        )
         rows = cursor.fetchall()
     return [row[0] for row in rows], any(row[1] for row in rows)
 
@@ -465,10 +503,14 @@ def _lease_until(project: Project) -> datetime:
     return timezone.now() + timedelta(seconds=project.lease_seconds)
 
 
-def _claim_honeypot(*, evaluator: User, project: Project, language_ids: list[int]) -> Assignment | None:
+def _claim_honeypot(
+    *, evaluator: User, project: Project, language_ids: list[int]
+) -> Assignment | None:
     seen = Assignment.objects.filter(item=OuterRef("pk"), evaluator=evaluator)
     candidates = (
-        Item.objects.filter(project=project, language_id__in=language_ids, is_gold=True, gold__isnull=False)
+        Item.objects.filter(
+            project=project, language_id__in=language_ids, is_gold=True, gold__isnull=False
+        )
         .filter(~Exists(seen))
         .values_list("pk", flat=True)
     )
@@ -508,7 +550,9 @@ def item_claim_next(
             )
         language_ids = [language.pk]
     if not language_ids:
-        raise NotQualified(_("You are not qualified for any language in %(project)s.") % {"project": project.name})
+        raise NotQualified(
+            _("You are not qualified for any language in %(project)s.") % {"project": project.name}
+        )
 
     # Its own short transaction, before the claim: the claim may wait for an item lock at
     # the tail of the queue and must hold none of its own then.
@@ -516,7 +560,9 @@ def item_claim_next(
         _expire_sweep(project=project, now=now)
 
     try:
-        assignment, live_id = _claim_in_transaction(evaluator=evaluator, project=project, language_ids=language_ids)
+        assignment, live_id = _claim_in_transaction(
+            evaluator=evaluator, project=project, language_ids=language_ids
+        )
     except _QueueTail:
         # All that is left is locked by claims and submits in flight: wait for them.
         assignment, live_id = _claim_in_transaction(
@@ -547,8 +593,13 @@ def _claim_in_transaction(
             # One evaluator's claims (two tabs, a double click) run one after the other, so
             # each sees the lease the other took: no second lease, no race into the
             # one-assignment-per-item constraint.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [queue_sql.CLAIM_LOCK_SPACE, evaluator.pk % 2**31])
-        live_id = _live_lease_id(cursor, evaluator=evaluator, project=project, language_ids=language_ids)
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [queue_sql.CLAIM_LOCK_SPACE, evaluator.pk % 2**31],
+            )
+        live_id = _live_lease_id(
+            cursor, evaluator=evaluator, project=project, language_ids=language_ids
+        )
         assignment = None
         if live_id is None:
             item = _claim_candidate(
@@ -560,7 +611,9 @@ def _claim_in_transaction(
                 return None, None
             # Honeypots arrive at the project's rate, indistinguishable from production items.
             if project.honeypot_rate > 0 and _rng.random() < project.honeypot_rate:
-                assignment = _claim_honeypot(evaluator=evaluator, project=project, language_ids=language_ids)
+                assignment = _claim_honeypot(
+                    evaluator=evaluator, project=project, language_ids=language_ids
+                )
             if assignment is None:
                 assignment = Assignment(
                     item=item,
@@ -579,14 +632,17 @@ def assignment_skip(*, assignment: Assignment, evaluator: User, reason: str) -> 
     """Give the item back with a reason; this evaluator will not be offered it again."""
     if reason not in SkipReason.values:
         raise ValidationError(
-            _("Choose a skip reason: %(reasons)s.") % {"reasons": ", ".join(str(c.label) for c in SkipReason)}
+            _("Choose a skip reason: %(reasons)s.")
+            % {"reasons": ", ".join(str(c.label) for c in SkipReason)}
         )
     with transaction.atomic():
         locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
         if locked.evaluator_id != evaluator.pk:
             raise PermissionDenied(_("This assignment is not yours."))
         if locked.status != AssignmentStatus.LEASED:
-            raise ValidationError(_("This item was already %(status)s.") % {"status": locked.get_status_display()})
+            raise ValidationError(
+                _("This item was already %(status)s.") % {"status": locked.get_status_display()}
+            )
         locked.status = AssignmentStatus.SKIPPED
         locked.skip_reason = reason
         locked.submitted_at = timezone.now()
@@ -599,7 +655,11 @@ def assignment_skip(*, assignment: Assignment, evaluator: User, reason: str) -> 
 def _seconds_checked(seconds: Any) -> float | None:
     if seconds is None:
         return None
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_SECONDS_ON_TASK:
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 <= seconds <= MAX_SECONDS_ON_TASK
+    ):
         raise ValidationError(_("seconds: time on task must be between 0 and 86400."))
     return float(seconds)
 
@@ -634,17 +694,26 @@ def judgment_submit(
     if Assignment.item.is_cached(assignment):
         judgment.item = assignment.item
     if kind == AssignmentKind.HONEYPOT:
-        honeypot_accuracy_update(evaluator=evaluator, project=project, language=Language.objects.get(pk=language_id))
+        honeypot_accuracy_update(
+            evaluator=evaluator, project=project, language=Language.objects.get(pk=language_id)
+        )
     return judgment
 
 
 @retried_on_deadlock
 def _submit_in_transaction(
-    *, assignment: Assignment, evaluator: User, project: Project, value: dict[str, Any], spent: float | None
+    *,
+    assignment: Assignment,
+    evaluator: User,
+    project: Project,
+    value: dict[str, Any],
+    spent: float | None,
 ) -> tuple[Judgment, str, int]:
     """The submit's one transaction: the stored judgment, its kind and the item's language."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(queue_sql.SUBMIT_READ + queue_sql.lock_clause(of="a, i"), {"assignment": assignment.pk})
+        cursor.execute(
+            queue_sql.SUBMIT_READ + queue_sql.lock_clause(of="a, i"), {"assignment": assignment.pk}
+        )
         row = cursor.fetchone()
         if row is None:
             raise Assignment.DoesNotExist("This assignment no longer exists.")
@@ -652,14 +721,18 @@ def _submit_in_transaction(
         if owner_id != evaluator.pk:
             raise PermissionDenied(_("This assignment is not yours."))
         if status == AssignmentStatus.SUBMITTED:
-            raise ValidationError(_("You already submitted a judgment for this item; revise it from My judgments."))
+            raise ValidationError(
+                _("You already submitted a judgment for this item; revise it from My judgments.")
+            )
         if status == AssignmentStatus.SKIPPED:
             raise ValidationError(_("You skipped this item."))
         now = timezone.now()
         if status == AssignmentStatus.EXPIRED and kind in SLOT_KINDS:
             # The slot went back to the pool: take it again if nobody else has.
             if open_slots <= 0 or item_status != ItemStatus.QUEUED:
-                raise ValidationError(_("Your time on this item ran out and it went to another evaluator."))
+                raise ValidationError(
+                    _("Your time on this item ran out and it went to another evaluator.")
+                )
             cursor.execute(queue_sql.TAKE_SLOT, [item_id])
         if spent is None:
             spent = (now - _aware(leased_at)).total_seconds()
@@ -671,7 +744,9 @@ def _submit_in_transaction(
             value=value,
             seconds=spent,
             guideline_version=project.guideline_version,
-            too_fast=_is_too_fast(assignment=assignment, item_id=item_id, project=project, seconds=spent),
+            too_fast=_is_too_fast(
+                assignment=assignment, item_id=item_id, project=project, seconds=spent
+            ),
             created_at=now,
         )
         submitted = [AssignmentStatus.SUBMITTED.value, _db_now(now), assignment.pk]
@@ -680,7 +755,14 @@ def _submit_in_transaction(
             (done,) = _insert(
                 judgment,
                 with_sql=f"WITH change AS ({queue_sql.MARK_SUBMITTED}), done AS ({queue_sql.MARK_DONE_WITH_INSERT})",
-                with_params=[*submitted, project.overlap, _db_now(now), item_id, item_id, project.overlap],
+                with_params=[
+                    *submitted,
+                    project.overlap,
+                    _db_now(now),
+                    item_id,
+                    item_id,
+                    project.overlap,
+                ],
                 also_return=f"(SELECT count(*) FROM done WHERE status = '{ItemStatus.DONE.value}')",
             )
             became_done = done == 1 and item_status == ItemStatus.QUEUED
@@ -698,7 +780,9 @@ def _submit_in_transaction(
     return judgment, kind, language_id
 
 
-def judgment_revise(*, judgment: Judgment, evaluator: User, value: Any, seconds: float | None = None) -> Judgment:
+def judgment_revise(
+    *, judgment: Judgment, evaluator: User, value: Any, seconds: float | None = None
+) -> Judgment:
     """Add a new revision of the evaluator's own judgment; the old one is kept, not current."""
     if judgment.evaluator_id != evaluator.pk:
         raise PermissionDenied(_("This judgment is not yours."))
@@ -719,17 +803,23 @@ def judgment_revise(*, judgment: Judgment, evaluator: User, value: Any, seconds:
             evaluator=evaluator,
             kind=current.kind,
             value=clean,
-            seconds=float(seconds) if isinstance(seconds, int | float) and 0 <= seconds <= MAX_SECONDS_ON_TASK else current.seconds,
+            seconds=float(seconds)
+            if isinstance(seconds, int | float) and 0 <= seconds <= MAX_SECONDS_ON_TASK
+            else current.seconds,
             guideline_version=project.guideline_version,
             revision=current.revision + 1,
             too_fast=current.too_fast,
         )
 
 
-def judgments_of_evaluator(*, evaluator: User, project: Project | None = None) -> QuerySet[Judgment]:
+def judgments_of_evaluator(
+    *, evaluator: User, project: Project | None = None
+) -> QuerySet[Judgment]:
     """The evaluator's own current judgments, newest first ("My judgments")."""
     qs = Judgment.objects.filter(
-        evaluator=evaluator, is_current=True, kind__in=[AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT]
+        evaluator=evaluator,
+        is_current=True,
+        kind__in=[AssignmentKind.PRODUCTION, AssignmentKind.HONEYPOT],
     )
     if project is not None:
         qs = qs.filter(item__project=project)
@@ -760,7 +850,9 @@ def items_enqueue(
     never queues half its batch.
     """
     if selection not in Selection.values:
-        raise ValidationError(f"unknown selection {selection!r}; use one of {', '.join(Selection.values)}")
+        raise ValidationError(
+            f"unknown selection {selection!r}; use one of {', '.join(Selection.values)}"
+        )
     ids = [int(i) for i in item_ids]
     values = [float(p) for p in priorities]
     if len(ids) != len(values):
@@ -780,20 +872,40 @@ def items_enqueue(
                     FROM unnest(%s::bigint[], %s::double precision[]) AS batch(id, priority)
                     WHERE item.id = batch.id AND item.project_id = %s AND item.status = %s AND NOT item.is_gold
                     """,
-                    [ItemStatus.QUEUED, selection, project.overlap, now, ids, values, project.pk, ItemStatus.POOL],
+                    [
+                        ItemStatus.QUEUED,
+                        selection,
+                        project.overlap,
+                        now,
+                        ids,
+                        values,
+                        project.pk,
+                        ItemStatus.POOL,
+                    ],
                 )
                 updated = cursor.rowcount
         else:
             updated = 0
             for start in range(0, len(ids), _ENQUEUE_SQLITE_CHUNK):
-                chunk = list(zip(ids[start : start + _ENQUEUE_SQLITE_CHUNK], values[start : start + _ENQUEUE_SQLITE_CHUNK], strict=True))
+                chunk = list(
+                    zip(
+                        ids[start : start + _ENQUEUE_SQLITE_CHUNK],
+                        values[start : start + _ENQUEUE_SQLITE_CHUNK],
+                        strict=True,
+                    )
+                )
                 updated += Item.objects.filter(
-                    pk__in=[pk for pk, _ in chunk], project=project, status=ItemStatus.POOL, is_gold=False
+                    pk__in=[pk for pk, _ in chunk],
+                    project=project,
+                    status=ItemStatus.POOL,
+                    is_gold=False,
                 ).update(
                     status=ItemStatus.QUEUED,
                     selection=selection,
                     open_slots=project.overlap,
-                    priority=Case(*(When(pk=pk, then=Value(p)) for pk, p in chunk), output_field=FloatField()),
+                    priority=Case(
+                        *(When(pk=pk, then=Value(p)) for pk, p in chunk), output_field=FloatField()
+                    ),
                     updated_at=now,
                 )
         if updated != len(ids):
@@ -813,7 +925,9 @@ UNDO_SECONDS = 30
 
 
 @retried_on_deadlock
-def judgment_undo(*, assignment: Assignment, evaluator: User, now: datetime | None = None) -> Assignment:
+def judgment_undo(
+    *, assignment: Assignment, evaluator: User, now: datetime | None = None
+) -> Assignment:
     """Take back a judgment submitted less than UNDO_SECONDS ago: the judgment is deleted
     (it was a slip, not data), the assignment is leased to the evaluator again with a fresh
     lease, an item the judgment completed goes back to the queue, and the lease the
@@ -827,8 +941,15 @@ def judgment_undo(*, assignment: Assignment, evaluator: User, now: datetime | No
         # Locks in the queue's order: this evaluator's assignments (by id), then items.
         mine = list(
             Assignment.objects.select_for_update()
-            .filter(Q(pk=assignment.pk) | Q(evaluator=evaluator, project_id=assignment.project_id,
-                                            status=AssignmentStatus.LEASED, kind__in=QUEUE_KINDS))
+            .filter(
+                Q(pk=assignment.pk)
+                | Q(
+                    evaluator=evaluator,
+                    project_id=assignment.project_id,
+                    status=AssignmentStatus.LEASED,
+                    kind__in=QUEUE_KINDS,
+                )
+            )
             .order_by("pk")
         )
         locked = next((a for a in mine if a.pk == assignment.pk), None)
@@ -841,7 +962,9 @@ def judgment_undo(*, assignment: Assignment, evaluator: User, now: datetime | No
             raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
         released = [a for a in mine if a.pk != locked.pk and a.status == AssignmentStatus.LEASED]
         item_ids = sorted({locked.item_id, *(a.item_id for a in released)})
-        items = {i.pk: i for i in Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk")}
+        items = {
+            i.pk: i for i in Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk")
+        }
         item = items[locked.item_id]
         moved_on = (
             item.status not in (ItemStatus.QUEUED, ItemStatus.DONE, ItemStatus.ADJUDICATION)
@@ -868,5 +991,7 @@ def judgment_undo(*, assignment: Assignment, evaluator: User, now: datetime | No
         locked.lease_expires_at = now + timedelta(seconds=assignment.project.lease_seconds)
         locked.save(update_fields=["status", "submitted_at", "leased_at", "lease_expires_at"])
     if locked.kind == AssignmentKind.HONEYPOT:
-        honeypot_accuracy_update(evaluator=evaluator, project=assignment.project, language=item.language)
+        honeypot_accuracy_update(
+            evaluator=evaluator, project=assignment.project, language=item.language
+        )
     return locked

@@ -26,7 +26,10 @@ M = TypeVar("M", bound=Model)
 @cache
 def columns(model: type[Model], alias: str) -> str:
     """The model's columns, qualified by `alias`, in the order `from_row` expects."""
-    return ", ".join(f"{alias}.{connection.ops.quote_name(cast(str, f.column))}" for f in model._meta.concrete_fields)
+    return ", ".join(
+        f"{alias}.{connection.ops.quote_name(cast(str, f.column))}"
+        for f in model._meta.concrete_fields
+    )
 
 
 def from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M, int]:
@@ -57,6 +60,8 @@ def _row_converters(model: type[Model]) -> tuple[list[str], list[tuple[int, Any,
     converters = []
     for n, field in enumerate(fields):
         column = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(
+            connection
+        ):
             converters.append((n, column, convert))
     return [f.attname for f in fields], converters

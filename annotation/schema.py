@@ -50,8 +50,14 @@ def _named_list(value: Any, *, field: str) -> tuple[Any, dict[str, Any]]:
         if isinstance(entry, str):
             ids.append(entry)
             continue
-        if not isinstance(entry, dict) or set(entry) - {"id", "name"} or not isinstance(entry.get("id"), str):
-            raise ValidationError(f'schema.{field} entries must be ids or {{"id": …, "name": …}} objects')
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - {"id", "name"}
+            or not isinstance(entry.get("id"), str)
+        ):
+            raise ValidationError(
+                f'schema.{field} entries must be ids or {{"id": …, "name": …}} objects'
+            )
         ids.append(entry["id"].strip())
         if "name" in entry:
             names[entry["id"].strip()] = entry["name"]
@@ -66,9 +72,12 @@ def _names_clean(names: Any, *, field: str, ids: list[str]) -> dict[str, Any]:
         if key not in ids:
             raise ValidationError(f"schema.{field}: {key!r} is not one of the ids")
         per_language = name if isinstance(name, dict) else {"": name}
-        if not per_language or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
-                                       for k, v in per_language.items()):
-            raise ValidationError(f"schema.{field}: the name of {key!r} must be text or text per language")
+        if not per_language or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in per_language.items()
+        ):
+            raise ValidationError(
+                f"schema.{field}: the name of {key!r} must be text or text per language"
+            )
         clean[key] = name
     return clean
 
@@ -77,7 +86,9 @@ def schema_display_name(*, schema: dict[str, Any], field: str, value: str, langu
     """What a person sees for a label or issue tag: the schema's name in the interface
     language (then its base language, then English, then any), else the id made readable
     (`minor_issues` → "Minor issues")."""
-    name = (schema or {}).get({"labels": "label_names", "issues": "issue_names"}[field], {}).get(value)
+    name = (
+        (schema or {}).get({"labels": "label_names", "issues": "issue_names"}[field], {}).get(value)
+    )
     if isinstance(name, str):
         return name
     if isinstance(name, dict) and name:
@@ -119,7 +130,11 @@ def _rating_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(scale, dict):
         raise ValidationError("a rating project needs schema.scale with min and max")
     lo, hi = scale.get("min"), scale.get("max")
-    if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool) or isinstance(hi, bool):
+    if (
+        not (isinstance(lo, int) and isinstance(hi, int))
+        or isinstance(lo, bool)
+        or isinstance(hi, bool)
+    ):
         raise ValidationError("schema.scale.min and schema.scale.max must be whole numbers")
     if lo >= hi:
         raise ValidationError("schema.scale.min must be below schema.scale.max")
@@ -162,14 +177,19 @@ def _rating_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, An
         raise ValidationError(_("score: a whole number is required"))
     lo, hi = schema["scale"]["min"], schema["scale"]["max"]
     if not lo <= score <= hi:
-        raise ValidationError(_("score: %(score)s is outside the scale %(lo)s–%(hi)s") % {"score": score, "lo": lo, "hi": hi})
+        raise ValidationError(
+            _("score: %(score)s is outside the scale %(lo)s–%(hi)s")
+            % {"score": score, "lo": lo, "hi": hi}
+        )
     return {"score": score}
 
 
 def _pairwise_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
     choice = value.get("choice")
     if choice not in PAIRWISE_CHOICES:
-        raise ValidationError(_("choice: must be one of %(choices)s") % {"choices": ", ".join(PAIRWISE_CHOICES)})
+        raise ValidationError(
+            _("choice: must be one of %(choices)s") % {"choices": ", ".join(PAIRWISE_CHOICES)}
+        )
     if choice not in ("a", "b"):
         return {"choice": choice}
     strength = value.get("strength", 1)
@@ -184,7 +204,10 @@ def _labels_value(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, An
         raise ValidationError(_("labels: a list of labels is required"))
     unknown = [v for v in labels if v not in schema["labels"]]
     if unknown:
-        raise ValidationError(_("labels: %(labels)s not in the project's labels") % {"labels": ", ".join(map(repr, unknown))})
+        raise ValidationError(
+            _("labels: %(labels)s not in the project's labels")
+            % {"labels": ", ".join(map(repr, unknown))}
+        )
     if len(set(labels)) != len(labels):
         raise ValidationError(_("labels: a label is given twice"))
     if schema.get("multi"):
@@ -206,7 +229,9 @@ def _rating_tolerance(schema: dict[str, Any], raw: Any) -> dict[str, Any]:
     raw = _number(raw, key="points")
     span = schema["scale"]["max"] - schema["scale"]["min"]
     if not 0 <= raw <= span:
-        raise ValidationError(f"tolerance.points: must be between 0 and {span} (the width of the scale)")
+        raise ValidationError(
+            f"tolerance.points: must be between 0 and {span} (the width of the scale)"
+        )
     return {"points": int(raw) if float(raw).is_integer() else float(raw)}
 
 
@@ -239,13 +264,23 @@ class _TaskTypeRules:
 
 
 _TASK_TYPES: dict[str, _TaskTypeRules] = {
-    TaskType.RATING: _TaskTypeRules(_rating_schema, frozenset({"score"}), _rating_value, "points", _rating_tolerance),
-    TaskType.PAIRWISE: _TaskTypeRules(
-        _pairwise_schema, frozenset({"choice", "strength"}), _pairwise_value, "tie_ok", _pairwise_tolerance
+    TaskType.RATING: _TaskTypeRules(
+        _rating_schema, frozenset({"score"}), _rating_value, "points", _rating_tolerance
     ),
-    TaskType.LABELS: _TaskTypeRules(_labels_schema, frozenset({"labels"}), _labels_value, "jaccard", _labels_tolerance),
+    TaskType.PAIRWISE: _TaskTypeRules(
+        _pairwise_schema,
+        frozenset({"choice", "strength"}),
+        _pairwise_value,
+        "tie_ok",
+        _pairwise_tolerance,
+    ),
+    TaskType.LABELS: _TaskTypeRules(
+        _labels_schema, frozenset({"labels"}), _labels_value, "jaccard", _labels_tolerance
+    ),
 }
-_SCHEMA_KEYS = frozenset({"scale", "labels", "multi", "issues", "level", "label_names", "issue_names"})
+_SCHEMA_KEYS = frozenset(
+    {"scale", "labels", "multi", "issues", "level", "label_names", "issue_names"}
+)
 _COMMON_VALUE_FIELDS = frozenset({"issues", "comment"})
 
 
@@ -258,7 +293,9 @@ def schema_validate(*, task_type: str, schema: dict[str, Any] | None) -> dict[st
     """Return the normalised schema for the task type, or raise ValidationError."""
     rules = _TASK_TYPES.get(task_type)
     if rules is None:
-        raise ValidationError(f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}")
+        raise ValidationError(
+            f"unknown task type {task_type!r}; use one of {', '.join(TaskType.values)}"
+        )
     if schema is None:
         schema = DEFAULT_SCHEMAS[task_type]
     if not isinstance(schema, dict):
@@ -281,7 +318,9 @@ def schema_validate(*, task_type: str, schema: dict[str, Any] | None) -> dict[st
     return out
 
 
-def judgment_value_validate(*, task_type: str, schema: dict[str, Any], value: Any) -> dict[str, Any]:
+def judgment_value_validate(
+    *, task_type: str, schema: dict[str, Any], value: Any
+) -> dict[str, Any]:
     """Return the cleaned judgment value, or raise ValidationError naming the field at fault."""
     if not isinstance(value, dict):
         raise ValidationError(_("A judgment must be a JSON object."))
@@ -291,7 +330,10 @@ def judgment_value_validate(*, task_type: str, schema: dict[str, Any], value: An
     clean = rules.value(schema, value)
     unknown_keys = sorted(set(value) - rules.value_fields - _COMMON_VALUE_FIELDS)
     if unknown_keys:
-        raise ValidationError(_("%(field)s: not a field of a %(task)s judgment") % {"field": unknown_keys[0], "task": task_type})
+        raise ValidationError(
+            _("%(field)s: not a field of a %(task)s judgment")
+            % {"field": unknown_keys[0], "task": task_type}
+        )
     clean.update(_issues_and_comment(schema, value))
     return clean
 
@@ -303,7 +345,10 @@ def _issues_and_comment(schema: dict[str, Any], value: dict[str, Any]) -> dict[s
         raise ValidationError(_("issues: a list of issue tags is required"))
     bad = [v for v in issues if v not in schema.get("issues", [])]
     if bad:
-        raise ValidationError(_("issues: %(issues)s not in the project's issue tags") % {"issues": ", ".join(map(repr, bad))})
+        raise ValidationError(
+            _("issues: %(issues)s not in the project's issue tags")
+            % {"issues": ", ".join(map(repr, bad))}
+        )
     if issues:
         out["issues"] = [v for v in schema["issues"] if v in issues]
     comment = text_clean(value.get("comment"), field="comment", max_chars=MAX_COMMENT_CHARS)
@@ -315,7 +360,9 @@ def _issues_and_comment(schema: dict[str, Any], value: dict[str, Any]) -> dict[s
 MAX_EXPLANATION_CHARS = 10_000
 
 
-def gold_tolerance_validate(*, task_type: str, schema: dict[str, Any], tolerance: Any) -> dict[str, Any]:
+def gold_tolerance_validate(
+    *, task_type: str, schema: dict[str, Any], tolerance: Any
+) -> dict[str, Any]:
     """Return a gold answer's cleaned tolerance for the task type, or raise ValidationError saying why."""
     if tolerance in (None, ""):
         return {}
@@ -327,7 +374,9 @@ def gold_tolerance_validate(*, task_type: str, schema: dict[str, Any], tolerance
     key = rules.tolerance_key
     unknown = sorted(set(tolerance) - {key})
     if unknown:
-        raise ValidationError(f"tolerance: {unknown[0]!r} does not apply to a {task_type} project (use {key!r})")
+        raise ValidationError(
+            f"tolerance: {unknown[0]!r} does not apply to a {task_type} project (use {key!r})"
+        )
     if tolerance.get(key) is None:
         return {}
     return rules.tolerance(schema, tolerance[key])
@@ -337,8 +386,12 @@ def gold_value_validate(*, project: Project, value: Any) -> dict[str, Any]:
     """A gold answer is a judgment the project's schema accepts (its comment is not kept:
     the explanation says why)."""
     try:
-        clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
+        clean = judgment_value_validate(
+            task_type=project.task_type, schema=project.schema, value=value
+        )
     except ValidationError as exc:
-        raise ValidationError(f"The gold answer does not fit the project's schema: {exc.messages[0]}") from None
+        raise ValidationError(
+            f"The gold answer does not fit the project's schema: {exc.messages[0]}"
+        ) from None
     clean.pop("comment", None)
     return clean

@@ -48,13 +48,19 @@ def lifetime_parse(text: str) -> timedelta:
     """'30d', '12h', '90' (days) → a timedelta; ValidationError otherwise."""
     match = re.fullmatch(r"\s*(\d{1,5})\s*([dh]?)\s*", text or "")
     if not match:
-        raise ValidationError(f"{text!r} is not a lifetime; write days as 30d (or 30) or hours as 12h")
+        raise ValidationError(
+            f"{text!r} is not a lifetime; write days as 30d (or 30) or hours as 12h"
+        )
     number, unit = int(match.group(1)), match.group(2) or "d"
     return timedelta(hours=number) if unit == "h" else timedelta(days=number)
 
 
 def api_token_create(
-    *, project: Project | None, scope: str, name: str = "", actor: Any = None,
+    *,
+    project: Project | None,
+    scope: str,
+    name: str = "",
+    actor: Any = None,
     expires_in: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns (token row, the secret). The secret is never stored or shown again.
@@ -67,10 +73,14 @@ def api_token_create(
         raise ValidationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if scope == TokenScope.PROJECTS:
         if project is not None:
-            raise ValidationError("a token of the scope 'projects' belongs to no project; leave the project out")
+            raise ValidationError(
+                "a token of the scope 'projects' belongs to no project; leave the project out"
+            )
         if not (getattr(actor, "is_authenticated", False) and actor.is_active):
-            raise ValidationError("a token of the scope 'projects' needs the active user it acts for "
-                                  "(who will lead the projects it creates)")
+            raise ValidationError(
+                "a token of the scope 'projects' needs the active user it acts for "
+                "(who will lead the projects it creates)"
+            )
     elif project is None:
         raise ValidationError(f"a token of the scope {scope!r} belongs to a project; name it")
     name = (name or "").strip()
@@ -89,8 +99,15 @@ def api_token_create(
         expires_at=timezone.now() + expires_in if expires_in is not None else None,
     )
     audit_record(
-        verb="token.create", actor=actor, project=project, obj=token,
-        data={"scope": scope, "name": name, "expires_at": token.expires_at.isoformat() if token.expires_at else None},
+        verb="token.create",
+        actor=actor,
+        project=project,
+        obj=token,
+        data={
+            "scope": scope,
+            "name": name,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
     )
     return token, raw
 
@@ -101,7 +118,13 @@ def api_token_revoke(*, token: ApiToken, actor: Any = None) -> ApiToken:
         now = timezone.now()
         ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
         token.revoked_at = now
-        audit_record(verb="token.revoke", actor=actor, project=token.project, obj=token, data={"scope": token.scope})
+        audit_record(
+            verb="token.revoke",
+            actor=actor,
+            project=token.project,
+            obj=token,
+            data={"scope": token.scope},
+        )
     return token
 
 

@@ -28,7 +28,9 @@ class TextInvalid(ValidationError):
         super().__init__(f"{field}: {reason}", code=code)
 
 
-def text_clean(value: Any, *, field: str, max_chars: int, required: bool = False, strip: bool = True) -> str:
+def text_clean(
+    value: Any, *, field: str, max_chars: int, required: bool = False, strip: bool = True
+) -> str:
     """The cleaned text, or TextInvalid saying what is wrong with it. None is empty text."""
     if value is None or value == "":
         if required:
@@ -43,7 +45,9 @@ def text_clean(value: Any, *, field: str, max_chars: int, required: bool = False
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise TextInvalid(field, "contains a lone surrogate (not valid Unicode text)", code="surrogate") from None
+            raise TextInvalid(
+                field, "contains a lone surrogate (not valid Unicode text)", code="surrogate"
+            ) from None
         value = unicodedata.normalize("NFC", value)
     if strip:
         value = value.replace("\r\n", "\n").strip()

@@ -171,14 +171,30 @@ def free_port() -> int:
 
 
 def gunicorn_start(
-    *, port: int, workers: int, env: dict[str, str], ready_path: str, timeout: int, threads: int = 1,
+    *,
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    ready_path: str,
+    timeout: int,
+    threads: int = 1,
     backlog: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """gunicorn serving Parity on 127.0.0.1:`port` (sync workers, or gthread when `threads`
     > 1) in its own process group; returns once `ready_path` answers 200."""
     cmd = [
-        sys.executable, "-m", "gunicorn", "parity.wsgi:application", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--log-level", "warning", "--timeout", str(timeout),
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "parity.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--timeout",
+        str(timeout),
     ]
     if backlog is not None:
         cmd += ["--backlog", str(backlog)]

@@ -47,14 +47,20 @@ def main() -> None:
     def share(score: np.ndarray, y: np.ndarray) -> float:
         k = int(round(0.2 * len(y)))
         top = np.lexsort((np.arange(len(y)), -np.nan_to_num(score, nan=-np.inf)))[:k]
-        return achievable_gain(picked=k, found=int(y[top].sum()), bad=int(y.sum()), n=len(y))["share"]
+        return achievable_gain(picked=k, found=int(y[top].sum()), bad=int(y.sum()), n=len(y))[
+            "share"
+        ]
 
     singles = ("lp_mean_nll", "lp_min", "lp_std", "lp_low3", "copied_share", "len_ratio_abs")
-    print(f"{'language':<9} {'model (80% labels, CV)':>24} " + " ".join(f"{s:>13}" for s in singles))
+    print(
+        f"{'language':<9} {'model (80% labels, CV)':>24} " + " ".join(f"{s:>13}" for s in singles)
+    )
     rows = []
     for d in languages:
         mask = tags == d.language
-        cells = [share(predicted[mask], bad[mask])] + [share(d.qe_raw[:, qe.FEATURES.index(s)], d.bad) for s in singles]
+        cells = [share(predicted[mask], bad[mask])] + [
+            share(d.qe_raw[:, qe.FEATURES.index(s)], d.bad) for s in singles
+        ]
         rows.append(cells)
         print(f"{d.language:<9} {cells[0]:>24.2f} " + " ".join(f"{c:>13.2f}" for c in cells[1:]))
     means = np.mean(rows, axis=0)

@@ -61,13 +61,28 @@ def model_config(tiny: bool) -> Any:
     from transformers import Qwen2Config
 
     if tiny:
-        return Qwen2Config(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                           tie_word_embeddings=True)
+        return Qwen2Config(
+            vocab_size=4096,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            tie_word_embeddings=True,
+        )
     # Qwen2.5-0.5B's shape: about 494M parameters.
-    return Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                       num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096,
-                       tie_word_embeddings=True, rope_theta=1_000_000.0)
+    return Qwen2Config(
+        vocab_size=151936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        rope_theta=1_000_000.0,
+    )
 
 
 def build(config: Any, device: str, dtype: Any) -> Any:
@@ -97,7 +112,9 @@ def measure(lm: CausalLM, *, n_texts: int, chars: int, batch_size: int) -> dict[
     import torch
 
     prompts, outputs = texts(n_texts, chars)
-    lm.rescore(responses=outputs[:batch_size], prompts=prompts[:batch_size], batch_size=batch_size)  # warm-up
+    lm.rescore(
+        responses=outputs[:batch_size], prompts=prompts[:batch_size], batch_size=batch_size
+    )  # warm-up
     if lm.device == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
@@ -106,8 +123,13 @@ def measure(lm: CausalLM, *, n_texts: int, chars: int, batch_size: int) -> dict[
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     tokens = int(sum(len(lp) for lp, _ in results))
-    return {"texts": n_texts, "batch_size": batch_size, "output_tokens": tokens, "seconds": round(seconds, 3),
-            "tokens_per_s": round(tokens / seconds, 1)}
+    return {
+        "texts": n_texts,
+        "batch_size": batch_size,
+        "output_tokens": tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_s": round(tokens / seconds, 1),
+    }
 
 
 def main() -> None:
@@ -115,14 +137,28 @@ def main() -> None:
     import transformers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="a 2-layer model (CPU-friendly); default the 0.5B shape")
-    parser.add_argument("--devices", default=None, help="comma-separated: cuda,cpu (default: cuda if present, and cpu)")
-    parser.add_argument("--texts", type=int, default=None, help="texts on CUDA (default 2048; tiny 64)")
-    parser.add_argument("--cpu-texts", type=int, default=None, help="texts on the CPU (default 16; tiny 32)")
-    parser.add_argument("--chars", type=int, default=256, help="output length in UTF-8 bytes = tokens (default 256)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a 2-layer model (CPU-friendly); default the 0.5B shape"
+    )
+    parser.add_argument(
+        "--devices",
+        default=None,
+        help="comma-separated: cuda,cpu (default: cuda if present, and cpu)",
+    )
+    parser.add_argument(
+        "--texts", type=int, default=None, help="texts on CUDA (default 2048; tiny 64)"
+    )
+    parser.add_argument(
+        "--cpu-texts", type=int, default=None, help="texts on the CPU (default 16; tiny 32)"
+    )
+    parser.add_argument(
+        "--chars", type=int, default=256, help="output length in UTF-8 bytes = tokens (default 256)"
+    )
     parser.add_argument("--batch-sizes", default=None, help="CUDA batch sizes (default 16,64)")
     parser.add_argument("--cpu-batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: all cores)"
+    )
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     devices = args.devices.split(",") if args.devices else (["cuda", "cpu"] if cuda else ["cpu"])
@@ -141,8 +177,12 @@ def main() -> None:
         "transformers": transformers.__version__,
         "cpu": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
-        "model": {"shape": "Qwen2 (random weights)", "layers": config.num_hidden_layers,
-                  "hidden": config.hidden_size, "vocab": config.vocab_size},
+        "model": {
+            "shape": "Qwen2 (random weights)",
+            "layers": config.num_hidden_layers,
+            "hidden": config.hidden_size,
+            "vocab": config.vocab_size,
+        },
         "output_chars": args.chars,
         "results": [],
     }
@@ -152,14 +192,30 @@ def main() -> None:
         started = time.perf_counter()
         model = build(config, device, dtype)
         out["model"]["parameters"] = int(sum(p.numel() for p in model.parameters()))
-        lm = CausalLM(path=None, id="random-qwen2", tokenizer=ByteTokenizer(), model=model, device=device,
-                      max_length=args.chars + 64)
+        lm = CausalLM(
+            path=None,
+            id="random-qwen2",
+            tokenizer=ByteTokenizer(),
+            model=model,
+            device=device,
+            max_length=args.chars + 64,
+        )
         build_s = time.perf_counter() - started
         sizes = batch_sizes if device == "cuda" else [args.cpu_batch_size]
-        n_texts = (args.texts or (64 if args.tiny else 2048)) if device == "cuda" else (args.cpu_texts or (32 if args.tiny else 16))
+        n_texts = (
+            (args.texts or (64 if args.tiny else 2048))
+            if device == "cuda"
+            else (args.cpu_texts or (32 if args.tiny else 16))
+        )
         for batch_size in sizes:
-            row = {"device": device, "dtype": str(dtype).removeprefix("torch."), "build_s": round(build_s, 2),
-                   **measure(lm, n_texts=max(n_texts, batch_size), chars=args.chars, batch_size=batch_size)}
+            row = {
+                "device": device,
+                "dtype": str(dtype).removeprefix("torch."),
+                "build_s": round(build_s, 2),
+                **measure(
+                    lm, n_texts=max(n_texts, batch_size), chars=args.chars, batch_size=batch_size
+                ),
+            }
             if device == "cuda":
                 row["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             out["results"].append(row)

@@ -35,9 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     session = requests.Session()
     session.get(args.url + "/accounts/login/", timeout=30)
-    login = session.post(args.url + "/accounts/login/", allow_redirects=False, timeout=30,
-                         data={"username": args.user, "password": "parity-demo",
-                               "csrfmiddlewaretoken": session.cookies["csrftoken"]})
+    login = session.post(
+        args.url + "/accounts/login/",
+        allow_redirects=False,
+        timeout=30,
+        data={
+            "username": args.user,
+            "password": "parity-demo",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+    )
     if login.status_code != 302:
         raise SystemExit(f"login of {args.user} failed: HTTP {login.status_code}")
     hx = {"HX-Request": "true"}
@@ -45,15 +52,25 @@ def main(argv: list[str] | None = None) -> int:
     times: list[float] = []
     while len(times) < args.judgments and (found := SUBMIT.search(card)):
         start = time.perf_counter()
-        response = session.post(args.url + f"/assignments/{found.group(1).decode()}/submit/", headers=hx, timeout=30,
-                                data={"score": 3, "seconds": 20, "language": "de",
-                                      "csrfmiddlewaretoken": session.cookies["csrftoken"]})
+        response = session.post(
+            args.url + f"/assignments/{found.group(1).decode()}/submit/",
+            headers=hx,
+            timeout=30,
+            data={
+                "score": 3,
+                "seconds": 20,
+                "language": "de",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+        )
         times.append((time.perf_counter() - start) * 1000)
         card = response.content
     if not times:
         raise SystemExit("nothing waited in greta's German queue")
-    print(f"demo submit+next against {args.url}: n={len(times)} median={statistics.median(times):.1f} ms "
-          f"p95={percentile(times, 95):.1f} ms")
+    print(
+        f"demo submit+next against {args.url}: n={len(times)} median={statistics.median(times):.1f} ms "
+        f"p95={percentile(times, 95):.1f} ms"
+    )
     return 0
 
 

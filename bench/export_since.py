@@ -114,11 +114,18 @@ def _timed_pull(start: Callable[[], Any]) -> dict[str, Any]:
     sampler.stopped.set()
     sampler.join()
     return {
-        "lines": lines, "bytes": size, "seconds": seconds, "start_seconds": started,
+        "lines": lines,
+        "bytes": size,
+        "seconds": seconds,
+        "start_seconds": started,
         "lines_per_second": lines / seconds if seconds else 0.0,
         "cursor": getattr(pull, "cursor", None),
-        "rss_mib": {"before": before, "at_50%": sampler.at(0.5, lines), "at_100%": sampler.at(1.0, lines),
-                    "peak": max((rss for _, rss in sampler.samples), default=before)},
+        "rss_mib": {
+            "before": before,
+            "at_50%": sampler.at(0.5, lines),
+            "at_100%": sampler.at(1.0, lines),
+            "peak": max((rss for _, rss in sampler.samples), default=before),
+        },
     }
 
 
@@ -139,7 +146,9 @@ def _build(pairs: int) -> dict[str, float]:
     from annotation.projects import project_create_or_update
     from bench.import_export import PROJECT_SLUG, TEXT, _judge_all
 
-    project, _ = project_create_or_update(slug=PROJECT_SLUG, task_type="pairwise", languages=list(LANGUAGES))
+    project, _ = project_create_or_update(
+        slug=PROJECT_SLUG, task_type="pairwise", languages=list(LANGUAGES)
+    )
     language_ids = [Language.objects.get(tag=tag).pk for tag in LANGUAGES]
     began = time.perf_counter()
     with connection.cursor() as cursor:
@@ -155,8 +164,16 @@ def _build(pairs: int) -> dict[str, float]:
                       '{{"dataset": "bench", "licence": "CC0-1.0"}}'::jsonb, %s, false, false, %s, %s,
                       0, 0, 0, lpad(to_hex(g), 64, '0'), now(), now(), (g %% 97) / 97.0, (g %% 89) / 89.0
                FROM generate_series(0, %s - 1) g""",  # noqa: S608 - table name from the model
-            [project.pk, language_ids, [TEXT[t][0] for t in LANGUAGES], [TEXT[t][1] for t in LANGUAGES],
-             ItemSource.IMPORT, ItemStatus.QUEUED, Selection.DIRECT, pairs],
+            [
+                project.pk,
+                language_ids,
+                [TEXT[t][0] for t in LANGUAGES],
+                [TEXT[t][1] for t in LANGUAGES],
+                ItemSource.IMPORT,
+                ItemStatus.QUEUED,
+                Selection.DIRECT,
+                pairs,
+            ],
         )
     items_seconds = time.perf_counter() - began
     judgments_seconds = _judge_all(analyze=False)
@@ -186,9 +203,16 @@ def _change(*, project: Any, pairs: int, round_: int, fraction: float) -> dict[s
     size = int(pairs * fraction)
     order = list(range(pairs))
     random.Random(20261205).shuffle(order)
-    chosen = sorted(order[round_ * size:(round_ + 1) * size])
+    chosen = sorted(order[round_ * size : (round_ + 1) * size])
     records = [
-        (n, {"item_external_id": f"bench-{g}", "rater": f"bench-change-{round_}", "value": {"choice": "b", "strength": 1}})
+        (
+            n,
+            {
+                "item_external_id": f"bench-{g}",
+                "rater": f"bench-change-{round_}",
+                "value": {"choice": "b", "strength": 1},
+            },
+        )
         for n, g in enumerate(chosen, start=1)
     ]
     began = time.perf_counter()
@@ -203,16 +227,38 @@ def _small_project() -> Any:
     from annotation.projects import project_create_or_update
 
     project, _ = project_create_or_update(slug=SMALL_SLUG, task_type="pairwise", languages=["de"])
-    items_import(project=project, records=[
-        (n, {"external_id": f"small-{n}", "language": "de", "prompt": f"Prompt {n}", "response_a": "Ja.",
-             "response_b": "Nein.", "model_a": "a", "model_b": "b"})
-        for n in range(1, 101)
-    ])
-    judgments_import(project=project, records=[
-        (n, {"item_external_id": f"small-{n % 100 + 1}", "rater": f"r{n // 100}",
-             "value": {"choice": "a" if n % 3 else "b", "strength": 1}})
-        for n in range(400)
-    ])
+    items_import(
+        project=project,
+        records=[
+            (
+                n,
+                {
+                    "external_id": f"small-{n}",
+                    "language": "de",
+                    "prompt": f"Prompt {n}",
+                    "response_a": "Ja.",
+                    "response_b": "Nein.",
+                    "model_a": "a",
+                    "model_b": "b",
+                },
+            )
+            for n in range(1, 101)
+        ],
+    )
+    judgments_import(
+        project=project,
+        records=[
+            (
+                n,
+                {
+                    "item_external_id": f"small-{n % 100 + 1}",
+                    "rater": f"r{n // 100}",
+                    "value": {"choice": "a" if n % 3 else "b", "strength": 1},
+                },
+            )
+            for n in range(400)
+        ],
+    )
     return project
 
 
@@ -231,12 +277,27 @@ def _judgment_export_after_import(*, project: Any, repeats: int) -> dict[str, An
         times.append(figures["seconds"])
         lines = figures["lines"]
     # The plan of the export's query as a cursor, under each setting (EXPLAIN DECLARE).
-    qs = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
-    sql, params = qs.order_by("id").values_list(
-        "id", "item__external_id", "item__language__tag", "evaluator__evaluator_profile__pseudonym",
-        "external_rater__external_id", "kind", "value", "seconds", "guideline_version", "revision",
-        "too_fast", "created_at",
-    ).query.sql_with_params()
+    qs = Judgment.objects.filter(
+        item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
+    )
+    sql, params = (
+        qs.order_by("id")
+        .values_list(
+            "id",
+            "item__external_id",
+            "item__language__tag",
+            "evaluator__evaluator_profile__pseudonym",
+            "external_rater__external_id",
+            "kind",
+            "value",
+            "seconds",
+            "guideline_version",
+            "revision",
+            "too_fast",
+            "created_at",
+        )
+        .query.sql_with_params()
+    )
     import psycopg
 
     # The export's query as a cursor under each setting, read to the end in chunks as the
@@ -244,7 +305,9 @@ def _judgment_export_after_import(*, project: Any, repeats: int) -> dict[str, An
     # (what annotation.exports.rows.export_cursor_plan sets). DECLARE takes no bound
     # parameters: the values go into the text.
     connection.ensure_connection()
-    declared = psycopg.ClientCursor(connection.connection).mogrify(f"DECLARE bench_plan CURSOR FOR {sql}", params)
+    declared = psycopg.ClientCursor(connection.connection).mogrify(
+        f"DECLARE bench_plan CURSOR FOR {sql}", params
+    )
     plans: dict[str, list[str]] = {}
     cursor_seconds: dict[str, list[float]] = {}
     for fraction in ("0.1", "1.0"):
@@ -263,8 +326,11 @@ def _judgment_export_after_import(*, project: Any, repeats: int) -> dict[str, An
             cursor.execute(f"SET LOCAL cursor_tuple_fraction = {fraction}")
             cursor.execute(f"EXPLAIN {declared}")
             # The node that reads the judgments: what decides the cost.
-            plans[fraction] = [row[0].strip() for row in cursor.fetchall() if "annotation_judgment " in row[0]
-                               and ("Scan" in row[0])]
+            plans[fraction] = [
+                row[0].strip()
+                for row in cursor.fetchall()
+                if "annotation_judgment " in row[0] and ("Scan" in row[0])
+            ]
     return {"judgments": lines, "seconds": times, "plans": plans, "cursor_seconds": cursor_seconds}
 
 
@@ -277,8 +343,11 @@ def _judgment_exports(*, project: Any, pairs: int, repeats: int) -> dict[str, An
 
     stale = _judgment_export_after_import(project=project, repeats=repeats)
     refreshed = items_statistics_refresh(created=pairs)
-    return {"stale": stale, "items_statistics_refreshed": refreshed,
-            "after_refresh": _judgment_export_after_import(project=project, repeats=repeats)}
+    return {
+        "stale": stale,
+        "items_statistics_refreshed": refreshed,
+        "after_refresh": _judgment_export_after_import(project=project, repeats=repeats),
+    }
 
 
 def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
@@ -297,7 +366,10 @@ def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
     with transaction.atomic(), connection.cursor() as cursor:
         for query in captured.captured_queries:
             sql = query["sql"]
-            if sql.startswith(("SELECT", "INSERT", "DELETE", "CREATE TEMPORARY TABLE")) and "FOR NO KEY" not in sql:
+            if (
+                sql.startswith(("SELECT", "INSERT", "DELETE", "CREATE TEMPORARY TABLE"))
+                and "FOR NO KEY" not in sql
+            ):
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
                 explained.append((sql, [row[0] for row in cursor.fetchall()]))
             else:
@@ -307,24 +379,45 @@ def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=1_000_000, help="pairwise items (default 1,000,000)")
-    parser.add_argument("--rounds", type=int, default=3, help="change + since pull + full export rounds (default 3)")
-    parser.add_argument("--fraction", type=float, default=0.1, help="share of items changed per round (default 0.1)")
-    parser.add_argument("--judgment-repeats", type=int, default=5,
-                        help="timed judgment exports of the small project (default 5; 0 skips the step)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it")
-    parser.add_argument("--explain", action="store_true",
-                        help="print EXPLAIN (ANALYZE, BUFFERS) of the marking statements before the last since pull")
-    parser.add_argument("--keep-db", action="store_true", help="keep the scratch database for inspection")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=1_000_000, help="pairwise items (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="change + since pull + full export rounds (default 3)"
+    )
+    parser.add_argument(
+        "--fraction", type=float, default=0.1, help="share of items changed per round (default 0.1)"
+    )
+    parser.add_argument(
+        "--judgment-repeats",
+        type=int,
+        default=5,
+        help="timed judgment exports of the small project (default 5; 0 skips the step)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print EXPLAIN (ANALYZE, BUFFERS) of the marking statements before the last since pull",
+    )
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the scratch database for inspection"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.pairs < 10 or args.rounds < 1 or not 0 < args.fraction <= 0.5:
         parser.error("--pairs at least 10, --rounds at least 1, --fraction in (0, 0.5]")
     if args.rounds > round(1 / args.fraction):
-        parser.error("--rounds: each round changes another share of the items; at most 1/fraction rounds")
+        parser.error(
+            "--rounds: each round changes another share of the items; at most 1/fraction rounds"
+        )
     return args
 
 
@@ -337,7 +430,10 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p95_seconds": percentile(seconds, 95),
         "median_start_seconds": statistics.median(r["start_seconds"] for r in runs),
         "median_lines_per_second": statistics.median(r["lines_per_second"] for r in runs),
-        "rss_mib": {key: max(r["rss_mib"][key] for r in runs) for key in ("before", "at_50%", "at_100%", "peak")},
+        "rss_mib": {
+            key: max(r["rss_mib"][key] for r in runs)
+            for key in ("before", "at_50%", "at_100%", "peak")
+        },
     }
 
 
@@ -345,11 +441,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     server_url = require_postgres(args.database_url, script="bench/export_since.py")
     with scratch_database(server_url, f"parity_bench_{os.getpid()}", keep=args.keep_db) as url:
-        os.environ.update({
-            "DJANGO_SETTINGS_MODULE": "parity.settings", "DATABASE_URL": url, "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1", "CELERY_BROKER_URL": "",
-            "PARITY_LANGUAGE_CHECK": "0",
-        })
+        os.environ.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "parity.settings",
+                "DATABASE_URL": url,
+                "DEBUG": "0",
+                "SECRET_KEY": secrets.token_urlsafe(50),
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "CELERY_BROKER_URL": "",
+                "PARITY_LANGUAGE_CHECK": "0",
+            }
+        )
         import django
 
         django.setup()
@@ -363,8 +465,11 @@ def main(argv: list[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         small = _small_project() if args.judgment_repeats else None
         built = _build(args.pairs)
-        judgment = (_judgment_exports(project=small, pairs=args.pairs, repeats=args.judgment_repeats)
-                    if small else None)
+        judgment = (
+            _judgment_exports(project=small, pairs=args.pairs, repeats=args.judgment_repeats)
+            if small
+            else None
+        )
         built["settle_seconds"] = _settle()
         project = Project.objects.get(slug=PROJECT_SLUG)
         first = _timed_pull(lambda: preference_export(project=project))
@@ -372,67 +477,107 @@ def main(argv: list[str] | None = None) -> int:
         changes, since_lines, since_retractions, since_total, fulls = [], [], [], [], []
         explained: list[tuple[str, list[str]]] = []
         for round_ in range(args.rounds):
-            changes.append(_change(project=project, pairs=args.pairs, round_=round_, fraction=args.fraction))
+            changes.append(
+                _change(project=project, pairs=args.pairs, round_=round_, fraction=args.fraction)
+            )
             if args.explain and round_ == args.rounds - 1:
                 explained = _explain_marking(project=project)
             lines = _timed_pull(lambda c=cursor: preference_export(project=project, since=c))
-            retractions = _timed_pull(lambda c=cursor: preference_retractions(project=project, since=c))
+            retractions = _timed_pull(
+                lambda c=cursor: preference_retractions(project=project, since=c)
+            )
             since_lines.append(lines)
             since_retractions.append(retractions)
-            since_total.append({
-                "lines": lines["lines"] + retractions["lines"],
-                "seconds": lines["seconds"] + retractions["seconds"],
-                "start_seconds": lines["start_seconds"] + retractions["start_seconds"],
-                "lines_per_second": (lines["lines"] + retractions["lines"]) / (lines["seconds"] + retractions["seconds"]),
-                "rss_mib": {k: max(lines["rss_mib"][k], retractions["rss_mib"][k]) for k in lines["rss_mib"]},
-            })
+            since_total.append(
+                {
+                    "lines": lines["lines"] + retractions["lines"],
+                    "seconds": lines["seconds"] + retractions["seconds"],
+                    "start_seconds": lines["start_seconds"] + retractions["start_seconds"],
+                    "lines_per_second": (lines["lines"] + retractions["lines"])
+                    / (lines["seconds"] + retractions["seconds"]),
+                    "rss_mib": {
+                        k: max(lines["rss_mib"][k], retractions["rss_mib"][k])
+                        for k in lines["rss_mib"]
+                    },
+                }
+            )
             cursor = lines["cursor"]
             fulls.append(_timed_pull(lambda: preference_export(project=project)))
         server_version = connection.cursor().connection.info.server_version
         connection.close()
     result = {
-        "machine": machine_description(), "postgres": server_version, "pairs": args.pairs, "rounds": args.rounds,
-        "fraction": args.fraction, "build": built, "first_export": first, "changes": changes,
-        "since_lines": _summary(since_lines), "since_retractions": _summary(since_retractions),
-        "since_pull": _summary(since_total), "full_export": _summary(fulls),
-        "speedup": statistics.median(f["seconds"] for f in fulls) / statistics.median(s["seconds"] for s in since_total),
-        "judgment_export": judgment, "peak_rss_mib": peak_memory_mb(), "explain_marking": explained,
+        "machine": machine_description(),
+        "postgres": server_version,
+        "pairs": args.pairs,
+        "rounds": args.rounds,
+        "fraction": args.fraction,
+        "build": built,
+        "first_export": first,
+        "changes": changes,
+        "since_lines": _summary(since_lines),
+        "since_retractions": _summary(since_retractions),
+        "since_pull": _summary(since_total),
+        "full_export": _summary(fulls),
+        "speedup": statistics.median(f["seconds"] for f in fulls)
+        / statistics.median(s["seconds"] for s in since_total),
+        "judgment_export": judgment,
+        "peak_rss_mib": peak_memory_mb(),
+        "explain_marking": explained,
     }
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
     print(f"machine: {result['machine']}; PostgreSQL {server_version}")
-    print(f"build  : {args.pairs:,} pairwise items in {built['items_seconds']:.1f} s (SQL), 3 judgments each in "
-          f"{built['judgments_seconds']:.1f} s; VACUUM ANALYZE (after step 4) {built['settle_seconds']:.1f} s")
+    print(
+        f"build  : {args.pairs:,} pairwise items in {built['items_seconds']:.1f} s (SQL), 3 judgments each in "
+        f"{built['judgments_seconds']:.1f} s; VACUUM ANALYZE (after step 4) {built['settle_seconds']:.1f} s"
+    )
 
     def line(name: str, s: dict[str, Any]) -> None:
         rss = s["rss_mib"]
-        print(f"{name:<22} lines {'/'.join(f'{n:,}' for n in s['lines'])}: median {s['median_seconds']:.2f} s, "
-              f"p95 {s['p95_seconds']:.2f} s, {s['median_lines_per_second']:,.0f} lines/s, marking/start "
-              f"{s['median_start_seconds']:.2f} s; RSS MiB before {rss['before']:.0f}, at 50% {rss['at_50%']:.0f}, "
-              f"end {rss['at_100%']:.0f}, peak {rss['peak']:.0f}")
+        print(
+            f"{name:<22} lines {'/'.join(f'{n:,}' for n in s['lines'])}: median {s['median_seconds']:.2f} s, "
+            f"p95 {s['p95_seconds']:.2f} s, {s['median_lines_per_second']:,.0f} lines/s, marking/start "
+            f"{s['median_start_seconds']:.2f} s; RSS MiB before {rss['before']:.0f}, at 50% {rss['at_50%']:.0f}, "
+            f"end {rss['at_100%']:.0f}, peak {rss['peak']:.0f}"
+        )
 
     f = first
-    print(f"first export (marks all): {f['lines']:,} lines in {f['seconds']:.2f} s = {f['lines_per_second']:,.0f} "
-          f"lines/s (marking {f['start_seconds']:.2f} s); RSS MiB before {f['rss_mib']['before']:.0f}, "
-          f"peak {f['rss_mib']['peak']:.0f}")
-    print("change : " + ", ".join(f"{c['judgments']:,} judgments imported in {c['seconds']:.1f} s" for c in changes))
+    print(
+        f"first export (marks all): {f['lines']:,} lines in {f['seconds']:.2f} s = {f['lines_per_second']:,.0f} "
+        f"lines/s (marking {f['start_seconds']:.2f} s); RSS MiB before {f['rss_mib']['before']:.0f}, "
+        f"peak {f['rss_mib']['peak']:.0f}"
+    )
+    print(
+        "change : "
+        + ", ".join(
+            f"{c['judgments']:,} judgments imported in {c['seconds']:.1f} s" for c in changes
+        )
+    )
     line("since pull: lines", result["since_lines"])
     line("since pull: retractions", result["since_retractions"])
     line("since pull: both", result["since_pull"])
     line("full export", result["full_export"])
-    print(f"since pull (lines + retractions) is {result['speedup']:.1f}x faster than a full export (target ≥ 5x)")
+    print(
+        f"since pull (lines + retractions) is {result['speedup']:.1f}x faster than a full export (target ≥ 5x)"
+    )
     if judgment:
-        for state, title in (("stale", "right after the bulk load (no ANALYZE)"),
-                             ("after_refresh", "after the item import's ANALYZE (items_statistics_refresh)")):
+        for state, title in (
+            ("stale", "right after the bulk load (no ANALYZE)"),
+            ("after_refresh", "after the item import's ANALYZE (items_statistics_refresh)"),
+        ):
             j = judgment[state]
             t = j["seconds"]
-            print(f"judgment export of a {j['judgments']}-judgment project, {title}: first {t[0] * 1000:.1f} ms, "
-                  f"median {statistics.median(t) * 1000:.1f} ms, p95 {percentile(t, 95) * 1000:.1f} ms")
+            print(
+                f"judgment export of a {j['judgments']}-judgment project, {title}: first {t[0] * 1000:.1f} ms, "
+                f"median {statistics.median(t) * 1000:.1f} ms, p95 {percentile(t, 95) * 1000:.1f} ms"
+            )
             for fraction, plan in j["plans"].items():
                 c = j["cursor_seconds"][fraction]
-                print(f"    its cursor with cursor_tuple_fraction = {fraction}: median {statistics.median(c) * 1000:.1f} ms, "
-                      f"p95 {percentile(c, 95) * 1000:.1f} ms; reads judgments by: {'; '.join(plan)}")
+                print(
+                    f"    its cursor with cursor_tuple_fraction = {fraction}: median {statistics.median(c) * 1000:.1f} ms, "
+                    f"p95 {percentile(c, 95) * 1000:.1f} ms; reads judgments by: {'; '.join(plan)}"
+                )
     print(f"peak RSS of this process: {result['peak_rss_mib']:.0f} MiB")
     for sql, plan in explained:
         print(f"\nmarking statement: {sql[:400]}")

@@ -34,7 +34,9 @@ def _cpu(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=20_000, help="items, and judgments (default 20,000)")
+    parser.add_argument(
+        "--items", type=int, default=20_000, help="items, and judgments (default 20,000)"
+    )
     n = parser.parse_args().items
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "parity.settings_test")
     import django
@@ -48,20 +50,40 @@ def main() -> None:
 
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0)
-    project, _ = project_create_or_update(slug="b", name="b", task_type="rating", languages=["de", "ar"], schema=None)
+    project, _ = project_create_or_update(
+        slug="b", name="b", task_type="rating", languages=["de", "ar"], schema=None
+    )
     items = [
-        (i + 1, {"external_id": f"i{i}", "language": "de" if i % 2 else "ar", "prompt": "Übersetze: The cat sits.",
-                 "response": "Die Katze sitzt auf der Matte – schön.", "model": "m1", "metadata": {"k": "wért"}})
+        (
+            i + 1,
+            {
+                "external_id": f"i{i}",
+                "language": "de" if i % 2 else "ar",
+                "prompt": "Übersetze: The cat sits.",
+                "response": "Die Katze sitzt auf der Matte – schön.",
+                "model": "m1",
+                "metadata": {"k": "wért"},
+            },
+        )
         for i in range(n)
     ]
     judgments = [
-        (i + 1, {"item_external_id": f"i{i}", "rater": f"r{i % 3}", "value": {"score": 1 + i % 5, "comment": "gut ê"}})
+        (
+            i + 1,
+            {
+                "item_external_id": f"i{i}",
+                "rater": f"r{i % 3}",
+                "value": {"score": 1 + i % 5, "comment": "gut ê"},
+            },
+        )
         for i in range(n)
     ]
     figures = {
         "items": n,
         "items_import_cpu_s": _cpu(lambda: items_import(project=project, records=items)),
-        "judgments_import_cpu_s": _cpu(lambda: judgments_import(project=project, records=judgments)),
+        "judgments_import_cpu_s": _cpu(
+            lambda: judgments_import(project=project, records=judgments)
+        ),
         "reimport_unchanged_cpu_s": _cpu(lambda: items_import(project=project, records=items)),
     }
     print(json.dumps(figures))

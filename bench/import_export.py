@@ -55,12 +55,18 @@ PROJECT_SLUG = "bench-import-export"
 LANGUAGES = ("de", "sw", "ar")
 # Real sentences, so the language check sees text in the declared language.
 TEXT = {
-    "de": ("Die Katze sitzt auf der Matte und schaut aus dem Fenster in den Garten.",
-           "Morgen wird es in den meisten Regionen sonnig und warm bleiben."),
-    "sw": ("Paka ameketi juu ya mkeka na anaangalia nje ya dirisha kuelekea bustanini.",
-           "Kesho hali ya hewa itakuwa ya jua katika maeneo mengi ya nchi."),
-    "ar": ("القطة تجلس على الحصيرة وتنظر من النافذة إلى الحديقة.",
-           "سيكون الطقس مشمسا غدا في معظم المناطق."),
+    "de": (
+        "Die Katze sitzt auf der Matte und schaut aus dem Fenster in den Garten.",
+        "Morgen wird es in den meisten Regionen sonnig und warm bleiben.",
+    ),
+    "sw": (
+        "Paka ameketi juu ya mkeka na anaangalia nje ya dirisha kuelekea bustanini.",
+        "Kesho hali ya hewa itakuwa ya jua katika maeneo mengi ya nchi.",
+    ),
+    "ar": (
+        "القطة تجلس على الحصيرة وتنظر من النافذة إلى الحديقة.",
+        "سيكون الطقس مشمسا غدا في معظم المناطق.",
+    ),
 }
 
 
@@ -90,11 +96,23 @@ def _batch(start: int, size: int) -> bytes:
     for i in range(start, start + size):
         tag = LANGUAGES[i % len(LANGUAGES)]
         a, b = TEXT[tag]
-        lines.append(json.dumps({
-            "external_id": f"bench-{i}", "language": tag, "prompt": f"Prompt {i}: translate the sentence.",
-            "response_a": a, "response_b": b, "model_a": "model-a", "model_b": "model-b",
-            "reward_a": (i % 97) / 97, "reward_b": (i % 89) / 89, "metadata": {"dataset": "bench", "licence": "CC0-1.0"},
-        }, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "external_id": f"bench-{i}",
+                    "language": tag,
+                    "prompt": f"Prompt {i}: translate the sentence.",
+                    "response_a": a,
+                    "response_b": b,
+                    "model_a": "model-a",
+                    "model_b": "model-b",
+                    "reward_a": (i % 97) / 97,
+                    "reward_b": (i % 89) / 89,
+                    "metadata": {"dataset": "bench", "licence": "CC0-1.0"},
+                },
+                ensure_ascii=False,
+            )
+        )
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -147,7 +165,9 @@ def _cpu_split(database: str, port: int) -> dict[str, float]:
     background writer), which bulk writes keep busy."""
     return {
         "gunicorn": processes_cpu_seconds(cmdline_contains=f"127.0.0.1:{port}"),
-        "postgres backends": processes_cpu_seconds(cmdline_contains=f" {database} ", starts_with="postgres:"),
+        "postgres backends": processes_cpu_seconds(
+            cmdline_contains=f" {database} ", starts_with="postgres:"
+        ),
         "postgres background": sum(
             processes_cpu_seconds(cmdline_contains=name, starts_with="postgres:")
             for name in ("walwriter", "checkpointer", "background writer", "autovacuum")
@@ -155,7 +175,9 @@ def _cpu_split(database: str, port: int) -> dict[str, float]:
     }
 
 
-def _import(*, port: int, token: str, items: int, batch: int, clients: int) -> tuple[float, list[str], list[float]]:
+def _import(
+    *, port: int, token: str, items: int, batch: int, clients: int
+) -> tuple[float, list[str], list[float]]:
     """Post every batch; returns the wall time, any errors and when each batch was answered
     (seconds from the start, in order of answer)."""
     starts = list(range(0, items, batch))
@@ -176,11 +198,20 @@ def _import(*, port: int, token: str, items: int, batch: int, clients: int) -> t
                 start = starts.pop(0)
             size = min(batch, items - start)
             if size == batch:
-                body = template.replace(b'"external_id": "bench-', f'"external_id": "b{start}-'.encode())
+                body = template.replace(
+                    b'"external_id": "bench-', f'"external_id": "b{start}-'.encode()
+                )
             else:
                 body = _batch(start, size)
-            conn.request("POST", f"/api/v1/projects/{PROJECT_SLUG}/items/", body=body, headers={
-                "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
+            conn.request(
+                "POST",
+                f"/api/v1/projects/{PROJECT_SLUG}/items/",
+                body=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/x-ndjson",
+                },
+            )
             response = conn.getresponse()
             payload = response.read()
             with lock:
@@ -220,7 +251,9 @@ def _judge_all(*, analyze: bool = True) -> float:
 
     project = Project.objects.get(slug=PROJECT_SLUG)
     began = time.perf_counter()
-    raters = [ExternalRater.objects.create(project=project, external_id=f"bench-r{k}") for k in range(3)]
+    raters = [
+        ExternalRater.objects.create(project=project, external_id=f"bench-r{k}") for k in range(3)
+    ]
     with connection.cursor() as cursor:
         for k, rater in enumerate(raters):
             # Two of three raters agree on most items; every fifth item splits 2:1 the other way.
@@ -243,15 +276,19 @@ def _judge_all(*, analyze: bool = True) -> float:
     return time.perf_counter() - began
 
 
-def _export(*, port: int, token: str, fmt: str, master: int, expected: int,
-            method: str = "majority") -> dict[str, Any]:
+def _export(
+    *, port: int, token: str, fmt: str, master: int, expected: int, method: str = "majority"
+) -> dict[str, Any]:
     sampler = _Sampler(master)
     baseline = max((_rss_mib(pid) for pid in _worker_pids(master)), default=0.0)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
     sampler.start()
     began = time.perf_counter()
-    conn.request("GET", f"/api/v1/projects/{PROJECT_SLUG}/export/preferences/?format={fmt}&method={method}",
-                 headers={"Authorization": f"Bearer {token}"})
+    conn.request(
+        "GET",
+        f"/api/v1/projects/{PROJECT_SLUG}/export/preferences/?format={fmt}&method={method}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     response = conn.getresponse()
     if response.status != 200:
         sampler.stopped.set()
@@ -305,7 +342,11 @@ def _language_check_rate(sample: int) -> dict[str, float]:
     from annotation.language_check import language_check_items
     from annotation.models import Item
 
-    ids = list(Item.objects.filter(project__slug=PROJECT_SLUG).order_by("id").values_list("id", flat=True)[:sample])
+    ids = list(
+        Item.objects.filter(project__slug=PROJECT_SLUG)
+        .order_by("id")
+        .values_list("id", flat=True)[:sample]
+    )
     Item.objects.filter(pk__in=ids).update(language_check=None)
     # The first call builds the detector and loads its models once per process.
     language_check_items(item_ids=ids[:10])
@@ -313,24 +354,54 @@ def _language_check_rate(sample: int) -> dict[str, float]:
     began = time.perf_counter()
     checked = language_check_items(item_ids=ids)
     elapsed = time.perf_counter() - began
-    return {"items": checked, "seconds": elapsed, "items_per_second": checked / elapsed if elapsed else 0.0}
+    return {
+        "items": checked,
+        "seconds": elapsed,
+        "items_per_second": checked / elapsed if elapsed else 0.0,
+    }
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=1_000_000, help="items to import and export (default 1,000,000)")
-    parser.add_argument("--batch", type=int, default=10_000, help="items per import request (default 10,000)")
-    parser.add_argument("--clients", type=int, default=2, help="concurrent import connections (default 2)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    parser.add_argument("--language-check-sample", type=int, default=2000,
-                        help="items whose language check is timed (default 2,000; 0 skips it)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it")
-    parser.add_argument("--keep-db", action="store_true", help="keep the scratch database for inspection")
-    parser.add_argument("--import-only", action="store_true", help="only the import (no judgments, no export)")
-    parser.add_argument("--dawid-skene", action="store_true",
-                        help="also export JSON Lines aggregated by Dawid-Skene (fitted over the whole project first)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--items",
+        type=int,
+        default=1_000_000,
+        help="items to import and export (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=10_000, help="items per import request (default 10,000)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=2, help="concurrent import connections (default 2)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn worker processes (default 2)"
+    )
+    parser.add_argument(
+        "--language-check-sample",
+        type=int,
+        default=2000,
+        help="items whose language check is timed (default 2,000; 0 skips it)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="PostgreSQL server (default: $DATABASE_URL); a scratch database is made on it",
+    )
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the scratch database for inspection"
+    )
+    parser.add_argument(
+        "--import-only", action="store_true", help="only the import (no judgments, no export)"
+    )
+    parser.add_argument(
+        "--dawid-skene",
+        action="store_true",
+        help="also export JSON Lines aggregated by Dawid-Skene (fitted over the whole project first)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.items < 1 or args.batch < 1 or args.clients < 1 or args.workers < 1:
@@ -355,35 +426,64 @@ def main(argv: list[str] | None = None) -> int:
         from annotation.tokens import api_token_create
 
         call_command("migrate", verbosity=0)
-        project, _ = project_create_or_update(slug=PROJECT_SLUG, task_type="pairwise", languages=list(LANGUAGES))
+        project, _ = project_create_or_update(
+            slug=PROJECT_SLUG, task_type="pairwise", languages=list(LANGUAGES)
+        )
         import_token = api_token_create(project=project, scope="import", name="bench")[1]
         export_token = api_token_create(project=project, scope="export", name="bench")[1]
         from django.db import connection
 
         connection.close()  # gunicorn and this process must not share a connection
         port = free_port()
-        server = gunicorn_start(port=port, workers=args.workers, env=env, ready_path="/api/v1/schema/", timeout=900)
+        server = gunicorn_start(
+            port=port, workers=args.workers, env=env, ready_path="/api/v1/schema/", timeout=900
+        )
         try:
             database = connection.settings_dict["NAME"]
             cpu_before, busy = _cpu_split(database, port), cpu_busy_start()
-            seconds, errors, answered = _import(port=port, token=import_token, items=args.items,
-                                                batch=args.batch, clients=args.clients)
+            seconds, errors, answered = _import(
+                port=port,
+                token=import_token,
+                items=args.items,
+                batch=args.batch,
+                clients=args.clients,
+            )
             machine_busy = cpu_busy_since(busy)
             import_cpu = {k: v - cpu_before[k] for k, v in _cpu_split(database, port).items()}
             if errors:
                 print("import failed:\n  " + "\n  ".join(errors[:5]), file=sys.stderr)
                 return 1
             judge_seconds = None if args.import_only else _judge_all()
-            exports = [] if args.import_only else [
-                _export(port=port, token=export_token, fmt=fmt, master=server.pid, expected=args.items)
-                for fmt in ("jsonl", "parquet")
-            ]
+            exports = (
+                []
+                if args.import_only
+                else [
+                    _export(
+                        port=port,
+                        token=export_token,
+                        fmt=fmt,
+                        master=server.pid,
+                        expected=args.items,
+                    )
+                    for fmt in ("jsonl", "parquet")
+                ]
+            )
             if args.dawid_skene and not args.import_only:
-                exports.append(_export(port=port, token=export_token, fmt="jsonl", master=server.pid,
-                                       expected=args.items, method="dawid_skene"))
+                exports.append(
+                    _export(
+                        port=port,
+                        token=export_token,
+                        fmt="jsonl",
+                        master=server.pid,
+                        expected=args.items,
+                        method="dawid_skene",
+                    )
+                )
         finally:
             gunicorn_stop(server)
-        language_check = _language_check_rate(args.language_check_sample) if args.language_check_sample else None
+        language_check = (
+            _language_check_rate(args.language_check_sample) if args.language_check_sample else None
+        )
         connection.close()
     result = {
         "machine": machine_description(),
@@ -406,26 +506,38 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"machine: {result['machine']}")
-    print(f"import : {args.items:,} items in batches of {args.batch:,} over {args.clients} connection(s), "
-          f"gunicorn {args.workers} workers: {seconds:.1f} s = {args.items / seconds:,.0f} items/s (target ≥ 20,000)")
+    print(
+        f"import : {args.items:,} items in batches of {args.batch:,} over {args.clients} connection(s), "
+        f"gunicorn {args.workers} workers: {seconds:.1f} s = {args.items / seconds:,.0f} items/s (target ≥ 20,000)"
+    )
     by_tenth = result["import"]["items_per_second_by_tenth"]
     print("         items/s by tenth of the run: " + ", ".join(f"{r:,.0f}" for r in by_tenth))
-    print("         CPU per 1,000 items: " + ", ".join(
-        f"{name} {cpu / args.items * 1000:.2f} s" for name, cpu in import_cpu.items()
-    ) + f"; machine CPU {machine_busy:.0%} busy")
+    print(
+        "         CPU per 1,000 items: "
+        + ", ".join(f"{name} {cpu / args.items * 1000:.2f} s" for name, cpu in import_cpu.items())
+        + f"; machine CPU {machine_busy:.0%} busy"
+    )
     for e in exports:
         rss = e["rss_mib"]
         label = e["format"] if e["method"] == "majority" else f"{e['format']}, {e['method']}"
-        print(f"export : {label:<7} {e['lines']:,} lines ({e['bytes'] / 2**20:,.1f} MiB) in {e['seconds']:.1f} s "
-              f"= {e['lines_per_second']:,.0f} lines/s (target ≥ 50,000); first byte after {e['first_byte_seconds']:.1f} s")
-        print(f"         worker RSS MiB: before {rss['before']:.0f}, at 10% {rss['at_10%']:.0f}, at 50% {rss['at_50%']:.0f}, "
-              f"at 100% {rss['at_100%']:.0f}, peak {rss['peak']:.0f}")
+        print(
+            f"export : {label:<7} {e['lines']:,} lines ({e['bytes'] / 2**20:,.1f} MiB) in {e['seconds']:.1f} s "
+            f"= {e['lines_per_second']:,.0f} lines/s (target ≥ 50,000); first byte after {e['first_byte_seconds']:.1f} s"
+        )
+        print(
+            f"         worker RSS MiB: before {rss['before']:.0f}, at 10% {rss['at_10%']:.0f}, at 50% {rss['at_50%']:.0f}, "
+            f"at 100% {rss['at_100%']:.0f}, peak {rss['peak']:.0f}"
+        )
         if e["lines"] != e["expected_lines"]:
-            print(f"         (expected {e['expected_lines']:,} lines: every fifth item splits 2:1 the other way, "
-                  "which still exports)")
+            print(
+                f"         (expected {e['expected_lines']:,} lines: every fifth item splits 2:1 the other way, "
+                "which still exports)"
+            )
     if language_check:
-        print(f"lingua : {language_check['items']:,} items checked in {language_check['seconds']:.2f} s = "
-              f"{language_check['items_per_second']:,.0f} items/s (runs after the import commits)")
+        print(
+            f"lingua : {language_check['items']:,} items checked in {language_check['seconds']:.2f} s = "
+            f"{language_check['items_per_second']:,.0f} items/s (runs after the import commits)"
+        )
     return 0
 
 

@@ -52,16 +52,31 @@ from bench._util import (  # noqa: E402
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
-    parser.add_argument("--users", type=int, default=50, help="evaluators at once (half pages, half REST)")
+    parser.add_argument(
+        "--users", type=int, default=50, help="evaluators at once (half pages, half REST)"
+    )
     parser.add_argument("--seconds", type=float, default=60, help="measured time (at most 150)")
-    parser.add_argument("--think", type=float, default=5.0, help="mean think time between judgments, s (0: none)")
+    parser.add_argument(
+        "--think", type=float, default=5.0, help="mean think time between judgments, s (0: none)"
+    )
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--languages", default="de,ar,zh,sw")
-    parser.add_argument("--instances", type=int, default=1, help="gunicorn instances on one database")
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1, help="gunicorn workers per instance")
-    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread when > 1)")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="gunicorn instances on one database"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="gunicorn workers per instance",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker (gthread when > 1)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object too"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 150:
         parser.error("--seconds must be between 1 and 150 (runs stay under 3 minutes)")
@@ -70,8 +85,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _locust_run(*, hosts: list[str], roster: dict[str, list[dict[str, Any]]], users: int, seconds: float,
-                think: float) -> tuple[Any, dict[str, int], float]:
+def _locust_run(
+    *,
+    hosts: list[str],
+    roster: dict[str, list[dict[str, Any]]],
+    users: int,
+    seconds: float,
+    think: float,
+) -> tuple[Any, dict[str, int], float]:
     """Run the users for `seconds`; returns locust's stats, the acknowledged judgments per
     kind and the measured wall time."""
     # Imported here: locust patches the standard library (gevent) when imported, and the
@@ -108,13 +129,19 @@ def _locust_run(*, hosts: list[str], roster: dict[str, list[dict[str, Any]]], us
             self.evaluator = next(self.accounts)
             self.client.get("/accounts/login/", name="login page")
             response = self.client.post(
-                "/accounts/login/", name="login",
-                data={"username": self.evaluator["username"], "password": qbench.PASSWORD,
-                      "csrfmiddlewaretoken": self.cookie("csrftoken")},
+                "/accounts/login/",
+                name="login",
+                data={
+                    "username": self.evaluator["username"],
+                    "password": qbench.PASSWORD,
+                    "csrfmiddlewaretoken": self.cookie("csrftoken"),
+                },
                 allow_redirects=False,
             )
             if response.status_code != 302:
-                raise RuntimeError(f"login of {self.evaluator['username']}: HTTP {response.status_code}")
+                raise RuntimeError(
+                    f"login of {self.evaluator['username']}: HTTP {response.status_code}"
+                )
             self.csrf = self.cookie("csrftoken")
             self.rng = random.Random(self.evaluator["id"])
             signed_in[0] += 1
@@ -127,16 +154,25 @@ def _locust_run(*, hosts: list[str], roster: dict[str, list[dict[str, Any]]], us
         def judge(self) -> None:
             hx = {"HX-Request": "true"}
             if self.card is None:
-                self.card = self.client.get(f"/p/{slug}/work/?language={self.evaluator['tag']}", headers=hx,
-                                            name="page: work").content
+                self.card = self.client.get(
+                    f"/p/{slug}/work/?language={self.evaluator['tag']}",
+                    headers=hx,
+                    name="page: work",
+                ).content
             found = qbench.ASSIGNMENT_IN_CARD.search(self.card or b"")
             if found is None:
                 self.card = None
                 return
             with self.client.post(
-                f"/assignments/{found.group(1).decode()}/submit/", name="page: submit+next", headers=hx,
-                data={"score": self.rng.randint(1, 5), "seconds": round(self.rng.uniform(5, 60), 1),
-                      "language": self.evaluator["tag"], "csrfmiddlewaretoken": self.csrf},
+                f"/assignments/{found.group(1).decode()}/submit/",
+                name="page: submit+next",
+                headers=hx,
+                data={
+                    "score": self.rng.randint(1, 5),
+                    "seconds": round(self.rng.uniform(5, 60), 1),
+                    "language": self.evaluator["tag"],
+                    "csrfmiddlewaretoken": self.csrf,
+                },
                 catch_response=True,
             ) as response:
                 if response.status_code == 200:
@@ -152,13 +188,22 @@ def _locust_run(*, hosts: list[str], roster: dict[str, list[dict[str, Any]]], us
         @task
         def judge(self) -> None:
             headers = {"X-CSRFToken": self.csrf}
-            claimed = self.client.post(f"/api/v1/projects/{slug}/queue/claim/", json={"language": self.evaluator["tag"]},
-                                       headers=headers, name="api: claim")
+            claimed = self.client.post(
+                f"/api/v1/projects/{slug}/queue/claim/",
+                json={"language": self.evaluator["tag"]},
+                headers=headers,
+                name="api: claim",
+            )
             if claimed.status_code != 200:
                 return
             with self.client.post(
-                f"/api/v1/assignments/{claimed.json()['id']}/judgment/", name="api: submit", headers=headers,
-                json={"value": {"score": self.rng.randint(1, 5)}, "seconds": round(self.rng.uniform(5, 60), 1)},
+                f"/api/v1/assignments/{claimed.json()['id']}/judgment/",
+                name="api: submit",
+                headers=headers,
+                json={
+                    "value": {"score": self.rng.randint(1, 5)},
+                    "seconds": round(self.rng.uniform(5, 60), 1),
+                },
                 catch_response=True,
             ) as response:
                 if response.status_code == 201:
@@ -187,26 +232,42 @@ def _locust_run(*, hosts: list[str], roster: dict[str, list[dict[str, Any]]], us
 
 def _report(stats: Any, acknowledged: dict[str, int], wall: float) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds": round(wall, 1), "requests": {}}
-    print(f"\n{'request':<20}{'n':>8}{'fail':>6}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(
+        f"\n{'request':<20}{'n':>8}{'fail':>6}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+    )
     for (name, _method), entry in sorted(stats.entries.items()):
         if name.startswith("login") or not entry.num_requests:
             continue
         row = {
-            "n": entry.num_requests, "failures": entry.num_failures, "rps": round(entry.num_requests / wall, 1),
-            "p50_ms": entry.get_response_time_percentile(0.5), "p95_ms": entry.get_response_time_percentile(0.95),
-            "p99_ms": entry.get_response_time_percentile(0.99), "max_ms": round(entry.max_response_time or 0, 1),
+            "n": entry.num_requests,
+            "failures": entry.num_failures,
+            "rps": round(entry.num_requests / wall, 1),
+            "p50_ms": entry.get_response_time_percentile(0.5),
+            "p95_ms": entry.get_response_time_percentile(0.95),
+            "p99_ms": entry.get_response_time_percentile(0.99),
+            "max_ms": round(entry.max_response_time or 0, 1),
         }
         out["requests"][name] = row
-        print(f"{name:<20}{row['n']:>8}{row['failures']:>6}{row['rps']:>8}{row['p50_ms']:>9}{row['p95_ms']:>9}"
-              f"{row['p99_ms']:>9}{row['max_ms']:>9}")
+        print(
+            f"{name:<20}{row['n']:>8}{row['failures']:>6}{row['rps']:>8}{row['p50_ms']:>9}{row['p95_ms']:>9}"
+            f"{row['p99_ms']:>9}{row['max_ms']:>9}"
+        )
     judged = sum(acknowledged.values())
     out["judgments"] = acknowledged
     out["judgments_per_s"] = round(judged / wall, 1)
-    out["errors"] = {f"{name}: {error.error}": error.occurrences for error in stats.errors.values()
-                     for name in [error.name]}
-    print(f"\njudgments acknowledged: {judged} in {wall:.1f} s = {out['judgments_per_s']}/s "
-          f"(pages {acknowledged['pages']}, REST {acknowledged['rest']})")
-    print(f"errors: {sum(out['errors'].values())}" + "".join(f"\n  {k} ×{v}" for k, v in out["errors"].items()))
+    out["errors"] = {
+        f"{name}: {error.error}": error.occurrences
+        for error in stats.errors.values()
+        for name in [error.name]
+    }
+    print(
+        f"\njudgments acknowledged: {judged} in {wall:.1f} s = {out['judgments_per_s']}/s "
+        f"(pages {acknowledged['pages']}, REST {acknowledged['rest']})"
+    )
+    print(
+        f"errors: {sum(out['errors'].values())}"
+        + "".join(f"\n  {k} ×{v}" for k, v in out["errors"].items())
+    )
     return out
 
 
@@ -214,8 +275,13 @@ def _locust_child(config_path: str) -> int:
     """The load itself, in a process of its own: locust's gevent patches the standard
     library, which Django's database connections in the parent must not see."""
     config = json.loads(Path(config_path).read_text())
-    stats, acknowledged, wall = _locust_run(hosts=config["hosts"], roster=config["roster"], users=config["users"],
-                                            seconds=config["seconds"], think=config["think"])
+    stats, acknowledged, wall = _locust_run(
+        hosts=config["hosts"],
+        roster=config["roster"],
+        users=config["users"],
+        seconds=config["seconds"],
+        think=config["think"],
+    )
     out = _report(stats, acknowledged, wall)
     Path(config_path).write_text(json.dumps(out))
     return 0
@@ -228,8 +294,11 @@ def _locust_in_child(**config: Any) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
     try:
-        subprocess.run([sys.executable, __file__, "--locust-child", handle.name], check=True,
-                       env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"})
+        subprocess.run(
+            [sys.executable, __file__, "--locust-child", handle.name],
+            check=True,
+            env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+        )
         return json.loads(Path(handle.name).read_text())
     finally:
         os.unlink(handle.name)
@@ -247,25 +316,47 @@ def main(argv: list[str] | None = None) -> int:
         env = {**qbench._django_environment(database_url), "LOG_LEVEL": "ERROR"}
         os.environ.update(env)
         qbench._django_setup()
-        seed = qbench._seed(items=args.items, languages=languages, evaluators=args.users - per_mode,
-                            overlap=args.overlap, per_evaluator=1)
+        seed = qbench._seed(
+            items=args.items,
+            languages=languages,
+            evaluators=args.users - per_mode,
+            overlap=args.overlap,
+            per_evaluator=1,
+        )
         from django.db import connections
 
         connections.close_all()
         print(f"bench/load.py — {machine_description()}")
-        print(f"  {args.users} evaluators ({per_mode} pages with htmx, {args.users - per_mode} REST), "
-              f"think {args.think:g} s mean, {args.seconds:g} s measured; {args.items} items in "
-              f"{len(languages)} languages, k={args.overlap}; {args.instances} gunicorn instance(s) × "
-              f"{args.workers} workers × {args.threads} threads, PostgreSQL; client and server on this machine")
+        print(
+            f"  {args.users} evaluators ({per_mode} pages with htmx, {args.users - per_mode} REST), "
+            f"think {args.think:g} s mean, {args.seconds:g} s measured; {args.items} items in "
+            f"{len(languages)} languages, k={args.overlap}; {args.instances} gunicorn instance(s) × "
+            f"{args.workers} workers × {args.threads} threads, PostgreSQL; client and server on this machine"
+        )
         servers = []
         try:
             for _ in range(args.instances):
                 port = free_port()
-                servers.append((port, gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=env,
-                                                      ready_path="/healthz", timeout=120, backlog=2048)))
+                servers.append(
+                    (
+                        port,
+                        gunicorn_start(
+                            port=port,
+                            workers=args.workers,
+                            threads=args.threads,
+                            env=env,
+                            ready_path="/healthz",
+                            timeout=120,
+                            backlog=2048,
+                        ),
+                    )
+                )
             out = _locust_in_child(
-                hosts=[f"http://127.0.0.1:{port}" for port, _ in servers], roster=seed["roster"],
-                users=args.users, seconds=args.seconds, think=args.think,
+                hosts=[f"http://127.0.0.1:{port}" for port, _ in servers],
+                roster=seed["roster"],
+                users=args.users,
+                seconds=args.seconds,
+                think=args.think,
             )
         finally:
             for _, server in servers:
@@ -276,10 +367,19 @@ def main(argv: list[str] | None = None) -> int:
         # Every acknowledged judgment is stored (some stored ones were acknowledged after the
         # measured window closed, or before it opened).
         if stored < sum(acknowledged.values()):
-            problems.append(f"{sum(acknowledged.values())} judgments acknowledged but {stored} stored")
+            problems.append(
+                f"{sum(acknowledged.values())} judgments acknowledged but {stored} stored"
+            )
         out["invariants"] = problems or "ok"
-        print("invariants: " + ("ok (no item over k, none judged twice, slots add up, "
-                                "every acknowledged judgment stored)" if not problems else "; ".join(problems)))
+        print(
+            "invariants: "
+            + (
+                "ok (no item over k, none judged twice, slots add up, "
+                "every acknowledged judgment stored)"
+                if not problems
+                else "; ".join(problems)
+            )
+        )
         connections.close_all()
         if args.json:
             print(json.dumps(out))

@@ -41,11 +41,30 @@ sys.path.insert(0, str(_HERE.parent))
 
 from bench._util import machine_description, peak_memory_mb, require_postgres, scratch_database  # noqa: E402
 
-LANGUAGES = ("de", "fr", "es", "zh", "ar", "hi", "sw", "ja", "ru", "pt", "tr", "ko", "he", "th", "vi", "id")
+LANGUAGES = (
+    "de",
+    "fr",
+    "es",
+    "zh",
+    "ar",
+    "hi",
+    "sw",
+    "ja",
+    "ru",
+    "pt",
+    "tr",
+    "ko",
+    "he",
+    "th",
+    "vi",
+    "id",
+)
 START_DAY = "2025-01-06"  # a Monday
 
 
-def _measure(label: str, fn: Callable[[], Any], totals: list[tuple[float, float]] | None = None) -> Any:
+def _measure(
+    label: str, fn: Callable[[], Any], totals: list[tuple[float, float]] | None = None
+) -> Any:
     """Run fn and print its wall-clock seconds, the CPU seconds of this process (on a shared
     machine the wall clock also counts other people's work), and the peak memory."""
     before = peak_memory_mb()
@@ -55,8 +74,10 @@ def _measure(label: str, fn: Callable[[], Any], totals: list[tuple[float, float]
     after = peak_memory_mb()
     if totals is not None:
         totals.append((seconds, cpu))
-    print(f"{label:<58} {seconds:8.3f} s wall {cpu:8.3f} s CPU   peak RSS {after:5.0f} MiB (+{after - before:.0f})",
-          flush=True)
+    print(
+        f"{label:<58} {seconds:8.3f} s wall {cpu:8.3f} s CPU   peak RSS {after:5.0f} MiB (+{after - before:.0f})",
+        flush=True,
+    )
     return result
 
 
@@ -70,14 +91,22 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
     language = rng.integers(0, args.languages, n_items)
     version = rng.integers(0, args.versions, n_items)
     # Later versions are released later: their items are judged later.
-    week = np.minimum(args.weeks - 1, (version * args.weeks) // args.versions + rng.integers(0, 3, n_items))
+    week = np.minimum(
+        args.weeks - 1, (version * args.weeks) // args.versions + rng.integers(0, 3, n_items)
+    )
     domain = rng.integers(0, 5, n_items)
     quality = 2.5 + 1.5 * version / max(1, args.versions - 1) - 0.08 * language
     truth = np.clip(np.round(quality[None, :] + rng.normal(0, 0.8, (args.raters, n_items))), 1, 5)
     noisy = rng.random((args.raters, n_items)) < 0.2
     ratings = np.where(noisy, rng.integers(1, 6, (args.raters, n_items)), truth).astype(np.int64)
-    return {"language": language, "version": version, "week": week, "domain": domain, "ratings": ratings,
-            "n_items": n_items}
+    return {
+        "language": language,
+        "version": version,
+        "week": week,
+        "domain": domain,
+        "ratings": ratings,
+        "n_items": n_items,
+    }
 
 
 def part_arrays(args: argparse.Namespace) -> None:
@@ -92,41 +121,90 @@ def part_arrays(args: argparse.Namespace) -> None:
 
     data = _generate(args)
     n_items = data["n_items"]
-    print(f"\n1. arrays: {n_items * args.raters:,} judgments on {n_items:,} items, {args.languages} languages, "
-          f"{args.versions} model versions, {args.weeks} weeks, {args.resamples:,} resamples")
+    print(
+        f"\n1. arrays: {n_items * args.raters:,} judgments on {n_items:,} items, {args.languages} languages, "
+        f"{args.versions} model versions, {args.weeks} weeks, {args.resamples:,} resamples"
+    )
     # The judgments as the database gives them: one row per judgment (item, rater, score).
     item = np.tile(np.arange(n_items), args.raters)
     score = data["ratings"].ravel()
     totals: list[tuple[float, float]] = []
-    per_item = _measure("one score per item (mean of its judgments)", lambda: np.bincount(
-        item, weights=score, minlength=n_items) / np.bincount(item, minlength=n_items), totals)
+    per_item = _measure(
+        "one score per item (mean of its judgments)",
+        lambda: (
+            np.bincount(item, weights=score, minlength=n_items)
+            / np.bincount(item, minlength=n_items)
+        ),
+        totals,
+    )
     L, V, W = args.languages, args.versions, args.weeks
-    by_model = _measure(f"series by model version ({L}×{V} groups, changes, gaps)", lambda: progress_series(
-        data["language"], data["version"], per_item, n_languages=L, n_keys=V, resamples=args.resamples,
-        seed=args.seed), totals)
-    _measure(f"series by week ({L}×{W} groups, changes, gaps)", lambda: progress_series(
-        data["language"], data["week"], per_item, n_languages=L, n_keys=W, resamples=args.resamples,
-        seed=args.seed), totals)
-    _measure(f"breakdown by domain ({L}×5 groups)", lambda: bootstrap_group_means(
-        data["language"] * 5 + data["domain"], per_item, n_groups=L * 5, resamples=args.resamples,
-        seed=args.seed), totals)
+    by_model = _measure(
+        f"series by model version ({L}×{V} groups, changes, gaps)",
+        lambda: progress_series(
+            data["language"],
+            data["version"],
+            per_item,
+            n_languages=L,
+            n_keys=V,
+            resamples=args.resamples,
+            seed=args.seed,
+        ),
+        totals,
+    )
+    _measure(
+        f"series by week ({L}×{W} groups, changes, gaps)",
+        lambda: progress_series(
+            data["language"],
+            data["week"],
+            per_item,
+            n_languages=L,
+            n_keys=W,
+            resamples=args.resamples,
+            seed=args.seed,
+        ),
+        totals,
+    )
+    _measure(
+        f"breakdown by domain ({L}×5 groups)",
+        lambda: bootstrap_group_means(
+            data["language"] * 5 + data["domain"],
+            per_item,
+            n_groups=L * 5,
+            resamples=args.resamples,
+            seed=args.seed,
+        ),
+        totals,
+    )
 
     def alphas() -> list[Any]:
         out = []
         lang_of_judgment = np.tile(data["language"], args.raters)
         for lang in range(L):
             mask = lang_of_judgment == lang
-            out.append(alpha_with_ci(unit=item[mask], value=score[mask] - 1, domain=[1, 2, 3, 4, 5],
-                                     level="ordinal", resamples=args.resamples, seed=args.seed, package=False))
+            out.append(
+                alpha_with_ci(
+                    unit=item[mask],
+                    value=score[mask] - 1,
+                    domain=[1, 2, 3, 4, 5],
+                    level="ordinal",
+                    resamples=args.resamples,
+                    seed=args.seed,
+                    package=False,
+                )
+            )
         return out
 
     results = _measure(f"alpha with CI per language ({L} languages)", alphas, totals)
-    print(f"   rating project, all steps: {sum(t[0] for t in totals):.3f} s wall, "
-          f"{sum(t[1] for t in totals):.3f} s CPU")
+    print(
+        f"   rating project, all steps: {sum(t[0] for t in totals):.3f} s wall, "
+        f"{sum(t[1] for t in totals):.3f} s CPU"
+    )
     changes = by_model.change_verdict[:, 1:]
-    print(f"   {int((changes == 1).sum())} of {changes.size} version-to-version changes called better, "
-          f"{int((changes == -1).sum())} worse; alpha of {LANGUAGES[0]}: {results[0].alpha:.3f} "
-          f"[{results[0].ci[0]:.3f}, {results[0].ci[1]:.3f}]")
+    print(
+        f"   {int((changes == 1).sum())} of {changes.size} version-to-version changes called better, "
+        f"{int((changes == -1).sum())} worse; alpha of {LANGUAGES[0]}: {results[0].alpha:.3f} "
+        f"[{results[0].ci[0]:.3f}, {results[0].ci[1]:.3f}]"
+    )
 
     # Pairwise: each item compares two versions; the later one tends to win.
     rng = np.random.default_rng(args.seed + 7)
@@ -136,15 +214,22 @@ def part_arrays(args: argparse.Namespace) -> None:
     share = (rng.random((args.raters, n_items)) < p_left).mean(axis=0)
 
     def bt_all() -> list[Any]:
-        return [bradley_terry_bootstrap(left[m], right[m], share[m], n_models=V, resamples=args.resamples,
-                                        seed=args.seed)
-                for m in (data["language"] == lang for lang in range(L))]
+        return [
+            bradley_terry_bootstrap(
+                left[m], right[m], share[m], n_models=V, resamples=args.resamples, seed=args.seed
+            )
+            for m in (data["language"] == lang for lang in range(L))
+        ]
 
     fits = _measure(f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all, totals)
-    print(f"   pairwise project (all steps above and Bradley–Terry): {sum(t[0] for t in totals):.3f} s wall, "
-          f"{sum(t[1] for t in totals):.3f} s CPU")
-    print(f"   {LANGUAGES[0]}: strongest version v{int(np.nanargmax(fits[0].strength))}, "
-          f"strength CI width {float(np.nanmean(fits[0].ci[:, 1] - fits[0].ci[:, 0])):.3f}")
+    print(
+        f"   pairwise project (all steps above and Bradley–Terry): {sum(t[0] for t in totals):.3f} s wall, "
+        f"{sum(t[1] for t in totals):.3f} s CPU"
+    )
+    print(
+        f"   {LANGUAGES[0]}: strongest version v{int(np.nanargmax(fits[0].strength))}, "
+        f"strength CI width {float(np.nanmean(fits[0].ci[:, 1] - fits[0].ci[:, 0])):.3f}"
+    )
 
 
 def _setup_django(database_url: str | None, sqlite_path: str) -> None:
@@ -180,39 +265,66 @@ def _load(args: argparse.Namespace) -> Any:
     data = _generate(sub)
     tags = list(LANGUAGES[: args.languages])
     project, _ = project_create_or_update(
-        slug="bench-progress", task_type=TaskType.RATING, languages=tags,
-        schema={"scale": {"min": 1, "max": 5, "labels": {}}, "issues": []}, overlap=args.raters,
+        slug="bench-progress",
+        task_type=TaskType.RATING,
+        languages=tags,
+        schema={"scale": {"min": 1, "max": 5, "labels": {}}, "issues": []},
+        overlap=args.raters,
     )
     languages = {lang.tag: lang for lang in project.languages.all()}
     names = [f"model-v{v:02d}" for v in range(args.versions)]
     model_versions_register(project=project, names=names)
     for v, name in enumerate(names):
         ModelVersion.objects.filter(project=project, name=name).update(
-            released_on=datetime.date(2024, 1, 1) + datetime.timedelta(days=20 * v))
+            released_on=datetime.date(2024, 1, 1) + datetime.timedelta(days=20 * v)
+        )
     start = datetime.datetime.fromisoformat(START_DAY).replace(tzinfo=datetime.UTC)
     with transaction.atomic():
         raters = ExternalRater.objects.bulk_create(
-            [ExternalRater(project=project, external_id=f"r{k}") for k in range(args.raters)])
+            [ExternalRater(project=project, external_id=f"r{k}") for k in range(args.raters)]
+        )
         chunk = 20_000
         for lo in range(0, data["n_items"], chunk):
             hi = min(data["n_items"], lo + chunk)
-            items = Item.objects.bulk_create([
-                Item(project=project, language=languages[tags[int(data["language"][u])]], external_id=f"u{u}",
-                     response="…", content_hash=f"{u:064x}", status="done", open_slots=0,
-                     model=names[int(data["version"][u])], metadata={"domain": f"d{int(data['domain'][u])}"})
-                for u in range(lo, hi)], batch_size=2000)
-            Judgment.objects.bulk_create([
-                Judgment(item=it, external_rater=raters[r], kind="historical",
-                         value={"score": int(data["ratings"][r, u])},
-                         created_at=start + datetime.timedelta(weeks=int(data["week"][u]), hours=r))
-                for it, u in zip(items, range(lo, hi), strict=True) for r in range(args.raters)
-            ], batch_size=5000)
+            items = Item.objects.bulk_create(
+                [
+                    Item(
+                        project=project,
+                        language=languages[tags[int(data["language"][u])]],
+                        external_id=f"u{u}",
+                        response="…",
+                        content_hash=f"{u:064x}",
+                        status="done",
+                        open_slots=0,
+                        model=names[int(data["version"][u])],
+                        metadata={"domain": f"d{int(data['domain'][u])}"},
+                    )
+                    for u in range(lo, hi)
+                ],
+                batch_size=2000,
+            )
+            Judgment.objects.bulk_create(
+                [
+                    Judgment(
+                        item=it,
+                        external_rater=raters[r],
+                        kind="historical",
+                        value={"score": int(data["ratings"][r, u])},
+                        created_at=start + datetime.timedelta(weeks=int(data["week"][u]), hours=r),
+                    )
+                    for it, u in zip(items, range(lo, hi), strict=True)
+                    for r in range(args.raters)
+                ],
+                batch_size=5000,
+            )
     return project, np
 
 
 def part_db(args: argparse.Namespace) -> None:
-    print(f"\n2. database: {args.db_judgments:,} judgments ({'PostgreSQL' if args.database_url else 'SQLite'})",
-          flush=True)
+    print(
+        f"\n2. database: {args.db_judgments:,} judgments ({'PostgreSQL' if args.database_url else 'SQLite'})",
+        flush=True,
+    )
     project, _ = _measure("setup: migrate and load (not the measure)", lambda: _load(args))
     from django.urls import reverse
 
@@ -223,33 +335,59 @@ def part_db(args: argparse.Namespace) -> None:
     reverse("annotation:progress", args=["bench-progress"])
 
     for by in ("model", "period"):
-        report = _measure(f"progress_report(by={by!r}), {args.resamples:,} resamples",
-                          lambda by=by: progress_report(project=project, by=by, resamples=args.resamples,
-                                                        seed=args.seed))
+        report = _measure(
+            f"progress_report(by={by!r}), {args.resamples:,} resamples",
+            lambda by=by: progress_report(
+                project=project, by=by, resamples=args.resamples, seed=args.seed
+            ),
+        )
         row = report["languages"][0]
         last = row["series"][-1]
-        print(f"   {row['language']}: {len(report['keys'])} keys, latest {last['key']} quality "
-              f"{last['value']:.3f} [{last['ci'][0]:.3f}, {last['ci'][1]:.3f}], actions "
-              f"{[a['code'] for a in row['actions']]}")
+        print(
+            f"   {row['language']}: {len(report['keys'])} keys, latest {last['key']} quality "
+            f"{last['value']:.3f} [{last['ci'][0]:.3f}, {last['ci'][1]:.3f}], actions "
+            f"{[a['code'] for a in row['actions']]}"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--judgments", type=int, default=1_000_000, help="part 1 judgments (default 1000000)")
-    parser.add_argument("--db-judgments", type=int, default=100_000, help="part 2 judgments (default 100000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--judgments", type=int, default=1_000_000, help="part 1 judgments (default 1000000)"
+    )
+    parser.add_argument(
+        "--db-judgments", type=int, default=100_000, help="part 2 judgments (default 100000)"
+    )
     parser.add_argument("--raters", type=int, default=3, help="judgments per item (default 3)")
-    parser.add_argument("--languages", type=int, default=10, help=f"languages (1–{len(LANGUAGES)}, default 10)")
+    parser.add_argument(
+        "--languages", type=int, default=10, help=f"languages (1–{len(LANGUAGES)}, default 10)"
+    )
     parser.add_argument("--versions", type=int, default=20, help="model versions (default 20)")
     parser.add_argument("--weeks", type=int, default=26, help="weeks of judging (default 26)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument(
+        "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-db", action="store_true", help="part 1 only")
-    parser.add_argument("--database-url", help="PostgreSQL server for part 2 (a scratch database is created)")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL server for part 2 (a scratch database is created)"
+    )
     args = parser.parse_args()
-    if (args.judgments < 100 or args.db_judgments < 100 or args.raters < 2 or args.versions < 2
-            or args.weeks < 2 or args.resamples < 0 or not 1 <= args.languages <= len(LANGUAGES)):
-        parser.error("need ≥ 100 judgments, ≥ 2 raters, versions and weeks, ≥ 0 resamples, "
-                     f"1–{len(LANGUAGES)} languages")
+    if (
+        args.judgments < 100
+        or args.db_judgments < 100
+        or args.raters < 2
+        or args.versions < 2
+        or args.weeks < 2
+        or args.resamples < 0
+        or not 1 <= args.languages <= len(LANGUAGES)
+    ):
+        parser.error(
+            "need ≥ 100 judgments, ≥ 2 raters, versions and weeks, ≥ 0 resamples, "
+            f"1–{len(LANGUAGES)} languages"
+        )
     print(f"bench/progress.py on {machine_description()}")
     with tempfile.TemporaryDirectory(prefix="parity-bench-progress-") as tmp:
         if args.database_url and not args.skip_db:

@@ -64,12 +64,27 @@ from bench._util import (  # noqa: E402
 PROJECT_SLUG = "bench-queue"
 PASSWORD = "bench-" + "queue-password"  # noqa: S105 - a throwaway account in a throwaway database
 SAMPLE_TEXT = {
-    "de": ("The weather will be sunny tomorrow in most regions.", "Morgen wird es in den meisten Regionen sonnig."),
-    "ar": ("The weather will be sunny tomorrow in most regions.", "سيكون الطقس مشمسًا غدًا في معظم المناطق."),
+    "de": (
+        "The weather will be sunny tomorrow in most regions.",
+        "Morgen wird es in den meisten Regionen sonnig.",
+    ),
+    "ar": (
+        "The weather will be sunny tomorrow in most regions.",
+        "سيكون الطقس مشمسًا غدًا في معظم المناطق.",
+    ),
     "zh": ("The weather will be sunny tomorrow in most regions.", "明天大部分地区天气晴朗。"),
-    "hi": ("The weather will be sunny tomorrow in most regions.", "कल अधिकांश क्षेत्रों में मौसम धूप वाला रहेगा।"),
-    "sw": ("The weather will be sunny tomorrow in most regions.", "Hali ya hewa itakuwa ya jua kesho katika maeneo mengi."),
-    "ja": ("The weather will be sunny tomorrow in most regions.", "明日はほとんどの地域で晴れるでしょう。"),
+    "hi": (
+        "The weather will be sunny tomorrow in most regions.",
+        "कल अधिकांश क्षेत्रों में मौसम धूप वाला रहेगा।",
+    ),
+    "sw": (
+        "The weather will be sunny tomorrow in most regions.",
+        "Hali ya hewa itakuwa ya jua kesho katika maeneo mengi.",
+    ),
+    "ja": (
+        "The weather will be sunny tomorrow in most regions.",
+        "明日はほとんどの地域で晴れるでしょう。",
+    ),
     "he": ("The weather will be sunny tomorrow in most regions.", "מחר יהיה שמשי ברוב האזורים."),
     "th": ("The weather will be sunny tomorrow in most regions.", "พรุ่งนี้อากาศจะแจ่มใสในเกือบทุกภูมิภาค"),
 }
@@ -116,7 +131,9 @@ def _django_setup() -> None:
     django.setup()
 
 
-def _seed(*, items: int, languages: list[str], evaluators: int, overlap: int, per_evaluator: int) -> dict[str, Any]:
+def _seed(
+    *, items: int, languages: list[str], evaluators: int, overlap: int, per_evaluator: int
+) -> dict[str, Any]:
     """Migrate, create the project, C evaluators per mode and N items via COPY."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
@@ -154,7 +171,11 @@ def _seed(*, items: int, languages: list[str], evaluators: int, overlap: int, pe
     User = get_user_model()
     password = make_password(PASSWORD)  # hashed once: PBKDF2 per user would take minutes
     User.objects.bulk_create(
-        [User(username=f"bench-{mode}-{i}", password=password) for mode in MODES for i in range(evaluators)]
+        [
+            User(username=f"bench-{mode}-{i}", password=password)
+            for mode in MODES
+            for i in range(evaluators)
+        ]
     )
     users = list(User.objects.filter(username__startswith="bench-").order_by("pk"))
     roster: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
@@ -165,15 +186,30 @@ def _seed(*, items: int, languages: list[str], evaluators: int, overlap: int, pe
         # Evaluator i works language i mod L (and the next ones with --languages-per-evaluator).
         mine = [langs[(i + j) % len(langs)] for j in range(min(per_evaluator, len(langs)))]
         qualifications += [
-            Qualification(evaluator=user, project=project, language=lang, status=QualificationStatus.QUALIFIED)
+            Qualification(
+                evaluator=user, project=project, language=lang, status=QualificationStatus.QUALIFIED
+            )
             for lang in mine
         ]
         evaluator_profile_ensure(user=user)
-        roster[mode].append({"id": user.pk, "username": user.username, "tag": mine[0].tag if per_evaluator == 1 else ""})
+        roster[mode].append(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "tag": mine[0].tag if per_evaluator == 1 else "",
+            }
+        )
     Qualification.objects.bulk_create(qualifications)
 
     t0 = time.perf_counter()
-    _items_copy(project=project, languages=langs, n=items, overlap=overlap, Item=Item, status=ItemStatus.QUEUED)
+    _items_copy(
+        project=project,
+        languages=langs,
+        n=items,
+        overlap=overlap,
+        Item=Item,
+        status=ItemStatus.QUEUED,
+    )
     with connection.cursor() as cursor:
         # As autovacuum would have long before on a live database; left to autovacuum, it
         # runs during the first timed mode and its CPU is counted there.
@@ -182,7 +218,9 @@ def _seed(*, items: int, languages: list[str], evaluators: int, overlap: int, pe
     return {"project_id": project.pk, "roster": roster, "t_migrate": t_migrate, "t_items": t_items}
 
 
-def _items_copy(*, project: Any, languages: list[Any], n: int, overlap: int, Item: Any, status: str) -> None:
+def _items_copy(
+    *, project: Any, languages: list[Any], n: int, overlap: int, Item: Any, status: str
+) -> None:
     """COPY the items in: every concrete column, prepared by the model's own fields, so new
     columns with defaults need no change here."""
     from django.db import connection
@@ -193,9 +231,12 @@ def _items_copy(*, project: Any, languages: list[Any], n: int, overlap: int, Ite
     rng = random.Random(20250301)
     now = timezone.now()
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor, cursor.copy(
-        f"COPY {connection.ops.quote_name(Item._meta.db_table)} ({columns}) FROM STDIN"
-    ) as copy:
+    with (
+        connection.connection.cursor() as cursor,
+        cursor.copy(
+            f"COPY {connection.ops.quote_name(Item._meta.db_table)} ({columns}) FROM STDIN"
+        ) as copy,
+    ):
         for i in range(n):
             language = languages[i % len(languages)]
             prompt, response = SAMPLE_TEXT.get(language.tag.split("-")[0], SAMPLE_TEXT["de"])
@@ -214,7 +255,9 @@ def _items_copy(*, project: Any, languages: list[Any], n: int, overlap: int, Ite
                 created_at=now,
                 updated_at=now,
             )
-            copy.write_row([f.get_db_prep_save(getattr(item, f.attname), connection) for f in fields])
+            copy.write_row(
+                [f.get_db_prep_save(getattr(item, f.attname), connection) for f in fields]
+            )
 
 
 def _queries_per_operation(project_id: int, tag: str) -> tuple[int, int]:
@@ -230,13 +273,15 @@ def _queries_per_operation(project_id: int, tag: str) -> tuple[int, int]:
     language = Language.objects.get(tag=tag)
     with transaction.atomic():
         user = get_user_model().objects.create(username="bench-probe")
-        Qualification.objects.create(evaluator=user, project=project, language=language,
-                                     status=QualificationStatus.QUALIFIED)
+        Qualification.objects.create(
+            evaluator=user, project=project, language=language, status=QualificationStatus.QUALIFIED
+        )
         with CaptureQueriesContext(connection) as claim:
             assignment = item_claim_next(evaluator=user, project=project)
         with CaptureQueriesContext(connection) as submit:
             judgment_submit(assignment=assignment, evaluator=user, value={"score": 3}, seconds=10)
         transaction.set_rollback(True)
+
     def statements(captured: CaptureQueriesContext) -> int:
         # Savepoints come from the probe's own enclosing transaction, not from the service.
         return sum(1 for q in captured.captured_queries if "SAVEPOINT" not in q["sql"])
@@ -262,12 +307,20 @@ def _explain_claim(project_id: int, evaluator_id: int) -> str:
     with transaction.atomic():
         with CaptureQueriesContext(connection) as captured:
             item_claim_next(evaluator=user, project=project)
-        reads = [q["sql"] for q in captured.captured_queries
-                 if q["sql"].lstrip().startswith("SELECT") and "FROM annotation_item i" in q["sql"]]
+        reads = [
+            q["sql"]
+            for q in captured.captured_queries
+            if q["sql"].lstrip().startswith("SELECT") and "FROM annotation_item i" in q["sql"]
+        ]
         with connection.cursor() as cursor:
             for sql in reads:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
-                out.append("    " + " ".join(sql.split()) + "\n" + "\n".join("      " + r[0] for r in cursor.fetchall()))
+                out.append(
+                    "    "
+                    + " ".join(sql.split())
+                    + "\n"
+                    + "\n".join("      " + r[0] for r in cursor.fetchall())
+                )
         transaction.set_rollback(True)
     return "\n".join(out) or "    (the claim read no item: the queue is empty for this evaluator)"
 
@@ -288,13 +341,19 @@ def _invariants(*, project_id: int, overlap: int) -> list[str]:
     problems = []
     over = (
         Judgment.objects.filter(item__project_id=project_id, kind="production", is_current=True)
-        .values("item_id").annotate(n=Count("id")).filter(n__gt=overlap).count()
+        .values("item_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=overlap)
+        .count()
     )
     if over:
         problems.append(f"{over} items have more than k={overlap} production judgments")
     twice = (
         Judgment.objects.filter(item__project_id=project_id, is_current=True)
-        .values("item_id", "evaluator_id").annotate(n=Count("id")).filter(n__gt=1).count()
+        .values("item_id", "evaluator_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
     )
     if twice:
         problems.append(f"{twice} (item, evaluator) pairs were judged twice")
@@ -323,8 +382,15 @@ def _invariants(*, project_id: int, overlap: int) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
-def _service_worker(index: int, evaluator: dict[str, Any], project_id: int, seconds: float, rate: float,
-                    barrier: Any, results: Any) -> None:
+def _service_worker(
+    index: int,
+    evaluator: dict[str, Any],
+    project_id: int,
+    seconds: float,
+    rate: float,
+    barrier: Any,
+    results: Any,
+) -> None:
     """Claim + submit in a loop; with rate > 0, start cycles at that many per second on
     average (Poisson arrivals), else back to back."""
     _django_setup()
@@ -362,8 +428,12 @@ def _service_worker(index: int, evaluator: dict[str, Any], project_id: int, seco
                 break  # nothing left for this evaluator
             claims.append(t1 - t0)
             try:
-                judgment_submit(assignment=assignment, evaluator=user, value={"score": rng.randint(1, 5)},
-                                seconds=rng.uniform(5, 60))
+                judgment_submit(
+                    assignment=assignment,
+                    evaluator=user,
+                    value={"score": rng.randint(1, 5)},
+                    seconds=rng.uniform(5, 60),
+                )
             except Exception as exc:  # counted and reported: a bench must finish to say what broke
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 continue
@@ -373,7 +443,9 @@ def _service_worker(index: int, evaluator: dict[str, Any], project_id: int, seco
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     connection.close()
-    results.put({"claims": claims, "submits": submits, "errors": errors, "elapsed": elapsed, "cpu": cpu})
+    results.put(
+        {"claims": claims, "submits": submits, "errors": errors, "elapsed": elapsed, "cpu": cpu}
+    )
 
 
 class _Client:
@@ -384,8 +456,15 @@ class _Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, *, form: dict[str, Any] | None = None, data: Any = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        form: dict[str, Any] | None = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         head = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
         if self.cookies:
             head["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -424,8 +503,13 @@ class _Client:
     def login(self, username: str) -> None:
         self.request("GET", "/accounts/login/")
         status, headers, _ = self.request(
-            "POST", "/accounts/login/",
-            form={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": self.cookies.get("csrftoken", "")},
+            "POST",
+            "/accounts/login/",
+            form={
+                "username": username,
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": self.cookies.get("csrftoken", ""),
+            },
         )
         if status != 302 or "sessionid" not in self.cookies:
             raise RuntimeError(f"login of {username} failed: HTTP {status}")
@@ -442,8 +526,15 @@ def _signed_in(port: int, username: str) -> tuple[_Client, dict[str, int]]:
     return client, errors
 
 
-def _http_worker(index: int, evaluator: dict[str, Any], port: int, seconds: float, htmx: bool,
-                 barrier: Any, results: Any) -> None:
+def _http_worker(
+    index: int,
+    evaluator: dict[str, Any],
+    port: int,
+    seconds: float,
+    htmx: bool,
+    barrier: Any,
+    results: Any,
+) -> None:
     rng = random.Random(1000 + index)
     client, errors = _signed_in(port, evaluator["username"])
     claims: list[float] = []
@@ -474,8 +565,11 @@ def _http_worker(index: int, evaluator: dict[str, Any], port: int, seconds: floa
             if found is None:
                 break  # an empty queue for this evaluator
             served += 1
-            form = {"score": rng.randint(1, 5), "seconds": round(rng.uniform(5, 60), 1),
-                    "csrfmiddlewaretoken": client.cookies.get("csrftoken", "")}
+            form = {
+                "score": rng.randint(1, 5),
+                "seconds": round(rng.uniform(5, 60), 1),
+                "csrfmiddlewaretoken": client.cookies.get("csrftoken", ""),
+            }
             if evaluator["tag"]:
                 form["language"] = evaluator["tag"]
             t0 = time.perf_counter()
@@ -491,12 +585,21 @@ def _http_worker(index: int, evaluator: dict[str, Any], port: int, seconds: floa
     except Exception as exc:
         fail(f"{type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - start
-    results.put({"claims": claims, "submits": submits, "errors": errors, "elapsed": elapsed, "served": served,
-                 "cpu": time.process_time() - cpu_start})
+    results.put(
+        {
+            "claims": claims,
+            "submits": submits,
+            "errors": errors,
+            "elapsed": elapsed,
+            "served": served,
+            "cpu": time.process_time() - cpu_start,
+        }
+    )
 
 
-def _rest_worker(index: int, evaluator: dict[str, Any], port: int, seconds: float,
-                 barrier: Any, results: Any) -> None:
+def _rest_worker(
+    index: int, evaluator: dict[str, Any], port: int, seconds: float, barrier: Any, results: Any
+) -> None:
     """Claim and submit through the REST endpoints with the evaluator's session."""
     rng = random.Random(2000 + index)
     client, errors = _signed_in(port, evaluator["username"])
@@ -525,7 +628,9 @@ def _rest_worker(index: int, evaluator: dict[str, Any], port: int, seconds: floa
             assignment_id = json.loads(body)["id"]
             value = {"value": {"score": rng.randint(1, 5)}, "seconds": round(rng.uniform(5, 60), 1)}
             t0 = time.perf_counter()
-            status, _, body = client.request("POST", f"/api/v1/assignments/{assignment_id}/judgment/", data=value)
+            status, _, body = client.request(
+                "POST", f"/api/v1/assignments/{assignment_id}/judgment/", data=value
+            )
             if status != 201:
                 fail(f"POST judgment: HTTP {status} {body[:200]!r}")
                 break
@@ -533,8 +638,15 @@ def _rest_worker(index: int, evaluator: dict[str, Any], port: int, seconds: floa
     except Exception as exc:
         fail(f"{type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - start
-    results.put({"claims": claims, "submits": submits, "errors": errors, "elapsed": elapsed,
-                 "cpu": time.process_time() - cpu_start})
+    results.put(
+        {
+            "claims": claims,
+            "submits": submits,
+            "errors": errors,
+            "elapsed": elapsed,
+            "cpu": time.process_time() - cpu_start,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -549,14 +661,17 @@ def _watched_cpu(what: str) -> dict[int, float]:
     return processes_cpu(cmdline_contains=what)
 
 
-def _run_processes(target: Any, args_for: list[tuple[Any, ...]], *, seconds: float,
-                   watch: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], float, dict[str, float]]:
+def _run_processes(
+    target: Any, args_for: list[tuple[Any, ...]], *, seconds: float, watch: tuple[str, ...] = ()
+) -> tuple[list[dict[str, Any]], float, dict[str, float]]:
     """Start the evaluator processes, release them together, collect what they measured;
     and the CPU seconds the processes matching each `watch` string used in the timed window."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(args_for) + 1)
     results = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args, barrier, results), daemon=True) for args in args_for]
+    procs = [
+        ctx.Process(target=target, args=(*args, barrier, results), daemon=True) for args in args_for
+    ]
     for p in procs:
         p.start()
     try:
@@ -577,8 +692,16 @@ def _run_processes(target: Any, args_for: list[tuple[Any, ...]], *, seconds: flo
     return out, wall, cpu
 
 
-def _report(mode: str, out: list[dict[str, Any]], wall: float, *, cpu: float, claim_name: str,
-            submit_name: str, cpu_of: dict[str, float]) -> dict[str, Any]:
+def _report(
+    mode: str,
+    out: list[dict[str, Any]],
+    wall: float,
+    *,
+    cpu: float,
+    claim_name: str,
+    submit_name: str,
+    cpu_of: dict[str, float],
+) -> dict[str, Any]:
     claims = [x for r in out for x in r["claims"]]
     served = sum(r.get("served", len(r["claims"])) for r in out)
     submits = [x for r in out for x in r["submits"]]
@@ -589,20 +712,34 @@ def _report(mode: str, out: list[dict[str, Any]], wall: float, *, cpu: float, cl
     elapsed = max((r["elapsed"] for r in out), default=wall)
     claim_summary, submit_summary = latency_summary(claims), latency_summary(submits)
     print(f"\n[{mode}] {len(out)} evaluators, {elapsed:.1f} s, machine CPU {cpu:.0%} busy")
-    print(f"  claims/s  {served / elapsed:8.1f}   submits/s {len(submits) / elapsed:8.1f}   (judgments stored/s)")
+    print(
+        f"  claims/s  {served / elapsed:8.1f}   submits/s {len(submits) / elapsed:8.1f}   (judgments stored/s)"
+    )
     print("  " + format_latency(claim_name, claim_summary))
     print("  " + format_latency(submit_name, submit_summary))
     cpu_of = {"evaluator processes": sum(r.get("cpu", 0.0) for r in out), **cpu_of}
     per_judgment = {k: v / len(submits) * 1000 for k, v in cpu_of.items()} if submits else {}
     if per_judgment:
-        print("  CPU per judgment: " + ", ".join(f"{k} {v:.1f} ms" for k, v in per_judgment.items())
-              + f"  (2 cores ÷ the sum ≈ {2000 / sum(per_judgment.values()):.0f} judgments/s if nothing else ran)")
+        print(
+            "  CPU per judgment: "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in per_judgment.items())
+            + f"  (2 cores ÷ the sum ≈ {2000 / sum(per_judgment.values()):.0f} judgments/s if nothing else ran)"
+        )
     if errors:
         print("  errors: " + "; ".join(f"{k} ×{v}" for k, v in sorted(errors.items())))
-    return {"evaluators": len(out), "seconds": elapsed, "claims": served, "submits": len(submits),
-            "claims_per_s": served / elapsed, "submits_per_s": len(submits) / elapsed,
-            "claim": claim_summary, "submit": submit_summary, "errors": errors, "cpu_busy": cpu,
-            "cpu_ms_per_judgment": per_judgment}
+    return {
+        "evaluators": len(out),
+        "seconds": elapsed,
+        "claims": served,
+        "submits": len(submits),
+        "claims_per_s": served / elapsed,
+        "submits_per_s": len(submits) / elapsed,
+        "claim": claim_summary,
+        "submit": submit_summary,
+        "errors": errors,
+        "cpu_busy": cpu,
+        "cpu_ms_per_judgment": per_judgment,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -611,34 +748,76 @@ def _report(mode: str, out: list[dict[str, Any]], wall: float, *, cpu: float, cl
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=100_000, help="items in the queue (default 100000)")
-    parser.add_argument("--evaluators", type=int, default=32, help="concurrent evaluator processes (default 32)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="timed run per mode (default 30)")
-    parser.add_argument("--rate", type=float, default=200.0,
-                        help="judgments/s in total for the paced service run; 0 skips it (default 200)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--items", type=int, default=100_000, help="items in the queue (default 100000)"
+    )
+    parser.add_argument(
+        "--evaluators", type=int, default=32, help="concurrent evaluator processes (default 32)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="timed run per mode (default 30)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        help="judgments/s in total for the paced service run; 0 skips it (default 200)",
+    )
     parser.add_argument("--overlap", type=int, default=3, help="judgments per item, k (default 3)")
-    parser.add_argument("--languages", default="de,ar,zh,hi", help="item languages, comma-separated (default de,ar,zh,hi)")
-    parser.add_argument("--languages-per-evaluator", type=int, default=1,
-                        help="qualified languages per evaluator; above 1 they claim across all of them (default 1)")
+    parser.add_argument(
+        "--languages",
+        default="de,ar,zh,hi",
+        help="item languages, comma-separated (default de,ar,zh,hi)",
+    )
+    parser.add_argument(
+        "--languages-per-evaluator",
+        type=int,
+        default=1,
+        help="qualified languages per evaluator; above 1 they claim across all of them (default 1)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--service-only", action="store_true", help="only the service-layer run")
-    mode.add_argument("--http-only", action="store_true", help="only the HTTP runs (pages and REST)")
-    parser.add_argument("--no-rest", action="store_true", help="HTTP: the pages only, not the REST endpoints")
-    parser.add_argument("--htmx", action="store_true",
-                        help="HTTP: submit as htmx does, getting the next card in the same response")
+    mode.add_argument(
+        "--http-only", action="store_true", help="only the HTTP runs (pages and REST)"
+    )
+    parser.add_argument(
+        "--no-rest", action="store_true", help="HTTP: the pages only, not the REST endpoints"
+    )
+    parser.add_argument(
+        "--htmx",
+        action="store_true",
+        help="HTTP: submit as htmx does, getting the next card in the same response",
+    )
     # As deploy/gunicorn.conf.py: one sync worker per core, plus one that runs while
     # another waits on the database (2 cores: 206 judgments/s with 3 workers, 200 with 2,
     # 174 with 2 × 4 threads; 157 with 5).
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1,
-                        help="gunicorn worker processes (default: cores + 1, as deploy/gunicorn.conf.py)")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="PostgreSQL server to create the bench database on (default $DATABASE_URL)")
-    parser.add_argument("--db-name", default=f"parity_bench_{os.getpid()}", help="bench database name")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="gunicorn worker processes (default: cores + 1, as deploy/gunicorn.conf.py)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="PostgreSQL server to create the bench database on (default $DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--db-name", default=f"parity_bench_{os.getpid()}", help="bench database name"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
-    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the claim query")
-    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument(
+        "--explain", action="store_true", help="print EXPLAIN ANALYZE of the claim query"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="also print the figures as one JSON line"
+    )
     args = parser.parse_args(argv)
     for name in ("items", "evaluators", "overlap", "workers", "threads", "languages_per_evaluator"):
         if getattr(args, name) < 1:
@@ -671,78 +850,135 @@ def main(argv: list[str] | None = None) -> int:
         # Each evaluator process holds a connection, as does each gunicorn worker and this script.
         needed = args.evaluators + (0 if args.service_only else args.workers * args.threads) + 2
         if needed > max_connections:
-            sys.exit(f"--evaluators {args.evaluators} with {args.workers} gunicorn workers needs about {needed} "
-                     f"database connections; the server allows {max_connections} (max_connections).")
+            sys.exit(
+                f"--evaluators {args.evaluators} with {args.workers} gunicorn workers needs about {needed} "
+                f"database connections; the server allows {max_connections} (max_connections)."
+            )
         try:
-            seed = _seed(items=args.items, languages=args.language_tags, evaluators=args.evaluators,
-                         overlap=args.overlap, per_evaluator=args.languages_per_evaluator)
+            seed = _seed(
+                items=args.items,
+                languages=args.language_tags,
+                evaluators=args.evaluators,
+                overlap=args.overlap,
+                per_evaluator=args.languages_per_evaluator,
+            )
         except ValidationError as exc:
             sys.exit(f"--languages: {' '.join(exc.messages)}")
         roster = seed["roster"]
         probe_tag = roster["service"][0]["tag"] or args.language_tags[0]
         q_claim, q_submit = _queries_per_operation(seed["project_id"], probe_tag)
         print("queue benchmark")
-        print(f"  items N={args.items}  evaluators C={args.evaluators}  overlap k={args.overlap}  "
-              f"languages={','.join(args.language_tags)} ({args.languages_per_evaluator} per evaluator)  "
-              f"{args.seconds:g} s per mode")
-        print(f"  database PostgreSQL {pg_version} ({args.db_name}); machine {machine_description()}")
-        print(f"  set-up: migrate {seed['t_migrate']:.1f} s, {args.items} items loaded (COPY) in {seed['t_items']:.1f} s")
+        print(
+            f"  items N={args.items}  evaluators C={args.evaluators}  overlap k={args.overlap}  "
+            f"languages={','.join(args.language_tags)} ({args.languages_per_evaluator} per evaluator)  "
+            f"{args.seconds:g} s per mode"
+        )
+        print(
+            f"  database PostgreSQL {pg_version} ({args.db_name}); machine {machine_description()}"
+        )
+        print(
+            f"  set-up: migrate {seed['t_migrate']:.1f} s, {args.items} items loaded (COPY) in {seed['t_items']:.1f} s"
+        )
         print(f"  SQL statements: claim {q_claim}, submit {q_submit}")
         connection.close()
 
-        figures: dict[str, Any] = {"items": args.items, "evaluators": args.evaluators, "overlap": args.overlap,
-                                   "postgres": pg_version, "cores": os.cpu_count()}
+        figures: dict[str, Any] = {
+            "items": args.items,
+            "evaluators": args.evaluators,
+            "overlap": args.overlap,
+            "postgres": pg_version,
+            "cores": os.cpu_count(),
+        }
         if not args.http_only:
             cpu = cpu_busy_start()
             out, wall, cpu_of = _run_processes(
                 _service_worker,
-                [(i, ev, seed["project_id"], args.seconds, 0.0) for i, ev in enumerate(roster["service"])],
-                seconds=args.seconds, watch=(args.db_name,),
+                [
+                    (i, ev, seed["project_id"], args.seconds, 0.0)
+                    for i, ev in enumerate(roster["service"])
+                ],
+                seconds=args.seconds,
+                watch=(args.db_name,),
             )
-            figures["service"] = _report("service, back to back", out, wall, cpu=cpu_busy_since(cpu),
-                                         cpu_of={"PostgreSQL": cpu_of[args.db_name]},
-                                         claim_name="claim (item_claim_next)", submit_name="submit (judgment_submit)")
+            figures["service"] = _report(
+                "service, back to back",
+                out,
+                wall,
+                cpu=cpu_busy_since(cpu),
+                cpu_of={"PostgreSQL": cpu_of[args.db_name]},
+                claim_name="claim (item_claim_next)",
+                submit_name="submit (judgment_submit)",
+            )
             if args.rate > 0:
                 cpu = cpu_busy_start()
                 out, wall, cpu_of = _run_processes(
                     _service_worker,
-                    [(i, ev, seed["project_id"], args.seconds, args.rate / args.evaluators)
-                     for i, ev in enumerate(roster["paced"])],
-                    seconds=args.seconds, watch=(args.db_name,),
+                    [
+                        (i, ev, seed["project_id"], args.seconds, args.rate / args.evaluators)
+                        for i, ev in enumerate(roster["paced"])
+                    ],
+                    seconds=args.seconds,
+                    watch=(args.db_name,),
                 )
-                figures["paced"] = _report(f"service, paced at {args.rate:g} judgments/s in total", out, wall,
-                                           cpu_of={"PostgreSQL": cpu_of[args.db_name]},
-                                           cpu=cpu_busy_since(cpu), claim_name="claim (item_claim_next)",
-                                           submit_name="submit (judgment_submit)")
+                figures["paced"] = _report(
+                    f"service, paced at {args.rate:g} judgments/s in total",
+                    out,
+                    wall,
+                    cpu_of={"PostgreSQL": cpu_of[args.db_name]},
+                    cpu=cpu_busy_since(cpu),
+                    claim_name="claim (item_claim_next)",
+                    submit_name="submit (judgment_submit)",
+                )
         if not args.service_only:
             port = free_port()
-            server = gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=env,
-                                    ready_path="/accounts/login/", timeout=120, backlog=2048)
-            kind = f"gunicorn {args.workers} workers" + (f" × {args.threads} threads" if args.threads > 1 else "")
+            server = gunicorn_start(
+                port=port,
+                workers=args.workers,
+                threads=args.threads,
+                env=env,
+                ready_path="/accounts/login/",
+                timeout=120,
+                backlog=2048,
+            )
+            kind = f"gunicorn {args.workers} workers" + (
+                f" × {args.threads} threads" if args.threads > 1 else ""
+            )
             watch = (f"127.0.0.1:{port}", args.db_name)
             try:
                 cpu = cpu_busy_start()
                 out, wall, cpu_of = _run_processes(
                     _http_worker,
                     [(i, ev, port, args.seconds, args.htmx) for i, ev in enumerate(roster["http"])],
-                    seconds=args.seconds, watch=watch,
+                    seconds=args.seconds,
+                    watch=watch,
                 )
                 label = "http+htmx" if args.htmx else "http"
-                figures["http"] = _report(f"{label}, {kind}", out, wall, cpu=cpu_busy_since(cpu),
-                                          cpu_of={"gunicorn": cpu_of[watch[0]], "PostgreSQL": cpu_of[watch[1]]},
-                                          claim_name="claim (GET work)" if not args.htmx else "first card (GET work)",
-                                          submit_name="submit (POST, 302)" if not args.htmx else "submit + next card")
+                figures["http"] = _report(
+                    f"{label}, {kind}",
+                    out,
+                    wall,
+                    cpu=cpu_busy_since(cpu),
+                    cpu_of={"gunicorn": cpu_of[watch[0]], "PostgreSQL": cpu_of[watch[1]]},
+                    claim_name="claim (GET work)" if not args.htmx else "first card (GET work)",
+                    submit_name="submit (POST, 302)" if not args.htmx else "submit + next card",
+                )
                 if not args.no_rest:
                     cpu = cpu_busy_start()
                     out, wall, cpu_of = _run_processes(
                         _rest_worker,
                         [(i, ev, port, args.seconds) for i, ev in enumerate(roster["rest"])],
-                        seconds=args.seconds, watch=watch,
+                        seconds=args.seconds,
+                        watch=watch,
                     )
-                    figures["rest"] = _report(f"REST API, {kind}", out, wall, cpu=cpu_busy_since(cpu),
-                                              cpu_of={"gunicorn": cpu_of[watch[0]], "PostgreSQL": cpu_of[watch[1]]},
-                                              claim_name="claim (POST queue/claim/)",
-                                              submit_name="submit (POST judgment/)")
+                    figures["rest"] = _report(
+                        f"REST API, {kind}",
+                        out,
+                        wall,
+                        cpu=cpu_busy_since(cpu),
+                        cpu_of={"gunicorn": cpu_of[watch[0]], "PostgreSQL": cpu_of[watch[1]]},
+                        claim_name="claim (POST queue/claim/)",
+                        submit_name="submit (POST judgment/)",
+                    )
             finally:
                 gunicorn_stop(server)
         if args.explain:
@@ -752,12 +988,23 @@ def main(argv: list[str] | None = None) -> int:
         problems = _invariants(project_id=seed["project_id"], overlap=args.overlap)
         for mode in MODES:
             if mode in figures and figures[mode]["submits"] != _stored_judgments(mode=mode):
-                problems.append(f"{mode}: {figures[mode]['submits']} submits answered OK but "
-                                f"{_stored_judgments(mode=mode)} judgments stored")
-        print("\ninvariants: " + ("ok (≤k production judgments per item, no item judged twice by one "
-                                  "evaluator, slots add up)" if not problems else "BROKEN: " + "; ".join(problems)))
-        print(f"peak memory: bench {peak_memory_mb():.0f} MiB, largest evaluator process "
-              f"{peak_memory_mb(children=True):.0f} MiB")
+                problems.append(
+                    f"{mode}: {figures[mode]['submits']} submits answered OK but "
+                    f"{_stored_judgments(mode=mode)} judgments stored"
+                )
+        print(
+            "\ninvariants: "
+            + (
+                "ok (≤k production judgments per item, no item judged twice by one "
+                "evaluator, slots add up)"
+                if not problems
+                else "BROKEN: " + "; ".join(problems)
+            )
+        )
+        print(
+            f"peak memory: bench {peak_memory_mb():.0f} MiB, largest evaluator process "
+            f"{peak_memory_mb(children=True):.0f} MiB"
+        )
         figures["invariants_ok"] = not problems
         if args.json:
             print(json.dumps(figures))

@@ -46,20 +46,65 @@ MQM_NON_TRANSLATION = 25.0
 # el-monoton), the demo uses the plain language tag of that, the current standard; where
 # langcodes would guess the wrong script (Assyrian Neo-Aramaic as Latin), the tag names it.
 UDHR_CODES: dict[str, str] = {
-    "arb": "ar", "heb": "he", "urd": "ur", "urd_2": "ur", "pes_1": "fa", "pbu": "ps",
-    "ydd": "yi", "div": "dv", "aii": "aii-Syrc", "fuf_adlm": "fuf-Adlm",
-    "hin": "hi", "nep": "ne", "mar": "mr", "ben": "bn", "pan": "pa", "guj": "gu",
-    "tam": "ta", "tel": "te", "kan": "kn", "mal": "ml", "sin": "si",
-    "amh": "am", "tir": "ti",
-    "cmn_hans": "zh", "cmn_hans_beijing": "zh", "cmn_hant": "zh-Hant", "yue": "yue",
-    "jpn": "ja", "jpn_tokyo": "ja", "kor": "ko",
-    "tha": "th", "tha2": "th", "lao": "lo", "khm": "km", "mya": "my", "bod": "bo",
-    "kat": "ka", "hye": "hy", "ell_monotonic": "el",
-    "rus": "ru", "ukr": "uk",
-    "chr_cased": "chr", "ike": "iu", "vai": "vai", "iii": "ii", "tzm_tfng": "tzm-Tfng",
-    "swh": "sw", "yor": "yo", "hau_3": "ha", "zul": "zu", "ibo": "ig",
-    "eng": "en", "deu_1996": "de", "fra": "fr", "spa": "es", "tur": "tr", "vie": "vi",
-    "ind": "id", "pol": "pl",
+    "arb": "ar",
+    "heb": "he",
+    "urd": "ur",
+    "urd_2": "ur",
+    "pes_1": "fa",
+    "pbu": "ps",
+    "ydd": "yi",
+    "div": "dv",
+    "aii": "aii-Syrc",
+    "fuf_adlm": "fuf-Adlm",
+    "hin": "hi",
+    "nep": "ne",
+    "mar": "mr",
+    "ben": "bn",
+    "pan": "pa",
+    "guj": "gu",
+    "tam": "ta",
+    "tel": "te",
+    "kan": "kn",
+    "mal": "ml",
+    "sin": "si",
+    "amh": "am",
+    "tir": "ti",
+    "cmn_hans": "zh",
+    "cmn_hans_beijing": "zh",
+    "cmn_hant": "zh-Hant",
+    "yue": "yue",
+    "jpn": "ja",
+    "jpn_tokyo": "ja",
+    "kor": "ko",
+    "tha": "th",
+    "tha2": "th",
+    "lao": "lo",
+    "khm": "km",
+    "mya": "my",
+    "bod": "bo",
+    "kat": "ka",
+    "hye": "hy",
+    "ell_monotonic": "el",
+    "rus": "ru",
+    "ukr": "uk",
+    "chr_cased": "chr",
+    "ike": "iu",
+    "vai": "vai",
+    "iii": "ii",
+    "tzm_tfng": "tzm-Tfng",
+    "swh": "sw",
+    "yor": "yo",
+    "hau_3": "ha",
+    "zul": "zu",
+    "ibo": "ig",
+    "eng": "en",
+    "deu_1996": "de",
+    "fra": "fr",
+    "spa": "es",
+    "tur": "tr",
+    "vie": "vi",
+    "ind": "id",
+    "pol": "pl",
 }
 
 
@@ -74,7 +119,11 @@ def jsonl_gz_write(path: Path, records: Iterable[dict[str, Any]]) -> int:
     # mtime=0 and no file name in the header: the same records give the same bytes.
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, compresslevel=9, mtime=0) as gz:
         for record in records:
-            gz.write(json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+            gz.write(
+                json.dumps(
+                    record, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+                ).encode("utf-8")
+            )
             gz.write(b"\n")
             count += 1
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +165,16 @@ def mlqe_build(source: Path, out: Path) -> dict[str, Any]:
         prefix = f"{pair}-dev/"
         rows = _lines(files[f"{prefix}dev.{short}.df.short.tsv"])
         header, rows = rows[0].split("\t"), rows[1:]
-        expected = ["index", "original", "translation", "scores", "mean", "z_scores", "z_mean", "model_scores"]
+        expected = [
+            "index",
+            "original",
+            "translation",
+            "scores",
+            "mean",
+            "z_scores",
+            "z_mean",
+            "model_scores",
+        ]
         # ru-en names its first column "segid"; it is the same segment number.
         if ["index" if h == "segid" else h for h in header] != expected:
             sys.exit(f"{pair}: unexpected TSV header {header}")
@@ -124,11 +182,15 @@ def mlqe_build(source: Path, out: Path) -> dict[str, Any]:
         logprobs = _lines(files[f"{prefix}word-probas/word_probas.dev.{short}"])
         doc_ids = _lines(files[f"{prefix}dev.doc_ids"])[1:]
         if not len(rows) == len(tokens) == len(logprobs) == len(doc_ids):
-            sys.exit(f"{pair}: {len(rows)} rows, {len(tokens)} token lines, {len(logprobs)} log-prob lines, "
-                     f"{len(doc_ids)} doc ids")
+            sys.exit(
+                f"{pair}: {len(rows)} rows, {len(tokens)} token lines, {len(logprobs)} log-prob lines, "
+                f"{len(doc_ids)} doc ids"
+            )
         records = []
         spelled_differently = 0
-        for row, token_line, logprob_line, doc_id in zip(rows, tokens, logprobs, doc_ids, strict=True):
+        for row, token_line, logprob_line, doc_id in zip(
+            rows, tokens, logprobs, doc_ids, strict=True
+        ):
             cells = row.split("\t")
             if len(cells) != len(expected):
                 sys.exit(f"{pair}: a row has {len(cells)} cells, not {len(expected)}")
@@ -138,23 +200,27 @@ def mlqe_build(source: Path, out: Path) -> dict[str, Any]:
             values = [float(v) for v in logprob_line.split()]
             # The model scored one more position than there are tokens: the end of sentence.
             if len(values) != len(token_list) + 1:
-                sys.exit(f"{pair} #{index}: {len(token_list)} tokens but {len(values)} log-probabilities")
+                sys.exit(
+                    f"{pair} #{index}: {len(token_list)} tokens but {len(values)} log-probabilities"
+                )
             if any(v > 0 for v in values):
                 sys.exit(f"{pair} #{index}: a log-probability above 0")
             if _spelling(token_line) != _spelling(translation):
                 spelled_differently += 1
-            records.append({
-                "index": int(index),
-                "doc_id": doc_id,
-                "original": original,
-                "translation": translation,
-                "scores": [int(s) for s in json.loads(scores)],
-                "mean": round(float(mean), 4),
-                "z_mean": round(float(z_mean), 4),
-                "model_score": round(float(model_score), 4),
-                "tokens": [*token_list, EOS],
-                "token_logprobs": values,
-            })
+            records.append(
+                {
+                    "index": int(index),
+                    "doc_id": doc_id,
+                    "original": original,
+                    "translation": translation,
+                    "scores": [int(s) for s in json.loads(scores)],
+                    "mean": round(float(mean), 4),
+                    "z_mean": round(float(z_mean), 4),
+                    "model_score": round(float(model_score), 4),
+                    "tokens": [*token_list, EOS],
+                    "token_logprobs": values,
+                }
+            )
         count = jsonl_gz_write(out / "mlqe-pe" / f"{pair}.jsonl.gz", records)
         report[pair] = {
             "segments": count,
@@ -200,22 +266,51 @@ def wmt_build(source: Path, out: Path) -> dict[str, Any]:
         text = _tar_texts(source / "wmt23-mqm" / f"{name}.tar.gz")[name]
         lines = _lines(text)
         header = lines[0].split("\t")[:10]
-        if header != ["system", "doc", "docSegId", "globalSegId", "rater", "source", "target", "category",
-                      "severity", "metadata"]:
+        if header != [
+            "system",
+            "doc",
+            "docSegId",
+            "globalSegId",
+            "rater",
+            "source",
+            "target",
+            "category",
+            "severity",
+            "metadata",
+        ]:
             sys.exit(f"{lp}: unexpected TSV header {header}")
         segments: dict[int, dict[str, Any]] = {}
         # Averages the data set recorded itself (a running figure saved with each row),
         # to check the penalty rule against: (segment, system) -> values seen.
         recorded: dict[tuple[int, str], set[float]] = defaultdict(set)
         for line in lines[1:]:
-            system, doc, doc_seg_id, global_seg_id, rater, src, target, category, severity, metadata = (
-                line.split("\t")[:10]
-            )
+            (
+                system,
+                doc,
+                doc_seg_id,
+                global_seg_id,
+                rater,
+                src,
+                target,
+                category,
+                severity,
+                metadata,
+            ) = line.split("\t")[:10]
             seg_key = int(global_seg_id)
-            seg = segments.setdefault(seg_key, {
-                "global_seg_id": seg_key, "doc": doc, "doc_seg_id": int(doc_seg_id), "source": _unmark(src),
-                "targets": {}, "penalties": {}, "errors": {}, "rated_at": {}, "attention_checks": [],
-            })
+            seg = segments.setdefault(
+                seg_key,
+                {
+                    "global_seg_id": seg_key,
+                    "doc": doc,
+                    "doc_seg_id": int(doc_seg_id),
+                    "source": _unmark(src),
+                    "targets": {},
+                    "penalties": {},
+                    "errors": {},
+                    "rated_at": {},
+                    "attention_checks": [],
+                },
+            )
             target_text = _unmark(target)
             if system in seg["targets"] and seg["targets"][system] != target_text:
                 sys.exit(f"{lp} segment {seg_key} {system}: two different targets")
@@ -226,12 +321,18 @@ def wmt_build(source: Path, out: Path) -> dict[str, Any]:
                 meta = {}
             if severity == "HOTW-test":
                 # The data set's attention check: an error planted in the text; "Found" or "Missed".
-                seg["attention_checks"].append({"system": system, "rater": rater, "found": category == "Found"})
+                seg["attention_checks"].append(
+                    {"system": system, "rater": rater, "found": category == "Found"}
+                )
                 continue
             penalties = seg["penalties"].setdefault(system, {})
-            penalties[rater] = round(penalties.get(rater, 0.0) + mqm_penalty(category=category, severity=severity), 4)
+            penalties[rater] = round(
+                penalties.get(rater, 0.0) + mqm_penalty(category=category, severity=severity), 4
+            )
             if category != "No-error":
-                seg["errors"].setdefault(system, {}).setdefault(rater, []).append([category, severity])
+                seg["errors"].setdefault(system, {}).setdefault(rater, []).append(
+                    [category, severity]
+                )
             timestamp = meta.get("timestamp")
             if isinstance(timestamp, int):
                 rated = seg["rated_at"].setdefault(system, {})
@@ -245,19 +346,25 @@ def wmt_build(source: Path, out: Path) -> dict[str, Any]:
             raters = {r for per_system in seg["penalties"].values() for r in per_system}
             for system in seg["targets"]:
                 if set(seg["penalties"].get(system, {})) != raters:
-                    sys.exit(f"{lp} segment {seg['global_seg_id']} {system}: not scored by all of {sorted(raters)}")
+                    sys.exit(
+                        f"{lp} segment {seg['global_seg_id']} {system}: not scored by all of {sorted(raters)}"
+                    )
         # The recorded figure is saved as the rater works, so a row saved before the
         # rater's last error shows a lower average; match means the rule is right.
         matched = compared = 0
         for (seg_key, system), values in recorded.items():
-            if "_with_" in system:  # en-de: scored again beside another system; the figure is the other run's
+            if (
+                "_with_" in system
+            ):  # en-de: scored again beside another system; the figure is the other run's
                 continue
             compared += 1
             penalties = segments[seg_key]["penalties"][system].values()
             matched += round(statistics.mean(penalties), 3) in values
         systems = sorted({s for seg in records for s in seg["targets"]})
         per_system = {
-            s: round(statistics.mean(statistics.mean(seg["penalties"][s].values()) for seg in records), 2)
+            s: round(
+                statistics.mean(statistics.mean(seg["penalties"][s].values()) for seg in records), 2
+            )
             for s in systems
         }
         count = jsonl_gz_write(out / "wmt23-mqm" / f"{lp}.jsonl.gz", records)
@@ -286,15 +393,17 @@ def udhr_build(source: Path, out: Path) -> dict[str, Any]:
     items = []
     for code, tag in UDHR_CODES.items():
         entry = by_code[code]
-        items.append({
-            "code": code,
-            "bcp47": tag,
-            "source_bcp47": entry["bcp47"],
-            "name": entry["name"],
-            "dir": entry["dir"],
-            "script": entry["script"],
-            "article1": entry["article1"],
-        })
+        items.append(
+            {
+                "code": code,
+                "bcp47": tag,
+                "source_bcp47": entry["bcp47"],
+                "name": entry["name"],
+                "dir": entry["dir"],
+                "script": entry["script"],
+                "article1": entry["article1"],
+            }
+        )
     doc = {
         "source": data.get("source"),
         "commit": data.get("commit"),
@@ -304,20 +413,32 @@ def udhr_build(source: Path, out: Path) -> dict[str, Any]:
     path = out / "udhr" / "article1.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return {"translations": len(items), "languages": len({i["bcp47"] for i in items}),
-            "scripts": len({i["script"] for i in items}), "rtl": len({i["bcp47"] for i in items if i["dir"] == "rtl"})}
+    return {
+        "translations": len(items),
+        "languages": len({i["bcp47"] for i in items}),
+        "scripts": len({i["script"] for i in items}),
+        "rtl": len({i["bcp47"] for i in items if i["dir"] == "rtl"}),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, required=True,
-                        help="folder with the downloads: mlqe-pe/, wmt23-mqm/ and udhr/ (see data/README.md)")
-    parser.add_argument("--out", type=Path, default=here, help="where to write (default: this folder)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        help="folder with the downloads: mlqe-pe/, wmt23-mqm/ and udhr/ (see data/README.md)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=here, help="where to write (default: this folder)"
+    )
     args = parser.parse_args(argv)
     for sub in ("mlqe-pe", "wmt23-mqm", "udhr"):
         if not (args.source / sub).is_dir():
-            parser.error(f"{args.source / sub} does not exist; --source must hold mlqe-pe/, wmt23-mqm/ and udhr/")
+            parser.error(
+                f"{args.source / sub} does not exist; --source must hold mlqe-pe/, wmt23-mqm/ and udhr/"
+            )
     report = {
         "mlqe-pe": mlqe_build(args.source, args.out),
         "wmt23-mqm": wmt_build(args.source, args.out),

@@ -18,7 +18,14 @@ from guidelines.models import (
 class GuidelineVersionInline(admin.TabularInline):
     model = GuidelineVersion
     extra = 0
-    fields = readonly_fields = ("major", "minor", "patch", "changelog", "published_by", "published_at")
+    fields = readonly_fields = (
+        "major",
+        "minor",
+        "patch",
+        "changelog",
+        "published_by",
+        "published_at",
+    )
     can_delete = False
     show_change_link = True
 
@@ -39,7 +46,15 @@ class GuidelineVersionAdmin(admin.ModelAdmin):
     list_display = ["guideline", "version", "published_by", "published_at"]
     list_filter = ["guideline__project"]
     # Published versions are history; a change is a new version (publish from the lead page).
-    readonly_fields = ["guideline", "major", "minor", "patch", "body", "published_by", "published_at"]
+    readonly_fields = [
+        "guideline",
+        "major",
+        "minor",
+        "patch",
+        "body",
+        "published_by",
+        "published_at",
+    ]
     inlines = [GuidelineTranslationInline]
 
 
@@ -58,13 +73,30 @@ class GuidelineAcknowledgementAdmin(admin.ModelAdmin):
 class CalibrationAttemptInline(admin.TabularInline):
     model = CalibrationAttempt
     extra = 0
-    fields = readonly_fields = ("evaluator", "number", "verdict", "correct", "total", "score", "started_at", "finished_at")
+    fields = readonly_fields = (
+        "evaluator",
+        "number",
+        "verdict",
+        "correct",
+        "total",
+        "score",
+        "started_at",
+        "finished_at",
+    )
     can_delete = False
 
 
 @admin.register(CalibrationRound)
 class CalibrationRoundAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "project", "language", "guideline_version", "status", "pass_mark", "cooldown_seconds"]
+    list_display = [
+        "__str__",
+        "project",
+        "language",
+        "guideline_version",
+        "status",
+        "pass_mark",
+        "cooldown_seconds",
+    ]
     list_filter = ["status", "project", "language"]
     raw_id_fields = ["gold_items"]
     inlines = [CalibrationAttemptInline]

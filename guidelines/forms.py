@@ -31,10 +31,16 @@ def tolerance_from_post(*, project: Project, data: QueryDict) -> dict[str, Any]:
 
 
 class PublishForm(forms.Form):
-    body = forms.CharField(label=_("Guideline (Markdown)"), widget=forms.Textarea(attrs={"rows": 24, "dir": "auto"}),
-                           strip=False)
-    changelog = forms.CharField(label=_("What changed"), required=False,
-                                widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}))
+    body = forms.CharField(
+        label=_("Guideline (Markdown)"),
+        widget=forms.Textarea(attrs={"rows": 24, "dir": "auto"}),
+        strip=False,
+    )
+    changelog = forms.CharField(
+        label=_("What changed"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+    )
     bump = forms.ChoiceField(
         label=_("Publish as"),
         choices=[
@@ -45,40 +51,67 @@ class PublishForm(forms.Form):
         initial="minor",
         widget=forms.RadioSelect,
     )
-    source_language = forms.CharField(label=_("Source language (first version only)"), required=False,
-                                      initial="en", max_length=35)
+    source_language = forms.CharField(
+        label=_("Source language (first version only)"), required=False, initial="en", max_length=35
+    )
 
 
 class TranslationForm(forms.Form):
     language = forms.CharField(label=_("Language (BCP 47 tag)"), max_length=35)
-    body = forms.CharField(label=_("Translation (Markdown)"), widget=forms.Textarea(attrs={"rows": 20}), strip=False)
+    body = forms.CharField(
+        label=_("Translation (Markdown)"), widget=forms.Textarea(attrs={"rows": 20}), strip=False
+    )
 
 
 class RoundForm(forms.Form):
     name = forms.CharField(label=_("Name"), required=False, max_length=200)
     language = forms.CharField(label=_("Language"), max_length=35)
     # A CharField, so a pass mark of "1.5" reaches the service and gets its specific message.
-    pass_mark = forms.CharField(label=_("Pass mark (share right, 0–1)"), initial="0.8", max_length=20)
+    pass_mark = forms.CharField(
+        label=_("Pass mark (share right, 0–1)"), initial="0.8", max_length=20
+    )
     cooldown_seconds = forms.IntegerField(label=_("Retry cool-down (seconds)"), initial=3600)
 
 
 class GoldCreateForm(forms.Form):
     external_id = forms.CharField(label=_("External id"), max_length=200)
     language = forms.CharField(label=_("Language"), max_length=35)
-    prompt = forms.CharField(label=_("Prompt"), required=False, widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
-                             strip=False)
-    prompt_language = forms.CharField(label=_("Language of the prompt, if another (BCP 47 tag)"), required=False,
-                                      max_length=35)
-    response = forms.CharField(label=_("Response"), required=False,
-                               widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}), strip=False)
-    response_a = forms.CharField(label=_("Response A"), required=False,
-                                 widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}), strip=False)
-    response_b = forms.CharField(label=_("Response B"), required=False,
-                                 widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}), strip=False)
-    explanation = forms.CharField(label=_("Explanation (shown after answering in calibration)"), required=False,
-                                  widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}))
+    prompt = forms.CharField(
+        label=_("Prompt"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+        strip=False,
+    )
+    prompt_language = forms.CharField(
+        label=_("Language of the prompt, if another (BCP 47 tag)"), required=False, max_length=35
+    )
+    response = forms.CharField(
+        label=_("Response"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+        strip=False,
+    )
+    response_a = forms.CharField(
+        label=_("Response A"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+        strip=False,
+    )
+    response_b = forms.CharField(
+        label=_("Response B"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+        strip=False,
+    )
+    explanation = forms.CharField(
+        label=_("Explanation (shown after answering in calibration)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+    )
 
 
 class ExampleForm(forms.Form):
     external_id = forms.CharField(label=_("Item (external id)"), max_length=200)
-    explanation = forms.CharField(label=_("Why"), widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}))
+    explanation = forms.CharField(
+        label=_("Why"), widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"})
+    )

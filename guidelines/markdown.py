@@ -22,7 +22,9 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "*": {"lang", "dir", "title"},
 }
 
-_md = MarkdownIt("commonmark", {"html": True, "typographer": False}).enable(["table", "strikethrough"])
+_md = MarkdownIt("commonmark", {"html": True, "typographer": False}).enable(
+    ["table", "strikethrough"]
+)
 # markdown-it would print a refused link as its literal source, `[x](javascript:…)`; letting
 # every link through to nh3 leaves one sanitiser deciding, and the link text without a URL.
 _md.validateLink = lambda url: True  # type: ignore[method-assign]  # markdown-it's documented hook

@@ -45,7 +45,9 @@ class GuidelineVersion(models.Model):
     class Meta:
         ordering = ["-major", "-minor", "-patch"]
         constraints = [
-            models.UniqueConstraint(fields=["guideline", "major", "minor", "patch"], name="guideline_version_unique"),
+            models.UniqueConstraint(
+                fields=["guideline", "major", "minor", "patch"], name="guideline_version_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -57,7 +59,9 @@ class GuidelineVersion(models.Model):
 
 
 class GuidelineTranslation(models.Model):
-    version = models.ForeignKey(GuidelineVersion, on_delete=models.CASCADE, related_name="translations")
+    version = models.ForeignKey(
+        GuidelineVersion, on_delete=models.CASCADE, related_name="translations"
+    )
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
     body = models.TextField(_("body (Markdown)"))
     translated_by = models.ForeignKey(
@@ -67,7 +71,9 @@ class GuidelineTranslation(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["version", "language"], name="guideline_translation_unique"),
+            models.UniqueConstraint(
+                fields=["version", "language"], name="guideline_translation_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -91,7 +97,9 @@ class WorkedExample(models.Model):
     class Meta:
         ordering = ["position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["guideline", "item"], name="worked_example_item_unique"),
+            models.UniqueConstraint(
+                fields=["guideline", "item"], name="worked_example_item_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -101,13 +109,19 @@ class WorkedExample(models.Model):
 class GuidelineAcknowledgement(models.Model):
     """An evaluator read this version (the history behind Qualification.acknowledged_version)."""
 
-    version = models.ForeignKey(GuidelineVersion, on_delete=models.CASCADE, related_name="acknowledgements")
-    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(
+        GuidelineVersion, on_delete=models.CASCADE, related_name="acknowledgements"
+    )
+    evaluator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["version", "evaluator"], name="guideline_acknowledgement_unique"),
+            models.UniqueConstraint(
+                fields=["version", "evaluator"], name="guideline_acknowledgement_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -121,7 +135,9 @@ class CalibrationRoundStatus(models.TextChoices):
 
 
 class CalibrationRound(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="calibration_rounds")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="calibration_rounds"
+    )
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
     # The guideline version the round tests; evaluators are routed to an open round of the
     # project's current major version.
@@ -129,7 +145,9 @@ class CalibrationRound(models.Model):
     name = models.CharField(_("name"), max_length=200, blank=True)
     pass_mark = models.FloatField(_("pass mark (share correct, 0–1)"))
     cooldown_seconds = models.PositiveIntegerField(_("retry cool-down (seconds)"), default=3600)
-    status = models.CharField(max_length=6, choices=CalibrationRoundStatus.choices, default=CalibrationRoundStatus.DRAFT)
+    status = models.CharField(
+        max_length=6, choices=CalibrationRoundStatus.choices, default=CalibrationRoundStatus.DRAFT
+    )
     gold_items = models.ManyToManyField(Item, related_name="calibration_rounds", blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -142,10 +160,12 @@ class CalibrationRound(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(pass_mark__gte=0) & Q(pass_mark__lte=1), name="calibration_round_pass_mark_0_1"
+                condition=Q(pass_mark__gte=0) & Q(pass_mark__lte=1),
+                name="calibration_round_pass_mark_0_1",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=[c.value for c in CalibrationRoundStatus]), name="calibration_round_status_valid"
+                condition=Q(status__in=[c.value for c in CalibrationRoundStatus]),
+                name="calibration_round_status_valid",
             ),
             # Routing an evaluator to "the" round of their language needs at most one open.
             models.UniqueConstraint(
@@ -156,7 +176,10 @@ class CalibrationRound(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or f"{self.project.slug} · {self.language.tag} · {self.guideline_version or '—'}"
+        return (
+            self.name
+            or f"{self.project.slug} · {self.language.tag} · {self.guideline_version or '—'}"
+        )
 
 
 class AttemptVerdict(models.TextChoices):
@@ -175,7 +198,9 @@ class CalibrationAttempt(models.Model):
     # (a reload shows the same next item; a retry gets another seed and another order).
     seed = models.BigIntegerField()
     order = models.JSONField(default=list)
-    verdict = models.CharField(max_length=11, choices=AttemptVerdict.choices, default=AttemptVerdict.IN_PROGRESS)
+    verdict = models.CharField(
+        max_length=11, choices=AttemptVerdict.choices, default=AttemptVerdict.IN_PROGRESS
+    )
     correct = models.PositiveSmallIntegerField(default=0)
     total = models.PositiveSmallIntegerField(default=0)
     score = models.FloatField(null=True, blank=True)
@@ -185,7 +210,9 @@ class CalibrationAttempt(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["round", "evaluator", "number"], name="calibration_attempt_number_unique"),
+            models.UniqueConstraint(
+                fields=["round", "evaluator", "number"], name="calibration_attempt_number_unique"
+            ),
             # Two tabs starting at once get one attempt, not two.
             models.UniqueConstraint(
                 fields=["round", "evaluator"],
@@ -193,10 +220,12 @@ class CalibrationAttempt(models.Model):
                 name="calibration_attempt_one_in_progress",
             ),
             models.CheckConstraint(
-                condition=Q(verdict__in=[c.value for c in AttemptVerdict]), name="calibration_attempt_verdict_valid"
+                condition=Q(verdict__in=[c.value for c in AttemptVerdict]),
+                name="calibration_attempt_verdict_valid",
             ),
             models.CheckConstraint(
-                condition=Q(verdict="in_progress") | Q(finished_at__isnull=False, score__isnull=False),
+                condition=Q(verdict="in_progress")
+                | Q(finished_at__isnull=False, score__isnull=False),
                 name="calibration_attempt_finished_has_score",
             ),
             models.CheckConstraint(
@@ -206,7 +235,9 @@ class CalibrationAttempt(models.Model):
         ]
         indexes = [
             # calibration_state: an evaluator's latest attempt in a round.
-            models.Index(fields=["evaluator", "round", "-started_at"], name="calibration_attempt_latest"),
+            models.Index(
+                fields=["evaluator", "round", "-started_at"], name="calibration_attempt_latest"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -93,15 +93,24 @@ def guideline_text(*, version: GuidelineVersion, language: Language | None) -> G
     requested = language or source
     translation = None
     if requested.pk != source.pk:
-        translation = GuidelineTranslation.objects.filter(version=version, language=requested).first()
+        translation = GuidelineTranslation.objects.filter(
+            version=version, language=requested
+        ).first()
     if translation is not None:
-        return GuidelineText(version, markdown_render(translation.body), requested, requested, False)
-    return GuidelineText(version, markdown_render(version.body), source, requested, requested.pk != source.pk)
+        return GuidelineText(
+            version, markdown_render(translation.body), requested, requested, False
+        )
+    return GuidelineText(
+        version, markdown_render(version.body), source, requested, requested.pk != source.pk
+    )
 
 
 def guideline_translations(*, version: GuidelineVersion) -> dict[int, GuidelineTranslation]:
     """Translations of a version by language id."""
-    return {t.language_id: t for t in GuidelineTranslation.objects.filter(version=version).select_related("language")}
+    return {
+        t.language_id: t
+        for t in GuidelineTranslation.objects.filter(version=version).select_related("language")
+    }
 
 
 @dataclass(frozen=True)
@@ -200,7 +209,9 @@ class ExampleView:
 def worked_examples(*, project: Project, language: Language | None = None) -> list[ExampleView]:
     """The guideline's worked examples; in a language first, then the rest."""
     examples = list(
-        WorkedExample.objects.filter(guideline__project=project).select_related("item__language").order_by("position", "id")
+        WorkedExample.objects.filter(guideline__project=project)
+        .select_related("item__language")
+        .order_by("position", "id")
     )
     if language is not None:
         examples.sort(key=lambda e: e.item.language_id != language.pk)
@@ -213,7 +224,9 @@ def project_language_get(*, project: Project, tag: str | None) -> Language | Non
         return None
     language = project.languages.filter(tag=tag).first()
     if language is None:
-        guideline = Guideline.objects.select_related("source_language").filter(project=project).first()
+        guideline = (
+            Guideline.objects.select_related("source_language").filter(project=project).first()
+        )
         if guideline is not None and guideline.source_language.tag == tag:
             return guideline.source_language
     return language
@@ -231,7 +244,9 @@ def calibration_round_for(*, project: Project, language: Language) -> Calibratio
         .filter(project=project, language=language, status=CalibrationRoundStatus.OPEN)
         .first()
     )
-    if calibration_round is None or not same_major(calibration_round.guideline_version, project.guideline_version):
+    if calibration_round is None or not same_major(
+        calibration_round.guideline_version, project.guideline_version
+    ):
         return None
     return calibration_round
 
@@ -264,7 +279,9 @@ class CalibrationState:
 
 
 def calibration_state(*, evaluator: User, project: Project, language: Language) -> CalibrationState:
-    qualification = Qualification.objects.filter(evaluator=evaluator, project=project, language=language).first()
+    qualification = Qualification.objects.filter(
+        evaluator=evaluator, project=project, language=language
+    ).first()
     needs_ack = bool(
         project.guideline_version
         and qualification is not None
@@ -274,11 +291,19 @@ def calibration_state(*, evaluator: User, project: Project, language: Language) 
     state = CalibrationState(qualification, needs_ack, calibration_round, None, None, None)
     if calibration_round is None:
         return state
-    attempts = CalibrationAttempt.objects.filter(round=calibration_round, evaluator=evaluator).order_by("-number")
+    attempts = CalibrationAttempt.objects.filter(
+        round=calibration_round, evaluator=evaluator
+    ).order_by("-number")
     state.attempt = attempts.filter(verdict=AttemptVerdict.IN_PROGRESS).first()
     state.last = attempts.exclude(verdict=AttemptVerdict.IN_PROGRESS).first()
-    if state.last is not None and state.last.verdict == AttemptVerdict.FAILED and state.last.finished_at is not None:
-        state.retry_at = state.last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
+    if (
+        state.last is not None
+        and state.last.verdict == AttemptVerdict.FAILED
+        and state.last.finished_at is not None
+    ):
+        state.retry_at = state.last.finished_at + timedelta(
+            seconds=calibration_round.cooldown_seconds
+        )
     return state
 
 
@@ -303,7 +328,9 @@ class NotAnswered(Exception):
 
 def calibration_answered(*, evaluator: User, assignment_id: int) -> bool:
     return Judgment.objects.filter(
-        assignment_id=assignment_id, assignment__kind=AssignmentKind.CALIBRATION, evaluator=evaluator
+        assignment_id=assignment_id,
+        assignment__kind=AssignmentKind.CALIBRATION,
+        evaluator=evaluator,
     ).exists()
 
 
@@ -319,7 +346,9 @@ def calibration_feedback(*, evaluator: User, assignment_id: int) -> Feedback:
     judgment = Judgment.objects.filter(assignment=assignment, is_current=True).first()
     if judgment is None:
         raise NotAnswered
-    attempt = CalibrationAttempt.objects.select_related("round").get(pk=assignment.calibration_attempt_id or 0)
+    attempt = CalibrationAttempt.objects.select_related("round").get(
+        pk=assignment.calibration_attempt_id or 0
+    )
     item = assignment.item
     project = item.project
     gold = item.gold
@@ -333,8 +362,12 @@ def calibration_feedback(*, evaluator: User, assignment_id: int) -> Feedback:
         gold=value_label(project=project, value=gold.value),
         tolerance=tolerance_label(project=project, tolerance=gold.tolerance),
         explanation=gold.explanation,
-        correct=gold_matches(task_type=project.task_type, gold_value=gold.value, tolerance=gold.tolerance,
-                             value=judgment.value),
+        correct=gold_matches(
+            task_type=project.task_type,
+            gold_value=gold.value,
+            tolerance=gold.tolerance,
+            value=judgment.value,
+        ),
         position=position,
         total=len(order),
         finished=attempt.verdict != AttemptVerdict.IN_PROGRESS,
@@ -353,14 +386,18 @@ def rounds_for_project(*, project: Project) -> QuerySet[CalibrationRound]:
         .annotate(
             n_items=Count("gold_items", distinct=True),
             n_attempts=Count("attempts", distinct=True),
-            n_passed=Count("attempts", filter=Q(attempts__verdict=AttemptVerdict.PASSED), distinct=True),
+            n_passed=Count(
+                "attempts", filter=Q(attempts__verdict=AttemptVerdict.PASSED), distinct=True
+            ),
         )
         .order_by("-created_at", "-id")
     )
 
 
 def gold_items(*, project: Project, language: Language | None = None) -> QuerySet[Item]:
-    qs = Item.objects.filter(project=project, is_gold=True, gold__isnull=False).select_related("gold", "language")
+    qs = Item.objects.filter(project=project, is_gold=True, gold__isnull=False).select_related(
+        "gold", "language"
+    )
     if language is not None:
         qs = qs.filter(language=language)
     return qs.order_by("language__tag", "external_id")
@@ -399,7 +436,9 @@ class ItemStats:
         return self.missed / self.answered if self.answered else None
 
 
-def round_report(*, calibration_round: CalibrationRound) -> tuple[list[AttemptRow], list[ItemStats]]:
+def round_report(
+    *, calibration_round: CalibrationRound
+) -> tuple[list[AttemptRow], list[ItemStats]]:
     """Attempts per evaluator, and per gold item the share of answers that missed it and
     what was answered — items most people miss point at an ambiguous guideline."""
     project = calibration_round.project
@@ -410,9 +449,16 @@ def round_report(*, calibration_round: CalibrationRound) -> tuple[list[AttemptRo
     )
     by_evaluator: dict[int, AttemptRow] = {}
     for attempt in attempts:
-        by_evaluator.setdefault(attempt.evaluator_id, AttemptRow(attempt.evaluator, [])).attempts.append(attempt)
-    items = list(calibration_round.gold_items.select_related("gold", "language").order_by("external_id"))
-    stats = {item.pk: ItemStats(item, value_label(project=project, value=item.gold.value)) for item in items}
+        by_evaluator.setdefault(
+            attempt.evaluator_id, AttemptRow(attempt.evaluator, [])
+        ).attempts.append(attempt)
+    items = list(
+        calibration_round.gold_items.select_related("gold", "language").order_by("external_id")
+    )
+    stats = {
+        item.pk: ItemStats(item, value_label(project=project, value=item.gold.value))
+        for item in items
+    }
     answers: dict[int, Counter[str]] = defaultdict(Counter)
     correct_of: dict[tuple[int, str], bool] = {}
     judgments = Judgment.objects.filter(
@@ -424,15 +470,23 @@ def round_report(*, calibration_round: CalibrationRound) -> tuple[list[AttemptRo
     for judgment in judgments:
         row = stats[judgment.item_id]
         gold = row.item.gold
-        hit = gold_matches(task_type=project.task_type, gold_value=gold.value, tolerance=gold.tolerance,
-                           value=judgment.value)
+        hit = gold_matches(
+            task_type=project.task_type,
+            gold_value=gold.value,
+            tolerance=gold.tolerance,
+            value=judgment.value,
+        )
         row.answered += 1
         row.missed += 0 if hit else 1
-        label = value_label(project=project, value={k: v for k, v in judgment.value.items() if k != "comment"})
+        label = value_label(
+            project=project, value={k: v for k, v in judgment.value.items() if k != "comment"}
+        )
         answers[judgment.item_id][label] += 1
         correct_of[(judgment.item_id, label)] = hit
     for item_id, counter in answers.items():
-        stats[item_id].answers = [(label, n, correct_of[(item_id, label)]) for label, n in counter.most_common()]
+        stats[item_id].answers = [
+            (label, n, correct_of[(item_id, label)]) for label, n in counter.most_common()
+        ]
     ordered = sorted(stats.values(), key=lambda s: (-(s.miss_share or 0), s.item.external_id))
     return list(by_evaluator.values()), ordered
 
@@ -494,13 +548,22 @@ def too_fast_report(
     )
     rows_raw = list(grouped)
     users = {u.pk: u for u in _users([r["evaluator_id"] for r in rows_raw])}
-    languages = {lang.pk: lang for lang in Language.objects.filter(pk__in=[r["item__language_id"] for r in rows_raw])}
+    languages = {
+        lang.pk: lang
+        for lang in Language.objects.filter(pk__in=[r["item__language_id"] for r in rows_raw])
+    }
     rows = [
-        TooFastRow(users[r["evaluator_id"]], languages[r["item__language_id"]], r["flagged"], r["judged"])
+        TooFastRow(
+            users[r["evaluator_id"]], languages[r["item__language_id"]], r["flagged"], r["judged"]
+        )
         for r in rows_raw
     ]
     latest = []
-    for judgment in base.filter(too_fast=True).select_related("item__language", "evaluator__evaluator_profile").order_by("-created_at")[:limit]:
+    for judgment in (
+        base.filter(too_fast=True)
+        .select_related("item__language", "evaluator__evaluator_profile")
+        .order_by("-created_at")[:limit]
+    ):
         chars = len(judgment.item.shown_text)
         speed = chars / judgment.seconds if judgment.seconds else None
         latest.append(TooFastJudgment(judgment, chars, speed))
@@ -513,7 +576,9 @@ def _users(ids: list[int]) -> QuerySet[Any]:
 
 def evaluator_languages_in(*, evaluator: User, project: Project) -> list[Qualification]:
     return list(
-        Qualification.objects.filter(evaluator=evaluator, project=project).select_related("language").order_by("language__tag")
+        Qualification.objects.filter(evaluator=evaluator, project=project)
+        .select_related("language")
+        .order_by("language__tag")
     )
 
 
@@ -549,16 +614,23 @@ def major_bump_impact(*, project: Project) -> list[MajorBumpImpact]:
         blocked[language_id].append(pseudonym or f"evaluator-{evaluator_id}")
     gold = dict(
         Item.objects.filter(project=project, is_gold=True, gold__isnull=False)
-        .order_by().values_list("language_id").annotate(n=Count("id"))
+        .order_by()
+        .values_list("language_id")
+        .annotate(n=Count("id"))
     )
     rounds: dict[int, CalibrationRound] = {}
     for calibration_round in (
         CalibrationRound.objects.filter(project=project, gold_items__isnull=False)
-        .distinct().order_by("-created_at", "-id")
+        .distinct()
+        .order_by("-created_at", "-id")
     ):
         rounds.setdefault(calibration_round.language_id, calibration_round)
     return [
-        MajorBumpImpact(language=language, blocked=blocked.get(language.pk, []), gold_count=gold.get(language.pk, 0),
-                        last_round=rounds.get(language.pk))
+        MajorBumpImpact(
+            language=language,
+            blocked=blocked.get(language.pk, []),
+            gold_count=gold.get(language.pk, 0),
+            last_round=rounds.get(language.pk),
+        )
         for language in project.languages.order_by("tag")
     ]

@@ -86,7 +86,7 @@ class CooldownActive(ValidationError):
 
 
 def version_parse(version: str) -> tuple[int, int, int]:
-    """"1.2.3" → (1, 2, 3); ValidationError for anything else."""
+    """ "1.2.3" → (1, 2, 3); ValidationError for anything else."""
     parts = (version or "").split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValidationError(f"{version!r} is not a version of the form major.minor.patch")
@@ -108,7 +108,9 @@ def _project_language(project: Project, tag: str) -> Language:
     if language is None:
         have = ", ".join(project.languages.order_by("tag").values_list("tag", flat=True)) or "none"
         raise ValidationError(
-            _("Project %(project)s has no language %(tag)r (its languages: %(have)s). Add the language to the project first.")
+            _(
+                "Project %(project)s has no language %(tag)r (its languages: %(have)s). Add the language to the project first."
+            )
             % {"project": project.slug, "tag": normal, "have": have}
         )
     return language
@@ -151,7 +153,9 @@ def _version_next(
         )
     if not changelog:
         raise ValidationError(
-            _("changelog: say what changed since version %(version)s, so evaluators know what to re-read.")
+            _(
+                "changelog: say what changed since version %(version)s, so evaluators know what to re-read."
+            )
             % {"version": previous.version}
         )
     major, minor, patch = previous.major, previous.minor, previous.patch
@@ -180,7 +184,10 @@ def guideline_publish(
     body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
     changelog = text_clean(changelog, field="changelog", max_chars=MAX_NOTE_CHARS)
     if bump not in BUMPS:
-        raise ValidationError(_("bump: choose one of %(bumps)s, not %(bump)r") % {"bumps": ", ".join(BUMPS), "bump": bump})
+        raise ValidationError(
+            _("bump: choose one of %(bumps)s, not %(bump)r")
+            % {"bumps": ", ".join(BUMPS), "bump": bump}
+        )
     with transaction.atomic():
         guideline = _guideline_locked(project=project, source_language=source_language)
         previous = guideline.versions.order_by("-major", "-minor", "-patch").first()
@@ -222,7 +229,8 @@ def guideline_translation_save(
     source = version.guideline.source_language
     if language_tag_normalize(language) == source.tag:
         raise ValidationError(
-            _("%(tag)s is the guideline's source language: edit the guideline itself instead.") % {"tag": source.tag}
+            _("%(tag)s is the guideline's source language: edit the guideline itself instead.")
+            % {"tag": source.tag}
         )
     target = _project_language(project, language)
     body = text_clean(body, field="body", max_chars=MAX_BODY_CHARS, required=True)
@@ -247,18 +255,27 @@ def worked_example_add(
     """Attach an item of the project to the guideline as a worked example."""
     guideline = Guideline.objects.filter(project=project).first()
     if guideline is None:
-        raise ValidationError(_("Publish a first version of the guideline before adding worked examples."))
+        raise ValidationError(
+            _("Publish a first version of the guideline before adding worked examples.")
+        )
     item = Item.objects.filter(project=project, external_id=(external_id or "").strip()).first()
     if item is None:
-        raise ValidationError(_("item: there is no item %(id)r in this project") % {"id": external_id})
+        raise ValidationError(
+            _("item: there is no item %(id)r in this project") % {"id": external_id}
+        )
     try:
-        clean = judgment_value_validate(task_type=project.task_type, schema=project.schema, value=value)
+        clean = judgment_value_validate(
+            task_type=project.task_type, schema=project.schema, value=value
+        )
     except ValidationError as exc:
         raise ValidationError(
-            _("The example's judgment does not fit the project's schema: %(reason)s") % {"reason": exc.messages[0]}
+            _("The example's judgment does not fit the project's schema: %(reason)s")
+            % {"reason": exc.messages[0]}
         ) from None
     clean.pop("comment", None)
-    explanation = text_clean(explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True)
+    explanation = text_clean(
+        explanation, field="explanation", max_chars=MAX_NOTE_CHARS, required=True
+    )
     position = (guideline.examples.aggregate(m=Max("position"))["m"] or 0) + 1
     try:
         with transaction.atomic():
@@ -272,35 +289,62 @@ def worked_example_add(
                 created_by=_actor(actor),
             )
     except IntegrityError:
-        raise ValidationError(_("item: %(id)r is already a worked example") % {"id": item.external_id}) from None
-    audit_record(verb="guideline.example_add", actor=actor, project=project, obj=example,
-                 data={"item": item.external_id, "value": clean})
+        raise ValidationError(
+            _("item: %(id)r is already a worked example") % {"id": item.external_id}
+        ) from None
+    audit_record(
+        verb="guideline.example_add",
+        actor=actor,
+        project=project,
+        obj=example,
+        data={"item": item.external_id, "value": clean},
+    )
     return example
 
 
 def worked_example_remove(*, example: WorkedExample, actor: Any = None) -> None:
     project = example.guideline.project
-    audit_record(verb="guideline.example_remove", actor=actor, project=project, obj=example,
-                 data={"item": example.item.external_id})
+    audit_record(
+        verb="guideline.example_remove",
+        actor=actor,
+        project=project,
+        obj=example,
+        data={"item": example.item.external_id},
+    )
     example.delete()
 
 
-def guideline_acknowledge(*, project: Project, evaluator: User, version: str) -> GuidelineAcknowledgement:
+def guideline_acknowledge(
+    *, project: Project, evaluator: User, version: str
+) -> GuidelineAcknowledgement:
     """The evaluator read `version` (the current one) and may claim under it."""
-    guideline_version = GuidelineVersion.objects.filter(guideline__project=project).filter(
-        **dict(zip(("major", "minor", "patch"), version_parse(version), strict=True))
-    ).first()
+    guideline_version = (
+        GuidelineVersion.objects.filter(guideline__project=project)
+        .filter(**dict(zip(("major", "minor", "patch"), version_parse(version), strict=True)))
+        .first()
+    )
     if guideline_version is None:
-        raise ValidationError(_("This project has no guideline version %(version)s.") % {"version": version})
+        raise ValidationError(
+            _("This project has no guideline version %(version)s.") % {"version": version}
+        )
     with transaction.atomic():
         qualification_acknowledge(evaluator=evaluator, project=project, version=version)
         try:
             with transaction.atomic():
-                ack = GuidelineAcknowledgement.objects.create(version=guideline_version, evaluator=evaluator)
+                ack = GuidelineAcknowledgement.objects.create(
+                    version=guideline_version, evaluator=evaluator
+                )
         except IntegrityError:
-            ack = GuidelineAcknowledgement.objects.get(version=guideline_version, evaluator=evaluator)
-        audit_record(verb="guideline.acknowledge", actor=evaluator, project=project, obj=guideline_version,
-                     data={"version": version})
+            ack = GuidelineAcknowledgement.objects.get(
+                version=guideline_version, evaluator=evaluator
+            )
+        audit_record(
+            verb="guideline.acknowledge",
+            actor=evaluator,
+            project=project,
+            obj=guideline_version,
+            data={"version": version},
+        )
     return ack
 
 
@@ -314,12 +358,20 @@ def _pass_mark_clean(pass_mark: Any) -> float:
         try:
             pass_mark = float(pass_mark.strip())
         except ValueError:
-            raise ValidationError(_("pass mark: %(raw)r is not a number") % {"raw": pass_mark}) from None
-    if isinstance(pass_mark, bool) or not isinstance(pass_mark, int | float) or not math.isfinite(pass_mark):
+            raise ValidationError(
+                _("pass mark: %(raw)r is not a number") % {"raw": pass_mark}
+            ) from None
+    if (
+        isinstance(pass_mark, bool)
+        or not isinstance(pass_mark, int | float)
+        or not math.isfinite(pass_mark)
+    ):
         raise ValidationError(_("pass mark: a number between 0 and 1 is required"))
     if not 0 <= pass_mark <= 1:
         raise ValidationError(
-            _("pass mark: must be between 0 and 1 (the share of gold items answered right), not %(raw)s")
+            _(
+                "pass mark: must be between 0 and 1 (the share of gold items answered right), not %(raw)s"
+            )
             % {"raw": f"{pass_mark:g}"}
         )
     return float(pass_mark)
@@ -330,27 +382,38 @@ def _cooldown_clean(cooldown_seconds: Any) -> int:
         raise ValidationError(_("cool-down: a whole number of seconds is required"))
     if not 0 <= cooldown_seconds <= MAX_COOLDOWN_SECONDS:
         raise ValidationError(
-            _("cool-down: must be between 0 and %(max)s seconds (30 days)") % {"max": MAX_COOLDOWN_SECONDS}
+            _("cool-down: must be between 0 and %(max)s seconds (30 days)")
+            % {"max": MAX_COOLDOWN_SECONDS}
         )
     return cooldown_seconds
 
 
-def _gold_items_clean(*, project: Project, language: Language, item_ids: Iterable[Any]) -> list[Item]:
+def _gold_items_clean(
+    *, project: Project, language: Language, item_ids: Iterable[Any]
+) -> list[Item]:
     ids = []
     for raw in item_ids or []:
         try:
             ids.append(int(raw))
         except (TypeError, ValueError):
-            raise ValidationError(_("gold items: %(raw)r is not an item id") % {"raw": raw}) from None
+            raise ValidationError(
+                _("gold items: %(raw)r is not an item id") % {"raw": raw}
+            ) from None
     ids = sorted(set(ids))
     if not ids:
         raise ValidationError(
-            _("A calibration round needs at least one gold item: pick some, or create gold items first.")
+            _(
+                "A calibration round needs at least one gold item: pick some, or create gold items first."
+            )
         )
     if len(ids) > MAX_ROUND_ITEMS:
-        raise ValidationError(_("A calibration round holds at most %(n)s gold items.") % {"n": MAX_ROUND_ITEMS})
+        raise ValidationError(
+            _("A calibration round holds at most %(n)s gold items.") % {"n": MAX_ROUND_ITEMS}
+        )
     items = list(
-        Item.objects.filter(pk__in=ids, project=project, language=language, is_gold=True, gold__isnull=False)
+        Item.objects.filter(
+            pk__in=ids, project=project, language=language, is_gold=True, gold__isnull=False
+        )
     )
     if len(items) != len(ids):
         bad = sorted(set(ids) - {item.pk for item in items})
@@ -397,8 +460,12 @@ def calibration_round_create(
             actor=actor,
             project=project,
             obj=calibration_round,
-            data={"language": target.tag, "pass_mark": clean_mark, "cooldown_seconds": clean_cooldown,
-                  "items": [item.pk for item in items]},
+            data={
+                "language": target.tag,
+                "pass_mark": clean_mark,
+                "cooldown_seconds": clean_cooldown,
+                "items": [item.pk for item in items],
+            },
         )
     return calibration_round
 
@@ -408,21 +475,32 @@ def calibration_round_items_set(
 ) -> CalibrationRound:
     """Pick the round's gold items; only before anyone took it (scores must stay comparable)."""
     items = _gold_items_clean(
-        project=calibration_round.project, language=calibration_round.language, item_ids=gold_item_ids
+        project=calibration_round.project,
+        language=calibration_round.language,
+        item_ids=gold_item_ids,
     )
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
         if locked.attempts.exists():
             raise ValidationError(
-                _("Evaluators have already taken this round: create a new round to change its gold items.")
+                _(
+                    "Evaluators have already taken this round: create a new round to change its gold items."
+                )
             )
         locked.gold_items.set(items)
-        audit_record(verb="calibration_round.items", actor=actor, project=locked.project, obj=locked,
-                     data={"items": [item.pk for item in items]})
+        audit_record(
+            verb="calibration_round.items",
+            actor=actor,
+            project=locked.project,
+            obj=locked,
+            data={"items": [item.pk for item in items]},
+        )
     return locked
 
 
-def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = None) -> CalibrationRound:
+def calibration_round_open(
+    *, calibration_round: CalibrationRound, actor: Any = None
+) -> CalibrationRound:
     """Open the round; the language's previously open round (if any) closes."""
     project = calibration_round.project
     with transaction.atomic():
@@ -430,17 +508,24 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
         if locked.status == CalibrationRoundStatus.OPEN:
             return locked
         if not locked.gold_items.exists():
-            raise ValidationError(_("A calibration round with no gold items cannot open: pick gold items first."))
+            raise ValidationError(
+                _("A calibration round with no gold items cannot open: pick gold items first.")
+            )
         if not same_major(locked.guideline_version, project.guideline_version):
             raise ValidationError(
-                _("This round tests guideline %(round)s; the project is at %(project)s, a different major version. "
-                  "Create a new round.")
-                % {"round": locked.guideline_version or "–", "project": project.guideline_version or "–"}
+                _(
+                    "This round tests guideline %(round)s; the project is at %(project)s, a different major version. "
+                    "Create a new round."
+                )
+                % {
+                    "round": locked.guideline_version or "–",
+                    "project": project.guideline_version or "–",
+                }
             )
         now = timezone.now()
-        CalibrationRound.objects.filter(project=project, language=locked.language, status=CalibrationRoundStatus.OPEN).update(
-            status=CalibrationRoundStatus.CLOSED, closed_at=now
-        )
+        CalibrationRound.objects.filter(
+            project=project, language=locked.language, status=CalibrationRoundStatus.OPEN
+        ).update(status=CalibrationRoundStatus.CLOSED, closed_at=now)
         locked.status = CalibrationRoundStatus.OPEN
         locked.opened_at = now
         locked.closed_at = None
@@ -449,14 +534,18 @@ def calibration_round_open(*, calibration_round: CalibrationRound, actor: Any = 
     return locked
 
 
-def calibration_round_close(*, calibration_round: CalibrationRound, actor: Any = None) -> CalibrationRound:
+def calibration_round_close(
+    *, calibration_round: CalibrationRound, actor: Any = None
+) -> CalibrationRound:
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
         if locked.status != CalibrationRoundStatus.CLOSED:
             locked.status = CalibrationRoundStatus.CLOSED
             locked.closed_at = timezone.now()
             locked.save(update_fields=["status", "closed_at"])
-            audit_record(verb="calibration_round.close", actor=actor, project=locked.project, obj=locked)
+            audit_record(
+                verb="calibration_round.close", actor=actor, project=locked.project, obj=locked
+            )
     return locked
 
 
@@ -465,9 +554,13 @@ def calibration_round_close(*, calibration_round: CalibrationRound, actor: Any =
 # ---------------------------------------------------------------------------------------
 
 
-def calibration_qualification(*, evaluator: User, project: Project, language: Language) -> Qualification:
+def calibration_qualification(
+    *, evaluator: User, project: Project, language: Language
+) -> Qualification:
     """The qualification that lets this evaluator take calibration, or a refusal that says why."""
-    qualification = Qualification.objects.filter(evaluator=evaluator, project=project, language=language).first()
+    qualification = Qualification.objects.filter(
+        evaluator=evaluator, project=project, language=language
+    ).first()
     if qualification is None:
         raise PermissionDenied(
             _("You are not invited to work on %(project)s in %(language)s. Ask the project's lead.")
@@ -480,12 +573,18 @@ def calibration_qualification(*, evaluator: User, project: Project, language: La
         )
     if qualification.status == QualificationStatus.SUSPENDED:
         raise ValidationError(
-            _("You are suspended for %(language)s: %(reason)s Your lead can reinstate you or send you back to calibration.")
+            _(
+                "You are suspended for %(language)s: %(reason)s Your lead can reinstate you or send you back to calibration."
+            )
             % {"language": language_display_name(language.tag), "reason": qualification.reason}
         )
-    if project.guideline_version and qualification.acknowledged_version != project.guideline_version:
+    if (
+        project.guideline_version
+        and qualification.acknowledged_version != project.guideline_version
+    ):
         raise ValidationError(
-            _("Read and acknowledge guideline %(version)s before taking calibration.") % {"version": project.guideline_version}
+            _("Read and acknowledge guideline %(version)s before taking calibration.")
+            % {"version": project.guideline_version}
         )
     return qualification
 
@@ -506,9 +605,13 @@ def calibration_attempt_start(
     """
     now = now or timezone.now()
     # The status as it is now, not as the caller last read it.
-    calibration_round = CalibrationRound.objects.select_related("project", "language").get(pk=calibration_round.pk)
+    calibration_round = CalibrationRound.objects.select_related("project", "language").get(
+        pk=calibration_round.pk
+    )
     project = calibration_round.project
-    calibration_qualification(evaluator=evaluator, project=project, language=calibration_round.language)
+    calibration_qualification(
+        evaluator=evaluator, project=project, language=calibration_round.language
+    )
     if calibration_round.status != CalibrationRoundStatus.OPEN:
         raise ValidationError(_("This calibration round is not open."))
     item_ids = list(calibration_round.gold_items.values_list("pk", flat=True))
@@ -520,7 +623,11 @@ def calibration_attempt_start(
         if current is not None:
             return current
         last = attempts.order_by("-number").first()
-        if last is not None and last.verdict == AttemptVerdict.FAILED and last.finished_at is not None:
+        if (
+            last is not None
+            and last.verdict == AttemptVerdict.FAILED
+            and last.finished_at is not None
+        ):
             retry_at = last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
             if now < retry_at:
                 raise CooldownActive(retry_at)
@@ -546,8 +653,13 @@ def calibration_attempt_start(
         except IntegrityError:
             # A second tab started the same attempt a moment ago.
             return attempts.get(verdict=AttemptVerdict.IN_PROGRESS)
-        audit_record(verb="calibration_attempt.start", actor=evaluator, project=project, obj=attempt,
-                     data={"round": calibration_round.pk, "number": attempt.number})
+        audit_record(
+            verb="calibration_attempt.start",
+            actor=evaluator,
+            project=project,
+            obj=attempt,
+            data={"round": calibration_round.pk, "number": attempt.number},
+        )
     return attempt
 
 
@@ -564,7 +676,9 @@ def _answered_item_ids(attempt: CalibrationAttempt) -> set[int]:
 def _live_order(attempt: CalibrationAttempt) -> list[int]:
     """The attempt's order without items deleted (or no longer gold) since it started."""
     existing = set(
-        Item.objects.filter(pk__in=attempt.order, is_gold=True, gold__isnull=False).values_list("pk", flat=True)
+        Item.objects.filter(pk__in=attempt.order, is_gold=True, gold__isnull=False).values_list(
+            "pk", flat=True
+        )
     )
     return [pk for pk in attempt.order if pk in existing]
 
@@ -608,12 +722,20 @@ def calibration_step_next(*, attempt: CalibrationAttempt) -> CalibrationStep | N
 
 
 def calibration_answer(
-    *, attempt: CalibrationAttempt, assignment: Assignment, evaluator: User, value: Any, seconds: float | None = None
+    *,
+    attempt: CalibrationAttempt,
+    assignment: Assignment,
+    evaluator: User,
+    value: Any,
+    seconds: float | None = None,
 ) -> Judgment:
     """Store the evaluator's answer; after the last item, score the attempt and give the verdict."""
     if attempt.evaluator_id != evaluator.pk or assignment.evaluator_id != evaluator.pk:
         raise PermissionDenied(_("This calibration attempt is not yours."))
-    if assignment.kind != AssignmentKind.CALIBRATION or assignment.calibration_attempt_id != attempt.pk:
+    if (
+        assignment.kind != AssignmentKind.CALIBRATION
+        or assignment.calibration_attempt_id != attempt.pk
+    ):
         raise ValidationError(_("This item is not part of your calibration attempt."))
     with transaction.atomic():
         # Lock order: attempt, then (inside judgment_submit) assignment and item.
@@ -624,7 +746,9 @@ def calibration_answer(
         )
         if locked.verdict != AttemptVerdict.IN_PROGRESS:
             raise ValidationError(_("This calibration attempt is finished already."))
-        judgment = judgment_submit(assignment=assignment, evaluator=evaluator, value=value, seconds=seconds)
+        judgment = judgment_submit(
+            assignment=assignment, evaluator=evaluator, value=value, seconds=seconds
+        )
         order = _live_order(locked)
         if set(order) <= _answered_item_ids(locked):
             _attempt_finish(locked, order=order)
@@ -636,11 +760,17 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
     calibration_round = attempt.round
     project = calibration_round.project
     judgments = Judgment.objects.filter(
-        assignment__calibration_attempt_id=attempt.pk, assignment__kind=AssignmentKind.CALIBRATION, is_current=True
+        assignment__calibration_attempt_id=attempt.pk,
+        assignment__kind=AssignmentKind.CALIBRATION,
+        is_current=True,
     ).select_related("item__gold")
     correct = sum(
-        gold_matches(task_type=project.task_type, gold_value=j.item.gold.value, tolerance=j.item.gold.tolerance,
-                     value=j.value)
+        gold_matches(
+            task_type=project.task_type,
+            gold_value=j.item.gold.value,
+            tolerance=j.item.gold.tolerance,
+            value=j.value,
+        )
         for j in judgments
         if j.item_id in order
     )
@@ -661,15 +791,21 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
     if qualification is not None and qualification.status in CALIBRATING:
         if passed:
             qualification_set(
-                project=project, evaluator=attempt.evaluator, language=language,
-                status=QualificationStatus.QUALIFIED, actor=attempt.evaluator,
+                project=project,
+                evaluator=attempt.evaluator,
+                language=language,
+                status=QualificationStatus.QUALIFIED,
+                actor=attempt.evaluator,
                 reason=f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%}).",
             )
         else:
             retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
             qualification_set(
-                project=project, evaluator=attempt.evaluator, language=language,
-                status=qualification.status, actor=attempt.evaluator,
+                project=project,
+                evaluator=attempt.evaluator,
+                language=language,
+                status=qualification.status,
+                actor=attempt.evaluator,
                 reason=(
                     f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
                     f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
@@ -680,7 +816,12 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
         actor=attempt.evaluator,
         project=project,
         obj=attempt,
-        data={"round": calibration_round.pk, "correct": correct, "total": total, "verdict": attempt.verdict},
+        data={
+            "round": calibration_round.pk,
+            "correct": correct,
+            "total": total,
+            "verdict": attempt.verdict,
+        },
     )
 
 
@@ -692,19 +833,27 @@ def calibration_rounds_renew(*, project: Project, actor: Any = None) -> list[Cal
     seen: set[int] = set()
     previous_rounds = (
         CalibrationRound.objects.filter(project=project, gold_items__isnull=False)
-        .select_related("language").distinct().order_by("-created_at", "-id")
+        .select_related("language")
+        .distinct()
+        .order_by("-created_at", "-id")
     )
     for previous in previous_rounds:
-        if previous.language_id in seen or same_major(previous.guideline_version, project.guideline_version):
+        if previous.language_id in seen or same_major(
+            previous.guideline_version, project.guideline_version
+        ):
             seen.add(previous.language_id)
             continue
         seen.add(previous.language_id)
         try:
             with transaction.atomic():
                 renewed_round = calibration_round_create(
-                    project=project, language=previous.language.tag, pass_mark=previous.pass_mark,
+                    project=project,
+                    language=previous.language.tag,
+                    pass_mark=previous.pass_mark,
                     cooldown_seconds=previous.cooldown_seconds,
-                    gold_item_ids=previous.gold_items.values_list("pk", flat=True), name=previous.name, actor=actor,
+                    gold_item_ids=previous.gold_items.values_list("pk", flat=True),
+                    name=previous.name,
+                    actor=actor,
                 )
                 renewed.append(calibration_round_open(calibration_round=renewed_round, actor=actor))
         except ValidationError:

@@ -70,10 +70,15 @@ def _language_param(project: Project, tag: str) -> Language | None:
     try:
         normal = language_tag_normalize(tag)
     except ValidationError as exc:
-        raise _BadRequest(_("Unknown language tag %(tag)r: %(reason)s") % {"tag": tag, "reason": exc.messages[0]}) from None
+        raise _BadRequest(
+            _("Unknown language tag %(tag)r: %(reason)s") % {"tag": tag, "reason": exc.messages[0]}
+        ) from None
     language = selectors.project_language_get(project=project, tag=normal)
     if language is None:
-        raise _BadRequest(_("%(tag)s is not a language of %(project)s.") % {"tag": normal, "project": project.name})
+        raise _BadRequest(
+            _("%(tag)s is not a language of %(project)s.")
+            % {"tag": normal, "project": project.name}
+        )
     return language
 
 
@@ -83,8 +88,9 @@ class _BadRequest(Exception):
 
 def _safe_next(request: AuthenticatedRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return fallback
 
@@ -111,9 +117,11 @@ def guideline_panel(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     ctx: dict[str, Any] = {"project": project, "version": version}
     if version is not None:
         ctx["text"] = selectors.guideline_text(version=version, language=language)
-        ctx["acknowledged"] = not Qualification.objects.filter(project=project, evaluator=request.user).exclude(
-            acknowledged_version=project.guideline_version
-        ).exists()
+        ctx["acknowledged"] = (
+            not Qualification.objects.filter(project=project, evaluator=request.user)
+            .exclude(acknowledged_version=project.guideline_version)
+            .exists()
+        )
     return render(request, "guidelines/panel.html", ctx)
 
 
@@ -128,17 +136,23 @@ def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         try:
             services.guideline_acknowledge(
-                project=project, evaluator=request.user, version=request.POST.get("version", "").strip()
+                project=project,
+                evaluator=request.user,
+                version=request.POST.get("version", "").strip(),
             )
         except ValidationError as exc:
             error, status = _message(exc), 400
         else:
             messages.success(
-                request, _("You acknowledged guideline %(version)s.") % {"version": project.guideline_version}
+                request,
+                _("You acknowledged guideline %(version)s.")
+                % {"version": project.guideline_version},
             )
             calibrating = [q for q in qualifications if q.status in services.CALIBRATING]
-            fallback = _calibration_url(project, calibrating[0].language) if calibrating else reverse(
-                "annotation:queue_home"
+            fallback = (
+                _calibration_url(project, calibrating[0].language)
+                if calibrating
+                else reverse("annotation:queue_home")
             )
             return HttpResponseRedirect(_safe_next(request, fallback))
     try:
@@ -151,7 +165,11 @@ def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     # One acknowledgement covers every language of the project; a language added since
     # starts unacknowledged, and then the page asks again.
     acknowledged = next(
-        (q.acknowledged_version for q in qualifications if q.acknowledged_version != project.guideline_version),
+        (
+            q.acknowledged_version
+            for q in qualifications
+            if q.acknowledged_version != project.guideline_version
+        ),
         project.guideline_version,
     )
     ctx: dict[str, Any] = {
@@ -162,7 +180,9 @@ def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         "error": error,
         "next": _safe_next(request, ""),
         "acknowledged": acknowledged,
-        "must_acknowledge": bool(version and qualifications and acknowledged != project.guideline_version),
+        "must_acknowledge": bool(
+            version and qualifications and acknowledged != project.guideline_version
+        ),
         "languages": _reading_languages(project, version),
         "language": language,
     }
@@ -205,19 +225,33 @@ def _calibration_context(
             _("You are not invited to work on %(project)s in %(language)s. Ask the project's lead.")
             % {"project": project.name, "language": language.name}
         )
-    if with_step and state.attempt is not None and state.may_calibrate and not state.needs_acknowledgement:
+    if (
+        with_step
+        and state.attempt is not None
+        and state.may_calibrate
+        and not state.needs_acknowledgement
+    ):
         state.step = services.calibration_step_next(attempt=state.attempt)
     return project, language, state
 
 
-def _render_calibration(request: AuthenticatedRequest, project: Project, language: Language,
-                        state: selectors.CalibrationState, *, error: str = "", status: int = 200) -> HttpResponse:
+def _render_calibration(
+    request: AuthenticatedRequest,
+    project: Project,
+    language: Language,
+    state: selectors.CalibrationState,
+    *,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
     ctx: dict[str, Any] = {
         "project": project,
         "language": language,
         "state": state,
         "error": error,
-        "work_url": reverse("annotation:work", args=[project.slug]) + "?" + urlencode({"language": language.tag}),
+        "work_url": reverse("annotation:work", args=[project.slug])
+        + "?"
+        + urlencode({"language": language.tag}),
     }
     step = state.step
     if step is not None:
@@ -246,57 +280,87 @@ def calibration(request: AuthenticatedRequest, slug: str, tag: str) -> HttpRespo
 def calibration_start(request: AuthenticatedRequest, slug: str, tag: str) -> HttpResponse:
     project, language, state = _calibration_context(request, slug, tag, with_step=False)
     if state.round is None:
-        return _render_calibration(request, project, language, state, status=400,
-                                   error=_("No calibration round is open for this language yet."))
+        return _render_calibration(
+            request,
+            project,
+            language,
+            state,
+            status=400,
+            error=_("No calibration round is open for this language yet."),
+        )
     try:
         services.calibration_attempt_start(calibration_round=state.round, evaluator=request.user)
     except (ValidationError, PermissionDenied) as exc:
-        return _render_calibration(request, project, language, state, error=_message(exc), status=400)
+        return _render_calibration(
+            request, project, language, state, error=_message(exc), status=400
+        )
     return HttpResponseRedirect(_calibration_url(project, language))
 
 
 @login_required
 @require_POST
-def calibration_answer(request: AuthenticatedRequest, slug: str, tag: str, assignment_id: int) -> HttpResponse:
+def calibration_answer(
+    request: AuthenticatedRequest, slug: str, tag: str, assignment_id: int
+) -> HttpResponse:
     project, language, state = _calibration_context(request, slug, tag)
     attempt = state.attempt
     step = state.step
-    feedback_url = reverse("guidelines:calibration_feedback", args=[project.slug, language.tag, assignment_id])
+    feedback_url = reverse(
+        "guidelines:calibration_feedback", args=[project.slug, language.tag, assignment_id]
+    )
     if attempt is None or step is None or step.assignment.pk != assignment_id:
         # A second click on an item already answered: show its feedback rather than an error.
         if selectors.calibration_answered(evaluator=request.user, assignment_id=assignment_id):
             return HttpResponseRedirect(feedback_url)
-        return _render_calibration(request, project, language, state, status=400,
-                                   error=_("This item is not the next one of your calibration attempt."))
+        return _render_calibration(
+            request,
+            project,
+            language,
+            state,
+            status=400,
+            error=_("This item is not the next one of your calibration attempt."),
+        )
     try:
         value = judgment_value_from_form(project=project, data=request.POST)
-        services.calibration_answer(attempt=attempt, assignment=step.assignment, evaluator=request.user, value=value)
+        services.calibration_answer(
+            attempt=attempt, assignment=step.assignment, evaluator=request.user, value=value
+        )
     except (ValidationError, PermissionDenied) as exc:
-        return _render_calibration(request, project, language, state, error=_message(exc), status=400)
+        return _render_calibration(
+            request, project, language, state, error=_message(exc), status=400
+        )
     return HttpResponseRedirect(feedback_url)
 
 
 @login_required
 @require_GET
-def calibration_feedback(request: AuthenticatedRequest, slug: str, tag: str, assignment_id: int) -> HttpResponse:
+def calibration_feedback(
+    request: AuthenticatedRequest, slug: str, tag: str, assignment_id: int
+) -> HttpResponse:
     """Their answer, the gold answer and the explanation — only once they answered."""
     project, language, _state = _calibration_context(request, slug, tag, with_step=False)
     try:
-        feedback = selectors.calibration_feedback(evaluator=request.user, assignment_id=assignment_id)
+        feedback = selectors.calibration_feedback(
+            evaluator=request.user, assignment_id=assignment_id
+        )
     except selectors.NotAnswered:
         return HttpResponseRedirect(_calibration_url(project, language))
     if feedback.item.project_id != project.pk or feedback.item.language_id != language.pk:
         raise Http404(_("This calibration item belongs to another round."))
     item = feedback.item
     prompt_lang, prompt_dir = prompt_language(item)
-    return render(request, "guidelines/calibration_feedback.html", {
-        "project": project,
-        "language": language,
-        "feedback": feedback,
-        "item": item,
-        "prompt_lang": prompt_lang,
-        "prompt_dir": prompt_dir,
-    })
+    return render(
+        request,
+        "guidelines/calibration_feedback.html",
+        {
+            "project": project,
+            "language": language,
+            "feedback": feedback,
+            "item": item,
+            "prompt_lang": prompt_lang,
+            "prompt_dir": prompt_dir,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,8 +368,14 @@ def calibration_feedback(request: AuthenticatedRequest, slug: str, tag: str, ass
 # ---------------------------------------------------------------------------------------
 
 
-def _lead_render(request: AuthenticatedRequest, template: str, project: Project, ctx: dict[str, Any],
-                 *, status: int = 200) -> HttpResponse:
+def _lead_render(
+    request: AuthenticatedRequest,
+    template: str,
+    project: Project,
+    ctx: dict[str, Any],
+    *,
+    status: int = 200,
+) -> HttpResponse:
     ctx.setdefault("project", project)
     return render(request, template, ctx, status=status)
 
@@ -318,8 +388,12 @@ def lead_guideline(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     error, status = "", 200
     if request.method == "POST":
         form = PublishForm(request.POST)
-        if form.is_valid() and form.cleaned_data["bump"] == "major" and current is not None \
-                and request.POST.get("confirm_major") != "1":
+        if (
+            form.is_valid()
+            and form.cleaned_data["bump"] == "major"
+            and current is not None
+            and request.POST.get("confirm_major") != "1"
+        ):
             # A major version sends every qualified evaluator back to calibration: show the
             # lead whom it blocks, per language, and whether a round can take them back,
             # before anything is published.
@@ -338,55 +412,93 @@ def lead_guideline(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             except ValidationError as exc:
                 error, status = _message(exc), 400
             else:
-                messages.success(request, _("Published version %(version)s.") % {"version": version.version})
+                messages.success(
+                    request, _("Published version %(version)s.") % {"version": version.version}
+                )
                 if form.cleaned_data["bump"] == "major" and current is not None:
                     _after_major(request, project)
-                return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
+                return HttpResponseRedirect(
+                    reverse("guidelines:lead_guideline", args=[project.slug])
+                )
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
     else:
-        form = PublishForm(initial={"body": current.body if current else "", "bump": "minor",
-                                    "source_language": current.guideline.source_language.tag if current else "en"})
+        form = PublishForm(
+            initial={
+                "body": current.body if current else "",
+                "bump": "minor",
+                "source_language": current.guideline.source_language.tag if current else "en",
+            }
+        )
     return _render_lead_guideline(request, project, current, form, error=error, status=status)
 
 
 def _after_major(request: AuthenticatedRequest, project: Project) -> None:
     """Renew the calibration rounds when the lead asked to, and say which languages still
     have none (their evaluators wait until the lead opens one)."""
-    renewed = services.calibration_rounds_renew(project=project, actor=request.user) \
-        if request.POST.get("renew_rounds") == "1" else []
+    renewed = (
+        services.calibration_rounds_renew(project=project, actor=request.user)
+        if request.POST.get("renew_rounds") == "1"
+        else []
+    )
     if renewed:
-        messages.success(request, _("Opened a calibration round for %(languages)s with the earlier gold items.")
-                         % {"languages": ", ".join(language_name(r.language) for r in renewed)})
+        messages.success(
+            request,
+            _("Opened a calibration round for %(languages)s with the earlier gold items.")
+            % {"languages": ", ".join(language_name(r.language) for r in renewed)},
+        )
     covered = {r.language_id for r in renewed} | {
-        r.language_id for r in selectors.rounds_for_project(project=project).filter(status="open")
+        r.language_id
+        for r in selectors.rounds_for_project(project=project).filter(status="open")
         if services.same_major(r.guideline_version, project.guideline_version)
     }
     waiting = [lang for lang in project.languages.order_by("tag") if lang.pk not in covered]
     if waiting:
-        messages.warning(request, _("No calibration round is open for %(languages)s: its evaluators wait until "
-                                    "you open one.") % {"languages": ", ".join(map(language_name, waiting))})
+        messages.warning(
+            request,
+            _(
+                "No calibration round is open for %(languages)s: its evaluators wait until "
+                "you open one."
+            )
+            % {"languages": ", ".join(map(language_name, waiting))},
+        )
 
 
-def _render_lead_guideline(request: AuthenticatedRequest, project: Project, current: Any, form: Any, *, error: str = "",
-                           status: int = 200, impact: list[Any] | None = None) -> HttpResponse:
+def _render_lead_guideline(
+    request: AuthenticatedRequest,
+    project: Project,
+    current: Any,
+    form: Any,
+    *,
+    error: str = "",
+    status: int = 200,
+    impact: list[Any] | None = None,
+) -> HttpResponse:
     translations = selectors.guideline_translations(version=current) if current else {}
     languages = [(lang, translations.get(lang.pk)) for lang in project.languages.order_by("tag")]
-    return _lead_render(request, "guidelines/lead/guideline.html", project, {
-        "form": form,
-        "current": current,
-        "versions": selectors.guideline_versions(project=project),
-        "preview": markdown_render(form["body"].value() or "") if (form["body"].value() or "") else "",
-        "error": error,
-        "languages": languages,
-        "examples": selectors.worked_examples(project=project),
-        "example_form": ExampleForm(),
-        "fields": judgment_fields_context(project=project, value=None),
-        "section": "guideline",
-        "impact": impact,
-        "blocked_total": sum(len(row.blocked) for row in impact or []),
-        "renewable": any(row.renewable for row in impact or []),
-    }, status=status)
+    return _lead_render(
+        request,
+        "guidelines/lead/guideline.html",
+        project,
+        {
+            "form": form,
+            "current": current,
+            "versions": selectors.guideline_versions(project=project),
+            "preview": markdown_render(form["body"].value() or "")
+            if (form["body"].value() or "")
+            else "",
+            "error": error,
+            "languages": languages,
+            "examples": selectors.worked_examples(project=project),
+            "example_form": ExampleForm(),
+            "fields": judgment_fields_context(project=project, value=None),
+            "section": "guideline",
+            "impact": impact,
+            "blocked_total": sum(len(row.blocked) for row in impact or []),
+            "renewable": any(row.renewable for row in impact or []),
+        },
+        status=status,
+    )
 
 
 def _form_errors(form: Any) -> str:
@@ -398,7 +510,11 @@ def _form_errors(form: Any) -> str:
 def lead_guideline_preview(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The Markdown as evaluators will see it (htmx, as the lead types)."""
     project_for_lead(request, slug)
-    return render(request, "guidelines/lead/preview.html", {"preview": markdown_render(request.POST.get("body", ""))})
+    return render(
+        request,
+        "guidelines/lead/preview.html",
+        {"preview": markdown_render(request.POST.get("body", ""))},
+    )
 
 
 @login_required
@@ -409,9 +525,17 @@ def lead_guideline_diff(request: AuthenticatedRequest, slug: str, version: str) 
     if found is None:
         raise Http404(_("No such guideline version."))
     previous, lines = selectors.version_diff(version=found)
-    return _lead_render(request, "guidelines/lead/diff.html", project, {
-        "version": found, "previous": previous, "lines": lines, "section": "guideline",
-    })
+    return _lead_render(
+        request,
+        "guidelines/lead/diff.html",
+        project,
+        {
+            "version": found,
+            "previous": previous,
+            "lines": lines,
+            "section": "guideline",
+        },
+    )
 
 
 @login_required
@@ -420,7 +544,9 @@ def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> Http
     project = project_for_lead(request, slug)
     current = selectors.guideline_current(project=project)
     if current is None:
-        messages.error(request, _("Publish a first version of the guideline before translating it."))
+        messages.error(
+            request, _("Publish a first version of the guideline before translating it.")
+        )
         return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
     error, status = "", 200
     if request.method == "POST":
@@ -428,15 +554,26 @@ def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> Http
         if form.is_valid():
             try:
                 translation = services.guideline_translation_save(
-                    project=project, version=current, language=form.cleaned_data["language"],
-                    body=form.cleaned_data["body"], actor=request.user,
+                    project=project,
+                    version=current,
+                    language=form.cleaned_data["language"],
+                    body=form.cleaned_data["body"],
+                    actor=request.user,
                 )
             except ValidationError as exc:
                 error, status = _message(exc), 400
             else:
-                messages.success(request, _("Saved the %(language)s translation of version %(version)s.")
-                                 % {"language": language_display_name(translation.language.tag), "version": current.version})
-                return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
+                messages.success(
+                    request,
+                    _("Saved the %(language)s translation of version %(version)s.")
+                    % {
+                        "language": language_display_name(translation.language.tag),
+                        "version": current.version,
+                    },
+                )
+                return HttpResponseRedirect(
+                    reverse("guidelines:lead_guideline", args=[project.slug])
+                )
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
     else:
@@ -445,13 +582,25 @@ def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> Http
         language = project.languages.filter(tag=tag).first() if tag else None
         if language is not None:
             existing = selectors.guideline_translations(version=current).get(language.pk)
-        form = TranslationForm(initial={"language": tag, "body": existing.body if existing else current.body})
+        form = TranslationForm(
+            initial={"language": tag, "body": existing.body if existing else current.body}
+        )
     tag = form["language"].value() or ""
     language = project.languages.filter(tag=tag).first()
-    return _lead_render(request, "guidelines/lead/translation.html", project, {
-        "form": form, "current": current, "error": error, "section": "guideline",
-        "target_lang": language.tag if language else "", "target_dir": language.direction if language else "auto",
-    }, status=status)
+    return _lead_render(
+        request,
+        "guidelines/lead/translation.html",
+        project,
+        {
+            "form": form,
+            "current": current,
+            "error": error,
+            "section": "guideline",
+            "target_lang": language.tag if language else "",
+            "target_dir": language.direction if language else "auto",
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -470,7 +619,9 @@ def lead_example_add(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         messages.error(request, _message(exc))
     else:
         messages.success(request, _("Added the worked example."))
-    return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]) + "#examples")
+    return HttpResponseRedirect(
+        reverse("guidelines:lead_guideline", args=[project.slug]) + "#examples"
+    )
 
 
 @login_required
@@ -480,7 +631,9 @@ def lead_example_remove(request: AuthenticatedRequest, slug: str, example_id: in
     example = get_object_or_404(WorkedExample, pk=example_id, guideline__project=project)
     services.worked_example_remove(example=example, actor=request.user)
     messages.success(request, _("Removed the worked example."))
-    return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]) + "#examples")
+    return HttpResponseRedirect(
+        reverse("guidelines:lead_guideline", args=[project.slug]) + "#examples"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -515,28 +668,49 @@ def lead_gold(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             except ValidationError as exc:
                 error, status = _message(exc), 400
             else:
-                messages.success(request, _("Created gold item %(id)s.") % {"id": gold.item.external_id})
+                messages.success(
+                    request, _("Created gold item %(id)s.") % {"id": gold.item.external_id}
+                )
                 return HttpResponseRedirect(reverse("guidelines:lead_gold", args=[project.slug]))
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
     return _render_gold(request, project, form=form, error=error, status=status)
 
 
-def _render_gold(request: AuthenticatedRequest, project: Project, *, form: Any = None, error: str = "",
-                 status: int = 200) -> HttpResponse:
-    items = [(item, selectors.value_label(project=project, value=item.gold.value),
-              selectors.tolerance_label(project=project, tolerance=item.gold.tolerance))
-             for item in selectors.gold_items(project=project)]
-    promotable = [(item, selectors.value_label(project=project, value=item.final_label.value))
-                  for item in selectors.promotable_items(project=project)]
-    return _lead_render(request, "guidelines/lead/gold.html", project, {
-        "form": form or GoldCreateForm(),
-        "items": items,
-        "promotable": promotable,
-        "error": error,
-        "fields": judgment_fields_context(project=project, value=None),
-        "section": "gold",
-    }, status=status)
+def _render_gold(
+    request: AuthenticatedRequest,
+    project: Project,
+    *,
+    form: Any = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    items = [
+        (
+            item,
+            selectors.value_label(project=project, value=item.gold.value),
+            selectors.tolerance_label(project=project, tolerance=item.gold.tolerance),
+        )
+        for item in selectors.gold_items(project=project)
+    ]
+    promotable = [
+        (item, selectors.value_label(project=project, value=item.final_label.value))
+        for item in selectors.promotable_items(project=project)
+    ]
+    return _lead_render(
+        request,
+        "guidelines/lead/gold.html",
+        project,
+        {
+            "form": form or GoldCreateForm(),
+            "items": items,
+            "promotable": promotable,
+            "error": error,
+            "fields": judgment_fields_context(project=project, value=None),
+            "section": "gold",
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -546,7 +720,9 @@ def lead_gold_promote(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     item_id = _int_or_none(request.POST.get("item"))
     item = Item.objects.filter(project=project, pk=item_id).first() if item_id is not None else None
     if item is None:
-        return _render_gold(request, project, error=_("Pick an adjudicated item of this project."), status=400)
+        return _render_gold(
+            request, project, error=_("Pick an adjudicated item of this project."), status=400
+        )
     try:
         gold_promote(
             item=item,
@@ -594,44 +770,60 @@ def lead_rounds(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                     actor=request.user,
                 )
                 if request.POST.get("open_now"):
-                    services.calibration_round_open(calibration_round=calibration_round, actor=request.user)
+                    services.calibration_round_open(
+                        calibration_round=calibration_round, actor=request.user
+                    )
             except ValidationError as exc:
                 error, status = _message(exc), 400
             else:
                 messages.success(request, _("Created the calibration round."))
-                return HttpResponseRedirect(reverse("guidelines:lead_round", args=[project.slug, calibration_round.pk]))
+                return HttpResponseRedirect(
+                    reverse("guidelines:lead_round", args=[project.slug, calibration_round.pk])
+                )
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": _form_errors(form)}, 400
-    return _lead_render(request, "guidelines/lead/rounds.html", project, {
-        "form": form,
-        "rounds": selectors.rounds_for_project(project=project),
-        "gold": selectors.gold_items(project=project),
-        "chosen": {str(c) for c in chosen},
-        "languages": project.languages.order_by("tag"),
-        "error": error,
-        "section": "calibration",
-    }, status=status)
+    return _lead_render(
+        request,
+        "guidelines/lead/rounds.html",
+        project,
+        {
+            "form": form,
+            "rounds": selectors.rounds_for_project(project=project),
+            "gold": selectors.gold_items(project=project),
+            "chosen": {str(c) for c in chosen},
+            "languages": project.languages.order_by("tag"),
+            "error": error,
+            "section": "calibration",
+        },
+        status=status,
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_round(request: AuthenticatedRequest, slug: str, round_id: int) -> HttpResponse:
     project = project_for_lead(request, slug)
-    calibration_round = get_object_or_404(CalibrationRound.objects.select_related("language", "project"),
-                                          pk=round_id, project=project)
+    calibration_round = get_object_or_404(
+        CalibrationRound.objects.select_related("language", "project"), pk=round_id, project=project
+    )
     error, status = "", 200
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
             if action == "open":
-                services.calibration_round_open(calibration_round=calibration_round, actor=request.user)
+                services.calibration_round_open(
+                    calibration_round=calibration_round, actor=request.user
+                )
                 messages.success(request, _("The round is open."))
             elif action == "close":
-                services.calibration_round_close(calibration_round=calibration_round, actor=request.user)
+                services.calibration_round_close(
+                    calibration_round=calibration_round, actor=request.user
+                )
                 messages.success(request, _("The round is closed."))
             elif action == "items":
                 services.calibration_round_items_set(
-                    calibration_round=calibration_round, gold_item_ids=request.POST.getlist("gold_items"),
+                    calibration_round=calibration_round,
+                    gold_item_ids=request.POST.getlist("gold_items"),
                     actor=request.user,
                 )
                 messages.success(request, _("Saved the round's gold items."))
@@ -640,20 +832,28 @@ def lead_round(request: AuthenticatedRequest, slug: str, round_id: int) -> HttpR
         except ValidationError as exc:
             error, status = _message(exc), 400
         else:
-            return HttpResponseRedirect(reverse("guidelines:lead_round", args=[project.slug, calibration_round.pk]))
+            return HttpResponseRedirect(
+                reverse("guidelines:lead_round", args=[project.slug, calibration_round.pk])
+            )
         calibration_round.refresh_from_db()
     rows, item_stats = selectors.round_report(calibration_round=calibration_round)
     chosen = set(calibration_round.gold_items.values_list("pk", flat=True))
-    return _lead_render(request, "guidelines/lead/round.html", project, {
-        "round": calibration_round,
-        "rows": rows,
-        "item_stats": item_stats,
-        "gold": selectors.gold_items(project=project, language=calibration_round.language),
-        "chosen": chosen,
-        "editable": not CalibrationAttempt.objects.filter(round=calibration_round).exists(),
-        "error": error,
-        "section": "calibration",
-    }, status=status)
+    return _lead_render(
+        request,
+        "guidelines/lead/round.html",
+        project,
+        {
+            "round": calibration_round,
+            "rows": rows,
+            "item_stats": item_stats,
+            "gold": selectors.gold_items(project=project, language=calibration_round.language),
+            "chosen": chosen,
+            "editable": not CalibrationAttempt.objects.filter(round=calibration_round).exists(),
+            "error": error,
+            "section": "calibration",
+        },
+        status=status,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -669,34 +869,61 @@ def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         qualification = get_object_or_404(
             Qualification.objects.select_related("project", "evaluator", "language"),
-            pk=_int_or_none(request.POST.get("qualification")), project=project,
+            pk=_int_or_none(request.POST.get("qualification")),
+            project=project,
         )
         action = request.POST.get("action", "")
         reason = request.POST.get("reason", "")
         try:
             if action == "reinstate":
-                qualification_reinstate(qualification=qualification, actor=request.user, reason=reason)
-                messages.success(request, _("%(user)s may work %(language)s again.")
-                                 % {"user": pseudonym(qualification.evaluator), "language": language_display_name(qualification.language.tag)})
+                qualification_reinstate(
+                    qualification=qualification, actor=request.user, reason=reason
+                )
+                messages.success(
+                    request,
+                    _("%(user)s may work %(language)s again.")
+                    % {
+                        "user": pseudonym(qualification.evaluator),
+                        "language": language_display_name(qualification.language.tag),
+                    },
+                )
             elif action == "calibrate":
-                qualification_send_to_calibration(qualification=qualification, actor=request.user, reason=reason)
-                messages.success(request, _("%(user)s goes back to calibration for %(language)s.")
-                                 % {"user": pseudonym(qualification.evaluator), "language": language_display_name(qualification.language.tag)})
+                qualification_send_to_calibration(
+                    qualification=qualification, actor=request.user, reason=reason
+                )
+                messages.success(
+                    request,
+                    _("%(user)s goes back to calibration for %(language)s.")
+                    % {
+                        "user": pseudonym(qualification.evaluator),
+                        "language": language_display_name(qualification.language.tag),
+                    },
+                )
             else:
                 raise ValidationError(_("Unknown action."))
         except ValidationError as exc:
             error, status = _message(exc), 400
         else:
             return HttpResponseRedirect(reverse("guidelines:lead_honeypots", args=[project.slug]))
-    return _lead_render(request, "guidelines/lead/honeypots.html", project, {
-        "suspended": selectors.honeypot_suspensions(project=project),
-        "requalifying": selectors.requalifying(project=project),
-        "qualified": Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED,
-                                                  honeypot_accuracy__isnull=False)
-        .select_related("evaluator__evaluator_profile", "language").order_by("honeypot_accuracy"),
-        "error": error,
-        "section": "honeypots",
-    }, status=status)
+    return _lead_render(
+        request,
+        "guidelines/lead/honeypots.html",
+        project,
+        {
+            "suspended": selectors.honeypot_suspensions(project=project),
+            "requalifying": selectors.requalifying(project=project),
+            "qualified": Qualification.objects.filter(
+                project=project,
+                status=QualificationStatus.QUALIFIED,
+                honeypot_accuracy__isnull=False,
+            )
+            .select_related("evaluator__evaluator_profile", "language")
+            .order_by("honeypot_accuracy"),
+            "error": error,
+            "section": "honeypots",
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -708,7 +935,15 @@ def lead_too_fast(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     except _BadRequest as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     rows, latest = selectors.too_fast_report(project=project, language=language)
-    return _lead_render(request, "guidelines/lead/too_fast.html", project, {
-        "rows": rows, "latest": latest, "language": language, "languages": project.languages.order_by("tag"),
-        "section": "too_fast",
-    })
+    return _lead_render(
+        request,
+        "guidelines/lead/too_fast.html",
+        project,
+        {
+            "rows": rows,
+            "latest": latest,
+            "language": language,
+            "languages": project.languages.order_by("tag"),
+            "section": "too_fast",
+        },
+    )

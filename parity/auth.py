@@ -34,7 +34,9 @@ class LoginThrottleBackend(AxesStandaloneBackend):
     """django-axes' check on every login form. A call without a request (the shell, the
     test client's login()) is not a login form and is left to the next backend."""
 
-    def authenticate(self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any) -> Any:
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)

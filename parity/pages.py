@@ -24,8 +24,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 def _same_site_path(request: HttpRequest, url: str) -> str:
     """The path and query of `url` when it points into this site; '' otherwise."""
-    if not url or not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
-                                                     require_https=request.is_secure()):
+    if not url or not url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return ""
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")

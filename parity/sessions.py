@@ -21,7 +21,9 @@ class SessionStore(db.SessionStore):
         session = None
         if self.session_key:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
-            session = fetch_one(self.model, "t.session_key = %s AND t.expire_date > %s", [self.session_key, now])
+            session = fetch_one(
+                self.model, "t.session_key = %s AND t.expire_date > %s", [self.session_key, now]
+            )
         if session is None:
             self._session_key = None
         return session

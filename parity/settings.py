@@ -125,7 +125,8 @@ if _database_url:
         )
     DATABASES = {
         "default": dj_database_url.parse(
-            _database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            _database_url,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
             # A kept connection that the server dropped (restart, failover, pg_terminate_backend)
             # is noticed and replaced before a request uses it, instead of failing that request.
             conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
@@ -334,7 +335,10 @@ PARITY_SWEEP_SECONDS = env_int("PARITY_SWEEP_SECONDS", 60)
 # A round left running this long without finishing is taken over by the next sweep.
 PARITY_ROUND_STALE_SECONDS = env_int("PARITY_ROUND_STALE_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
-    "background-sweep": {"task": "active_learning.background_sweep", "schedule": PARITY_SWEEP_SECONDS},
+    "background-sweep": {
+        "task": "active_learning.background_sweep",
+        "schedule": PARITY_SWEEP_SECONDS,
+    },
 }
 
 # Local models for active learning; never downloaded at run time.
@@ -354,7 +358,9 @@ PARITY_DATA_DIR = Path(env_str("PARITY_DATA_DIR", str(BASE_DIR / "data")))
 _cache_url = env_str("CACHE_URL", "") or ""
 if _cache_url:
     if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, not {_cache_url.split(':', 1)[0]!r}.")
+        raise ImproperlyConfigured(
+            f"CACHE_URL must be a redis:// URL, not {_cache_url.split(':', 1)[0]!r}."
+        )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -372,7 +378,12 @@ else:
     # Production without Redis: the API rate limits must hold across every gunicorn worker,
     # so their counters live in the database (`manage.py createcachetable`, which the compose
     # migrate service, `demo` and the test database run), never in one process's memory.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "parity_cache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "parity_cache",
+        }
+    }
     SESSION_ENGINE = "parity.sessions"
 
 # /metrics (Prometheus): a scraper sends `Authorization: Bearer $METRICS_TOKEN`, or scrapes
@@ -398,7 +409,11 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
+        },
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

@@ -15,16 +15,35 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
-    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path(
+        "accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     # Only with mail settings (EMAIL_HOST): otherwise 404, never "a mail was sent".
-    path("accounts/password_reset/", password_reset_view(auth_views.PasswordResetView.as_view()), name="password_reset"),
-    path("accounts/password_reset/done/", password_reset_view(auth_views.PasswordResetDoneView.as_view()),
-         name="password_reset_done"),
-    path("accounts/reset/<uidb64>/<token>/", password_reset_view(auth_views.PasswordResetConfirmView.as_view()),
-         name="password_reset_confirm"),
-    path("accounts/reset/done/", password_reset_view(auth_views.PasswordResetCompleteView.as_view()),
-         name="password_reset_complete"),
+    path(
+        "accounts/password_reset/",
+        password_reset_view(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password_reset/done/",
+        password_reset_view(auth_views.PasswordResetDoneView.as_view()),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        password_reset_view(auth_views.PasswordResetConfirmView.as_view()),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        password_reset_view(auth_views.PasswordResetCompleteView.as_view()),
+        name="password_reset_complete",
+    ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include((al_api_urlpatterns, "al_api"))),
     path("api/v1/", include("annotation.api.urls")),

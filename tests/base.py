@@ -19,9 +19,15 @@ class ParityTestCase(TestCase):
         cls.alice = UserFactory(username="alice")  # German evaluator
         cls.bashir = UserFactory(username="bashir")  # Arabic evaluator
         cls.outsider = UserFactory(username="outsider")
-        cls.project = ProjectFactory(slug="mt-rating", task_type=TaskType.RATING, languages=["de", "ar", "zh"])
+        cls.project = ProjectFactory(
+            slug="mt-rating", task_type=TaskType.RATING, languages=["de", "ar", "zh"]
+        )
         cls.project.leads.add(cls.lead)
         evaluator_language_add(user=cls.alice, language=cls.de)
         evaluator_language_add(user=cls.bashir, language=cls.ar)
-        qualification_grant(project=cls.project, evaluator=cls.alice, language=cls.de, actor=cls.lead)
-        qualification_grant(project=cls.project, evaluator=cls.bashir, language=cls.ar, actor=cls.lead)
+        qualification_grant(
+            project=cls.project, evaluator=cls.alice, language=cls.de, actor=cls.lead
+        )
+        qualification_grant(
+            project=cls.project, evaluator=cls.bashir, language=cls.ar, actor=cls.lead
+        )

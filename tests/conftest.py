@@ -10,7 +10,9 @@ def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://… (see README)")
+        skip = pytest.mark.skip(
+            reason="needs PostgreSQL: set DATABASE_URL=postgres://… (see README)"
+        )
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)

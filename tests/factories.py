@@ -51,9 +51,19 @@ class ItemFactory(factory.django.DjangoModelFactory):
     language = factory.LazyFunction(lambda: language("de"))
     external_id = factory.Sequence(lambda n: f"item-{n}")
     prompt = "Translate: The cat sits on the mat."
-    response = factory.LazyAttribute(lambda o: "" if o.project.task_type == TaskType.PAIRWISE else "Die Katze sitzt auf der Matte.")
-    response_a = factory.LazyAttribute(lambda o: "Die Katze sitzt auf der Matte." if o.project.task_type == TaskType.PAIRWISE else "")
-    response_b = factory.LazyAttribute(lambda o: "Katze sitzen Matte." if o.project.task_type == TaskType.PAIRWISE else "")
+    response = factory.LazyAttribute(
+        lambda o: (
+            "" if o.project.task_type == TaskType.PAIRWISE else "Die Katze sitzt auf der Matte."
+        )
+    )
+    response_a = factory.LazyAttribute(
+        lambda o: (
+            "Die Katze sitzt auf der Matte." if o.project.task_type == TaskType.PAIRWISE else ""
+        )
+    )
+    response_b = factory.LazyAttribute(
+        lambda o: "Katze sitzen Matte." if o.project.task_type == TaskType.PAIRWISE else ""
+    )
     open_slots = factory.LazyAttribute(lambda o: 0 if o.is_gold else o.project.overlap)
     is_gold = False
     content_hash = factory.Sequence(lambda n: f"{n:064x}")

@@ -31,7 +31,15 @@ CSS = ROOT / "static" / "parity" / "fonts.css"
 CJK = ("noto-sans-sc", "noto-sans-jp", "noto-sans-kr", "noto-sans-tc")
 # Package → the subsets Parity serves from it (None: its own script subsets).
 PACKAGES: dict[str, list[str] | None] = {
-    "noto-sans": ["latin", "latin-ext", "cyrillic", "cyrillic-ext", "greek", "greek-ext", "vietnamese"],
+    "noto-sans": [
+        "latin",
+        "latin-ext",
+        "cyrillic",
+        "cyrillic-ext",
+        "greek",
+        "greek-ext",
+        "vietnamese",
+    ],
     "noto-sans-arabic": None,
     "noto-sans-hebrew": None,
     "noto-sans-thaana": None,
@@ -62,19 +70,50 @@ PACKAGES: dict[str, list[str] | None] = {
     **{name: None for name in CJK},
 }
 # Subsets another package already serves, or that Parity does not need.
-SHARED_SUBSETS = {"latin", "latin-ext", "cyrillic", "cyrillic-ext", "greek", "greek-ext", "vietnamese", "math", "symbols"}
+SHARED_SUBSETS = {
+    "latin",
+    "latin-ext",
+    "cyrillic",
+    "cyrillic-ext",
+    "greek",
+    "greek-ext",
+    "vietnamese",
+    "math",
+    "symbols",
+}
 WEIGHTS = (400, 700)
 
 # The default stack: Noto Sans for Latin, Greek and Cyrillic, then one face per script
 # (unicode-range keeps the browser from downloading any face a page does not use).
 # Simplified Chinese leads the CJK faces for text without a language tag.
 _SCRIPTS = [
-    "Noto Sans Arabic", "Noto Sans Hebrew", "Noto Sans Thaana", "Noto Sans Syriac", "Noto Sans Adlam",
-    "Noto Sans Devanagari", "Noto Sans Bengali", "Noto Sans Gurmukhi", "Noto Sans Gujarati", "Noto Sans Tamil",
-    "Noto Sans Telugu", "Noto Sans Kannada", "Noto Sans Malayalam", "Noto Sans Sinhala", "Noto Sans Ethiopic",
-    "Noto Sans Thai", "Noto Sans Lao", "Noto Sans Khmer", "Noto Sans Myanmar", "Noto Serif Tibetan",
-    "Noto Sans Georgian", "Noto Sans Armenian", "Noto Sans Cherokee", "Noto Sans Canadian Aboriginal",
-    "Noto Sans Vai", "Noto Sans Yi", "Noto Sans Tifinagh",
+    "Noto Sans Arabic",
+    "Noto Sans Hebrew",
+    "Noto Sans Thaana",
+    "Noto Sans Syriac",
+    "Noto Sans Adlam",
+    "Noto Sans Devanagari",
+    "Noto Sans Bengali",
+    "Noto Sans Gurmukhi",
+    "Noto Sans Gujarati",
+    "Noto Sans Tamil",
+    "Noto Sans Telugu",
+    "Noto Sans Kannada",
+    "Noto Sans Malayalam",
+    "Noto Sans Sinhala",
+    "Noto Sans Ethiopic",
+    "Noto Sans Thai",
+    "Noto Sans Lao",
+    "Noto Sans Khmer",
+    "Noto Sans Myanmar",
+    "Noto Serif Tibetan",
+    "Noto Sans Georgian",
+    "Noto Sans Armenian",
+    "Noto Sans Cherokee",
+    "Noto Sans Canadian Aboriginal",
+    "Noto Sans Vai",
+    "Noto Sans Yi",
+    "Noto Sans Tifinagh",
 ]
 _CJK_ORDER = {
     "sc": ["Noto Sans SC", "Noto Sans TC", "Noto Sans JP", "Noto Sans KR"],
@@ -94,14 +133,25 @@ LANG_RULES = [
 
 
 def _stack(cjk: str) -> str:
-    return ", ".join(f'"{name}"' if " " in name else name for name in ["Noto Sans", *_SCRIPTS, *_CJK_ORDER[cjk], *_TAIL])
+    return ", ".join(
+        f'"{name}"' if " " in name else name
+        for name in ["Noto Sans", *_SCRIPTS, *_CJK_ORDER[cjk], *_TAIL]
+    )
 
 
 def _pack(names: list[str], into: Path) -> None:
-    subprocess.run(["npm", "pack", "--silent", *[f"@fontsource/{n}" for n in names]], cwd=into, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["npm", "pack", "--silent", *[f"@fontsource/{n}" for n in names]],
+        cwd=into,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     for tgz in into.glob("fontsource-*.tgz"):
-        name = next(n for n in sorted(names, key=len, reverse=True) if tgz.name.startswith(f"fontsource-{n}-"))
+        name = next(
+            n
+            for n in sorted(names, key=len, reverse=True)
+            if tgz.name.startswith(f"fontsource-{n}-")
+        )
         target = into / name
         target.mkdir()
         with tarfile.open(tgz) as archive:
@@ -118,7 +168,9 @@ def _licence(package: Path) -> str:
     # @fontsource/noto-sans-yi (4.5.x) ships no licence file; Noto Sans Yi is under the OFL
     # 1.1 like every Noto face (https://fonts.google.com/attribution): carry the OFL text
     # from another Noto package with the face's own copyright line.
-    ofl = (package.parent / "noto-sans-vai" / "LICENSE").read_text(encoding="utf-8").split("\n", 1)[1]
+    ofl = (
+        (package.parent / "noto-sans-vai" / "LICENSE").read_text(encoding="utf-8").split("\n", 1)[1]
+    )
     return "Copyright 2012 Google Inc. All Rights Reserved. (Noto Sans Yi)\n" + ofl
 
 
@@ -143,16 +195,21 @@ def vendor(source: Path) -> int:
                 total += (out / file).stat().st_size
                 rules.append(
                     "@font-face{"
-                    f"font-family:\"{meta.get('fontName') or meta['family']}\";font-style:normal;font-display:swap;font-weight:{weight};"
-                    f"src:url(\"fonts/{name}/{file}\") format(\"woff2\");unicode-range:{ranges[subset]}"
+                    f'font-family:"{meta.get("fontName") or meta["family"]}";font-style:normal;font-display:swap;font-weight:{weight};'
+                    f'src:url("fonts/{name}/{file}") format("woff2");unicode-range:{ranges[subset]}'
                     "}"
                 )
     lines = [
         "/* Generated by tools/vendor_fonts.py from the @fontsource packages: do not edit by hand. */",
         *rules,
-        ":root{" + "".join(f"--font-{key}:{_stack(key)};" for key in _CJK_ORDER) + "--font-sans:var(--font-sc)}",
+        ":root{"
+        + "".join(f"--font-{key}:{_stack(key)};" for key in _CJK_ORDER)
+        + "--font-sans:var(--font-sc)}",
         # :where() keeps these at zero specificity: monospace rules (kbd, code editors) still win.
-        *(f":where({', '.join(selectors)}){{font-family:var(--font-{key})}}" for key, selectors in LANG_RULES),
+        *(
+            f":where({', '.join(selectors)}){{font-family:var(--font-{key})}}"
+            for key, selectors in LANG_RULES
+        ),
     ]
     CSS.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return total
@@ -160,7 +217,9 @@ def vendor(source: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="source", type=Path, help="folder with the unpacked @fontsource packages")
+    parser.add_argument(
+        "--from", dest="source", type=Path, help="folder with the unpacked @fontsource packages"
+    )
     args = parser.parse_args()
     if args.source:
         total = vendor(args.source)
@@ -169,8 +228,10 @@ def main() -> None:
             _pack(list(PACKAGES), Path(tmp))
             total = vendor(Path(tmp))
     files = sum(1 for _ in FONTS.rglob("*.woff2"))
-    print(f"{files} woff2 files, {total:,} bytes, in {FONTS.relative_to(ROOT)}; wrote {CSS.relative_to(ROOT)}",
-          file=sys.stderr)
+    print(
+        f"{files} woff2 files, {total:,} bytes, in {FONTS.relative_to(ROOT)}; wrote {CSS.relative_to(ROOT)}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ identical shares are collapsed into patterns, and a resample is a vector of patt
 formula gives the point estimate too, and the tests hold it equal to the package's.
 """
 
-
 from annotation.agreement.aggregation import (
     AGGREGATION_METHODS,
     FittedChoices,
@@ -52,7 +51,21 @@ from annotation.agreement.parity import parity_report
 from annotation.agreement.report import agreement_report
 
 __all__ = [
-    "AGGREGATION_METHODS", "BREAKDOWNS", "CONFIDENCE", "LEVELS", "METADATA_PREFIX", "AlphaResult", "FittedChoices",
-    "agreement_report", "alpha_with_ci", "bootstrap_mean", "bradley_terry", "dawid_skene_choices", "item_labels",
-    "kappa_matrix", "level_resolve", "matrix_alpha", "parity_report",
+    "AGGREGATION_METHODS",
+    "BREAKDOWNS",
+    "CONFIDENCE",
+    "LEVELS",
+    "METADATA_PREFIX",
+    "AlphaResult",
+    "FittedChoices",
+    "agreement_report",
+    "alpha_with_ci",
+    "bootstrap_mean",
+    "bradley_terry",
+    "dawid_skene_choices",
+    "item_labels",
+    "kappa_matrix",
+    "level_resolve",
+    "matrix_alpha",
+    "parity_report",
 ]

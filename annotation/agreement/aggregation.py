@@ -47,9 +47,13 @@ def item_labels(
     crowd-kit's Dawid–Skene for labels and pairwise choices), over the counted judgments.
     """
     if method not in AGGREGATION_METHODS:
-        raise ValidationError(f"method must be one of {', '.join(AGGREGATION_METHODS)}, not {method!r}")
+        raise ValidationError(
+            f"method must be one of {', '.join(AGGREGATION_METHODS)}, not {method!r}"
+        )
     if method == "dawid_skene" and project.task_type == TaskType.RATING:
-        raise ValidationError("dawid_skene aggregates labels and pairwise choices; ratings use method=majority (the median)")
+        raise ValidationError(
+            "dawid_skene aggregates labels and pairwise choices; ratings use method=majority (the median)"
+        )
     language = _language_resolve(project, language)
     ids = None if item_ids is None else list(item_ids)
     scheme = _Scheme.of(project, AgreementLevel.NOMINAL)
@@ -75,13 +79,21 @@ def item_labels(
         final = finals.get(item_id)
         if item_id in fitted and final is None and rule.task_type == TaskType.LABELS:
             # Dawid–Skene's label set: the rule's agreement, from its value.
-            base = item_label(rule=rule, votes=votes_of(rule.task_type, values), final=fitted[item_id])
+            base = item_label(
+                rule=rule, votes=votes_of(rule.task_type, values), final=fitted[item_id]
+            )
             assert base is not None
-            labels[item_id] = ItemLabel(value=fitted[item_id], agreement=base.agreement, n_judgments=len(values),
-                                        source="dawid_skene")
+            labels[item_id] = ItemLabel(
+                value=fitted[item_id],
+                agreement=base.agreement,
+                n_judgments=len(values),
+                source="dawid_skene",
+            )
             continue
         choice = fitted[item_id].get("choice") if item_id in fitted else None
-        label = item_label(rule=rule, votes=votes_of(rule.task_type, values), final=final, choice=choice)
+        label = item_label(
+            rule=rule, votes=votes_of(rule.task_type, values), final=final, choice=choice
+        )
         if label is not None:
             labels[item_id] = label
     return labels
@@ -120,7 +132,12 @@ def dawid_skene_choices(*, project: Project) -> FittedChoices:
         choice = "j.value ->> 'choice'"
     else:
         choice = "json_extract(j.value, '$.choice')"
-    code = "CASE " + choice + "".join(f" WHEN '{name}' THEN {n}" for n, name in enumerate(names)) + " END"
+    code = (
+        "CASE "
+        + choice
+        + "".join(f" WHEN '{name}' THEN {n}" for n, name in enumerate(names))
+        + " END"
+    )
     kinds = ", ".join(f"'{kind}'" for kind in COUNTED_JUDGMENT_KINDS)
     sql = (
         # Raters: evaluators by id, external raters by minus theirs, one integer column.
@@ -162,18 +179,22 @@ def _crowdkit_predict(tasks: pd.DataFrame, *, method: str) -> pd.Series:
         return DawidSkene(n_iter=100).fit_predict(tasks)
 
 
-def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str) -> dict[int, dict[str, Any]]:
+def _aggregate_categorical(
+    frame: pd.DataFrame, scheme: _Scheme, *, method: str
+) -> dict[int, dict[str, Any]]:
     items = frame["item"].astype(np.int64).to_numpy()
     values = list(frame["value"])
     out: dict[int, dict[str, Any]] = {}
     if scheme.multi:
         encoded = scheme.encode(values)
         n_labels = len(scheme.labels)
-        tasks = pd.DataFrame({
-            "task": (items[:, None] * n_labels + np.arange(n_labels)[None, :]).ravel(),
-            "worker": np.repeat(frame["rater"].to_numpy(), n_labels),
-            "label": encoded.ravel(),
-        })
+        tasks = pd.DataFrame(
+            {
+                "task": (items[:, None] * n_labels + np.arange(n_labels)[None, :]).ravel(),
+                "worker": np.repeat(frame["rater"].to_numpy(), n_labels),
+                "label": encoded.ravel(),
+            }
+        )
         predicted = _crowdkit_predict(tasks, method=method)
         chosen: dict[int, list[str]] = defaultdict(list)
         for task, label in predicted.items():
@@ -181,13 +202,17 @@ def _aggregate_categorical(frame: pd.DataFrame, scheme: _Scheme, *, method: str)
                 chosen[int(task) // n_labels].append(scheme.labels[int(task) % n_labels])
         share = pd.DataFrame(encoded).groupby(items).mean()
         for item_id in np.unique(items):
-            picked = chosen.get(int(item_id)) or [scheme.labels[int(np.argmax(share.loc[item_id].to_numpy()))]]
+            picked = chosen.get(int(item_id)) or [
+                scheme.labels[int(np.argmax(share.loc[item_id].to_numpy()))]
+            ]
             out[int(item_id)] = {"labels": [label for label in scheme.labels if label in picked]}
         return out
     key = "choice" if scheme.task_type == TaskType.PAIRWISE else "label"
     raw = [v["choice"] if key == "choice" else v["labels"][0] for v in values]
-    predicted = _crowdkit_predict(pd.DataFrame({"task": items, "worker": frame["rater"].to_numpy(), "label": raw}),
-                                  method=method)
+    predicted = _crowdkit_predict(
+        pd.DataFrame({"task": items, "worker": frame["rater"].to_numpy(), "label": raw}),
+        method=method,
+    )
     # Strengths of the judgments per (item, choice), gathered in one pass.
     strengths: dict[tuple[int, str], list[int]] = defaultdict(list)
     if key == "choice":
@@ -221,8 +246,12 @@ def bradley_terry(comparisons: pd.DataFrame) -> list[dict[str, Any]]:
     wins = Counter(comparisons["label"])
     appearances = Counter(comparisons["left"]) + Counter(comparisons["right"])
     ranking = [
-        {"model": str(model), "score": _finite(float(score)), "wins": int(wins.get(model, 0)),
-         "comparisons": int(appearances.get(model, 0))}
+        {
+            "model": str(model),
+            "score": _finite(float(score)),
+            "wins": int(wins.get(model, 0)),
+            "comparisons": int(appearances.get(model, 0)),
+        }
         for model, score in scores.items()
     ]
     ranking.sort(key=lambda r: (-(r["score"] if r["score"] is not None else -math.inf), r["model"]))

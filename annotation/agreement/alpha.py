@@ -50,7 +50,9 @@ class AlphaResult:
     alpha_vectorised: float | None = None
     # "krippendorff" (the package) or "coincidence" (the formula; data too large for the package).
     estimator: str = "krippendorff"
-    included_clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    included_clusters: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False
+    )
 
 
 def _finite(x: float) -> float | None:
@@ -58,7 +60,12 @@ def _finite(x: float) -> float | None:
 
 
 def _alpha_from_coincidences(
-    o: np.ndarray, nv: np.ndarray, *, pairs: tuple[np.ndarray, np.ndarray], level: str, domain: np.ndarray
+    o: np.ndarray,
+    nv: np.ndarray,
+    *,
+    pairs: tuple[np.ndarray, np.ndarray],
+    level: str,
+    domain: np.ndarray,
 ) -> np.ndarray:
     """Alpha for B coincidence matrices at once; NaN where undefined.
 
@@ -88,7 +95,12 @@ def _alpha_from_coincidences(
         if level == RATIO:
             v = domain.astype(np.float64)
             total = v[:, None] + v[None, :]
-            d = np.divide((v[:, None] - v[None, :]), total, out=np.zeros_like(total), where=total != 0) ** 2
+            d = (
+                np.divide(
+                    (v[:, None] - v[None, :]), total, out=np.zeros_like(total), where=total != 0
+                )
+                ** 2
+            )
             observed = o @ d[ci, ck]
             expected = ((nv @ d) * nv).sum(axis=1) / (n - 1)
             return 1 - observed / expected
@@ -98,11 +110,15 @@ def _alpha_from_coincidences(
 class _Coincidences:
     """Per-cluster shares of the coincidence matrix, collapsed into distinct patterns."""
 
-    def __init__(self, *, unit: np.ndarray, value: np.ndarray, cluster: np.ndarray, n_values: int) -> None:
+    def __init__(
+        self, *, unit: np.ndarray, value: np.ndarray, cluster: np.ndarray, n_values: int
+    ) -> None:
         self.n_values = V = n_values
         unit_ids, u = np.unique(unit, return_inverse=True)
         n_units = len(unit_ids)
-        keys, counts = np.unique(u.astype(np.int64) * V + value.astype(np.int64), return_counts=True)
+        keys, counts = np.unique(
+            u.astype(np.int64) * V + value.astype(np.int64), return_counts=True
+        )
         ku, kv = keys // V, keys % V
         m = np.bincount(ku, weights=counts, minlength=n_units)  # values per unit
         # A unit's cluster (its item): every judgment of a unit shares it.
@@ -110,7 +126,9 @@ class _Coincidences:
         unit_cluster[u] = cluster
         cluster_ids, unit_cluster = np.unique(unit_cluster, return_inverse=True)
         pairable_unit = m >= 2
-        cluster_pairable = np.bincount(unit_cluster, weights=pairable_unit, minlength=len(cluster_ids)) > 0
+        cluster_pairable = (
+            np.bincount(unit_cluster, weights=pairable_unit, minlength=len(cluster_ids)) > 0
+        )
         self.included_clusters = cluster_ids[cluster_pairable]
         self.excluded = int((~cluster_pairable).sum())
         self.pairable_values = int(m[pairable_unit].sum())
@@ -141,9 +159,12 @@ class _Coincidences:
         cells = np.unique(self.patterns.indices)
         self.pairs = (cells // V, cells % V)
         self.cells_t = self.patterns[:, cells].T.tocsr()
-        self.marginals_t = (self.patterns @ sparse.csr_matrix(
-            (np.ones(V * V), (np.arange(V * V), np.arange(V * V) // V)), shape=(V * V, V)
-        )).T.tocsr()
+        self.marginals_t = (
+            self.patterns
+            @ sparse.csr_matrix(
+                (np.ones(V * V), (np.arange(V * V), np.arange(V * V) // V)), shape=(V * V, V)
+            )
+        ).T.tocsr()
         # The value counts of pairable units, for the package's point estimate.
         self.value_counts_rows = (ku, kv, counts)
         self.n_pairable_units = int(pairable_unit.sum())
@@ -233,7 +254,9 @@ def alpha_with_ci(
     if len(domain_arr) < 2:
         raise ValueError("the value domain needs at least two values")
     if len(unit) == 0:
-        return AlphaResult(alpha=None, ci=(None, None), units=0, excluded_units=0, pairable_values=0)
+        return AlphaResult(
+            alpha=None, ci=(None, None), units=0, excluded_units=0, pairable_values=0
+        )
     if value.min() < 0 or value.max() >= len(domain_arr):
         raise ValueError("a value lies outside the domain")
     # Values nobody used carry no weight at any level (their marginal is 0 and every
@@ -241,15 +264,23 @@ def alpha_with_ci(
     # 0–100 scale costs what the values actually used cost. The package still gets the
     # schema's whole domain.
     observed, compact = np.unique(value, return_inverse=True)
-    co = _Coincidences(unit=unit, value=compact.reshape(-1), cluster=cluster, n_values=len(observed))
+    co = _Coincidences(
+        unit=unit, value=compact.reshape(-1), cluster=cluster, n_values=len(observed)
+    )
     empty = AlphaResult(
-        alpha=None, ci=(None, None), units=co.n_clusters, excluded_units=co.excluded,
-        pairable_values=co.pairable_values, included_clusters=co.included_clusters,
+        alpha=None,
+        ci=(None, None),
+        units=co.n_clusters,
+        excluded_units=co.excluded,
+        pairable_values=co.pairable_values,
+        included_clusters=co.included_clusters,
     )
     if co.n_clusters == 0:
         return empty
     used = domain_arr[observed]
-    vectorised = _finite(co.alpha(co.frequency[None, :].astype(np.float64), level=level, domain=used)[0])
+    vectorised = _finite(
+        co.alpha(co.frequency[None, :].astype(np.float64), level=level, domain=used)[0]
+    )
     if vectorised is None:
         # Every pairable value is the same: disagreement is 0/0 and alpha undefined.
         return empty
@@ -269,10 +300,12 @@ def alpha_with_ci(
     lo = hi = None
     if resamples > 0:
         rng = np.random.default_rng(seed)
-        alphas = np.concatenate([
-            co.alpha(w, level=level, domain=used)
-            for w in co.resample_weights(resamples=resamples, rng=rng)
-        ])
+        alphas = np.concatenate(
+            [
+                co.alpha(w, level=level, domain=used)
+                for w in co.resample_weights(resamples=resamples, rng=rng)
+            ]
+        )
         alphas = alphas[np.isfinite(alphas)]
         if len(alphas):
             tail = (1 - confidence) / 2 * 100
@@ -290,22 +323,35 @@ def alpha_with_ci(
 
 
 def matrix_alpha(
-    reliability_data: Any, *, level: str, value_domain: Sequence[Any] | None = None, resamples: int = 1000,
+    reliability_data: Any,
+    *,
+    level: str,
+    value_domain: Sequence[Any] | None = None,
+    resamples: int = 1000,
     seed: int = 0,
 ) -> AlphaResult:
     """alpha_with_ci on a raters × units matrix with NaN for missing values (the layout of
     the `krippendorff` package and of Krippendorff's papers)."""
     data = np.asarray(reliability_data, dtype=np.float64)
-    domain = np.unique(data[~np.isnan(data)]) if value_domain is None else np.asarray(value_domain, dtype=np.float64)
+    domain = (
+        np.unique(data[~np.isnan(data)])
+        if value_domain is None
+        else np.asarray(value_domain, dtype=np.float64)
+    )
     raters, units = np.nonzero(~np.isnan(data))
     values = np.searchsorted(domain, data[raters, units])
-    if np.any(values >= len(domain)) or np.any(domain[np.minimum(values, len(domain) - 1)] != data[raters, units]):
+    if np.any(values >= len(domain)) or np.any(
+        domain[np.minimum(values, len(domain) - 1)] != data[raters, units]
+    ):
         raise ValueError("the reliability data contains values outside the domain")
-    return alpha_with_ci(unit=units, value=values, domain=domain, level=level, resamples=resamples, seed=seed)
+    return alpha_with_ci(
+        unit=units, value=values, domain=domain, level=level, resamples=resamples, seed=seed
+    )
 
 
-def bootstrap_mean(values: np.ndarray, *, resamples: int = 1000, seed: int = 0,
-                   confidence: float = CONFIDENCE) -> tuple[float | None, tuple[float | None, float | None]]:
+def bootstrap_mean(
+    values: np.ndarray, *, resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[float | None, tuple[float | None, float | None]]:
     """Mean of per-item values with a percentile-bootstrap CI over items (vectorised the same
     way: distinct values and their counts, resampled as a multinomial)."""
     values = np.asarray(values, dtype=np.float64)

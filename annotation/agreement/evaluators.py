@@ -65,8 +65,13 @@ def _kappa(a: np.ndarray, b: np.ndarray, *, n_values: int, weights: str | None) 
     return _finite(float(value))
 
 
-def kappa_matrix(*, project: Project, language: str | None = None, level: str | None = None,
-                 min_shared: int = KAPPA_MIN_SHARED) -> dict[str, Any]:
+def kappa_matrix(
+    *,
+    project: Project,
+    language: str | None = None,
+    level: str | None = None,
+    min_shared: int = KAPPA_MIN_SHARED,
+) -> dict[str, Any]:
     """Cohen's kappa (scikit-learn) between every two raters on the items both judged.
 
     Weighted (quadratic) for ordinal, interval and ratio levels, unweighted for nominal.
@@ -79,7 +84,9 @@ def kappa_matrix(*, project: Project, language: str | None = None, level: str | 
     return _kappa_from(data, scheme, min_shared=min_shared)
 
 
-def _kappa_from(data: _Judgments, scheme: _Scheme, *, min_shared: int = KAPPA_MIN_SHARED) -> dict[str, Any]:
+def _kappa_from(
+    data: _Judgments, scheme: _Scheme, *, min_shared: int = KAPPA_MIN_SHARED
+) -> dict[str, Any]:
     raters, matrix = _rater_matrix(data, scheme)
     n = len(raters)
     kappa: list[list[float | None]] = [[None] * n for _ in range(n)]
@@ -94,8 +101,12 @@ def _kappa_from(data: _Judgments, scheme: _Scheme, *, min_shared: int = KAPPA_MI
             count = int(overlap[i, j])
             shared[i][j] = shared[j][i] = count
             if count >= min_shared:
-                value = _kappa(matrix[both, i], matrix[both, j], n_values=len(scheme.domain),
-                               weights=scheme.kappa_weights)
+                value = _kappa(
+                    matrix[both, i],
+                    matrix[both, j],
+                    n_values=len(scheme.domain),
+                    weights=scheme.kappa_weights,
+                )
                 kappa[i][j] = kappa[j][i] = value
     return {
         "raters": [{"key": r, "label": data.rater_labels.get(r, r)} for r in raters],
@@ -106,8 +117,9 @@ def _kappa_from(data: _Judgments, scheme: _Scheme, *, min_shared: int = KAPPA_MI
     }
 
 
-def _evaluator_groups(data: _Judgments, scheme: _Scheme, *, overall: float | None, resamples: int,
-                      seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _evaluator_groups(
+    data: _Judgments, scheme: _Scheme, *, overall: float | None, resamples: int, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per rater: agreement with the others, alpha with the rater left out, mean kappa.
 
     With many raters a report needs many alphas here, so they use the coincidence formula
@@ -135,38 +147,59 @@ def _evaluator_groups(data: _Judgments, scheme: _Scheme, *, overall: float | Non
         pair_id = np.arange(len(own))
         if scheme.multi:
             n_labels = len(scheme.labels)
-            unit = np.concatenate([pair_id, pair_id])[:, None] * n_labels + np.arange(n_labels)[None, :]
+            unit = (
+                np.concatenate([pair_id, pair_id])[:, None] * n_labels
+                + np.arange(n_labels)[None, :]
+            )
             value = np.concatenate([encoded[row], encoded[other]])
             cluster = np.repeat(np.concatenate([items[row], items[other]]), n_labels)
-            with_others = alpha_with_ci(unit=unit.ravel(), value=value.ravel(), cluster=cluster,
-                                        domain=scheme.domain, level=scheme.level, resamples=resamples, seed=seed,
-                                        package=False)
+            with_others = alpha_with_ci(
+                unit=unit.ravel(),
+                value=value.ravel(),
+                cluster=cluster,
+                domain=scheme.domain,
+                level=scheme.level,
+                resamples=resamples,
+                seed=seed,
+                package=False,
+            )
         else:
             with_others = alpha_with_ci(
-                unit=np.concatenate([pair_id, pair_id]), value=np.concatenate([encoded[row], encoded[other]]),
-                cluster=np.concatenate([items[row], items[row]]), domain=scheme.domain, level=scheme.level,
-                resamples=resamples, seed=seed, package=False,
+                unit=np.concatenate([pair_id, pair_id]),
+                value=np.concatenate([encoded[row], encoded[other]]),
+                cluster=np.concatenate([items[row], items[row]]),
+                domain=scheme.domain,
+                level=scheme.level,
+                resamples=resamples,
+                seed=seed,
+                package=False,
             )
         # Leave-one-out is a point estimate: its change against the overall alpha is the signal.
         without = _alpha_summary(data.subset(~mine), scheme, resamples=0, seed=seed, package=False)
         own_items = np.unique(items[mine])
         shared_items = np.unique(items[row]) if len(row) else np.zeros(0)
         k = index[key]
-        peer = [(kappas["kappa"][k][j], kappas["shared"][k][j]) for j in range(len(index))
-                if j != k and kappas["kappa"][k][j] is not None]
+        peer = [
+            (kappas["kappa"][k][j], kappas["shared"][k][j])
+            for j in range(len(index))
+            if j != k and kappas["kappa"][k][j] is not None
+        ]
         kappa_mean = (sum(v * w for v, w in peer) / sum(w for _, w in peer)) if peer else None
-        groups.append({
-            "key": key,
-            "label": data.rater_labels.get(key, key),
-            "alpha": with_others.alpha,
-            "level": scheme.level,
-            "ci": list(with_others.ci),
-            "units": int(len(shared_items)),
-            "judgments": int(mine.sum()),
-            "excluded_units": int(len(own_items) - len(shared_items)),
-            "alpha_without": without["alpha"],
-            "alpha_change": (without["alpha"] - overall)
-            if without["alpha"] is not None and overall is not None else None,
-            "kappa_mean": kappa_mean,
-        })
+        groups.append(
+            {
+                "key": key,
+                "label": data.rater_labels.get(key, key),
+                "alpha": with_others.alpha,
+                "level": scheme.level,
+                "ci": list(with_others.ci),
+                "units": int(len(shared_items)),
+                "judgments": int(mine.sum()),
+                "excluded_units": int(len(own_items) - len(shared_items)),
+                "alpha_without": without["alpha"],
+                "alpha_change": (without["alpha"] - overall)
+                if without["alpha"] is not None and overall is not None
+                else None,
+                "kappa_mean": kappa_mean,
+            }
+        )
     return groups, kappas

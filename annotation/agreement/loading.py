@@ -112,7 +112,9 @@ def _language_resolve(project: Project, language: str | None) -> str | None:
     tag = language_tag_normalize(language)
     if not project.languages.filter(tag=tag).exists():
         enabled = ", ".join(project.languages.values_list("tag", flat=True)) or "none"
-        raise ValidationError(f"{tag!r} is not a language of project {project.slug} (its languages: {enabled})")
+        raise ValidationError(
+            f"{tag!r} is not a language of project {project.slug} (its languages: {enabled})"
+        )
     return tag
 
 
@@ -121,7 +123,7 @@ def _by_resolve(by: str | None) -> str | None:
         return None
     if by in BREAKDOWNS:
         return by
-    if by.startswith(METADATA_PREFIX) and by[len(METADATA_PREFIX):].strip():
+    if by.startswith(METADATA_PREFIX) and by[len(METADATA_PREFIX) :].strip():
         return by
     raise ValidationError(
         f"by must be one of {', '.join(BREAKDOWNS)} or {METADATA_PREFIX}<key> (an item metadata key), not {by!r}"
@@ -143,7 +145,9 @@ class _Judgments:
 
     def subset(self, mask: Any) -> _Judgments:
         mask = np.asarray(mask)
-        return _Judgments(self.frame[mask], self.rater_labels, {k: v[mask] for k, v in self.codes.items()})
+        return _Judgments(
+            self.frame[mask], self.rater_labels, {k: v[mask] for k, v in self.codes.items()}
+        )
 
     def encoded(self, scheme: _Scheme) -> np.ndarray:
         if scheme not in self.codes:
@@ -157,11 +161,15 @@ def _values_rebuild(task_type: str, frame: pd.DataFrame) -> list[dict[str, Any]]
         return [{"score": int(score)} for score in frame["_score"]]
     if task_type == TaskType.PAIRWISE:
         return [
-            {"choice": choice, "strength": int(strength)} if strength == strength and strength is not None
+            {"choice": choice, "strength": int(strength)}
+            if strength == strength and strength is not None
             else {"choice": choice}
             for choice, strength in zip(frame["_choice"], frame["_strength"], strict=True)
         ]
-    return [{"labels": json.loads(raw) if isinstance(raw, str) else list(raw or ())} for raw in frame["_labels"]]
+    return [
+        {"labels": json.loads(raw) if isinstance(raw, str) else list(raw or ())}
+        for raw in frame["_labels"]
+    ]
 
 
 def _judgments_load(
@@ -184,65 +192,138 @@ def _judgments_load(
     if project.task_type == TaskType.RATING:
         parts = {"_score": Cast(KT("value__score"), IntegerField())}
     elif project.task_type == TaskType.PAIRWISE:
-        parts = {"_choice": KT("value__choice"), "_strength": Cast(KT("value__strength"), IntegerField())}
+        parts = {
+            "_choice": KT("value__choice"),
+            "_strength": Cast(KT("value__strength"), IntegerField()),
+        }
     else:
         parts = {"_labels": KT("value__labels")}
     extra = ["created_at"] if with_created else []
-    columns = ["item_id", "evaluator_id", "external_rater_id", "item__language__tag", "guideline_version", "kind",
-               *extra, *(f"item__{name}" for name in item_fields), *parts]
+    columns = [
+        "item_id",
+        "evaluator_id",
+        "external_rater_id",
+        "item__language__tag",
+        "guideline_version",
+        "kind",
+        *extra,
+        *(f"item__{name}" for name in item_fields),
+        *parts,
+    ]
     rows = list(qs.annotate(**parts).order_by("item_id", "id").values_list(*columns))
-    names = ["item", "evaluator", "external", "language", "guideline_version", "kind", *extra, *item_fields,
-             *parts]
+    names = [
+        "item",
+        "evaluator",
+        "external",
+        "language",
+        "guideline_version",
+        "kind",
+        *extra,
+        *item_fields,
+        *parts,
+    ]
     frame = pd.DataFrame.from_records(rows, columns=names)
-    frame["value"] = _values_rebuild(project.task_type, frame) if len(frame) else pd.Series(dtype=object)
+    frame["value"] = (
+        _values_rebuild(project.task_type, frame) if len(frame) else pd.Series(dtype=object)
+    )
     frame = frame.drop(columns=list(parts))
     if frame.empty:
         frame["rater"] = pd.Series(dtype=str)
         return _Judgments(frame, {})
     evaluator = frame["evaluator"].astype("Int64")
     external = frame["external"].astype("Int64")
-    frame["rater"] = np.where(evaluator.notna(), "ev:" + evaluator.astype(str), "ext:" + external.astype(str))
+    frame["rater"] = np.where(
+        evaluator.notna(), "ev:" + evaluator.astype(str), "ext:" + external.astype(str)
+    )
     labels: dict[str, str] = {}
     ev_ids = sorted({int(x) for x in evaluator.dropna()})
     if ev_ids:
-        names_by_user = dict(EvaluatorProfile.objects.filter(user_id__in=ev_ids).values_list("user_id", "pseudonym"))
+        names_by_user = dict(
+            EvaluatorProfile.objects.filter(user_id__in=ev_ids).values_list("user_id", "pseudonym")
+        )
         labels.update({f"ev:{uid}": names_by_user.get(uid, f"evaluator-{uid}") for uid in ev_ids})
     ext_ids = sorted({int(x) for x in external.dropna()})
     if ext_ids:
-        labels.update({
-            f"ext:{pk}": external_id
-            for pk, external_id in ExternalRater.objects.filter(pk__in=ext_ids).values_list("pk", "external_id")
-        })
+        labels.update(
+            {
+                f"ext:{pk}": external_id
+                for pk, external_id in ExternalRater.objects.filter(pk__in=ext_ids).values_list(
+                    "pk", "external_id"
+                )
+            }
+        )
     return _Judgments(frame, labels)
 
 
-def _alpha_summary(data: _Judgments, scheme: _Scheme, *, resamples: int, seed: int,
-                   per_label: bool = False, package: bool = True) -> AlphaSummary:
+def _alpha_summary(
+    data: _Judgments,
+    scheme: _Scheme,
+    *,
+    resamples: int,
+    seed: int,
+    per_label: bool = False,
+    package: bool = True,
+) -> AlphaSummary:
     """alpha, level, ci, units, judgments, excluded_units for these judgments."""
     frame = data.frame
-    out: AlphaSummary = {"alpha": None, "level": scheme.level, "ci": [None, None], "units": 0,
-                           "judgments": int(len(frame)), "excluded_units": 0}
+    out: AlphaSummary = {
+        "alpha": None,
+        "level": scheme.level,
+        "ci": [None, None],
+        "units": 0,
+        "judgments": int(len(frame)),
+        "excluded_units": 0,
+    }
     if frame.empty:
         if scheme.multi and per_label:
-            out["labels"] = [{"label": label, "alpha": None, "ci": [None, None], "units": 0}
-                             for label in scheme.labels]
+            out["labels"] = [
+                {"label": label, "alpha": None, "ci": [None, None], "units": 0}
+                for label in scheme.labels
+            ]
         return out
     items = frame["item"].to_numpy(dtype=np.int64)
     encoded = data.encoded(scheme)
     if scheme.multi:
         n_labels = len(scheme.labels)
         unit = (items[:, None] * n_labels + np.arange(n_labels)[None, :]).ravel()
-        result = alpha_with_ci(unit=unit, value=encoded.ravel(), cluster=np.repeat(items, n_labels),
-                               domain=scheme.domain, level=scheme.level, resamples=resamples, seed=seed,
-                               package=package)
+        result = alpha_with_ci(
+            unit=unit,
+            value=encoded.ravel(),
+            cluster=np.repeat(items, n_labels),
+            domain=scheme.domain,
+            level=scheme.level,
+            resamples=resamples,
+            seed=seed,
+            package=package,
+        )
         if per_label:
             out["labels"] = []
             for k, label in enumerate(scheme.labels):
-                r = alpha_with_ci(unit=items, value=encoded[:, k], domain=scheme.domain, level=scheme.level,
-                                  resamples=resamples, seed=seed)
-                out["labels"].append({"label": label, "alpha": r.alpha, "ci": list(r.ci), "units": r.units})
+                r = alpha_with_ci(
+                    unit=items,
+                    value=encoded[:, k],
+                    domain=scheme.domain,
+                    level=scheme.level,
+                    resamples=resamples,
+                    seed=seed,
+                )
+                out["labels"].append(
+                    {"label": label, "alpha": r.alpha, "ci": list(r.ci), "units": r.units}
+                )
     else:
-        result = alpha_with_ci(unit=items, value=encoded, domain=scheme.domain, level=scheme.level,
-                               resamples=resamples, seed=seed, package=package)
-    out.update(alpha=result.alpha, ci=list(result.ci), units=result.units, excluded_units=result.excluded_units)
+        result = alpha_with_ci(
+            unit=items,
+            value=encoded,
+            domain=scheme.domain,
+            level=scheme.level,
+            resamples=resamples,
+            seed=seed,
+            package=package,
+        )
+    out.update(
+        alpha=result.alpha,
+        ci=list(result.ci),
+        units=result.units,
+        excluded_units=result.excluded_units,
+    )
     return out

@@ -48,7 +48,9 @@ def _positive(value: dict[str, Any], label: str) -> float:
     return 1.0 if label in value.get("labels", ()) else 0.0
 
 
-def _quality_rows(frame: pd.DataFrame, finals: dict[int, dict[str, Any]], project: Project) -> pd.DataFrame:
+def _quality_rows(
+    frame: pd.DataFrame, finals: dict[int, dict[str, Any]], project: Project
+) -> pd.DataFrame:
     """One row per (item, model) with the item's quality score for that model.
 
     rating: mean score; pairwise: the model's win share (ties and both-bad count half);
@@ -58,30 +60,54 @@ def _quality_rows(frame: pd.DataFrame, finals: dict[int, dict[str, Any]], projec
     schema = project.schema or {}
     positive = (schema.get("labels") or [""])[0]
     if project.task_type == TaskType.RATING:
+
         def score(v: dict[str, Any]) -> float:
             return float(v["score"])
     elif project.task_type == TaskType.PAIRWISE:
+
         def score(v: dict[str, Any]) -> float:
             return _win_share(v, "a")
     else:
+
         def score(v: dict[str, Any]) -> float:
             return _positive(v, positive)
-    per_judgment = pd.DataFrame({"item": frame["item"].to_numpy(),
-                                 "score": np.fromiter((score(v) for v in frame["value"]), dtype=np.float64,
-                                                      count=len(frame))})
+
+    per_judgment = pd.DataFrame(
+        {
+            "item": frame["item"].to_numpy(),
+            "score": np.fromiter(
+                (score(v) for v in frame["value"]), dtype=np.float64, count=len(frame)
+            ),
+        }
+    )
     per_item = per_judgment.groupby("item", sort=True)["score"].mean()
     decided = [pk for pk in per_item.index if int(pk) in finals]
     if decided:
         per_item.loc[decided] = [score(finals[int(pk)]) for pk in decided]
     firsts = frame.drop_duplicates("item").set_index("item").loc[per_item.index]
     if project.task_type == TaskType.PAIRWISE:
-        side_a = pd.DataFrame({"item": per_item.index, "model": firsts["model_a"].fillna("").replace("", "A").to_numpy(),
-                               "score": per_item.to_numpy()})
-        side_b = pd.DataFrame({"item": per_item.index, "model": firsts["model_b"].fillna("").replace("", "B").to_numpy(),
-                               "score": 1 - per_item.to_numpy()})
+        side_a = pd.DataFrame(
+            {
+                "item": per_item.index,
+                "model": firsts["model_a"].fillna("").replace("", "A").to_numpy(),
+                "score": per_item.to_numpy(),
+            }
+        )
+        side_b = pd.DataFrame(
+            {
+                "item": per_item.index,
+                "model": firsts["model_b"].fillna("").replace("", "B").to_numpy(),
+                "score": 1 - per_item.to_numpy(),
+            }
+        )
         return pd.concat([side_a, side_b], ignore_index=True)
-    return pd.DataFrame({"item": per_item.index, "model": firsts["model"].fillna("").to_numpy(),
-                         "score": per_item.to_numpy()})
+    return pd.DataFrame(
+        {
+            "item": per_item.index,
+            "model": firsts["model"].fillna("").to_numpy(),
+            "score": per_item.to_numpy(),
+        }
+    )
 
 
 def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> ParityReport:
@@ -118,8 +144,12 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
         sub = data.subset((frame["language"] == tag).to_numpy()) if len(frame) else data
         counts = item_counts.get(tag, {})
         agreement = _alpha_summary(sub, scheme, resamples=resamples, seed=seed, per_label=False)
-        qsub = quality_frame[quality_frame["language"] == tag] if len(quality_frame) else quality_frame
-        quality, models = _language_quality(project, qsub, finals, focus=focus, resamples=resamples, seed=seed)
+        qsub = (
+            quality_frame[quality_frame["language"] == tag] if len(quality_frame) else quality_frame
+        )
+        quality, models = _language_quality(
+            project, qsub, finals, focus=focus, resamples=resamples, seed=seed
+        )
         row: ParityLanguage = {  # type: ignore[typeddict-item]  # the throughput keys come unpacked
             "language": tag,
             "name": lang.name,
@@ -157,21 +187,27 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
         "quality": {
             **measure,
             "items_used": "items not picked by an uncertainty selector (selection: "
-            + ", ".join(QUALITY_SELECTIONS) + "); final labels replace their item's judgments",
+            + ", ".join(QUALITY_SELECTIONS)
+            + "); final labels replace their item's judgments",
             "selections": list(QUALITY_SELECTIONS),
-            "items_excluded_uncertainty": int(sum(c.get("uncertainty", 0) for c in item_counts.values())),
+            "items_excluded_uncertainty": int(
+                sum(c.get("uncertainty", 0) for c in item_counts.values())
+            ),
         },
         "best_language": best,
         "languages": rows,
     }
 
 
-
 def _quality_measure(project: Project, frame: pd.DataFrame) -> tuple[dict[str, Any], str | None]:
     schema = project.schema or {}
     if project.task_type == TaskType.RATING:
         scale = schema.get("scale") or {}
-        return {"measure": "mean_rating", "scale": [scale.get("min"), scale.get("max")], "focus_model": None}, None
+        return {
+            "measure": "mean_rating",
+            "scale": [scale.get("min"), scale.get("max")],
+            "focus_model": None,
+        }, None
     if project.task_type == TaskType.LABELS:
         positive = (schema.get("labels") or [None])[0]
         return {"measure": "label_share", "label": positive, "focus_model": None}, None
@@ -185,8 +221,15 @@ def _quality_measure(project: Project, frame: pd.DataFrame) -> tuple[dict[str, A
     return {"measure": "win_rate", "focus_model": focus}, focus
 
 
-def _language_quality(project: Project, frame: pd.DataFrame, finals: dict[int, dict[str, Any]], *,
-                      focus: str | None, resamples: int, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _language_quality(
+    project: Project,
+    frame: pd.DataFrame,
+    finals: dict[int, dict[str, Any]],
+    *,
+    focus: str | None,
+    resamples: int,
+    seed: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     empty = {"value": None, "ci": [None, None], "items": 0}
     if frame.empty:
         return empty, []
@@ -194,7 +237,9 @@ def _language_quality(project: Project, frame: pd.DataFrame, finals: dict[int, d
     models = []
     for model, group in scores.groupby("model", sort=True):
         value, ci = bootstrap_mean(group["score"].to_numpy(), resamples=resamples, seed=seed)
-        models.append({"model": model or "(none)", "value": value, "ci": list(ci), "items": int(len(group))})
+        models.append(
+            {"model": model or "(none)", "value": value, "ci": list(ci), "items": int(len(group))}
+        )
     if project.task_type == TaskType.PAIRWISE:
         headline = scores[scores["model"] == focus]
     else:
@@ -205,15 +250,24 @@ def _language_quality(project: Project, frame: pd.DataFrame, finals: dict[int, d
     return {"value": value, "ci": list(ci), "items": int(headline["item"].nunique())}, models
 
 
-def _language_ranking(project: Project, frame: pd.DataFrame, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _language_ranking(
+    project: Project, frame: pd.DataFrame, models: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if project.task_type != TaskType.PAIRWISE:
-        ranked = sorted((m for m in models if m["value"] is not None), key=lambda m: (-m["value"], m["model"]))
-        return [{"model": m["model"], "score": m["value"], "rank": k} for k, m in enumerate(ranked, start=1)]
+        ranked = sorted(
+            (m for m in models if m["value"] is not None), key=lambda m: (-m["value"], m["model"])
+        )
+        return [
+            {"model": m["model"], "score": m["value"], "rank": k}
+            for k, m in enumerate(ranked, start=1)
+        ]
     if frame.empty:
         return []
     decisive = [
         (rater, a or "A", b or "B", (a or "A") if v["choice"] == "a" else (b or "B"))
-        for rater, a, b, v in zip(frame["rater"], frame["model_a"], frame["model_b"], frame["value"], strict=True)
+        for rater, a, b, v in zip(
+            frame["rater"], frame["model_a"], frame["model_b"], frame["value"], strict=True
+        )
         if v.get("choice") in ("a", "b")
     ]
     comparisons = pd.DataFrame.from_records(decisive, columns=["worker", "left", "right", "label"])
@@ -222,21 +276,34 @@ def _language_ranking(project: Project, frame: pd.DataFrame, models: list[dict[s
 
 def _honeypot_accuracy(project: Project) -> dict[str, dict[str, Any]]:
     rows = Judgment.objects.filter(
-        item__project=project, kind=AssignmentKind.HONEYPOT, is_current=True, item__gold__isnull=False
+        item__project=project,
+        kind=AssignmentKind.HONEYPOT,
+        is_current=True,
+        item__gold__isnull=False,
     ).values_list("item__language__tag", "value", "item__gold__value", "item__gold__tolerance")
     hits: Counter[str] = Counter()
     judged: Counter[str] = Counter()
     for tag, value, gold_value, tolerance in rows:
         judged[tag] += 1
-        hits[tag] += bool(gold_matches(task_type=project.task_type, gold_value=gold_value,
-                                       tolerance=tolerance or {}, value=value))
+        hits[tag] += bool(
+            gold_matches(
+                task_type=project.task_type,
+                gold_value=gold_value,
+                tolerance=tolerance or {},
+                value=value,
+            )
+        )
     return {tag: {"accuracy": hits[tag] / n, "judged": n} for tag, n in judged.items()}
 
 
 def _throughput_row(row: dict[str, Any] | None, *, now: Any) -> Throughput:
     if not row or not row["n"]:
-        return {"judgments_per_day": None, "judgments_last_7_days": 0, "first_judgment_at": None,
-                "last_judgment_at": None}
+        return {
+            "judgments_per_day": None,
+            "judgments_last_7_days": 0,
+            "first_judgment_at": None,
+            "last_judgment_at": None,
+        }
     first, last = row["first"], row["last"]
     days = max(1.0, (last - first).total_seconds() / 86400)
     return {
@@ -250,10 +317,16 @@ def _throughput_row(row: dict[str, Any] | None, *, now: Any) -> Throughput:
 def _throughput(project: Project, *, now: Any) -> dict[str, Throughput]:
     """Judgments per day over each language's active span, and in the last seven days."""
     rows = (
-        Judgment.objects.filter(item__project=project, is_current=True, kind__in=list(COUNTED_JUDGMENT_KINDS))
+        Judgment.objects.filter(
+            item__project=project, is_current=True, kind__in=list(COUNTED_JUDGMENT_KINDS)
+        )
         .values("item__language__tag")
-        .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"),
-                  recent=Count("id", filter=Q(created_at__gte=now - timedelta(days=7))))
+        .annotate(
+            n=Count("id"),
+            first=Min("created_at"),
+            last=Max("created_at"),
+            recent=Count("id", filter=Q(created_at__gte=now - timedelta(days=7))),
+        )
     )
     return {row["item__language__tag"]: _throughput_row(row, now=now) for row in rows}
 
@@ -270,19 +343,28 @@ def _gaps_and_flags(project: Project, rows: list[dict[str, Any]]) -> str | None:
     for row in rows:
         flags = row["flags"]
         if row["alpha"] is None:
-            flags.append({"code": "no_agreement", "message": "no item has two judgments yet; agreement unknown"})
+            flags.append(
+                {
+                    "code": "no_agreement",
+                    "message": "no item has two judgments yet; agreement unknown",
+                }
+            )
         elif row["alpha"] < project.agreement_threshold:
-            flags.append({
-                "code": "low_agreement",
-                "message": f"alpha {row['alpha']:.3f} is below the project threshold {project.agreement_threshold:.3f}",
-            })
+            flags.append(
+                {
+                    "code": "low_agreement",
+                    "message": f"alpha {row['alpha']:.3f} is below the project threshold {project.agreement_threshold:.3f}",
+                }
+            )
         if best is None or row["quality"]["value"] is None:
             continue
         row["gap"] = best["quality"]["value"] - row["quality"]["value"]
         if row is not best and _overlaps(row["quality"]["ci"], best["quality"]["ci"]):
-            flags.append({
-                "code": "indistinct",
-                "message": f"its quality CI overlaps the best language's ({best['language']}): "
-                "too wide to tell the two apart yet",
-            })
+            flags.append(
+                {
+                    "code": "indistinct",
+                    "message": f"its quality CI overlaps the best language's ({best['language']}): "
+                    "too wide to tell the two apart yet",
+                }
+            )
     return best["language"] if best else None

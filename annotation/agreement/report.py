@@ -38,14 +38,19 @@ def _group_key_column(data: _Judgments, by: str) -> pd.Series:
         return frame["language"]
     if by == "model":
         single = frame["model"].fillna("")
-        pair = [" vs ".join(sorted(p for p in (a, b) if p)) for a, b in zip(frame["model_a"], frame["model_b"], strict=True)]
+        pair = [
+            " vs ".join(sorted(p for p in (a, b) if p))
+            for a, b in zip(frame["model_a"], frame["model_b"], strict=True)
+        ]
         keyed = np.where(single != "", single, pair)
         return pd.Series(keyed, index=frame.index).replace("", "(none)")
     if by == "round":
         version = frame["guideline_version"].fillna("").replace("", "(none)")
         return frame["language"] + " · " + version
-    key = by[len(METADATA_PREFIX):]
-    return frame["metadata"].map(lambda m: _metadata_label((m or {}).get(key) if isinstance(m, dict) else None))
+    key = by[len(METADATA_PREFIX) :]
+    return frame["metadata"].map(
+        lambda m: _metadata_label((m or {}).get(key) if isinstance(m, dict) else None)
+    )
 
 
 def _metadata_label(value: Any) -> str:
@@ -73,7 +78,11 @@ def agreement_report(
     level = level_resolve(project=project, level=level)
     language = _language_resolve(project, language)
     by = _by_resolve(by)
-    if not isinstance(resamples, int) or isinstance(resamples, bool) or not 0 <= resamples <= MAX_RESAMPLES:
+    if (
+        not isinstance(resamples, int)
+        or isinstance(resamples, bool)
+        or not 0 <= resamples <= MAX_RESAMPLES
+    ):
         raise ValidationError(f"resamples must be a whole number from 0 to {MAX_RESAMPLES}")
     scheme = _Scheme.of(project, level)
     item_fields: tuple[str, ...] = ()
@@ -96,23 +105,31 @@ def agreement_report(
     if by is None:
         return report
     if by == "evaluator":
-        groups, kappas = _evaluator_groups(data, scheme, overall=report["alpha"], resamples=resamples, seed=seed)
+        groups, kappas = _evaluator_groups(
+            data, scheme, overall=report["alpha"], resamples=resamples, seed=seed
+        )
         report["groups"] = groups
         report["kappa"] = kappas
         return report
     if by == "round":
         # Calibration rounds are measured on calibration judgments (a round is a language
         # and a guideline version); one evaluator's retries keep only the latest judgment.
-        data = _judgments_load(project, language=language, kinds=CALIBRATION_KINDS, with_created=True)
+        data = _judgments_load(
+            project, language=language, kinds=CALIBRATION_KINDS, with_created=True
+        )
         if len(data):
             frame = data.frame.assign(_group=_group_key_column(data, by))
-            frame = frame.sort_values("created_at").drop_duplicates(["_group", "item", "rater"], keep="last")
+            frame = frame.sort_values("created_at").drop_duplicates(
+                ["_group", "item", "rater"], keep="last"
+            )
             data = _Judgments(frame, data.rater_labels)
         report["round_kinds"] = list(CALIBRATION_KINDS)
     keys = _group_key_column(data, by) if len(data) else pd.Series(dtype=str)
     groups = []
     for key in sorted(keys.unique()):
-        summary = _alpha_summary(data.subset((keys == key).to_numpy()), scheme, resamples=resamples, seed=seed)
+        summary = _alpha_summary(
+            data.subset((keys == key).to_numpy()), scheme, resamples=resamples, seed=seed
+        )
         groups.append({"key": key, "label": key, **summary})
     report["groups"] = groups
     return report

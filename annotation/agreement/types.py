@@ -37,7 +37,9 @@ class AgreementReport(AlphaSummary):
     resamples: int
     seed: int
     confidence: float
-    groups: NotRequired[list[dict[str, Any]]]  # AgreementGroup, or an evaluator's row with `by=evaluator`
+    groups: NotRequired[
+        list[dict[str, Any]]
+    ]  # AgreementGroup, or an evaluator's row with `by=evaluator`
     kappa: NotRequired[dict[str, Any]]
     round_kinds: NotRequired[list[str]]
 

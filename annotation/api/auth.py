@@ -50,11 +50,15 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("Send the header as: Authorization: Bearer <token>."))
+            raise exceptions.AuthenticationFailed(
+                _("Send the header as: Authorization: Bearer <token>.")
+            )
         try:
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(_("The token contains characters a token never has.")) from None
+            raise exceptions.AuthenticationFailed(
+                _("The token contains characters a token never has.")
+            ) from None
         try:
             token = api_token_authenticate(raw=raw)
         except TokenExpired as exc:

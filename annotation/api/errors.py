@@ -136,6 +136,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     rest get Django's page (with DEBUG on, Django shows its debug page instead)."""
     if request.path.startswith("/api/"):
         return JsonResponse(
-            {"errors": [error(_("No API endpoint at %(path)s.") % {"path": request.path})]}, status=404
+            {"errors": [error(_("No API endpoint at %(path)s.") % {"path": request.path})]},
+            status=404,
         )
     return page_not_found(request, exception)

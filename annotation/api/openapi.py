@@ -16,7 +16,11 @@ from rest_framework.views import APIView
 from annotation.api import serializers as s
 
 # Each line of a pull: shape=pairs, shape=unpaired, and a retraction.
-LINE_SERIALIZERS = (s.PreferenceLineSerializer, s.UnpairedLineSerializer, s.RetractionLineSerializer)
+LINE_SERIALIZERS = (
+    s.PreferenceLineSerializer,
+    s.UnpairedLineSerializer,
+    s.RetractionLineSerializer,
+)
 PULL_PATHS = (
     "/api/v1/projects/{slug}/export/preferences/",
     "/api/v1/projects/{slug}/export/preferences/retractions/",
@@ -30,7 +34,9 @@ CURSOR_HEADER = {
 }
 
 
-def line_components(result: dict[str, Any], generator: Any, request: Any = None, **kwargs: Any) -> dict[str, Any]:
+def line_components(
+    result: dict[str, Any], generator: Any, request: Any = None, **kwargs: Any
+) -> dict[str, Any]:
     """Add PreferenceLine, UnpairedLine and RetractionLine to components.schemas, and the
     cursor header to the pulls' answers."""
     auto = AutoSchema()

@@ -52,7 +52,9 @@ def json_loads_strict(text: str) -> Any:
     """json.loads that refuses what would fail later as a 500: nesting past Python's
     recursion limit, numbers too long to be a score, NaN and Infinity (ValueError)."""
     try:
-        return json.loads(text, parse_int=bounded_int, parse_float=bounded_float, parse_constant=_no_constant)
+        return json.loads(
+            text, parse_int=bounded_int, parse_float=bounded_float, parse_constant=_no_constant
+        )
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
@@ -60,7 +62,9 @@ def json_loads_strict(text: str) -> Any:
 class LimitedJSONParser(JSONParser):
     """JSON read through request.body, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE (→ 413)."""
 
-    def parse(self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None) -> Any:
+    def parse(
+        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         if stream is None:
@@ -81,7 +85,8 @@ def body_chunks(stream: IO[bytes], *, max_bytes: int) -> Iterator[bytes]:
         total += len(chunk)
         if total > max_bytes:
             raise PayloadTooLarge(
-                _("The body is larger than %(limit)d bytes; split the batch.") % {"limit": max_bytes}
+                _("The body is larger than %(limit)d bytes; split the batch.")
+                % {"limit": max_bytes}
             )
         yield chunk
 
@@ -123,7 +128,9 @@ def json_array_records(stream: IO[bytes], *, max_bytes: int) -> Iterator[tuple[i
         try:
             text = utf8.decode(chunk or b"", final=chunk is None)
         except UnicodeDecodeError as exc:
-            raise _Broken(_("the body is not valid UTF-8 (%(reason)s)") % {"reason": exc.reason}) from None
+            raise _Broken(
+                _("the body is not valid UTF-8 (%(reason)s)") % {"reason": exc.reason}
+            ) from None
         if chunk is None:
             eof = True
         buf = buf[pos:] + text
@@ -201,14 +208,18 @@ def _records(stream: IO[bytes] | None, split: Any) -> Iterator[tuple[int, Any]]:
 class JSONArrayImportParser(BaseParser):
     media_type = "application/json"
 
-    def parse(self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None) -> Any:
+    def parse(
+        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
         return _records(stream, json_array_records)
 
 
 class JSONLinesImportParser(BaseParser):
     media_type = "application/x-ndjson"
 
-    def parse(self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None) -> Any:
+    def parse(
+        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
         return _records(stream, json_lines_records)
 
 

@@ -71,10 +71,14 @@ class ProjectAccess(BasePermission):
         project = view_project(request, view)
         if token is not None:
             if token.project_id != project.pk:
-                raise exceptions.NotFound(_("No project %(slug)r for this token.") % {"slug": project.slug})
+                raise exceptions.NotFound(
+                    _("No project %(slug)r for this token.") % {"slug": project.slug}
+                )
             if token.scope not in self.scopes:
                 if not self.scopes:
-                    raise exceptions.PermissionDenied(_("This endpoint is for signed-in users, not API tokens."))
+                    raise exceptions.PermissionDenied(
+                        _("This endpoint is for signed-in users, not API tokens.")
+                    )
                 raise exceptions.PermissionDenied(
                     _("This token has the scope %(scope)r; this endpoint needs %(needed)s.")
                     % {"scope": token.scope, "needed": " or ".join(repr(s) for s in self.scopes)}

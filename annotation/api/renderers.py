@@ -11,7 +11,9 @@ from rest_framework.renderers import BaseRenderer
 class _PassThroughRenderer(BaseRenderer):
     charset = None
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         if isinstance(data, bytes):
             return data
         return str(data if data is not None else "").encode("utf-8")

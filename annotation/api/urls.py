@@ -17,18 +17,39 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", template_name="annotation/api/redoc.html"), name="redoc"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(
+            url_name="api:schema", template_name="annotation/api/redoc.html"
+        ),
+        name="redoc",
+    ),
     path("projects/", views.ProjectListView.as_view(), name="projects"),
     path("projects/<slug:slug>/items/", views.ItemsView.as_view(), name="items"),
     path("projects/<slug:slug>/judgments/", views.JudgmentsImportView.as_view(), name="judgments"),
     path("projects/<slug:slug>/queue/claim/", views.QueueClaimView.as_view(), name="queue-claim"),
-    path("assignments/<int:assignment_id>/judgment/", views.JudgmentSubmitView.as_view(), name="judgment-submit"),
+    path(
+        "assignments/<int:assignment_id>/judgment/",
+        views.JudgmentSubmitView.as_view(),
+        name="judgment-submit",
+    ),
     path("projects/<slug:slug>/agreement/", views.AgreementView.as_view(), name="agreement"),
     path("projects/<slug:slug>/parity/", views.ParityView.as_view(), name="parity"),
-    path("projects/<slug:slug>/export/preferences/", views.PreferenceExportView.as_view(), name="export-preferences"),
-    path("projects/<slug:slug>/export/preferences/retractions/", views.PreferenceRetractionsView.as_view(),
-         name="export-preference-retractions"),
-    path("projects/<slug:slug>/export/judgments/", views.JudgmentExportView.as_view(), name="export-judgments"),
+    path(
+        "projects/<slug:slug>/export/preferences/",
+        views.PreferenceExportView.as_view(),
+        name="export-preferences",
+    ),
+    path(
+        "projects/<slug:slug>/export/preferences/retractions/",
+        views.PreferenceRetractionsView.as_view(),
+        name="export-preference-retractions",
+    ),
+    path(
+        "projects/<slug:slug>/export/judgments/",
+        views.JudgmentExportView.as_view(),
+        name="export-judgments",
+    ),
     path("projects/<slug:slug>/reports/", views.UserReportView.as_view(), name="reports"),
     path("projects/<slug:slug>/datacard/", views.DatacardView.as_view(), name="datacard"),
 ]

@@ -111,7 +111,9 @@ def _errors(*extra: int) -> dict[tuple[int, str], OpenApiResponse]:
     """The error responses of an endpoint, all in the one error shape, always JSON (the
     exception handler renders them so whatever the endpoint's own formats)."""
     return {
-        (code, "application/json"): OpenApiResponse(s.ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
+        (code, "application/json"): OpenApiResponse(
+            s.ErrorSerializer, description=ERROR_DESCRIPTIONS[code]
+        )
         for code in (400, 401, 403, 404, 406, 429, *extra)
     }
 
@@ -146,7 +148,9 @@ class ProjectAPIView(APIView):
         except Http404:
             # DRF answers an unknown ?format= with 404; it is a bad parameter.
             formats = ", ".join(r.format for r in self.get_renderers())
-            raise ApiError([error(_("must be one of %(formats)s") % {"formats": formats}, field="format")]) from None
+            raise ApiError(
+                [error(_("must be one of %(formats)s") % {"formats": formats}, field="format")]
+            ) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -165,7 +169,9 @@ class ProjectListView(APIView):
         token = request_token(request)
         if token is not None and token.scope == TokenScope.PROJECTS:
             projects = Project.objects.filter(
-                pk__in=AuditEvent.objects.filter(token=token, verb="project.create").values("project")
+                pk__in=AuditEvent.objects.filter(token=token, verb="project.create").values(
+                    "project"
+                )
             )
         elif token is not None:
             projects = Project.objects.filter(pk=token.project_id)
@@ -188,34 +194,72 @@ class ProjectListView(APIView):
         token = request_token(request)
         if token is not None:
             if token.scope != TokenScope.PROJECTS:
-                raise ApiError([error(
-                    f"This token has the scope {token.scope!r}; creating projects needs a token of the scope "
-                    "'projects' (an operator makes one: manage.py create_token --scope projects --user NAME)."
-                )], status_code=403)
+                raise ApiError(
+                    [
+                        error(
+                            f"This token has the scope {token.scope!r}; creating projects needs a token of the scope "
+                            "'projects' (an operator makes one: manage.py create_token --scope projects --user NAME)."
+                        )
+                    ],
+                    status_code=403,
+                )
             lead = token.created_by
             if lead is None or not lead.is_active:
-                raise ApiError([error(
-                    "The user this token acts for is gone or inactive, so a project it creates would have "
-                    "no lead; ask an operator for a new token."
-                )], status_code=403)
+                raise ApiError(
+                    [
+                        error(
+                            "The user this token acts for is gone or inactive, so a project it creates would have "
+                            "no lead; ask an operator for a new token."
+                        )
+                    ],
+                    status_code=403,
+                )
         else:
             lead = request.user
-            if not (lead.is_staff or lead.has_perm("annotation.add_project") or lead.led_projects.exists()):
-                raise ApiError([error(_("Only staff and project leads may create projects."))], status_code=403)
+            if not (
+                lead.is_staff
+                or lead.has_perm("annotation.add_project")
+                or lead.led_projects.exists()
+            ):
+                raise ApiError(
+                    [error(_("Only staff and project leads may create projects."))], status_code=403
+                )
         data = _body(s.ProjectCreateSerializer, request)
-        options = {k: data[k] for k in ("description", "queue_on_import", "honeypot_rate", "lease_seconds",
-                                        "agreement_threshold") if k in data}
+        options = {
+            k: data[k]
+            for k in (
+                "description",
+                "queue_on_import",
+                "honeypot_rate",
+                "lease_seconds",
+                "agreement_threshold",
+            )
+            if k in data
+        }
         try:
             project = project_create(
-                slug=data["slug"], task_type=data["task_type"], languages=data["languages"], lead=lead,
-                name=data.get("name"), schema=data.get("schema"), overlap=data.get("overlap"),
-                actor=api_actor(request), token=token, **options,
+                slug=data["slug"],
+                task_type=data["task_type"],
+                languages=data["languages"],
+                lead=lead,
+                name=data.get("name"),
+                schema=data.get("schema"),
+                overlap=data.get("overlap"),
+                actor=api_actor(request),
+                token=token,
+                **options,
             )
         except ProjectSlugTaken as exc:
-            raise ApiError([error(
-                f"A project with the slug {exc.slug!r} exists; creating never changes an existing project. "
-                "Pick another slug.", field="slug",
-            )], status_code=409) from None
+            raise ApiError(
+                [
+                    error(
+                        f"A project with the slug {exc.slug!r} exists; creating never changes an existing project. "
+                        "Pick another slug.",
+                        field="slug",
+                    )
+                ],
+                status_code=409,
+            ) from None
         return Response(s.ProjectOutSerializer(project).data, status=status.HTTP_201_CREATED)
 
 
@@ -249,7 +293,9 @@ def _language_check_after(response: Response, item_ids: list[int]) -> str:
     return "after_response"
 
 
-def _import_response(result: ImportResult, *, status_code: int = 200, check_ids: list[int] | None = None) -> Response:
+def _import_response(
+    result: ImportResult, *, status_code: int = 200, check_ids: list[int] | None = None
+) -> Response:
     response = Response(status=status_code)
     check = _language_check_after(response, result.item_ids if check_ids is None else check_ids)
     response.data = {**result.as_dict(), "language_check": check}
@@ -263,7 +309,8 @@ def _check_content_length(request: Request) -> None:
         length = 0
     if length > settings.PARITY_MAX_IMPORT_BYTES:
         raise PayloadTooLarge(
-            _("The body is larger than %(limit)d bytes; split the batch.") % {"limit": settings.PARITY_MAX_IMPORT_BYTES}
+            _("The body is larger than %(limit)d bytes; split the batch.")
+            % {"limit": settings.PARITY_MAX_IMPORT_BYTES}
         )
 
 
@@ -274,8 +321,10 @@ def _records(request: Request) -> Any:
 
 def _lines_body(serializer_class: type[s.serializers.Serializer]) -> dict[str, Any]:
     """A JSON array, or JSON Lines whose lines are the array's elements (one object per line)."""
-    return {media: serializer_class(many=True)
-            for media in ("application/json", "application/x-ndjson", "application/jsonl")}
+    return {
+        media: serializer_class(many=True)
+        for media in ("application/json", "application/x-ndjson", "application/jsonl")
+    }
 
 
 class ItemsView(ProjectAPIView):
@@ -293,7 +342,9 @@ class ItemsView(ProjectAPIView):
         summary="List items",
         parameters=[
             s.ItemListQuerySerializer,
-            OpenApiParameter("cursor", str, description="from `next` or `previous` of the last page"),
+            OpenApiParameter(
+                "cursor", str, description="from `next` or `previous` of the last page"
+            ),
             OpenApiParameter("page_size", int, description="1–1000 (default 100)"),
         ],
         responses={200: s.ItemPageSerializer, **_errors()},
@@ -326,18 +377,30 @@ class ItemsView(ProjectAPIView):
         "judged item is refused with 409.",
         request=_lines_body(s.ImportLineSerializer),
         responses={200: s.ImportResultSerializer, **_errors(409, 413, 415)},
-        examples=[OpenApiExample(
-            "pairwise line",
-            value={"external_id": "q-17", "language": "sw", "prompt": "…", "response_a": "…",
-                   "response_b": "…", "model_a": "m1", "model_b": "m2"},
-            request_only=True,
-        )],
+        examples=[
+            OpenApiExample(
+                "pairwise line",
+                value={
+                    "external_id": "q-17",
+                    "language": "sw",
+                    "prompt": "…",
+                    "response_a": "…",
+                    "response_b": "…",
+                    "model_a": "m1",
+                    "model_b": "m2",
+                },
+                request_only=True,
+            )
+        ],
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.project()
         _check_content_length(request)
         result = items_import(
-            project=project, records=_records(request), actor=api_actor(request), token=request_token(request)
+            project=project,
+            records=_records(request),
+            actor=api_actor(request),
+            token=request_token(request),
         )
         return _import_response(result)
 
@@ -359,7 +422,10 @@ class JudgmentsImportView(ProjectAPIView):
         project = self.project()
         _check_content_length(request)
         result = judgments_import(
-            project=project, records=_records(request), actor=api_actor(request), token=request_token(request)
+            project=project,
+            records=_records(request),
+            actor=api_actor(request),
+            token=request_token(request),
         )
         return _import_response(result, check_ids=[])
 
@@ -398,7 +464,11 @@ class QueueClaimView(APIView):
         "for (or returns their live lease). 204 when nothing waits; 403 with the reason when they "
         "are not qualified.",
         request=s.ClaimInSerializer,
-        responses={200: s.AssignmentOutSerializer, 204: OpenApiResponse(description="Nothing waits."), **_errors()},
+        responses={
+            200: s.AssignmentOutSerializer,
+            204: OpenApiResponse(description="Nothing waits."),
+            **_errors(),
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         project = view_project(request, self)
@@ -411,8 +481,14 @@ class QueueClaimView(APIView):
                 raise ApiError([error(exc.messages[0], field="language")]) from None
             language = project_language(project=project, tag=tag)
             if language is None:
-                raise ApiError([error(_("%(tag)r is not a language of this project.") % {"tag": tag},
-                                      field="language")])
+                raise ApiError(
+                    [
+                        error(
+                            _("%(tag)r is not a language of this project.") % {"tag": tag},
+                            field="language",
+                        )
+                    ]
+                )
         assignment = item_claim_next(evaluator=request.user, project=project, language=language)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -427,8 +503,8 @@ class JudgmentSubmitView(APIView):
 
     @extend_schema(
         summary="Submit a judgment",
-        description="The value has the project's shape: rating {\"score\"}, pairwise {\"choice\", "
-        "\"strength\"}, labels {\"labels\"}; any may add issues and comment.",
+        description='The value has the project\'s shape: rating {"score"}, pairwise {"choice", '
+        '"strength"}, labels {"labels"}; any may add issues and comment.',
         request=s.JudgmentInSerializer,
         responses={201: s.JudgmentOutSerializer, **_errors()},
     )
@@ -436,22 +512,38 @@ class JudgmentSubmitView(APIView):
         data = _body(s.JudgmentInSerializer, request)
         assignment = assignment_with_item(assignment_id)
         if assignment is None:
-            raise ApiError([error(_("No assignment %(id)s.") % {"id": assignment_id})], status_code=404)
+            raise ApiError(
+                [error(_("No assignment %(id)s.") % {"id": assignment_id})], status_code=404
+            )
         if assignment.evaluator_id != request.user.pk:
             raise PermissionDenied(_("This assignment is not yours."))
         try:
             judgment = judgment_submit(
-                assignment=assignment, evaluator=request.user, value=data["value"], seconds=data.get("seconds")
+                assignment=assignment,
+                evaluator=request.user,
+                value=data["value"],
+                seconds=data.get("seconds"),
             )
         except ValidationError as exc:
             entries = []
             for message in exc.messages:
                 match = _FIELD_PREFIX.match(message)
-                entries.append(error(match.group(2), field=f"value.{match.group(1)}") if match else error(message))
+                entries.append(
+                    error(match.group(2), field=f"value.{match.group(1)}")
+                    if match
+                    else error(message)
+                )
             raise ApiError(entries) from None
         return Response(
-            {"id": judgment.pk, "assignment": assignment.pk, "item": judgment.item_id, "value": judgment.value,
-             "revision": judgment.revision, "too_fast": judgment.too_fast, "created_at": judgment.created_at},
+            {
+                "id": judgment.pk,
+                "assignment": assignment.pk,
+                "item": judgment.item_id,
+                "value": judgment.value,
+                "revision": judgment.revision,
+                "too_fast": judgment.too_fast,
+                "created_at": judgment.created_at,
+            },
             status=status.HTTP_201_CREATED,
         )
 
@@ -472,8 +564,12 @@ class AgreementView(ProjectAPIView):
     def get(self, request: Request, slug: str) -> Response:
         query = _query(s.AgreementQuerySerializer, request)
         report = agreement_report(
-            project=self.project(), language=query.get("language") or None, level=query.get("level"),
-            by=query.get("by") or None, seed=query["seed"], resamples=query["resamples"],
+            project=self.project(),
+            language=query.get("language") or None,
+            level=query.get("level"),
+            by=query.get("by") or None,
+            seed=query["seed"],
+            resamples=query["resamples"],
         )
         return Response(report)
 
@@ -491,8 +587,11 @@ class ParityView(ProjectAPIView):
         "Bradley–Terry strengths (pairwise), alpha per guideline version and calibration round, "
         "breakdowns and next actions. `?format=csv` (with `by`) gives one row per language and key.",
         parameters=[s.ParityQuerySerializer],
-        responses={(200, "application/json"): s.ParityOutSerializer,
-                   (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), **_errors()},
+        responses={
+            (200, "application/json"): s.ParityOutSerializer,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
+            **_errors(),
+        },
     )
     def get(self, request: Request, slug: str) -> Response:
         query = _query(s.ParityQuerySerializer, request)
@@ -500,10 +599,18 @@ class ParityView(ProjectAPIView):
         if not query.get("by"):
             if csv_wanted:
                 raise ApiError([error("CSV needs by=model or by=period", field="by")])
-            return Response(parity_report(project=self.project(), seed=query["seed"],
-                                          resamples=query["resamples"]))
-        report = progress_report(project=self.project(), by=query["by"], period=query["period"],
-                                 seed=query["seed"], resamples=query["resamples"])
+            return Response(
+                parity_report(
+                    project=self.project(), seed=query["seed"], resamples=query["resamples"]
+                )
+            )
+        report = progress_report(
+            project=self.project(),
+            by=query["by"],
+            period=query["period"],
+            seed=query["seed"],
+            resamples=query["resamples"],
+        )
         if csv_wanted:
             return Response(progress_csv(report), content_type="text/csv; charset=utf-8")
         return Response(report)
@@ -515,7 +622,9 @@ class ParityView(ProjectAPIView):
 
 
 def _streaming(chunks: Any, *, content_type: str, filename: str) -> StreamingHttpResponse:
-    kind = filename.rsplit(".", 1)[0].split("-")[-1] if "-" in filename else filename.rsplit(".", 1)[0]
+    kind = (
+        filename.rsplit(".", 1)[0].split("-")[-1] if "-" in filename else filename.rsplit(".", 1)[0]
+    )
     chunks = metrics.export_counted(chunks, kind=kind, lines="parquet" not in content_type)
     response = StreamingHttpResponse(chunks, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -526,11 +635,19 @@ def _streaming(chunks: Any, *, content_type: str, filename: str) -> StreamingHtt
 def _preference_filters(query: dict[str, Any]) -> dict[str, Any]:
     """The service's options from a pull's query (lines and retractions alike)."""
     return {
-        "method": query["method"], "style": query["style"], "shape": query["shape"], "pairs": query["pairs"],
-        "language": query.get("language"), "min_agreement": query.get("min_agreement"),
-        "exclude_ties": not query["include_ties"], "min_gap": query.get("min_gap"),
-        "threshold": query.get("threshold"), "split": query.get("split"),
-        "test_fraction": query.get("test_fraction"), "margin": query.get("margin"), "signals": query["signals"],
+        "method": query["method"],
+        "style": query["style"],
+        "shape": query["shape"],
+        "pairs": query["pairs"],
+        "language": query.get("language"),
+        "min_agreement": query.get("min_agreement"),
+        "exclude_ties": not query["include_ties"],
+        "min_gap": query.get("min_gap"),
+        "threshold": query.get("threshold"),
+        "split": query.get("split"),
+        "test_fraction": query.get("test_fraction"),
+        "margin": query.get("margin"),
+        "signals": query["signals"],
         "prompt_template": query.get("prompt_template"),
     }
 
@@ -553,19 +670,25 @@ class PullView(ProjectAPIView):
         return super().perform_content_negotiation(request, force or _asks_for_download(request))
 
 
-def _pull_response(export: PreferenceExport, chunks: Any, *, request: Request, content_type: str,
-                   filename: str) -> StreamingHttpResponse | HttpResponse:
+def _pull_response(
+    export: PreferenceExport, chunks: Any, *, request: Request, content_type: str, filename: str
+) -> StreamingHttpResponse | HttpResponse:
     """The pull's stream, or 204 No Content (with the cursor) when it has no line: an
     empty body would make `datasets.load_dataset` fail."""
     first = next(export.rows, None)
     if first is None:
         export.rows.close()
-        response: StreamingHttpResponse | HttpResponse = HttpResponse(status=status.HTTP_204_NO_CONTENT)
+        response: StreamingHttpResponse | HttpResponse = HttpResponse(
+            status=status.HTTP_204_NO_CONTENT
+        )
     else:
         if _asks_for_download(request):
             content_type = DOWNLOAD_MEDIA_TYPE
-        response = _streaming(chunks(itertools.chain([first], export.rows)), content_type=content_type,
-                              filename=filename)
+        response = _streaming(
+            chunks(itertools.chain([first], export.rows)),
+            content_type=content_type,
+            filename=filename,
+        )
     response["X-Parity-Cursor"] = export.cursor
     return response
 
@@ -593,30 +716,48 @@ class PreferenceExportView(PullView):
         "Hugging Face `datasets` and TRL. JSON Lines or Parquet; `style=conversational` gives role/content "
         "message lists. Each line is a `PreferenceLine` (shape=pairs) or an `UnpairedLine` "
         "(shape=unpaired); see those schemas. No column is named `margin` unless `margin=scaled`. "
-        "`Accept: application/octet-stream` gets the same bytes as a plain download. " + _SINCE_TEXT,
+        "`Accept: application/octet-stream` gets the same bytes as a plain download. "
+        + _SINCE_TEXT,
         parameters=[s.PreferenceQuerySerializer],
         responses={
             (200, "application/x-ndjson"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="JSON Lines (one PreferenceLine or UnpairedLine per line) or "
-                "Parquet, as `format` asks; the same bytes as application/octet-stream when Accept asks for it."
+                OpenApiTypes.BINARY,
+                description="JSON Lines (one PreferenceLine or UnpairedLine per line) or "
+                "Parquet, as `format` asks; the same bytes as application/octet-stream when Accept asks for it.",
             ),
             (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY),
             (200, DOWNLOAD_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.BINARY),
-            204: OpenApiResponse(description="No line: nothing changed since the cursor (X-Parity-Cursor is set)."),
+            204: OpenApiResponse(
+                description="No line: nothing changed since the cursor (X-Parity-Cursor is set)."
+            ),
             **_errors(),
         },
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse | HttpResponse:
         project = self.project()
         query = _query(s.PreferenceQuerySerializer, request)
-        export = preference_export(project=project, since=query.get("since"), actor=api_actor(request),
-                                   token=request_token(request), **_preference_filters(query))
+        export = preference_export(
+            project=project,
+            since=query.get("since"),
+            actor=api_actor(request),
+            token=request_token(request),
+            **_preference_filters(query),
+        )
         if query["format"] == "parquet":
-            return _pull_response(export, lambda rows: parquet_stream(rows, schema=export.schema),
-                                  request=request, content_type=ParquetRenderer.media_type,
-                                  filename=f"{project.slug}-preferences.parquet")
-        return _pull_response(export, jsonl_stream, request=request, content_type=JSONLinesRenderer.media_type,
-                              filename=f"{project.slug}-preferences.jsonl")
+            return _pull_response(
+                export,
+                lambda rows: parquet_stream(rows, schema=export.schema),
+                request=request,
+                content_type=ParquetRenderer.media_type,
+                filename=f"{project.slug}-preferences.parquet",
+            )
+        return _pull_response(
+            export,
+            jsonl_stream,
+            request=request,
+            content_type=JSONLinesRenderer.media_type,
+            filename=f"{project.slug}-preferences.jsonl",
+        )
 
 
 class PreferenceRetractionsView(PullView):
@@ -625,13 +766,15 @@ class PreferenceRetractionsView(PullView):
 
     @extend_schema(
         summary="Retractions of an incremental preference pull (streamed)",
-        description="JSON Lines of `RetractionLine` (`{\"item_id\": …}`): the keys of lines that items changed "
+        description='JSON Lines of `RetractionLine` (`{"item_id": …}`): the keys of lines that items changed '
         "since `since` no longer have under the same filters as the pull. " + _SINCE_TEXT,
         parameters=[s.PreferenceFilterSerializer],
         responses={
             (200, "application/x-ndjson"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="One RetractionLine per line; the same bytes as "
-                "application/octet-stream when Accept asks for it."),
+                OpenApiTypes.BINARY,
+                description="One RetractionLine per line; the same bytes as "
+                "application/octet-stream when Accept asks for it.",
+            ),
             (200, DOWNLOAD_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.BINARY),
             204: OpenApiResponse(description="Nothing to retract (X-Parity-Cursor is set)."),
             **_errors(),
@@ -640,10 +783,20 @@ class PreferenceRetractionsView(PullView):
     def get(self, request: Request, slug: str) -> StreamingHttpResponse | HttpResponse:
         project = self.project()
         query = _query(s.PreferenceFilterSerializer, request)
-        export = preference_retractions(project=project, since=query.get("since"), actor=api_actor(request),
-                                        token=request_token(request), **_preference_filters(query))
-        return _pull_response(export, jsonl_stream, request=request, content_type=JSONLinesRenderer.media_type,
-                              filename=f"{project.slug}-retractions.jsonl")
+        export = preference_retractions(
+            project=project,
+            since=query.get("since"),
+            actor=api_actor(request),
+            token=request_token(request),
+            **_preference_filters(query),
+        )
+        return _pull_response(
+            export,
+            jsonl_stream,
+            request=request,
+            content_type=JSONLinesRenderer.media_type,
+            filename=f"{project.slug}-retractions.jsonl",
+        )
 
 
 class JudgmentExportView(ProjectAPIView):
@@ -666,10 +819,16 @@ class JudgmentExportView(ProjectAPIView):
         query = _query(s.JudgmentExportQuerySerializer, request)
         rows = judgment_export(project=project, language=query.get("language"))
         if query["format"] == "csv":
-            return _streaming(csv_stream(rows), content_type="text/csv; charset=utf-8",
-                              filename=f"{project.slug}-judgments.csv")
-        return _streaming(jsonl_stream(rows), content_type=JSONLinesRenderer.media_type,
-                          filename=f"{project.slug}-judgments.jsonl")
+            return _streaming(
+                csv_stream(rows),
+                content_type="text/csv; charset=utf-8",
+                filename=f"{project.slug}-judgments.csv",
+            )
+        return _streaming(
+            jsonl_stream(rows),
+            content_type=JSONLinesRenderer.media_type,
+            filename=f"{project.slug}-judgments.jsonl",
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -696,12 +855,22 @@ class UserReportView(ProjectAPIView):
     def post(self, request: Request, slug: str) -> Response:
         project = self.project()
         if project.task_type == TaskType.PAIRWISE:
-            raise ApiError([error(_("A pairwise project compares two outputs; send reports to a rating or "
-                                    "labels project."))])
+            raise ApiError(
+                [
+                    error(
+                        _(
+                            "A pairwise project compares two outputs; send reports to a rating or "
+                            "labels project."
+                        )
+                    )
+                ]
+            )
         data = _body(s.ReportInSerializer, request)
         conversation = [dict(m) for m in data["conversation"]]
         metadata = dict(data.get("metadata") or {})
-        metadata.update({"conversation": conversation, "report": {"what_went_wrong": data["what_went_wrong"]}})
+        metadata.update(
+            {"conversation": conversation, "report": {"what_went_wrong": data["what_went_wrong"]}}
+        )
         external_id = data.get("external_id") or f"report-{uuid.uuid4().hex}"
         record = {
             "external_id": external_id,
@@ -712,12 +881,20 @@ class UserReportView(ProjectAPIView):
             "metadata": metadata,
             "source": ItemSource.USER_REPORT,
         }
-        result = items_import(project=project, records=[(1, record)], actor=api_actor(request),
-                              token=request_token(request))
+        result = items_import(
+            project=project,
+            records=[(1, record)],
+            actor=api_actor(request),
+            token=request_token(request),
+        )
         item = Item.objects.get(project=project, external_id=external_id)
         response = _import_response(result, status_code=201 if result.created else 200)
-        response.data = {"item_id": item.pk, "external_id": external_id, "status": item.status,
-                         "created": bool(result.created)}
+        response.data = {
+            "item_id": item.pk,
+            "external_id": external_id,
+            "status": item.status,
+            "created": bool(result.created),
+        }
         return response
 
 

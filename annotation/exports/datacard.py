@@ -31,7 +31,9 @@ def _agreement_by_language(project: Project) -> dict[str, dict[str, Any]]:
 def datacard_build(*, project: Project) -> dict[str, Any]:
     """What an export of this project contains and where it came from."""
     items = Item.objects.filter(project=project, is_gold=False)
-    counted = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
+    counted = Judgment.objects.filter(
+        item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
+    )
     by_language = {
         row["language__tag"]: row
         for row in items.values("language__tag").annotate(
@@ -53,22 +55,26 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
     for language in project.languages.order_by("tag"):
         row = by_language.get(language.tag, {})
         jrow = judged.get(language.tag, {})
-        languages.append({
-            "tag": language.tag,
-            "name": language.name,
-            "script": language.script,
-            "direction": language.direction,
-            "items": row.get("items", 0),
-            "settled_items": row.get("settled", 0),
-            "language_flagged_items": row.get("flagged", 0),
-            "judgments": jrow.get("judgments", 0),
-            "evaluators": jrow.get("evaluators", 0),
-            "external_raters": jrow.get("external_raters", 0),
-            "agreement": agreement.get(language.tag),
-        })
+        languages.append(
+            {
+                "tag": language.tag,
+                "name": language.name,
+                "script": language.script,
+                "direction": language.direction,
+                "items": row.get("items", 0),
+                "settled_items": row.get("settled", 0),
+                "language_flagged_items": row.get("flagged", 0),
+                "judgments": jrow.get("judgments", 0),
+                "evaluators": jrow.get("evaluators", 0),
+                "external_raters": jrow.get("external_raters", 0),
+                "agreement": agreement.get(language.tag),
+            }
+        )
     versions = [
         {"version": row["guideline_version"] or None, "judgments": row["n"]}
-        for row in counted.values("guideline_version").annotate(n=Count("pk")).order_by("guideline_version")
+        for row in counted.values("guideline_version")
+        .annotate(n=Count("pk"))
+        .order_by("guideline_version")
     ]
     sources = [
         {
@@ -77,7 +83,9 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
             "licence": row["licence"] if isinstance(row["licence"], str) else None,
             "items": row["n"],
         }
-        for row in items.values("source", dataset=_metadata("dataset"), licence=_metadata("licence"))
+        for row in items.values(
+            "source", dataset=_metadata("dataset"), licence=_metadata("licence")
+        )
         .annotate(n=Count("pk"))
         .order_by("source", "dataset", "licence")
     ]
@@ -150,8 +158,16 @@ def datacard_markdown(card: dict[str, Any]) -> str:
             f"{lang['external_raters']} | {f'{alpha:.3f}' if isinstance(alpha, float) else '—'} | {ci_text} |"
         )
     lines += ["", "## Guideline versions", "", "| version | judgments |", "|---|---|"]
-    lines += [f"| {_md_cell(v['version'])} | {v['judgments']} |" for v in card["guideline_versions"]]
-    lines += ["", "## Sources and licences", "", "| source | dataset | licence | items |", "|---|---|---|---|"]
+    lines += [
+        f"| {_md_cell(v['version'])} | {v['judgments']} |" for v in card["guideline_versions"]
+    ]
+    lines += [
+        "",
+        "## Sources and licences",
+        "",
+        "| source | dataset | licence | items |",
+        "|---|---|---|---|",
+    ]
     lines += [
         f"| {_md_cell(s['source'])} | {_md_cell(s['dataset'])} | {_md_cell(s['licence'])} | {s['items']} |"
         for s in card["sources"]
@@ -162,7 +178,10 @@ def datacard_markdown(card: dict[str, Any]) -> str:
         "",
         f"- Pair columns (shape=pairs): {_md_columns(card['export']['columns'])}",
         f"- Unpaired columns (shape=unpaired, rating projects): {_md_columns(card['export']['unpaired_columns'])}",
-        *(f"- With {option}: {_md_columns(columns)}" for option, columns in card["export"]["optional_columns"].items()),
+        *(
+            f"- With {option}: {_md_columns(columns)}"
+            for option, columns in card["export"]["optional_columns"].items()
+        ),
         f"- Retraction columns (incremental pulls): {_md_columns(card['export']['retraction_columns'])}",
         f"- Labels: {card['export']['labels']}",
         f"- Never exported: {card['export']['excluded']}",

@@ -18,7 +18,9 @@ def judgment_export(*, project: Project, language: str | None = None) -> Iterato
     """Current production and historical judgments, evaluators by pseudonym, raters by
     external id. Options are checked now (ValidationError); the rows stream later."""
     lang = project_language(project=project, tag=language)
-    qs = Judgment.objects.filter(item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS)
+    qs = Judgment.objects.filter(
+        item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
+    )
     if lang is not None:
         qs = qs.filter(item__language=lang)
     return in_transaction(_judgment_rows(qs))
@@ -26,9 +28,18 @@ def judgment_export(*, project: Project, language: str | None = None) -> Iterato
 
 def _judgment_rows(qs: QuerySet[Judgment]) -> Iterator[dict[str, Any]]:
     query = qs.order_by("id").values_list(
-        "id", "item__external_id", "item__language__tag", "evaluator__evaluator_profile__pseudonym",
-        "external_rater__external_id", "kind", "value", "seconds", "guideline_version", "revision",
-        "too_fast", "created_at",
+        "id",
+        "item__external_id",
+        "item__language__tag",
+        "evaluator__evaluator_profile__pseudonym",
+        "external_rater__external_id",
+        "kind",
+        "value",
+        "seconds",
+        "guideline_version",
+        "revision",
+        "too_fast",
+        "created_at",
     )
     # Runs inside the export's transaction (`in_transaction`), before the cursor is declared.
     export_cursor_plan()

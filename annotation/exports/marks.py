@@ -47,12 +47,20 @@ def export_cursor_encode(*, project: Project, seq: int) -> str:
 
 def export_cursor_decode(*, project: Project, cursor: str) -> int:
     """The mark id a cursor stands for; ValidationError for anything this project did not hand out."""
-    bad = ValidationError({"since": ["is not a cursor from an earlier export of this project; omit it for a full export"]})
+    bad = ValidationError(
+        {
+            "since": [
+                "is not a cursor from an earlier export of this project; omit it for a full export"
+            ]
+        }
+    )
     if not isinstance(cursor, str) or not cursor.startswith(CURSOR_PREFIX) or len(cursor) > 100:
         raise bad
-    body = cursor[len(CURSOR_PREFIX):]
+    body = cursor[len(CURSOR_PREFIX) :]
     try:
-        project_id, seq = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii").split(":")
+        project_id, seq = (
+            base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii").split(":")
+        )
         if int(project_id) != project.pk or int(seq) < 0:
             raise bad
         return int(seq)
@@ -91,13 +99,16 @@ def _settled(among: QuerySet[Item], *, project: Project) -> Q:
     )
     finals = FinalLabel.objects.filter(item__project=project).values("item_id")
     return Q(pk__in=finals) | (
-        ~Q(status=ItemStatus.ADJUDICATION) & (Q(status__in=[ItemStatus.DONE, ItemStatus.FINAL]) | Q(pk__in=counted))
+        ~Q(status=ItemStatus.ADJUDICATION)
+        & (Q(status__in=[ItemStatus.DONE, ItemStatus.FINAL]) | Q(pk__in=counted))
     )
 
 
 def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
     """The unmarked candidates (of `parity_export_candidates`, below) whose label is settled."""
-    unmarked = Item.objects.filter(pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked", []))
+    unmarked = Item.objects.filter(
+        pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked", [])
+    )
     # Only the unmarked items' judgments are counted: a pull with nothing new counts none.
     return unmarked.filter(_settled(unmarked.values("pk"), project=project))
 
@@ -148,7 +159,9 @@ def export_marks_advance(*, project: Project) -> int:
                 # plan depends on whether 10 or a million candidates are unmarked.
                 cursor.execute("ANALYZE parity_export_candidates")
             new_sql, new_params = (
-                _settled_among_candidates(project=project).order_by().values_list("id", "label_version")
+                _settled_among_candidates(project=project)
+                .order_by()
+                .values_list("id", "label_version")
                 .query.sql_with_params()
             )
             # Changed marked items are marked again whether or not they still qualify: a
@@ -175,7 +188,9 @@ def export_marks_advance(*, project: Project) -> int:
                     " AND m.item_id NOT IN (SELECT id FROM parity_export_marking)",
                     [project.pk],
                 )
-            cursor.execute(f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)")  # noqa: S608
+            cursor.execute(
+                f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)"
+            )  # noqa: S608
             # From the temporary table alone: reading each item's version again would be a
             # random read of the wide items' table per mark.
             cursor.execute(

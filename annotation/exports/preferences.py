@@ -61,13 +61,40 @@ MAX_TEMPLATE_CHARS = 1000
 # are strings in the standard style and role/content message lists in the conversational
 # one; `margin` comes only with margin="scaled", the signal columns only with signals.
 PAIR_COLUMNS = (
-    "prompt", "chosen", "rejected", "language", "item_id", "n_judgments", "agreement", "guideline_version",
-    "model_chosen", "model_rejected", "gap", "tie", "label_source", "chosen_item_id", "rejected_item_id",
+    "prompt",
+    "chosen",
+    "rejected",
+    "language",
+    "item_id",
+    "n_judgments",
+    "agreement",
+    "guideline_version",
+    "model_chosen",
+    "model_rejected",
+    "gap",
+    "tie",
+    "label_source",
+    "chosen_item_id",
+    "rejected_item_id",
 )
-PAIR_SIGNAL_COLUMNS = ("reward_chosen", "reward_rejected", "mean_logprob_chosen", "mean_logprob_rejected")
+PAIR_SIGNAL_COLUMNS = (
+    "reward_chosen",
+    "reward_rejected",
+    "mean_logprob_chosen",
+    "mean_logprob_rejected",
+)
 UNPAIRED_COLUMNS = (
-    "prompt", "completion", "label", "language", "item_id", "n_judgments", "agreement", "guideline_version",
-    "model", "score", "label_source",
+    "prompt",
+    "completion",
+    "label",
+    "language",
+    "item_id",
+    "n_judgments",
+    "agreement",
+    "guideline_version",
+    "model",
+    "score",
+    "label_source",
 )
 UNPAIRED_SIGNAL_COLUMNS = ("reward", "mean_logprob")
 RETRACTION_COLUMNS = ("item_id",)
@@ -95,8 +122,11 @@ class PreferenceOptions:
     def columns(self) -> tuple[str, ...]:
         if self.shape == "unpaired":
             return UNPAIRED_COLUMNS + (UNPAIRED_SIGNAL_COLUMNS if self.signals else ())
-        return (PAIR_COLUMNS + (("margin",) if self.margin else ())
-                + (PAIR_SIGNAL_COLUMNS if self.signals else ()))
+        return (
+            PAIR_COLUMNS
+            + (("margin",) if self.margin else ())
+            + (PAIR_SIGNAL_COLUMNS if self.signals else ())
+        )
 
 
 def _one_of(field: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -104,8 +134,15 @@ def _one_of(field: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValidationError({field: [f"must be one of {', '.join(allowed)}"]})
 
 
-def _number(field: str, value: Any, *, low: float | None = None, high: float | None = None,
-            open_low: bool = False, open_high: bool = False) -> float | None:
+def _number(
+    field: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -118,7 +155,9 @@ def _number(field: str, value: Any, *, low: float | None = None, high: float | N
     return value
 
 
-def project_language(*, project: Project, tag: str | None, field: str = "language") -> Language | None:
+def project_language(
+    *, project: Project, tag: str | None, field: str = "language"
+) -> Language | None:
     if tag in (None, ""):
         return None
     try:
@@ -160,19 +199,41 @@ def preference_options(
         )
     rating = project.task_type == TaskType.RATING
     if method == "dawid_skene" and rating:
-        raise ValidationError({"method": ["ratings aggregate by the median (majority); dawid_skene is for pairwise choices"]})
+        raise ValidationError(
+            {
+                "method": [
+                    "ratings aggregate by the median (majority); dawid_skene is for pairwise choices"
+                ]
+            }
+        )
     if shape == "unpaired" and not rating:
-        raise ValidationError({"shape": ["unpaired lines are for rating projects; a pairwise project's lines are "
-                                         "pairs (TRL's unpair_preference_dataset turns them into unpaired lines)"]})
+        raise ValidationError(
+            {
+                "shape": [
+                    "unpaired lines are for rating projects; a pairwise project's lines are "
+                    "pairs (TRL's unpair_preference_dataset turns them into unpaired lines)"
+                ]
+            }
+        )
     if pairs == "all" and not rating:
-        raise ValidationError({"pairs": ["pairs=all pairs the responses to one prompt in a rating project; a pairwise "
-                                         "item is one pair already"]})
+        raise ValidationError(
+            {
+                "pairs": [
+                    "pairs=all pairs the responses to one prompt in a rating project; a pairwise "
+                    "item is one pair already"
+                ]
+            }
+        )
     gap = _number("min_gap", min_gap, low=0.0)
     if gap is not None and not rating:
-        raise ValidationError({"min_gap": ["is for rating projects (the score difference of a pair)"]})
+        raise ValidationError(
+            {"min_gap": ["is for rating projects (the score difference of a pair)"]}
+        )
     cut = _number("threshold", threshold)
     if cut is not None and shape != "unpaired":
-        raise ValidationError({"threshold": ["is for shape=unpaired (a rating at or above it is a good completion)"]})
+        raise ValidationError(
+            {"threshold": ["is for shape=unpaired (a rating at or above it is a good completion)"]}
+        )
     if cut is None and shape == "unpaired":
         low, high = _scale(project)
         cut = (low + high) / 2
@@ -180,7 +241,9 @@ def preference_options(
         _one_of("split", split, SPLITS)
     else:
         split = None
-    fraction = _number("test_fraction", test_fraction, low=0.0, high=1.0, open_low=True, open_high=True)
+    fraction = _number(
+        "test_fraction", test_fraction, low=0.0, high=1.0, open_low=True, open_high=True
+    )
     if fraction is not None and split is None:
         raise ValidationError({"test_fraction": ["goes with split=train or split=test"]})
     if margin not in (None, ""):
@@ -191,16 +254,32 @@ def preference_options(
     if not isinstance(template, str) or template.count("{prompt}") != 1:
         raise ValidationError({"prompt_template": ["must contain {prompt} exactly once"]})
     if len(template) > MAX_TEMPLATE_CHARS or "\x00" in template:
-        raise ValidationError({"prompt_template": [f"must be text of at most {MAX_TEMPLATE_CHARS} characters"]})
+        raise ValidationError(
+            {"prompt_template": [f"must be text of at most {MAX_TEMPLATE_CHARS} characters"]}
+        )
     if prompt_template is not None and style == "conversational":
-        raise ValidationError({"prompt_template": ["is for style=standard; conversational lines keep the turns apart"]})
+        raise ValidationError(
+            {
+                "prompt_template": [
+                    "is for style=standard; conversational lines keep the turns apart"
+                ]
+            }
+        )
     return PreferenceOptions(
-        method=method, style=style, shape=shape, pairs=pairs,
+        method=method,
+        style=style,
+        shape=shape,
+        pairs=pairs,
         language=project_language(project=project, tag=language),
         min_agreement=_number("min_agreement", min_agreement, low=0.0, high=1.0),
-        exclude_ties=bool(exclude_ties), min_gap=gap or 0.0, threshold=cut, split=split,
-        test_fraction=fraction if fraction is not None else DEFAULT_TEST_FRACTION, margin=margin,
-        signals=bool(signals), prompt_template=template,
+        exclude_ties=bool(exclude_ties),
+        min_gap=gap or 0.0,
+        threshold=cut,
+        split=split,
+        test_fraction=fraction if fraction is not None else DEFAULT_TEST_FRACTION,
+        margin=margin,
+        signals=bool(signals),
+        prompt_template=template,
     )
 
 
@@ -222,30 +301,44 @@ class PreferenceExport:
 
 
 def preference_export(
-    *, project: Project, since: str | None = None, actor: Any = None, token: ApiToken | None = None,
+    *,
+    project: Project,
+    since: str | None = None,
+    actor: Any = None,
+    token: ApiToken | None = None,
     **options: Any,
 ) -> PreferenceExport:
     """Start a pull of preference lines: the current line of every item marked after
     `since` (all of them without it) that qualifies under the options. ValidationError (by
     field) for bad options, before any write."""
     opts = preference_options(project=project, **options)
-    marked = _marks(project=project, since=since, opts=opts, verb="export.preferences", actor=actor, token=token)
+    marked = _marks(
+        project=project, since=since, opts=opts, verb="export.preferences", actor=actor, token=token
+    )
     return PreferenceExport(
-        cursor=export_cursor_encode(project=project, seq=marked.upto), rows=in_transaction(_lines(marked, opts)),
+        cursor=export_cursor_encode(project=project, seq=marked.upto),
+        rows=in_transaction(_lines(marked, opts)),
         style=opts.style,
-        columns=opts.columns(), schema=preference_arrow_schema(opts),
+        columns=opts.columns(),
+        schema=preference_arrow_schema(opts),
     )
 
 
 def preference_retractions(
-    *, project: Project, since: str | None = None, actor: Any = None, token: ApiToken | None = None,
+    *,
+    project: Project,
+    since: str | None = None,
+    actor: Any = None,
+    token: ApiToken | None = None,
     **options: Any,
 ) -> PreferenceExport:
     """Start a pull of retractions: {"item_id"} for every line key of an item marked after
     `since` that has no line under the same options now (a retraction of a line the
     consumer never had is harmless)."""
     opts = preference_options(project=project, **options)
-    marked = _marks(project=project, since=since, opts=opts, verb="export.retractions", actor=actor, token=token)
+    marked = _marks(
+        project=project, since=since, opts=opts, verb="export.retractions", actor=actor, token=token
+    )
 
     def retracted() -> Iterator[dict[str, Any]]:
         with closing(_units(marked, opts)) as units:
@@ -256,23 +349,51 @@ def preference_retractions(
                         yield {"item_id": key}
 
     return PreferenceExport(
-        cursor=export_cursor_encode(project=project, seq=marked.upto), rows=in_transaction(retracted()),
-        style=opts.style, columns=RETRACTION_COLUMNS, schema=pa.schema([("item_id", pa.string())]),
+        cursor=export_cursor_encode(project=project, seq=marked.upto),
+        rows=in_transaction(retracted()),
+        style=opts.style,
+        columns=RETRACTION_COLUMNS,
+        schema=pa.schema([("item_id", pa.string())]),
     )
 
 
-def _marks(*, project: Project, since: str | None, opts: PreferenceOptions, verb: str, actor: Any,
-           token: ApiToken | None) -> Marked:
+def _marks(
+    *,
+    project: Project,
+    since: str | None,
+    opts: PreferenceOptions,
+    verb: str,
+    actor: Any,
+    token: ApiToken | None,
+) -> Marked:
     after = export_cursor_decode(project=project, cursor=since) if since else 0
     if after and opts.method == "dawid_skene":
-        raise ValidationError({"since": ["dawid_skene weighs every rater over the whole project, so any new "
-                                         "judgment can change any item's label: pull it in full (omit since)"]})
+        raise ValidationError(
+            {
+                "since": [
+                    "dawid_skene weighs every rater over the whole project, so any new "
+                    "judgment can change any item's label: pull it in full (omit since)"
+                ]
+            }
+        )
     upto = max(export_marks_advance(project=project), after)
     audit_record(
-        verb=verb, actor=actor, token=token, project=project,
-        data={"method": opts.method, "language": opts.language.tag if opts.language else None,
-              "min_agreement": opts.min_agreement, "since": after, "upto": upto, "style": opts.style,
-              "shape": opts.shape, "pairs": opts.pairs, "split": opts.split, "exclude_ties": opts.exclude_ties},
+        verb=verb,
+        actor=actor,
+        token=token,
+        project=project,
+        data={
+            "method": opts.method,
+            "language": opts.language.tag if opts.language else None,
+            "min_agreement": opts.min_agreement,
+            "since": after,
+            "upto": upto,
+            "style": opts.style,
+            "shape": opts.shape,
+            "pairs": opts.pairs,
+            "split": opts.split,
+            "exclude_ties": opts.exclude_ties,
+        },
     )
     return Marked(project=project, after=after, upto=upto, language=opts.language)
 
@@ -297,18 +418,30 @@ def _units(marked: Marked, opts: PreferenceOptions) -> Iterator[Unit]:
     project = marked.project
     if project.task_type == TaskType.PAIRWISE:
         # In mark order: the marks' primary key streams the rows with no sort.
-        rows = marked_rows(marked, vote_key="choice", order_by="m.id", metadata=conversational,
-                           signals=opts.signals)
+        rows = marked_rows(
+            marked,
+            vote_key="choice",
+            order_by="m.id",
+            metadata=conversational,
+            signals=opts.signals,
+        )
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _pairwise_units(labelled, opts)
     elif opts.shape == "unpaired":
-        rows = marked_rows(marked, vote_key="score", order_by="m.id", metadata=conversational, signals=opts.signals)
+        rows = marked_rows(
+            marked, vote_key="score", order_by="m.id", metadata=conversational, signals=opts.signals
+        )
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _unpaired_units(labelled, opts)
     else:
         # A prompt's responses come together: sorted by language and prompt.
-        rows = marked_rows(marked, vote_key="score", order_by="i.language_id, i.prompt_id, m.item_id",
-                           metadata=conversational, signals=opts.signals)
+        rows = marked_rows(
+            marked,
+            vote_key="score",
+            order_by="i.language_id, i.prompt_id, m.item_id",
+            metadata=conversational,
+            signals=opts.signals,
+        )
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _rating_pair_units(labelled, project, opts)
 
@@ -316,7 +449,9 @@ def _units(marked: Marked, opts: PreferenceOptions) -> Iterator[Unit]:
 Labelled = tuple[ExportRow, ItemLabel | None]
 
 
-def _labelled(rows: Iterator[ExportRow], project: Project, opts: PreferenceOptions) -> Iterator[Labelled]:
+def _labelled(
+    rows: Iterator[ExportRow], project: Project, opts: PreferenceOptions
+) -> Iterator[Labelled]:
     """Each row with its item's label, or None when the item is not settled (its line, if
     a consumer has one, is retracted)."""
     fitted = None
@@ -331,8 +466,13 @@ def _labelled(rows: Iterator[ExportRow], project: Project, opts: PreferenceOptio
             # "a:2,a:1,b:" → [["a", "2"], ["a", "1"], ["b", ""]]
             votes = [vote.split(":") for vote in row.votes.split(",")] if row.votes else ()
             final = json_value(row.final)
-            if not row_settled(status=row.status, is_gold=row.is_gold, has_final=final is not None,
-                               n_votes=len(votes), overlap=overlap):
+            if not row_settled(
+                status=row.status,
+                is_gold=row.is_gold,
+                has_final=final is not None,
+                n_votes=len(votes),
+                overlap=overlap,
+            ):
                 yield row, None
                 continue
             # An item judged after the fit has no fitted choice: its votes' majority labels it.
@@ -369,9 +509,15 @@ def _prompt_messages(prompt: str, metadata: dict[str, Any] | None) -> list[dict[
     # `metadata.conversation` (a list of role/content turns) makes a multi-turn prompt;
     # a trailing assistant turn is the response itself and is left out.
     conversation = (metadata or {}).get("conversation")
-    if isinstance(conversation, list) and conversation and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in conversation
+    if (
+        isinstance(conversation, list)
+        and conversation
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            for m in conversation
+        )
     ):
         turns = [{"role": m["role"], "content": m["content"]} for m in conversation]
         if turns[-1]["role"] == "assistant":
@@ -406,14 +552,28 @@ def _pairwise_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
             yield keys, []
             continue
         choice = label.value.get("choice")
-        if (choice not in ("a", "b", "tie") or (choice == "tie" and opts.exclude_ties)
-                or not _passes(label, opts.min_agreement) or not _in_split(row.prompt, opts)):
+        if (
+            choice not in ("a", "b", "tie")
+            or (choice == "tie" and opts.exclude_ties)
+            or not _passes(label, opts.min_agreement)
+            or not _in_split(row.prompt, opts)
+        ):
             yield keys, []
             continue
         if choice == "b":
-            chosen, rejected, model_chosen, model_rejected = row.response_b, row.response_a, row.model_b, row.model_a
+            chosen, rejected, model_chosen, model_rejected = (
+                row.response_b,
+                row.response_a,
+                row.model_b,
+                row.model_a,
+            )
         else:
-            chosen, rejected, model_chosen, model_rejected = row.response_a, row.response_b, row.model_a, row.model_b
+            chosen, rejected, model_chosen, model_rejected = (
+                row.response_a,
+                row.response_b,
+                row.model_a,
+                row.model_b,
+            )
         gap = float(label.value.get("strength", 1)) if choice != "tie" else 0.0
         line = {
             "prompt": _prompt(row, opts),
@@ -458,7 +618,12 @@ def _unpaired_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
     for row, label in labelled:
         keys = [row.external_id]
         score = _score(label) if label is not None else None
-        if label is None or score is None or not _passes(label, opts.min_agreement) or not _in_split(row.prompt, opts):
+        if (
+            label is None
+            or score is None
+            or not _passes(label, opts.min_agreement)
+            or not _in_split(row.prompt, opts)
+        ):
             yield keys, []
             continue
         line = {
@@ -480,7 +645,9 @@ def _unpaired_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
         yield keys, [line]
 
 
-def _rating_pair_units(labelled: Iterator[Labelled], project: Project, opts: PreferenceOptions) -> Iterator[Unit]:
+def _rating_pair_units(
+    labelled: Iterator[Labelled], project: Project, opts: PreferenceOptions
+) -> Iterator[Unit]:
     group: list[Labelled] = []
     key: tuple[str, str] | None = None
     for row, label in labelled:
@@ -504,7 +671,9 @@ def _rating_group(group: list[Labelled], project: Project, opts: PreferenceOptio
         score = _score(label) if label is not None else None
         if label is None or score is None or not _passes(label, opts.min_agreement):
             continue
-        scored.append((score, label.agreement if label.agreement is not None else -1.0, -row.id, row, label))
+        scored.append(
+            (score, label.agreement if label.agreement is not None else -1.0, -row.id, row, label)
+        )
     in_split = _in_split(first.prompt, opts)
     low, high = _scale(project)
     if opts.pairs == "best_worst":
@@ -524,7 +693,11 @@ def _rating_group(group: list[Labelled], project: Project, opts: PreferenceOptio
         return keys, []
     lines = []
     for one, other in combinations(scored, 2):
-        better, worse = (one, other) if (one[0], one[1], one[2]) >= (other[0], other[1], other[2]) else (other, one)
+        better, worse = (
+            (one, other)
+            if (one[0], one[1], one[2]) >= (other[0], other[1], other[2])
+            else (other, one)
+        )
         a, b = sorted((one[3].external_id, other[3].external_id))
         line = _rating_line(better, worse, item_id=f"{base}/{a}/{b}", opts=opts, width=high - low)
         if line is not None:
@@ -532,8 +705,14 @@ def _rating_group(group: list[Labelled], project: Project, opts: PreferenceOptio
     return keys, lines
 
 
-def _rating_line(best: tuple[Any, ...], worst: tuple[Any, ...], *, item_id: str, opts: PreferenceOptions,
-                 width: float) -> dict[str, Any] | None:
+def _rating_line(
+    best: tuple[Any, ...],
+    worst: tuple[Any, ...],
+    *,
+    item_id: str,
+    opts: PreferenceOptions,
+    width: float,
+) -> dict[str, Any] | None:
     gap = best[0] - worst[0]
     if gap == 0 and opts.exclude_ties:
         return None
@@ -577,12 +756,27 @@ def _rating_line(best: tuple[Any, ...], worst: tuple[Any, ...], *, item_id: str,
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 _TYPES = {
-    "language": pa.string(), "item_id": pa.string(), "n_judgments": pa.int64(), "agreement": pa.float64(),
-    "guideline_version": pa.string(), "model_chosen": pa.string(), "model_rejected": pa.string(),
-    "gap": pa.float64(), "tie": pa.bool_(), "label_source": pa.string(), "chosen_item_id": pa.string(),
-    "rejected_item_id": pa.string(), "margin": pa.float64(), "reward_chosen": pa.float64(),
-    "reward_rejected": pa.float64(), "mean_logprob_chosen": pa.float64(), "mean_logprob_rejected": pa.float64(),
-    "label": pa.bool_(), "model": pa.string(), "score": pa.float64(), "reward": pa.float64(),
+    "language": pa.string(),
+    "item_id": pa.string(),
+    "n_judgments": pa.int64(),
+    "agreement": pa.float64(),
+    "guideline_version": pa.string(),
+    "model_chosen": pa.string(),
+    "model_rejected": pa.string(),
+    "gap": pa.float64(),
+    "tie": pa.bool_(),
+    "label_source": pa.string(),
+    "chosen_item_id": pa.string(),
+    "rejected_item_id": pa.string(),
+    "margin": pa.float64(),
+    "reward_chosen": pa.float64(),
+    "reward_rejected": pa.float64(),
+    "mean_logprob_chosen": pa.float64(),
+    "mean_logprob_rejected": pa.float64(),
+    "label": pa.bool_(),
+    "model": pa.string(),
+    "score": pa.float64(),
+    "reward": pa.float64(),
     "mean_logprob": pa.float64(),
 }
 _TEXT_COLUMNS = ("prompt", "chosen", "rejected", "completion")
@@ -590,4 +784,6 @@ _TEXT_COLUMNS = ("prompt", "chosen", "rejected", "completion")
 
 def preference_arrow_schema(opts: PreferenceOptions) -> pa.Schema:
     text = _MESSAGES if opts.style == "conversational" else pa.string()
-    return pa.schema([(name, text if name in _TEXT_COLUMNS else _TYPES[name]) for name in opts.columns()])
+    return pa.schema(
+        [(name, text if name in _TEXT_COLUMNS else _TYPES[name]) for name in opts.columns()]
+    )

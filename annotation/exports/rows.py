@@ -56,8 +56,17 @@ class ExportRow(NamedTuple):
     final: Any  # the final label's value (JSON text or a dict), or None
 
 
-_ITEM_COLUMNS = ("external_id", "prompt", "response", "response_a", "response_b", "model", "model_a", "model_b",
-                 "prompt_id")
+_ITEM_COLUMNS = (
+    "external_id",
+    "prompt",
+    "response",
+    "response_a",
+    "response_b",
+    "model",
+    "model_a",
+    "model_b",
+    "prompt_id",
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,9 @@ def _votes_sql(vote_key: str) -> tuple[str, str]:
     judgments = connection.ops.quote_name(Judgment._meta.db_table)
     where = f"j.item_id = m.item_id AND j.is_current AND j.kind IN ({kinds})"
     if connection.vendor == "postgresql":
-        vote = f"coalesce(j.value ->> '{vote_key}', '') || ':' || coalesce(j.value ->> 'strength', '')"
+        vote = (
+            f"coalesce(j.value ->> '{vote_key}', '') || ':' || coalesce(j.value ->> 'strength', '')"
+        )
         # The latest judgment's version without sorting: the largest zero-padded id wins.
         latest = "substr(max(lpad(j.id::text, 19, '0') || j.guideline_version), 20)"
         return (
@@ -93,8 +104,10 @@ def _votes_sql(vote_key: str) -> tuple[str, str]:
             "v.votes, v.version",
         )
     # SQLite has no LATERAL: two correlated subqueries.
-    vote = (f"coalesce(json_extract(j.value, '$.{vote_key}'), '') || ':' || "
-            "coalesce(json_extract(j.value, '$.strength'), '')")
+    vote = (
+        f"coalesce(json_extract(j.value, '$.{vote_key}'), '') || ':' || "
+        "coalesce(json_extract(j.value, '$.strength'), '')"
+    )
     latest = "substr(max(printf('%%019d', j.id) || j.guideline_version), 20)"  # %% for the placeholder style
     return "", (
         f"(SELECT group_concat({vote}, ',') FROM {judgments} j WHERE {where}), "
@@ -102,14 +115,19 @@ def _votes_sql(vote_key: str) -> tuple[str, str]:
     )
 
 
-def marked_rows(marked: Marked, *, vote_key: str, order_by: str, metadata: bool = False,
-                signals: bool = False) -> Iterator[ExportRow]:
+def marked_rows(
+    marked: Marked, *, vote_key: str, order_by: str, metadata: bool = False, signals: bool = False
+) -> Iterator[ExportRow]:
     """An ExportRow for each marked item, in `order_by` order (over `m` the marks and `i`
     the items), from one server-side cursor."""
     q = connection.ops.quote_name
     selected = ", ".join(f"i.{q(c)}" for c in _ITEM_COLUMNS)
     join, votes = _votes_sql(vote_key)
-    signal_columns = "i.reward, i.reward_a, i.reward_b, i.token_logprobs" if signals else "NULL, NULL, NULL, NULL"
+    signal_columns = (
+        "i.reward, i.reward_a, i.reward_b, i.token_logprobs"
+        if signals
+        else "NULL, NULL, NULL, NULL"
+    )
     sql = (
         f"SELECT m.item_id, {selected}, l.tag, i.status, i.is_gold, "  # noqa: S608 - names, not values
         f"{'i.metadata' if metadata else 'NULL'}, {signal_columns}, {votes}, f.value "

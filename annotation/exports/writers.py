@@ -19,8 +19,18 @@ from annotation.exports.rows import chunks_of, closed_after
 ROW_GROUP_ROWS = 20_000
 LINES_PER_WRITE = 500
 JUDGMENT_COLUMNS = (
-    "judgment_id", "item_id", "language", "rater", "rater_type", "kind", "value", "seconds",
-    "guideline_version", "revision", "too_fast", "created_at",
+    "judgment_id",
+    "item_id",
+    "language",
+    "rater",
+    "rater_type",
+    "kind",
+    "value",
+    "seconds",
+    "guideline_version",
+    "revision",
+    "too_fast",
+    "created_at",
 )
 
 
@@ -53,15 +63,21 @@ def jsonl_stream(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
         yield b"\n".join(lines)
 
 
-def csv_stream(rows: Iterable[dict[str, Any]], *, columns: tuple[str, ...] = JUDGMENT_COLUMNS) -> Iterator[bytes]:
+def csv_stream(
+    rows: Iterable[dict[str, Any]], *, columns: tuple[str, ...] = JUDGMENT_COLUMNS
+) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     with closed_after(rows):
         for batch in chunks_of(rows, LINES_PER_WRITE):
             for row in batch:
-                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
-                                 for k, v in row.items()})
+                writer.writerow(
+                    {
+                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                        for k, v in row.items()
+                    }
+                )
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()

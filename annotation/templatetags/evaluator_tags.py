@@ -37,8 +37,10 @@ def judgment_summary(value: dict[str, Any], project: Project) -> str:
             return _("Both bad")
         return ""
     schema, interface = project.schema or {}, get_language() or "en"
-    return ", ".join(schema_display_name(schema=schema, field="labels", value=v, language=interface)
-                     for v in value.get("labels", []))
+    return ", ".join(
+        schema_display_name(schema=schema, field="labels", value=v, language=interface)
+        for v in value.get("labels", [])
+    )
 
 
 @register.filter

@@ -88,7 +88,8 @@ def queue_home(request: AuthenticatedRequest) -> HttpResponse:
         project = qualification.project
         rows = projects.setdefault(project.pk, (project, []))[1]
         needs_guideline = bool(
-            project.guideline_version and qualification.acknowledged_version != project.guideline_version
+            project.guideline_version
+            and qualification.acknowledged_version != project.guideline_version
         )
         rows.append(
             QueueRow(
@@ -101,16 +102,23 @@ def queue_home(request: AuthenticatedRequest) -> HttpResponse:
     for project, rows in projects.values():
         # One grouped count per project, only over the languages the evaluator may work.
         if any(not (r.needs_guideline or r.needs_calibration) for r in rows):
-            waiting = {c.language.pk: c.waiting for c in queue_counts(evaluator=request.user, project=project)}
+            waiting = {
+                c.language.pk: c.waiting
+                for c in queue_counts(evaluator=request.user, project=project)
+            }
             for row in rows:
                 if not (row.needs_guideline or row.needs_calibration):
                     row.waiting = waiting.get(row.language.pk, 0)
     led = projects_led(user=request.user)
-    return render(request, "annotation/queue_home.html", {
-        "projects": list(projects.values()),
-        "led_projects": led,
-        "led_ids": {project.pk for project in led},
-    })
+    return render(
+        request,
+        "annotation/queue_home.html",
+        {
+            "projects": list(projects.values()),
+            "led_projects": led,
+            "led_ids": {project.pk for project in led},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,11 +137,14 @@ def _queue_language(*, project: Project, tag: str) -> Language | None:
     try:
         normal = language_tag_normalize(tag)
     except ValidationError as exc:
-        raise UnknownQueueLanguage(_("Unknown language: %(reason)s.") % {"reason": exc.messages[0]}) from None
+        raise UnknownQueueLanguage(
+            _("Unknown language: %(reason)s.") % {"reason": exc.messages[0]}
+        ) from None
     language = project_language(project=project, tag=normal)
     if language is None:
         raise UnknownQueueLanguage(
-            _("%(tag)s is not a language of %(project)s.") % {"tag": normal, "project": project.name}
+            _("%(tag)s is not a language of %(project)s.")
+            % {"tag": normal, "project": project.name}
         )
     return language
 
@@ -160,11 +171,16 @@ def _card_context(
         ctx["prompt_lang"], ctx["prompt_dir"] = prompt_language(item)
         ctx.update(judgment_fields_context(project=project, value=value))
         ctx["progress"] = evaluator_progress(
-            evaluator=assignment.evaluator, project=project, language=item.language, showing=assignment
+            evaluator=assignment.evaluator,
+            project=project,
+            language=item.language,
+            showing=assignment,
         )
         if project.guideline_version:
-            ctx["guideline_panel_url"] = reverse("guidelines:guideline_panel", args=[project.slug]) + "?" + urlencode(
-                {"language": item.language.tag}
+            ctx["guideline_panel_url"] = (
+                reverse("guidelines:guideline_panel", args=[project.slug])
+                + "?"
+                + urlencode({"language": item.language.tag})
             )
     return ctx
 
@@ -174,7 +190,9 @@ def _work_url(*, project: Project, language: Language | None) -> str:
     return f"{url}?{urlencode({'language': language.tag})}" if language else url
 
 
-def _render_card(request: AuthenticatedRequest, ctx: dict[str, Any], *, status: int = 200) -> HttpResponse:
+def _render_card(
+    request: AuthenticatedRequest, ctx: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
     template = f"{WORK_TEMPLATE}#card" if request.htmx else WORK_TEMPLATE
     response = render(request, template, ctx, status=status)
     # Never from the browser's cache: after Back, a judged item must not come back as a
@@ -183,21 +201,30 @@ def _render_card(request: AuthenticatedRequest, ctx: dict[str, Any], *, status: 
     return response
 
 
-def _blocked_context(*, evaluator: Any, project: Project, language: Language | None) -> dict[str, Any]:
+def _blocked_context(
+    *, evaluator: Any, project: Project, language: Language | None
+) -> dict[str, Any]:
     """Why the evaluator may not claim here, and the way on: acknowledge the new guideline
     version in place, take the calibration round, or wait for the lead (suspended)."""
-    qualifications = Qualification.objects.filter(evaluator=evaluator, project=project).select_related("language")
+    qualifications = Qualification.objects.filter(
+        evaluator=evaluator, project=project
+    ).select_related("language")
     if language is not None:
         qualifications = qualifications.filter(language=language)
     rows = list(qualifications.order_by("language__tag"))
     needs_acknowledgement = bool(project.guideline_version) and any(
-        q.status == QualificationStatus.QUALIFIED and q.acknowledged_version != project.guideline_version
+        q.status == QualificationStatus.QUALIFIED
+        and q.acknowledged_version != project.guideline_version
         for q in rows
     )
     return {
         "blocked": True,
         "needs_acknowledgement": needs_acknowledgement,
-        "calibrate": [q for q in rows if q.status in (QualificationStatus.PENDING, QualificationStatus.REQUALIFY)],
+        "calibrate": [
+            q
+            for q in rows
+            if q.status in (QualificationStatus.PENDING, QualificationStatus.REQUALIFY)
+        ],
         "suspended": [q for q in rows if q.status == QualificationStatus.SUSPENDED],
         "guideline_url": reverse("guidelines:guideline", args=[project.slug]),
         "return_url": _work_url(project=project, language=language),
@@ -213,7 +240,11 @@ def _with_item(assignment: Assignment, project: Project) -> Assignment:
 
 
 def _claim_and_render(
-    request: AuthenticatedRequest, *, project: Project, language: Language | None, saved: Assignment | None = None,
+    request: AuthenticatedRequest,
+    *,
+    project: Project,
+    language: Language | None,
+    saved: Assignment | None = None,
     notice: str = "",
 ) -> HttpResponse:
     """The next card. After a submit (`saved`), the card says so first, whatever comes next:
@@ -235,7 +266,9 @@ def _claim_and_render(
         assignment = _with_item(assignment, project)
     ctx = _card_context(project=project, assignment=assignment, language=language)
     if saved is not None:
-        ctx["notice"] = notice or (_("Saved. Here is the next item.") if assignment is not None else _("Saved."))
+        ctx["notice"] = notice or (
+            _("Saved. Here is the next item.") if assignment is not None else _("Saved.")
+        )
         ctx.update(_undo_context(saved))
     else:
         ctx["notice"] = notice
@@ -324,7 +357,12 @@ def _next_language(request: AuthenticatedRequest, assignment: Assignment) -> Lan
 
 
 def _refused(
-    request: AuthenticatedRequest, *, assignment: Assignment | None, error: str, status: int, prefill: dict[str, Any] | None = None
+    request: AuthenticatedRequest,
+    *,
+    assignment: Assignment | None,
+    error: str,
+    status: int,
+    prefill: dict[str, Any] | None = None,
 ) -> HttpResponse:
     if assignment is None:
         ctx = {"project": None, "assignment": None, "error": error}
@@ -341,7 +379,12 @@ def _refused(
         # conflict with what the server holds, not bad input.
         status = 409
     ctx = _card_context(
-        project=project, assignment=assignment, language=language, error=error, value=prefill, open_card=still_open
+        project=project,
+        assignment=assignment,
+        language=language,
+        error=error,
+        value=prefill,
+        open_card=still_open,
     )
     if not still_open:
         # Already submitted, skipped or gone: the way on is the next item.
@@ -349,7 +392,9 @@ def _refused(
     return _render_card(request, ctx, status=status)
 
 
-def _after_done(request: AuthenticatedRequest, assignment: Assignment, *, notice: str = "") -> HttpResponse:
+def _after_done(
+    request: AuthenticatedRequest, assignment: Assignment, *, notice: str = ""
+) -> HttpResponse:
     try:
         language = _next_language(request, assignment)
     except UnknownQueueLanguage:
@@ -357,8 +402,9 @@ def _after_done(request: AuthenticatedRequest, assignment: Assignment, *, notice
     if not request.htmx:
         messages.success(request, notice or _("Saved."))
         return HttpResponseRedirect(_work_url(project=assignment.project, language=language))
-    return _claim_and_render(request, project=assignment.project, language=language, saved=assignment,
-                             notice=notice)
+    return _claim_and_render(
+        request, project=assignment.project, language=language, saved=assignment, notice=notice
+    )
 
 
 @login_required
@@ -378,7 +424,10 @@ def assignment_submit(request: AuthenticatedRequest, assignment_id: int) -> Http
         return _refused(request, assignment=None, error=_message(exc), status=403)
     except ValidationError as exc:
         return _refused(
-            request, assignment=assignment, error=_message(exc), status=400,
+            request,
+            assignment=assignment,
+            error=_message(exc),
+            status=400,
             prefill=_form_value_for_prefill(request.POST),
         )
     return _after_done(request, assignment)
@@ -394,7 +443,9 @@ def assignment_skip_view(request: AuthenticatedRequest, assignment_id: int) -> H
     except PermissionDenied as exc:
         return _refused(request, assignment=None, error=_message(exc), status=403)
     try:
-        assignment_skip(assignment=assignment, evaluator=request.user, reason=request.POST.get("reason", ""))
+        assignment_skip(
+            assignment=assignment, evaluator=request.user, reason=request.POST.get("reason", "")
+        )
     except PermissionDenied as exc:
         return _refused(request, assignment=None, error=_message(exc), status=403)
     except ValidationError as exc:
@@ -412,7 +463,11 @@ def assignment_undo(request: AuthenticatedRequest, assignment_id: int) -> HttpRe
         assignment = _fetch_own_assignment(request, assignment_id)
     except PermissionDenied as exc:
         return _refused(request, assignment=None, error=_message(exc), status=403)
-    previous = Judgment.objects.filter(assignment=assignment, is_current=True).values_list("value", flat=True).first()
+    previous = (
+        Judgment.objects.filter(assignment=assignment, is_current=True)
+        .values_list("value", flat=True)
+        .first()
+    )
     try:
         judgment_undo(assignment=assignment, evaluator=request.user)
     except PermissionDenied as exc:
@@ -423,7 +478,9 @@ def assignment_undo(request: AuthenticatedRequest, assignment_id: int) -> HttpRe
     if not request.htmx:
         return HttpResponseRedirect(_work_url(project=assignment.project, language=language))
     assignment.status = AssignmentStatus.LEASED
-    ctx = _card_context(project=assignment.project, assignment=assignment, language=language, value=previous)
+    ctx = _card_context(
+        project=assignment.project, assignment=assignment, language=language, value=previous
+    )
     ctx["notice"] = _("Undone: change your judgment and submit it again.")
     return _render_card(request, ctx)
 
@@ -471,7 +528,9 @@ def judgment_revise_view(request: AuthenticatedRequest, judgment_id: int) -> Htt
         try:
             value = judgment_value_from_form(project=project, data=request.POST)
             seconds = _seconds_from_form(request.POST)
-            revised = judgment_revise(judgment=current, evaluator=request.user, value=value, seconds=seconds)
+            revised = judgment_revise(
+                judgment=current, evaluator=request.user, value=value, seconds=seconds
+            )
         except PermissionDenied as exc:
             return render(request, "annotation/refused.html", {"error": _message(exc)}, status=403)
         except ValidationError as exc:

@@ -67,13 +67,17 @@ def _lead_nav(project: Project, user: Any) -> dict[str, Any]:
 def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The project at a glance, and a link to every lead page of every app."""
     project = project_for_lead(request, slug)
-    return render(request, "annotation/lead/dashboard.html", {
-        **_lead_nav(project, request.user),
-        "overview": project_overview(project=project),
-        "item_statuses": ItemStatus.choices,
-        "judgment_kinds": JUDGMENT_KINDS,
-        "qualification_statuses": QualificationStatus.choices,
-    })
+    return render(
+        request,
+        "annotation/lead/dashboard.html",
+        {
+            **_lead_nav(project, request.user),
+            "overview": project_overview(project=project),
+            "item_statuses": ItemStatus.choices,
+            "judgment_kinds": JUDGMENT_KINDS,
+            "qualification_statuses": QualificationStatus.choices,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,10 +100,14 @@ def _flag_text(flag: dict[str, Any], *, row: dict[str, Any], report: dict[str, A
         return _("No item has two judgments yet, so agreement is unknown.")
     if flag["code"] == "low_agreement":
         return _("Alpha %(alpha).3f is below the project threshold %(threshold).3f.") % {
-            "alpha": row["alpha"], "threshold": report["agreement_threshold"]}
+            "alpha": row["alpha"],
+            "threshold": report["agreement_threshold"],
+        }
     if flag["code"] == "indistinct":
-        return _("Its quality interval overlaps the best language's (%(best)s): too wide to tell the two "
-                 "apart yet.") % {"best": report["best_language"]}
+        return _(
+            "Its quality interval overlaps the best language's (%(best)s): too wide to tell the two "
+            "apart yet."
+        ) % {"best": report["best_language"]}
     return flag["message"]
 
 
@@ -110,27 +118,55 @@ def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
     report = parity_report(project=project)
     rows = report["languages"]
     for row in rows:
-        row["flag_texts"] = [(flag["code"], _flag_text(flag, row=row, report=report)) for flag in row["flags"]]
+        row["flag_texts"] = [
+            (flag["code"], _flag_text(flag, row=row, report=report)) for flag in row["flags"]
+        ]
     lo, hi, digits = _quality_bounds(report)
     quality_chart = ci_chart(
-        [CiRow(label=f"{r['name']} ({r['language']})", value=r["quality"]["value"], lo=r["quality"]["ci"][0],
-               hi=r["quality"]["ci"][1], flagged=any(f["code"] == "indistinct" for f in r["flags"])) for r in rows],
-        lo=lo, hi=hi, digits=digits, title=QUALITY_CI_TITLE,
+        [
+            CiRow(
+                label=f"{r['name']} ({r['language']})",
+                value=r["quality"]["value"],
+                lo=r["quality"]["ci"][0],
+                hi=r["quality"]["ci"][1],
+                flagged=any(f["code"] == "indistinct" for f in r["flags"]),
+            )
+            for r in rows
+        ],
+        lo=lo,
+        hi=hi,
+        digits=digits,
+        title=QUALITY_CI_TITLE,
     )
     alpha_chart = ci_chart(
-        [CiRow(label=f"{r['name']} ({r['language']})", value=r["alpha"], lo=r["ci"][0], hi=r["ci"][1],
-               flagged=any(f["code"] == "low_agreement" for f in r["flags"])) for r in rows],
-        lo=0.0, hi=1.0, threshold=project.agreement_threshold, threshold_label=_("threshold"),
+        [
+            CiRow(
+                label=f"{r['name']} ({r['language']})",
+                value=r["alpha"],
+                lo=r["ci"][0],
+                hi=r["ci"][1],
+                flagged=any(f["code"] == "low_agreement" for f in r["flags"]),
+            )
+            for r in rows
+        ],
+        lo=0.0,
+        hi=1.0,
+        threshold=project.agreement_threshold,
+        threshold_label=_("threshold"),
         title=ALPHA_CI_TITLE,
     )
-    return render(request, "annotation/lead/parity.html", {
-        **_lead_nav(project, request.user),
-        "report": report,
-        "rows": rows,
-        "quality_chart": quality_chart,
-        "alpha_chart": alpha_chart,
-        "digits": digits,
-    })
+    return render(
+        request,
+        "annotation/lead/parity.html",
+        {
+            **_lead_nav(project, request.user),
+            "report": report,
+            "rows": rows,
+            "quality_chart": quality_chart,
+            "alpha_chart": alpha_chart,
+            "digits": digits,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,31 +188,53 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
         "selected_level": level or "",
     }
     try:
-        by_language = agreement_report(project=project, language=language, level=level, by="language")
-        by_evaluator = agreement_report(project=project, language=language, level=level, by="evaluator")
+        by_language = agreement_report(
+            project=project, language=language, level=level, by="language"
+        )
+        by_evaluator = agreement_report(
+            project=project, language=language, level=level, by="evaluator"
+        )
     except ValidationError as exc:
         context["error"] = " ".join(exc.messages)
         return render(request, "annotation/lead/agreement.html", context, status=400)
     names = dict(project.languages.values_list("tag", "name"))
     language_chart = ci_chart(
-        [CiRow(label=f"{names.get(g['key'], g['key'])} ({g['key']})", value=g["alpha"], lo=g["ci"][0],
-               hi=g["ci"][1], flagged=g["alpha"] is not None and g["alpha"] < project.agreement_threshold)
-         for g in by_language["groups"]],
-        lo=0.0, hi=1.0, threshold=project.agreement_threshold, threshold_label=_("threshold"),
+        [
+            CiRow(
+                label=f"{names.get(g['key'], g['key'])} ({g['key']})",
+                value=g["alpha"],
+                lo=g["ci"][0],
+                hi=g["ci"][1],
+                flagged=g["alpha"] is not None and g["alpha"] < project.agreement_threshold,
+            )
+            for g in by_language["groups"]
+        ],
+        lo=0.0,
+        hi=1.0,
+        threshold=project.agreement_threshold,
+        threshold_label=_("threshold"),
         title=ALPHA_CI_TITLE,
     )
     kappa = by_evaluator["kappa"]
-    heat = heat_map(labels=[r["label"] for r in kappa["raters"]], values=kappa["kappa"], shared=kappa["shared"],
-                    title=_("Cohen's kappa between evaluators"))
-    reliability = sorted(by_evaluator["groups"], key=lambda g: (g["alpha"] is None, g["alpha"] or 0))
-    context.update({
-        "report": by_language,
-        "evaluators": reliability,
-        "kappa": kappa,
-        "language_chart": language_chart,
-        "heat": heat,
-        "language_names": names,
-    })
+    heat = heat_map(
+        labels=[r["label"] for r in kappa["raters"]],
+        values=kappa["kappa"],
+        shared=kappa["shared"],
+        title=_("Cohen's kappa between evaluators"),
+    )
+    reliability = sorted(
+        by_evaluator["groups"], key=lambda g: (g["alpha"] is None, g["alpha"] or 0)
+    )
+    context.update(
+        {
+            "report": by_language,
+            "evaluators": reliability,
+            "kappa": kappa,
+            "language_chart": language_chart,
+            "heat": heat,
+            "language_names": names,
+        }
+    )
     return render(request, "annotation/lead/agreement.html", context)
 
 
@@ -191,13 +249,19 @@ def adjudication_queue_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_adjudicator(request, slug)
     items = list(adjudication_queue(project=project, user=request.user)[:200])
     labels = item_labels(project=project, item_ids=[i.pk for i in items]) if items else {}
-    return render(request, "annotation/lead/adjudication_queue.html", {
-        **_lead_nav(project, request.user),
-        "rows": [(item, labels.get(item.pk)) for item in items],
-    })
+    return render(
+        request,
+        "annotation/lead/adjudication_queue.html",
+        {
+            **_lead_nav(project, request.user),
+            "rows": [(item, labels.get(item.pk)) for item in items],
+        },
+    )
 
 
-def _item_context(project: Project, item: Item, value: dict[str, Any] | None, user: Any) -> dict[str, Any]:
+def _item_context(
+    project: Project, item: Item, value: dict[str, Any] | None, user: Any
+) -> dict[str, Any]:
     prompt_lang, prompt_dir = prompt_language(item)
     judgments = list(adjudication_judgments(item=item))
     for judgment in judgments:
@@ -224,18 +288,29 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
     project = _get_project_for_adjudicator(request, slug)
     item = adjudication_item_get(project=project, user=request.user, item_id=item_id)
     if request.method == "GET":
-        return render(request, "annotation/lead/adjudication_item.html", _item_context(project, item, None, request.user))
+        return render(
+            request,
+            "annotation/lead/adjudication_item.html",
+            _item_context(project, item, None, request.user),
+        )
     reason = request.POST.get("reason", "")
     try:
         value = judgment_value_from_form(project=project, data=request.POST)
         adjudication_decide(item=item, user=request.user, value=value, reason=reason)
     except ValidationError as exc:
         score = request.POST.get("score", "").strip()
-        ctx = _item_context(project, item, {
-            "score": int(score) if score.lstrip("-").isdigit() else None, "choice": request.POST.get("choice", ""),
-            "labels": request.POST.getlist("labels"), "issues": request.POST.getlist("issues"),
-            "comment": request.POST.get("comment", ""),
-        }, request.user)
+        ctx = _item_context(
+            project,
+            item,
+            {
+                "score": int(score) if score.lstrip("-").isdigit() else None,
+                "choice": request.POST.get("choice", ""),
+                "labels": request.POST.getlist("labels"),
+                "issues": request.POST.getlist("issues"),
+                "comment": request.POST.get("comment", ""),
+            },
+            request.user,
+        )
         ctx.update(error=" ".join(exc.messages), reason=reason)
         return render(request, "annotation/lead/adjudication_item.html", ctx, status=400)
     messages.success(request, _("Final label recorded for item %(id)s.") % {"id": item.external_id})
@@ -267,20 +342,27 @@ def items_page(request: HttpRequest, slug: str) -> HttpResponse:
         where = item_filter_parse(project=project, data={})
         page = None
     else:
-        page = Paginator(items_browse(project=project, where=where), where.page_size).get_page(request.GET.get("page"))
+        page = Paginator(items_browse(project=project, where=where), where.page_size).get_page(
+            request.GET.get("page")
+        )
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "annotation/lead/items.html", {
-        **_lead_nav(project, request.user),
-        "page": page,
-        "where": where,
-        "error": error,
-        "query": query.urlencode(),
-        "languages": project.languages.order_by("tag"),
-        "statuses": ItemStatus.choices,
-        "selections": Selection.choices,
-        "flags": [(flag, FLAG_LABELS[flag]) for flag in FLAGS],
-    }, status=status)
+    return render(
+        request,
+        "annotation/lead/items.html",
+        {
+            **_lead_nav(project, request.user),
+            "page": page,
+            "where": where,
+            "error": error,
+            "query": query.urlencode(),
+            "languages": project.languages.order_by("tag"),
+            "statuses": ItemStatus.choices,
+            "selections": Selection.choices,
+            "flags": [(flag, FLAG_LABELS[flag]) for flag in FLAGS],
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -288,12 +370,18 @@ def items_page(request: HttpRequest, slug: str) -> HttpResponse:
 def item_page(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     """One item in full, with its judgments (evaluators by pseudonym) and its history."""
     project = project_for_lead(request, slug)
-    item = get_object_or_404(Item.objects.select_related("language", "project"), pk=item_id, project=project)
+    item = get_object_or_404(
+        Item.objects.select_related("language", "project"), pk=item_id, project=project
+    )
     prompt_lang, prompt_dir = prompt_language(item)
-    return render(request, "annotation/lead/item.html", {
-        **_lead_nav(project, request.user),
-        "item": item,
-        "prompt_lang": prompt_lang,
-        "prompt_dir": prompt_dir,
-        "history": item_history(item=item),
-    })
+    return render(
+        request,
+        "annotation/lead/item.html",
+        {
+            **_lead_nav(project, request.user),
+            "item": item,
+            "prompt_lang": prompt_lang,
+            "prompt_dir": prompt_dir,
+            "history": item_history(item=item),
+        },
+    )

@@ -59,8 +59,10 @@ def _action_text(action: dict[str, Any]) -> str:
     if action["code"] == "regression":
         return _("Quality fell significantly: review the items that got worse.")
     if action["code"] == "active_learning":
-        return _("The intervals are too wide to tell: run an active-learning round with the parity strategy "
-                 "(about %(n)s more items).") % {"n": action["budget"]}
+        return _(
+            "The intervals are too wide to tell: run an active-learning round with the parity strategy "
+            "(about %(n)s more items)."
+        ) % {"n": action["budget"]}
     if action["code"] == "adjudicate":
         return _("%(n)s items wait for adjudication.") % {"n": action["count"]}
     return action["message"]
@@ -81,7 +83,8 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         row["breakdown_list"] = [(title, breakdowns[name]) for name, title in BREAKDOWN_TITLES]
     return {
         "report": report,
-        "undated": report["by"] == "model" and any(not k.get("released_on") for k in report["keys"]),
+        "undated": report["by"] == "model"
+        and any(not k.get("released_on") for k in report["keys"]),
         "digits": digits,
         "quality_chart": progress_chart(report=report, title=str(QUALITY_TITLE), lo=lo, hi=hi),
         "gap_chart": progress_chart(report=report, title=str(GAP_TITLE), field_name="gap", lo=0.0),
@@ -89,7 +92,9 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _args(request: HttpRequest) -> dict[str, Any]:
-    return progress_args_clean(by=request.GET.get("by") or "model", period=request.GET.get("period") or "week")
+    return progress_args_clean(
+        by=request.GET.get("by") or "model", period=request.GET.get("period") or "week"
+    )
 
 
 @login_required
@@ -103,12 +108,20 @@ def progress_page(request: HttpRequest, slug: str) -> HttpResponse:
     report = progress_report(project=project, by=args["by"], period=args["period"])
     if request.GET.get("format") == "csv":
         response = HttpResponse(progress_csv(report), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{project.slug}-progress-{args["by"]}.csv"'
+        response["Content-Disposition"] = (
+            f'attachment; filename="{project.slug}-progress-{args["by"]}.csv"'
+        )
         return response
-    return render(request, "annotation/lead/progress.html", {
-        **_lead_nav(project, request.user), **_context(report), "max_days": SHARE_MAX_DAYS,
-        "share_url": request.session.pop(f"share:{project.pk}", None),
-    })
+    return render(
+        request,
+        "annotation/lead/progress.html",
+        {
+            **_lead_nav(project, request.user),
+            **_context(report),
+            "max_days": SHARE_MAX_DAYS,
+            "share_url": request.session.pop(f"share:{project.pk}", None),
+        },
+    )
 
 
 @login_required
@@ -120,11 +133,16 @@ def progress_share(request: HttpRequest, slug: str) -> HttpResponse:
         days = int(request.POST.get("days", "7"))
         token = share_link_create(project=project, by=by, days=days, actor=request.user)
     except (ValueError, ValidationError):
-        messages.error(request, _("A share link lasts from 1 to %(n)s days.") % {"n": SHARE_MAX_DAYS})
-        return HttpResponseRedirect(reverse("annotation:progress", args=[project.slug]) + f"?by={by}")
+        messages.error(
+            request, _("A share link lasts from 1 to %(n)s days.") % {"n": SHARE_MAX_DAYS}
+        )
+        return HttpResponseRedirect(
+            reverse("annotation:progress", args=[project.slug]) + f"?by={by}"
+        )
     # Shown once on the next page (a redirect keeps a reload from minting another).
     request.session[f"share:{project.pk}"] = request.build_absolute_uri(
-        reverse("annotation:progress_shared", args=[token]))
+        reverse("annotation:progress_shared", args=[token])
+    )
     return HttpResponseRedirect(reverse("annotation:progress", args=[project.slug]) + f"?by={by}")
 
 
@@ -144,7 +162,9 @@ def progress_shared(request: HttpRequest, token: str) -> HttpResponse:
     if report is None:
         report = progress_report(project=project, by=by)
         cache.set(key, report, SHARED_CACHE_SECONDS)
-    response = render(request, "annotation/progress_print.html", {"project": project, **_context(report)})
+    response = render(
+        request, "annotation/progress_print.html", {"project": project, **_context(report)}
+    )
     response["X-Robots-Tag"] = "noindex"
     response["Referrer-Policy"] = "no-referrer"
     return response
@@ -174,10 +194,18 @@ def progress_regressed(request: HttpRequest, slug: str, tag: str) -> HttpRespons
             messages.success(request, _("%(n)s items sent to adjudication.") % {"n": moved})
         return HttpResponseRedirect(request.get_full_path())
     rows = regressed_items(project=project, language=language, by=by, key=key, previous=previous)
-    return render(request, "annotation/lead/progress_regressed.html", {
-        **_lead_nav(project, request.user), "language": lang, "rows": rows, "key": key, "previous": previous,
-        "by": by,
-    })
+    return render(
+        request,
+        "annotation/lead/progress_regressed.html",
+        {
+            **_lead_nav(project, request.user),
+            "language": lang,
+            "rows": rows,
+            "key": key,
+            "previous": previous,
+            "by": by,
+        },
+    )
 
 
 @login_required
@@ -186,17 +214,30 @@ def model_versions_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for_lead(request, slug)
     status, error, failed_pk = 200, "", None
     if request.method == "POST":
-        model_version = get_object_or_404(ModelVersion, project=project, pk=request.POST.get("id", "0") or 0)
+        model_version = get_object_or_404(
+            ModelVersion, project=project, pk=request.POST.get("id", "0") or 0
+        )
         try:
-            model_version_update(model_version=model_version, version=request.POST.get("version", ""),
-                                 released_on=request.POST.get("released_on", ""),
-                                 notes=request.POST.get("notes", ""), actor=request.user)
+            model_version_update(
+                model_version=model_version,
+                version=request.POST.get("version", ""),
+                released_on=request.POST.get("released_on", ""),
+                notes=request.POST.get("notes", ""),
+                actor=request.user,
+            )
         except ValidationError as exc:
             status, error, failed_pk = 400, " ".join(exc.messages), model_version.pk
         else:
             messages.success(request, _("Saved %(name)s.") % {"name": model_version.name})
             return HttpResponseRedirect(reverse("annotation:model_versions", args=[project.slug]))
-    return render(request, "annotation/lead/model_versions.html", {
-        **_lead_nav(project, request.user), "versions": model_versions_for(project=project), "error": error,
-        "failed_pk": failed_pk,
-    }, status=status)
+    return render(
+        request,
+        "annotation/lead/model_versions.html",
+        {
+            **_lead_nav(project, request.user),
+            "versions": model_versions_for(project=project),
+            "error": error,
+            "failed_pk": failed_pk,
+        },
+        status=status,
+    )

@@ -38,8 +38,11 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             days = request.POST.get("expires_days", "").strip()
             token, raw = api_token_create(
-                project=project, scope=request.POST.get("scope", ""), name=request.POST.get("name", ""),
-                actor=request.user, expires_in=lifetime_parse(days) if days else None,
+                project=project,
+                scope=request.POST.get("scope", ""),
+                name=request.POST.get("name", ""),
+                actor=request.user,
+                expires_in=lifetime_parse(days) if days else None,
             )
         except ValidationError as exc:
             error, status = exc.messages[0], 400

@@ -29,15 +29,20 @@ class CommitteeTests(SimpleTestCase):
         for y in (self.y2, self.y3):
             fitted = committee_mod.committee_fit(self.X, y, n_learners=5, seed=1)
             np.testing.assert_array_equal(
-                committee_mod.vote_entropy(fitted, self.pool), committee_mod.modal_vote_entropy(fitted, self.pool)
+                committee_mod.vote_entropy(fitted, self.pool),
+                committee_mod.modal_vote_entropy(fitted, self.pool),
             )
             np.testing.assert_allclose(
                 committee_mod.max_disagreement(fitted, self.pool),
-                committee_mod.modal_max_disagreement(fitted, self.pool), rtol=0, atol=1e-12,
+                committee_mod.modal_max_disagreement(fitted, self.pool),
+                rtol=0,
+                atol=1e-12,
             )
             np.testing.assert_allclose(
                 committee_mod.classifier_entropy(fitted, self.pool),
-                committee_mod.modal_classifier_entropy(fitted, self.pool), rtol=0, atol=1e-12,
+                committee_mod.modal_classifier_entropy(fitted, self.pool),
+                rtol=0,
+                atol=1e-12,
             )
 
     def test_it_picks_exactly_what_modal_picks(self):
@@ -49,10 +54,14 @@ class CommitteeTests(SimpleTestCase):
                 self.assertLess(n, len(scores) // 2, "the scores must separate a top set")
                 modal = committee_mod.modal_query(fitted, self.pool, strategy=strategy, n=n)
                 mine = committee_mod.top_k(scores, n)
-                self.assertEqual(set(mine.tolist()), set(modal.tolist()), f"{strategy}, {len(set(y))} classes")
+                self.assertEqual(
+                    set(mine.tolist()), set(modal.tolist()), f"{strategy}, {len(set(y))} classes"
+                )
 
     def test_it_picks_the_same_on_sparse_hashing_features(self):
-        texts = [f"gute übersetzung {i}" for i in range(80)] + [f"schlechte ausgabe {i} kaputt" for i in range(80)]
+        texts = [f"gute übersetzung {i}" for i in range(80)] + [
+            f"schlechte ausgabe {i} kaputt" for i in range(80)
+        ]
         y = np.array([0] * 80 + [1] * 80)
         y[::9] = 1 - y[::9]
         fitted = committee_mod.committee_fit(hashing_features(texts), y, seed=0)
@@ -63,7 +72,9 @@ class CommitteeTests(SimpleTestCase):
             scores = ours(fitted, pool)
             n = _boundary_picks(scores, 50)
             modal = committee_mod.modal_query(fitted, pool, strategy=strategy, n=n)
-            self.assertEqual(set(committee_mod.top_k(scores, n).tolist()), set(modal.tolist()), strategy)
+            self.assertEqual(
+                set(committee_mod.top_k(scores, n).tolist()), set(modal.tolist()), strategy
+            )
 
     def test_it_fits_members_with_scikit_learn_because_modal_fit_raises(self):
         from modAL.models import ActiveLearner

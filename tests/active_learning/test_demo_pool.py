@@ -28,8 +28,10 @@ class DemoPoolTests(TestCase):
         self.client.force_login(self.users["lead"])
         dashboard = self.client.get("/p/mlqe-pool/lead/")
         self.assertContains(dashboard, 'href="/p/mlqe-pool/lead/al/"')
-        response = self.client.post("/p/mlqe-pool/lead/al/run/",
-                                    {"budget": "9", "strategy": "parity", "seed": "0", "features": "hashing"})
+        response = self.client.post(
+            "/p/mlqe-pool/lead/al/run/",
+            {"budget": "9", "strategy": "parity", "seed": "0", "features": "hashing"},
+        )
         selection_round = SelectionRound.objects.get(project=self.project)
         self.assertRedirects(response, f"/p/mlqe-pool/lead/al/rounds/{selection_round.pk}/")
         # The committee learned from the data set's own raters before scoring the pool.

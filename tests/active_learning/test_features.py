@@ -20,7 +20,9 @@ TEXTS = [
 
 class FeaturesTests(SimpleTestCase):
     def test_it_hashes_the_same_ngrams_as_scikit_learns_char_wb(self):
-        analyzer = HashingVectorizer(analyzer="char_wb", ngram_range=HASHING_NGRAMS).build_analyzer()
+        analyzer = HashingVectorizer(
+            analyzer="char_wb", ngram_range=HASHING_NGRAMS
+        ).build_analyzer()
         X = hashing_features(TEXTS)
         for row, text in enumerate(TEXTS):
             expected = np.zeros(HASHING_FEATURES)

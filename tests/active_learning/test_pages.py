@@ -31,7 +31,10 @@ class LeadPagesTests(ParityTestCase):
 
     def test_it_runs_the_round_and_shows_it(self):
         self.client.force_login(self.lead)
-        response = self.client.post(self.base + "run/", {"budget": 10, "strategy": "uniform", "seed": 0, "features": "hashing"})
+        response = self.client.post(
+            self.base + "run/",
+            {"budget": 10, "strategy": "uniform", "seed": 0, "features": "hashing"},
+        )
         selection_round = SelectionRound.objects.get()
         self.assertRedirects(response, f"{self.base}rounds/{selection_round.pk}/")
         self.assertEqual(selection_round.created_by, self.lead)
@@ -44,18 +47,27 @@ class LeadPagesTests(ParityTestCase):
 
     def test_it_shows_why_a_round_cannot_run(self):
         self.client.force_login(self.lead)
-        response = self.client.post(self.base + "preview/", {"budget": 999, "strategy": "parity", "seed": 0,
-                                                              "features": "hashing"}, HTTP_HX_REQUEST="true")
+        response = self.client.post(
+            self.base + "preview/",
+            {"budget": 999, "strategy": "parity", "seed": 0, "features": "hashing"},
+            HTTP_HX_REQUEST="true",
+        )
         self.assertEqual(response.status_code, 400)
         self.assertContains(response, "above the pool", status_code=400)
-        response = self.client.post(self.base + "run/", {"budget": 0, "strategy": "parity", "seed": 0, "features": "hashing"})
+        response = self.client.post(
+            self.base + "run/",
+            {"budget": 0, "strategy": "parity", "seed": 0, "features": "hashing"},
+        )
         self.assertEqual(response.status_code, 400)
         self.assertEqual(SelectionRound.objects.count(), 0)
 
     def test_it_is_for_leads_only(self):
         self.client.force_login(self.alice)
         self.assertEqual(self.client.get(self.base).status_code, 403)
-        response = self.client.post(self.base + "run/", {"budget": 5, "strategy": "uniform", "seed": 0, "features": "hashing"})
+        response = self.client.post(
+            self.base + "run/",
+            {"budget": 5, "strategy": "uniform", "seed": 0, "features": "hashing"},
+        )
         self.assertEqual(response.status_code, 403)
         self.assertEqual(SelectionRound.objects.count(), 0)
         self.client.logout()
@@ -68,10 +80,15 @@ class LeadPagesTests(ParityTestCase):
         with self.settings(PARITY_ENCODER_PATH=""):
             page = self.client.get(self.base)
             self.assertNotContains(page, 'value="encoder"')
-            refused = self.client.post(self.base + "preview/", {"budget": 10, "strategy": "parity", "seed": 0,
-                                                                 "features": "encoder"}, HTTP_HX_REQUEST="true")
+            refused = self.client.post(
+                self.base + "preview/",
+                {"budget": 10, "strategy": "parity", "seed": 0, "features": "encoder"},
+                HTTP_HX_REQUEST="true",
+            )
         self.assertEqual(refused.status_code, 400)
         self.assertContains(refused, "Select a valid choice", status_code=400)
-        self.assertContains(refused, '<section id="preview" class="panel" aria-live="polite">', status_code=400)
+        self.assertContains(
+            refused, '<section id="preview" class="panel" aria-live="polite">', status_code=400
+        )
         with self.settings(PARITY_ENCODER_PATH="/models/e5"):
             self.assertContains(self.client.get(self.base), 'value="encoder"')

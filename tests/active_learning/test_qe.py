@@ -16,14 +16,22 @@ class QualityFeatureTests(SimpleTestCase):
     def test_it_summarises_the_token_logprobs(self):
         lp = [-0.1, -2.0, -0.5, -3.0]
         row = qe.qe_features(prompts=["x"], responses=["y"], token_logprobs=[lp])[0]
-        expected = {"lp_mean_nll": 1.4, "lp_min": 3.0, "lp_std": float(np.std(lp)), "lp_low3": (3.0 + 2.0 + 0.5) / 3,
-                    "lp_below_037": 0.5, "lp_below_01": 0.25, "lp_last": 3.0, "lp_tokens": math.log(5)}
+        expected = {
+            "lp_mean_nll": 1.4,
+            "lp_min": 3.0,
+            "lp_std": float(np.std(lp)),
+            "lp_low3": (3.0 + 2.0 + 0.5) / 3,
+            "lp_below_037": 0.5,
+            "lp_below_01": 0.25,
+            "lp_last": 3.0,
+            "lp_tokens": math.log(5),
+        }
         for name, value in expected.items():
             self.assertAlmostEqual(row[column(name)], value, places=9, msg=name)
         # No log-probs: the glass-box columns say so (NaN); the text columns are still there.
         bare = qe.qe_features(prompts=["x"], responses=["y"], token_logprobs=[None])[0]
         self.assertTrue(np.isnan(bare[: len(qe.LOGPROB_FEATURES)]).all())
-        self.assertFalse(np.isnan(bare[len(qe.LOGPROB_FEATURES):]).any())
+        self.assertFalse(np.isnan(bare[len(qe.LOGPROB_FEATURES) :]).any())
 
     def test_it_finds_untranslated_spans_mismatched_numbers_and_loops(self):
         source = "The council met on 12 May 2021 in Colombo (Sri Lanka)."
@@ -31,18 +39,26 @@ class QualityFeatureTests(SimpleTestCase):
         copied = "The council met on 12 May 2021 in Colombo (Sri Lanka)."
         wrong_number = "Der Rat tagte am 21. Mai 2012 in Colombo."
         loop = "Der Rat Rat Rat tagte tagte tagte tagte tagte tagte."
-        rows = qe.qe_features(prompts=[source] * 4, responses=[good, copied, wrong_number, loop],
-                              token_logprobs=[None] * 4)
+        rows = qe.qe_features(
+            prompts=[source] * 4,
+            responses=[good, copied, wrong_number, loop],
+            token_logprobs=[None] * 4,
+        )
         self.assertGreater(rows[1, column("copied_share")], rows[0, column("copied_share")])
-        self.assertEqual(rows[1, column("copied_run")], 4)  # council, 2021, Colombo, Lanka: the words over 3 letters
+        self.assertEqual(
+            rows[1, column("copied_run")], 4
+        )  # council, 2021, Colombo, Lanka: the words over 3 letters
         self.assertEqual(rows[0, column("number_mismatch")], 0)
         self.assertEqual(rows[2, column("number_mismatch")], 4)  # 12, 2021 missing; 21, 2012 new
         self.assertGreater(rows[2, column("punct_mismatch")], rows[0, column("punct_mismatch")])
         self.assertGreater(rows[3, column("repeated_bigrams")], 0.5)
         self.assertEqual(rows[3, column("max_word_repeat")], 6)
         # A Sinhala source left in Sinhala inside an English output.
-        rows = qe.qe_features(prompts=["ශ්‍රී ලංකාව වෙත"] * 2, responses=["to Sri Lanka", "to ලංකාව වෙත"],
-                              token_logprobs=[None] * 2)
+        rows = qe.qe_features(
+            prompts=["ශ්‍රී ලංකාව වෙත"] * 2,
+            responses=["to Sri Lanka", "to ලංකාව වෙත"],
+            token_logprobs=[None] * 2,
+        )
         self.assertEqual(rows[0, column("source_script_share")], 0.0)
         self.assertGreater(rows[1, column("source_script_share")], 0.5)
 
@@ -54,8 +70,11 @@ class BadnessModelTests(SimpleTestCase):
         nll = rng.exponential(0.5, n)
         bad = nll + rng.normal(0, 0.15, n) > 0.8
         logprobs = [-np.full(6, v) for v in nll]
-        raw = qe.qe_features(prompts=[f"source {i}" for i in range(n)], responses=[f"output {i} text" for i in range(n)],
-                             token_logprobs=logprobs)
+        raw = qe.qe_features(
+            prompts=[f"source {i}" for i in range(n)],
+            responses=[f"output {i} text" for i in range(n)],
+            token_logprobs=logprobs,
+        )
         return raw, languages, bad
 
     def test_it_learns_which_signals_mark_bad_outputs(self):
@@ -70,10 +89,14 @@ class BadnessModelTests(SimpleTestCase):
         raw, languages, bad = self.data()
         model = qe.badness_fit(raw=raw, languages=languages, labelled=np.arange(100), bad=bad[:100])
         whole = model.predict(raw, languages)
-        parts = np.concatenate([model.predict(raw[i : i + 7], languages[i : i + 7]) for i in range(0, len(raw), 7)])
+        parts = np.concatenate(
+            [model.predict(raw[i : i + 7], languages[i : i + 7]) for i in range(0, len(raw), 7)]
+        )
         np.testing.assert_allclose(parts, whole)
         # A language the labels never covered gets the shared weights, not nothing.
-        self.assertTrue(np.isfinite(model.predict(raw[:3], np.array(["am"] * 3, dtype=object))).all())
+        self.assertTrue(
+            np.isfinite(model.predict(raw[:3], np.array(["am"] * 3, dtype=object))).all()
+        )
 
     def test_it_refuses_labels_that_cannot_train_it(self):
         self.assertIn("at least 10", qe.badness_trainable(np.array([True, False] * 3)))

@@ -30,7 +30,10 @@ class ScorersTests(SimpleTestCase):
         self.assertEqual(SCORERS["nll"].needs, {"token_logprobs"})
         self.assertEqual(SCORERS["reward_margin"].needs, {"rewards"})
         self.assertEqual(SCORERS["committee_vote_entropy"].needs, {"committee"})
-        usable = {s.name for s in scorers_usable(inputs=inputs(n=2, token_logprobs=[np.array([-1.0]), None]))}
+        usable = {
+            s.name
+            for s in scorers_usable(inputs=inputs(n=2, token_logprobs=[np.array([-1.0]), None]))
+        }
         self.assertEqual(usable, {"nll", "min_logprob"})
 
     def test_it_scores_mean_nll_and_min_logprob(self):
@@ -49,18 +52,26 @@ class ScorersTests(SimpleTestCase):
         peaked = [np.log([0.97, 0.01, 0.01, 0.01])] * 3
         mixed = [np.log([0.4, 0.3, 0.2, 0.1])] * 3
         self.assertAlmostEqual(top_k_entropy(uniform), math.log(k))
-        raw = scores_compute(inputs=inputs(n=3, top_logprobs=[peaked, uniform, mixed]), names=["entropy"])["entropy"]
+        raw = scores_compute(
+            inputs=inputs(n=3, top_logprobs=[peaked, uniform, mixed]), names=["entropy"]
+        )["entropy"]
         self.assertEqual(int(np.argmax(raw)), 1)
         self.assertAlmostEqual(raw[1], math.log(k))
         self.assertLess(raw[0], raw[2])
 
     def test_it_uses_the_mean_entropy_the_pipeline_sent(self):
-        raw = scores_compute(inputs=inputs(n=3, token_entropy=np.array([0.1, np.nan, 2.0])), names=["entropy"])
+        raw = scores_compute(
+            inputs=inputs(n=3, token_entropy=np.array([0.1, np.nan, 2.0])), names=["entropy"]
+        )
         np.testing.assert_allclose(raw["entropy"], [0.1, np.nan, 2.0])
 
     def test_it_finds_equal_rewards_most_uncertain(self):
         raw = scores_compute(
-            inputs=inputs(n=4, reward_a=np.array([1.0, 0.2, 3.0, np.nan]), reward_b=np.array([1.0, 0.9, -3.0, 1.0])),
+            inputs=inputs(
+                n=4,
+                reward_a=np.array([1.0, 0.2, 3.0, np.nan]),
+                reward_b=np.array([1.0, 0.9, -3.0, 1.0]),
+            ),
             names=["reward_margin"],
         )["reward_margin"]
         self.assertEqual(raw[0], 0.0)  # equal rewards: the maximum
@@ -80,7 +91,9 @@ class ScorersTests(SimpleTestCase):
         # On the boundary the classifier is close to a coin: entropy near log 2.
         self.assertGreater(raw["classifier_entropy"][0], 0.6)
         self.assertLess(raw["classifier_entropy"][1], 0.05)
-        self.assertEqual(raw["committee_vote_entropy"][1], 0.0)  # everyone agrees far from the boundary
+        self.assertEqual(
+            raw["committee_vote_entropy"][1], 0.0
+        )  # everyone agrees far from the boundary
 
     def test_it_ranks_within_each_language_before_combining(self):
         # Thai-like log-probs are all lower than German ones; within-language ranks make them comparable.
@@ -88,7 +101,9 @@ class ScorersTests(SimpleTestCase):
         nll = np.array([0.1, 0.2, 0.3, 2.1, 2.2, 2.3])
         pct = percentiles_within(nll, groups)
         np.testing.assert_allclose(pct[:3], pct[3:])
-        combined, parts = scores_combine(raw={"nll": nll, "reward_margin": np.full(6, np.nan)}, groups=groups)
+        combined, parts = scores_combine(
+            raw={"nll": nll, "reward_margin": np.full(6, np.nan)}, groups=groups
+        )
         np.testing.assert_allclose(combined, pct)
         self.assertEqual(set(parts), {"nll", "reward_margin"})
 
@@ -108,6 +123,8 @@ class ScorersTests(SimpleTestCase):
         X = hashing_features(texts)
         y = np.array([0] * 30 + [1] * 30)
         fitted = committee_mod.committee_fit(X, y, seed=0)
-        raw = scores_compute(inputs=inputs(n=60, features=X, committee=fitted), names=["classifier_entropy"])
+        raw = scores_compute(
+            inputs=inputs(n=60, features=X, committee=fitted), names=["classifier_entropy"]
+        )
         self.assertEqual(raw["classifier_entropy"].shape, (60,))
         self.assertTrue(np.isfinite(raw["classifier_entropy"]).all())

@@ -21,20 +21,26 @@ def _tiny_jsonl(path: Path) -> None:
     for language in ("sw", "de"):
         for n in range(40):
             bad = n % 5 == 0
-            lines.append({
-                "language": language, "prompt": f"source sentence number {n}",
-                "response": f"{language} output {n} " + " ".join(f"w{n * 7 + j}" for j in range(n % 4 + 2)),
-                "token_logprobs": [math.log(0.05 if bad else 0.9)] * 6,
-                "score": 20 + n % 3 if bad else 80 + n % 7,
-            })
+            lines.append(
+                {
+                    "language": language,
+                    "prompt": f"source sentence number {n}",
+                    "response": f"{language} output {n} "
+                    + " ".join(f"w{n * 7 + j}" for j in range(n % 4 + 2)),
+                    "token_logprobs": [math.log(0.05 if bad else 0.9)] * 6,
+                    "score": 20 + n % 3 if bad else 80 + n % 7,
+                }
+            )
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
 
 
 class AchievableGainTests(SimpleTestCase):
     def test_it_measures_the_share_between_random_and_the_oracle(self):
         # 100 outputs, 10 bad, 20 sent: random finds 2 on average, the oracle all 10.
-        self.assertEqual(achievable_gain(picked=20, found=8, bad=10, n=100),
-                         {"random_expected": 2.0, "oracle": 10, "share": 0.75})
+        self.assertEqual(
+            achievable_gain(picked=20, found=8, bad=10, n=100),
+            {"random_expected": 2.0, "oracle": 10, "share": 0.75},
+        )
         self.assertEqual(achievable_gain(picked=20, found=10, bad=10, n=100)["share"], 1.0)
         self.assertEqual(achievable_gain(picked=20, found=2, bad=10, n=100)["share"], 0.0)
         # The budget caps the oracle: 811 bad of 1,000, 200 sent.
@@ -43,9 +49,11 @@ class AchievableGainTests(SimpleTestCase):
         self.assertAlmostEqual(gain["share"], (197 - 162.2) / (200 - 162.2), places=4)
 
     def test_it_leaves_the_share_undefined_when_nothing_is_achievable(self):
-        for case in ({"picked": 20, "found": 0, "bad": 0, "n": 100},  # nothing bad
-                     {"picked": 20, "found": 20, "bad": 100, "n": 100},  # everything bad
-                     {"picked": 100, "found": 10, "bad": 10, "n": 100}):  # the whole pool sent
+        for case in (
+            {"picked": 20, "found": 0, "bad": 0, "n": 100},  # nothing bad
+            {"picked": 20, "found": 20, "bad": 100, "n": 100},  # everything bad
+            {"picked": 100, "found": 10, "bad": 10, "n": 100},
+        ):  # the whole pool sent
             self.assertIsNone(achievable_gain(**case)["share"], case)
 
 
@@ -55,21 +63,35 @@ class SimulationTests(SimpleTestCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def test_it_finds_more_bad_outputs_than_random_on_mlqe_pe_at_a_20_percent_budget(self):
-        report = simulation_run(dataset="mlqe-pe", budget=0.2, seed=0, strategies=["random", "uncertainty"])
+        report = simulation_run(
+            dataset="mlqe-pe", budget=0.2, seed=0, strategies=["random", "uncertainty"]
+        )
         self.assertEqual(len(report["results"]), 2 * 7)
         by = {(r["strategy"], r["language"]): r for r in report["results"]}
         self.assertEqual(by[("random", "ne-en")]["bad_total"], 811)
         self.assertEqual(by[("uncertainty", "ne-en")]["oracle"], 200)
         self.assertAlmostEqual(by[("uncertainty", "ne-en")]["random_expected"], 162.2)
-        self.assertGreater(report["summary"]["uncertainty"]["mean_share"], report["summary"]["random"]["mean_share"] + 0.2)
+        self.assertGreater(
+            report["summary"]["uncertainty"]["mean_share"],
+            report["summary"]["random"]["mean_share"] + 0.2,
+        )
         self.assertEqual(report["best"], "uncertainty")
 
     def test_it_replays_a_json_lines_file_through_data(self):
         path = self.tmp / "history.jsonl"
         _tiny_jsonl(path)
         out = io.StringIO()
-        call_command("al_simulate", "--data", str(path), "--budget", "0.2", "--json", "--out", str(self.tmp / "out"),
-                     stdout=out)
+        call_command(
+            "al_simulate",
+            "--data",
+            str(path),
+            "--budget",
+            "0.2",
+            "--json",
+            "--out",
+            str(self.tmp / "out"),
+            stdout=out,
+        )
         payload = json.loads(out.getvalue())
         self.assertEqual(payload["bad_below"], 53.0)  # the midpoint of scores 20–86
         rows = {(r["strategy"], r["language"]): r for r in payload["results"]}
@@ -79,8 +101,12 @@ class SimulationTests(SimpleTestCase):
             if row["strategy"] != "parity":  # parity moves budget between languages
                 self.assertEqual(row["picked"], 8)
                 self.assertEqual((row["random_expected"], row["oracle"]), (1.6, 8))
-            self.assertAlmostEqual(row["share"], (row["bad_found"] - row["random_expected"]) /
-                                   (row["oracle"] - row["random_expected"]), places=3)
+            self.assertAlmostEqual(
+                row["share"],
+                (row["bad_found"] - row["random_expected"])
+                / (row["oracle"] - row["random_expected"]),
+                places=3,
+            )
         # The log-probs give the bad outputs away: the product's selection (top score, then
         # k-center diversity among the top candidates) finds nearly all eight; random does not.
         for language in ("sw", "de"):
@@ -89,8 +115,13 @@ class SimulationTests(SimpleTestCase):
         self.assertLess(payload["summary"]["random"]["mean_share"], 0.5)
         self.assertIn("quality_estimate_error_mean", payload["summary"]["parity"])
         header = (self.tmp / "out" / "al_simulation_results.csv").read_text().splitlines()[0]
-        self.assertEqual(header, "strategy,language,picked,bad_found,bad_total,n,random_expected,oracle,share,recall")
-        self.assertTrue((self.tmp / "out" / "al_simulation.png").read_bytes().startswith(b"\x89PNG"))
+        self.assertEqual(
+            header,
+            "strategy,language,picked,bad_found,bad_total,n,random_expected,oracle,share,recall",
+        )
+        self.assertTrue(
+            (self.tmp / "out" / "al_simulation.png").read_bytes().startswith(b"\x89PNG")
+        )
 
     def test_it_replays_archives_in_the_mlqe_pe_layout_whatever_the_split(self):
         rows = ["index\toriginal\ttranslation\tscores\tmean\tz_scores\tz_mean\tmodel_scores"]
@@ -103,21 +134,35 @@ class SimulationTests(SimpleTestCase):
         folder = self.tmp / "test20-ende"
         (folder / "word-probas").mkdir(parents=True)
         (folder / "test20.ende.df.short.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-        (folder / "word-probas" / "word_probas.test20.ende").write_text("\n".join(probas) + "\n", encoding="utf-8")
+        (folder / "word-probas" / "word_probas.test20.ende").write_text(
+            "\n".join(probas) + "\n", encoding="utf-8"
+        )
         archives = self.tmp / "archives"
         archives.mkdir()
         with tarfile.open(archives / "en-de-test20.tar.gz", "w:gz") as tar:
             tar.add(folder, arcname="en-de-test20")
         report = simulation_run(data=archives, budget=0.2, strategies=["uncertainty"])
         (row,) = report["results"]
-        self.assertEqual((row["language"], row["n"], row["bad_total"], row["picked"]), ("en-de", 30, 6, 6))
-        self.assertGreaterEqual(row["bad_found"], 5)  # the word-probas were read: low log-probs are found
+        self.assertEqual(
+            (row["language"], row["n"], row["bad_total"], row["picked"]), ("en-de", 30, 6, 6)
+        )
+        self.assertGreaterEqual(
+            row["bad_found"], 5
+        )  # the word-probas were read: low log-probs are found
         self.assertEqual(report["bad_below"], 50)
 
     def test_it_prints_a_table_with_the_share_and_recall(self):
         table = io.StringIO()
-        call_command("al_simulate", "--limit", "60", "--strategies", "random,uncertainty", "--no-files",
-                     stdout=table, stderr=io.StringIO())
+        call_command(
+            "al_simulate",
+            "--limit",
+            "60",
+            "--strategies",
+            "random,uncertainty",
+            "--no-files",
+            stdout=table,
+            stderr=io.StringIO(),
+        )
         text = table.getvalue()
         for column in ("k", "found", "random", "oracle", "share", "recall"):
             self.assertIn(column, text)
@@ -125,7 +170,9 @@ class SimulationTests(SimpleTestCase):
 
     def test_it_refuses_bad_input(self):
         bad_line = self.tmp / "bad.jsonl"
-        bad_line.write_text('{"language": "de", "response": "x", "score": 3}\n{"language": "de", "response": "y"}\n')
+        bad_line.write_text(
+            '{"language": "de", "response": "x", "score": 3}\n{"language": "de", "response": "y"}\n'
+        )
         for args, message in (
             (["--budget", "0"], "above 0 and at most 1"),
             (["--budget", "1.5"], "above 0 and at most 1"),
@@ -138,6 +185,8 @@ class SimulationTests(SimpleTestCase):
             (["--seeds", "0-x"], "--seeds takes whole numbers"),
         ):
             with self.assertRaisesMessage(CommandError, message):
-                call_command("al_simulate", *args, "--no-files", stdout=io.StringIO(), stderr=io.StringIO())
+                call_command(
+                    "al_simulate", *args, "--no-files", stdout=io.StringIO(), stderr=io.StringIO()
+                )
         with self.assertRaises(SimulationError):
             simulation_run(budget=float("nan"))

@@ -57,7 +57,9 @@ class RoundInlineTests(ParityTestCase):
 
     def test_a_round_that_can_no_longer_run_fails_with_the_reason_and_changes_nothing(self):
         waiting = round_create_queued(request=self.request(budget=20))
-        Item.objects.filter(project=self.project).update(status=ItemStatus.DONE)  # the pool emptied meanwhile
+        Item.objects.filter(project=self.project).update(
+            status=ItemStatus.DONE
+        )  # the pool emptied meanwhile
         with self.assertRaises(ValidationError):
             round_run_queued(round_id=waiting.pk)
         waiting.refresh_from_db()
@@ -67,8 +69,13 @@ class RoundInlineTests(ParityTestCase):
 
     def test_it_retrains_the_committee_inline_without_a_broker(self):
         for n in range(12):
-            ItemFactory(project=self.project, language=self.de, external_id=f"l{n}", response=f"Text {n} {'gut' if n % 2 else 'schlecht'}",
-                        status=ItemStatus.DONE)
+            ItemFactory(
+                project=self.project,
+                language=self.de,
+                external_id=f"l{n}",
+                response=f"Text {n} {'gut' if n % 2 else 'schlecht'}",
+                status=ItemStatus.DONE,
+            )
         historical_scores(self.project, {f"l{n}": [5, 4] if n % 2 else [1, 2] for n in range(12)})
         with self.settings(CELERY_BROKER_URL=""):
             committee_retrain_launch(project=self.project)
@@ -80,10 +87,14 @@ class RoundInlineTests(ParityTestCase):
 @pytest.mark.postgres
 class RoundWorkerTests(TransactionTestCase):
     def setUp(self):
-        self.saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue",
-                                                    "result_backend")}
+        self.saved = {
+            key: app.conf[key]
+            for key in ("broker_url", "task_always_eager", "task_default_queue", "result_backend")
+        }
         self.queue = f"parity-al-test-{os.getpid()}"
-        app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=self.queue)
+        app.conf.update(
+            broker_url=REDIS_URL, task_always_eager=False, task_default_queue=self.queue
+        )
         self.ran_in: list[tuple[str, str]] = []
         task_prerun.connect(self._seen, weak=False)
         task_postrun.connect(self._close_worker_connections, weak=False)
@@ -113,10 +124,17 @@ class RoundWorkerTests(TransactionTestCase):
         project = ProjectFactory(slug="worker", languages=["de", "ar"])
         pool_items(project, language("de"), GERMAN, prefix="de")
         pool_items(project, language("ar"), ARABIC, prefix="ar")
-        request = round_request_clean(project=project, budget=8, strategy="parity", seed=2,
-                                      parameters={"evaluator_capacity": None})
-        with start_worker(app, perform_ping_check=False, queues=[self.queue], shutdown_timeout=60), \
-                self.settings(CELERY_BROKER_URL=REDIS_URL):
+        request = round_request_clean(
+            project=project,
+            budget=8,
+            strategy="parity",
+            seed=2,
+            parameters={"evaluator_capacity": None},
+        )
+        with (
+            start_worker(app, perform_ping_check=False, queues=[self.queue], shutdown_timeout=60),
+            self.settings(CELERY_BROKER_URL=REDIS_URL),
+        ):
             with transaction.atomic():
                 selection_round = round_launch(request=request)
                 # Inside the request's transaction the round only waits: the message goes after commit.
@@ -137,8 +155,11 @@ class RoundWorkerTests(TransactionTestCase):
         self.assertNotEqual(thread, threading.main_thread().name)
 
 
-CHORD_SETTINGS = {"CELERY_BROKER_URL": "memory://", "CELERY_RESULT_BACKEND": "cache+memory://",
-                  "PARITY_AL_SCORE_CHUNK": 5}
+CHORD_SETTINGS = {
+    "CELERY_BROKER_URL": "memory://",
+    "CELERY_RESULT_BACKEND": "cache+memory://",
+    "PARITY_AL_SCORE_CHUNK": 5,
+}
 
 
 class RoundChordTests(ParityTestCase):
@@ -151,15 +172,25 @@ class RoundChordTests(ParityTestCase):
         return project
 
     def picked(self, selection_round):
-        return sorted(RoundItem.objects.filter(round=selection_round).values_list("item__external_id", "score"))
+        return sorted(
+            RoundItem.objects.filter(round=selection_round).values_list(
+                "item__external_id", "score"
+            )
+        )
 
     def test_it_scores_the_pool_in_chunks_and_selects_what_the_inline_round_selects(self):
         inline_project, chord_project = self.pool("inline"), self.pool("chunked")
         parameters = {"evaluator_capacity": None}
-        inline = round_execute(request=round_request_clean(project=inline_project, budget=8, strategy="parity",
-                                                           seed=4, parameters=parameters))
-        waiting = round_create_queued(request=round_request_clean(project=chord_project, budget=8, strategy="parity",
-                                                                  seed=4, parameters=parameters))
+        inline = round_execute(
+            request=round_request_clean(
+                project=inline_project, budget=8, strategy="parity", seed=4, parameters=parameters
+            )
+        )
+        waiting = round_create_queued(
+            request=round_request_clean(
+                project=chord_project, budget=8, strategy="parity", seed=4, parameters=parameters
+            )
+        )
         chunks = []
         real = rounds_mod.round_chunk_score
 
@@ -167,26 +198,45 @@ class RoundChordTests(ParityTestCase):
             chunks.append(list(kwargs["item_ids"]))
             return real(**kwargs)
 
-        with self.settings(**CHORD_SETTINGS), mock.patch("active_learning.tasks.round_chunk_score", side_effect=spy):
+        with (
+            self.settings(**CHORD_SETTINGS),
+            mock.patch("active_learning.tasks.round_chunk_score", side_effect=spy),
+        ):
             answer = round_run(waiting.pk)
-        self.assertEqual(answer, {"round": waiting.pk, "status": "scoring", "chunks": 5})  # 24 items, 5 a chunk
-        self.assertEqual(sorted(i for chunk in chunks for i in chunk),
-                         sorted(Item.objects.filter(project=chord_project).values_list("pk", flat=True)))
+        self.assertEqual(
+            answer, {"round": waiting.pk, "status": "scoring", "chunks": 5}
+        )  # 24 items, 5 a chunk
+        self.assertEqual(
+            sorted(i for chunk in chunks for i in chunk),
+            sorted(Item.objects.filter(project=chord_project).values_list("pk", flat=True)),
+        )
         waiting.refresh_from_db()
         self.assertEqual(waiting.status, RoundStatus.DONE, waiting.error)
         self.assertEqual(self.picked(waiting), self.picked(inline))
-        self.assertEqual(Item.objects.filter(project=chord_project, status=ItemStatus.QUEUED).count(), 8)
+        self.assertEqual(
+            Item.objects.filter(project=chord_project, status=ItemStatus.QUEUED).count(), 8
+        )
         # A broker may deliver the same message twice: the second delivery does nothing.
         with self.settings(**CHORD_SETTINGS):
             self.assertEqual(round_run(waiting.pk)["status"], "already taken")
 
     def test_a_failing_chunk_fails_the_round_and_leaves_the_pool_alone(self):
         project = self.pool("failing")
-        waiting = round_create_queued(request=round_request_clean(project=project, budget=6, strategy="uniform",
-                                                                  parameters={"evaluator_capacity": None}))
-        with self.settings(**CHORD_SETTINGS), \
-                mock.patch("active_learning.tasks.round_chunk_score", side_effect=RuntimeError("worker lost")), \
-                self.assertRaises(RuntimeError):
+        waiting = round_create_queued(
+            request=round_request_clean(
+                project=project,
+                budget=6,
+                strategy="uniform",
+                parameters={"evaluator_capacity": None},
+            )
+        )
+        with (
+            self.settings(**CHORD_SETTINGS),
+            mock.patch(
+                "active_learning.tasks.round_chunk_score", side_effect=RuntimeError("worker lost")
+            ),
+            self.assertRaises(RuntimeError),
+        ):
             round_run(waiting.pk)
         waiting.refresh_from_db()
         self.assertEqual(waiting.status, RoundStatus.FAILED)
@@ -203,10 +253,21 @@ class RoundChordWorkerTests(RoundWorkerTests):
         project = ProjectFactory(slug="chord-worker", languages=["de", "ar"])
         pool_items(project, language("de"), GERMAN, prefix="de")
         pool_items(project, language("ar"), ARABIC, prefix="ar")
-        request = round_request_clean(project=project, budget=8, strategy="parity", seed=2,
-                                      parameters={"evaluator_capacity": None})
-        with start_worker(app, perform_ping_check=False, queues=[self.queue], shutdown_timeout=60), \
-                self.settings(CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL, PARITY_AL_SCORE_CHUNK=10):
+        request = round_request_clean(
+            project=project,
+            budget=8,
+            strategy="parity",
+            seed=2,
+            parameters={"evaluator_capacity": None},
+        )
+        with (
+            start_worker(app, perform_ping_check=False, queues=[self.queue], shutdown_timeout=60),
+            self.settings(
+                CELERY_BROKER_URL=REDIS_URL,
+                CELERY_RESULT_BACKEND=REDIS_URL,
+                PARITY_AL_SCORE_CHUNK=10,
+            ),
+        ):
             with transaction.atomic():
                 selection_round = round_launch(request=request)
             deadline = time.monotonic() + 120
@@ -218,6 +279,8 @@ class RoundChordWorkerTests(RoundWorkerTests):
         self.assertEqual(selection_round.status, RoundStatus.DONE, selection_round.error)
         self.assertEqual(RoundItem.objects.filter(round=selection_round).count(), 8)
         names = [name for name, _ in self.ran_in]
-        self.assertEqual(names.count("active_learning.round_score_chunk"), 3)  # 24 items, 10 a chunk
+        self.assertEqual(
+            names.count("active_learning.round_score_chunk"), 3
+        )  # 24 items, 10 a chunk
         self.assertEqual(names[0], "active_learning.round_run")
         self.assertEqual(names[-1], "active_learning.round_finish")

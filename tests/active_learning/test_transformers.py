@@ -64,7 +64,11 @@ class TransformersModelTests(_TinyModels, SimpleTestCase):
 
     def test_it_rescores_outputs_with_the_causal_lm(self):
         lm = causal_lm_load(self.lm_path, device="cpu")
-        results = lm.rescore(responses=["Die Katze sitzt", "猫坐在垫子上", ""], prompts=["The cat", "", ""], batch_size=2)
+        results = lm.rescore(
+            responses=["Die Katze sitzt", "猫坐在垫子上", ""],
+            prompts=["The cat", "", ""],
+            batch_size=2,
+        )
         logprobs, entropies = results[0]
         self.assertEqual(len(logprobs), len(lm._ids("Die Katze sitzt")))
         self.assertTrue((logprobs <= 0).all())
@@ -78,9 +82,13 @@ class TransformersModelTests(_TinyModels, SimpleTestCase):
 
     def test_it_derives_the_same_measures_when_the_pipeline_sent_no_logprobs(self):
         lm = causal_lm_load(self.lm_path, device="cpu")
-        inputs = ScoringInputs(languages=np.array(["de", "de"], dtype=object),
-                               token_logprobs=[None, np.array([-0.1, -0.2])])
-        filled = inputs_fill_from_lm(inputs=inputs, lm=lm, responses=["Die Katze sitzt", "x"], prompts=["", ""])
+        inputs = ScoringInputs(
+            languages=np.array(["de", "de"], dtype=object),
+            token_logprobs=[None, np.array([-0.1, -0.2])],
+        )
+        filled = inputs_fill_from_lm(
+            inputs=inputs, lm=lm, responses=["Die Katze sitzt", "x"], prompts=["", ""]
+        )
         self.assertEqual(filled, 1)
         raw = scores_compute(inputs=inputs, names=["nll", "min_logprob", "entropy"])
         self.assertTrue(np.isfinite(raw["nll"]).all())
@@ -109,19 +117,29 @@ class TransformersRoundTests(_TinyModels, ParityTestCase):
     def test_it_caches_embeddings_per_item_and_encoder(self):
         items = pool_items(self.project, self.de, GERMAN[:5], prefix="e")
         encoder = encoder_load(self.encoder_path, device="cpu")
-        first = embeddings_for_items(encoder=encoder, item_ids=[i.pk for i in items], texts=GERMAN[:5])
+        first = embeddings_for_items(
+            encoder=encoder, item_ids=[i.pk for i in items], texts=GERMAN[:5]
+        )
         self.assertEqual(ItemEmbedding.objects.filter(encoder=encoder.id).count(), 5)
         # Cached vectors are used as they are: texts are not even looked at again.
-        again = embeddings_for_items(encoder=encoder, item_ids=[i.pk for i in items], texts=["anything"] * 5)
+        again = embeddings_for_items(
+            encoder=encoder, item_ids=[i.pk for i in items], texts=["anything"] * 5
+        )
         np.testing.assert_array_equal(first, again)
 
     def test_it_runs_a_round_on_encoder_features_and_lm_rescoring(self):
         project = ProjectFactory(slug="models", languages=["de"])
         pool_items(project, self.de, GERMAN, prefix="m", with_logprobs=False)
         request = round_request_clean(
-            project=project, budget=4, strategy="uniform",
-            parameters={"features": "encoder", "encoder_path": str(self.encoder_path),
-                        "causal_lm_path": str(self.lm_path), "evaluator_capacity": None},
+            project=project,
+            budget=4,
+            strategy="uniform",
+            parameters={
+                "features": "encoder",
+                "encoder_path": str(self.encoder_path),
+                "causal_lm_path": str(self.lm_path),
+                "evaluator_capacity": None,
+            },
         )
         selection_round = round_execute(request=request)
         self.assertEqual(selection_round.summary["rescored_with_lm"], len(GERMAN))
@@ -131,16 +149,24 @@ class TransformersRoundTests(_TinyModels, ParityTestCase):
         self.assertEqual(ItemEmbedding.objects.count(), len(GERMAN))
         # The LM's log-probs are cached on the item: the next round rescores nothing and
         # sees the same values.
-        self.assertEqual(ItemRescore.objects.filter(lm__startswith="causal-lm@").count(), len(GERMAN))
-        again = round_execute(request=round_request_clean(
-            project=project, budget=4, strategy="uniform",
-            parameters={"causal_lm_path": str(self.lm_path), "evaluator_capacity": None},
-        ))
+        self.assertEqual(
+            ItemRescore.objects.filter(lm__startswith="causal-lm@").count(), len(GERMAN)
+        )
+        again = round_execute(
+            request=round_request_clean(
+                project=project,
+                budget=4,
+                strategy="uniform",
+                parameters={"causal_lm_path": str(self.lm_path), "evaluator_capacity": None},
+            )
+        )
         self.assertEqual(again.summary["rescored_with_lm"], 0)
         self.assertEqual(again.summary["scorers"], ["entropy", "min_logprob", "nll"])
         self.assertEqual(ItemRescore.objects.count(), len(GERMAN))
         # Once judged, the quality model learns from the same log-probs the pool was scored with.
-        picked = list(RoundItem.objects.filter(round=selection_round).values_list("item_id", flat=True))
+        picked = list(
+            RoundItem.objects.filter(round=selection_round).values_list("item_id", flat=True)
+        )
         lm_id = ItemRescore.objects.values_list("lm", flat=True).first()
         labelled = labelled_items_load(picked, lm_id=lm_id)
         self.assertTrue(all(lp is not None and len(lp) for lp in labelled.token_logprobs))

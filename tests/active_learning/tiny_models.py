@@ -27,9 +27,14 @@ def _tokenizer(*, bos: bool):
     specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainer=trainers.BpeTrainer(vocab_size=200, special_tokens=specials))
+    tok.train_from_iterator(
+        CORPUS, trainer=trainers.BpeTrainer(vocab_size=200, special_tokens=specials)
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]",
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        eos_token="[EOS]",
         **({"bos_token": "[BOS]"} if bos else {}),
     )
 
@@ -41,8 +46,13 @@ def tiny_encoder(folder: Path) -> Path:
     torch.manual_seed(0)
     tokenizer = _tokenizer(bos=False)
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
     )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -56,8 +66,13 @@ def tiny_causal_lm(folder: Path) -> Path:
     torch.manual_seed(0)
     tokenizer = _tokenizer(bos=True)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=256, n_embd=16, n_layer=1, n_head=2,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -44,10 +44,21 @@ class ApiTestCase(ParityTestCase):
 
     def url(self, path: str, project: Project | None = None) -> str:
         slug = (project or self.project).slug
-        return f"/api/v1/projects/{slug}/{path}" if path is not None else f"/api/v1/projects/{slug}/"
+        return (
+            f"/api/v1/projects/{slug}/{path}" if path is not None else f"/api/v1/projects/{slug}/"
+        )
 
-    def call(self, method: str, url: str, *, token: str | None = None, body: Any = None,
-             content_type: str = "application/json", client: Client | None = None, **extra: Any) -> Any:
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        client: Client | None = None,
+        **extra: Any,
+    ) -> Any:
         client = client or self.client
         if token:
             extra["HTTP_AUTHORIZATION"] = f"Bearer {token}"
@@ -55,11 +66,17 @@ class ApiTestCase(ParityTestCase):
             body = json.dumps(body)
         if method == "get":
             return client.get(url, **extra)
-        return getattr(client, method)(url, data=body if body is not None else b"", content_type=content_type, **extra)
+        return getattr(client, method)(
+            url, data=body if body is not None else b"", content_type=content_type, **extra
+        )
 
-    def assertErrors(self, response: Any, status: int, *, contains: str = "", field: str | None = None) -> list[dict]:
+    def assertErrors(
+        self, response: Any, status: int, *, contains: str = "", field: str | None = None
+    ) -> list[dict]:
         self.assertEqual(response.status_code, status, response.content[:500])
-        self.assertTrue(response["Content-Type"].startswith("application/json"), response["Content-Type"])
+        self.assertTrue(
+            response["Content-Type"].startswith("application/json"), response["Content-Type"]
+        )
         body = response.json()
         self.assertEqual(set(body) - {"truncated"}, {"errors"}, body)
         self.assertTrue(body["errors"])

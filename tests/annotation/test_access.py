@@ -10,7 +10,12 @@ from django.urls import reverse
 from annotation.access import LEAD_ONLY, project_for_lead
 from tests.base import ParityTestCase
 
-LEAD_PAGES = ["annotation:lead_parity", "annotation:tokens", "guidelines:lead_guideline", "active_learning:rounds"]
+LEAD_PAGES = [
+    "annotation:lead_parity",
+    "annotation:tokens",
+    "guidelines:lead_guideline",
+    "active_learning:rounds",
+]
 
 
 class LeadAccessTests(ParityTestCase):
@@ -18,10 +23,16 @@ class LeadAccessTests(ParityTestCase):
         for name in LEAD_PAGES:
             with self.subTest(page=name):
                 self.client.force_login(self.lead)
-                self.assertEqual(self.client.get(reverse(name, args=[self.project.slug])).status_code, 200)
-                self.assertEqual(self.client.get(reverse(name, args=["no-such-project"])).status_code, 404)
+                self.assertEqual(
+                    self.client.get(reverse(name, args=[self.project.slug])).status_code, 200
+                )
+                self.assertEqual(
+                    self.client.get(reverse(name, args=["no-such-project"])).status_code, 404
+                )
                 self.client.force_login(self.alice)
-                self.assertEqual(self.client.get(reverse(name, args=[self.project.slug])).status_code, 403)
+                self.assertEqual(
+                    self.client.get(reverse(name, args=[self.project.slug])).status_code, 403
+                )
 
     def test_it_refuses_with_one_message(self):
         request = RequestFactory().get("/")

@@ -31,7 +31,10 @@ class DawidSkeneTests(ParityTestCase):
         cls.labels = ProjectFactory(slug="safety", task_type=TaskType.LABELS, languages=["de"])
         rng = np.random.default_rng(3)
         items = Item.objects.bulk_create(
-            [ItemFactory.build(project=cls.labels, language=cls.de, external_id=f"x{n}") for n in range(300)]
+            [
+                ItemFactory.build(project=cls.labels, language=cls.de, external_id=f"x{n}")
+                for n in range(300)
+            ]
         )
         ids = dict(Item.objects.filter(project=cls.labels).values_list("external_id", "pk"))
         cls.truth = {}
@@ -42,11 +45,15 @@ class DawidSkeneTests(ParityTestCase):
             cls.truth[ids[f"x{n}"]] = truth
             for rater, right in (("honest-1", 0.75), ("honest-2", 0.75), ("adversary", 0.10)):
                 label = truth if rng.random() < right else other
-                lines.append({"item_external_id": f"x{n}", "rater": rater, "value": {"labels": [label]}})
+                lines.append(
+                    {"item_external_id": f"x{n}", "rater": rater, "value": {"labels": [label]}}
+                )
         _historical(cls.labels, lines)
 
     def _accuracy(self, labels) -> float:
-        return float(np.mean([labels[pk].value["labels"][0] == truth for pk, truth in self.truth.items()]))
+        return float(
+            np.mean([labels[pk].value["labels"][0] == truth for pk, truth in self.truth.items()])
+        )
 
     def test_it_beats_majority_vote_with_one_adversarial_evaluator(self):
         majority = item_labels(project=self.labels, method="majority")
@@ -63,28 +70,44 @@ class ItemLabelTests(ParityTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        cls.pairwise = ProjectFactory(slug="arena", task_type=TaskType.PAIRWISE, languages=["de", "ar"])
+        cls.pairwise = ProjectFactory(
+            slug="arena", task_type=TaskType.PAIRWISE, languages=["de", "ar"]
+        )
         cls.p1 = ItemFactory(project=cls.pairwise, language=cls.de, external_id="p1")
         cls.p2 = ItemFactory(project=cls.pairwise, language=cls.ar, external_id="p2")
-        _historical(cls.pairwise, [
-            {"item_external_id": "p1", "rater": "r1", "value": {"choice": "a", "strength": 2}},
-            {"item_external_id": "p1", "rater": "r2", "value": {"choice": "a", "strength": 2}},
-            {"item_external_id": "p1", "rater": "r3", "value": {"choice": "b", "strength": 1}},
-            {"item_external_id": "p2", "rater": "r1", "value": {"choice": "tie"}},
-        ])
+        _historical(
+            cls.pairwise,
+            [
+                {"item_external_id": "p1", "rater": "r1", "value": {"choice": "a", "strength": 2}},
+                {"item_external_id": "p1", "rater": "r2", "value": {"choice": "a", "strength": 2}},
+                {"item_external_id": "p1", "rater": "r3", "value": {"choice": "b", "strength": 1}},
+                {"item_external_id": "p2", "rater": "r1", "value": {"choice": "tie"}},
+            ],
+        )
         for n, scores in enumerate(([4, 5, 5], [1, 2, 4, 5])):
             ItemFactory(project=cls.project, language=cls.de, external_id=f"r{n}")
-            _historical(cls.project, [
-                {"item_external_id": f"r{n}", "rater": f"x{k}", "value": {"score": s}} for k, s in enumerate(scores)
-            ])
-        cls.multi = ProjectFactory(slug="tags", task_type=TaskType.LABELS, languages=["de"],
-                                   schema={"labels": ["fluent", "wrong_language", "unsafe"], "multi": True, "issues": []})
+            _historical(
+                cls.project,
+                [
+                    {"item_external_id": f"r{n}", "rater": f"x{k}", "value": {"score": s}}
+                    for k, s in enumerate(scores)
+                ],
+            )
+        cls.multi = ProjectFactory(
+            slug="tags",
+            task_type=TaskType.LABELS,
+            languages=["de"],
+            schema={"labels": ["fluent", "wrong_language", "unsafe"], "multi": True, "issues": []},
+        )
         ItemFactory(project=cls.multi, language=cls.de, external_id="m1")
-        _historical(cls.multi, [
-            {"item_external_id": "m1", "rater": "a", "value": {"labels": ["fluent", "unsafe"]}},
-            {"item_external_id": "m1", "rater": "b", "value": {"labels": ["fluent"]}},
-            {"item_external_id": "m1", "rater": "c", "value": {"labels": ["fluent", "unsafe"]}},
-        ])
+        _historical(
+            cls.multi,
+            [
+                {"item_external_id": "m1", "rater": "a", "value": {"labels": ["fluent", "unsafe"]}},
+                {"item_external_id": "m1", "rater": "b", "value": {"labels": ["fluent"]}},
+                {"item_external_id": "m1", "rater": "c", "value": {"labels": ["fluent", "unsafe"]}},
+            ],
+        )
 
     def test_it_takes_the_majority_choice_with_its_strength(self):
         labels = item_labels(project=self.pairwise)
@@ -98,11 +121,15 @@ class ItemLabelTests(ParityTestCase):
 
     def test_it_filters_by_language_and_items(self):
         self.assertEqual(set(item_labels(project=self.pairwise, language="ar")), {self.p2.pk})
-        self.assertEqual(set(item_labels(project=self.pairwise, item_ids=[self.p1.pk])), {self.p1.pk})
+        self.assertEqual(
+            set(item_labels(project=self.pairwise, item_ids=[self.p1.pk])), {self.p1.pk}
+        )
 
     def test_it_takes_the_median_rating_and_keeps_the_mean(self):
         labels = item_labels(project=self.project)
-        by_external = {self.project.items.get(pk=pk).external_id: label for pk, label in labels.items()}
+        by_external = {
+            self.project.items.get(pk=pk).external_id: label for pk, label in labels.items()
+        }
         self.assertEqual(by_external["r0"].value, {"score": 5})
         self.assertAlmostEqual(by_external["r0"].mean, 14 / 3)
         # Agreement at the scale's level: 5, 5, 4 are (0 + 1 + 1) / 3 apart on a width of 4.
@@ -117,8 +144,12 @@ class ItemLabelTests(ParityTestCase):
         self.assertAlmostEqual(label.agreement, 2 / 3)
 
     def test_it_lets_a_final_label_win(self):
-        FinalLabel.objects.create(item=self.p1, value={"choice": "b", "strength": 1}, decided_by=self.lead,
-                                  reason="A mistranslates the negation.")
+        FinalLabel.objects.create(
+            item=self.p1,
+            value={"choice": "b", "strength": 1},
+            decided_by=self.lead,
+            reason="A mistranslates the negation.",
+        )
         for method in ("majority", "dawid_skene"):
             label = item_labels(project=self.pairwise, method=method)[self.p1.pk]
             self.assertEqual((label.value, label.source), ({"choice": "b", "strength": 1}, "final"))
@@ -126,16 +157,28 @@ class ItemLabelTests(ParityTestCase):
 
     def test_it_ignores_honeypot_and_calibration_judgments(self):
         for kind, user in (("honeypot", self.alice), ("calibration", self.bashir)):
-            assignment = Assignment.objects.create(item=self.p2, evaluator=user, project=self.pairwise, kind=kind,
-                                                   lease_expires_at=self.p2.created_at,
-                                                   calibration_attempt_id=1 if kind == "calibration" else None)
-            Judgment.objects.create(item=self.p2, assignment=assignment, evaluator=user, kind=kind,
-                                    value={"choice": "a", "strength": 1})
+            assignment = Assignment.objects.create(
+                item=self.p2,
+                evaluator=user,
+                project=self.pairwise,
+                kind=kind,
+                lease_expires_at=self.p2.created_at,
+                calibration_attempt_id=1 if kind == "calibration" else None,
+            )
+            Judgment.objects.create(
+                item=self.p2,
+                assignment=assignment,
+                evaluator=user,
+                kind=kind,
+                value={"choice": "a", "strength": 1},
+            )
         label = item_labels(project=self.pairwise)[self.p2.pk]
         self.assertEqual((label.value, label.n_judgments), ({"choice": "tie"}, 1))
 
     def test_it_refuses_an_unknown_method(self):
-        with self.assertRaisesMessage(ValidationError, "method must be one of majority, dawid_skene"):
+        with self.assertRaisesMessage(
+            ValidationError, "method must be one of majority, dawid_skene"
+        ):
             item_labels(project=self.pairwise, method="vibes")
         with self.assertRaisesMessage(ValidationError, "ratings use method=majority"):
             item_labels(project=self.project, method="dawid_skene")
@@ -151,10 +194,14 @@ class BradleyTerryTests(ParityTestCase):
             left, right = rng.choice(models, size=2, replace=False)
             p_left = strength[left] / (strength[left] + strength[right])
             rows.append((f"w{n % 5}", left, right, left if rng.random() < p_left else right))
-        ranking = bradley_terry(pd.DataFrame.from_records(rows, columns=["worker", "left", "right", "label"]))
+        ranking = bradley_terry(
+            pd.DataFrame.from_records(rows, columns=["worker", "left", "right", "label"])
+        )
         self.assertEqual([r["model"] for r in ranking], ["m-strong", "m-mid", "m-weak"])
         self.assertEqual([r["rank"] for r in ranking], [1, 2, 3])
         self.assertEqual(sum(r["comparisons"] for r in ranking), 600)
 
     def test_it_needs_two_models(self):
-        self.assertEqual(bradley_terry(pd.DataFrame(columns=["worker", "left", "right", "label"])), [])
+        self.assertEqual(
+            bradley_terry(pd.DataFrame(columns=["worker", "left", "right", "label"])), []
+        )

@@ -77,14 +77,17 @@ class PublishedExampleTests(SimpleTestCase):
     def test_it_reproduces_krippendorffs_worked_example_at_all_four_levels(self):
         for level, expected in KRIPPENDORFF_2011_ALPHA.items():
             with self.subTest(level=level):
-                result = matrix_alpha(KRIPPENDORFF_2011, level=level, value_domain=[1, 2, 3, 4, 5], resamples=0)
+                result = matrix_alpha(
+                    KRIPPENDORFF_2011, level=level, value_domain=[1, 2, 3, 4, 5], resamples=0
+                )
                 self.assertAlmostEqual(result.alpha, expected, places=3)
                 # The vectorised coincidence formula used by the bootstrap gives the same number.
                 self.assertAlmostEqual(result.alpha_vectorised, expected, places=3)
                 self.assertEqual(result.estimator, "krippendorff")
                 # And so does the package itself, on the paper's matrix.
-                package = krippendorff.alpha(KRIPPENDORFF_2011, value_domain=[1, 2, 3, 4, 5],
-                                             level_of_measurement=level)
+                package = krippendorff.alpha(
+                    KRIPPENDORFF_2011, value_domain=[1, 2, 3, 4, 5], level_of_measurement=level
+                )
                 self.assertAlmostEqual(package, expected, places=3)
 
     def test_it_counts_the_unit_with_one_value_as_excluded(self):
@@ -94,8 +97,12 @@ class PublishedExampleTests(SimpleTestCase):
         self.assertEqual(result.pairable_values, 40)
 
     def test_it_reproduces_the_example_with_missing_values(self):
-        nominal = matrix_alpha(WIKIPEDIA_MISSING, level="nominal", value_domain=[1, 2, 3, 4], resamples=0)
-        interval = matrix_alpha(WIKIPEDIA_MISSING, level="interval", value_domain=[1, 2, 3, 4], resamples=0)
+        nominal = matrix_alpha(
+            WIKIPEDIA_MISSING, level="nominal", value_domain=[1, 2, 3, 4], resamples=0
+        )
+        interval = matrix_alpha(
+            WIKIPEDIA_MISSING, level="interval", value_domain=[1, 2, 3, 4], resamples=0
+        )
         self.assertAlmostEqual(nominal.alpha, 0.691, places=3)
         self.assertAlmostEqual(interval.alpha, 0.811, places=3)
         # Units 2 and 14 (nobody) and unit 1 (one coder) drop out; unit 2 never shows up at all.
@@ -107,8 +114,12 @@ class PublishedExampleTests(SimpleTestCase):
         self.assertAlmostEqual(_kappa(first, second, n_values=4, weights=None), 0.4728, places=4)
 
     def test_it_leaves_alpha_undefined_when_nobody_could_disagree(self):
-        result = alpha_with_ci(unit=np.array([0, 0, 1, 1]), value=np.array([2, 2, 2, 2]),
-                               domain=[1, 2, 3], level="nominal")
+        result = alpha_with_ci(
+            unit=np.array([0, 0, 1, 1]),
+            value=np.array([2, 2, 2, 2]),
+            domain=[1, 2, 3],
+            level="nominal",
+        )
         self.assertIsNone(result.alpha)
         self.assertEqual(result.ci, (None, None))
 
@@ -117,10 +128,14 @@ class PublishedExampleTests(SimpleTestCase):
             matrix_alpha([[1, 2], [1, 7]], level="nominal", value_domain=[1, 2, 3])
 
 
-def _synthetic(n_units: int, *, seed: int, raters: int = 3, scale: int = 5, noise: float = 0.3) -> np.ndarray:
+def _synthetic(
+    n_units: int, *, seed: int, raters: int = 3, scale: int = 5, noise: float = 0.3
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     truth = rng.integers(1, scale + 1, n_units)
-    data = np.where(rng.random((raters, n_units)) < noise, rng.integers(1, scale + 1, (raters, n_units)), truth)
+    data = np.where(
+        rng.random((raters, n_units)) < noise, rng.integers(1, scale + 1, (raters, n_units)), truth
+    )
     data = data.astype(float)
     data[rng.random((raters, n_units)) < 0.1] = nan
     return data
@@ -130,7 +145,9 @@ class BootstrapTests(SimpleTestCase):
     def test_it_contains_the_point_estimate(self):
         for level in ("nominal", "ordinal", "interval", "ratio"):
             with self.subTest(level=level):
-                result = matrix_alpha(_synthetic(300, seed=1), level=level, value_domain=[1, 2, 3, 4, 5])
+                result = matrix_alpha(
+                    _synthetic(300, seed=1), level=level, value_domain=[1, 2, 3, 4, 5]
+                )
                 lo, hi = result.ci
                 self.assertLess(lo, result.alpha)
                 self.assertLess(result.alpha, hi)
@@ -138,7 +155,9 @@ class BootstrapTests(SimpleTestCase):
     def test_it_narrows_as_units_grow(self):
         widths = []
         for n in (50, 500, 5000):
-            lo, hi = matrix_alpha(_synthetic(n, seed=2), level="ordinal", value_domain=[1, 2, 3, 4, 5]).ci
+            lo, hi = matrix_alpha(
+                _synthetic(n, seed=2), level="ordinal", value_domain=[1, 2, 3, 4, 5]
+            ).ci
             widths.append(hi - lo)
         self.assertGreater(widths[0], widths[1])
         self.assertGreater(widths[1], widths[2])
@@ -160,8 +179,14 @@ class BootstrapTests(SimpleTestCase):
         loop = []
         for _ in range(300):
             pick = rng.integers(0, data.shape[1], data.shape[1])
-            loop.append(krippendorff.alpha(data[:, pick], value_domain=[1, 2, 3, 4, 5], level_of_measurement="ordinal"))
-        lo, hi = matrix_alpha(data, level="ordinal", value_domain=[1, 2, 3, 4, 5], resamples=2000).ci
+            loop.append(
+                krippendorff.alpha(
+                    data[:, pick], value_domain=[1, 2, 3, 4, 5], level_of_measurement="ordinal"
+                )
+            )
+        lo, hi = matrix_alpha(
+            data, level="ordinal", value_domain=[1, 2, 3, 4, 5], resamples=2000
+        ).ci
         self.assertAlmostEqual(lo, float(np.percentile(loop, 2.5)), delta=0.03)
         self.assertAlmostEqual(hi, float(np.percentile(loop, 97.5)), delta=0.03)
 
@@ -174,7 +199,10 @@ class BootstrapTests(SimpleTestCase):
         self.assertLess(result.ci[0], result.alpha)
         self.assertLess(result.alpha, result.ci[1])
         self.assertAlmostEqual(
-            result.alpha, krippendorff.alpha(data, value_domain=list(range(101)), level_of_measurement="interval")
+            result.alpha,
+            krippendorff.alpha(
+                data, value_domain=list(range(101)), level_of_measurement="interval"
+            ),
         )
 
     def test_it_bootstraps_a_mean(self):
@@ -188,14 +216,24 @@ class BootstrapTests(SimpleTestCase):
 def _import_matrix(project, matrix, *, prefix: str = "u", language: str = "de") -> None:
     """Items u1…uN and historical judgments by raters r1…rM from a raters × units matrix."""
     n_units = len(matrix[0])
-    items_import(project=project, records=numbered(
-        {"external_id": f"{prefix}{u + 1}", "language": language, "response": "Antwort"} for u in range(n_units)
-    ))
+    items_import(
+        project=project,
+        records=numbered(
+            {"external_id": f"{prefix}{u + 1}", "language": language, "response": "Antwort"}
+            for u in range(n_units)
+        ),
+    )
     lines = []
     for r, row in enumerate(matrix):
         for u, value in enumerate(row):
             if not np.isnan(value):
-                lines.append({"item_external_id": f"{prefix}{u + 1}", "rater": f"r{r + 1}", "value": {"score": int(value)}})
+                lines.append(
+                    {
+                        "item_external_id": f"{prefix}{u + 1}",
+                        "rater": f"r{r + 1}",
+                        "value": {"score": int(value)},
+                    }
+                )
     judgments_import(project=project, records=numbered(lines))
 
 
@@ -211,7 +249,9 @@ class AgreementReportTests(ParityTestCase):
         report = agreement_report(project=self.project, resamples=200)
         self.assertEqual(report["level"], "ordinal")  # a rating scale is ordinal by default
         self.assertAlmostEqual(report["alpha"], 0.815, places=3)
-        self.assertEqual((report["units"], report["excluded_units"], report["judgments"]), (11, 1, 41))
+        self.assertEqual(
+            (report["units"], report["excluded_units"], report["judgments"]), (11, 1, 41)
+        )
         lo, hi = report["ci"]
         self.assertLess(lo, report["alpha"])
         self.assertLess(report["alpha"], hi)
@@ -221,7 +261,9 @@ class AgreementReportTests(ParityTestCase):
         for level, expected in KRIPPENDORFF_2011_ALPHA.items():
             with self.subTest(level=level):
                 self.assertAlmostEqual(
-                    agreement_report(project=self.project, level=level, resamples=0)["alpha"], expected, places=3
+                    agreement_report(project=self.project, level=level, resamples=0)["alpha"],
+                    expected,
+                    places=3,
                 )
         self.project.schema = {**self.project.schema, "level": "interval"}
         self.assertEqual(agreement_report(project=self.project, resamples=0)["level"], "interval")
@@ -231,16 +273,26 @@ class AgreementReportTests(ParityTestCase):
         # nominal or ordinal value (unused categories carry no weight), and an observed
         # value outside the scale could never have been stored.
         self.project.schema = {"scale": {"min": 1, "max": 9, "labels": {}}, "issues": []}
-        self.assertAlmostEqual(agreement_report(project=self.project, level="ordinal", resamples=0)["alpha"],
-                               0.815, places=3)
+        self.assertAlmostEqual(
+            agreement_report(project=self.project, level="ordinal", resamples=0)["alpha"],
+            0.815,
+            places=3,
+        )
 
     def test_it_counts_only_production_and_historical_judgments(self):
         item = self.project.items.get(external_id="u12")
         for kind, user in (("honeypot", self.alice), ("calibration", self.bashir)):
-            assignment = Assignment.objects.create(item=item, evaluator=user, project=self.project, kind=kind,
-                                                   lease_expires_at=item.created_at,
-                                                   calibration_attempt_id=1 if kind == "calibration" else None)
-            Judgment.objects.create(item=item, assignment=assignment, evaluator=user, kind=kind, value={"score": 3})
+            assignment = Assignment.objects.create(
+                item=item,
+                evaluator=user,
+                project=self.project,
+                kind=kind,
+                lease_expires_at=item.created_at,
+                calibration_attempt_id=1 if kind == "calibration" else None,
+            )
+            Judgment.objects.create(
+                item=item, assignment=assignment, evaluator=user, kind=kind, value={"score": 3}
+            )
         report = agreement_report(project=self.project, resamples=0)
         self.assertEqual(report["excluded_units"], 1)
         self.assertAlmostEqual(report["alpha"], 0.815, places=3)
@@ -259,8 +311,12 @@ class AgreementReportTests(ParityTestCase):
         self.assertEqual(set(groups), {"ar", "de"})
         self.assertAlmostEqual(groups["de"]["alpha"], 0.815, places=3)
         self.assertEqual(groups["ar"]["alpha"], 1.0)
-        self.assertEqual(agreement_report(project=self.project, language="ar", resamples=0)["units"], 4)
-        self.project.items.filter(external_id__in=["u1", "u2", "u3"]).update(metadata={"category": "qa"})
+        self.assertEqual(
+            agreement_report(project=self.project, language="ar", resamples=0)["units"], 4
+        )
+        self.project.items.filter(external_id__in=["u1", "u2", "u3"]).update(
+            metadata={"category": "qa"}
+        )
         by_category = agreement_report(project=self.project, by="metadata:category", resamples=0)
         counts = {g["key"]: g["units"] for g in by_category["groups"]}
         self.assertEqual(counts, {"qa": 3, "(none)": 12})
@@ -286,8 +342,17 @@ class AgreementCommandTests(ParityTestCase):
         from io import StringIO
 
         out = StringIO()
-        call_command("agreement", "--project", self.project.slug, "--level", "ordinal", "--json",
-                     "--resamples", "100", stdout=out)
+        call_command(
+            "agreement",
+            "--project",
+            self.project.slug,
+            "--level",
+            "ordinal",
+            "--json",
+            "--resamples",
+            "100",
+            stdout=out,
+        )
         report = json.loads(out.getvalue())
         self.assertAlmostEqual(report["alpha"], 0.815, places=3)
         self.assertEqual(set(report) >= {"alpha", "level", "ci", "units", "judgments"}, True)
@@ -296,7 +361,16 @@ class AgreementCommandTests(ParityTestCase):
         from io import StringIO
 
         out = StringIO()
-        call_command("agreement", "--project", self.project.slug, "--language", "de", "--resamples", "50", stdout=out)
+        call_command(
+            "agreement",
+            "--project",
+            self.project.slug,
+            "--language",
+            "de",
+            "--resamples",
+            "50",
+            stdout=out,
+        )
         self.assertIn("alpha 0.815 (ordinal)", out.getvalue())
         self.assertIn("11 units, 41 judgments", out.getvalue())
 
@@ -320,13 +394,18 @@ class MlqeTests(ParityTestCase):
                 raw = np.full((width, len(segments)), nan)
                 for u, seg in enumerate(segments):
                     raw[: len(seg["scores"]), u] = seg["scores"]
-                project = ProjectFactory(slug=f"mlqe-{pair}", task_type=TaskType.RATING,
-                                         languages=[next(mlqe_items(pair, limit=1))["language"]],
-                                         schema={"scale": {"min": 0, "max": 100, "labels": {}}, "issues": []})
+                project = ProjectFactory(
+                    slug=f"mlqe-{pair}",
+                    task_type=TaskType.RATING,
+                    languages=[next(mlqe_items(pair, limit=1))["language"]],
+                    schema={"scale": {"min": 0, "max": 100, "labels": {}}, "issues": []},
+                )
                 items_import(project=project, records=numbered(mlqe_items(pair)))
                 judgments_import(project=project, records=numbered(mlqe_judgments(pair)))
                 for level in ("ordinal", "interval"):
-                    expected = krippendorff.alpha(raw, value_domain=list(range(101)), level_of_measurement=level)
+                    expected = krippendorff.alpha(
+                        raw, value_domain=list(range(101)), level_of_measurement=level
+                    )
                     report = agreement_report(project=project, level=level, resamples=0)
                     self.assertAlmostEqual(report["alpha"], expected, places=10)
                     self.assertEqual(report["units"], len(segments))
@@ -351,10 +430,20 @@ class EvaluatorBreakdownTests(ParityTestCase):
                     score = int(rng.integers(1, 6))
                 else:
                     score = int(np.clip(truth + rng.choice([-1, 0, 0, 0, 1]), 1, 5))
-                assignment = Assignment.objects.create(item=item, evaluator=user, project=cls.project,
-                                                       lease_expires_at=item.created_at, status="submitted")
-                Judgment.objects.create(item=item, assignment=assignment, evaluator=user, kind="production",
-                                        value={"score": score})
+                assignment = Assignment.objects.create(
+                    item=item,
+                    evaluator=user,
+                    project=cls.project,
+                    lease_expires_at=item.created_at,
+                    status="submitted",
+                )
+                Judgment.objects.create(
+                    item=item,
+                    assignment=assignment,
+                    evaluator=user,
+                    kind="production",
+                    value={"score": score},
+                )
 
     def _key(self, user) -> str:
         return user.evaluator_profile.pseudonym
@@ -379,8 +468,12 @@ class EvaluatorBreakdownTests(ParityTestCase):
         labels = [r["label"] for r in matrix["raters"]]
         k = labels.index(self._key(self.random_one))
         with_random = [matrix["kappa"][k][j] for j in range(len(labels)) if j != k]
-        between_others = [matrix["kappa"][i][j] for i in range(len(labels)) for j in range(len(labels))
-                          if i != j and k not in (i, j)]
+        between_others = [
+            matrix["kappa"][i][j]
+            for i in range(len(labels))
+            for j in range(len(labels))
+            if i != j and k not in (i, j)
+        ]
         self.assertLess(max(with_random), min(between_others))
         self.assertLess(max(with_random), 0.3)
         self.assertGreater(min(between_others), 0.6)
@@ -393,16 +486,24 @@ class BreakdownTests(ParityTestCase):
     def test_it_breaks_down_by_model_pair_in_a_pairwise_project(self):
         arena = ProjectFactory(slug="arena", task_type=TaskType.PAIRWISE, languages=["de"])
         lines = []
-        for n, (a, b, choices) in enumerate([("m1", "m2", "aab"), ("m2", "m1", "bbb"), ("m1", "m3", "aaa"),
-                                             ("m3", "m1", "abt")]):
+        for n, (a, b, choices) in enumerate(
+            [("m1", "m2", "aab"), ("m2", "m1", "bbb"), ("m1", "m3", "aaa"), ("m3", "m1", "abt")]
+        ):
             ItemFactory(project=arena, language=self.de, external_id=f"p{n}", model_a=a, model_b=b)
-            lines += [{"item_external_id": f"p{n}", "rater": f"r{k}",
-                       "value": {"choice": c, "strength": 1} if c != "t" else {"choice": "tie"}}
-                      for k, c in enumerate(choices)]
+            lines += [
+                {
+                    "item_external_id": f"p{n}",
+                    "rater": f"r{k}",
+                    "value": {"choice": c, "strength": 1} if c != "t" else {"choice": "tie"},
+                }
+                for k, c in enumerate(choices)
+            ]
         judgments_import(project=arena, records=numbered(lines))
         report = agreement_report(project=arena, by="model", resamples=0)
         self.assertEqual(report["level"], "nominal")  # pairwise choices are nominal by default
-        self.assertEqual({g["key"]: g["units"] for g in report["groups"]}, {"m1 vs m2": 2, "m1 vs m3": 2})
+        self.assertEqual(
+            {g["key"]: g["units"] for g in report["groups"]}, {"m1 vs m2": 2, "m1 vs m3": 2}
+        )
         # As graded preferences (ordinal), "a" slightly and "tie" are closer than "a" and "b".
         graded = agreement_report(project=arena, level="ordinal", resamples=0)
         self.assertEqual(graded["level"], "ordinal")
@@ -411,31 +512,54 @@ class BreakdownTests(ParityTestCase):
     def test_it_measures_calibration_rounds_apart_from_production(self):
         _import_matrix(self.project, KRIPPENDORFF_2011)
         production = agreement_report(project=self.project, resamples=0)
-        gold = [ItemFactory(project=self.project, language=self.de, external_id=f"g{n}", is_gold=True)
-                for n in range(4)]
-        for version, scores in (("1.0", {self.alice: [1, 2, 3, 4], self.bashir: [4, 3, 2, 1]}),
-                                ("2.0", {self.alice: [1, 2, 3, 4], self.bashir: [1, 2, 3, 5]})):
+        gold = [
+            ItemFactory(project=self.project, language=self.de, external_id=f"g{n}", is_gold=True)
+            for n in range(4)
+        ]
+        for version, scores in (
+            ("1.0", {self.alice: [1, 2, 3, 4], self.bashir: [4, 3, 2, 1]}),
+            ("2.0", {self.alice: [1, 2, 3, 4], self.bashir: [1, 2, 3, 5]}),
+        ):
             for user, values in scores.items():
                 for item, score in zip(gold, values, strict=True):
                     attempt = 10 if version == "1.0" else 20
                     assignment = Assignment.objects.create(
-                        item=item, evaluator=user, project=self.project, kind="calibration",
-                        calibration_attempt_id=attempt + user.pk, lease_expires_at=item.created_at)
-                    Judgment.objects.create(item=item, assignment=assignment, evaluator=user, kind="calibration",
-                                            value={"score": score}, guideline_version=version)
+                        item=item,
+                        evaluator=user,
+                        project=self.project,
+                        kind="calibration",
+                        calibration_attempt_id=attempt + user.pk,
+                        lease_expires_at=item.created_at,
+                    )
+                    Judgment.objects.create(
+                        item=item,
+                        assignment=assignment,
+                        evaluator=user,
+                        kind="calibration",
+                        value={"score": score},
+                        guideline_version=version,
+                    )
         report = agreement_report(project=self.project, by="round", resamples=0)
         groups = {g["key"]: g for g in report["groups"]}
         self.assertEqual(set(groups), {"de · 1.0", "de · 2.0"})
-        self.assertLess(groups["de · 1.0"]["alpha"], 0)  # the two read the scale in opposite directions
-        self.assertGreater(groups["de · 2.0"]["alpha"], 0.8)  # after the guideline revision they agree
+        self.assertLess(
+            groups["de · 1.0"]["alpha"], 0
+        )  # the two read the scale in opposite directions
+        self.assertGreater(
+            groups["de · 2.0"]["alpha"], 0.8
+        )  # after the guideline revision they agree
         self.assertEqual(groups["de · 2.0"]["judgments"], 8)
         # Calibration judgments never touch the production figure.
         self.assertEqual(report["alpha"], production["alpha"])
         self.assertEqual(report["judgments"], production["judgments"])
 
     def test_it_gives_one_binary_alpha_per_label_in_a_multi_label_project(self):
-        tags = ProjectFactory(slug="tags", task_type=TaskType.LABELS, languages=["de"],
-                              schema={"labels": ["fluent", "unsafe"], "multi": True, "issues": []})
+        tags = ProjectFactory(
+            slug="tags",
+            task_type=TaskType.LABELS,
+            languages=["de"],
+            schema={"labels": ["fluent", "unsafe"], "multi": True, "issues": []},
+        )
         lines = []
         # "fluent": the raters agree on every item; "unsafe": they disagree on most.
         unsafe = [(True, False), (False, True), (True, False), (False, True)]
@@ -443,8 +567,12 @@ class BreakdownTests(ParityTestCase):
             ItemFactory(project=tags, language=self.de, external_id=f"t{n}")
             fluent = n % 2 == 0
             for rater, flag in (("r1", first), ("r2", second)):
-                labels = [label for label, on in (("fluent", fluent), ("unsafe", flag)) if on] or ["unsafe"]
-                lines.append({"item_external_id": f"t{n}", "rater": rater, "value": {"labels": labels}})
+                labels = [label for label, on in (("fluent", fluent), ("unsafe", flag)) if on] or [
+                    "unsafe"
+                ]
+                lines.append(
+                    {"item_external_id": f"t{n}", "rater": rater, "value": {"labels": labels}}
+                )
         judgments_import(project=tags, records=numbered(lines))
         report = agreement_report(project=tags, resamples=100)
         per_label = {row["label"]: row for row in report["labels"]}
@@ -465,9 +593,16 @@ class AlphaCoreTests(SimpleTestCase):
 
         self.assertEqual(CORE_LEVELS, tuple(AgreementLevel.values))
         # Imported in a fresh interpreter, the alpha module loads no Django at all.
-        code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('alpha', "
-                "'annotation/agreement/alpha.py'); m = importlib.util.module_from_spec(spec); "
-                "sys.modules['alpha'] = m; spec.loader.exec_module(m); print(any(k.startswith('django') for k in sys.modules))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             cwd=str(Path(__file__).resolve().parents[2]))
+        code = (
+            "import importlib.util, sys; spec = importlib.util.spec_from_file_location('alpha', "
+            "'annotation/agreement/alpha.py'); m = importlib.util.module_from_spec(spec); "
+            "sys.modules['alpha'] = m; spec.loader.exec_module(m); print(any(k.startswith('django') for k in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
         self.assertEqual(out.stdout.strip(), "False")

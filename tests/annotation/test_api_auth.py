@@ -15,12 +15,25 @@ ITEM = {"external_id": "e1", "language": "de", "response": "Eine Antwort auf Deu
 # (method, path under the project, body, content type) for every project endpoint.
 ENDPOINTS = {
     "import": ("post", "items/", ndjson([ITEM]), "application/x-ndjson"),
-    "judgments": ("post", "judgments/", ndjson([{"item_external_id": "e1", "rater": "r1", "value": {"score": 3}}]),
-                  "application/x-ndjson"),
-    "report": ("post", "reports/", {"language": "de", "what_went_wrong": "falsch",
-                                    "conversation": [{"role": "user", "content": "Hallo"},
-                                                     {"role": "assistant", "content": "Antwort"}]},
-               "application/json"),
+    "judgments": (
+        "post",
+        "judgments/",
+        ndjson([{"item_external_id": "e1", "rater": "r1", "value": {"score": 3}}]),
+        "application/x-ndjson",
+    ),
+    "report": (
+        "post",
+        "reports/",
+        {
+            "language": "de",
+            "what_went_wrong": "falsch",
+            "conversation": [
+                {"role": "user", "content": "Hallo"},
+                {"role": "assistant", "content": "Antwort"},
+            ],
+        },
+        "application/json",
+    ),
     "list": ("get", "items/", None, None),
     "agreement": ("get", "agreement/?resamples=0", None, None),
     "parity": ("get", "parity/", None, None),
@@ -50,13 +63,19 @@ class ScopeMatrixTests(ApiTestCase):
                 with self.subTest(scope=scope, endpoint=name):
                     response = self.request(name, token=token)
                     if name in ALLOWED[scope]:
-                        self.assertLess(response.status_code, 300, getattr(response, "content", b"")[:300])
+                        self.assertLess(
+                            response.status_code, 300, getattr(response, "content", b"")[:300]
+                        )
                     else:
                         self.assertErrors(response, 403, contains=f"scope '{scope}'")
 
     def test_an_import_token_cannot_export_and_an_export_token_cannot_import(self):
-        self.assertErrors(self.request("export", token=self.tokens["import"]), 403, contains="needs 'export'")
-        self.assertErrors(self.request("import", token=self.tokens["export"]), 403, contains="needs 'import'")
+        self.assertErrors(
+            self.request("export", token=self.tokens["import"]), 403, contains="needs 'export'"
+        )
+        self.assertErrors(
+            self.request("import", token=self.tokens["export"]), 403, contains="needs 'import'"
+        )
         self.assertFalse(Item.objects.exists())
 
     def test_a_token_of_another_project_gets_nothing(self):
@@ -99,7 +118,9 @@ class ScopeMatrixTests(ApiTestCase):
         response = self.request("list")
         self.assertErrors(response, 401)
         self.assertIn("Bearer", response["WWW-Authenticate"])
-        self.assertErrors(self.request("list", token="pty_not-a-real-token"), 401, contains="Unknown")
+        self.assertErrors(
+            self.request("list", token="pty_not-a-real-token"), 401, contains="Unknown"
+        )
         bad = self.client.get(self.url("items/"), HTTP_AUTHORIZATION="Bearer two parts")
         self.assertErrors(bad, 401)
 
@@ -112,7 +133,9 @@ class ScopeMatrixTests(ApiTestCase):
         client.get(f"/p/{self.project.slug}/tokens/")
         csrf = client.cookies["csrftoken"].value
         method, path, body, content_type = ENDPOINTS["import"]
-        response = client.post(self.url(path), data=body, content_type=content_type, HTTP_X_CSRFTOKEN=csrf)
+        response = client.post(
+            self.url(path), data=body, content_type=content_type, HTTP_X_CSRFTOKEN=csrf
+        )
         self.assertEqual(response.status_code, 200, response.content)
 
     def test_tokens_are_throttled_per_token(self):

@@ -31,17 +31,43 @@ def _ndjson(ctx, value) -> bytes:
     """JSON Lines bodies: the schema describes them as an array of lines."""
     if isinstance(value, list):
         return "".join(json.dumps(line) + "\n" for line in value).encode()
-    return json.dumps(value).encode() if not isinstance(value, str) else value.encode("utf-8", "surrogatepass")
+    return (
+        json.dumps(value).encode()
+        if not isinstance(value, str)
+        else value.encode("utf-8", "surrogatepass")
+    )
 
 
 @pytest.fixture
 def api_schema(db):
-    project = ProjectFactory(slug=SLUG, task_type=TaskType.RATING, languages=["de", "sw"], overlap=2)
-    import_items(project, [{"external_id": f"f-{n}", "language": "de", "prompt": "Frage", "prompt_id": f"q{n // 2}",
-                            "response": f"Antwort {n}"} for n in range(4)])
-    import_judgments(project, [{"item_external_id": f"f-{n}", "rater": f"r{k}", "value": {"score": 1 + (n + k) % 5}}
-                               for n in range(4) for k in range(2)])
-    tokens = {scope: api_token_create(project=project, scope=scope)[1] for scope in ("import", "export", "read")}
+    project = ProjectFactory(
+        slug=SLUG, task_type=TaskType.RATING, languages=["de", "sw"], overlap=2
+    )
+    import_items(
+        project,
+        [
+            {
+                "external_id": f"f-{n}",
+                "language": "de",
+                "prompt": "Frage",
+                "prompt_id": f"q{n // 2}",
+                "response": f"Antwort {n}",
+            }
+            for n in range(4)
+        ],
+    )
+    import_judgments(
+        project,
+        [
+            {"item_external_id": f"f-{n}", "rater": f"r{k}", "value": {"score": 1 + (n + k) % 5}}
+            for n in range(4)
+            for k in range(2)
+        ],
+    )
+    tokens = {
+        scope: api_token_create(project=project, scope=scope)[1]
+        for scope in ("import", "export", "read")
+    }
     # As Django's test client does: a finished request must not close the connection that
     # holds the test's transaction.
     signals.request_started.disconnect(close_old_connections)
@@ -65,7 +91,12 @@ def _token_for(case: schemathesis.Case, tokens: dict[str, str]) -> str:
     return tokens["read"]
 
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 class ApiSchemaTests:
@@ -76,7 +107,12 @@ class ApiSchemaTests:
         for operation in operations:
 
             @given(case=operation.as_strategy())
-            @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=8,
+                deadline=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case: schemathesis.Case) -> None:
                 if "slug" in (case.path_parameters or {}):
                     # The real project, so requests reach the views rather than stopping at 404.
@@ -84,6 +120,8 @@ class ApiSchemaTests:
                 if case.operation.path.endswith("/agreement/"):
                     # Bootstrap resamples cost time, not coverage.
                     case.query = {**(case.query or {}), "resamples": 0}
-                case.call_and_validate(headers={"Authorization": f"Bearer {_token_for(case, tokens)}"}, checks=CHECKS)
+                case.call_and_validate(
+                    headers={"Authorization": f"Bearer {_token_for(case, tokens)}"}, checks=CHECKS
+                )
 
             run()

@@ -39,7 +39,9 @@ class UndoServiceTests(EvaluatorPagesTestCase):
         self.project.overlap = 1
         self.project.save(update_fields=["overlap"])
         if item_count:
-            ItemFactory.create_batch(item_count, project=self.project, language=self.de, open_slots=1)
+            ItemFactory.create_batch(
+                item_count, project=self.project, language=self.de, open_slots=1
+            )
         assignment = item_claim_next(evaluator=user, project=self.project, language=self.de)
         judgment = judgment_submit(assignment=assignment, evaluator=user, value={"score": 4})
         return assignment, judgment
@@ -59,11 +61,16 @@ class UndoServiceTests(EvaluatorPagesTestCase):
         self.assertIsNone(undone.submitted_at)
         self.assertGreater(undone.lease_expires_at, timezone.now())
         item.refresh_from_db()
-        self.assertEqual((item.status, item.open_slots), (ItemStatus.QUEUED, 0))  # held by the lease again
+        self.assertEqual(
+            (item.status, item.open_slots), (ItemStatus.QUEUED, 0)
+        )  # held by the lease again
         # One live lease at a time: the card taken since is given back with its slot.
         self.assertFalse(Assignment.objects.filter(pk=following.pk).exists())
         self.assertEqual(Item.objects.get(pk=following.item_id).open_slots, slots_before + 1)
-        self.assertEqual(Assignment.objects.filter(evaluator=self.alice, status=AssignmentStatus.LEASED).count(), 1)
+        self.assertEqual(
+            Assignment.objects.filter(evaluator=self.alice, status=AssignmentStatus.LEASED).count(),
+            1,
+        )
         # And it can be submitted again: still never more than k judgments.
         judgment_submit(assignment=undone, evaluator=self.alice, value={"score": 2})
         self.assertEqual(Judgment.objects.filter(item=item, is_current=True).count(), 1)
@@ -81,7 +88,9 @@ class UndoServiceTests(EvaluatorPagesTestCase):
         with self.assertRaisesMessage(ValidationError, "Too late to undo"):
             judgment_undo(assignment=assignment, evaluator=self.alice)
         self.assertEqual(Judgment.objects.filter(assignment=assignment).count(), 2)
-        self.assertEqual(Assignment.objects.get(pk=assignment.pk).status, AssignmentStatus.SUBMITTED)
+        self.assertEqual(
+            Assignment.objects.get(pk=assignment.pk).status, AssignmentStatus.SUBMITTED
+        )
 
     def test_it_refuses_once_the_item_went_on_to_adjudication_work_or_a_final_label(self):
         assignment, _ = self._submit(self.alice)
@@ -101,7 +110,9 @@ class UndoPageTests(EvaluatorPagesTestCase):
     def test_the_saved_notice_offers_undo_and_undo_brings_the_same_card_back_filled_in(self):
         ItemFactory.create_batch(2, project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
-        saved = self.client.post(submit_url(assignment.pk), {"score": "4", "comment": "fast", "language": "de"}, **HTMX)
+        saved = self.client.post(
+            submit_url(assignment.pk), {"score": "4", "comment": "fast", "language": "de"}, **HTMX
+        )
         self.assertContains(saved, undo_url(assignment.pk))
         back = self.client.post(undo_url(assignment.pk), **HTMX)
         self.assertContains(back, f'data-assignment="{assignment.pk}"')
@@ -119,7 +130,9 @@ class ProgressTests(EvaluatorPagesTestCase):
         assignment = self.claim(self.alice, self.project, "de")
         first = self.client.get(work_url(self.project, "de"))
         self.assertContains(first, "Done today: 0 · left in this language: 2")
-        after = self.client.post(submit_url(assignment.pk), {"score": "3", "language": "de"}, **HTMX)
+        after = self.client.post(
+            submit_url(assignment.pk), {"score": "3", "language": "de"}, **HTMX
+        )
         self.assertContains(after, "Done today: 1 · left in this language: 1")
         arabic = self.client.get(work_url(self.project, "de"), HTTP_ACCEPT_LANGUAGE="ar")
         self.assertContains(arabic, "أُنجز اليوم: 1 · المتبقي في هذه اللغة: 1")
@@ -130,12 +143,25 @@ class LabelNameTests(EvaluatorPagesTestCase):
     def setUpTestData(cls) -> None:
         super().setUpTestData()
         cls.named = ProjectFactory(
-            slug="named-labels", task_type=TaskType.LABELS, languages=["de"],
-            schema=schema_validate(task_type=TaskType.LABELS, schema={
-                "labels": [{"id": "minor_issues", "name": {"en": "Some small problems", "de": "Kleine Mängel"}},
-                           "wrong_language"],
-                "issues": [{"id": "code_switching", "name": "Switches language"}, "mistranslation"],
-            }),
+            slug="named-labels",
+            task_type=TaskType.LABELS,
+            languages=["de"],
+            schema=schema_validate(
+                task_type=TaskType.LABELS,
+                schema={
+                    "labels": [
+                        {
+                            "id": "minor_issues",
+                            "name": {"en": "Some small problems", "de": "Kleine Mängel"},
+                        },
+                        "wrong_language",
+                    ],
+                    "issues": [
+                        {"id": "code_switching", "name": "Switches language"},
+                        "mistranslation",
+                    ],
+                },
+            ),
         )
         cls.dora = UserFactory(username="dora")
         qualification_grant(project=cls.named, evaluator=cls.dora, language=cls.de, actor=cls.lead)
@@ -143,12 +169,20 @@ class LabelNameTests(EvaluatorPagesTestCase):
     def test_the_schema_keeps_plain_ids_and_names_them(self):
         schema = self.named.schema
         self.assertEqual(schema["labels"], ["minor_issues", "wrong_language"])
-        self.assertEqual(schema_display_name(schema=schema, field="labels", value="minor_issues", language="de"),
-                         "Kleine Mängel")
-        self.assertEqual(schema_display_name(schema=schema, field="labels", value="wrong_language", language="de"),
-                         "Wrong language")
+        self.assertEqual(
+            schema_display_name(schema=schema, field="labels", value="minor_issues", language="de"),
+            "Kleine Mängel",
+        )
+        self.assertEqual(
+            schema_display_name(
+                schema=schema, field="labels", value="wrong_language", language="de"
+            ),
+            "Wrong language",
+        )
         with self.assertRaisesMessage(ValidationError, "not one of the ids"):
-            schema_validate(task_type=TaskType.LABELS, schema={"labels": ["a", "b"], "label_names": {"c": "C"}})
+            schema_validate(
+                task_type=TaskType.LABELS, schema={"labels": ["a", "b"], "label_names": {"c": "C"}}
+            )
 
     def test_the_card_shows_names_sends_ids_and_gives_issue_tags_keys(self):
         ItemFactory(project=self.named, language=self.de)
@@ -159,14 +193,22 @@ class LabelNameTests(EvaluatorPagesTestCase):
         self.assertNotContains(card, "<bdi>minor_issues</bdi>")
         self.assertContains(card, "<bdi>Switches language</bdi>")
         issues = elements(card, tag="input", name="issues")
-        self.assertEqual([(i["attrs"]["value"], i["attrs"].get("data-issue-key")) for i in issues],
-                         [("code_switching", "1"), ("mistranslation", "2")])
+        self.assertEqual(
+            [(i["attrs"]["value"], i["attrs"].get("data-issue-key")) for i in issues],
+            [("code_switching", "1"), ("mistranslation", "2")],
+        )
 
 
 class SliderTests(EvaluatorPagesTestCase):
     def test_a_long_scale_says_not_set_until_a_score_is_given(self):
-        wide = ProjectFactory(slug="wide", task_type=TaskType.RATING, languages=["de"],
-                              schema=schema_validate(task_type=TaskType.RATING, schema={"scale": {"min": 0, "max": 100}}))
+        wide = ProjectFactory(
+            slug="wide",
+            task_type=TaskType.RATING,
+            languages=["de"],
+            schema=schema_validate(
+                task_type=TaskType.RATING, schema={"scale": {"min": 0, "max": 100}}
+            ),
+        )
         qualification_grant(project=wide, evaluator=self.alice, language=self.de, actor=self.lead)
         ItemFactory(project=wide, language=self.de)
         self.claim(self.alice, wide, "de")

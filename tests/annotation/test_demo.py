@@ -66,8 +66,12 @@ class DemoCommandTests(TestCase):
         self.assertEqual(projects["udhr-labels"].task_type, TaskType.LABELS)
         self.assertIn("wrong_language", projects["udhr-labels"].schema["labels"])
         # --limit 3: three segments from each of the seven MLQE-PE pairs and each WMT23 pair.
-        self.assertEqual(Item.objects.filter(project=projects["mlqe-da"], is_gold=False).count(), 21)
-        self.assertEqual(Item.objects.filter(project=projects["wmt23-sxs"], is_gold=False).count(), 6)
+        self.assertEqual(
+            Item.objects.filter(project=projects["mlqe-da"], is_gold=False).count(), 21
+        )
+        self.assertEqual(
+            Item.objects.filter(project=projects["wmt23-sxs"], is_gold=False).count(), 6
+        )
         udhr_tags = set(projects["udhr-labels"].languages.values_list("tag", flat=True))
         self.assertGreaterEqual(len(udhr_tags), 20)
         self.assertLessEqual({"ar", "he", "ur", "hi", "am", "zh", "ja", "th"}, udhr_tags)
@@ -78,12 +82,19 @@ class DemoCommandTests(TestCase):
         from annotation.progress import progress_report
 
         wmt = Project.objects.get(slug="wmt23-sxs")
-        names = set(Item.objects.filter(project=wmt, is_gold=False).values_list("model_a", flat=True))
+        names = set(
+            Item.objects.filter(project=wmt, is_gold=False).values_list("model_a", flat=True)
+        )
         versions = {mv.name: mv for mv in wmt.model_versions.all()}
         self.assertLessEqual(names, set(versions))
         self.assertEqual({mv.released_on.year for mv in versions.values()}, {2023})
-        self.assertEqual({mv.released_on.year for mv in Project.objects.get(slug="mlqe-da").model_versions.all()},
-                         {2020})
+        self.assertEqual(
+            {
+                mv.released_on.year
+                for mv in Project.objects.get(slug="mlqe-da").model_versions.all()
+            },
+            {2020},
+        )
         report = progress_report(project=wmt, by="model", resamples=50)
         self.assertTrue({k["key"] for k in report["keys"]} <= set(versions))
         self.assertTrue(all("bradley_terry" in row for row in report["languages"]))
@@ -116,9 +127,13 @@ class DemoCommandTests(TestCase):
 
     def test_it_queues_items_for_each_evaluator_in_their_languages(self) -> None:
         expected = {
-            ("hans", "mlqe-da"): {"de"}, ("hans", "wmt23-sxs"): {"de"}, ("hans", "udhr-labels"): {"de"},
-            ("li", "mlqe-da"): {"zh"}, ("emma", "wmt23-sxs"): {"en"},
-            ("amira", "udhr-labels"): {"ar", "he"}, ("priya", "udhr-labels"): {"hi"},
+            ("hans", "mlqe-da"): {"de"},
+            ("hans", "wmt23-sxs"): {"de"},
+            ("hans", "udhr-labels"): {"de"},
+            ("li", "mlqe-da"): {"zh"},
+            ("emma", "wmt23-sxs"): {"en"},
+            ("amira", "udhr-labels"): {"ar", "he"},
+            ("priya", "udhr-labels"): {"hi"},
         }
         for (username, slug), tags in expected.items():
             project = Project.objects.get(slug=slug)
@@ -133,7 +148,9 @@ class DemoCommandTests(TestCase):
         auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
         response = self.client.get(f"{url}?shape=unpaired", **auth)
         self.assertEqual(response.status_code, 200)
-        lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+        lines = [
+            json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()
+        ]
         # Every judged translation (three from each of the seven pairs; no prompt ids needed),
         # the honeypots never.
         self.assertEqual(len(lines), 21)
@@ -143,8 +160,10 @@ class DemoCommandTests(TestCase):
             self.assertEqual(tuple(line), UNPAIRED_COLUMNS)
             self.assertEqual(line["label"], line["score"] >= 50)  # the middle of the 0–100 scale
             self.assertTrue(line["prompt"].endswith("\n") and line["completion"])
-        self.assertEqual({line["language"] for line in lines},
-                         set(project.languages.values_list("tag", flat=True)))
+        self.assertEqual(
+            {line["language"] for line in lines},
+            set(project.languages.values_list("tag", flat=True)),
+        )
         self.assertEqual({line["label"] for line in lines}, {True, False})
         # MLQE-PE has one translation per source sentence, so there is nothing to pair, even
         # with pairs=all: an empty pull (204), not made-up pairs.
@@ -180,17 +199,28 @@ class DemoCommandTests(TestCase):
 
     def test_it_declares_look_alike_texts_as_japanese_gold_items(self) -> None:
         project = Project.objects.get(slug="udhr-labels")
-        gold = {g.item.external_id: g for g in GoldAnswer.objects.filter(item__project=project).select_related("item")}
-        self.assertEqual(set(gold), {"gold-ja-jpn", "gold-ja-cmn-hans", "gold-ja-cmn-hant", "gold-ja-kor"})
+        gold = {
+            g.item.external_id: g
+            for g in GoldAnswer.objects.filter(item__project=project).select_related("item")
+        }
+        self.assertEqual(
+            set(gold), {"gold-ja-jpn", "gold-ja-cmn-hans", "gold-ja-cmn-hant", "gold-ja-kor"}
+        )
         self.assertEqual(gold["gold-ja-jpn"].value, {"labels": ["correct"]})
         self.assertEqual(gold["gold-ja-kor"].value, {"labels": ["wrong_language"]})
         self.assertTrue(all(g.item.language.tag == "ja" and g.explanation for g in gold.values()))
         # The language check flags the look-alikes (and only them) for the lead's dashboard.
-        flagged = set(Item.objects.filter(project=project, language_flagged=True).values_list("external_id", flat=True))
+        flagged = set(
+            Item.objects.filter(project=project, language_flagged=True).values_list(
+                "external_id", flat=True
+            )
+        )
         self.assertEqual(flagged, {"gold-ja-cmn-hans", "gold-ja-cmn-hant", "gold-ja-kor"})
         # The real Japanese text, as the data set has it.
-        self.assertEqual(gold["gold-ja-jpn"].item.response,
-                         Item.objects.get(project=project, external_id="udhr-jpn").response)
+        self.assertEqual(
+            gold["gold-ja-jpn"].item.response,
+            Item.objects.get(project=project, external_id="udhr-jpn").response,
+        )
 
     def test_it_leaves_a_labelled_pool_for_active_learning(self) -> None:
         project = Project.objects.get(slug="mlqe-pool")
@@ -202,15 +232,24 @@ class DemoCommandTests(TestCase):
         self.assertEqual(set(items.values_list("language__tag", flat=True)), {"de", "zh", "en"})
         labelled = items.filter(judgments__kind="historical").distinct()
         self.assertEqual(labelled.count(), 3)  # the first third of each pair
-        self.assertTrue(Judgment.objects.filter(item__in=labelled, external_rater__isnull=False).exists())
+        self.assertTrue(
+            Judgment.objects.filter(item__in=labelled, external_rater__isnull=False).exists()
+        )
         for username in ("hans", "li", "emma"):
-            self.assertTrue(Qualification.objects.filter(
-                project=project, evaluator=self.users[username], status=QualificationStatus.QUALIFIED).exists())
+            self.assertTrue(
+                Qualification.objects.filter(
+                    project=project,
+                    evaluator=self.users[username],
+                    status=QualificationStatus.QUALIFIED,
+                ).exists()
+            )
 
     def test_it_publishes_guidelines_that_qualified_evaluators_have_acknowledged(self) -> None:
         for project in Project.objects.all():
             self.assertEqual(project.guideline_version, "1.0.0", project.slug)
-            qualified = Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
+            qualified = Qualification.objects.filter(
+                project=project, status=QualificationStatus.QUALIFIED
+            )
             self.assertTrue(qualified.exists())
             self.assertFalse(qualified.exclude(acknowledged_version="1.0.0").exists(), project.slug)
         # yuki's click-through starts by reading it.
@@ -225,9 +264,11 @@ class DemoCommandTests(TestCase):
         self.assertIn("9 in the pool for active learning, 3 of them labelled", self.output)
 
     def test_it_serves_on_the_given_port_through_gunicorn(self) -> None:
-        with override_settings(DEBUG=True), mock.patch(
-            "annotation.management.commands.demo.call_command"
-        ), mock.patch("annotation.management.commands.demo.demo_serve", return_value=0) as serve:
+        with (
+            override_settings(DEBUG=True),
+            mock.patch("annotation.management.commands.demo.call_command"),
+            mock.patch("annotation.management.commands.demo.demo_serve", return_value=0) as serve,
+        ):
             run_demo("--serve", "--port", "8123")
         serve.assert_called_once_with(port=8123)
 
@@ -247,15 +288,19 @@ class DemoAdjudicationTests(TestCase):
     def german_pairs(self) -> list[Item]:
         return list(Item.objects.filter(project=self.project, language__tag="de").order_by("id"))
 
-    def test_the_first_german_pairs_are_judged_by_three_evaluators_and_the_rest_by_the_raters(self) -> None:
+    def test_the_first_german_pairs_are_judged_by_three_evaluators_and_the_rest_by_the_raters(
+        self,
+    ) -> None:
         pairs = self.german_pairs()
         self.assertEqual(len(pairs), 45)
         for n, item in enumerate(pairs):
             kinds = sorted(item.judgments.values_list("kind", flat=True))
             if n < 18:
                 self.assertEqual(kinds, ["production"] * 3, item.external_id)
-                self.assertEqual(set(item.judgments.values_list("evaluator__username", flat=True)),
-                                 {"hans", "greta", "jonas"})
+                self.assertEqual(
+                    set(item.judgments.values_list("evaluator__username", flat=True)),
+                    {"hans", "greta", "jonas"},
+                )
             else:
                 self.assertEqual(kinds, ["historical"] * 3, item.external_id)
         # Each replayed judgment is a verdict of the pair's MQM raters, in their order.
@@ -265,17 +310,29 @@ class DemoAdjudicationTests(TestCase):
             if line["item_external_id"] in replayed:
                 verdicts.setdefault(line["item_external_id"], []).append(line["value"])
         for external_id, item in replayed.items():
-            given = [j.value for j in sorted(item.judgments.select_related("evaluator"),
-                                             key=lambda j: ("hans", "greta", "jonas").index(j.evaluator.username))]
+            given = [
+                j.value
+                for j in sorted(
+                    item.judgments.select_related("evaluator"),
+                    key=lambda j: ("hans", "greta", "jonas").index(j.evaluator.username),
+                )
+            ]
             self.assertEqual(given, verdicts[external_id], external_id)
 
     def test_the_pair_the_raters_split_on_waits_for_the_lead(self) -> None:
         lead = get_user_model().objects.get(username="lead")
         waiting = list(adjudication_queue(project=self.project, user=lead))
-        self.assertEqual([item.external_id for item in waiting], ["wmt23-en-de-4-GPT4-5shot_with_refA-vs-ONLINE-G"])
-        self.assertEqual(sorted(j.value["choice"] for j in adjudication_judgments(item=waiting[0])),
-                         ["a", "b", "tie"])
-        self.assertEqual(Item.objects.filter(project=self.project, status=ItemStatus.DONE).count(), 17)
+        self.assertEqual(
+            [item.external_id for item in waiting],
+            ["wmt23-en-de-4-GPT4-5shot_with_refA-vs-ONLINE-G"],
+        )
+        self.assertEqual(
+            sorted(j.value["choice"] for j in adjudication_judgments(item=waiting[0])),
+            ["a", "b", "tie"],
+        )
+        self.assertEqual(
+            Item.objects.filter(project=self.project, status=ItemStatus.DONE).count(), 17
+        )
         self.assertIn("1 waiting for adjudication", self.output)
 
     def test_a_second_run_neither_replays_nor_imports_the_replayed_pairs_verdicts(self) -> None:
@@ -317,8 +374,10 @@ class DemoServeTests(TestCase):
             self.assertEqual(demo.demo_serve(port=8123), 0)
         command, env = run.call_args.args[0], run.call_args.kwargs["env"]
         self.assertEqual(command[1:3], ["-m", "gunicorn"])
-        self.assertEqual((env["GUNICORN_BIND"], env["GUNICORN_WORKERS"], env["GUNICORN_THREADS"]),
-                         ("127.0.0.1:8123", "1", str(demo.DEMO_THREADS)))
+        self.assertEqual(
+            (env["GUNICORN_BIND"], env["GUNICORN_WORKERS"], env["GUNICORN_THREADS"]),
+            ("127.0.0.1:8123", "1", str(demo.DEMO_THREADS)),
+        )
 
     def test_the_embedded_sqlite_database_runs_in_wal_mode(self):
         import tempfile
@@ -328,11 +387,23 @@ class DemoServeTests(TestCase):
         from parity.settings import SQLITE_OPTIONS
 
         with tempfile.TemporaryDirectory() as folder:
-            wrapper = DatabaseWrapper({
-                "ENGINE": "django.db.backends.sqlite3", "NAME": f"{folder}/demo.sqlite3", "OPTIONS": SQLITE_OPTIONS,
-                "ATOMIC_REQUESTS": False, "AUTOCOMMIT": True, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False,
-                "TIME_ZONE": None, "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {},
-            })
+            wrapper = DatabaseWrapper(
+                {
+                    "ENGINE": "django.db.backends.sqlite3",
+                    "NAME": f"{folder}/demo.sqlite3",
+                    "OPTIONS": SQLITE_OPTIONS,
+                    "ATOMIC_REQUESTS": False,
+                    "AUTOCOMMIT": True,
+                    "CONN_MAX_AGE": 0,
+                    "CONN_HEALTH_CHECKS": False,
+                    "TIME_ZONE": None,
+                    "USER": "",
+                    "PASSWORD": "",
+                    "HOST": "",
+                    "PORT": "",
+                    "TEST": {},
+                }
+            )
             try:
                 with wrapper.cursor() as cursor:
                     cursor.execute("PRAGMA journal_mode")

@@ -29,7 +29,21 @@ from tests.base import ParityTestCase
 from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class _Elements(HTMLParser):
@@ -56,7 +70,9 @@ class _Elements(HTMLParser):
             element["text"] += data
 
 
-def elements(response, *, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[dict[str, Any]]:
+def elements(
+    response, *, tag: str | None = None, cls: str | None = None, **attrs: str
+) -> list[dict[str, Any]]:
     parser = _Elements()
     parser.feed(response.content.decode())
     out = []
@@ -84,19 +100,29 @@ class EvaluatorPagesTestCase(ParityTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        cls.pairwise = ProjectFactory(slug="mt-pairwise", task_type=TaskType.PAIRWISE, languages=["zh", "de"])
+        cls.pairwise = ProjectFactory(
+            slug="mt-pairwise", task_type=TaskType.PAIRWISE, languages=["zh", "de"]
+        )
         cls.labels = ProjectFactory(
             slug="udhr-labels",
             task_type=TaskType.LABELS,
             languages=["ar"],
             schema=schema_validate(
                 task_type=TaskType.LABELS,
-                schema={"labels": ["fluent", "wrong_language", "garbled"], "multi": True, "issues": ["offensive"]},
+                schema={
+                    "labels": ["fluent", "wrong_language", "garbled"],
+                    "multi": True,
+                    "issues": ["offensive"],
+                },
             ),
         )
         cls.carol = UserFactory(username="carol")  # Chinese, pairwise
-        qualification_grant(project=cls.pairwise, evaluator=cls.carol, language=cls.zh, actor=cls.lead)
-        qualification_grant(project=cls.labels, evaluator=cls.bashir, language=cls.ar, actor=cls.lead)
+        qualification_grant(
+            project=cls.pairwise, evaluator=cls.carol, language=cls.zh, actor=cls.lead
+        )
+        qualification_grant(
+            project=cls.labels, evaluator=cls.bashir, language=cls.ar, actor=cls.lead
+        )
 
     def login(self, user) -> None:
         self.client.force_login(user)
@@ -105,8 +131,9 @@ class EvaluatorPagesTestCase(ParityTestCase):
         self.login(user)
         response = self.client.get(work_url(project, tag))
         self.assertEqual(response.status_code, 200, response.content.decode()[:500])
-        return Assignment.objects.get(evaluator=user, status=AssignmentStatus.LEASED, item__language__tag=tag,
-                                      project=project)
+        return Assignment.objects.get(
+            evaluator=user, status=AssignmentStatus.LEASED, item__language__tag=tag, project=project
+        )
 
 
 class QueueHomeTests(EvaluatorPagesTestCase):
@@ -120,15 +147,26 @@ class QueueHomeTests(EvaluatorPagesTestCase):
         self.login(self.alice)
         response = self.client.get("/")
         self.assertEqual(response.status_code, 200)
-        starts = [a["attrs"]["href"] for a in elements(response, tag="a") if "/work/" in a["attrs"].get("href", "")]
+        starts = [
+            a["attrs"]["href"]
+            for a in elements(response, tag="a")
+            if "/work/" in a["attrs"].get("href", "")
+        ]
         self.assertEqual(starts, [work_url(self.project, "de")])
         self.assertContains(response, "3 items waiting")
-        self.assertNotContains(response, "<code>ar</code>")  # no Arabic queue (the language menu names Arabic)
+        self.assertNotContains(
+            response, "<code>ar</code>"
+        )  # no Arabic queue (the language menu names Arabic)
         self.assertNotContains(response, "mt-pairwise")
 
     def test_it_links_a_pending_qualification_to_calibration_with_its_reason(self):
-        qualification_set(project=self.project, evaluator=self.alice, language=self.zh,
-                          status=QualificationStatus.SUSPENDED, reason="Honeypot accuracy 40% is below 70%.")
+        qualification_set(
+            project=self.project,
+            evaluator=self.alice,
+            language=self.zh,
+            status=QualificationStatus.SUSPENDED,
+            reason="Honeypot accuracy 40% is below 70%.",
+        )
         ItemFactory(project=self.project, language=self.zh)
         self.login(self.alice)
         response = self.client.get("/")
@@ -153,8 +191,12 @@ class QueueHomeTests(EvaluatorPagesTestCase):
 
 class WorkPageTests(EvaluatorPagesTestCase):
     def test_it_renders_a_rating_card_with_the_items_lang_and_dir(self):
-        ItemFactory(project=self.project, language=self.ar, prompt="Translate: peace",
-                    response="السلام عليكم\n  سطر ثان")
+        ItemFactory(
+            project=self.project,
+            language=self.ar,
+            prompt="Translate: peace",
+            response="السلام عليكم\n  سطر ثان",
+        )
         self.login(self.bashir)
         response = self.client.get(work_url(self.project, "ar"))
         self.assertEqual(response.status_code, 200)
@@ -164,63 +206,101 @@ class WorkPageTests(EvaluatorPagesTestCase):
             self.assertEqual((text["attrs"]["lang"], text["attrs"]["dir"]), ("ar", "rtl"))
         self.assertEqual(elements(response, id="response")[0]["text"], "السلام عليكم\n  سطر ثان")
         # The default 1–5 scale as five buttons.
-        self.assertEqual([i["attrs"]["value"] for i in elements(response, tag="input", name="score")],
-                         ["1", "2", "3", "4", "5"])
+        self.assertEqual(
+            [i["attrs"]["value"] for i in elements(response, tag="input", name="score")],
+            ["1", "2", "3", "4", "5"],
+        )
         # The import may say the prompt is in another language (a translation's source).
         for key in ("prompt_language", "source_language"):
             Item.objects.update(metadata={key: "en"})
-            prompt = elements(self.client.get(work_url(self.project, "ar")), cls="prompt")[0]["attrs"]
+            prompt = elements(self.client.get(work_url(self.project, "ar")), cls="prompt")[0][
+                "attrs"
+            ]
             self.assertEqual((prompt["lang"], prompt["dir"]), ("en", "ltr"))
         # The page itself stays in the interface direction.
         self.assertEqual(elements(response, tag="html")[0]["attrs"]["dir"], "ltr")
 
     def test_it_escapes_markup_in_model_output(self):
-        ItemFactory(project=self.project, language=self.de, prompt="<b>hi</b>",
-                    response='<script>alert("x")</script><img src=x onerror=alert(1)>')
+        ItemFactory(
+            project=self.project,
+            language=self.de,
+            prompt="<b>hi</b>",
+            response='<script>alert("x")</script><img src=x onerror=alert(1)>',
+        )
         self.login(self.alice)
         response = self.client.get(work_url(self.project, "de"))
         html = response.content.decode()
         self.assertNotIn('<script>alert("x")', html)
         self.assertNotIn("<img src=x", html)
         self.assertIn("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;", html)
-        self.assertEqual(elements(response, id="response")[0]["text"], '<script>alert("x")</script><img src=x onerror=alert(1)>')
+        self.assertEqual(
+            elements(response, id="response")[0]["text"],
+            '<script>alert("x")</script><img src=x onerror=alert(1)>',
+        )
 
     def test_it_renders_pairwise_responses_side_by_side_in_their_language(self):
-        ItemFactory(project=self.pairwise, language=self.zh, prompt="翻译：猫坐在垫子上。",
-                    response_a="猫坐在垫子上。", response_b="垫子猫。")
+        ItemFactory(
+            project=self.pairwise,
+            language=self.zh,
+            prompt="翻译：猫坐在垫子上。",
+            response_a="猫坐在垫子上。",
+            response_b="垫子猫。",
+        )
         self.login(self.carol)
         response = self.client.get(work_url(self.pairwise, "zh"))
         self.assertEqual(response.status_code, 200)
         a, b = elements(response, id="response-a")[0], elements(response, id="response-b")[0]
-        self.assertEqual((a["attrs"]["lang"], a["attrs"]["dir"], a["text"]), ("zh", "ltr", "猫坐在垫子上。"))
-        self.assertEqual((b["attrs"]["lang"], b["attrs"]["dir"], b["text"]), ("zh", "ltr", "垫子猫。"))
+        self.assertEqual(
+            (a["attrs"]["lang"], a["attrs"]["dir"], a["text"]), ("zh", "ltr", "猫坐在垫子上。")
+        )
+        self.assertEqual(
+            (b["attrs"]["lang"], b["attrs"]["dir"], b["text"]), ("zh", "ltr", "垫子猫。")
+        )
         self.assertEqual(len(elements(response, cls="pair")), 1)
-        self.assertEqual([i["attrs"]["value"] for i in elements(response, tag="input", name="choice")],
-                         ["a", "b", "tie", "both_bad"])
-        self.assertEqual([i["attrs"]["value"] for i in elements(response, tag="input", name="strength")], ["1", "2"])
+        self.assertEqual(
+            [i["attrs"]["value"] for i in elements(response, tag="input", name="choice")],
+            ["a", "b", "tie", "both_bad"],
+        )
+        self.assertEqual(
+            [i["attrs"]["value"] for i in elements(response, tag="input", name="strength")],
+            ["1", "2"],
+        )
 
     def test_it_renders_multi_labels_as_checkboxes_and_single_labels_as_radios(self):
         ItemFactory(project=self.labels, language=self.ar, response="يولد جميع الناس أحراراً")
         self.login(self.bashir)
         response = self.client.get(work_url(self.labels, "ar"))
         inputs = elements(response, tag="input", name="labels")
-        self.assertEqual([(i["attrs"]["type"], i["attrs"]["value"]) for i in inputs],
-                         [("checkbox", "fluent"), ("checkbox", "wrong_language"), ("checkbox", "garbled")])
-        self.assertEqual([i["attrs"]["value"] for i in elements(response, tag="input", name="issues")], ["offensive"])
+        self.assertEqual(
+            [(i["attrs"]["type"], i["attrs"]["value"]) for i in inputs],
+            [("checkbox", "fluent"), ("checkbox", "wrong_language"), ("checkbox", "garbled")],
+        )
+        self.assertEqual(
+            [i["attrs"]["value"] for i in elements(response, tag="input", name="issues")],
+            ["offensive"],
+        )
 
         single = ProjectFactory(slug="single-labels", task_type=TaskType.LABELS, languages=["de"])
         qualification_grant(project=single, evaluator=self.alice, language=self.de)
         ItemFactory(project=single, language=self.de)
         self.login(self.alice)
         response = self.client.get(work_url(single, "de"))
-        self.assertEqual({i["attrs"]["type"] for i in elements(response, tag="input", name="labels")}, {"radio"})
+        self.assertEqual(
+            {i["attrs"]["type"] for i in elements(response, tag="input", name="labels")}, {"radio"}
+        )
 
     def test_it_renders_a_hundred_point_scale_as_slider_and_number(self):
         project = ProjectFactory(
-            slug="mlqe-da", task_type=TaskType.RATING, languages=["de"],
-            schema=schema_validate(task_type=TaskType.RATING, schema={
-                "scale": {"min": 0, "max": 100, "labels": {"0": "nonsense", "100": "perfect"}},
-                "issues": ["mistranslation"]}),
+            slug="mlqe-da",
+            task_type=TaskType.RATING,
+            languages=["de"],
+            schema=schema_validate(
+                task_type=TaskType.RATING,
+                schema={
+                    "scale": {"min": 0, "max": 100, "labels": {"0": "nonsense", "100": "perfect"}},
+                    "issues": ["mistranslation"],
+                },
+            ),
         )
         qualification_grant(project=project, evaluator=self.alice, language=self.de)
         ItemFactory(project=project, language=self.de)
@@ -228,8 +308,10 @@ class WorkPageTests(EvaluatorPagesTestCase):
         response = self.client.get(work_url(project, "de"))
         self.assertEqual(len(elements(response, tag="input", type="range")), 1)
         number = elements(response, tag="input", name="score")
-        self.assertEqual([(n["attrs"]["type"], n["attrs"]["min"], n["attrs"]["max"]) for n in number],
-                         [("number", "0", "100")])
+        self.assertEqual(
+            [(n["attrs"]["type"], n["attrs"]["min"], n["attrs"]["max"]) for n in number],
+            [("number", "0", "100")],
+        )
         self.assertContains(response, "nonsense")
         self.assertContains(response, "perfect")
 
@@ -237,7 +319,9 @@ class WorkPageTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.ar)
         self.login(self.alice)
         response = self.client.get(work_url(self.project, "ar"))
-        self.assertContains(response, "You are not qualified for Arabic in Mt Rating.", status_code=403)
+        self.assertContains(
+            response, "You are not qualified for Arabic in Mt Rating.", status_code=403
+        )
         self.assertFalse(Assignment.objects.exists())
 
     def test_it_refuses_an_outsider(self):
@@ -304,7 +388,12 @@ class WorkPageTests(EvaluatorPagesTestCase):
     def test_it_shows_a_honeypot_exactly_like_a_production_item(self):
         self.project.honeypot_rate = 1.0
         self.project.save(update_fields=["honeypot_rate"])
-        kwargs = {"project": self.project, "language": self.de, "prompt": "Same prompt", "response": "Same response"}
+        kwargs = {
+            "project": self.project,
+            "language": self.de,
+            "prompt": "Same prompt",
+            "response": "Same response",
+        }
         gold = ItemFactory(is_gold=True, external_id="gold-1", **kwargs)
         GoldAnswer.objects.create(item=gold, value={"score": 5})
         ItemFactory(external_id="prod-1", **kwargs)
@@ -312,7 +401,9 @@ class WorkPageTests(EvaluatorPagesTestCase):
         honeypot_card = self.client.get(work_url(self.project, "de"), **HTMX)
         honeypot = Assignment.objects.get(evaluator=self.alice)
         self.assertEqual(honeypot.kind, AssignmentKind.HONEYPOT)
-        production_card = self.client.post(submit_url(honeypot.pk), {"score": "5", "language": "de"}, **HTMX)
+        production_card = self.client.post(
+            submit_url(honeypot.pk), {"score": "5", "language": "de"}, **HTMX
+        )
         production = Assignment.objects.get(evaluator=self.alice, status=AssignmentStatus.LEASED)
         self.assertEqual(production.kind, AssignmentKind.PRODUCTION)
 
@@ -324,7 +415,9 @@ class WorkPageTests(EvaluatorPagesTestCase):
             html = re.sub(r"Done today: \d+", "", html)  # one more is done by the second card
             return re.sub(r'<p class="notice".*?</p>', "", html, flags=re.S)
 
-        self.assertEqual(normalised(honeypot_card, honeypot.pk), normalised(production_card, production.pk))
+        self.assertEqual(
+            normalised(honeypot_card, honeypot.pk), normalised(production_card, production.pk)
+        )
         self.assertNotIn("gold", honeypot_card.content.decode().lower())
         self.assertNotIn("honeypot", honeypot_card.content.decode().lower())
 
@@ -332,7 +425,9 @@ class WorkPageTests(EvaluatorPagesTestCase):
 class SubmitTests(EvaluatorPagesTestCase):
     def test_it_stores_the_judgment_and_returns_the_next_card_to_htmx(self):
         ItemFactory(project=self.project, language=self.de, response="Erste Antwort", priority=2)
-        second = ItemFactory(project=self.project, language=self.de, response="Zweite Antwort", priority=1)
+        second = ItemFactory(
+            project=self.project, language=self.de, response="Zweite Antwort", priority=1
+        )
         assignment = self.claim(self.alice, self.project, "de")
         response = self.client.post(
             submit_url(assignment.pk),
@@ -346,7 +441,9 @@ class SubmitTests(EvaluatorPagesTestCase):
         self.assertEqual(judgment.seconds, 12.5)
         following = Assignment.objects.get(evaluator=self.alice, status=AssignmentStatus.LEASED)
         self.assertEqual(following.item, second)
-        self.assertEqual(elements(response, id="card")[0]["attrs"]["data-assignment"], str(following.pk))
+        self.assertEqual(
+            elements(response, id="card")[0]["attrs"]["data-assignment"], str(following.pk)
+        )
         self.assertEqual(elements(response, id="response")[0]["text"], "Zweite Antwort")
         self.assertIn("HX-Request", response["Vary"])
 
@@ -363,8 +460,12 @@ class SubmitTests(EvaluatorPagesTestCase):
     def test_it_stores_a_pairwise_choice_with_strength(self):
         ItemFactory(project=self.pairwise, language=self.zh)
         assignment = self.claim(self.carol, self.pairwise, "zh")
-        self.client.post(submit_url(assignment.pk), {"choice": "b", "strength": "2", "language": "zh"}, **HTMX)
-        self.assertEqual(Judgment.objects.get(assignment=assignment).value, {"choice": "b", "strength": 2})
+        self.client.post(
+            submit_url(assignment.pk), {"choice": "b", "strength": "2", "language": "zh"}, **HTMX
+        )
+        self.assertEqual(
+            Judgment.objects.get(assignment=assignment).value, {"choice": "b", "strength": 2}
+        )
 
     def test_it_stores_several_labels_and_issues(self):
         ItemFactory(project=self.labels, language=self.ar)
@@ -389,11 +490,15 @@ class SubmitTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         response = self.client.post(
-            submit_url(assignment.pk), {"score": "9", "comment": "mein Kommentar", "language": "de"}, **HTMX
+            submit_url(assignment.pk),
+            {"score": "9", "comment": "mein Kommentar", "language": "de"},
+            **HTMX,
         )
         self.assertRefusedAndUnchanged(response, assignment, "score: 9 is outside the scale 1–5")
         # The same card comes back, with what the evaluator wrote.
-        self.assertEqual(elements(response, id="card")[0]["attrs"]["data-assignment"], str(assignment.pk))
+        self.assertEqual(
+            elements(response, id="card")[0]["attrs"]["data-assignment"], str(assignment.pk)
+        )
         self.assertContains(response, "mein Kommentar", status_code=400)
         self.assertEqual(len(elements(response, tag="form", cls="judgment")), 1)
 
@@ -401,15 +506,29 @@ class SubmitTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         url = submit_url(assignment.pk)
-        self.assertRefusedAndUnchanged(self.client.post(url, {}, **HTMX), assignment, "Choose a score.")
-        self.assertRefusedAndUnchanged(self.client.post(url, {"score": "four"}), assignment,
-                                       "score: &#x27;four&#x27; is not a whole number.")
-        self.assertRefusedAndUnchanged(self.client.post(url, {"score": "4", "seconds": "soon"}), assignment,
-                                       "seconds: &#x27;soon&#x27; is not a number.")
-        self.assertRefusedAndUnchanged(self.client.post(url, {"score": "4", "seconds": "-3"}), assignment,
-                                       "time on task must be between 0 and 86400")
-        self.assertRefusedAndUnchanged(self.client.post(url, {"score": "4", "issues": ["made_up"]}), assignment,
-                                       "issues: &#x27;made_up&#x27; not in the project&#x27;s issue tags")
+        self.assertRefusedAndUnchanged(
+            self.client.post(url, {}, **HTMX), assignment, "Choose a score."
+        )
+        self.assertRefusedAndUnchanged(
+            self.client.post(url, {"score": "four"}),
+            assignment,
+            "score: &#x27;four&#x27; is not a whole number.",
+        )
+        self.assertRefusedAndUnchanged(
+            self.client.post(url, {"score": "4", "seconds": "soon"}),
+            assignment,
+            "seconds: &#x27;soon&#x27; is not a number.",
+        )
+        self.assertRefusedAndUnchanged(
+            self.client.post(url, {"score": "4", "seconds": "-3"}),
+            assignment,
+            "time on task must be between 0 and 86400",
+        )
+        self.assertRefusedAndUnchanged(
+            self.client.post(url, {"score": "4", "issues": ["made_up"]}),
+            assignment,
+            "issues: &#x27;made_up&#x27; not in the project&#x27;s issue tags",
+        )
 
     def test_it_refuses_a_pairwise_judgment_without_a_choice(self):
         ItemFactory(project=self.pairwise, language=self.zh)
@@ -417,15 +536,21 @@ class SubmitTests(EvaluatorPagesTestCase):
         response = self.client.post(submit_url(assignment.pk), {"strength": "1"}, **HTMX)
         self.assertRefusedAndUnchanged(response, assignment, "Choose A, B, tie or both bad.")
         response = self.client.post(submit_url(assignment.pk), {"choice": "c"}, **HTMX)
-        self.assertRefusedAndUnchanged(response, assignment, "choice: must be one of a, b, tie, both_bad")
+        self.assertRefusedAndUnchanged(
+            response, assignment, "choice: must be one of a, b, tie, both_bad"
+        )
 
     def test_it_refuses_a_second_submit_on_the_same_assignment(self):
         ItemFactory.create_batch(2, project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         self.client.post(submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX)
-        response = self.client.post(submit_url(assignment.pk), {"score": "1", "language": "de"}, **HTMX)
+        response = self.client.post(
+            submit_url(assignment.pk), {"score": "1", "language": "de"}, **HTMX
+        )
         # A stale card (second tab, after Back) is a conflict (409), swapped into the page.
-        self.assertContains(response, "You already submitted a judgment for this item", status_code=409)
+        self.assertContains(
+            response, "You already submitted a judgment for this item", status_code=409
+        )
         self.assertEqual(Judgment.objects.get(assignment=assignment).value, {"score": 4})
         # No form for the closed assignment, only the way on.
         self.assertEqual(elements(response, tag="form", cls="judgment"), [])
@@ -436,10 +561,15 @@ class SubmitTests(EvaluatorPagesTestCase):
         assignment = self.claim(self.alice, self.project, "de")
         self.login(self.bashir)
         response = self.client.post(submit_url(assignment.pk), {"score": "4"}, **HTMX)
-        self.assertRefusedAndUnchanged(response, assignment, "This assignment is not yours.", status=403)
-        response = self.client.post(reverse("annotation:assignment_skip", args=[assignment.pk]),
-                                    {"reason": "cannot_judge"})
-        self.assertRefusedAndUnchanged(response, assignment, "This assignment is not yours.", status=403)
+        self.assertRefusedAndUnchanged(
+            response, assignment, "This assignment is not yours.", status=403
+        )
+        response = self.client.post(
+            reverse("annotation:assignment_skip", args=[assignment.pk]), {"reason": "cannot_judge"}
+        )
+        self.assertRefusedAndUnchanged(
+            response, assignment, "This assignment is not yours.", status=403
+        )
         # Nor can anyone tell whether an id exists.
         response = self.client.post(submit_url(assignment.pk + 1000), {"score": "4"})
         self.assertContains(response, "This assignment is not yours.", status_code=403)
@@ -455,11 +585,17 @@ class SkipTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.de, priority=2)
         second = ItemFactory(project=self.project, language=self.de, priority=1)
         assignment = self.claim(self.alice, self.project, "de")
-        response = self.client.post(reverse("annotation:assignment_skip", args=[assignment.pk]),
-                                    {"reason": "not_my_dialect", "language": "de"}, **HTMX)
+        response = self.client.post(
+            reverse("annotation:assignment_skip", args=[assignment.pk]),
+            {"reason": "not_my_dialect", "language": "de"},
+            **HTMX,
+        )
         self.assertEqual(response.status_code, 200)
         assignment.refresh_from_db()
-        self.assertEqual((assignment.status, assignment.skip_reason), (AssignmentStatus.SKIPPED, "not_my_dialect"))
+        self.assertEqual(
+            (assignment.status, assignment.skip_reason),
+            (AssignmentStatus.SKIPPED, "not_my_dialect"),
+        )
         self.assertEqual(assignment.item.open_slots, 3)
         following = Assignment.objects.get(evaluator=self.alice, status=AssignmentStatus.LEASED)
         self.assertEqual(following.item, second)
@@ -468,8 +604,9 @@ class SkipTests(EvaluatorPagesTestCase):
     def test_it_refuses_an_unknown_reason(self):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
-        response = self.client.post(reverse("annotation:assignment_skip", args=[assignment.pk]),
-                                    {"reason": "bored"}, **HTMX)
+        response = self.client.post(
+            reverse("annotation:assignment_skip", args=[assignment.pk]), {"reason": "bored"}, **HTMX
+        )
         self.assertContains(response, "Choose a skip reason", status_code=400)
         assignment.refresh_from_db()
         self.assertEqual(assignment.status, AssignmentStatus.LEASED)
@@ -507,13 +644,23 @@ class MyJudgmentsTests(EvaluatorPagesTestCase):
         url = reverse("annotation:judgment_revise", args=[judgment.pk])
         page = self.client.get(url)
         self.assertEqual(page.status_code, 200)
-        checked = [i["attrs"]["value"] for i in elements(page, tag="input", name="score") if "checked" in i["attrs"]]
+        checked = [
+            i["attrs"]["value"]
+            for i in elements(page, tag="input", name="score")
+            if "checked" in i["attrs"]
+        ]
         self.assertEqual(checked, ["4"])
         response = self.client.post(url, {"score": "2", "comment": "on second thought"})
-        revisions = list(Judgment.objects.filter(assignment=judgment.assignment).order_by("revision"))
-        self.assertEqual([(j.revision, j.value["score"], j.is_current) for j in revisions],
-                         [(1, 4, False), (2, 2, True)])
-        self.assertRedirects(response, reverse("annotation:judgment_revise", args=[revisions[1].pk]))
+        revisions = list(
+            Judgment.objects.filter(assignment=judgment.assignment).order_by("revision")
+        )
+        self.assertEqual(
+            [(j.revision, j.value["score"], j.is_current) for j in revisions],
+            [(1, 4, False), (2, 2, True)],
+        )
+        self.assertRedirects(
+            response, reverse("annotation:judgment_revise", args=[revisions[1].pk])
+        )
         history = self.client.get(reverse("annotation:judgment_revise", args=[revisions[1].pk]))
         rows = elements(history, tag="tr")
         self.assertEqual(len(rows), 3)  # header + two revisions
@@ -525,7 +672,9 @@ class MyJudgmentsTests(EvaluatorPagesTestCase):
     def test_revise_refuses_a_value_outside_the_schema(self):
         judgment = self.judge(self.alice, self.project, self.de, {"score": 4})
         self.login(self.alice)
-        response = self.client.post(reverse("annotation:judgment_revise", args=[judgment.pk]), {"score": "0"})
+        response = self.client.post(
+            reverse("annotation:judgment_revise", args=[judgment.pk]), {"score": "0"}
+        )
         self.assertContains(response, "score: 0 is outside the scale 1–5", status_code=400)
         self.assertEqual(Judgment.objects.filter(assignment=judgment.assignment).count(), 1)
 
@@ -565,7 +714,9 @@ class InterfaceLanguageTests(EvaluatorPagesTestCase):
     def test_the_language_switcher_sets_the_interface_language(self):
         self.login(self.alice)
         home = self.client.get("/")
-        self.assertEqual(elements(home, tag="form", cls="setlang")[0]["attrs"]["action"], "/i18n/setlang/")
+        self.assertEqual(
+            elements(home, tag="form", cls="setlang")[0]["attrs"]["action"], "/i18n/setlang/"
+        )
         response = self.client.post("/i18n/setlang/", {"language": "ar", "next": "/"})
         self.assertRedirects(response, "/", fetch_redirect_response=False)
         self.assertEqual(self.client.get("/").headers["Content-Language"], "ar")

@@ -18,7 +18,12 @@ from tests.base import ParityTestCase
 from tests.factories import ItemFactory
 
 GOOD = [
-    {"item_external_id": "s1", "rater": "r17", "value": {"score": 4}, "created": "2025-03-01T10:00:00Z"},
+    {
+        "item_external_id": "s1",
+        "rater": "r17",
+        "value": {"score": 4},
+        "created": "2025-03-01T10:00:00Z",
+    },
     {"item_external_id": "s1", "rater": "r18", "value": {"score": 5, "comment": "gut"}},
     {"item_external_id": "s2", "rater": "r17", "value": {"score": 2}},
 ]
@@ -42,38 +47,56 @@ class ImportJudgmentsTests(ParityTestCase):
     def test_it_stores_historical_judgments_by_external_raters(self):
         result = self._import(GOOD)
         self.assertEqual((result.created, result.unchanged), (3, 0))
-        self.assertEqual(set(ExternalRater.objects.filter(project=self.project).values_list("external_id", flat=True)),
-                         {"r17", "r18"})
+        self.assertEqual(
+            set(
+                ExternalRater.objects.filter(project=self.project).values_list(
+                    "external_id", flat=True
+                )
+            ),
+            {"r17", "r18"},
+        )
         judgment = Judgment.objects.get(item=self.s1, external_rater__external_id="r17")
         self.assertEqual(judgment.kind, "historical")
         self.assertIsNone(judgment.assignment)
         self.assertIsNone(judgment.evaluator)
         self.assertEqual(judgment.value, {"score": 4})
         self.assertEqual(judgment.created_at, datetime(2025, 3, 1, 10, 0, tzinfo=UTC))
-        self.assertEqual(Judgment.objects.get(item=self.s1, external_rater__external_id="r18").value,
-                         {"score": 5, "comment": "gut"})
-        self.assertTrue(AuditEvent.objects.filter(verb="judgments.import", actor=self.lead).exists())
+        self.assertEqual(
+            Judgment.objects.get(item=self.s1, external_rater__external_id="r18").value,
+            {"score": 5, "comment": "gut"},
+        )
+        self.assertTrue(
+            AuditEvent.objects.filter(verb="judgments.import", actor=self.lead).exists()
+        )
 
     def test_it_changes_nothing_when_the_same_file_comes_again(self):
         self._import(GOOD)
         before = list(Judgment.objects.order_by("pk").values_list("pk", "value", "created_at"))
         result = self._import(GOOD)
         self.assertEqual((result.created, result.unchanged), (0, 3))
-        self.assertEqual(list(Judgment.objects.order_by("pk").values_list("pk", "value", "created_at")), before)
+        self.assertEqual(
+            list(Judgment.objects.order_by("pk").values_list("pk", "value", "created_at")), before
+        )
         self.assertEqual(ExternalRater.objects.count(), 2)
 
     def test_it_refuses_an_unknown_item_and_stores_nothing(self):
-        error = self._rejected([*GOOD, {"item_external_id": "nope", "rater": "r1", "value": {"score": 3}}])
+        error = self._rejected(
+            [*GOOD, {"item_external_id": "nope", "rater": "r1", "value": {"score": 3}}]
+        )
         self.assertEqual([(e.line, e.field) for e in error.errors], [(4, "item_external_id")])
         self.assertIn("no item with external_id 'nope'", error.errors[0].message)
         self.assertEqual(Judgment.objects.count(), 0)
         self.assertEqual(ExternalRater.objects.count(), 0)
 
     def test_it_refuses_a_value_outside_the_schema(self):
-        error = self._rejected([GOOD[0], {"item_external_id": "s2", "rater": "r1", "value": {"score": 9}}])
+        error = self._rejected(
+            [GOOD[0], {"item_external_id": "s2", "rater": "r1", "value": {"score": 9}}]
+        )
         self.assertEqual((error.errors[0].line, error.errors[0].field), (2, "value"))
         self.assertEqual(error.errors[0].message, "score: 9 is outside the scale 1–5")
-        error = self._rejected([{"item_external_id": "s2", "rater": "r1", "value": {"choice": "a"}}])
+        error = self._rejected(
+            [{"item_external_id": "s2", "rater": "r1", "value": {"choice": "a"}}]
+        )
         self.assertEqual(error.errors[0].message, "score: a whole number is required")
         self.assertEqual(Judgment.objects.count(), 0)
 
@@ -85,10 +108,16 @@ class ImportJudgmentsTests(ParityTestCase):
 
     def test_it_refuses_a_different_judgment_already_stored(self):
         self._import(GOOD)
-        error = self._rejected([{"item_external_id": "s2", "rater": "r99", "value": {"score": 1}},
-                                {"item_external_id": "s1", "rater": "r17", "value": {"score": 1}}])
+        error = self._rejected(
+            [
+                {"item_external_id": "s2", "rater": "r99", "value": {"score": 1}},
+                {"item_external_id": "s1", "rater": "r17", "value": {"score": 1}},
+            ]
+        )
         self.assertEqual((error.errors[0].line, error.errors[0].field), (2, "rater"))
-        self.assertIn("already has a different judgment of item 's1' stored", error.errors[0].message)
+        self.assertIn(
+            "already has a different judgment of item 's1' stored", error.errors[0].message
+        )
         # The good first line was not stored either.
         self.assertFalse(ExternalRater.objects.filter(external_id="r99").exists())
         self.assertEqual(Judgment.objects.count(), 3)
@@ -96,21 +125,36 @@ class ImportJudgmentsTests(ParityTestCase):
     def test_it_refuses_malformed_lines_with_their_numbers(self):
         cases = [
             ("[1, 2]", None, "each line must be a JSON object"),
-            ('{"item_external_id": "s1", "rater": "r1", "value": {"score": 3}, "weight": 2}', "weight",
-             "is not a field of a judgment line"),
+            (
+                '{"item_external_id": "s1", "rater": "r1", "value": {"score": 3}, "weight": 2}',
+                "weight",
+                "is not a field of a judgment line",
+            ),
             ('{"item_external_id": "s1", "value": {"score": 3}}', "rater", "is required"),
             ('{"item_external_id": "s1", "rater": "r1"}', "value", "is required"),
-            ('{"item_external_id": "s1", "rater": "r1", "value": {"score": 3}, "created": "yesterday"}', "created",
-             "is not an ISO 8601 date and time"),
-            ('{"item_external_id": "s1", "rater": "r1", "value": {"score": 3}, "created": "2999-01-01T00:00:00Z"}',
-             "created", "is in the future"),
-            ('{"item_external_id": "s1", "rater": "r\\u0000", "value": {"score": 3}}', "rater", "NUL"),
+            (
+                '{"item_external_id": "s1", "rater": "r1", "value": {"score": 3}, "created": "yesterday"}',
+                "created",
+                "is not an ISO 8601 date and time",
+            ),
+            (
+                '{"item_external_id": "s1", "rater": "r1", "value": {"score": 3}, "created": "2999-01-01T00:00:00Z"}',
+                "created",
+                "is in the future",
+            ),
+            (
+                '{"item_external_id": "s1", "rater": "r\\u0000", "value": {"score": 3}}',
+                "rater",
+                "NUL",
+            ),
             ("{not json", None, "not valid JSON"),
         ]
         for raw, field, message in cases:
             with self.subTest(raw=raw):
                 with self.assertRaises(ImportRejected) as caught:
-                    judgments_import(project=self.project, records=jsonl_records([json.dumps(GOOD[0]), raw]))
+                    judgments_import(
+                        project=self.project, records=jsonl_records([json.dumps(GOOD[0]), raw])
+                    )
                 error = caught.exception.errors[0]
                 self.assertEqual((error.line, error.field), (2, field))
                 self.assertIn(message, error.message)
@@ -118,7 +162,9 @@ class ImportJudgmentsTests(ParityTestCase):
 
     def test_it_refuses_judgments_on_gold_items(self):
         ItemFactory(project=self.project, language=self.de, external_id="gold-1", is_gold=True)
-        error = self._rejected([{"item_external_id": "gold-1", "rater": "r1", "value": {"score": 3}}])
+        error = self._rejected(
+            [{"item_external_id": "gold-1", "rater": "r1", "value": {"score": 3}}]
+        )
         self.assertIn("is a gold item", error.errors[0].message)
 
     def test_it_refuses_an_empty_batch(self):
@@ -146,12 +192,21 @@ class ImportJudgmentsCommandTests(ParityTestCase):
         call_command("import_judgments", str(path), "--project", self.project.slug, stdout=out)
         self.assertIn("3 judgments created, 0 unchanged", out.getvalue())
         out = StringIO()
-        call_command("import_judgments", str(path), "--project", self.project.slug, "--json", stdout=out)
+        call_command(
+            "import_judgments", str(path), "--project", self.project.slug, "--json", stdout=out
+        )
         self.assertEqual(json.loads(out.getvalue()), {"created": 0, "unchanged": 3})
 
     def test_it_exits_non_zero_with_the_line_and_reason(self):
-        path = self._file([json.dumps(GOOD[0]), json.dumps({"item_external_id": "zz", "rater": "r", "value": {"score": 1}})])
-        with self.assertRaisesMessage(CommandError, "line 2, item_external_id: no item with external_id 'zz'"):
+        path = self._file(
+            [
+                json.dumps(GOOD[0]),
+                json.dumps({"item_external_id": "zz", "rater": "r", "value": {"score": 1}}),
+            ]
+        )
+        with self.assertRaisesMessage(
+            CommandError, "line 2, item_external_id: no item with external_id 'zz'"
+        ):
             call_command("import_judgments", str(path), "--project", self.project.slug)
         self.assertEqual(Judgment.objects.count(), 0)
         with self.assertRaisesMessage(CommandError, "no project with slug 'nope'"):

@@ -18,7 +18,13 @@ from tests.factories import ProjectFactory
 
 
 def line(n: int, **extra) -> dict:
-    return {"external_id": f"x-{n}", "language": "de", "prompt": "Hello", "response": f"Hallo {n}", **extra}
+    return {
+        "external_id": f"x-{n}",
+        "language": "de",
+        "prompt": "Hello",
+        "response": f"Hallo {n}",
+        **extra,
+    }
 
 
 def records(lines: list) -> list[tuple[int, object]]:
@@ -31,7 +37,9 @@ class ItemImportTests(ParityTestCase):
         result = items_import(project=self.project, records=records([line(1), line(2)]))
         self.assertEqual(result.as_dict(), {"created": 2, "unchanged": 0, "updated": 0})
         item = Item.objects.get(external_id="x-1")
-        self.assertEqual((item.status, item.open_slots, item.language.tag), (ItemStatus.QUEUED, 3, "de"))
+        self.assertEqual(
+            (item.status, item.open_slots, item.language.tag), (ItemStatus.QUEUED, 3, "de")
+        )
 
     def test_reimporting_the_same_lines_changes_nothing(self):
         items_import(project=self.project, records=records([line(1), line(2)]))
@@ -47,12 +55,16 @@ class ItemImportTests(ParityTestCase):
         judged = a.item.external_id
         other = "x-2" if judged == "x-1" else "x-1"
         n_other = int(other.split("-")[1])
-        result = items_import(project=self.project, records=records([line(n_other, response="neu")]))
+        result = items_import(
+            project=self.project, records=records([line(n_other, response="neu")])
+        )
         self.assertEqual(result.updated, 1)
         self.assertEqual(Item.objects.get(external_id=other).response, "neu")
         n_judged = int(judged.split("-")[1])
         with self.assertRaises(ImportRejected) as ctx:
-            items_import(project=self.project, records=records([line(n_judged, response="changed")]))
+            items_import(
+                project=self.project, records=records([line(n_judged, response="changed")])
+            )
         self.assertTrue(ctx.exception.is_conflict)
         self.assertIn("already has judgments", ctx.exception.errors[0].message)
         self.assertNotEqual(Item.objects.get(external_id=judged).response, "changed")
@@ -72,9 +84,15 @@ class ItemImportTests(ParityTestCase):
         cases = {
             "{not json": (None, "not valid JSON"),
             json.dumps([1, 2]): (None, "must be a JSON object"),
-            json.dumps(line(1, language="sw")): ("language", "'sw' is not enabled for project mt-rating"),
+            json.dumps(line(1, language="sw")): (
+                "language",
+                "'sw' is not enabled for project mt-rating",
+            ),
             json.dumps(line(1, response="a\x00b")): ("response", "NUL"),
-            '{"external_id": "s", "language": "de", "response": "\\ud800"}': ("response", "lone surrogate"),
+            '{"external_id": "s", "language": "de", "response": "\\ud800"}': (
+                "response",
+                "lone surrogate",
+            ),
             json.dumps(line(1, colour="red")): ("colour", "is not an import field"),
             json.dumps(line(1, token_entropy="high")): ("token_entropy", "finite number"),
             json.dumps(line(1, token_logprobs=[-0.1, 0.5])): ("token_logprobs", "≤ 0"),
@@ -94,7 +112,9 @@ class ItemImportTests(ParityTestCase):
     def test_a_duplicate_external_id_in_one_batch_is_refused(self):
         with self.assertRaises(ImportRejected) as ctx:
             items_import(project=self.project, records=records([line(1), line(1)]))
-        self.assertEqual((ctx.exception.errors[0].line, ctx.exception.errors[0].field), (2, "external_id"))
+        self.assertEqual(
+            (ctx.exception.errors[0].line, ctx.exception.errors[0].field), (2, "external_id")
+        )
 
     def test_text_is_stored_nfc_normalised(self):
         decomposed = "Cafe\u0301"
@@ -106,7 +126,10 @@ class ItemImportTests(ParityTestCase):
         self.assertEqual(Item.objects.get().language.tag, "de")
 
     def test_gold_lines_become_gold_items_without_production_slots(self):
-        items_import(project=self.project, records=records([line(1, gold={"value": {"score": 5}, "explanation": "perfect"})]))
+        items_import(
+            project=self.project,
+            records=records([line(1, gold={"value": {"score": 5}, "explanation": "perfect"})]),
+        )
         item = Item.objects.get()
         self.assertTrue(item.is_gold)
         self.assertEqual(item.open_slots, 0)
@@ -123,8 +146,11 @@ class ItemImportTests(ParityTestCase):
 class ImportItemsCommandTests(ParityTestCase):
     def write(self, tmp: Path, lines: list) -> Path:
         path = tmp / "items.jsonl"
-        path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines) + "\n",
-                        encoding="utf-8")
+        path.write_text(
+            "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines)
+            + "\n",
+            encoding="utf-8",
+        )
         return path
 
     def setUp(self):
@@ -135,10 +161,26 @@ class ImportItemsCommandTests(ParityTestCase):
     def test_it_imports_and_reimport_changes_nothing(self):
         path = self.write(self.tmp, [line(1), line(2, language="ar", response="مرحبا")])
         out = StringIO()
-        call_command("import_items", str(path), "--project", "mt-rating", "--json", "--no-language-check", stdout=out)
+        call_command(
+            "import_items",
+            str(path),
+            "--project",
+            "mt-rating",
+            "--json",
+            "--no-language-check",
+            stdout=out,
+        )
         self.assertEqual(json.loads(out.getvalue())["created"], 2)
         out = StringIO()
-        call_command("import_items", str(path), "--project", "mt-rating", "--json", "--no-language-check", stdout=out)
+        call_command(
+            "import_items",
+            str(path),
+            "--project",
+            "mt-rating",
+            "--json",
+            "--no-language-check",
+            stdout=out,
+        )
         self.assertEqual(json.loads(out.getvalue())["unchanged"], 2)
         self.assertEqual(Item.objects.count(), 2)
 
@@ -165,8 +207,12 @@ class ImportStatisticsTests(TransactionTestCase):
     def _forget_statistics(self) -> None:
         with connection.cursor() as cursor:
             try:
-                cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'annotation_item'::regclass")
-                cursor.execute("UPDATE pg_class SET reltuples = -1 WHERE oid = 'annotation_item'::regclass")
+                cursor.execute(
+                    "DELETE FROM pg_statistic WHERE starelid = 'annotation_item'::regclass"
+                )
+                cursor.execute(
+                    "UPDATE pg_class SET reltuples = -1 WHERE oid = 'annotation_item'::regclass"
+                )
             except ProgrammingError as exc:  # not a superuser: the state cannot be set up
                 self.skipTest(f"needs a PostgreSQL superuser to clear the statistics: {exc}")
 

@@ -25,12 +25,19 @@ def pairwise(*choices: str, strengths: tuple[int, ...] = ()) -> list[tuple[str, 
 class LabelRuleTests(SimpleTestCase):
     def test_it_takes_a_strict_majority_of_pairwise_choices_with_its_median_strength(self):
         label = item_label(rule=PAIRWISE, votes=pairwise("a", "a", "b", strengths=(2, 1, 2)))
-        self.assertEqual((label.value, label.decided, label.source), ({"choice": "a", "strength": 2}, True, "majority"))
+        self.assertEqual(
+            (label.value, label.decided, label.source),
+            ({"choice": "a", "strength": 2}, True, "majority"),
+        )
         self.assertAlmostEqual(label.agreement, 2 / 3)
 
     def test_it_calls_an_even_pairwise_split_an_undecided_tie(self):
-        for votes in (pairwise("a", "b"), pairwise("a", "a", "b", "b"), pairwise("a", "b", "tie"),
-                      pairwise("a", "a", "b", "tie")):
+        for votes in (
+            pairwise("a", "b"),
+            pairwise("a", "a", "b", "b"),
+            pairwise("a", "b", "tie"),
+            pairwise("a", "a", "b", "tie"),
+        ):
             label = item_label(rule=PAIRWISE, votes=votes)
             self.assertEqual((label.value, label.decided), ({"choice": "tie"}, False), votes)
 
@@ -39,14 +46,20 @@ class LabelRuleTests(SimpleTestCase):
         self.assertEqual((label.value, label.decided), ({"choice": "tie"}, True))
 
     def test_a_final_label_always_wins(self):
-        label = item_label(rule=PAIRWISE, votes=pairwise("a", "b"), final={"choice": "b", "strength": 1})
-        self.assertEqual((label.value, label.source, label.decided, label.agreement),
-                         ({"choice": "b", "strength": 1}, "final", True, 0.5))
+        label = item_label(
+            rule=PAIRWISE, votes=pairwise("a", "b"), final={"choice": "b", "strength": 1}
+        )
+        self.assertEqual(
+            (label.value, label.source, label.decided, label.agreement),
+            ({"choice": "b", "strength": 1}, "final", True, 0.5),
+        )
         self.assertEqual(item_label(rule=PAIRWISE, votes=[], final={"choice": "a"}).n_judgments, 0)
         self.assertIsNone(item_label(rule=PAIRWISE, votes=[]))
 
     def test_ratings_take_the_median_and_agree_by_distance_on_the_scale(self):
-        rule = LabelRule(task_type=TaskType.RATING, scale=(0.0, 100.0), level="interval", rating_spread=30)
+        rule = LabelRule(
+            task_type=TaskType.RATING, scale=(0.0, 100.0), level="interval", rating_spread=30
+        )
         label = item_label(rule=rule, votes=[(70, None), (80, None), (90, None)])
         self.assertEqual((label.value, label.mean, label.decided), ({"score": 80}, 80.0, True))
         # Mean pairwise distance (10 + 20 + 10) / 3 over a width of 100.
@@ -62,7 +75,9 @@ class LabelRuleTests(SimpleTestCase):
         label = item_label(rule=single, votes=[(("fluent",), None), (("wrong_language",), None)])
         self.assertEqual((label.value, label.decided), ({"labels": ["fluent"]}, False))
         multi = LabelRule(task_type=TaskType.LABELS, multi=True, labels=("x", "y", "z"))
-        label = item_label(rule=multi, votes=[(("y", "x"), None), (("x",), None), (("x", "z"), None)])
+        label = item_label(
+            rule=multi, votes=[(("y", "x"), None), (("x",), None), (("x", "z"), None)]
+        )
         self.assertEqual((label.value, label.decided), ({"labels": ["x"]}, True))
         label = item_label(rule=multi, votes=[(("y", "x"), None), (("x",), None)])
         self.assertEqual((label.value, label.decided), ({"labels": ["x"]}, False))
@@ -73,34 +88,65 @@ class OneRuleEverywhereTests(ApiTestCase):
 
     def test_export_agreement_adjudication_and_active_learning_agree(self):
         rng = random.Random(3)
-        project = ProjectFactory(slug="one-rule", task_type=TaskType.PAIRWISE, languages=["de"], overlap=2)
+        project = ProjectFactory(
+            slug="one-rule", task_type=TaskType.PAIRWISE, languages=["de"], overlap=2
+        )
         choices = ("a", "b", "tie", "both_bad")
         votes_by_item: dict[str, list[dict]] = {}
         lines = []
         for n in range(60):
             # Every fourth item an exact even split, the rest at random.
-            picks = ["a", "b"] * rng.choice((1, 2)) if n % 4 == 0 else [rng.choice(choices) for _ in range(rng.choice((2, 3, 4, 5)))]
-            values = [{"choice": c, "strength": rng.choice((1, 2))} if c in "ab" else {"choice": c} for c in picks]
+            picks = (
+                ["a", "b"] * rng.choice((1, 2))
+                if n % 4 == 0
+                else [rng.choice(choices) for _ in range(rng.choice((2, 3, 4, 5)))]
+            )
+            values = [
+                {"choice": c, "strength": rng.choice((1, 2))} if c in "ab" else {"choice": c}
+                for c in picks
+            ]
             votes_by_item[f"p-{n}"] = values
-            lines.append({"external_id": f"p-{n}", "language": "de", "prompt": f"Q{n}", "response_a": f"A{n}",
-                          "response_b": f"B{n}"})
+            lines.append(
+                {
+                    "external_id": f"p-{n}",
+                    "language": "de",
+                    "prompt": f"Q{n}",
+                    "response_a": f"A{n}",
+                    "response_b": f"B{n}",
+                }
+            )
         import_items(project, lines)
         for ext, values in votes_by_item.items():
-            import_judgments(project, [{"item_external_id": ext, "rater": f"r{k}", "value": v}
-                                       for k, v in enumerate(values)])
+            import_judgments(
+                project,
+                [
+                    {"item_external_id": ext, "rater": f"r{k}", "value": v}
+                    for k, v in enumerate(values)
+                ],
+            )
         rule = LabelRule.of(project)
         agreement_labels = item_labels(project=project)
-        exported = {line["item_id"]: line for line in preference_export(project=project, exclude_ties=False).rows}
+        exported = {
+            line["item_id"]: line
+            for line in preference_export(project=project, exclude_ties=False).rows
+        }
         trained = labels_collect(project=project, parameters={})
-        trained_class = dict(zip(trained.item_ids, (trained.classes[k] for k in trained.y), strict=True))
+        trained_class = dict(
+            zip(trained.item_ids, (trained.classes[k] for k in trained.y), strict=True)
+        )
         splits = 0
         for item in Item.objects.filter(project=project):
-            values = list(Judgment.objects.filter(item=item).order_by("id").values_list("value", flat=True))
+            values = list(
+                Judgment.objects.filter(item=item).order_by("id").values_list("value", flat=True)
+            )
             want = item_label(rule=rule, votes=votes_of(rule.task_type, values))
             splits += not want.decided
             got = agreement_labels[item.pk]
-            self.assertEqual((got.value, got.agreement, got.decided), (want.value, want.agreement, want.decided),
-                             item.external_id)
+            self.assertEqual(
+                (got.value, got.agreement, got.decided),
+                (want.value, want.agreement, want.decided),
+                item.external_id,
+            )
             self.assertEqual(adjudication_needed(project=project, values=values), not want.decided)
             self.assertEqual(trained_class[item.pk], want.value["choice"])
             line = exported.get(item.external_id)
@@ -109,5 +155,8 @@ class OneRuleEverywhereTests(ApiTestCase):
                 continue
             self.assertEqual(line["tie"], want.value["choice"] == "tie", item.external_id)
             if want.value["choice"] != "tie":
-                self.assertEqual(line["chosen"], item.response_b if want.value["choice"] == "b" else item.response_a)
+                self.assertEqual(
+                    line["chosen"],
+                    item.response_b if want.value["choice"] == "b" else item.response_a,
+                )
         self.assertGreaterEqual(splits, 15)

@@ -28,35 +28,66 @@ class LeadDashboardTests(ParityTestCase):
         super().setUpTestData()
         for n in range(3):
             ItemFactory(project=cls.project, language=cls.de, external_id=f"de{n}")
-        ItemFactory(project=cls.project, language=cls.de, external_id="de-pool", status=ItemStatus.POOL, open_slots=0)
+        ItemFactory(
+            project=cls.project,
+            language=cls.de,
+            external_id="de-pool",
+            status=ItemStatus.POOL,
+            open_slots=0,
+        )
         ItemFactory(project=cls.project, language=cls.ar, external_id="ar0", language_flagged=True)
-        gold_create(project=cls.project, external_id="gold-ar", language="ar", prompt="Translate: peace",
-                    response="سلام", value={"score": 5}, explanation="Right.", actor=cls.lead)
-        judgments_import(project=cls.project, records=numbered(
-            [{"item_external_id": "ar0", "rater": f"r{k}", "value": {"score": 4}} for k in range(2)]
-        ))
+        gold_create(
+            project=cls.project,
+            external_id="gold-ar",
+            language="ar",
+            prompt="Translate: peace",
+            response="سلام",
+            value={"score": 5},
+            explanation="Right.",
+            actor=cls.lead,
+        )
+        judgments_import(
+            project=cls.project,
+            records=numbered(
+                [
+                    {"item_external_id": "ar0", "rater": f"r{k}", "value": {"score": 4}}
+                    for k in range(2)
+                ]
+            ),
+        )
         assignment = item_claim_next(evaluator=cls.alice, project=cls.project)
         judgment_submit(assignment=assignment, evaluator=cls.alice, value={"score": 3})
         Judgment.objects.filter(evaluator=cls.alice).update(too_fast=True)
         cls.carol = UserFactory(username="carol")
-        qualification_set(project=cls.project, evaluator=cls.carol, language=cls.zh,
-                          status=QualificationStatus.PENDING, actor=cls.lead)
+        qualification_set(
+            project=cls.project,
+            evaluator=cls.carol,
+            language=cls.zh,
+            status=QualificationStatus.PENDING,
+            actor=cls.lead,
+        )
 
     def test_it_counts_items_judgments_and_evaluators_per_language(self):
         overview = project_overview(project=self.project)
         rows = {row.language.tag: row for row in overview.languages}
         self.assertEqual(list(rows), ["ar", "de", "zh"])
         self.assertEqual(rows["de"].items, {"queued": 3, "pool": 1})
-        self.assertEqual((rows["ar"].items, rows["ar"].gold, rows["ar"].flagged), ({"queued": 1}, 1, 1))
+        self.assertEqual(
+            (rows["ar"].items, rows["ar"].gold, rows["ar"].flagged), ({"queued": 1}, 1, 1)
+        )
         self.assertEqual(rows["ar"].judgments, {"historical": 2})
         self.assertEqual((rows["de"].judgments, rows["de"].too_fast), ({"production": 1}, 1))
         self.assertEqual(rows["zh"].qualifications, {"pending": 1})
         self.assertEqual(rows["de"].qualifications, {"qualified": 1})
         totals = overview.totals
-        self.assertEqual((totals.item_total, totals.judgment_total, totals.gold, totals.flagged), (5, 3, 1, 1))
+        self.assertEqual(
+            (totals.item_total, totals.judgment_total, totals.gold, totals.flagged), (5, 3, 1, 1)
+        )
         self.assertEqual((overview.evaluators_total, overview.evaluators_qualified), (3, 2))
         carol = next(row for row in overview.evaluators if row.evaluator == self.carol)
-        self.assertEqual([(q.language.tag, q.status) for q in carol.qualifications], [("zh", "pending")])
+        self.assertEqual(
+            [(q.language.tag, q.status) for q in carol.qualifications], [("zh", "pending")]
+        )
 
     def test_it_shows_the_figures_to_a_lead(self):
         self.client.force_login(self.lead)
@@ -66,7 +97,9 @@ class LeadDashboardTests(ParityTestCase):
         self.assertIn("Project overview", html)
         # The German row: pool 1, queued 3 (statuses in ItemStatus order), no gold, nothing flagged.
         row = re.search(r'<code lang="de" dir="ltr">de</code></th>(.*?)</tr>', html, re.S).group(1)
-        self.assertEqual(re.findall(r'<td class="num[^"]*">(\d+)</td>', row), ["1", "3", "0", "0", "0", "0", "0"])
+        self.assertEqual(
+            re.findall(r'<td class="num[^"]*">(\d+)</td>', row), ["1", "3", "0", "0", "0", "0", "0"]
+        )
         # Evaluators by pseudonym, as on every lead page (issue 13), never by username.
         self.assertIn(self.carol.evaluator_profile.pseudonym, html)
         self.assertNotIn("carol", html)
@@ -78,12 +111,24 @@ class LeadDashboardTests(ParityTestCase):
         self.client.force_login(self.lead)
         response = self.client.get(dashboard_url())
         slug = self.project.slug
-        for name in ("annotation:lead_parity", "annotation:lead_agreement", "annotation:adjudication_queue",
-                     "annotation:tokens", "annotation:report_triage", "guidelines:lead_guideline",
-                     "guidelines:lead_gold", "guidelines:lead_rounds", "guidelines:lead_honeypots",
-                     "guidelines:lead_too_fast", "guidelines:lead_guideline_translation", "active_learning:rounds"):
+        for name in (
+            "annotation:lead_parity",
+            "annotation:lead_agreement",
+            "annotation:adjudication_queue",
+            "annotation:tokens",
+            "annotation:report_triage",
+            "guidelines:lead_guideline",
+            "guidelines:lead_gold",
+            "guidelines:lead_rounds",
+            "guidelines:lead_honeypots",
+            "guidelines:lead_too_fast",
+            "guidelines:lead_guideline_translation",
+            "active_learning:rounds",
+        ):
             self.assertContains(response, f'href="{reverse(name, args=[slug])}"', msg_prefix=name)
-        self.assertContains(response, f'href="{reverse("guidelines:lead_guideline_diff", args=[slug, "1.2.0"])}"')
+        self.assertContains(
+            response, f'href="{reverse("guidelines:lead_guideline_diff", args=[slug, "1.2.0"])}"'
+        )
         # The admin is for staff only: a lead who is not staff gets no admin links.
         self.assertNotContains(response, "/admin/")
 
@@ -93,7 +138,9 @@ class LeadDashboardTests(ParityTestCase):
         response = self.client.get(dashboard_url())
         pk = self.project.pk
         self.assertContains(response, f'href="/admin/annotation/item/?project__id__exact={pk}"')
-        self.assertContains(response, f'href="/admin/annotation/qualification/?project__id__exact={pk}"')
+        self.assertContains(
+            response, f'href="/admin/annotation/qualification/?project__id__exact={pk}"'
+        )
         self.assertContains(response, f'href="/admin/annotation/project/{pk}/change/"')
 
     def test_it_refuses_evaluators_and_outsiders(self):
@@ -102,7 +149,9 @@ class LeadDashboardTests(ParityTestCase):
             self.assertEqual(self.client.get(dashboard_url()).status_code, 403)
         self.client.logout()
         response = self.client.get(dashboard_url())
-        self.assertRedirects(response, f"/accounts/login/?next={dashboard_url()}", fetch_redirect_response=False)
+        self.assertRedirects(
+            response, f"/accounts/login/?next={dashboard_url()}", fetch_redirect_response=False
+        )
         self.client.force_login(self.lead)
         self.assertEqual(self.client.get(dashboard_url("no-such-project")).status_code, 404)
 
@@ -138,11 +187,15 @@ class LeadSubNavigationTests(ParityTestCase):
         self.assertIn(reverse("annotation:tokens", args=[slug]), links)
 
     def test_it_shows_a_senior_evaluator_only_the_adjudication_queue(self):
-        Qualification.objects.filter(evaluator=self.alice, project=self.project).update(is_senior=True)
+        Qualification.objects.filter(evaluator=self.alice, project=self.project).update(
+            is_senior=True
+        )
         self.client.force_login(self.alice)
         nav = self.subnav(reverse("annotation:adjudication_queue", args=[self.project.slug]))
-        self.assertEqual(re.findall(r'<a href="([^"]+)"', nav),
-                         [reverse("annotation:adjudication_queue", args=[self.project.slug])])
+        self.assertEqual(
+            re.findall(r'<a href="([^"]+)"', nav),
+            [reverse("annotation:adjudication_queue", args=[self.project.slug])],
+        )
 
 
 class QueueHomeLeadLinkTests(ParityTestCase):

@@ -18,11 +18,21 @@ class LeadPageTests(ParityTestCase):
     def setUpTestData(cls) -> None:
         super().setUpTestData()
         lines = []
-        for n, scores in enumerate(([4, 4, 5], [2, 3, 2], [5, 5, 5], [1, 2, 1], [3, 3, 4], [4, 5, 4])):
+        for n, scores in enumerate(
+            ([4, 4, 5], [2, 3, 2], [5, 5, 5], [1, 2, 1], [3, 3, 4], [4, 5, 4])
+        ):
             for language in (cls.de, cls.ar):
-                ItemFactory(project=cls.project, language=language, external_id=f"{language.tag}{n}")
-                lines += [{"item_external_id": f"{language.tag}{n}", "rater": f"r{k}", "value": {"score": s}}
-                          for k, s in enumerate(scores)]
+                ItemFactory(
+                    project=cls.project, language=language, external_id=f"{language.tag}{n}"
+                )
+                lines += [
+                    {
+                        "item_external_id": f"{language.tag}{n}",
+                        "rater": f"r{k}",
+                        "value": {"score": s},
+                    }
+                    for k, s in enumerate(scores)
+                ]
         judgments_import(project=cls.project, records=numbered(lines))
 
     def test_it_shows_the_parity_report_with_svg_charts_to_a_lead(self):
@@ -35,7 +45,7 @@ class LeadPageTests(ParityTestCase):
         self.assertIn("Parity report", body)
         self.assertIn('<span lang="ar" dir="rtl">ar</span>', body)
         self.assertIn("not picked by an uncertainty selector", body)
-        self.assertNotIn("<script src=\"https://", body)
+        self.assertNotIn('<script src="https://', body)
 
     def test_its_flags_and_notes_follow_the_interface_language(self):
         # A threshold no language reaches: every language is flagged for low agreement.
@@ -50,7 +60,10 @@ class LeadPageTests(ParityTestCase):
         # German and Arabic, each in the flag and its title.
         self.assertEqual(arabic.count("أقل من حدّ المشروع 0.990"), 4)
         self.assertIn("لم يخترها مُنتقٍ قائم على عدم اليقين", arabic)
-        for english_only in ("is below the project threshold", "not picked by an uncertainty selector"):
+        for english_only in (
+            "is below the project threshold",
+            "not picked by an uncertainty selector",
+        ):
             self.assertNotIn(english_only, arabic)
 
     def test_it_shows_agreement_with_a_kappa_heat_map_and_reliability_table(self):
@@ -84,7 +97,9 @@ class LeadPageTests(ParityTestCase):
             self.client.force_login(user)
             for name in ("lead_parity", "lead_agreement", "adjudication_queue"):
                 with self.subTest(user=user.username, page=name):
-                    response = self.client.get(reverse(f"annotation:{name}", args=[self.project.slug]))
+                    response = self.client.get(
+                        reverse(f"annotation:{name}", args=[self.project.slug])
+                    )
                     self.assertEqual(response.status_code, 403)
 
     def test_it_sends_anonymous_visitors_to_log_in(self):
@@ -95,7 +110,12 @@ class LeadPageTests(ParityTestCase):
     def test_it_lets_a_superuser_in(self):
         admin = UserFactory(username="root", is_superuser=True, is_staff=True)
         self.client.force_login(admin)
-        self.assertEqual(self.client.get(reverse("annotation:lead_parity", args=[self.project.slug])).status_code, 200)
+        self.assertEqual(
+            self.client.get(
+                reverse("annotation:lead_parity", args=[self.project.slug])
+            ).status_code,
+            200,
+        )
 
 
 class AdjudicationPageTests(ParityTestCase):
@@ -107,13 +127,31 @@ class AdjudicationPageTests(ParityTestCase):
         cls.senior = UserFactory(username="senior")
         qualification_grant(project=cls.duel, evaluator=cls.senior, language=cls.de, is_senior=True)
         qualification_grant(project=cls.duel, evaluator=cls.alice, language=cls.de)
-        cls.item = ItemFactory(project=cls.duel, language=cls.de, external_id="split", status=ItemStatus.ADJUDICATION,
-                               response_a="Links", response_b="Rechts")
-        judgments_import(project=cls.duel, records=numbered([
-            {"item_external_id": "split", "rater": "r1", "value": {"choice": "a", "strength": 1,
-                                                                    "comment": "A klingt natürlicher."}},
-            {"item_external_id": "split", "rater": "r2", "value": {"choice": "b", "strength": 2}},
-        ]))
+        cls.item = ItemFactory(
+            project=cls.duel,
+            language=cls.de,
+            external_id="split",
+            status=ItemStatus.ADJUDICATION,
+            response_a="Links",
+            response_b="Rechts",
+        )
+        judgments_import(
+            project=cls.duel,
+            records=numbered(
+                [
+                    {
+                        "item_external_id": "split",
+                        "rater": "r1",
+                        "value": {"choice": "a", "strength": 1, "comment": "A klingt natürlicher."},
+                    },
+                    {
+                        "item_external_id": "split",
+                        "rater": "r2",
+                        "value": {"choice": "b", "strength": 2},
+                    },
+                ]
+            ),
+        )
 
     def _url(self) -> str:
         return reverse("annotation:adjudication_item", args=[self.duel.slug, self.item.pk])
@@ -128,11 +166,16 @@ class AdjudicationPageTests(ParityTestCase):
         self.assertContains(response, '<p class="comment" lang="de" dir="auto">')
         self.assertContains(response, 'lang="de" dir="ltr">Links</div>')
         # Seniors adjudicate; the lead-only reports stay closed to them.
-        self.assertEqual(self.client.get(reverse("annotation:lead_parity", args=[self.duel.slug])).status_code, 403)
+        self.assertEqual(
+            self.client.get(reverse("annotation:lead_parity", args=[self.duel.slug])).status_code,
+            403,
+        )
 
     def test_a_translation_source_is_marked_up_in_its_own_language_as_on_the_item_card(self):
         # The demo's WMT and MLQE-PE items name their source sentence's language this way.
-        Item.objects.filter(pk=self.item.pk).update(prompt="שלום עולם", metadata={"source_language": "he"})
+        Item.objects.filter(pk=self.item.pk).update(
+            prompt="שלום עולם", metadata={"source_language": "he"}
+        )
         self.client.force_login(self.senior)
         response = self.client.get(self._url())
         self.assertContains(response, 'lang="he" dir="rtl">שלום עולם</div>')
@@ -148,11 +191,17 @@ class AdjudicationPageTests(ParityTestCase):
 
     def test_it_records_the_decision_from_the_form(self):
         self.client.force_login(self.senior)
-        response = self.client.post(self._url(), {"choice": "b", "strength": "2", "reason": "B keeps the meaning."})
-        self.assertRedirects(response, reverse("annotation:adjudication_queue", args=[self.duel.slug]))
+        response = self.client.post(
+            self._url(), {"choice": "b", "strength": "2", "reason": "B keeps the meaning."}
+        )
+        self.assertRedirects(
+            response, reverse("annotation:adjudication_queue", args=[self.duel.slug])
+        )
         final = FinalLabel.objects.get(item=self.item)
-        self.assertEqual((final.value, final.decided_by, final.reason),
-                         ({"choice": "b", "strength": 2}, self.senior, "B keeps the meaning."))
+        self.assertEqual(
+            (final.value, final.decided_by, final.reason),
+            ({"choice": "b", "strength": 2}, self.senior, "B keeps the meaning."),
+        )
         self.assertEqual(Item.objects.get(pk=self.item.pk).status, ItemStatus.FINAL)
 
     def test_it_refuses_a_decision_without_a_reason(self):

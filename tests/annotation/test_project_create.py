@@ -24,19 +24,38 @@ BODY = {"slug": "chat-sw", "task_type": "pairwise", "languages": ["sw", "de"], "
 
 class ProjectCreateServiceTests(ParityTestCase):
     def test_it_creates_a_project_led_by_the_lead_and_audits_it(self):
-        project = project_create(slug="new-one", task_type=TaskType.RATING, languages=["de", "sw"], lead=self.lead,
-                                 actor=self.lead, overlap=4, honeypot_rate=0.1)
+        project = project_create(
+            slug="new-one",
+            task_type=TaskType.RATING,
+            languages=["de", "sw"],
+            lead=self.lead,
+            actor=self.lead,
+            overlap=4,
+            honeypot_rate=0.1,
+        )
         project.refresh_from_db()
-        self.assertEqual((project.task_type, project.overlap, project.honeypot_rate), ("rating", 4, 0.1))
+        self.assertEqual(
+            (project.task_type, project.overlap, project.honeypot_rate), ("rating", 4, 0.1)
+        )
         self.assertEqual(sorted(project.languages.values_list("tag", flat=True)), ["de", "sw"])
         self.assertEqual(list(project.leads.all()), [self.lead])
-        self.assertTrue(AuditEvent.objects.filter(verb="project.create", project=project, actor=self.lead).exists())
+        self.assertTrue(
+            AuditEvent.objects.filter(
+                verb="project.create", project=project, actor=self.lead
+            ).exists()
+        )
 
     def test_a_taken_slug_is_refused_and_the_existing_project_is_untouched(self):
         before = Project.objects.filter(pk=self.project.pk).values()[0]
         with self.assertRaises(ProjectSlugTaken) as caught:
-            project_create(slug=self.project.slug, task_type=TaskType.PAIRWISE, languages=["sw"], lead=self.outsider,
-                           name="Takeover", overlap=9)
+            project_create(
+                slug=self.project.slug,
+                task_type=TaskType.PAIRWISE,
+                languages=["sw"],
+                lead=self.outsider,
+                name="Takeover",
+                overlap=9,
+            )
         self.assertEqual(caught.exception.slug, self.project.slug)
         self.assertEqual(Project.objects.filter(pk=self.project.pk).values()[0], before)
         self.assertEqual(list(self.project.leads.all()), [self.lead])
@@ -53,21 +72,34 @@ class ProjectCreateServiceTests(ParityTestCase):
             ({"colour": "red"}, "unknown project options"),
         ):
             with self.subTest(kwargs=kwargs), self.assertRaisesMessage(Exception, message):
-                project_create(**{"slug": "x", "task_type": "rating", "languages": ["de"], "lead": self.lead,
-                                  **kwargs})
+                project_create(
+                    **{
+                        "slug": "x",
+                        "task_type": "rating",
+                        "languages": ["de"],
+                        "lead": self.lead,
+                        **kwargs,
+                    }
+                )
         self.assertFalse(Project.objects.filter(slug__in=["x", "Bad Slug"]).exists())
 
     def test_the_operators_command_still_creates_or_updates(self):
-        project, created = project_create_or_update(slug=self.project.slug, task_type=TaskType.RATING,
-                                                    languages=["de"], overlap=5)
+        project, created = project_create_or_update(
+            slug=self.project.slug, task_type=TaskType.RATING, languages=["de"], overlap=5
+        )
         self.assertFalse(created)
         self.assertEqual(project.overlap, 5)
 
 
 class ProjectsTokenTests(ParityTestCase):
     def test_a_projects_token_belongs_to_no_project_and_needs_its_user(self):
-        token, raw = api_token_create(project=None, scope="projects", name="pipeline", actor=self.lead)
-        self.assertEqual((token.project, token.created_by, api_token_authenticate(raw=raw)), (None, self.lead, token))
+        token, raw = api_token_create(
+            project=None, scope="projects", name="pipeline", actor=self.lead
+        )
+        self.assertEqual(
+            (token.project, token.created_by, api_token_authenticate(raw=raw)),
+            (None, self.lead, token),
+        )
         with self.assertRaisesMessage(Exception, "belongs to no project"):
             api_token_create(project=self.project, scope="projects", actor=self.lead)
         with self.assertRaisesMessage(Exception, "needs the active user"):
@@ -79,14 +111,28 @@ class ProjectsTokenTests(ParityTestCase):
     def test_the_database_refuses_a_token_of_the_wrong_kind(self):
         for project, scope in ((self.project, "projects"), (None, "import")):
             with self.subTest(scope=scope), self.assertRaises(IntegrityError), transaction.atomic():
-                ApiToken.objects.create(project=project, scope=scope, prefix="pty_x", key_hash=scope)
+                ApiToken.objects.create(
+                    project=project, scope=scope, prefix="pty_x", key_hash=scope
+                )
 
     def test_the_command_makes_a_projects_token_for_a_user(self):
         out, err = io.StringIO(), io.StringIO()
-        call_command("create_token", "--scope", "projects", "--user", "lead", "--name", "ci", "--json", stdout=out,
-                     stderr=err)
+        call_command(
+            "create_token",
+            "--scope",
+            "projects",
+            "--user",
+            "lead",
+            "--name",
+            "ci",
+            "--json",
+            stdout=out,
+            stderr=err,
+        )
         printed = json.loads(out.getvalue())
-        self.assertEqual((printed["project"], printed["scope"], printed["user"]), (None, "projects", "lead"))
+        self.assertEqual(
+            (printed["project"], printed["scope"], printed["user"]), (None, "projects", "lead")
+        )
         token = api_token_authenticate(raw=printed["token"])
         self.assertEqual((token.project, token.created_by), (None, self.lead))
 
@@ -94,8 +140,14 @@ class ProjectsTokenTests(ParityTestCase):
         for args, message in (
             (["--scope", "projects"], "needs --user"),
             (["--scope", "projects", "--user", "nobody"], "no user"),
-            (["--scope", "projects", "--user", "lead", "--project", self.project.slug], "leave out --project"),
-            (["--scope", "import", "--user", "lead", "--project", self.project.slug], "only for --scope projects"),
+            (
+                ["--scope", "projects", "--user", "lead", "--project", self.project.slug],
+                "leave out --project",
+            ),
+            (
+                ["--scope", "import", "--user", "lead", "--project", self.project.slug],
+                "only for --scope projects",
+            ),
             (["--scope", "import"], "needs --project"),
         ):
             with self.subTest(args=args), self.assertRaisesMessage(CommandError, message):
@@ -106,7 +158,9 @@ class ProjectsTokenTests(ParityTestCase):
         self.client.force_login(self.lead)
         url = f"/p/{self.project.slug}/tokens/"
         page = self.client.get(url).content.decode()
-        self.assertEqual(sorted(re.findall(r'name="scope" value="([a-z]+)"', page)), ["export", "import", "read"])
+        self.assertEqual(
+            sorted(re.findall(r'name="scope" value="([a-z]+)"', page)), ["export", "import", "read"]
+        )
         response = self.client.post(url, {"scope": "projects", "name": "sneaky"})
         self.assertEqual(response.status_code, 400)
         self.assertFalse(ApiToken.objects.exists())
@@ -117,7 +171,9 @@ class ProjectCreateApiTests(ApiTestCase):
     def setUpTestData(cls) -> None:
         super().setUpTestData()
         cls.owner = UserFactory(username="pipeline-owner")
-        cls.projects_token = api_token_create(project=None, scope="projects", name="creator", actor=cls.owner)[1]
+        cls.projects_token = api_token_create(
+            project=None, scope="projects", name="creator", actor=cls.owner
+        )[1]
 
     def test_a_projects_token_creates_a_project_led_by_its_user(self):
         response = self.call("post", "/api/v1/projects/", body=BODY, token=self.projects_token)
@@ -138,8 +194,12 @@ class ProjectCreateApiTests(ApiTestCase):
         for token in (self.projects_token, None):
             if token is None:
                 self.client.force_login(self.lead)
-            errors = self.assertErrors(self.call("post", "/api/v1/projects/", body=body, token=token), 409,
-                                       field="slug", contains=f"'{self.project.slug}'")
+            errors = self.assertErrors(
+                self.call("post", "/api/v1/projects/", body=body, token=token),
+                409,
+                field="slug",
+                contains=f"'{self.project.slug}'",
+            )
             self.assertEqual(len(errors), 1)
         self.assertEqual(Project.objects.filter(pk=self.project.pk).values()[0], before)
         self.assertEqual(list(self.project.leads.all()), [self.lead])
@@ -148,8 +208,11 @@ class ProjectCreateApiTests(ApiTestCase):
     def test_a_token_of_another_scope_gets_403_naming_the_scope_it_needs(self):
         for scope in ("import", "export", "read"):
             with self.subTest(scope=scope):
-                self.assertErrors(self.call("post", "/api/v1/projects/", body=BODY, token=self.tokens[scope]), 403,
-                                  contains="needs a token of the scope 'projects'")
+                self.assertErrors(
+                    self.call("post", "/api/v1/projects/", body=BODY, token=self.tokens[scope]),
+                    403,
+                    contains="needs a token of the scope 'projects'",
+                )
         self.assertFalse(Project.objects.filter(slug="chat-sw").exists())
 
     def test_a_token_whose_user_is_gone_or_inactive_gets_403(self):
@@ -157,9 +220,13 @@ class ProjectCreateApiTests(ApiTestCase):
         raw = api_token_create(project=None, scope="projects", actor=gone)[1]
         gone.is_active = False
         gone.save()
-        self.assertErrors(self.call("post", "/api/v1/projects/", body=BODY, token=raw), 403, contains="inactive")
+        self.assertErrors(
+            self.call("post", "/api/v1/projects/", body=BODY, token=raw), 403, contains="inactive"
+        )
         gone.delete()
-        self.assertErrors(self.call("post", "/api/v1/projects/", body=BODY, token=raw), 403, contains="gone")
+        self.assertErrors(
+            self.call("post", "/api/v1/projects/", body=BODY, token=raw), 403, contains="gone"
+        )
         self.assertFalse(Project.objects.filter(slug="chat-sw").exists())
 
     def test_a_bad_body_answers_400_with_the_field(self):
@@ -172,13 +239,28 @@ class ProjectCreateApiTests(ApiTestCase):
             ({key: value for key, value in BODY.items() if key != "slug"}, "slug"),
         ):
             with self.subTest(body=body):
-                self.assertErrors(self.call("post", "/api/v1/projects/", body=body, token=self.projects_token), 400,
-                                  field=field)
-        self.assertErrors(self.call("post", "/api/v1/projects/", body="{not json", token=self.projects_token), 400)
-        self.assertErrors(self.call("post", "/api/v1/projects/", body={**BODY, "languages": ["??"]},
-                                    token=self.projects_token), 400, contains="not a valid BCP 47")
+                self.assertErrors(
+                    self.call("post", "/api/v1/projects/", body=body, token=self.projects_token),
+                    400,
+                    field=field,
+                )
+        self.assertErrors(
+            self.call("post", "/api/v1/projects/", body="{not json", token=self.projects_token), 400
+        )
+        self.assertErrors(
+            self.call(
+                "post",
+                "/api/v1/projects/",
+                body={**BODY, "languages": ["??"]},
+                token=self.projects_token,
+            ),
+            400,
+            contains="not a valid BCP 47",
+        )
         self.assertFalse(Project.objects.filter(slug__in=["chat-sw", "Not A Slug"]).exists())
 
     def test_a_projects_token_reaches_no_project_endpoint(self):
         self.assertErrors(self.call("get", self.url("items/"), token=self.projects_token), 404)
-        self.assertErrors(self.call("get", self.url("export/preferences/"), token=self.projects_token), 404)
+        self.assertErrors(
+            self.call("get", self.url("export/preferences/"), token=self.projects_token), 404
+        )

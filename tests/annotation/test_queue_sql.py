@@ -24,7 +24,12 @@ from annotation.queue import (
 from tests.base import ParityTestCase
 from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
-STATUSES = [ItemStatus.QUEUED] * 4 + [ItemStatus.POOL, ItemStatus.DONE, ItemStatus.ADJUDICATION, ItemStatus.FINAL]
+STATUSES = [ItemStatus.QUEUED] * 4 + [
+    ItemStatus.POOL,
+    ItemStatus.DONE,
+    ItemStatus.ADJUDICATION,
+    ItemStatus.FINAL,
+]
 # Every kind and status an assignment of an evaluator can have; calibration does not make an item "seen".
 ASSIGNMENTS = [(kind, status) for kind in AssignmentKind for status in AssignmentStatus]
 
@@ -62,10 +67,16 @@ class ClaimableRuleTests(ParityTestCase):
                 kind, status = rng.choice(ASSIGNMENTS)
                 expired = rng.random() < 0.3  # a lease past its time the sweep has not seen yet
                 Assignment.objects.create(
-                    item=item, evaluator=evaluator, project=item.project, kind=kind, status=status,
+                    item=item,
+                    evaluator=evaluator,
+                    project=item.project,
+                    kind=kind,
+                    status=status,
                     calibration_attempt_id=1 if kind == AssignmentKind.CALIBRATION else None,
                     skip_reason="cannot_judge" if status == AssignmentStatus.SKIPPED else "",
-                    lease_expires_at=now - timedelta(minutes=5) if expired else now + timedelta(minutes=5),
+                    lease_expires_at=now - timedelta(minutes=5)
+                    if expired
+                    else now + timedelta(minutes=5),
                 )
 
     def _sql_claimable(self, evaluator, language_ids: list[int]) -> list[int]:
@@ -74,8 +85,11 @@ class ClaimableRuleTests(ParityTestCase):
             cursor.execute(
                 f"SELECT i.id FROM {queue_sql.ITEM} i WHERE i.language_id IN ({placeholders}) "
                 f"AND {queue_sql.CLAIMABLE} ORDER BY i.priority DESC, i.id",
-                {"project": self.project.pk, "evaluator": evaluator.pk,
-                 **{f"language_{n}": pk for n, pk in enumerate(language_ids)}},
+                {
+                    "project": self.project.pk,
+                    "evaluator": evaluator.pk,
+                    **{f"language_{n}": pk for n, pk in enumerate(language_ids)},
+                },
             )
             return [row[0] for row in cursor.fetchall()]
 
@@ -85,8 +99,9 @@ class ClaimableRuleTests(ParityTestCase):
             for language_ids in ([self.de.pk], [self.ar.pk], [self.zh.pk], languages):
                 with self.subTest(evaluator=evaluator.username, languages=language_ids):
                     orm = list(
-                        _claimable_items(evaluator=evaluator, project=self.project, language_ids=language_ids)
-                        .values_list("id", flat=True)
+                        _claimable_items(
+                            evaluator=evaluator, project=self.project, language_ids=language_ids
+                        ).values_list("id", flat=True)
                     )
                     self.assertEqual(orm, self._sql_claimable(evaluator, language_ids))
         # The fixture is varied enough to mean something: some claimable, many not.
@@ -98,8 +113,11 @@ class ClaimableRuleTests(ParityTestCase):
             for language_ids in ([self.de.pk], [self.ar.pk], [self.de.pk, self.ar.pk, self.zh.pk]):
                 with self.subTest(evaluator=evaluator.username, languages=language_ids):
                     first = (
-                        _claimable_items(evaluator=evaluator, project=self.project, language_ids=language_ids)
-                        .select_related("language").first()
+                        _claimable_items(
+                            evaluator=evaluator, project=self.project, language_ids=language_ids
+                        )
+                        .select_related("language")
+                        .first()
                     )
                     params = {"project": self.project.pk, "evaluator": evaluator.pk}
                     with connection.cursor() as cursor:
@@ -107,7 +125,9 @@ class ClaimableRuleTests(ParityTestCase):
                         self.assertEqual(best, first.language_id if first else None)
                         if first is None:
                             continue
-                        cursor.execute(queue_sql.candidate_sql(skip_locked=True), {**params, "language": best})
+                        cursor.execute(
+                            queue_sql.candidate_sql(skip_locked=True), {**params, "language": best}
+                        )
                         self.assertEqual(cursor.fetchone()[0], first.pk)
 
     def test_the_counts_an_evaluator_sees_are_what_claims_hand_out(self):
@@ -119,10 +139,15 @@ class ClaimableRuleTests(ParityTestCase):
         Assignment.objects.filter(evaluator=self.carla, status=AssignmentStatus.LEASED).update(
             status=AssignmentStatus.SUBMITTED
         )
-        counts = {c.language.pk: c.waiting for c in queue_counts(evaluator=self.carla, project=self.project)}
+        counts = {
+            c.language.pk: c.waiting
+            for c in queue_counts(evaluator=self.carla, project=self.project)
+        }
         self.assertTrue(all(counts.values()), counts)
         claimed = {self.de.pk: 0, self.ar.pk: 0}
-        while (assignment := item_claim_next(evaluator=self.carla, project=self.project)) is not None:
+        while (
+            assignment := item_claim_next(evaluator=self.carla, project=self.project)
+        ) is not None:
             Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED)
             claimed[assignment.item.language_id] += 1
         self.assertEqual(counts, claimed)

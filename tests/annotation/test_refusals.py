@@ -20,13 +20,17 @@ class SessionExpiryTests(EvaluatorPagesTestCase):
         assignment = self.claim(self.alice, self.project, "de")
         self.client.logout()
         response = self.client.post(
-            submit_url(assignment.pk), {"score": "4", "comment": "Gut"},
-            HTTP_HX_CURRENT_URL="http://testserver" + work_url(self.project, "de"), **HTMX,
+            submit_url(assignment.pk),
+            {"score": "4", "comment": "Gut"},
+            HTTP_HX_CURRENT_URL="http://testserver" + work_url(self.project, "de"),
+            **HTMX,
         )
         # Not the login form nested in the card, and not next=<a POST-only URL> (a 405 after login).
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.content, b"")
-        self.assertEqual(response["HX-Redirect"], LOGIN + "?next=%2Fp%2Fmt-rating%2Fwork%2F%3Flanguage%3Dde")
+        self.assertEqual(
+            response["HX-Redirect"], LOGIN + "?next=%2Fp%2Fmt-rating%2Fwork%2F%3Flanguage%3Dde"
+        )
         self.assertFalse(Judgment.objects.exists())
         # Logging in there brings back the same card (the live lease).
         self.client.force_login(self.alice)
@@ -37,18 +41,27 @@ class SessionExpiryTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         self.client.logout()
-        response = self.client.post(submit_url(assignment.pk), {"score": "4"},
-                                    HTTP_HX_CURRENT_URL="https://evil.example/p/", **HTMX)
+        response = self.client.post(
+            submit_url(assignment.pk),
+            {"score": "4"},
+            HTTP_HX_CURRENT_URL="https://evil.example/p/",
+            **HTMX,
+        )
         self.assertEqual(response["HX-Redirect"], LOGIN + "?next=%2F")
 
     def test_a_plain_form_post_without_a_session_returns_to_the_page_it_came_from(self):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         self.client.logout()
-        response = self.client.post(submit_url(assignment.pk), {"score": "4"},
-                                    HTTP_REFERER="http://testserver" + work_url(self.project, "de"))
+        response = self.client.post(
+            submit_url(assignment.pk),
+            {"score": "4"},
+            HTTP_REFERER="http://testserver" + work_url(self.project, "de"),
+        )
         self.assertEqual(response.status_code, 302)
-        self.assertEqual(response["Location"], LOGIN + "?next=%2Fp%2Fmt-rating%2Fwork%2F%3Flanguage%3Dde")
+        self.assertEqual(
+            response["Location"], LOGIN + "?next=%2Fp%2Fmt-rating%2Fwork%2F%3Flanguage%3Dde"
+        )
 
 
 class CsrfFailureTests(EvaluatorPagesTestCase):
@@ -59,11 +72,17 @@ class CsrfFailureTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         self.client.cookies.clear()
-        response = self.client.post(submit_url(assignment.pk), {"score": "4"},
-                                    HTTP_HX_CURRENT_URL="http://testserver" + work_url(self.project, "de"),
-                                    HTTP_X_CSRFTOKEN="stale-token-from-the-page", **HTMX)
+        response = self.client.post(
+            submit_url(assignment.pk),
+            {"score": "4"},
+            HTTP_HX_CURRENT_URL="http://testserver" + work_url(self.project, "de"),
+            HTTP_X_CSRFTOKEN="stale-token-from-the-page",
+            **HTMX,
+        )
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(response["HX-Redirect"], LOGIN + "?next=%2Fp%2Fmt-rating%2Fwork%2F%3Flanguage%3Dde")
+        self.assertEqual(
+            response["HX-Redirect"], LOGIN + "?next=%2Fp%2Fmt-rating%2Fwork%2F%3Flanguage%3Dde"
+        )
         self.assertEqual(Assignment.objects.get(pk=assignment.pk).status, AssignmentStatus.LEASED)
 
     def test_an_htmx_submit_with_only_the_csrf_cookie_gone_reloads_the_page(self):
@@ -78,8 +97,11 @@ class CsrfFailureTests(EvaluatorPagesTestCase):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
         self.client.cookies.clear()
-        response = self.client.post(submit_url(assignment.pk), {"score": "4"},
-                                    HTTP_REFERER="http://testserver" + work_url(self.project, "de"))
+        response = self.client.post(
+            submit_url(assignment.pk),
+            {"score": "4"},
+            HTTP_REFERER="http://testserver" + work_url(self.project, "de"),
+        )
         self.assertContains(response, "The form expired", status_code=403)
         self.assertContains(response, 'class="topbar"', status_code=403)
         self.assertContains(response, 'href="/p/mt-rating/work/?language=de"', status_code=403)
@@ -92,8 +114,10 @@ class ErrorPageTests(EvaluatorPagesTestCase):
         self.assertEqual(response.status_code, 403)
         self.assertContains(response, 'class="topbar"', status_code=403)
         self.assertContains(response, "Back to your queues", status_code=403)
-        german = self.client.get(reverse("annotation:lead_dashboard", args=[self.project.slug]),
-                                 HTTP_ACCEPT_LANGUAGE="de")
+        german = self.client.get(
+            reverse("annotation:lead_dashboard", args=[self.project.slug]),
+            HTTP_ACCEPT_LANGUAGE="de",
+        )
         self.assertContains(german, '<html lang="de"', status_code=403)
         self.assertContains(german, "Zurück zu Ihren Warteschlangen", status_code=403)
 
@@ -128,8 +152,14 @@ class StaleCardTests(EvaluatorPagesTestCase):
     def test_a_card_skipped_in_another_tab_is_a_conflict_with_the_way_on(self):
         ItemFactory.create_batch(2, project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
-        self.client.post(reverse("annotation:assignment_skip", args=[assignment.pk]), {"reason": "cannot_judge"}, **HTMX)
-        response = self.client.post(submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX)
+        self.client.post(
+            reverse("annotation:assignment_skip", args=[assignment.pk]),
+            {"reason": "cannot_judge"},
+            **HTMX,
+        )
+        response = self.client.post(
+            submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX
+        )
         self.assertContains(response, "You skipped this item.", status_code=409)
         self.assertContains(response, "Next item", status_code=409)
         self.assertContains(response, 'id="card-messages"', status_code=409)
@@ -137,7 +167,9 @@ class StaleCardTests(EvaluatorPagesTestCase):
     def test_after_the_last_item_it_says_saved_without_promising_a_next_one(self):
         ItemFactory(project=self.project, language=self.de)
         assignment = self.claim(self.alice, self.project, "de")
-        response = self.client.post(submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX)
+        response = self.client.post(
+            submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX
+        )
         self.assertContains(response, "Saved.")
         self.assertNotContains(response, "Here is the next item")
         self.assertContains(response, "Nothing is waiting for you in")

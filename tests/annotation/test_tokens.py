@@ -15,7 +15,9 @@ from tests.base import ParityTestCase
 
 class TokenServiceTests(ParityTestCase):
     def test_only_a_hash_of_the_token_is_stored(self):
-        token, raw = api_token_create(project=self.project, scope="import", name="nightly", actor=self.lead)
+        token, raw = api_token_create(
+            project=self.project, scope="import", name="nightly", actor=self.lead
+        )
         self.assertTrue(raw.startswith("pty_"))
         self.assertGreaterEqual(len(raw), 40)
         self.assertEqual(token.key_hash, hashlib.sha256(raw.encode()).hexdigest())
@@ -41,8 +43,17 @@ class TokenServiceTests(ParityTestCase):
 class CreateTokenCommandTests(ParityTestCase):
     def test_it_prints_a_working_token_once(self):
         out, err = io.StringIO(), io.StringIO()
-        call_command("create_token", "--project", self.project.slug, "--scope", "import", "--name", "ci", stdout=out,
-                     stderr=err)
+        call_command(
+            "create_token",
+            "--project",
+            self.project.slug,
+            "--scope",
+            "import",
+            "--name",
+            "ci",
+            stdout=out,
+            stderr=err,
+        )
         raw = out.getvalue().strip()
         token = api_token_authenticate(raw=raw)
         self.assertEqual((token.project, token.scope, token.name), (self.project, "import", "ci"))
@@ -91,6 +102,11 @@ class TokenPageTests(ParityTestCase):
         token, _raw = api_token_create(project=self.project, scope="read")
         self.client.force_login(self.alice)
         self.assertEqual(self.client.get(f"/p/{self.project.slug}/tokens/").status_code, 403)
-        self.assertEqual(self.client.post(f"/p/{self.project.slug}/tokens/", {"scope": "export"}).status_code, 403)
-        self.assertEqual(self.client.post(f"/p/{self.project.slug}/tokens/{token.pk}/revoke/").status_code, 403)
+        self.assertEqual(
+            self.client.post(f"/p/{self.project.slug}/tokens/", {"scope": "export"}).status_code,
+            403,
+        )
+        self.assertEqual(
+            self.client.post(f"/p/{self.project.slug}/tokens/{token.pk}/revoke/").status_code, 403
+        )
         self.assertEqual(ApiToken.objects.filter(revoked_at__isnull=True).count(), 1)

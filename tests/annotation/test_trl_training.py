@@ -67,8 +67,9 @@ def tiny_tokenizer(*datasets: Any) -> Any:
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     texts = [text for data in datasets for text in _texts(data)]
     tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>",
-                                   eos_token="</s>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>", eos_token="</s>"
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -76,9 +77,18 @@ def tiny_tokenizer(*datasets: Any) -> Any:
 def tiny_config(tokenizer: Any, **extra: Any) -> Any:
     from transformers import GPT2Config
 
-    return GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      bos_token_id=tokenizer.eos_token_id, initializer_range=0.002, **extra)
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        initializer_range=0.002,
+        **extra,
+    )
 
 
 def first_loss(trainer: Any) -> float:
@@ -92,25 +102,46 @@ def first_loss(trainer: Any) -> float:
 
 
 def training_args(config_class: Any, output_dir: str) -> Any:
-    return config_class(output_dir=output_dir, max_steps=1, per_device_train_batch_size=2, report_to=[],
-                        use_cpu=True, logging_steps=1, save_strategy="no", eval_strategy="no",
-                        disable_tqdm=True, seed=0, dataloader_num_workers=0)
+    return config_class(
+        output_dir=output_dir,
+        max_steps=1,
+        per_device_train_batch_size=2,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
 
 
 def pair_item(n: int, language: str = "de", **extra: Any) -> dict[str, Any]:
-    return {"external_id": f"p-{n}", "language": language, "prompt": f"Frage {n} bitte kurz?",
-            "response_a": f"Antwort {n} ist richtig und klar", "response_b": f"Antwort {n} falsch",
-            "model_a": "alpha", "model_b": "beta", **extra}
+    return {
+        "external_id": f"p-{n}",
+        "language": language,
+        "prompt": f"Frage {n} bitte kurz?",
+        "response_a": f"Antwort {n} ist richtig und klar",
+        "response_b": f"Antwort {n} falsch",
+        "model_a": "alpha",
+        "model_b": "beta",
+        **extra,
+    }
 
 
 def choices(external_id: str, *picks: tuple[str, int]) -> list[dict[str, Any]]:
-    return [{"item_external_id": external_id, "rater": f"r{k}", "value": {"choice": c, "strength": s}}
-            for k, (c, s) in enumerate(picks)]
+    return [
+        {"item_external_id": external_id, "rater": f"r{k}", "value": {"choice": c, "strength": s}}
+        for k, (c, s) in enumerate(picks)
+    ]
 
 
 def scores(external_id: str, *values: int) -> list[dict[str, Any]]:
-    return [{"item_external_id": external_id, "rater": f"r{k}", "value": {"score": v}}
-            for k, v in enumerate(values)]
+    return [
+        {"item_external_id": external_id, "rater": f"r{k}", "value": {"score": v}}
+        for k, v in enumerate(values)
+    ]
 
 
 # Rating responses on a 0–100 scale: (external id, language, prompt id, response, scores).
@@ -128,24 +159,53 @@ class TrlTrainingTests(ApiTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        cls.pairs = ProjectFactory(slug="chat-pairs", task_type=TaskType.PAIRWISE, languages=["de", "sw"],
-                                   overlap=3)
-        cls.ratings = ProjectFactory(slug="mt-scores", task_type=TaskType.RATING, languages=["de", "sw"],
-                                     overlap=2, schema={"scale": {"min": 0, "max": 100}})
+        cls.pairs = ProjectFactory(
+            slug="chat-pairs", task_type=TaskType.PAIRWISE, languages=["de", "sw"], overlap=3
+        )
+        cls.ratings = ProjectFactory(
+            slug="mt-scores",
+            task_type=TaskType.RATING,
+            languages=["de", "sw"],
+            overlap=2,
+            schema={"scale": {"min": 0, "max": 100}},
+        )
         cls.pair_token = api_token_create(project=cls.pairs, scope="export")[1]
         cls.rating_token = api_token_create(project=cls.ratings, scope="export")[1]
-        conversation = [{"role": "user", "content": "Hallo"}, {"role": "assistant", "content": "Hallo wie bitte"},
-                        {"role": "user", "content": "Frage 3 bitte kurz?"}]
-        import_items(cls.pairs, [pair_item(n) for n in range(3)]
-                     + [pair_item(3, metadata={"conversation": conversation}), pair_item(4, "sw")])
-        import_judgments(cls.pairs, choices("p-0", ("a", 2), ("a", 2), ("a", 2))
-                         + choices("p-1", ("b", 1), ("b", 1), ("a", 1))
-                         + choices("p-2", ("a", 1), ("a", 1), ("a", 1))
-                         + choices("p-3", ("b", 2), ("b", 2), ("b", 2))
-                         + choices("p-4", ("a", 2), ("a", 1), ("a", 2)))
-        import_items(cls.ratings, [{"external_id": eid, "language": lang, "prompt_id": pid, "prompt": f"Übersetze {pid}",
-                                    "response": text, "model": "gamma"} for eid, lang, pid, text, _ in RATINGS])
-        import_judgments(cls.ratings, [line for eid, *_, values in RATINGS for line in scores(eid, *values)])
+        conversation = [
+            {"role": "user", "content": "Hallo"},
+            {"role": "assistant", "content": "Hallo wie bitte"},
+            {"role": "user", "content": "Frage 3 bitte kurz?"},
+        ]
+        import_items(
+            cls.pairs,
+            [pair_item(n) for n in range(3)]
+            + [pair_item(3, metadata={"conversation": conversation}), pair_item(4, "sw")],
+        )
+        import_judgments(
+            cls.pairs,
+            choices("p-0", ("a", 2), ("a", 2), ("a", 2))
+            + choices("p-1", ("b", 1), ("b", 1), ("a", 1))
+            + choices("p-2", ("a", 1), ("a", 1), ("a", 1))
+            + choices("p-3", ("b", 2), ("b", 2), ("b", 2))
+            + choices("p-4", ("a", 2), ("a", 1), ("a", 2)),
+        )
+        import_items(
+            cls.ratings,
+            [
+                {
+                    "external_id": eid,
+                    "language": lang,
+                    "prompt_id": pid,
+                    "prompt": f"Übersetze {pid}",
+                    "response": text,
+                    "model": "gamma",
+                }
+                for eid, lang, pid, text, _ in RATINGS
+            ],
+        )
+        import_judgments(
+            cls.ratings, [line for eid, *_, values in RATINGS for line in scores(eid, *values)]
+        )
 
     def setUp(self) -> None:
         super().setUp()
@@ -161,11 +221,15 @@ class TrlTrainingTests(ApiTestCase):
         import datasets
 
         token = self.pair_token if project_slug == "chat-pairs" else self.rating_token
-        response = self.call("get", f"/api/v1/projects/{project_slug}/export/preferences/?{query}", token=token)
+        response = self.call(
+            "get", f"/api/v1/projects/{project_slug}/export/preferences/?{query}", token=token
+        )
         self.assertEqual(response.status_code, 200, getattr(response, "content", b"")[:300])
         path = self.tmp / f"{project_slug}-{abs(hash(query))}.jsonl"
         path.write_bytes(b"".join(response.streaming_content))
-        return datasets.load_dataset("json", data_files=str(path), cache_dir=str(self.tmp / "cache"), split="train")
+        return datasets.load_dataset(
+            "json", data_files=str(path), cache_dir=str(self.tmp / "cache"), split="train"
+        )
 
     def dpo_loss(self, data: Any) -> float:
         from transformers import GPT2LMHeadModel
@@ -173,9 +237,13 @@ class TrlTrainingTests(ApiTestCase):
 
         tokenizer = tiny_tokenizer(data)
         model = GPT2LMHeadModel(tiny_config(tokenizer))
-        trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model),
-                             args=training_args(DPOConfig, str(self.tmp / "dpo")), train_dataset=data,
-                             processing_class=tokenizer)
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=copy.deepcopy(model),
+            args=training_args(DPOConfig, str(self.tmp / "dpo")),
+            train_dataset=data,
+            processing_class=tokenizer,
+        )
         return first_loss(trainer)
 
     def reward_loss(self, data: Any) -> float:
@@ -184,8 +252,12 @@ class TrlTrainingTests(ApiTestCase):
 
         tokenizer = tiny_tokenizer(data)
         model = GPT2ForSequenceClassification(tiny_config(tokenizer, num_labels=1))
-        trainer = RewardTrainer(model=model, args=training_args(RewardConfig, str(self.tmp / "reward")),
-                                train_dataset=data, processing_class=tokenizer)
+        trainer = RewardTrainer(
+            model=model,
+            args=training_args(RewardConfig, str(self.tmp / "reward")),
+            train_dataset=data,
+            processing_class=tokenizer,
+        )
         return first_loss(trainer)
 
     def kto_loss(self, data: Any) -> float:
@@ -194,13 +266,21 @@ class TrlTrainingTests(ApiTestCase):
 
         tokenizer = tiny_tokenizer(data)
         model = GPT2LMHeadModel(tiny_config(tokenizer))
-        trainer = KTOTrainer(model=model, ref_model=copy.deepcopy(model),
-                             args=training_args(KTOConfig, str(self.tmp / "kto")), train_dataset=data,
-                             processing_class=tokenizer)
+        trainer = KTOTrainer(
+            model=model,
+            ref_model=copy.deepcopy(model),
+            args=training_args(KTOConfig, str(self.tmp / "kto")),
+            train_dataset=data,
+            processing_class=tokenizer,
+        )
         return first_loss(trainer)
 
     def test_it_trains_one_dpo_step_on_every_pair_export_at_ln2(self):
-        for slug, style in (("chat-pairs", "standard"), ("chat-pairs", "conversational"), ("mt-scores", "standard")):
+        for slug, style in (
+            ("chat-pairs", "standard"),
+            ("chat-pairs", "conversational"),
+            ("mt-scores", "standard"),
+        ):
             with self.subTest(project=slug, style=style):
                 data = self.export(slug, f"style={style}")
                 self.assertNotIn("margin", data.column_names)

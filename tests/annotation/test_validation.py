@@ -29,8 +29,10 @@ class TextCleanTests(SimpleTestCase):
         self.assertEqual(text_clean("a\r\nb", field="note", max_chars=100), "a\nb")
 
     def test_it_keeps_imported_whitespace(self):
-        self.assertEqual(text_clean(f"  {DECOMPOSED}\r\n", field="response", max_chars=100, strip=False),
-                         f"  {COMPOSED}\r\n")
+        self.assertEqual(
+            text_clean(f"  {DECOMPOSED}\r\n", field="response", max_chars=100, strip=False),
+            f"  {COMPOSED}\r\n",
+        )
 
     def test_it_refuses_bad_text_naming_the_field_and_the_rule(self):
         cases = {
@@ -54,41 +56,82 @@ class TextCleanTests(SimpleTestCase):
 
 class CommentAndReasonTests(ParityTestCase):
     def test_a_judgment_comment_is_nfc_like_every_other_text(self):
-        clean = judgment_value_validate(task_type="rating", schema=self.project.schema,
-                                        value={"score": 3, "comment": f" {DECOMPOSED} "})
+        clean = judgment_value_validate(
+            task_type="rating",
+            schema=self.project.schema,
+            value={"score": 3, "comment": f" {DECOMPOSED} "},
+        )
         self.assertEqual(clean["comment"], COMPOSED)
         with self.assertRaisesMessage(ValidationError, "comment: must be a string"):
-            judgment_value_validate(task_type="rating", schema=self.project.schema, value={"score": 3, "comment": 3})
+            judgment_value_validate(
+                task_type="rating", schema=self.project.schema, value={"score": 3, "comment": 3}
+            )
         with self.assertRaisesMessage(ValidationError, "comment: contains a NUL character"):
-            judgment_value_validate(task_type="rating", schema=self.project.schema,
-                                    value={"score": 3, "comment": "a\x00"})
+            judgment_value_validate(
+                task_type="rating",
+                schema=self.project.schema,
+                value={"score": 3, "comment": "a\x00"},
+            )
 
     def test_an_adjudication_reason_is_nfc_and_keeps_its_messages(self):
-        item = ItemFactory(project=self.project, language=self.de, status=ItemStatus.ADJUDICATION, open_slots=0)
+        item = ItemFactory(
+            project=self.project, language=self.de, status=ItemStatus.ADJUDICATION, open_slots=0
+        )
         with self.assertRaisesMessage(ValidationError, "reason: say why this is the final label."):
             adjudication_decide(item=item, user=self.lead, value={"score": 2}, reason=None)
         with self.assertRaisesMessage(ValidationError, "reason: at most 5000 characters of text."):
             adjudication_decide(item=item, user=self.lead, value={"score": 2}, reason="a\x00")
-        final = adjudication_decide(item=item, user=self.lead, value={"score": 2}, reason=DECOMPOSED)
+        final = adjudication_decide(
+            item=item, user=self.lead, value={"score": 2}, reason=DECOMPOSED
+        )
         self.assertEqual(final.reason, COMPOSED)
 
     def test_gold_and_guideline_text_use_the_same_rule(self):
-        gold = gold_create(project=self.project, external_id="g1", language="de", value={"score": 4},
-                           explanation=f"{DECOMPOSED}\r\n", response="Antwort")
+        gold = gold_create(
+            project=self.project,
+            external_id="g1",
+            language="de",
+            value={"score": 4},
+            explanation=f"{DECOMPOSED}\r\n",
+            response="Antwort",
+        )
         self.assertEqual(gold.explanation, COMPOSED)
         with self.assertRaisesMessage(ValidationError, "explanation: contains a NUL character"):
-            gold_create(project=self.project, external_id="g2", language="de", value={"score": 4},
-                        explanation="a\x00", response="Antwort")
-        version = guideline_publish(project=self.project, body=f"# {DECOMPOSED}\r\n", changelog="", actor=self.lead)
+            gold_create(
+                project=self.project,
+                external_id="g2",
+                language="de",
+                value={"score": 4},
+                explanation="a\x00",
+                response="Antwort",
+            )
+        version = guideline_publish(
+            project=self.project, body=f"# {DECOMPOSED}\r\n", changelog="", actor=self.lead
+        )
         self.assertEqual(version.body, f"# {COMPOSED}")
 
     def test_an_imported_gold_explanation_is_cleaned_like_a_typed_one(self):
-        items_import(project=self.project, records=[(1, {
-            "external_id": "g3", "language": "de", "response": "Antwort",
-            "gold": {"value": {"score": 4}, "explanation": f"  {DECOMPOSED}\n"},
-        })])
+        items_import(
+            project=self.project,
+            records=[
+                (
+                    1,
+                    {
+                        "external_id": "g3",
+                        "language": "de",
+                        "response": "Antwort",
+                        "gold": {"value": {"score": 4}, "explanation": f"  {DECOMPOSED}\n"},
+                    },
+                )
+            ],
+        )
         self.assertEqual(self.project.items.get(external_id="g3").gold.explanation, COMPOSED)
         with self.assertRaises(ImportRejected) as caught:
-            items_import(project=self.project, records=[(1, {"external_id": 5, "language": "de", "response": "x"})])
-        self.assertEqual((caught.exception.errors[0].field, caught.exception.errors[0].message),
-                         ("external_id", "must be a string"))
+            items_import(
+                project=self.project,
+                records=[(1, {"external_id": 5, "language": "de", "response": "x"})],
+            )
+        self.assertEqual(
+            (caught.exception.errors[0].field, caught.exception.errors[0].message),
+            ("external_id", "must be a string"),
+        )

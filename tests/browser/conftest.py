@@ -53,7 +53,9 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) or set PARITY_CHROMIUM.")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) or set PARITY_CHROMIUM."
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -66,7 +68,10 @@ def make_page(browser: Browser, live_server) -> Iterator[Callable[..., Page]]:
 
     def make(*, width: int = DESKTOP["width"], height: int = DESKTOP["height"], **options) -> Page:
         context = browser.new_context(
-            viewport={"width": width, "height": height}, base_url=live_server.url, locale="en-US", **options
+            viewport={"width": width, "height": height},
+            base_url=live_server.url,
+            locale="en-US",
+            **options,
         )
         context.set_default_timeout(15_000)
         contexts.append(context)

@@ -24,9 +24,10 @@ from tests.browser.conftest import PASSWORD, log_in, screenshot
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 def _interface(page: Page, live_server, language: str) -> None:
-    page.context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": live_server.url}])
+    page.context.add_cookies(
+        [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": live_server.url}]
+    )
 
 
 def _walk(page: Page, live_server, axe: Callable[..., list[dict]], language: str) -> dict:
@@ -35,7 +36,9 @@ def _walk(page: Page, live_server, axe: Callable[..., list[dict]], language: str
 
     def check(name: str) -> None:
         page.wait_for_load_state("load")
-        expect(page.locator("html")).to_have_attribute("lang", "zh-hans" if language == "zh-hans" else language)
+        expect(page.locator("html")).to_have_attribute(
+            "lang", "zh-hans" if language == "zh-hans" else language
+        )
         violations = axe(page)
         if violations:
             found[f"{name} ({page.url})"] = violations
@@ -100,14 +103,23 @@ def _walk(page: Page, live_server, axe: Callable[..., list[dict]], language: str
         ("parity", reverse("annotation:lead_parity", args=["mlqe-da"])),
         ("agreement", reverse("annotation:lead_agreement", args=["wmt23-sxs"])),
         ("adjudication queue", reverse("annotation:adjudication_queue", args=["wmt23-sxs"])),
-        ("adjudication item", reverse("annotation:adjudication_item", args=["wmt23-sxs", waiting.pk])),
+        (
+            "adjudication item",
+            reverse("annotation:adjudication_item", args=["wmt23-sxs", waiting.pk]),
+        ),
         ("API tokens", reverse("annotation:tokens", args=["mlqe-da"])),
         ("user reports", reverse("annotation:report_triage", args=["mlqe-da"])),
         ("guideline editor", reverse("guidelines:lead_guideline", args=["udhr-labels"])),
-        ("guideline diff", reverse("guidelines:lead_guideline_diff", args=["udhr-labels", "1.0.0"])),
+        (
+            "guideline diff",
+            reverse("guidelines:lead_guideline_diff", args=["udhr-labels", "1.0.0"]),
+        ),
         ("gold items", reverse("guidelines:lead_gold", args=["udhr-labels"])),
         ("calibration rounds", reverse("guidelines:lead_rounds", args=["udhr-labels"])),
-        ("calibration round", reverse("guidelines:lead_round", args=["udhr-labels", calibration_round.pk])),
+        (
+            "calibration round",
+            reverse("guidelines:lead_round", args=["udhr-labels", calibration_round.pk]),
+        ),
         ("honeypots", reverse("guidelines:lead_honeypots", args=["mlqe-da"])),
         ("too fast", reverse("guidelines:lead_too_fast", args=["mlqe-da"])),
         ("active-learning rounds", reverse("active_learning:rounds", args=["mlqe-pool"])),
@@ -135,7 +147,9 @@ def _report(found: dict) -> str:
         lines.append(name)
         for v in violations:
             lines.append(f"  {v['impact']} {v['id']}: {v['help']}")
-            lines.extend(f"    {n['target']}: {n['summary'].splitlines()[-1].strip()}" for n in v["nodes"])
+            lines.extend(
+                f"    {n['target']}: {n['summary'].splitlines()[-1].strip()}" for n in v["nodes"]
+            )
     return "\n".join(lines)
 
 

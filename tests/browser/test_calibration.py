@@ -25,41 +25,93 @@ from tests.factories import ItemFactory, ProjectFactory, UserFactory, language
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-GUIDELINE_EN = "# Rating translations\n\nRate **adequacy** first: does the Arabic say what the English says?\n"
-GUIDELINE_AR = "# تقييم الترجمات\n\nقيّم **الدقة** أولاً: هل يقول النص العربي ما يقوله النص الإنجليزي؟\n"
+GUIDELINE_EN = (
+    "# Rating translations\n\nRate **adequacy** first: does the Arabic say what the English says?\n"
+)
+GUIDELINE_AR = (
+    "# تقييم الترجمات\n\nقيّم **الدقة** أولاً: هل يقول النص العربي ما يقوله النص الإنجليزي؟\n"
+)
 # (English source, Arabic response, gold score, explanation)
 GOLD = [
     ("All human beings are born free.", "يولد جميع الناس أحرارًا.", 5, "Faithful and fluent: a 5."),
-    ("The cat sits on the mat.", "الكلب نائم في الحديقة.", 1, "A different sentence altogether: a 1."),
-    ("Good morning, everyone.", "صباح الخير.", 3, "Drops 'everyone': adequate but incomplete, a 3."),
+    (
+        "The cat sits on the mat.",
+        "الكلب نائم في الحديقة.",
+        1,
+        "A different sentence altogether: a 1.",
+    ),
+    (
+        "Good morning, everyone.",
+        "صباح الخير.",
+        3,
+        "Drops 'everyone': adequate but incomplete, a 3.",
+    ),
 ]
 PRODUCTION = ["لكل فرد الحق في الحياة والحرية.", "التعليم حق للجميع."]
 
 
 def _setup():
-    schema = schema_validate(task_type=TaskType.RATING, schema={
-        "scale": {"min": 1, "max": 5, "labels": {"1": "unusable", "3": "acceptable", "5": "perfect"}}})
-    project = ProjectFactory(slug="calib-ar", name="Arabic MT", task_type=TaskType.RATING, languages=["ar"],
-                             schema=schema)
+    schema = schema_validate(
+        task_type=TaskType.RATING,
+        schema={
+            "scale": {
+                "min": 1,
+                "max": 5,
+                "labels": {"1": "unusable", "3": "acceptable", "5": "perfect"},
+            }
+        },
+    )
+    project = ProjectFactory(
+        slug="calib-ar",
+        name="Arabic MT",
+        task_type=TaskType.RATING,
+        languages=["ar"],
+        schema=schema,
+    )
     lead = UserFactory(username="lead")
     project.leads.add(lead)
     version = guideline_publish(project=project, body=GUIDELINE_EN, actor=lead)
-    guideline_translation_save(project=project, version=version, language="ar", body=GUIDELINE_AR, actor=lead)
+    guideline_translation_save(
+        project=project, version=version, language="ar", body=GUIDELINE_AR, actor=lead
+    )
     arabic = language("ar")
     layla = UserFactory(username="layla")
     evaluator_language_add(user=layla, language=arabic)
-    qualification_set(project=project, evaluator=layla, language=arabic, status=QualificationStatus.PENDING)
+    qualification_set(
+        project=project, evaluator=layla, language=arabic, status=QualificationStatus.PENDING
+    )
     gold_ids = []
     for n, (source, response, score, why) in enumerate(GOLD):
-        gold = gold_create(project=project, external_id=f"gold-{n}", language="ar", prompt=source, prompt_language="en",
-                           response=response, value={"score": score}, explanation=why, actor=lead)
+        gold = gold_create(
+            project=project,
+            external_id=f"gold-{n}",
+            language="ar",
+            prompt=source,
+            prompt_language="en",
+            response=response,
+            value={"score": score},
+            explanation=why,
+            actor=lead,
+        )
         gold_ids.append(gold.item.pk)
     for n, text in enumerate(PRODUCTION):
-        ItemFactory(project=project, language=arabic, prompt="Translate", response=text, external_id=f"p-{n}",
-                    metadata={"prompt_language": "en"})
-    calibration_round = calibration_round_create(project=project, language="ar", pass_mark=1.0,
-                                                 cooldown_seconds=2, gold_item_ids=gold_ids,
-                                                 name="Arabic calibration", actor=lead)
+        ItemFactory(
+            project=project,
+            language=arabic,
+            prompt="Translate",
+            response=text,
+            external_id=f"p-{n}",
+            metadata={"prompt_language": "en"},
+        )
+    calibration_round = calibration_round_create(
+        project=project,
+        language="ar",
+        pass_mark=1.0,
+        cooldown_seconds=2,
+        gold_item_ids=gold_ids,
+        name="Arabic calibration",
+        actor=lead,
+    )
     calibration_round_open(calibration_round=calibration_round, actor=lead)
     return project, layla
 
@@ -74,7 +126,9 @@ def _answer_round(page: Page, *, right: bool, shot: str, keyboard: bool = False)
         assert response.get_attribute("lang") == "ar"
         assert response.evaluate("el => getComputedStyle(el).direction") == "rtl"
         # The English source keeps its own direction.
-        assert page.locator(".text.prompt").evaluate("el => getComputedStyle(el).direction") == "ltr"
+        assert (
+            page.locator(".text.prompt").evaluate("el => getComputedStyle(el).direction") == "ltr"
+        )
         # Nothing of the gold answer before answering.
         assert why not in page.content()
         expect(page.locator("#gold-answer")).to_have_count(0)
@@ -95,7 +149,9 @@ def _answer_round(page: Page, *, right: bool, shot: str, keyboard: bool = False)
         expect(page.locator("#your-answer")).to_contain_text(str(answer))
         expect(page.locator("#gold-answer")).to_contain_text(str(score))
         expect(page.locator("#explanation")).to_have_text(why)
-        expect(page.locator("#your-answer .verdict")).to_contain_text("right" if right else "not right")
+        expect(page.locator("#your-answer .verdict")).to_contain_text(
+            "right" if right else "not right"
+        )
         if n == 0:
             screenshot(page, f"{shot}-feedback")
         page.click("#next")
@@ -143,7 +199,9 @@ class CalibrationBrowserTests:
         screenshot(page, "calibration-then-production")
         assignment = Assignment.objects.get(evaluator=layla, status="leased")
         assert assignment.kind == AssignmentKind.PRODUCTION
-        assert Assignment.objects.filter(evaluator=layla, kind=AssignmentKind.CALIBRATION).count() == 6
+        assert (
+            Assignment.objects.filter(evaluator=layla, kind=AssignmentKind.CALIBRATION).count() == 6
+        )
 
     def test_a_lead_previews_publishes_and_reads_the_round_report(self, page: Page):
         project, layla = _setup()
@@ -151,7 +209,10 @@ class CalibrationBrowserTests:
         log_in(page, "lead")
         page.goto(f"/p/{project.slug}/lead/guideline/")
         # The preview follows the text as the lead types (htmx), sanitised.
-        page.fill("#id_body", GUIDELINE_EN + "\nNever **guess**. <img src=x onerror=\"document.title='x'\">\n")
+        page.fill(
+            "#id_body",
+            GUIDELINE_EN + "\nNever **guess**. <img src=x onerror=\"document.title='x'\">\n",
+        )
         expect(page.locator("#preview strong", has_text="guess")).to_be_visible()
         assert page.locator("#preview img").get_attribute("onerror") is None
         page.fill("#id_changelog", "Do not guess.")
@@ -170,8 +231,12 @@ class CalibrationBrowserTests:
         attempt = calibration_attempt_start(calibration_round=lead_round, evaluator=layla)
         while (step := calibration_step_next(attempt=attempt)) is not None:
             score = step.assignment.item.gold.value["score"]
-            calibration_answer(attempt=attempt, assignment=step.assignment, evaluator=layla,
-                               value={"score": 5 if score == 3 else score})
+            calibration_answer(
+                attempt=attempt,
+                assignment=step.assignment,
+                evaluator=layla,
+                value={"score": 5 if score == 3 else score},
+            )
         page.goto(f"/p/{project.slug}/lead/calibration/{lead_round.pk}/")
         expect(page.locator(".attempts")).to_contain_text("#1: 2/3 (67%) failed")
         first_row = page.locator(".item-stats tbody tr").first

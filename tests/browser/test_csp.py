@@ -35,7 +35,12 @@ class CspBrowserTests:
         lead = UserFactory(username="lead", is_staff=True, is_superuser=True)
         project.leads.add(lead)
         for n in range(2):
-            ItemFactory(project=project, language=language("de"), response=f"{UDHR_DE} {n}", external_id=f"c{n}")
+            ItemFactory(
+                project=project,
+                language=language("de"),
+                response=f"{UDHR_DE} {n}",
+                external_id=f"c{n}",
+            )
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
         page.context.add_init_script(COLLECT)
@@ -49,8 +54,17 @@ class CspBrowserTests:
         page.keyboard.press("4")
         page.context.clear_cookies()
         log_in(page, "lead")
-        for path in ("/p/csp/lead/", "/p/csp/lead/gold/", "/p/csp/lead/calibration/", "/p/csp/lead/al/",
-                     "/p/csp/parity/", "/p/csp/items/", "/p/csp/tokens/", "/admin/", "/api/v1/docs/"):
+        for path in (
+            "/p/csp/lead/",
+            "/p/csp/lead/gold/",
+            "/p/csp/lead/calibration/",
+            "/p/csp/lead/al/",
+            "/p/csp/parity/",
+            "/p/csp/items/",
+            "/p/csp/tokens/",
+            "/admin/",
+            "/api/v1/docs/",
+        ):
             found += violations(page, path, console)
         response = page.goto("/")
         assert "script-src 'self'" in (response.headers.get("content-security-policy") or "")

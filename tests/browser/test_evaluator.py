@@ -37,7 +37,11 @@ def rating_project(slug: str, tags: list[str]):
     schema = schema_validate(
         task_type=TaskType.RATING,
         schema={
-            "scale": {"min": 1, "max": 5, "labels": {"1": "unusable", "3": "acceptable", "5": "perfect"}},
+            "scale": {
+                "min": 1,
+                "max": 5,
+                "labels": {"1": "unusable", "3": "acceptable", "5": "perfect"},
+            },
             "issues": ["mistranslation", "wrong_language", "unsafe"],
         },
     )
@@ -62,8 +66,17 @@ class EvaluatorBrowserTests:
     def test_it_works_three_items_with_the_keyboard_only(self, page: Page):
         project = rating_project("keyboard", ["de"])
         alice = evaluator("alice", project, "de")
-        for n, text in enumerate([UDHR_DE, "Die Katze sitzt auf der Matte.", "Guten Morgen!\n\n  Eingerückt."]):
-            ItemFactory(project=project, language=language("de"), prompt=UDHR_EN, metadata=EN_PROMPT, response=text, priority=3 - n)
+        for n, text in enumerate(
+            [UDHR_DE, "Die Katze sitzt auf der Matte.", "Guten Morgen!\n\n  Eingerückt."]
+        ):
+            ItemFactory(
+                project=project,
+                language=language("de"),
+                prompt=UDHR_EN,
+                metadata=EN_PROMPT,
+                response=text,
+                priority=3 - n,
+            )
 
         log_in(page, "alice")
         expect(page.get_by_role("heading", name="Your queues")).to_be_visible()
@@ -115,8 +128,15 @@ class EvaluatorBrowserTests:
         project = ProjectFactory(slug="pairs", task_type=TaskType.PAIRWISE, languages=["de"])
         alice = evaluator("alice", project, "de")
         for n in range(2):
-            ItemFactory(project=project, language=language("de"), prompt=UDHR_EN, metadata=EN_PROMPT, priority=2 - n,
-                        response_a=UDHR_DE, response_b="Alle Menschen frei geboren sind.")
+            ItemFactory(
+                project=project,
+                language=language("de"),
+                prompt=UDHR_EN,
+                metadata=EN_PROMPT,
+                priority=2 - n,
+                response_a=UDHR_DE,
+                response_b="Alle Menschen frei geboren sind.",
+            )
         log_in(page, "alice")
         page.goto(f"/p/{project.slug}/work/?language=de")
         card_id = page.get_attribute("#card", "data-assignment")
@@ -138,7 +158,13 @@ class EvaluatorBrowserTests:
     def test_an_arabic_response_is_right_to_left_in_any_interface(self, page: Page):
         project = rating_project("arabic", ["ar"])
         evaluator("bashir", project, "ar")
-        ItemFactory(project=project, language=language("ar"), prompt=UDHR_EN, metadata=EN_PROMPT, response=UDHR_AR)
+        ItemFactory(
+            project=project,
+            language=language("ar"),
+            prompt=UDHR_EN,
+            metadata=EN_PROMPT,
+            response=UDHR_AR,
+        )
         log_in(page, "bashir")
         page.goto(f"/p/{project.slug}/work/?language=ar")
         response = page.locator("#response")
@@ -157,7 +183,10 @@ class EvaluatorBrowserTests:
         screenshot(page, "arabic-item-english-interface")
 
         prompt = page.locator(".text.prompt")
-        assert (prompt.get_attribute("lang"), prompt.evaluate("el => getComputedStyle(el).direction")) == ("en", "ltr")
+        assert (
+            prompt.get_attribute("lang"),
+            prompt.evaluate("el => getComputedStyle(el).direction"),
+        ) == ("en", "ltr")
 
         # Switch the interface to Arabic: the page turns right to left; the item's texts keep
         # their own directions.
@@ -172,7 +201,13 @@ class EvaluatorBrowserTests:
     def test_a_chinese_item_renders_its_glyphs(self, page: Page):
         project = rating_project("chinese", ["zh"])
         evaluator("mei", project, "zh")
-        ItemFactory(project=project, language=language("zh"), prompt=UDHR_EN, metadata=EN_PROMPT, response=UDHR_ZH)
+        ItemFactory(
+            project=project,
+            language=language("zh"),
+            prompt=UDHR_EN,
+            metadata=EN_PROMPT,
+            response=UDHR_ZH,
+        )
         log_in(page, "mei")
         page.goto(f"/p/{project.slug}/work/?language=zh")
         response = page.locator("#response")
@@ -195,8 +230,14 @@ class EvaluatorBrowserTests:
     def test_a_phone_shows_both_pairwise_responses_stacked(self, make_page):
         project = ProjectFactory(slug="pairs-phone", task_type=TaskType.PAIRWISE, languages=["ar"])
         evaluator("bashir", project, "ar")
-        ItemFactory(project=project, language=language("ar"), prompt=UDHR_EN, metadata=EN_PROMPT, response_a=UDHR_AR,
-                    response_b="يولد الناس أحرار. " * 3)
+        ItemFactory(
+            project=project,
+            language=language("ar"),
+            prompt=UDHR_EN,
+            metadata=EN_PROMPT,
+            response_a=UDHR_AR,
+            response_b="يولد الناس أحرار. " * 3,
+        )
         page = make_page(**PHONE, is_mobile=True, has_touch=True)
         log_in(page, "bashir")
         page.goto(f"/p/{project.slug}/work/?language=ar")
@@ -217,13 +258,28 @@ class EvaluatorBrowserTests:
 
     def test_it_rates_on_a_hundred_point_slider_and_revises_from_my_judgments(self, page: Page):
         # The MLQE-PE direct-assessment scale: 0–100.
-        schema = schema_validate(task_type=TaskType.RATING, schema={
-            "scale": {"min": 0, "max": 100, "labels": {"0": "nonsense", "50": "some meaning", "100": "perfect"}},
-            "issues": ["mistranslation", "omission"],
-        })
-        project = ProjectFactory(slug="mlqe-da", task_type=TaskType.RATING, languages=["de"], schema=schema)
+        schema = schema_validate(
+            task_type=TaskType.RATING,
+            schema={
+                "scale": {
+                    "min": 0,
+                    "max": 100,
+                    "labels": {"0": "nonsense", "50": "some meaning", "100": "perfect"},
+                },
+                "issues": ["mistranslation", "omission"],
+            },
+        )
+        project = ProjectFactory(
+            slug="mlqe-da", task_type=TaskType.RATING, languages=["de"], schema=schema
+        )
         alice = evaluator("alice", project, "de")
-        ItemFactory(project=project, language=language("de"), prompt=UDHR_EN, metadata=EN_PROMPT, response=UDHR_DE)
+        ItemFactory(
+            project=project,
+            language=language("de"),
+            prompt=UDHR_EN,
+            metadata=EN_PROMPT,
+            response=UDHR_DE,
+        )
         log_in(page, "alice")
         page.goto(f"/p/{project.slug}/work/?language=de")
         # Not set until set: the slider has no thumb and says so.
@@ -254,5 +310,10 @@ class EvaluatorBrowserTests:
         expect(page.get_by_text("Saved as revision 2.")).to_be_visible()
         expect(page.locator(".history tbody tr")).to_have_count(2)
         screenshot(page, "revise-history")
-        revisions = list(Judgment.objects.filter(assignment=judgment.assignment).order_by("revision"))
-        assert [(j.value.get("score"), j.is_current) for j in revisions] == [(70, False), (100, True)]
+        revisions = list(
+            Judgment.objects.filter(assignment=judgment.assignment).order_by("revision")
+        )
+        assert [(j.value.get("score"), j.is_current) for j in revisions] == [
+            (70, False),
+            (100, True),
+        ]

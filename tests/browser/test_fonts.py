@@ -81,7 +81,9 @@ def dejavu_browser(browser: Browser, tmp_path_factory) -> Iterator[Browser]:
         encoding="utf-8",
     )
     bare = browser.browser_type.launch(
-        executable_path=CHROMIUM, args=CHROMIUM_ARGS, env={**os.environ, "FONTCONFIG_FILE": str(config)}
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        env={**os.environ, "FONTCONFIG_FILE": str(config)},
     )
     yield bare
     bare.close()
@@ -97,8 +99,12 @@ def dejavu_page(dejavu_browser: Browser, live_server) -> Iterator[Page]:
 
 def _udhr_texts() -> list[dict[str, str]]:
     return [
-        {"id": line["external_id"], "lang": line["language"], "dir": language_describe(line["language"])[2],
-         "text": line["response"]}
+        {
+            "id": line["external_id"],
+            "lang": line["language"],
+            "dir": language_describe(line["language"])[2],
+            "text": line["response"],
+        }
         for line in udhr_items()
     ]
 
@@ -127,7 +133,14 @@ class ShippedFontsBrowserTests:
             if code in ("fa", "bn", "ja", "zh-hans", "ru"):
                 screenshot(dejavu_page, f"fonts-interface-{code}-dejavu-only", full_page=False)
             text = dejavu_page.evaluate("document.body.innerText")
-            texts.append({"id": code, "lang": code, "dir": dejavu_page.evaluate("document.dir"), "text": text})
+            texts.append(
+                {
+                    "id": code,
+                    "lang": code,
+                    "dir": dejavu_page.evaluate("document.dir"),
+                    "text": text,
+                }
+            )
         result = dejavu_page.evaluate(_FIND_TOFU, texts)
         assert result["boxes"] == {}, f"drawn as empty boxes: {result['boxes']}"
 
@@ -135,8 +148,11 @@ class ShippedFontsBrowserTests:
         fetched: list[tuple[str, int]] = []
         dejavu_page.on(
             "requestfinished",
-            lambda r: fetched.append((r.url.rsplit("/", 1)[-1], r.sizes()["responseBodySize"]))
-            if r.url.endswith(".woff2") else None,
+            lambda r: (
+                fetched.append((r.url.rsplit("/", 1)[-1], r.sizes()["responseBodySize"]))
+                if r.url.endswith(".woff2")
+                else None
+            ),
         )
         # The login page shows English, and the language menu names each language in its
         # own script (Arabic, Hebrew, Devanagari, Bengali, Cyrillic, Chinese, Japanese).
@@ -144,21 +160,38 @@ class ShippedFontsBrowserTests:
         dejavu_page.evaluate("document.fonts.ready.then(() => true)")
         english = [name for name, _ in fetched]
         assert any(name.startswith("noto-sans-latin-") for name in english), english
-        unseen = ("noto-sans-ethiopic", "noto-serif-tibetan", "noto-sans-khmer", "noto-sans-thai", "noto-sans-kr-",
-                  "noto-sans-tamil", "noto-sans-myanmar")
+        unseen = (
+            "noto-sans-ethiopic",
+            "noto-serif-tibetan",
+            "noto-sans-khmer",
+            "noto-sans-thai",
+            "noto-sans-kr-",
+            "noto-sans-tamil",
+            "noto-sans-myanmar",
+        )
         assert not [name for name in english if name.startswith(unseen)], english
-        cjk = [name for name in english if name.startswith(("noto-sans-sc-", "noto-sans-jp-", "noto-sans-tc-"))]
+        cjk = [
+            name
+            for name in english
+            if name.startswith(("noto-sans-sc-", "noto-sans-jp-", "noto-sans-tc-"))
+        ]
         assert 0 < len(cjk) < 10, cjk  # a few of the ~420 CJK slices
         # A Japanese interface draws its Han with the Japanese face.
         fetched.clear()
-        dejavu_page.context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": "ja", "url": live_server.url}])
+        dejavu_page.context.add_cookies(
+            [{"name": settings.LANGUAGE_COOKIE_NAME, "value": "ja", "url": live_server.url}]
+        )
         dejavu_page.goto("/accounts/login/")
         dejavu_page.evaluate("document.fonts.ready.then(() => true)")
         japanese = [name for name, _ in fetched]
         assert any(name.startswith("noto-sans-jp-") for name in japanese), japanese
-        assert not [name for name in japanese if name.startswith(("noto-sans-kr-", "noto-sans-tc-"))], japanese
-        print(f"English login page: {len(english)} font files; Japanese after it: {len(japanese)} more, "
-              f"{sum(size for _, size in fetched):,} bytes")
+        assert not [
+            name for name in japanese if name.startswith(("noto-sans-kr-", "noto-sans-tc-"))
+        ], japanese
+        print(
+            f"English login page: {len(english)} font files; Japanese after it: {len(japanese)} more, "
+            f"{sum(size for _, size in fetched):,} bytes"
+        )
 
     def test_it_draws_han_in_each_cjk_language_s_own_forms(self, dejavu_page: Page):
         # 直, 骨 and 返 differ visibly between the Japanese, Korean, Simplified and Traditional

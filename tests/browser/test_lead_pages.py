@@ -23,20 +23,38 @@ JAPANESE = "すべての人間は、生まれながらにして自由であり�
 
 
 def _setup() -> None:
-    schema = schema_validate(task_type=TaskType.LABELS, schema={"labels": ["correct", "wrong_language"]})
-    project = ProjectFactory(slug="udhr", name="UDHR Article 1 check", task_type=TaskType.LABELS,
-                             languages=["ar", "ja", "de"], schema=schema)
+    schema = schema_validate(
+        task_type=TaskType.LABELS, schema={"labels": ["correct", "wrong_language"]}
+    )
+    project = ProjectFactory(
+        slug="udhr",
+        name="UDHR Article 1 check",
+        task_type=TaskType.LABELS,
+        languages=["ar", "ja", "de"],
+        schema=schema,
+    )
     lead = UserFactory(username="lead")
     project.leads.add(lead)
-    guideline_publish(project=project, body="# Check the language\n\nIs it **your** language?", actor=lead)
+    guideline_publish(
+        project=project, body="# Check the language\n\nIs it **your** language?", actor=lead
+    )
     ItemFactory(project=project, language=language("ar"), response=ARABIC, external_id="udhr-arb")
     ItemFactory(project=project, language=language("ja"), response=JAPANESE, external_id="udhr-jpn")
-    gold_create(project=project, external_id="gold-ja", language="ja", response=JAPANESE,
-                value={"labels": ["correct"]}, explanation="The Japanese text.", actor=lead)
+    gold_create(
+        project=project,
+        external_id="gold-ja",
+        language="ja",
+        response=JAPANESE,
+        value={"labels": ["correct"]},
+        explanation="The Japanese text.",
+        actor=lead,
+    )
 
 
 def _no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
 
 
@@ -48,9 +66,13 @@ class LeadPagesBrowserTests:
         expect(page.locator("h1")).to_have_text("Project overview")
         screenshot(page, "lead-browser-dashboard")
         nav = page.locator("nav.lead-subnav")
-        for label, heading in (("Gold items", "Gold items"), ("Active learning", "Active-learning rounds"),
-                               ("Parity", "Parity report"), ("Calibration", "Calibration rounds"),
-                               ("Overview", "Project overview")):
+        for label, heading in (
+            ("Gold items", "Gold items"),
+            ("Active learning", "Active-learning rounds"),
+            ("Parity", "Parity report"),
+            ("Calibration", "Calibration rounds"),
+            ("Overview", "Project overview"),
+        ):
             nav.get_by_role("link", name=label, exact=True).click()
             expect(page.locator("h1")).to_have_text(heading)
             expect(nav.locator("[aria-current=page]")).to_have_text(label)
@@ -64,8 +86,14 @@ class LeadPagesBrowserTests:
         page = make_page(**PHONE)
         log_in(page, "lead")
         page.context.add_cookies([{"name": "django_language", "value": "ar", "url": page.url}])
-        for path in ("/p/udhr/lead/", "/p/udhr/lead/gold/", "/p/udhr/lead/calibration/", "/p/udhr/lead/al/",
-                     "/p/udhr/parity/", "/"):
+        for path in (
+            "/p/udhr/lead/",
+            "/p/udhr/lead/gold/",
+            "/p/udhr/lead/calibration/",
+            "/p/udhr/lead/al/",
+            "/p/udhr/parity/",
+            "/",
+        ):
             page.goto(path)
             assert page.locator("html").get_attribute("dir") == "rtl"
             _no_sideways_scroll(page)
@@ -82,15 +110,30 @@ class LeadPagesBrowserTests:
         screenshot(page, "lead-browser-dashboard-ar-phone")
 
     def test_a_lead_adjudicates_on_a_hundred_point_slider(self, page: Page):
-        schema = schema_validate(task_type=TaskType.RATING, schema={"scale": {"min": 0, "max": 100}})
-        project = ProjectFactory(slug="da", task_type=TaskType.RATING, languages=["de"], schema=schema)
+        schema = schema_validate(
+            task_type=TaskType.RATING, schema={"scale": {"min": 0, "max": 100}}
+        )
+        project = ProjectFactory(
+            slug="da", task_type=TaskType.RATING, languages=["de"], schema=schema
+        )
         lead = UserFactory(username="lead")
         project.leads.add(lead)
-        item = ItemFactory(project=project, language=language("de"), external_id="split", status=ItemStatus.ADJUDICATION,
-                           response="Alle Menschen sind frei und gleich an Würde und Rechten geboren.")
-        judgments_import(project=project, records=numbered([
-            {"item_external_id": "split", "rater": f"r{k}", "value": {"score": score}}
-            for k, score in enumerate((10, 55, 95))]))
+        item = ItemFactory(
+            project=project,
+            language=language("de"),
+            external_id="split",
+            status=ItemStatus.ADJUDICATION,
+            response="Alle Menschen sind frei und gleich an Würde und Rechten geboren.",
+        )
+        judgments_import(
+            project=project,
+            records=numbered(
+                [
+                    {"item_external_id": "split", "rater": f"r{k}", "value": {"score": score}}
+                    for k, score in enumerate((10, 55, 95))
+                ]
+            ),
+        )
         log_in(page, "lead")
         page.goto(f"/p/da/adjudication/{item.pk}/")
         # The slider and the number field move together here too (parity.js), and no key
@@ -101,7 +144,9 @@ class LeadPagesBrowserTests:
         assert page.locator("[data-score-range]").input_value() == "64"
         expect(page.locator("form kbd")).to_have_count(0)
         screenshot(page, "lead-adjudication-slider")
-        page.locator("textarea[name=reason]").fill("The middle reading: the translation keeps most of the meaning.")
+        page.locator("textarea[name=reason]").fill(
+            "The middle reading: the translation keeps most of the meaning."
+        )
         page.get_by_role("button", name="Record final label").click()
         expect(page.locator("h1")).to_be_visible()
         assert FinalLabel.objects.get(item=item).value["score"] == 64

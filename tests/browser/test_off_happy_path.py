@@ -25,9 +25,16 @@ HI = "सभी मनुष्यों को गौरव और अधिक
 
 
 def rating_setup(slug: str = "rate"):
-    schema = schema_validate(task_type=TaskType.RATING, schema={
-        "scale": {"min": 1, "max": 5}, "issues": [{"id": "mistranslation", "name": "Mistranslation"}, "code_switching"]})
-    project = ProjectFactory(slug=slug, name="UDHR rating", task_type=TaskType.RATING, languages=["de"], schema=schema)
+    schema = schema_validate(
+        task_type=TaskType.RATING,
+        schema={
+            "scale": {"min": 1, "max": 5},
+            "issues": [{"id": "mistranslation", "name": "Mistranslation"}, "code_switching"],
+        },
+    )
+    project = ProjectFactory(
+        slug=slug, name="UDHR rating", task_type=TaskType.RATING, languages=["de"], schema=schema
+    )
     lead = UserFactory(username="lead")
     project.leads.add(lead)
     guideline_publish(project=project, body="# Rate the translation\n\n5 is perfect.", actor=lead)
@@ -35,8 +42,14 @@ def rating_setup(slug: str = "rate"):
     qualification_grant(project=project, evaluator=alice, language=language("de"))
     guideline_acknowledge(project=project, evaluator=alice, version="1.0.0")
     for n in range(3):
-        ItemFactory(project=project, language=language("de"), response=f"{DE} ({n})", prompt="Article 1",
-                    metadata={"prompt_language": "en"}, priority=3 - n)
+        ItemFactory(
+            project=project,
+            language=language("de"),
+            response=f"{DE} ({n})",
+            prompt="Article 1",
+            metadata={"prompt_language": "en"},
+            priority=3 - n,
+        )
     return project
 
 
@@ -45,7 +58,9 @@ class RefusalBrowserTests:
         rating_setup()
         log_in(page, "alice")
         page.goto("/p/rate/work/?language=de")
-        expect(page.locator("aside.guideline h1, aside.guideline .guideline-body")).not_to_have_count(0)
+        expect(
+            page.locator("aside.guideline h1, aside.guideline .guideline-body")
+        ).not_to_have_count(0)
         # A modified client sends a score outside the scale.
         page.evaluate("document.querySelector('input[name=score][value=\"5\"]').value = '9'")
         page.locator("input[name=score][value='9']").check(force=True)
@@ -67,11 +82,19 @@ class RefusalBrowserTests:
         rating_setup()
         log_in(page, "alice")
         page.goto("/p/rate/work/?language=de")
-        page.route("**/assignments/*/submit/", lambda route: route.fulfill(
-            status=403, content_type="text/html", body="<!doctype html><html><body><h1>403 Forbidden</h1></body></html>"))
+        page.route(
+            "**/assignments/*/submit/",
+            lambda route: route.fulfill(
+                status=403,
+                content_type="text/html",
+                body="<!doctype html><html><body><h1>403 Forbidden</h1></body></html>",
+            ),
+        )
         page.locator("label.point", has_text="4").click()
         page.locator("button.primary", has_text="Submit").click()
-        expect(page.locator("#card-messages .error")).to_contain_text("The server could not take this")
+        expect(page.locator("#card-messages .error")).to_contain_text(
+            "The server could not take this"
+        )
         expect(page.get_by_text("403 Forbidden")).to_have_count(0)
         expect(page.locator("form.judgment")).to_have_count(1)
 
@@ -94,17 +117,24 @@ class ExpiredSessionBrowserTests:
         page.click("form.stack button[type=submit]")
         page.wait_for_url("**/p/rate/work/?language=de")
         assert page.get_attribute("#card", "data-assignment") == card
-        expect(page.locator("textarea[name=comment]")).to_have_value("„Würde“ fehlt fast — bitte prüfen")
+        expect(page.locator("textarea[name=comment]")).to_have_value(
+            "„Würde“ fehlt fast — bitte prüfen"
+        )
         expect(page.locator("input[name=score][value='4']")).to_be_checked()
         expect(page.locator("input[name=issues][value=mistranslation]")).to_be_checked()
         expect(page.locator("#card-messages [data-draft-restored]")).to_have_text(
-            "What you entered before is back: check it and submit.")
+            "What you entered before is back: check it and submit."
+        )
         screenshot(page, shot)
         # Submitting now stores exactly what was typed before the session ran out, and the draft goes.
         page.keyboard.press("Enter")
         expect(page.locator("#card-messages .notice")).to_contain_text("Saved.")
         judgment = Judgment.objects.get(assignment_id=int(card))
-        assert judgment.value == {"score": 4, "issues": ["mistranslation"], "comment": "„Würde“ fehlt fast — bitte prüfen"}
+        assert judgment.value == {
+            "score": 4,
+            "issues": ["mistranslation"],
+            "comment": "„Würde“ fehlt fast — bitte prüfen",
+        }
         page.wait_for_function(f"() => localStorage.getItem('parity:draft:{card}') === null")
 
     def test_an_expired_session_returns_to_the_same_card_with_the_draft(self, page: Page):
@@ -131,7 +161,9 @@ class ExpiredSessionBrowserTests:
         first = page.get_attribute("#card", "data-assignment")
         page.keyboard.press("3")
         page.keyboard.press("Enter")
-        expect(page.locator("#card-messages .notice")).to_contain_text("Saved. Here is the next item.")
+        expect(page.locator("#card-messages .notice")).to_contain_text(
+            "Saved. Here is the next item."
+        )
         page.get_by_role("link", name="My judgments").click()
         page.go_back()
         page.wait_for_selector("#card[data-assignment]")
@@ -139,14 +171,30 @@ class ExpiredSessionBrowserTests:
 
 
 class PairwiseDiffBrowserTests:
-    def test_d_highlights_word_differences_and_both_responses_are_keyboard_readable(self, page: Page):
-        project = ProjectFactory(slug="pair", name="UDHR pairwise", task_type=TaskType.PAIRWISE, languages=["de", "zh"])
+    def test_d_highlights_word_differences_and_both_responses_are_keyboard_readable(
+        self, page: Page
+    ):
+        project = ProjectFactory(
+            slug="pair", name="UDHR pairwise", task_type=TaskType.PAIRWISE, languages=["de", "zh"]
+        )
         alice = UserFactory(username="alice")
         qualification_grant(project=project, evaluator=alice, language=language("de"))
         long_a = DE + " " + (DE + " ") * 12 + "Sie sind mit Vernunft begabt."
-        long_b = DE.replace("Rechten", "Recht") + " " + (DE + " ") * 12 + "Sie sind mit Vernunft und Gewissen begabt."
-        ItemFactory(project=project, language=language("de"), prompt="Article 1", metadata={"prompt_language": "en"},
-                    response="", response_a=long_a, response_b=long_b)
+        long_b = (
+            DE.replace("Rechten", "Recht")
+            + " "
+            + (DE + " ") * 12
+            + "Sie sind mit Vernunft und Gewissen begabt."
+        )
+        ItemFactory(
+            project=project,
+            language=language("de"),
+            prompt="Article 1",
+            metadata={"prompt_language": "en"},
+            response="",
+            response_a=long_a,
+            response_b=long_b,
+        )
         log_in(page, "alice")
         page.goto("/p/pair/work/?language=de")
         a, b = page.locator("#response-a"), page.locator("#response-b")
@@ -154,14 +202,19 @@ class PairwiseDiffBrowserTests:
         page.keyboard.press("d")
         expect(b.locator("mark.diff-added")).to_have_text(["Recht", "und Gewissen"])
         expect(a.locator("mark.diff-removed")).to_have_text(["Rechten"])
-        assert a.text_content() == long_a and b.text_content() == long_b  # the text itself is untouched
+        assert (
+            a.text_content() == long_a and b.text_content() == long_b
+        )  # the text itself is untouched
         expect(page.locator("[data-diff-toggle]")).to_have_attribute("aria-pressed", "true")
         screenshot(page, "pairwise-diff", full_page=False)
         # Both clipped boxes take focus and scroll by keyboard to their last word.
         for box in (a, b):
             box.focus()
             page.keyboard.press("End")
-            page.wait_for_function("el => el.scrollTop + el.clientHeight >= el.scrollHeight - 2", arg=box.element_handle())
+            page.wait_for_function(
+                "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 2",
+                arg=box.element_handle(),
+            )
         page.keyboard.press("d")
         expect(b.locator("mark")).to_have_count(0)
 
@@ -169,8 +222,13 @@ class PairwiseDiffBrowserTests:
         project = ProjectFactory(slug="pair-zh", task_type=TaskType.PAIRWISE, languages=["zh"])
         carol = UserFactory(username="carol")
         qualification_grant(project=project, evaluator=carol, language=language("zh"))
-        ItemFactory(project=project, language=language("zh"), response="", response_a=ZH,
-                    response_b=ZH.replace("一律平等", "完全平等"))
+        ItemFactory(
+            project=project,
+            language=language("zh"),
+            response="",
+            response_a=ZH,
+            response_b=ZH.replace("一律平等", "完全平等"),
+        )
         log_in(page, "carol")
         page.goto("/p/pair-zh/work/?language=zh")
         page.keyboard.press("d")
@@ -203,14 +261,23 @@ class MajorVersionBrowserTests:
 
 class ItemBrowserBrowserTests:
     def test_the_lead_browses_items_each_in_its_own_script(self, page: Page):
-        project = ProjectFactory(slug="udhr", name="UDHR Article 1", task_type=TaskType.RATING,
-                                 languages=["ar", "de", "hi", "ja", "zh"])
+        project = ProjectFactory(
+            slug="udhr",
+            name="UDHR Article 1",
+            task_type=TaskType.RATING,
+            languages=["ar", "de", "hi", "ja", "zh"],
+        )
         lead = UserFactory(username="lead")
         project.leads.add(lead)
         for tag, text in (("ar", AR), ("de", DE), ("hi", HI), ("ja", JA), ("zh", ZH)):
-            ItemFactory(project=project, language=language(tag), external_id=f"udhr-{tag}", response=text,
-                        prompt="All human beings are born free and equal in dignity and rights.",
-                        metadata={"prompt_language": "en"})
+            ItemFactory(
+                project=project,
+                language=language(tag),
+                external_id=f"udhr-{tag}",
+                response=text,
+                prompt="All human beings are born free and equal in dignity and rights.",
+                metadata={"prompt_language": "en"},
+            )
         log_in(page, "lead")
         page.goto("/p/udhr/items/?page_size=10")
         expect(page.locator("table.items tbody tr")).to_have_count(5)
@@ -219,7 +286,9 @@ class ItemBrowserBrowserTests:
         screenshot(page, "item-browser")
         page.fill("#f-q", "自由")
         page.locator("#f-q").press("Enter")
-        expect(page.locator("table.items tbody tr")).to_have_count(2)  # Chinese and Japanese share the word
+        expect(page.locator("table.items tbody tr")).to_have_count(
+            2
+        )  # Chinese and Japanese share the word
         page.get_by_role("link", name="udhr-zh").click()
         expect(page.locator("h1")).to_have_text("udhr-zh")
 
@@ -244,7 +313,9 @@ class UndoBrowserTests:
         assert Assignment.objects.filter(status=AssignmentStatus.LEASED).count() == 1
         page.keyboard.press("5")
         page.keyboard.press("Enter")
-        expect(page.locator("#card-messages .notice")).to_contain_text("Saved. Here is the next item.")
+        expect(page.locator("#card-messages .notice")).to_contain_text(
+            "Saved. Here is the next item."
+        )
         assert Judgment.objects.get(assignment_id=int(first)).value == {"score": 5}
 
 
@@ -263,11 +334,19 @@ UNREACHABLE_SCROLLERS = """() => Array.from(document.querySelectorAll('main *'))
 class ScrollableRegionBrowserTests:
     def test_every_box_that_scrolls_takes_keyboard_focus(self, make_page):
         project = rating_setup()
-        guideline_publish(project=project, body="# Rules\n\n" + "\n\n".join(f"Rule {n}: {DE}" for n in range(60)),
-                          changelog="Longer.", bump="patch")
+        guideline_publish(
+            project=project,
+            body="# Rules\n\n" + "\n\n".join(f"Rule {n}: {DE}" for n in range(60)),
+            changelog="Longer.",
+            bump="patch",
+        )
         ItemFactory(project=project, language=language("de"), response=(DE + "\n") * 40, priority=9)
-        for who, url, width in (("alice", "/p/rate/work/?language=de", 1280), ("lead", "/p/rate/lead/guideline/", 1280),
-                                ("lead", "/p/rate/parity/", 390), ("lead", "/p/rate/lead/", 390)):
+        for who, url, width in (
+            ("alice", "/p/rate/work/?language=de", 1280),
+            ("lead", "/p/rate/lead/guideline/", 1280),
+            ("lead", "/p/rate/parity/", 390),
+            ("lead", "/p/rate/lead/", 390),
+        ):
             page = make_page(width=width, height=800)
             log_in(page, who)
             page.goto(url)

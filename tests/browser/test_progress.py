@@ -19,15 +19,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _setup() -> None:
-    project = ProjectFactory(slug="mt", name="MT quality", task_type=TaskType.RATING, languages=["de", "ar", "zh"])
+    project = ProjectFactory(
+        slug="mt", name="MT quality", task_type=TaskType.RATING, languages=["de", "ar", "zh"]
+    )
     project.leads.add(UserFactory(username="lead"))
     _build(project, TRUE, n=30, weeks={"v1": 0, "v2": 3}, prompt_ids=True)
-    ModelVersion.objects.filter(project=project, name="v1").update(released_on=date(2025, 1, 1), version="1.0")
-    ModelVersion.objects.filter(project=project, name="v2").update(released_on=date(2025, 3, 1), version="2.0")
+    ModelVersion.objects.filter(project=project, name="v1").update(
+        released_on=date(2025, 1, 1), version="1.0"
+    )
+    ModelVersion.objects.filter(project=project, name="v2").update(
+        released_on=date(2025, 3, 1), version="2.0"
+    )
 
 
 def _no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
 
 
@@ -42,7 +50,9 @@ class ProgressBrowserTests:
         # Arabic got worse under v2, German better: the verdicts say so.
         arabic = page.locator(".progress-summary tbody tr", has_text="(ar)")
         expect(arabic.locator(".verdict.worse")).to_be_visible()
-        expect(page.locator(".progress-summary tbody tr", has_text="(de)").locator(".verdict.better")).to_be_visible()
+        expect(
+            page.locator(".progress-summary tbody tr", has_text="(de)").locator(".verdict.better")
+        ).to_be_visible()
         expect(page.locator("svg circle")).to_have_count(12)
         screenshot(page, "progress-en-desktop")
         arabic.get_by_role("link", name="review the items that got worse").click()

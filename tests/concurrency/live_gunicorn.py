@@ -28,8 +28,15 @@ def free_port() -> int:
 
 
 class LiveGunicorn:
-    def __init__(self, *, database_url: str, workers: int = 2, threads: int = 1, env: dict[str, str] | None = None,
-                 log: Any = subprocess.DEVNULL) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        workers: int = 2,
+        threads: int = 1,
+        env: dict[str, str] | None = None,
+        log: Any = subprocess.DEVNULL,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -60,9 +67,20 @@ class LiveGunicorn:
 
     def start(self) -> LiveGunicorn:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
-             "--access-logfile", "/dev/null", "parity.wsgi:application"],
-            cwd=str(ROOT), env=self.env, stdout=self.log, stderr=self.log,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(ROOT / "deploy" / "gunicorn.conf.py"),
+                "--access-logfile",
+                "/dev/null",
+                "parity.wsgi:application",
+            ],
+            cwd=str(ROOT),
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

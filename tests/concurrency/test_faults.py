@@ -68,17 +68,24 @@ class Run:
             self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
 
 
-def _evaluate(session: Any, base: str, slug: str, user_pk: int, run: Run, stop: threading.Event) -> None:
+def _evaluate(
+    session: Any, base: str, slug: str, user_pk: int, run: Run, stop: threading.Event
+) -> None:
     while not stop.is_set():
         try:
-            claimed = session.post(f"{base}/api/v1/projects/{slug}/queue/claim/", json={}, timeout=30)
+            claimed = session.post(
+                f"{base}/api/v1/projects/{slug}/queue/claim/", json={}, timeout=30
+            )
             run.saw(claimed.status_code)
             if claimed.status_code != 200:
                 time.sleep(0.02)
                 continue
             body = claimed.json()
-            submitted = session.post(f"{base}/api/v1/assignments/{body['id']}/judgment/",
-                                     json={"value": {"score": 3}}, timeout=30)
+            submitted = session.post(
+                f"{base}/api/v1/assignments/{body['id']}/judgment/",
+                json={"value": {"score": 3}},
+                timeout=30,
+            )
             run.saw(submitted.status_code)
             if submitted.status_code == 201:
                 with run.lock:
@@ -90,21 +97,28 @@ def _evaluate(session: Any, base: str, slug: str, user_pk: int, run: Run, stop: 
 
 class FaultTestCase(TransactionTestCase):
     def setUp(self):
-        self.project = ProjectFactory(slug="faults", task_type=TaskType.RATING, overlap=K, languages=["de"])
+        self.project = ProjectFactory(
+            slug="faults", task_type=TaskType.RATING, overlap=K, languages=["de"]
+        )
         de = language("de")
         Item.objects.bulk_create(
-            ItemFactory.build(project=self.project, language=de, external_id=f"f{i}", content_hash=f"f{i}")
+            ItemFactory.build(
+                project=self.project, language=de, external_id=f"f{i}", content_hash=f"f{i}"
+            )
             for i in range(600)
         )
         self.users = [UserFactory(username=f"ev{i}") for i in range(EVALUATORS)]
         Qualification.objects.bulk_create(
-            Qualification(evaluator=u, project=self.project, language=de, status=QualificationStatus.QUALIFIED)
+            Qualification(
+                evaluator=u, project=self.project, language=de, status=QualificationStatus.QUALIFIED
+            )
             for u in self.users
         )
         db = connection.settings_dict
         self.server = LiveGunicorn(
             database_url=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            workers=2, env={"API_USER_RATE": "100000/min"},
+            workers=2,
+            env={"API_USER_RATE": "100000/min"},
         ).start()
         self.addCleanup(self.server.stop)
         self.sessions = [evaluator_session(u, self.server.url) for u in self.users]
@@ -112,8 +126,10 @@ class FaultTestCase(TransactionTestCase):
     def run_with(self, fault: Any) -> Run:
         """Evaluators work for RUN_SECONDS while `fault(stop)` runs in its own thread."""
         run, stop = Run(), threading.Event()
-        threads = [threading.Thread(target=_evaluate, args=(s, self.server.url, "faults", u.pk, run, stop))
-                   for s, u in zip(self.sessions, self.users, strict=True)]
+        threads = [
+            threading.Thread(target=_evaluate, args=(s, self.server.url, "faults", u.pk, run, stop))
+            for s, u in zip(self.sessions, self.users, strict=True)
+        ]
         threads.append(threading.Thread(target=fault, args=(stop,)))
         for t in threads:
             t.start()
@@ -127,7 +143,9 @@ class FaultTestCase(TransactionTestCase):
     def assert_invariants(self, run: Run) -> None:
         self.assertNotIn("500", run.statuses, run.statuses)  # a 503 to retry at worst, never a 500
         self.assertTrue(run.acknowledged, run.statuses)
-        production = Judgment.objects.filter(item__project=self.project, kind="production", is_current=True)
+        production = Judgment.objects.filter(
+            item__project=self.project, kind="production", is_current=True
+        )
         stored = set(production.values_list("evaluator_id", "item_id"))
         self.assertFalse(set(run.acknowledged) - stored, "an acknowledged judgment was lost")
         self.assertEqual(len(run.acknowledged), len(set(run.acknowledged)))
@@ -139,7 +157,9 @@ class FaultTestCase(TransactionTestCase):
     def assert_recovered(self) -> None:
         """Right after the fault stops, every evaluator's next request works: no restart."""
         for session in self.sessions:
-            response = session.post(f"{self.server.url}/api/v1/projects/faults/queue/claim/", json={}, timeout=30)
+            response = session.post(
+                f"{self.server.url}/api/v1/projects/faults/queue/claim/", json={}, timeout=30
+            )
             self.assertIn(response.status_code, (200, 204), response.text[:300])
 
 
@@ -199,15 +219,29 @@ class BrokerRestartTests(TransactionTestCase):
 
     def test_work_committed_while_redis_was_down_completes_once_it_is_back(self):
         project = ProjectFactory(slug="broker", languages=["de"])
-        lines = [(n, {"external_id": f"b{n}", "language": "de",
-                      "response": f"Das ist eine ziemlich lange deutsche Antwort, Nummer {n}."}) for n in range(1, 6)]
-        with celery_broker(self.redis.url), self.settings(CELERY_BROKER_URL=self.redis.url, PARITY_LANGUAGE_CHECK=True), \
-                start_worker(app, perform_ping_check=False, shutdown_timeout=30):
+        lines = [
+            (
+                n,
+                {
+                    "external_id": f"b{n}",
+                    "language": "de",
+                    "response": f"Das ist eine ziemlich lange deutsche Antwort, Nummer {n}.",
+                },
+            )
+            for n in range(1, 6)
+        ]
+        with (
+            celery_broker(self.redis.url),
+            self.settings(CELERY_BROKER_URL=self.redis.url, PARITY_LANGUAGE_CHECK=True),
+            start_worker(app, perform_ping_check=False, shutdown_timeout=30),
+        ):
             self.redis.stop()
             from annotation.language_check import language_check_enqueue
 
             result = items_import(project=project, records=iter(lines))
-            self.assertTrue(language_check_enqueue(item_ids=result.item_ids))  # on commit: refused, logged
+            self.assertTrue(
+                language_check_enqueue(item_ids=result.item_ids)
+            )  # on commit: refused, logged
             # Autocommit here: on_commit ran at once and the broker refused; the items wait.
             self.assertEqual(Item.objects.filter(language_check__isnull=True).count(), 5)
             self.redis.start()
@@ -216,10 +250,15 @@ class BrokerRestartTests(TransactionTestCase):
             from active_learning.tasks import background_sweep
 
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and Item.objects.filter(language_check__isnull=True).exists():
+            while (
+                time.monotonic() < deadline
+                and Item.objects.filter(language_check__isnull=True).exists()
+            ):
                 background_sweep(older_than=timedelta(0))
                 time.sleep(1)
-        self.assertFalse(Item.objects.filter(language_check__isnull=True).exists(), "checks still pending")
+        self.assertFalse(
+            Item.objects.filter(language_check__isnull=True).exists(), "checks still pending"
+        )
         self.assertEqual(Item.objects.filter(status=ItemStatus.QUEUED).count(), 5)
 
 
@@ -241,15 +280,37 @@ class CeleryWorkerKilledTests(TransactionTestCase):
 
         db = connection.settings_dict
         env = {
-            **os.environ, "DJANGO_SETTINGS_MODULE": "parity.settings", "PYTHONPATH": str(settings.BASE_DIR),
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "parity.settings",
+            "PYTHONPATH": str(settings.BASE_DIR),
             "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "SECRET_KEY": settings.SECRET_KEY, "DEBUG": "0", "CELERY_BROKER_URL": self.redis.url,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DEBUG": "0",
+            "CELERY_BROKER_URL": self.redis.url,
             "LOG_LEVEL": "ERROR",
         }
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "parity", "worker", "--pool", "prefork", "--concurrency", "1",
-             "--loglevel", "ERROR", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=str(settings.BASE_DIR), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "parity",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "ERROR",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=str(settings.BASE_DIR),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def test_a_round_whose_worker_process_is_killed_completes_on_redelivery(self):
@@ -262,15 +323,26 @@ class CeleryWorkerKilledTests(TransactionTestCase):
         project = ProjectFactory(slug="killed", languages=["de"])
         de = language("de")
         Item.objects.bulk_create(
-            ItemFactory.build(project=project, language=de, external_id=f"k{i}", content_hash=f"k{i}",
-                              status=ItemStatus.POOL, open_slots=0,
-                              response=f"Antwort Nummer {i}: " + " ".join(f"wort{(i * j) % 97}" for j in range(40)))
+            ItemFactory.build(
+                project=project,
+                language=de,
+                external_id=f"k{i}",
+                content_hash=f"k{i}",
+                status=ItemStatus.POOL,
+                open_slots=0,
+                response=f"Antwort Nummer {i}: "
+                + " ".join(f"wort{(i * j) % 97}" for j in range(40)),
+            )
             for i in range(4000)
         )
         worker = self.worker()
         self.addCleanup(lambda: (worker.kill(), worker.wait(timeout=30)))
-        request = round_request_clean(project=project, budget=self.BUDGET, strategy="uniform",
-                                      parameters={"evaluator_capacity": None})
+        request = round_request_clean(
+            project=project,
+            budget=self.BUDGET,
+            strategy="uniform",
+            parameters={"evaluator_capacity": None},
+        )
         with celery_broker(self.redis.url), self.settings(CELERY_BROKER_URL=self.redis.url):
             selection_round = round_launch(request=request)
         killed = None
@@ -280,7 +352,10 @@ class CeleryWorkerKilledTests(TransactionTestCase):
             children = psutil.Process(worker.pid).children()
             if status == RoundStatus.RUNNING and children and killed is None:
                 time.sleep(0.3)  # well inside the round's scoring
-                self.assertFalse(RoundItem.objects.filter(round=selection_round).exists(), "the round finished first")
+                self.assertFalse(
+                    RoundItem.objects.filter(round=selection_round).exists(),
+                    "the round finished first",
+                )
                 killed = children[0].pid
                 os.kill(killed, signal.SIGKILL)
             if status in (RoundStatus.DONE, RoundStatus.FAILED):
@@ -290,4 +365,6 @@ class CeleryWorkerKilledTests(TransactionTestCase):
         self.assertIsNotNone(killed, "the worker process was never caught mid-round")
         self.assertEqual(selection_round.status, RoundStatus.DONE, selection_round.error)
         self.assertEqual(RoundItem.objects.filter(round=selection_round).count(), self.BUDGET)
-        self.assertEqual(Item.objects.filter(project=project, status=ItemStatus.QUEUED).count(), self.BUDGET)
+        self.assertEqual(
+            Item.objects.filter(project=project, status=ItemStatus.QUEUED).count(), self.BUDGET
+        )

@@ -26,8 +26,15 @@ class ModelVersionRaceTests(TransactionTestCase):
 
         def run(worker: int) -> None:
             try:
-                lines = [{"external_id": f"w{worker}-{k}", "language": "de", "response": "x", "model": name}
-                         for k, name in enumerate(names)]
+                lines = [
+                    {
+                        "external_id": f"w{worker}-{k}",
+                        "language": "de",
+                        "response": "x",
+                        "model": name,
+                    }
+                    for k, name in enumerate(names)
+                ]
                 barrier.wait(timeout=30)
                 with transaction.atomic():
                     items_import(project=project, records=numbered(lines))
@@ -42,5 +49,7 @@ class ModelVersionRaceTests(TransactionTestCase):
         for thread in threads:
             thread.join(timeout=60)
         self.assertEqual(errors, [])
-        self.assertEqual(sorted(ModelVersion.objects.filter(project=project).values_list("name", flat=True)),
-                         sorted(names))
+        self.assertEqual(
+            sorted(ModelVersion.objects.filter(project=project).values_list("name", flat=True)),
+            sorted(names),
+        )

@@ -27,7 +27,9 @@ CALLERS = 8
 ROUNDS = 3
 
 
-def _post_all(clients: list[tuple[Client, dict[str, str]]], body: dict[str, Any]) -> list[tuple[int, Any]]:
+def _post_all(
+    clients: list[tuple[Client, dict[str, str]]], body: dict[str, Any]
+) -> list[tuple[int, Any]]:
     """POST `body` from every client at once; returns (status, parsed body) per client."""
     barrier = threading.Barrier(len(clients))
     answers: list[tuple[int, Any]] = [(0, None)] * len(clients)
@@ -35,8 +37,12 @@ def _post_all(clients: list[tuple[Client, dict[str, str]]], body: dict[str, Any]
     def run(index: int, client: Client, headers: dict[str, str]) -> None:
         try:
             barrier.wait(timeout=30)
-            response = client.post("/api/v1/projects/", data=json.dumps(body), content_type="application/json",
-                                   **headers)
+            response = client.post(
+                "/api/v1/projects/",
+                data=json.dumps(body),
+                content_type="application/json",
+                **headers,
+            )
             try:
                 parsed = response.json()
             except ValueError:
@@ -85,29 +91,43 @@ class ProjectCreateConcurrencyTests(TransactionTestCase):
         winner = next(i for i, (code, _body) in enumerate(answers) if code == 201)
         self.assertEqual(answers[winner][1]["slug"], slug)
         self.assertEqual(Project.objects.filter(slug=slug).count(), 1)
-        self.assertEqual(AuditEvent.objects.filter(verb="project.create", project__slug=slug).count(), 1)
-        self.assertFalse(AuditEvent.objects.filter(verb="project.update").exists(), "a later caller updated the project")
+        self.assertEqual(
+            AuditEvent.objects.filter(verb="project.create", project__slug=slug).count(), 1
+        )
+        self.assertFalse(
+            AuditEvent.objects.filter(verb="project.update").exists(),
+            "a later caller updated the project",
+        )
         return winner
 
     def test_it_answers_one_201_and_409s_to_sessions_creating_one_slug_at_once(self):
         for round_ in range(ROUNDS):
             slug = f"race-{round_}"
             # A language no one has used yet: its row is created by the racing requests too.
-            body = {"slug": slug, "task_type": "pairwise", "languages": ["de", ("sw", "yo", "ha")[round_]],
-                    "name": f"Race {round_}"}
+            body = {
+                "slug": slug,
+                "task_type": "pairwise",
+                "languages": ["de", ("sw", "yo", "ha")[round_]],
+                "name": f"Race {round_}",
+            }
             answers = _post_all(self._session_clients(self.leads), body)
             winner = self._assert_one_created(answers, slug=slug)
             project = Project.objects.get(slug=slug)
             # The creator leads it, and nobody else became its lead.
-            self.assertEqual(list(project.leads.values_list("pk", flat=True)), [self.leads[winner].pk])
+            self.assertEqual(
+                list(project.leads.values_list("pk", flat=True)), [self.leads[winner].pk]
+            )
             self.assertEqual(project.task_type, TaskType.PAIRWISE)
 
     def test_it_answers_one_201_and_409s_to_tokens_and_sessions_mixed(self):
         owners = [UserFactory(username=f"pipeline{i}") for i in range(CALLERS // 2)]
-        tokens = [api_token_create(project=None, scope="projects", name=f"p{i}", actor=owner)[1]
-                  for i, owner in enumerate(owners)]
+        tokens = [
+            api_token_create(project=None, scope="projects", name=f"p{i}", actor=owner)[1]
+            for i, owner in enumerate(owners)
+        ]
         clients = self._session_clients(self.leads[: CALLERS // 2]) + [
-            (Client(raise_request_exception=False), {"HTTP_AUTHORIZATION": f"Bearer {raw}"}) for raw in tokens
+            (Client(raise_request_exception=False), {"HTTP_AUTHORIZATION": f"Bearer {raw}"})
+            for raw in tokens
         ]
         expected_leads = self.leads[: CALLERS // 2] + owners
         for round_ in range(ROUNDS):
@@ -115,4 +135,6 @@ class ProjectCreateConcurrencyTests(TransactionTestCase):
             answers = _post_all(clients, {"slug": slug, "task_type": "rating", "languages": ["de"]})
             winner = self._assert_one_created(answers, slug=slug)
             project = Project.objects.get(slug=slug)
-            self.assertEqual(list(project.leads.values_list("pk", flat=True)), [expected_leads[winner].pk])
+            self.assertEqual(
+                list(project.leads.values_list("pk", flat=True)), [expected_leads[winner].pk]
+            )

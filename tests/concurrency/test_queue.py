@@ -75,7 +75,9 @@ def _run_threads(targets: list[Callable[[], None]], ledger: Ledger) -> None:
 
 def _settle(*, evaluator: Any, assignment: Any, what: str, ledger: Ledger) -> None:
     if what == "submit":
-        judgment_submit(assignment=assignment, evaluator=evaluator, value={"score": random.randint(1, 5)})
+        judgment_submit(
+            assignment=assignment, evaluator=evaluator, value={"score": random.randint(1, 5)}
+        )
         with ledger.lock:
             ledger.submitted.append((evaluator.pk, assignment.item_id))
     elif what == "skip":
@@ -84,13 +86,20 @@ def _settle(*, evaluator: Any, assignment: Any, what: str, ledger: Ledger) -> No
             ledger.skipped.append((evaluator.pk, assignment.item_id))
     else:
         # The evaluator walks away and the lease runs out (its time moves into the past).
-        Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        Assignment.objects.filter(pk=assignment.pk).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
         with ledger.lock:
             ledger.abandoned.append(assignment.pk)
 
 
 def _work(
-    *, evaluator: Any, project: Any, ledger: Ledger, act: Callable[[Any], str], limit: int | None = None,
+    *,
+    evaluator: Any,
+    project: Any,
+    ledger: Ledger,
+    act: Callable[[Any], str],
+    limit: int | None = None,
     patience: int = 3,
 ) -> None:
     """Claim and settle (act → "submit" | "skip" | "abandon") until the queue has had nothing
@@ -109,7 +118,9 @@ def _work(
         _settle(evaluator=evaluator, assignment=assignment, what=act(assignment), ledger=ledger)
 
 
-def _drain(*, evaluators: list[Any], project: Any, ledger: Ledger, act: Callable[[Any], str]) -> int:
+def _drain(
+    *, evaluators: list[Any], project: Any, ledger: Ledger, act: Callable[[Any], str]
+) -> int:
     """One evaluator at a time, pass after pass, until a whole pass finds nothing; returns
     how many items it claimed."""
     claimed = 0
@@ -118,12 +129,16 @@ def _drain(*, evaluators: list[Any], project: Any, ledger: Ledger, act: Callable
         for evaluator in evaluators:
             while (assignment := item_claim_next(evaluator=evaluator, project=project)) is not None:
                 claimed += 1
-                _settle(evaluator=evaluator, assignment=assignment, what=act(assignment), ledger=ledger)
+                _settle(
+                    evaluator=evaluator, assignment=assignment, what=act(assignment), ledger=ledger
+                )
         if claimed == before:
             return claimed
 
 
-def _holding(item_id: int, *, locked: threading.Event, release: threading.Event) -> Callable[[], None]:
+def _holding(
+    item_id: int, *, locked: threading.Event, release: threading.Event
+) -> Callable[[], None]:
     """A thread body that locks the item as a submit in flight does, sets `locked`, and
     keeps the lock until `release` is set."""
 
@@ -144,12 +159,21 @@ class QueueConcurrencyTests(TransactionTestCase):
     def setUp(self) -> None:
         self.de = language("de")
         self.ar = language("ar")
-        self.project = ProjectFactory(slug="concurrent", task_type=TaskType.RATING, overlap=K, languages=["de", "ar"])
+        self.project = ProjectFactory(
+            slug="concurrent", task_type=TaskType.RATING, overlap=K, languages=["de", "ar"]
+        )
 
-    def _evaluators(self, n: int, *, tags: tuple[str, ...] = ("de",), prefix: str = "ev") -> list[Any]:
+    def _evaluators(
+        self, n: int, *, tags: tuple[str, ...] = ("de",), prefix: str = "ev"
+    ) -> list[Any]:
         users = [UserFactory(username=f"{prefix}{i}") for i in range(n)]
         Qualification.objects.bulk_create(
-            Qualification(evaluator=u, project=self.project, language=language(tag), status=QualificationStatus.QUALIFIED)
+            Qualification(
+                evaluator=u,
+                project=self.project,
+                language=language(tag),
+                status=QualificationStatus.QUALIFIED,
+            )
             for u in users
             for tag in tags
         )
@@ -169,10 +193,14 @@ class QueueConcurrencyTests(TransactionTestCase):
 
     def _assert_invariants(self, ledger: Ledger) -> None:
         self.assertEqual(ledger.errors, [])
-        production = Judgment.objects.filter(item__project=self.project, kind="production", is_current=True)
+        production = Judgment.objects.filter(
+            item__project=self.project, kind="production", is_current=True
+        )
         over_k = production.values("item").annotate(n=Count("id")).filter(n__gt=K)
         self.assertFalse(over_k.exists(), "an item got more than k production judgments")
-        twice = Assignment.objects.values("item", "evaluator").annotate(n=Count("id")).filter(n__gt=1)
+        twice = (
+            Assignment.objects.values("item", "evaluator").annotate(n=Count("id")).filter(n__gt=1)
+        )
         self.assertFalse(twice.exists(), "an evaluator was given the same item twice")
         # Every submit the service answered OK is stored, and nothing else is.
         stored = sorted(production.values_list("evaluator_id", "item_id"))
@@ -180,28 +208,42 @@ class QueueConcurrencyTests(TransactionTestCase):
         # The queue was worked down: every item has exactly k judgments, is done, has no slot.
         per_item = dict(production.values_list("item").annotate(n=Count("id")))
         items = Item.objects.filter(project=self.project)
-        self.assertEqual({item.pk: per_item.get(item.pk, 0) for item in items}, {item.pk: K for item in items})
+        self.assertEqual(
+            {item.pk: per_item.get(item.pk, 0) for item in items}, {item.pk: K for item in items}
+        )
         self.assertEqual(set(items.values_list("status", flat=True)), {ItemStatus.DONE})
         self.assertEqual(set(items.values_list("open_slots", flat=True)), {0})
         self.assertFalse(Assignment.objects.filter(status=AssignmentStatus.LEASED).exists())
 
     def test_it_keeps_the_invariants_with_16_evaluators_working_200_items_at_once(self):
         # Half the evaluators also work Arabic and claim across both languages at once.
-        evaluators = self._evaluators(8, tags=("de",), prefix="de") + self._evaluators(8, tags=("de", "ar"), prefix="bi")
+        evaluators = self._evaluators(8, tags=("de",), prefix="de") + self._evaluators(
+            8, tags=("de", "ar"), prefix="bi"
+        )
         self._items(150, lang=self.de, prefix="de")
         self._items(50, lang=self.ar, prefix="ar")
         ledger = Ledger()
         _run_threads(
             [
-                lambda ev=ev: _work(evaluator=ev, project=self.project, ledger=ledger, act=lambda a: "submit",
-                                    patience=1)
+                lambda ev=ev: _work(
+                    evaluator=ev,
+                    project=self.project,
+                    ledger=ledger,
+                    act=lambda a: "submit",
+                    patience=1,
+                )
                 for ev in evaluators
             ],
             ledger,
         )
         # Each thread stopped at its first empty claim. Without skips or expiry that is final,
         # even while other claims and submits hold the last items locked: nothing is left over.
-        self.assertEqual(_drain(evaluators=evaluators, project=self.project, ledger=ledger, act=lambda a: "submit"), 0)
+        self.assertEqual(
+            _drain(
+                evaluators=evaluators, project=self.project, ledger=ledger, act=lambda a: "submit"
+            ),
+            0,
+        )
         self.assertEqual(len(ledger.submitted), 200 * K)
         self._assert_invariants(ledger)
 
@@ -212,32 +254,44 @@ class QueueConcurrencyTests(TransactionTestCase):
         ledger = Ledger()
         rng = random.Random(7)
         targets = [
-            lambda ev=ev: _work(evaluator=ev, project=self.project, ledger=ledger, act=lambda a: "submit")
+            lambda ev=ev: _work(
+                evaluator=ev, project=self.project, ledger=ledger, act=lambda a: "submit"
+            )
             for ev in honest
         ]
         # A walker abandons every item it claims: its lease expires while everyone claims,
         # and the claims themselves sweep it, concurrently, giving the slot back.
         targets += [
-            lambda ev=ev: _work(evaluator=ev, project=self.project, ledger=ledger, act=lambda a: "abandon", limit=15)
+            lambda ev=ev: _work(
+                evaluator=ev, project=self.project, ledger=ledger, act=lambda a: "abandon", limit=15
+            )
             for ev in walkers
         ]
         _run_threads(targets, ledger)
         _drain(evaluators=honest, project=self.project, ledger=ledger, act=lambda a: "submit")
         self.assertGreater(len(ledger.abandoned), 0)
         self.assertEqual(
-            Assignment.objects.filter(pk__in=ledger.abandoned, status=AssignmentStatus.EXPIRED).count(),
+            Assignment.objects.filter(
+                pk__in=ledger.abandoned, status=AssignmentStatus.EXPIRED
+            ).count(),
             len(ledger.abandoned),
         )
         self.assertFalse(Judgment.objects.filter(evaluator__in=walkers).exists())
         self._assert_invariants(ledger)
         # Late submits on the expired leases, all at once: stored only where a slot is free
         # (none is, the queue is done), refused with the reason otherwise, never over k.
-        late = Assignment.objects.filter(pk__in=ledger.abandoned).select_related("evaluator", "project")
+        late = Assignment.objects.filter(pk__in=ledger.abandoned).select_related(
+            "evaluator", "project"
+        )
         ledger_late = Ledger()
 
         def submit_late(assignment: Assignment) -> None:
             try:
-                judgment_submit(assignment=assignment, evaluator=assignment.evaluator, value={"score": rng.randint(1, 5)})
+                judgment_submit(
+                    assignment=assignment,
+                    evaluator=assignment.evaluator,
+                    value={"score": rng.randint(1, 5)},
+                )
             except ValidationError as exc:
                 self.assertIn("went to another evaluator", " ".join(exc.messages))
                 with ledger_late.lock:
@@ -259,7 +313,9 @@ class QueueConcurrencyTests(TransactionTestCase):
 
         _run_threads(
             [
-                lambda ev=ev, i=i: _work(evaluator=ev, project=self.project, ledger=ledger, act=act_for(i))
+                lambda ev=ev, i=i: _work(
+                    evaluator=ev, project=self.project, ledger=ledger, act=act_for(i)
+                )
                 for i, ev in enumerate(evaluators)
             ],
             ledger,
@@ -268,8 +324,12 @@ class QueueConcurrencyTests(TransactionTestCase):
         self.assertGreater(len(ledger.skipped), 0)
         # A skip is kept with its reason and never offered to that evaluator again.
         skipped = Assignment.objects.filter(status=AssignmentStatus.SKIPPED)
-        self.assertEqual(sorted(skipped.values_list("evaluator_id", "item_id")), sorted(ledger.skipped))
-        self.assertEqual(set(skipped.values_list("skip_reason", flat=True)), {SkipReason.CANNOT_JUDGE})
+        self.assertEqual(
+            sorted(skipped.values_list("evaluator_id", "item_id")), sorted(ledger.skipped)
+        )
+        self.assertEqual(
+            set(skipped.values_list("skip_reason", flat=True)), {SkipReason.CANNOT_JUDGE}
+        )
         self._assert_invariants(ledger)
 
     def test_it_gives_one_evaluator_claiming_from_many_tabs_at_once_a_single_lease(self):
@@ -356,5 +416,7 @@ class QueueConcurrencyTests(TransactionTestCase):
         for t in threads:
             t.join(timeout=30)
         self.assertEqual(len(claimed), 1, "the claim failed")
-        self.assertIsNotNone(claimed[0], "the claim reported an empty queue while the item had open slots")
+        self.assertIsNotNone(
+            claimed[0], "the claim reported an empty queue while the item had open slots"
+        )
         self.assertEqual(claimed[0].item_id, item.pk)

@@ -11,7 +11,13 @@ from guidelines.services import calibration_round_create, calibration_round_open
 
 
 def make_gold(
-    project: Project, language: Language, external_id: str, score: int, *, points: int = 0, explanation: str = ""
+    project: Project,
+    language: Language,
+    external_id: str,
+    score: int,
+    *,
+    points: int = 0,
+    explanation: str = "",
 ) -> Item:
     """A rating gold item (the ParityTestCase project is a 1–5 rating project)."""
     gold = gold_create(
@@ -28,12 +34,22 @@ def make_gold(
 
 
 def make_round(
-    project: Project, language: Language, items: list[Item], *, pass_mark: float = 0.5, cooldown: int = 60,
-    open_it: bool = True, **extra: Any,
+    project: Project,
+    language: Language,
+    items: list[Item],
+    *,
+    pass_mark: float = 0.5,
+    cooldown: int = 60,
+    open_it: bool = True,
+    **extra: Any,
 ) -> CalibrationRound:
     calibration_round = calibration_round_create(
-        project=project, language=language.tag, pass_mark=pass_mark, cooldown_seconds=cooldown,
-        gold_item_ids=[item.pk for item in items], **extra,
+        project=project,
+        language=language.tag,
+        pass_mark=pass_mark,
+        cooldown_seconds=cooldown,
+        gold_item_ids=[item.pk for item in items],
+        **extra,
     )
     if open_it:
         calibration_round = calibration_round_open(calibration_round=calibration_round)

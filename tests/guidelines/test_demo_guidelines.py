@@ -56,7 +56,10 @@ class DemoGuidelinesTests(TestCase):
         cls.udhr = Project.objects.get(slug="udhr-labels")
 
     def test_it_publishes_a_real_guideline_per_demo_project(self) -> None:
-        versions = {v.guideline.project.slug: v for v in GuidelineVersion.objects.select_related("guideline__project")}
+        versions = {
+            v.guideline.project.slug: v
+            for v in GuidelineVersion.objects.select_related("guideline__project")
+        }
         self.assertEqual(set(versions), {"mlqe-da", "mlqe-pool", "wmt23-sxs", "udhr-labels"})
         for version in versions.values():
             self.assertEqual(version.version, "1.0.0")
@@ -81,7 +84,9 @@ class DemoGuidelinesTests(TestCase):
         self.assertEqual(calibration_round.status, CalibrationRoundStatus.OPEN)
         self.assertEqual(calibration_round.guideline_version, "1.0.0")
         self.assertEqual(calibration_round.gold_items.count(), 4)
-        self.assertEqual(calibration_round.gold_items.filter(gold__value={"labels": ["correct"]}).count(), 1)
+        self.assertEqual(
+            calibration_round.gold_items.filter(gold__value={"labels": ["correct"]}).count(), 1
+        )
 
     def test_it_takes_yuki_through_acknowledgement_and_calibration_to_production(self) -> None:
         yuki = self.users["yuki"]
@@ -90,7 +95,9 @@ class DemoGuidelinesTests(TestCase):
         attempt = calibration_attempt_start(calibration_round=calibration_round, evaluator=yuki)
         while (step := calibration_step_next(attempt=attempt)) is not None:
             gold = GoldAnswer.objects.get(item=step.assignment.item)
-            calibration_answer(attempt=attempt, assignment=step.assignment, evaluator=yuki, value=gold.value)
+            calibration_answer(
+                attempt=attempt, assignment=step.assignment, evaluator=yuki, value=gold.value
+            )
         self.assertEqual(attempt.verdict, AttemptVerdict.PASSED)
         qualification = Qualification.objects.get(evaluator=yuki, project=self.udhr)
         self.assertEqual(qualification.status, QualificationStatus.QUALIFIED)
@@ -108,7 +115,9 @@ class DemoGuidelinesTests(TestCase):
     def test_it_never_overwrites_a_guideline_the_lead_has_edited(self) -> None:
         GuidelineVersion.objects.filter(guideline__project=self.udhr).update(body="# Our own words")
         call_command("demo_guidelines", "--lead", "lead", stdout=StringIO())
-        self.assertEqual(GuidelineVersion.objects.get(guideline__project=self.udhr).body, "# Our own words")
+        self.assertEqual(
+            GuidelineVersion.objects.get(guideline__project=self.udhr).body, "# Our own words"
+        )
 
 
 class DemoGuidelinesInputTests(TestCase):

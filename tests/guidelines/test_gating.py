@@ -23,12 +23,19 @@ class GatingTests(ParityTestCase):
     def setUpTestData(cls) -> None:
         super().setUpTestData()
         cls.carol = UserFactory(username="carol")
-        qualification_set(project=cls.project, evaluator=cls.carol, language=cls.ar, status=QualificationStatus.PENDING)
+        qualification_set(
+            project=cls.project,
+            evaluator=cls.carol,
+            language=cls.ar,
+            status=QualificationStatus.PENDING,
+        )
         cls.items = ItemFactory.create_batch(3, project=cls.project, language=cls.ar)
         cls.gold = [make_gold(cls.project, cls.ar, f"ar-g{i}", score=2 + i) for i in range(2)]
 
     def _claim_api(self):
-        return self.client.post(CLAIM, data=json.dumps({"language": "ar"}), content_type="application/json")
+        return self.client.post(
+            CLAIM, data=json.dumps({"language": "ar"}), content_type="application/json"
+        )
 
     def _production(self, user):
         return Assignment.objects.filter(evaluator=user, kind=AssignmentKind.PRODUCTION)
@@ -56,8 +63,13 @@ class GatingTests(ParityTestCase):
         self.assertEqual(self._production(self.bashir).count(), 2)
 
     def test_a_suspended_evaluator_gets_none(self):
-        qualification_set(project=self.project, evaluator=self.bashir, language=self.ar,
-                          status=QualificationStatus.SUSPENDED, reason="Honeypot accuracy 40% is below 70%.")
+        qualification_set(
+            project=self.project,
+            evaluator=self.bashir,
+            language=self.ar,
+            status=QualificationStatus.SUSPENDED,
+            reason="Honeypot accuracy 40% is below 70%.",
+        )
         self.client.force_login(self.bashir)
         self.assertEqual(self.client.get(WORK).status_code, 403)
         self.assertEqual(self._claim_api().status_code, 403)
@@ -67,10 +79,16 @@ class GatingTests(ParityTestCase):
 
     def test_passing_calibration_opens_the_production_queue(self):
         calibration_round = make_round(self.project, self.ar, self.gold, pass_mark=1.0)
-        attempt = calibration_attempt_start(calibration_round=calibration_round, evaluator=self.carol)
+        attempt = calibration_attempt_start(
+            calibration_round=calibration_round, evaluator=self.carol
+        )
         while (step := calibration_step_next(attempt=attempt)) is not None:
-            calibration_answer(attempt=attempt, assignment=step.assignment, evaluator=self.carol,
-                               value={"score": gold_score(step.assignment.item)})
+            calibration_answer(
+                attempt=attempt,
+                assignment=step.assignment,
+                evaluator=self.carol,
+                value={"score": gold_score(step.assignment.item)},
+            )
         self.client.force_login(self.carol)
         self.assertEqual(self.client.get(WORK).status_code, 200)
         self.assertEqual(self._production(self.carol).count(), 1)
@@ -89,7 +107,9 @@ class GatingTests(ParityTestCase):
             self.project.honeypot_rate = 0.0
             self.project.save(update_fields=["honeypot_rate"])
             production_page = self.client.get(WORK)
-            production = Assignment.objects.get(evaluator=self.bashir, kind=AssignmentKind.PRODUCTION)
+            production = Assignment.objects.get(
+                evaluator=self.bashir, kind=AssignmentKind.PRODUCTION
+            )
             Assignment.objects.filter(pk=production.pk).update(status="submitted")
             production_api = self._claim_api().json()
         for html in (honeypot_page.content.decode(), production_page.content.decode()):
@@ -99,8 +119,10 @@ class GatingTests(ParityTestCase):
         # The same card: the same markup around a different text, the same kind of id.
         self.assertContains(honeypot_page, f'data-assignment="{honeypot.pk}"')
         self.assertContains(production_page, f'data-assignment="{production.pk}"')
-        self.assertEqual(_shape(honeypot_page.content.decode(), honeypot),
-                         _shape(production_page.content.decode(), production))
+        self.assertEqual(
+            _shape(honeypot_page.content.decode(), honeypot),
+            _shape(production_page.content.decode(), production),
+        )
         self.assertEqual(set(honeypot_api), set(production_api))
         self.assertEqual(set(honeypot_api["item"]), set(production_api["item"]))
         self.assertNotIn("kind", json.dumps(honeypot_api))

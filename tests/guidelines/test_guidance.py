@@ -27,32 +27,52 @@ class MinorBumpTests(ParityTestCase):
         self.client.force_login(self.alice)
         self.client.get(work_url(self.project, "de"))
         assignment = self.alice.assignments.get()
-        guideline_publish(project=self.project, body="# Rules\nBe fair and kind.", changelog="Kindness.",
-                          bump="minor", actor=self.lead)
+        guideline_publish(
+            project=self.project,
+            body="# Rules\nBe fair and kind.",
+            changelog="Kindness.",
+            bump="minor",
+            actor=self.lead,
+        )
 
-        response = self.client.post(submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX)
+        response = self.client.post(
+            submit_url(assignment.pk), {"score": "4", "language": "de"}, **HTMX
+        )
 
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, "Saved.")
         self.assertNotContains(response, "You are not qualified")
         self.assertTrue(Judgment.objects.filter(assignment=assignment).exists())
         self.assertContains(response, 'id="acknowledge-in-place"')
-        self.assertContains(response, '<input type="hidden" name="version" value="1.1.0">', html=True)
-        self.assertContains(response, '<input type="hidden" name="next" value="/p/mt-rating/work/?language=de">',
-                            html=True)
+        self.assertContains(
+            response, '<input type="hidden" name="version" value="1.1.0">', html=True
+        )
+        self.assertContains(
+            response,
+            '<input type="hidden" name="next" value="/p/mt-rating/work/?language=de">',
+            html=True,
+        )
         # The acknowledge takes them straight back to the next item.
-        ack = self.client.post("/p/mt-rating/guideline/", {"version": "1.1.0", "next": work_url(self.project, "de")})
+        ack = self.client.post(
+            "/p/mt-rating/guideline/", {"version": "1.1.0", "next": work_url(self.project, "de")}
+        )
         self.assertRedirects(ack, work_url(self.project, "de"), fetch_redirect_response=False)
         self.assertEqual(self.client.get(work_url(self.project, "de")).status_code, 200)
 
     def test_a_blocked_evaluator_sees_why_and_the_way_on(self):
         guideline_publish(project=self.project, body="# Rules", actor=self.lead)
-        qualification_set(project=self.project, evaluator=self.alice, language=self.de,
-                          status=QualificationStatus.REQUALIFY)
+        qualification_set(
+            project=self.project,
+            evaluator=self.alice,
+            language=self.de,
+            status=QualificationStatus.REQUALIFY,
+        )
         self.client.force_login(self.alice)
         response = self.client.get(work_url(self.project, "de"))
         self.assertContains(response, "asks for a new calibration round", status_code=403)
-        self.assertContains(response, reverse("guidelines:calibration", args=["mt-rating", "de"]), status_code=403)
+        self.assertContains(
+            response, reverse("guidelines:calibration", args=["mt-rating", "de"]), status_code=403
+        )
 
 
 class MajorBumpWarningTests(ParityTestCase):
@@ -61,8 +81,16 @@ class MajorBumpWarningTests(ParityTestCase):
         self.client.force_login(self.lead)
 
     def _publish_major(self, **extra):
-        return self.client.post(GUIDE, {"body": "# New rules", "changelog": "Rewritten.", "bump": "major",
-                                        "source_language": "en", **extra})
+        return self.client.post(
+            GUIDE,
+            {
+                "body": "# New rules",
+                "changelog": "Rewritten.",
+                "bump": "major",
+                "source_language": "en",
+                **extra,
+            },
+        )
 
     def test_it_shows_who_is_blocked_per_language_and_publishes_nothing_until_confirmed(self):
         response = self._publish_major()
@@ -75,18 +103,24 @@ class MajorBumpWarningTests(ParityTestCase):
         self.assertContains(response, "2 qualified evaluators must pass")
         self.project.refresh_from_db()
         self.assertEqual(self.project.guideline_version, "1.0.0")
-        self.assertEqual(Qualification.objects.get(evaluator=self.alice).status, QualificationStatus.QUALIFIED)
+        self.assertEqual(
+            Qualification.objects.get(evaluator=self.alice).status, QualificationStatus.QUALIFIED
+        )
 
     def test_confirming_publishes_and_renews_the_rounds_that_have_gold_items(self):
         gold = [make_gold(self.project, self.ar, f"ar-g{i}", score=3) for i in range(2)]
         make_round(self.project, self.ar, gold, pass_mark=0.6)
         warning = self._publish_major()
-        self.assertContains(warning, "A new round can open with the 2 gold items of the last round.")
+        self.assertContains(
+            warning, "A new round can open with the 2 gold items of the last round."
+        )
         response = self._publish_major(confirm_major="1", renew_rounds="1")
         self.assertRedirects(response, GUIDE, fetch_redirect_response=False)
         self.project.refresh_from_db()
         self.assertEqual(self.project.guideline_version, "2.0.0")
-        renewed = CalibrationRound.objects.get(project=self.project, language=self.ar, status=CalibrationRoundStatus.OPEN)
+        renewed = CalibrationRound.objects.get(
+            project=self.project, language=self.ar, status=CalibrationRoundStatus.OPEN
+        )
         self.assertEqual((renewed.guideline_version, renewed.pass_mark), ("2.0.0", 0.6))
         self.assertEqual(set(renewed.gold_items.all()), set(gold))
         page = self.client.get(GUIDE)
@@ -102,7 +136,9 @@ class ReadInTests(ParityTestCase):
         self.client.force_login(self.alice)
         alone = self.client.get("/p/mt-rating/guideline/")
         self.assertNotContains(alone, "Read in:")
-        guideline_translation_save(project=self.project, version=version, language="de", body="# Regeln", actor=self.lead)
+        guideline_translation_save(
+            project=self.project, version=version, language="de", body="# Regeln", actor=self.lead
+        )
         both = self.client.get("/p/mt-rating/guideline/")
         self.assertContains(both, "Read in:")
         self.assertContains(both, '<a href="?language=de" lang="de"')

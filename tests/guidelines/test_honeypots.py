@@ -40,25 +40,41 @@ class HoneypotMixingTests(ParityTestCase):
         users = [UserFactory(username=f"ev{i}") for i in range(evaluators)]
         for user in users:
             qualification_grant(project=self.project, evaluator=user, language=self.de)
-        slots_before = sum(Item.objects.filter(project=self.project, is_gold=False).values_list("open_slots", flat=True))
+        slots_before = sum(
+            Item.objects.filter(project=self.project, is_gold=False).values_list(
+                "open_slots", flat=True
+            )
+        )
         # A seeded generator: the test is repeatable, and the property is the rate's.
         with mock.patch("annotation.queue._rng", random.Random(20240501)):
             for user in users:
                 for _ in range(claims_each):
                     assignment = item_claim_next(evaluator=user, project=self.project)
                     # Release the lease without a judgment: only the mixing is under test.
-                    Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED)
+                    Assignment.objects.filter(pk=assignment.pk).update(
+                        status=AssignmentStatus.SUBMITTED
+                    )
         n = evaluators * claims_each
         kinds = Assignment.objects.filter(project=self.project).values_list("kind", flat=True)
         self.assertEqual(len(kinds), n)
         honeypots = sum(1 for kind in kinds if kind == AssignmentKind.HONEYPOT)
         low, high = binom.interval(0.99, n, rate)
-        self.assertTrue(low <= honeypots <= high, f"{honeypots} honeypots in {n} claims, expected {low}–{high}")
+        self.assertTrue(
+            low <= honeypots <= high, f"{honeypots} honeypots in {n} claims, expected {low}–{high}"
+        )
         # Honeypots never took a production slot; every production claim took exactly one.
-        slots_after = sum(Item.objects.filter(project=self.project, is_gold=False).values_list("open_slots", flat=True))
+        slots_after = sum(
+            Item.objects.filter(project=self.project, is_gold=False).values_list(
+                "open_slots", flat=True
+            )
+        )
         self.assertEqual(slots_before - slots_after, n - honeypots)
-        self.assertFalse(Assignment.objects.filter(kind=AssignmentKind.HONEYPOT, item__is_gold=False).exists())
-        self.assertFalse(Assignment.objects.filter(kind=AssignmentKind.PRODUCTION, item__is_gold=True).exists())
+        self.assertFalse(
+            Assignment.objects.filter(kind=AssignmentKind.HONEYPOT, item__is_gold=False).exists()
+        )
+        self.assertFalse(
+            Assignment.objects.filter(kind=AssignmentKind.PRODUCTION, item__is_gold=True).exists()
+        )
 
     def test_an_evaluator_never_gets_a_gold_item_they_saw_in_calibration_or_before(self):
         self.project.honeypot_rate = 1.0
@@ -80,7 +96,10 @@ class HoneypotMixingTests(ParityTestCase):
         self.assertIsNone(item_claim_next(evaluator=self.alice, project=self.project))
         self.assertFalse(Assignment.objects.exists())
         ItemFactory(project=self.project, language=self.de)
-        self.assertEqual(item_claim_next(evaluator=self.alice, project=self.project).kind, AssignmentKind.HONEYPOT)
+        self.assertEqual(
+            item_claim_next(evaluator=self.alice, project=self.project).kind,
+            AssignmentKind.HONEYPOT,
+        )
 
 
 class HoneypotNotProductionDataTests(ParityTestCase):
@@ -137,10 +156,16 @@ class HoneypotAccuracyTests(ParityTestCase):
         assignment = item_claim_next(evaluator=user, project=self.project)
         self.assertEqual(assignment.kind, AssignmentKind.HONEYPOT)
         score = gold_score(assignment.item)
-        judgment_submit(assignment=assignment, evaluator=user, value={"score": score if right else score % 5 + 1})
+        judgment_submit(
+            assignment=assignment,
+            evaluator=user,
+            value={"score": score if right else score % 5 + 1},
+        )
 
     def _qualification(self):
-        return Qualification.objects.get(evaluator=self.alice, project=self.project, language=self.de)
+        return Qualification.objects.get(
+            evaluator=self.alice, project=self.project, language=self.de
+        )
 
     def test_rolling_accuracy_over_the_last_n_suspends_below_the_threshold(self):
         for right in (False, False, True):
@@ -169,7 +194,9 @@ class HoneypotAccuracyTests(ParityTestCase):
             self._honeypot(right=False)
         qualification = self._qualification()
         self.assertEqual(qualification.status, QualificationStatus.SUSPENDED)
-        reinstated = qualification_reinstate(qualification=qualification, actor=self.lead, reason="Talked it over.")
+        reinstated = qualification_reinstate(
+            qualification=qualification, actor=self.lead, reason="Talked it over."
+        )
         self.assertEqual(reinstated.status, QualificationStatus.QUALIFIED)
         self.assertIsNone(reinstated.honeypot_accuracy)
         # The misses before the reinstatement no longer count: one right answer is 100%.
@@ -182,7 +209,9 @@ class HoneypotAccuracyTests(ParityTestCase):
         self.assertEqual(qualification.status, QualificationStatus.SUSPENDED)
         sent = qualification_send_to_calibration(qualification=qualification, actor=self.lead)
         self.assertEqual(sent.status, QualificationStatus.REQUALIFY)
-        with self.assertRaisesMessage(ValidationError, "Only a suspended evaluator can be reinstated"):
+        with self.assertRaisesMessage(
+            ValidationError, "Only a suspended evaluator can be reinstated"
+        ):
             qualification_reinstate(qualification=sent, actor=self.lead)
 
     def test_the_lead_sees_who_is_suspended_and_why_and_acts_on_the_page(self):
@@ -198,10 +227,16 @@ class HoneypotAccuracyTests(ParityTestCase):
         self.assertContains(page, self.alice.evaluator_profile.pseudonym)  # never the username
         self.assertNotContains(page, "alice")
         self.assertContains(page, "below the project&#x27;s threshold of 60%")
-        response = self.client.post("/p/mt-rating/lead/honeypots/", {"qualification": qualification.pk,
-                                                                      "action": "calibrate"})
+        response = self.client.post(
+            "/p/mt-rating/lead/honeypots/",
+            {"qualification": qualification.pk, "action": "calibrate"},
+        )
         self.assertRedirects(response, "/p/mt-rating/lead/honeypots/")
         self.assertEqual(self._qualification().status, QualificationStatus.REQUALIFY)
-        response = self.client.post("/p/mt-rating/lead/honeypots/", {"qualification": qualification.pk,
-                                                                      "action": "reinstate"})
-        self.assertContains(response, "Only a suspended evaluator can be reinstated", status_code=400)
+        response = self.client.post(
+            "/p/mt-rating/lead/honeypots/",
+            {"qualification": qualification.pk, "action": "reinstate"},
+        )
+        self.assertContains(
+            response, "Only a suspended evaluator can be reinstated", status_code=400
+        )

@@ -49,14 +49,28 @@ class BrokerDownTests(ApiTestCase):
         super().setUp()
         self.redis.stop()  # every test starts with the broker down
         self.enterContext(celery_broker(self.redis.url))
-        self.enterContext(self.settings(CELERY_BROKER_URL=self.redis.url, PARITY_LANGUAGE_CHECK=True))
+        self.enterContext(
+            self.settings(CELERY_BROKER_URL=self.redis.url, PARITY_LANGUAGE_CHECK=True)
+        )
 
     def import_items(self, n=3):
-        lines = [{"external_id": f"x{i}", "language": "de", "prompt": "Frage",
-                  "response": f"Das ist eine ziemlich lange deutsche Antwort Nummer {i}."} for i in range(n)]
+        lines = [
+            {
+                "external_id": f"x{i}",
+                "language": "de",
+                "prompt": "Frage",
+                "response": f"Das ist eine ziemlich lange deutsche Antwort Nummer {i}.",
+            }
+            for i in range(n)
+        ]
         with self.captureOnCommitCallbacks(execute=True):
-            return self.call("post", self.url("items/"), token=self.tokens["import"], body=ndjson(lines),
-                             content_type="application/x-ndjson")
+            return self.call(
+                "post",
+                self.url("items/"),
+                token=self.tokens["import"],
+                body=ndjson(lines),
+                content_type="application/x-ndjson",
+            )
 
     def test_an_import_is_answered_and_its_language_checks_wait_for_the_sweep(self):
         response = self.import_items()
@@ -75,30 +89,43 @@ class BrokerDownTests(ApiTestCase):
     def test_a_round_from_the_api_is_accepted_and_stays_pending_until_the_sweep_sends_it(self):
         pool_items(self.project, self.de, GERMAN, prefix="de")
         with self.captureOnCommitCallbacks(execute=True):
-            response = self.call("post", self.url("al-rounds/"), token=self.tokens["import"],
-                                 body={"budget": 4, "strategy": "uniform"})
+            response = self.call(
+                "post",
+                self.url("al-rounds/"),
+                token=self.tokens["import"],
+                body={"budget": 4, "strategy": "uniform"},
+            )
         self.assertEqual(response.status_code, 202, response.content)
         selection_round = SelectionRound.objects.get()
         self.assertEqual(selection_round.status, RoundStatus.QUEUED)
         self.redis.start()
         # A round only just queued is not the sweep's yet (its message may still be on the way).
         self.assertEqual(background_sweep(older_than=timedelta(minutes=5))["rounds"], 0)
-        SelectionRound.objects.filter(pk=selection_round.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+        SelectionRound.objects.filter(pk=selection_round.pk).update(
+            created_at=timezone.now() - timedelta(minutes=10)
+        )
         self.assertEqual(background_sweep(older_than=timedelta(minutes=5))["rounds"], 1)
-        self.assertEqual([m["task"] for m in queued_messages(self.redis.url)], ["active_learning.round_run"])
+        self.assertEqual(
+            [m["task"] for m in queued_messages(self.redis.url)], ["active_learning.round_run"]
+        )
 
     def test_a_round_from_the_lead_page_redirects_to_the_waiting_round(self):
         pool_items(self.project, self.de, GERMAN, prefix="de")
         self.client.force_login(self.lead)
         with self.captureOnCommitCallbacks(execute=True):
-            response = self.client.post(f"/p/{self.project.slug}/lead/al/run/", {"budget": 4, "strategy": "uniform", "seed": 0, "features": "hashing"})
+            response = self.client.post(
+                f"/p/{self.project.slug}/lead/al/run/",
+                {"budget": 4, "strategy": "uniform", "seed": 0, "features": "hashing"},
+            )
         self.assertEqual(response.status_code, 302, response.content[:500])
         self.assertEqual(SelectionRound.objects.get().status, RoundStatus.QUEUED)
 
     def test_the_sweep_command_reports_what_it_sent(self):
         self.import_items(n=2)
         self.redis.start()
-        call_command("background_sweep", "--older-than", "0", "--json", stdout=(out := io.StringIO()))
+        call_command(
+            "background_sweep", "--older-than", "0", "--json", stdout=(out := io.StringIO())
+        )
         self.assertEqual(json.loads(out.getvalue()), {"language_checks": 2, "rounds": 0})
 
 

@@ -30,17 +30,26 @@ class HealthTests(TestCase):
         response = self.get("/readyz")
         self.assertEqual(response.status_code, 200, response.content)
         # Production settings without CACHE_URL share the rate limits through the database cache.
-        self.assertEqual(response.json(), {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "cache": "ok"}})
+        self.assertEqual(
+            response.json(),
+            {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "cache": "ok"}},
+        )
 
     def test_it_names_the_database_when_it_is_down(self):
-        with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=OperationalError("server closed the connection")):
+        with mock.patch(
+            "django.db.backends.utils.CursorWrapper.execute",
+            side_effect=OperationalError("server closed the connection"),
+        ):
             response = self.get("/readyz")
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response.json()["down"], ["database", "migrations", "cache"])
         self.assertIn("server closed the connection", response.json()["checks"]["database"])
 
     def test_it_names_unapplied_migrations(self):
-        with mock.patch("django.db.migrations.executor.MigrationExecutor.migration_plan", return_value=[("m", False)]):
+        with mock.patch(
+            "django.db.migrations.executor.MigrationExecutor.migration_plan",
+            return_value=[("m", False)],
+        ):
             response = self.get("/readyz")
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response.json()["down"], ["migrations"])
@@ -55,8 +64,13 @@ class HealthTests(TestCase):
 
     def test_it_names_the_cache_when_it_is_configured_and_down(self):
         url = f"redis://127.0.0.1:{free_port()}/0"
-        caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
-                              "OPTIONS": {"socket_connect_timeout": 1}}}
+        caches = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "OPTIONS": {"socket_connect_timeout": 1},
+            }
+        }
         with self.settings(CACHES=caches):
             response = self.get("/readyz")
         self.assertEqual(response.status_code, 503)

@@ -11,8 +11,16 @@ from django.utils import translation
 from django.utils.translation import to_locale
 
 # Strings from the evaluator's path and from the lead pages.
-SAMPLES = ("Log in", "Queues", "Submit", "Skip this item", "Keyboard shortcuts", "Parity report",
-           "Adjudication queue", "Gold items")
+SAMPLES = (
+    "Log in",
+    "Queues",
+    "Submit",
+    "Skip this item",
+    "Keyboard shortcuts",
+    "Parity report",
+    "Adjudication queue",
+    "Gold items",
+)
 
 
 def _entries(path: Path) -> list[str]:
@@ -35,11 +43,23 @@ class CatalogueTests(SimpleTestCase):
             path = Path(settings.LOCALE_PATHS[0]) / to_locale(code) / "LC_MESSAGES" / "django.po"
             with self.subTest(language=code):
                 self.assertTrue(path.is_file(), f"{path} is missing")
-                entries = [e for e in _entries(path) if "\nmsgid " in f"\n{e}" and 'msgid ""\nmsgstr ""\n"' not in e]
+                entries = [
+                    e
+                    for e in _entries(path)
+                    if "\nmsgid " in f"\n{e}" and 'msgid ""\nmsgstr ""\n"' not in e
+                ]
                 fuzzy = [e for e in entries if "#, fuzzy" in e]
                 # An empty msgstr (or plural form) is one with no string lines after it.
-                empty = [e for e in entries if re.search(r'^msgstr(\[\d+\])? ""\n(?!")', e.rstrip() + "\n", re.M)]
-                self.assertEqual((len(fuzzy), len(empty)), (0, 0), f"{code}: fuzzy {fuzzy[:1]}, empty {empty[:1]}")
+                empty = [
+                    e
+                    for e in entries
+                    if re.search(r'^msgstr(\[\d+\])? ""\n(?!")', e.rstrip() + "\n", re.M)
+                ]
+                self.assertEqual(
+                    (len(fuzzy), len(empty)),
+                    (0, 0),
+                    f"{code}: fuzzy {fuzzy[:1]}, empty {empty[:1]}",
+                )
 
 
 class InterfaceLanguageTests(SimpleTestCase):
@@ -54,8 +74,14 @@ class InterfaceLanguageTests(SimpleTestCase):
     def test_it_names_languages_in_the_interface_language(self):
         from annotation.languages import language_display_name
 
-        for interface, german in (("en", "German"), ("ar", "الألمانية"), ("fa", "آلمانی"), ("ja", "ドイツ語"),
-                                  ("ru", "немецкий"), ("bn", "জার্মান")):
+        for interface, german in (
+            ("en", "German"),
+            ("ar", "الألمانية"),
+            ("fa", "آلمانی"),
+            ("ja", "ドイツ語"),
+            ("ru", "немецкий"),
+            ("bn", "জার্মান"),
+        ):
             with self.subTest(interface=interface), translation.override(interface):
                 self.assertEqual(language_display_name("de"), german)
 

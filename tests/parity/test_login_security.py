@@ -19,7 +19,9 @@ class LoginThrottleTests(ParityTestCase):
         self.user.save()
 
     def attempt(self, password):
-        return self.client.post("/accounts/login/", {"username": "mallory-target", "password": password})
+        return self.client.post(
+            "/accounts/login/", {"username": "mallory-target", "password": password}
+        )
 
     def test_thirty_wrong_passwords_lock_the_account_and_then_the_right_one_is_refused(self):
         for n in range(30):
@@ -38,7 +40,9 @@ class LoginThrottleTests(ParityTestCase):
     def test_failed_and_successful_logins_are_in_the_audit_log(self):
         self.attempt("wrong")
         self.attempt(PASSWORD)
-        events = list(AuditEvent.objects.filter(verb__startswith="login.").order_by("created_at", "pk"))
+        events = list(
+            AuditEvent.objects.filter(verb__startswith="login.").order_by("created_at", "pk")
+        )
         self.assertEqual([e.verb for e in events], ["login.failed", "login.success"])
         self.assertEqual(events[0].data["username"], "mallory-target")
         self.assertNotIn("password", events[0].data)

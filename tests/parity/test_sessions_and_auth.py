@@ -21,7 +21,10 @@ class SessionStoreTests(TestCase):
     def test_the_settings_use_it(self):
         self.assertEqual(settings.SESSION_ENGINE, "parity.sessions")
         # django-axes refuses locked-out logins first; the fast ModelBackend loads the user.
-        self.assertEqual(settings.AUTHENTICATION_BACKENDS, ["parity.auth.LoginThrottleBackend", "parity.auth.ModelBackend"])
+        self.assertEqual(
+            settings.AUTHENTICATION_BACKENDS,
+            ["parity.auth.LoginThrottleBackend", "parity.auth.ModelBackend"],
+        )
 
     def test_a_saved_session_reads_back_and_an_unknown_key_starts_empty(self):
         store = SessionStore()
@@ -36,7 +39,9 @@ class SessionStoreTests(TestCase):
         store = SessionStore()
         store["answer"] = 42
         store.save()
-        Session.objects.filter(session_key=store.session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
+        Session.objects.filter(session_key=store.session_key).update(
+            expire_date=timezone.now() - timedelta(seconds=1)
+        )
         self.assertEqual(SessionStore(store.session_key).load(), {})
 
     def test_a_login_holds_across_requests_and_ends_when_the_session_expires(self):
@@ -54,7 +59,9 @@ class AuthBackendTests(TestCase):
         user = UserFactory(username="alice", email="alice@example.org")
         loaded = ModelBackend().get_user(str(user.pk))  # the session holds the id as text
         self.assertEqual(loaded, user)
-        self.assertEqual((loaded.username, loaded.email, loaded.is_active), ("alice", "alice@example.org", True))
+        self.assertEqual(
+            (loaded.username, loaded.email, loaded.is_active), ("alice", "alice@example.org", True)
+        )
         self.assertEqual(loaded.date_joined, get_user_model().objects.get(pk=user.pk).date_joined)
 
     def test_it_finds_nobody_for_a_missing_or_malformed_id_or_an_inactive_user(self):

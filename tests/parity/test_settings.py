@@ -16,23 +16,41 @@ from parity.env import env_bool, env_int
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
-
 def test_env_bool_is_strict():
     with mock.patch.dict(os.environ, {"X": "yes"}):
         assert env_bool("X", False) is True
     with mock.patch.dict(os.environ, {"X": "0"}):
         assert env_bool("X", True) is False
-    with mock.patch.dict(os.environ, {"X": "ture"}), pytest.raises(ImproperlyConfigured, match="not a boolean"):
+    with (
+        mock.patch.dict(os.environ, {"X": "ture"}),
+        pytest.raises(ImproperlyConfigured, match="not a boolean"),
+    ):
         env_bool("X", False)
-    with mock.patch.dict(os.environ, {"X": "ten"}), pytest.raises(ImproperlyConfigured, match="not a whole number"):
+    with (
+        mock.patch.dict(os.environ, {"X": "ten"}),
+        pytest.raises(ImproperlyConfigured, match="not a whole number"),
+    ):
         env_int("X", 1)
 
 
-def _run_settings(env: dict[str, str], code: str = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])") -> subprocess.CompletedProcess:
-    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
-             "DJANGO_SETTINGS_MODULE": "parity.settings", **env}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+def _run_settings(
+    env: dict[str, str],
+    code: str = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])",
+) -> subprocess.CompletedProcess:
+    clean = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "parity.settings",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_secret_key_is_required_when_debug_is_off():
@@ -43,7 +61,9 @@ def test_secret_key_is_required_when_debug_is_off():
 
 def test_no_database_url_means_sqlite_and_postgres_url_means_postgresql():
     assert _run_settings({"DEBUG": "1"}).stdout.strip() == "django.db.backends.sqlite3"
-    out = _run_settings({"DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}).stdout.strip()
+    out = _run_settings(
+        {"DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
+    ).stdout.strip()
     assert out == "django.db.backends.postgresql"
     bad = _run_settings({"DEBUG": "1", "DATABASE_URL": "mysql://u@h/x"})
     assert bad.returncode != 0 and "DATABASE_URL must start with postgres://" in bad.stderr
@@ -52,8 +72,15 @@ def test_no_database_url_means_sqlite_and_postgres_url_means_postgresql():
 def test_postgresql_prepares_repeated_statements_unless_turned_off():
     options = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))"
     url = {"DEBUG": "1", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
-    assert _run_settings(url, options).stdout.strip() == "{'server_side_binding': True, 'prepare_threshold': 5}"
-    assert _run_settings({**url, "DB_PREPARE_THRESHOLD": "2"}, options).stdout.strip().endswith("'prepare_threshold': 2}")
+    assert (
+        _run_settings(url, options).stdout.strip()
+        == "{'server_side_binding': True, 'prepare_threshold': 5}"
+    )
+    assert (
+        _run_settings({**url, "DB_PREPARE_THRESHOLD": "2"}, options)
+        .stdout.strip()
+        .endswith("'prepare_threshold': 2}")
+    )
     assert _run_settings({**url, "DB_PREPARED_STATEMENTS": "0"}, options).stdout.strip() == "{}"
     bad = _run_settings({**url, "DB_PREPARE_THRESHOLD": "often"}, options)
     assert bad.returncode != 0 and "DB_PREPARE_THRESHOLD" in bad.stderr
@@ -82,11 +109,17 @@ def test_production_settings_pass_check_deploy():
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         # A clean environment: the test run's own settings_test defaults must not leak in.
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
-             "DJANGO_SETTINGS_MODULE": "parity.settings", "DEBUG": "0",
-             "SECRET_KEY": "k" * 20 + "-Zq8#vT2!pL9@rW4$xN6^mB1&cF3*hJ7",
-             "ALLOWED_HOSTS": "parity.example.org"},
-        capture_output=True, text=True, timeout=120,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "DJANGO_SETTINGS_MODULE": "parity.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 20 + "-Zq8#vT2!pL9@rW4$xN6^mB1&cF3*hJ7",
+            "ALLOWED_HOSTS": "parity.example.org",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -100,17 +133,29 @@ class SharedCacheTests(TestCase):
         base = {k: v for k, v in os.environ.items() if k not in ("CACHE_URL", "DEBUG")}
         result = subprocess.run(
             [sys.executable, "-c", f"import django; django.setup(); {code}"],
-            env={**base, "DJANGO_SETTINGS_MODULE": "parity.settings", "SECRET_KEY": "x" * 50, **env},
-            capture_output=True, text=True, check=True, cwd=str(settings.BASE_DIR),
+            env={
+                **base,
+                "DJANGO_SETTINGS_MODULE": "parity.settings",
+                "SECRET_KEY": "x" * 50,
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=str(settings.BASE_DIR),
         )
         return result.stdout.strip()
 
     def test_production_without_cache_url_counts_in_the_database(self):
-        self.assertEqual(self.settings_with(DEBUG="0"), "django.core.cache.backends.db.DatabaseCache")
+        self.assertEqual(
+            self.settings_with(DEBUG="0"), "django.core.cache.backends.db.DatabaseCache"
+        )
 
     def test_production_with_cache_url_counts_in_redis(self):
-        self.assertEqual(self.settings_with(DEBUG="0", CACHE_URL="redis://127.0.0.1:6379/2"),
-                         "django.core.cache.backends.redis.RedisCache")
+        self.assertEqual(
+            self.settings_with(DEBUG="0", CACHE_URL="redis://127.0.0.1:6379/2"),
+            "django.core.cache.backends.redis.RedisCache",
+        )
 
     def test_a_token_over_its_rate_is_refused_by_every_worker(self):
         # Two processes share nothing but the cache: a second cache connection stands for

@@ -15,7 +15,9 @@ from annotation.models import Project
 
 def allocation_table(allocation: list[LanguageAllocation]) -> str:
     def fmt(value: Any) -> str:
-        return "–" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+        return (
+            "–" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+        )
 
     header = f"{'language':<10} {'pool':>8} {'capacity':>9} {'quality':>8} {'lag':>7} {'audit':>6} {'uncert.':>8} {'total':>6}"
     lines = [header, "-" * len(header)]
@@ -24,9 +26,11 @@ def allocation_table(allocation: list[LanguageAllocation]) -> str:
             f"{a.tag:<10} {a.pool:>8} {fmt(a.capacity):>9} {fmt(a.quality):>8} {fmt(a.lag):>7} "
             f"{a.audit:>6} {a.uncertainty:>8} {a.total:>6}"
         )
-    lines.append(f"{'total':<10} {sum(a.pool for a in allocation):>8} {'':>9} {'':>8} {'':>7} "
-                 f"{sum(a.audit for a in allocation):>6} {sum(a.uncertainty for a in allocation):>8} "
-                 f"{sum(a.total for a in allocation):>6}")
+    lines.append(
+        f"{'total':<10} {sum(a.pool for a in allocation):>8} {'':>9} {'':>8} {'':>7} "
+        f"{sum(a.audit for a in allocation):>6} {sum(a.uncertainty for a in allocation):>8} "
+        f"{sum(a.total for a in allocation):>6}"
+    )
     return "\n".join(lines)
 
 
@@ -38,22 +42,53 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="project slug")
-        parser.add_argument("--budget", required=True, type=int, help="items to send to humans in this round")
-        parser.add_argument("--strategy", default="parity", help=f"one of {', '.join(STRATEGIES)} (default parity)")
-        parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same round)")
-        parser.add_argument("--preview", action="store_true", help="print the allocation only; queue nothing")
+        parser.add_argument(
+            "--budget", required=True, type=int, help="items to send to humans in this round"
+        )
+        parser.add_argument(
+            "--strategy", default="parity", help=f"one of {', '.join(STRATEGIES)} (default parity)"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=0, help="random seed (same seed, same round)"
+        )
+        parser.add_argument(
+            "--preview", action="store_true", help="print the allocation only; queue nothing"
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
-        parser.add_argument("--features", choices=["hashing", "encoder"], default=None,
-                            help="item features (default hashing; encoder uses PARITY_ENCODER_PATH)")
-        parser.add_argument("--encoder-path", default=None, help="local encoder folder (overrides the setting)")
-        parser.add_argument("--causal-lm-path", default=None,
-                            help="local causal LM folder to rescore items sent without log-probs")
-        parser.add_argument("--scorers", default=None, help="comma-separated scorer names (default: all usable)")
-        parser.add_argument("--floor", type=int, default=None, help="at least this many items per language")
-        parser.add_argument("--evaluator-capacity", type=int, default=None,
-                            help="judgments one qualified evaluator can take per round (default 200)")
-        parser.add_argument("--no-capacity-cap", action="store_true", help="do not cap languages by evaluator capacity")
-        parser.add_argument("--parameters", default=None, help="further round parameters as a JSON object")
+        parser.add_argument(
+            "--features",
+            choices=["hashing", "encoder"],
+            default=None,
+            help="item features (default hashing; encoder uses PARITY_ENCODER_PATH)",
+        )
+        parser.add_argument(
+            "--encoder-path", default=None, help="local encoder folder (overrides the setting)"
+        )
+        parser.add_argument(
+            "--causal-lm-path",
+            default=None,
+            help="local causal LM folder to rescore items sent without log-probs",
+        )
+        parser.add_argument(
+            "--scorers", default=None, help="comma-separated scorer names (default: all usable)"
+        )
+        parser.add_argument(
+            "--floor", type=int, default=None, help="at least this many items per language"
+        )
+        parser.add_argument(
+            "--evaluator-capacity",
+            type=int,
+            default=None,
+            help="judgments one qualified evaluator can take per round (default 200)",
+        )
+        parser.add_argument(
+            "--no-capacity-cap",
+            action="store_true",
+            help="do not cap languages by evaluator capacity",
+        )
+        parser.add_argument(
+            "--parameters", default=None, help="further round parameters as a JSON object"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         project = Project.objects.filter(slug=opts["project"]).first()
@@ -67,9 +102,13 @@ class Command(BaseCommand):
                 raise CommandError(f"--parameters is not valid JSON: {exc.msg}") from None
             if not isinstance(parameters, dict):
                 raise CommandError("--parameters must be a JSON object")
-        for option, name in (("features", "features"), ("encoder_path", "encoder_path"),
-                             ("causal_lm_path", "causal_lm_path"), ("floor", "floor"),
-                             ("evaluator_capacity", "evaluator_capacity")):
+        for option, name in (
+            ("features", "features"),
+            ("encoder_path", "encoder_path"),
+            ("causal_lm_path", "causal_lm_path"),
+            ("floor", "floor"),
+            ("evaluator_capacity", "evaluator_capacity"),
+        ):
             if opts[option] is not None:
                 parameters[name] = opts[option]
         if opts["scorers"]:
@@ -78,7 +117,10 @@ class Command(BaseCommand):
             parameters["evaluator_capacity"] = None
         try:
             request = round_request_clean(
-                project=project, budget=opts["budget"], strategy=opts["strategy"], seed=opts["seed"],
+                project=project,
+                budget=opts["budget"],
+                strategy=opts["strategy"],
+                seed=opts["seed"],
                 parameters=parameters,
             )
             if opts["preview"]:
@@ -88,16 +130,28 @@ class Command(BaseCommand):
                 selection_round = round_execute(request=request)
                 allocation = None
         except ValidationError as exc:
-            reasons = [f"{name}: {message}" if name else message for name, message in validation_messages(exc)]
+            reasons = [
+                f"{name}: {message}" if name else message
+                for name, message in validation_messages(exc)
+            ]
             raise CommandError("no round was run; " + "; ".join(reasons)) from None
         if selection_round is None:
             if opts["json"]:
-                self.stdout.write(json.dumps({
-                    "preview": True, "strategy": request.strategy, "budget": request.budget, "seed": request.seed,
-                    "allocation": {a.tag: a.as_dict() for a in allocation},
-                }))
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "preview": True,
+                            "strategy": request.strategy,
+                            "budget": request.budget,
+                            "seed": request.seed,
+                            "allocation": {a.tag: a.as_dict() for a in allocation},
+                        }
+                    )
+                )
             else:
-                self.stdout.write(f"{project.slug}: preview of a {request.strategy} round of {request.budget} (seed {request.seed})")
+                self.stdout.write(
+                    f"{project.slug}: preview of a {request.strategy} round of {request.budget} (seed {request.seed})"
+                )
                 self.stdout.write(allocation_table(allocation))
             return
         payload = round_payload(selection_round)

@@ -19,7 +19,7 @@ from active_learning.simulation import (
 
 
 def _seeds(text: str) -> list[int]:
-    """"0-4" or "0,1,2": whole numbers ≥ 0."""
+    """ "0-4" or "0,1,2": whole numbers ≥ 0."""
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -42,27 +42,55 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dataset", default="mlqe-pe", help=f"one of {', '.join(DATASETS)} (default mlqe-pe)")
-        parser.add_argument("--data", type=Path, default=None,
-                            help="your own data instead: a folder in the MLQE-PE layout (*.df.short.tsv and "
-                                 "word-probas/, loose or in .tar.gz archives) or a JSON Lines file of "
-                                 '{"language", "prompt", "response", "token_logprobs" (optional), "score"}')
-        parser.add_argument("--bad-below", type=float, default=None,
-                            help="an output is bad when its score is below this (default 50 for MLQE-PE, "
-                                 "the midpoint of the scores' range for JSON Lines)")
-        parser.add_argument("--budget", type=float, default=0.2,
-                            help="share of each language's pool sent to humans, above 0 and at most 1 (default 0.2)")
+        parser.add_argument(
+            "--dataset", default="mlqe-pe", help=f"one of {', '.join(DATASETS)} (default mlqe-pe)"
+        )
+        parser.add_argument(
+            "--data",
+            type=Path,
+            default=None,
+            help="your own data instead: a folder in the MLQE-PE layout (*.df.short.tsv and "
+            "word-probas/, loose or in .tar.gz archives) or a JSON Lines file of "
+            '{"language", "prompt", "response", "token_logprobs" (optional), "score"}',
+        )
+        parser.add_argument(
+            "--bad-below",
+            type=float,
+            default=None,
+            help="an output is bad when its score is below this (default 50 for MLQE-PE, "
+            "the midpoint of the scores' range for JSON Lines)",
+        )
+        parser.add_argument(
+            "--budget",
+            type=float,
+            default=0.2,
+            help="share of each language's pool sent to humans, above 0 and at most 1 (default 0.2)",
+        )
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0-4: every figure is their mean")
-        parser.add_argument("--strategies", default=",".join(STRATEGIES),
-                            help=f"comma-separated, from {', '.join(STRATEGIES)} (default all)")
-        parser.add_argument("--limit", type=int, default=None, help="use only the first N items per language")
-        parser.add_argument("--out", type=Path, default=Path(settings.BASE_DIR) / "bench" / "out" / "al_simulation",
-                            help="folder for the CSV files and the plot (default bench/out/al_simulation, git-ignored)")
+        parser.add_argument(
+            "--seeds", default=None, help="several seeds, e.g. 0-4: every figure is their mean"
+        )
+        parser.add_argument(
+            "--strategies",
+            default=",".join(STRATEGIES),
+            help=f"comma-separated, from {', '.join(STRATEGIES)} (default all)",
+        )
+        parser.add_argument(
+            "--limit", type=int, default=None, help="use only the first N items per language"
+        )
+        parser.add_argument(
+            "--out",
+            type=Path,
+            default=Path(settings.BASE_DIR) / "bench" / "out" / "al_simulation",
+            help="folder for the CSV files and the plot (default bench/out/al_simulation, git-ignored)",
+        )
         parser.add_argument("--no-files", action="store_true", help="write no CSV or plot")
-        parser.add_argument("--json", action="store_true",
-                            help='print {"budget", "results": [{"strategy", "language", "picked", "bad_found", '
-                                 '"bad_total", "n", "random_expected", "oracle", "share", "recall"}, …], "summary", …}')
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help='print {"budget", "results": [{"strategy", "language", "picked", "bad_found", '
+            '"bad_total", "n", "random_expected", "oracle", "share", "recall"}, …], "summary", …}',
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
@@ -71,8 +99,15 @@ class Command(BaseCommand):
         if opts["data"] is not None and opts["dataset"] != "mlqe-pe":
             raise CommandError("give --dataset or --data, not both")
         progress = None if opts["json"] else (lambda s: self.stderr.write(f"running {s}…"))
-        common = {"dataset": opts["dataset"], "budget": opts["budget"], "strategies": strategies,
-                  "limit": opts["limit"], "data": opts["data"], "bad_below": opts["bad_below"], "progress": progress}
+        common = {
+            "dataset": opts["dataset"],
+            "budget": opts["budget"],
+            "strategies": strategies,
+            "limit": opts["limit"],
+            "data": opts["data"],
+            "bad_below": opts["bad_below"],
+            "progress": progress,
+        }
         try:
             if opts["seeds"]:
                 report = simulation_run_seeds(seeds=_seeds(opts["seeds"]), **common)
@@ -82,10 +117,27 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         written = [] if opts["no_files"] else report_write(report, opts["out"])
         if opts["json"]:
-            keys = ("budget", "dataset", "seed", "seeds", "bad_below", "results", "summary", "best", "spread",
-                    "curves", "estimates")
-            self.stdout.write(json.dumps({**{k: report[k] for k in keys if k in report},
-                                          "files": [str(p) for p in written]}))
+            keys = (
+                "budget",
+                "dataset",
+                "seed",
+                "seeds",
+                "bad_below",
+                "results",
+                "summary",
+                "best",
+                "spread",
+                "curves",
+                "estimates",
+            )
+            self.stdout.write(
+                json.dumps(
+                    {
+                        **{k: report[k] for k in keys if k in report},
+                        "files": [str(p) for p in written],
+                    }
+                )
+            )
             return
         self.stdout.write(results_table(report))
         for path in written:

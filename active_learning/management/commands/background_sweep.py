@@ -18,7 +18,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--older-than", type=int, default=None, metavar="SECONDS",
+            "--older-than",
+            type=int,
+            default=None,
+            metavar="SECONDS",
             help="only work pending at least this long (default: PARITY_SWEEP_SECONDS)",
         )
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")

@@ -20,9 +20,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--language", help="one language (BCP 47 tag); default: all")
-        parser.add_argument("--level", choices=LEVELS, help="level of measurement (default: the project's)")
-        parser.add_argument("--by", help=f"break down by {', '.join(BREAKDOWNS)} or {METADATA_PREFIX}<key>")
-        parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+        parser.add_argument(
+            "--level", choices=LEVELS, help="level of measurement (default: the project's)"
+        )
+        parser.add_argument(
+            "--by", help=f"break down by {', '.join(BREAKDOWNS)} or {METADATA_PREFIX}<key>"
+        )
+        parser.add_argument(
+            "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
+        )
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -31,8 +37,14 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"no project with slug {opts['project']!r}")
         try:
-            report = agreement_report(project=project, language=opts["language"], level=opts["level"],
-                                      by=opts["by"], seed=opts["seed"], resamples=opts["resamples"])
+            report = agreement_report(
+                project=project,
+                language=opts["language"],
+                level=opts["level"],
+                by=opts["by"],
+                seed=opts["seed"],
+                resamples=opts["resamples"],
+            )
         except ValidationError as exc:
             raise CommandError(exc.messages[0]) from None
         if opts["json"]:
@@ -46,8 +58,10 @@ class Command(BaseCommand):
             f"{report['excluded_units']} units with fewer than two judgments excluded"
         )
         for label in report.get("labels", []):
-            self.stdout.write(f"  label {label['label']}: alpha {_fmt(label['alpha'])} "
-                              f"[{_fmt(label['ci'][0])}, {_fmt(label['ci'][1])}]")
+            self.stdout.write(
+                f"  label {label['label']}: alpha {_fmt(label['alpha'])} "
+                f"[{_fmt(label['ci'][0])}, {_fmt(label['ci'][1])}]"
+            )
         for group in report.get("groups", []):
             extra = ""
             if "alpha_without" in group:

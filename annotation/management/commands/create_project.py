@@ -20,17 +20,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--slug", required=True)
         parser.add_argument("--task-type", required=True, choices=TaskType.values)
-        parser.add_argument("--languages", required=True, help="comma-separated BCP 47 tags, e.g. de,zh,sw")
+        parser.add_argument(
+            "--languages", required=True, help="comma-separated BCP 47 tags, e.g. de,zh,sw"
+        )
         parser.add_argument("--name", help="display name (default: from the slug)")
         parser.add_argument(
-            "--schema", type=Path,
+            "--schema",
+            type=Path,
             help="JSON file: scale bounds, labels, issue tags, level (README.md, 'Project schema'); without it a "
             "rating project uses a 1–5 scale, a labels project acceptable/unacceptable",
         )
         parser.add_argument("--overlap", type=int, help="judgments per item (k)")
         parser.add_argument("--honeypot-rate", type=float)
         parser.add_argument("--lease-seconds", type=int)
-        parser.add_argument("--pool", action="store_true", help="imported items wait for an active-learning round")
+        parser.add_argument(
+            "--pool", action="store_true", help="imported items wait for an active-learning round"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         schema = None
@@ -40,7 +45,9 @@ class Command(BaseCommand):
             except FileNotFoundError:
                 raise CommandError(f"schema file {opts['schema']} does not exist") from None
             except json.JSONDecodeError as exc:
-                raise CommandError(f"schema file {opts['schema']} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+                raise CommandError(
+                    f"schema file {opts['schema']} is not valid JSON: {exc.msg} at line {exc.lineno}"
+                ) from None
         languages = [t.strip() for t in opts["languages"].split(",") if t.strip()]
         options: dict[str, Any] = {}
         if opts["honeypot_rate"] is not None:
@@ -51,10 +58,17 @@ class Command(BaseCommand):
             options["queue_on_import"] = False
         try:
             project, created = project_create_or_update(
-                slug=opts["slug"], task_type=opts["task_type"], languages=languages, name=opts["name"],
-                schema=schema, overlap=opts["overlap"], **options,
+                slug=opts["slug"],
+                task_type=opts["task_type"],
+                languages=languages,
+                name=opts["name"],
+                schema=schema,
+                overlap=opts["overlap"],
+                **options,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         tags = ", ".join(project.languages.order_by("tag").values_list("tag", flat=True))
-        self.stdout.write(f"{'created' if created else 'updated'} project {project.slug} ({project.task_type}; {tags})")
+        self.stdout.write(
+            f"{'created' if created else 'updated'} project {project.slug} ({project.task_type}; {tags})"
+        )

@@ -110,7 +110,11 @@ EVALUATORS = (
 LEAD = "lead"
 
 MLQE_SCHEMA = {
-    "scale": {"min": 0, "max": 100, "labels": {"0": "nonsense", "50": "some meaning kept", "100": "perfect"}},
+    "scale": {
+        "min": 0,
+        "max": 100,
+        "labels": {"0": "nonsense", "50": "some meaning kept", "100": "perfect"},
+    },
     "issues": ["mistranslation", "omission", "addition", "fluency", "terminology"],
 }
 WMT_SCHEMA = {"issues": ["mistranslation", "omission", "fluency", "style"]}
@@ -139,39 +143,82 @@ class DemoGold:
 MLQE_GOLD_PAIRS = ("en-de", "en-zh", "ro-en")
 MLQE_GOLD_TOLERANCE = {"points": 15}
 MLQE_GOLD = (
-    DemoGold(mlqe_external_id("en-de", 902), "gold-mlqe-en-de-902", {"score": 98},
-             "Complete, accurate and natural: every country is there, in order and correctly spelled. "
-             "The six MLQE-PE raters gave 95–100.", tolerance=MLQE_GOLD_TOLERANCE),
-    DemoGold(mlqe_external_id("en-zh", 999), "gold-mlqe-en-zh-999", {"score": 82},
-             "Accurate and fluent: streets, sidewalks, balconies, windows and the crowd of mourners are all "
-             "there. The raters gave 70–90.", tolerance=MLQE_GOLD_TOLERANCE),
-    DemoGold(mlqe_external_id("en-zh", 979), "gold-mlqe-en-zh-979", {"score": 42},
-             "Only part of the meaning survives: “emu” became 伊木 (a sound-alike, not the bird 鸸鹋) and "
-             "“nasal turbinates” became 鼻涡轮, “nose turbines”; the spaces around the comma are a fluency "
-             "error. The raters gave 38–55.", tolerance=MLQE_GOLD_TOLERANCE),
-    DemoGold(mlqe_external_id("ro-en", 921), "gold-mlqe-ro-en-921", {"score": 99},
-             "A faithful, idiomatic English sentence: nothing to correct. The raters gave 96–100.",
-             tolerance=MLQE_GOLD_TOLERANCE),
-    DemoGold(mlqe_external_id("ro-en", 933), "gold-mlqe-ro-en-933", {"score": 1},
-             "A hallucination: the translation talks about employees and production, the source is a "
-             "garbled caption about dancers. Fluent text unrelated to the source is at the bottom of the "
-             "scale; all six raters gave 1.", tolerance=MLQE_GOLD_TOLERANCE),
+    DemoGold(
+        mlqe_external_id("en-de", 902),
+        "gold-mlqe-en-de-902",
+        {"score": 98},
+        "Complete, accurate and natural: every country is there, in order and correctly spelled. "
+        "The six MLQE-PE raters gave 95–100.",
+        tolerance=MLQE_GOLD_TOLERANCE,
+    ),
+    DemoGold(
+        mlqe_external_id("en-zh", 999),
+        "gold-mlqe-en-zh-999",
+        {"score": 82},
+        "Accurate and fluent: streets, sidewalks, balconies, windows and the crowd of mourners are all "
+        "there. The raters gave 70–90.",
+        tolerance=MLQE_GOLD_TOLERANCE,
+    ),
+    DemoGold(
+        mlqe_external_id("en-zh", 979),
+        "gold-mlqe-en-zh-979",
+        {"score": 42},
+        "Only part of the meaning survives: “emu” became 伊木 (a sound-alike, not the bird 鸸鹋) and "
+        "“nasal turbinates” became 鼻涡轮, “nose turbines”; the spaces around the comma are a fluency "
+        "error. The raters gave 38–55.",
+        tolerance=MLQE_GOLD_TOLERANCE,
+    ),
+    DemoGold(
+        mlqe_external_id("ro-en", 921),
+        "gold-mlqe-ro-en-921",
+        {"score": 99},
+        "A faithful, idiomatic English sentence: nothing to correct. The raters gave 96–100.",
+        tolerance=MLQE_GOLD_TOLERANCE,
+    ),
+    DemoGold(
+        mlqe_external_id("ro-en", 933),
+        "gold-mlqe-ro-en-933",
+        {"score": 1},
+        "A hallucination: the translation talks about employees and production, the source is a "
+        "garbled caption about dancers. Fluent text unrelated to the source is at the bottom of the "
+        "scale; all six raters gave 1.",
+        tolerance=MLQE_GOLD_TOLERANCE,
+    ),
 )
 # Japanese calibration for udhr-labels: UDHR has one text per language, so the round
 # declares other languages' Article 1 as Japanese items (the look-alikes a Japanese
 # reader must catch) beside the real Japanese text.
 UDHR_JA_GOLD = (
-    DemoGold("udhr-jpn", "gold-ja-jpn", {"labels": ["correct"]},
-             "The official Japanese translation: both sentences, natural, in kanji and hiragana as Japanese "
-             "is written."),
-    DemoGold("udhr-cmn_hans", "gold-ja-cmn-hans", {"labels": ["wrong_language"]},
-             "Mandarin Chinese in simplified characters (们, 权, 应), not Japanese: there is no kana at all "
-             "(no は, を, である). Shared kanji do not make a text Japanese.", language="ja"),
-    DemoGold("udhr-cmn_hant", "gold-ja-cmn-hant", {"labels": ["wrong_language"]},
-             "Chinese in traditional characters (們, 權, 應; Japanese writes 権 and 応), with Chinese grammar "
-             "and no kana: wrong language.", language="ja"),
-    DemoGold("udhr-kor", "gold-ja-kor", {"labels": ["wrong_language"]},
-             "Korean in Hangul. Japanese is never written in Hangul.", language="ja"),
+    DemoGold(
+        "udhr-jpn",
+        "gold-ja-jpn",
+        {"labels": ["correct"]},
+        "The official Japanese translation: both sentences, natural, in kanji and hiragana as Japanese "
+        "is written.",
+    ),
+    DemoGold(
+        "udhr-cmn_hans",
+        "gold-ja-cmn-hans",
+        {"labels": ["wrong_language"]},
+        "Mandarin Chinese in simplified characters (们, 权, 应), not Japanese: there is no kana at all "
+        "(no は, を, である). Shared kanji do not make a text Japanese.",
+        language="ja",
+    ),
+    DemoGold(
+        "udhr-cmn_hant",
+        "gold-ja-cmn-hant",
+        {"labels": ["wrong_language"]},
+        "Chinese in traditional characters (們, 權, 應; Japanese writes 権 and 応), with Chinese grammar "
+        "and no kana: wrong language.",
+        language="ja",
+    ),
+    DemoGold(
+        "udhr-kor",
+        "gold-ja-kor",
+        {"labels": ["wrong_language"]},
+        "Korean in Hangul. Japanese is never written in Hangul.",
+        language="ja",
+    ),
 )
 
 
@@ -179,15 +226,23 @@ class Command(BaseCommand):
     help = "Migrate, then create demo users and three projects with real multilingual data; --serve runs it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--serve", action="store_true", help="then serve it at 127.0.0.1:PORT through gunicorn (threads)")
         parser.add_argument(
-            "--limit", type=int,
-            help=f"items per MLQE-PE language pair and per WMT23 pair (default {DEFAULT_MLQE_LIMIT} "
-                 f"and {DEFAULT_WMT_LIMIT})",
+            "--serve",
+            action="store_true",
+            help="then serve it at 127.0.0.1:PORT through gunicorn (threads)",
         )
-        parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
         parser.add_argument(
-            "--password", help=f"password for new demo logins (default {DEMO_PASSWORD!r}; required with DEBUG off)"
+            "--limit",
+            type=int,
+            help=f"items per MLQE-PE language pair and per WMT23 pair (default {DEFAULT_MLQE_LIMIT} "
+            f"and {DEFAULT_WMT_LIMIT})",
+        )
+        parser.add_argument(
+            "--port", type=int, default=8000, help="port for --serve (default 8000)"
+        )
+        parser.add_argument(
+            "--password",
+            help=f"password for new demo logins (default {DEMO_PASSWORD!r}; required with DEBUG off)",
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -208,7 +263,9 @@ class Command(BaseCommand):
         elif not password.strip():
             raise CommandError("--password must not be empty")
         if opts["serve"] and not settings.DEBUG:
-            raise CommandError("--serve runs the demo server (DEBUG pages); run it with DEBUG=1 (make demo does)")
+            raise CommandError(
+                "--serve runs the demo server (DEBUG pages); run it with DEBUG=1 (make demo does)"
+            )
 
         call_command("migrate", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)  # the shared cache without DEBUG or CACHE_URL
@@ -220,7 +277,9 @@ class Command(BaseCommand):
                     mlqe_project(lead=lead, limit=limit or DEFAULT_MLQE_LIMIT),
                     wmt_project(lead=lead, limit=limit or DEFAULT_WMT_LIMIT),
                     udhr_project(lead=lead),
-                    mlqe_pool_project(lead=lead, size=min(limit or DEFAULT_POOL_SIZE, DEFAULT_POOL_SIZE)),
+                    mlqe_pool_project(
+                        lead=lead, size=min(limit or DEFAULT_POOL_SIZE, DEFAULT_POOL_SIZE)
+                    ),
                 ]
                 for project in projects:
                     demo_qualifications(project=project, lead=lead, evaluators=evaluators)
@@ -230,7 +289,9 @@ class Command(BaseCommand):
                 # By name: guidelines are the guidelines app's, which annotation never imports.
                 call_command("demo_guidelines", lead=lead.get_username(), verbosity=0)
                 # After the guidelines, which the evaluators must have acknowledged to claim.
-                wmt_replay(project=projects[1], evaluators=evaluators, limit=limit or DEFAULT_WMT_LIMIT)
+                wmt_replay(
+                    project=projects[1], evaluators=evaluators, limit=limit or DEFAULT_WMT_LIMIT
+                )
         except (ValidationError, ImportRejected) as exc:
             raise CommandError(f"demo data could not be loaded: {exc}") from None
 
@@ -240,10 +301,14 @@ class Command(BaseCommand):
             if code:
                 raise CommandError(f"the demo server (gunicorn) stopped with exit code {code}")
 
-    def _report(self, *, projects: list[Project], evaluators: dict[str, Any], password: str, port: int) -> None:
+    def _report(
+        self, *, projects: list[Project], evaluators: dict[str, Any], password: str, port: int
+    ) -> None:
         out = self.stdout
         out.write("")
-        for project in Project.objects.filter(pk__in=[p.pk for p in projects]).order_by("created_at", "pk"):
+        for project in Project.objects.filter(pk__in=[p.pk for p in projects]).order_by(
+            "created_at", "pk"
+        ):
             items = Item.objects.filter(project=project)
             total = items.filter(is_gold=False).count()
             notes = [f"{total:>5} items in {project.languages.count()} languages"]
@@ -251,7 +316,9 @@ class Command(BaseCommand):
                 notes.append(f"guideline {project.guideline_version}")
             gold = items.filter(is_gold=True).count()
             if gold:
-                rate = f", honeypots at {project.honeypot_rate:.0%}" if project.honeypot_rate else ""
+                rate = (
+                    f", honeypots at {project.honeypot_rate:.0%}" if project.honeypot_rate else ""
+                )
                 notes.append(f"{gold} gold items{rate}")
             waiting = items.filter(status=ItemStatus.ADJUDICATION).count()
             if waiting:
@@ -262,7 +329,9 @@ class Command(BaseCommand):
             if not project.queue_on_import:
                 pool = items.filter(status=ItemStatus.POOL, is_gold=False)
                 labelled = pool.filter(judgments__isnull=False).distinct().count()
-                notes.append(f"{pool.count()} in the pool for active learning, {labelled} of them labelled")
+                notes.append(
+                    f"{pool.count()} in the pool for active learning, {labelled} of them labelled"
+                )
             out.write(f"  {project.slug:<12} {project.task_type:<9} {' · '.join(notes)}")
         out.write("")
         out.write(self.style.SUCCESS(f"Parity demo: http://127.0.0.1:{port}/"))
@@ -275,8 +344,16 @@ class Command(BaseCommand):
                 .select_related("project", "language")
                 .order_by("project__slug", "language__tag")
             )
-            done = [f"{q.project.slug} ({q.language.tag})" for q in rows if q.status == QualificationStatus.QUALIFIED]
-            waiting = [f"{q.project.slug} ({q.language.tag})" for q in rows if q.status != QualificationStatus.QUALIFIED]
+            done = [
+                f"{q.project.slug} ({q.language.tag})"
+                for q in rows
+                if q.status == QualificationStatus.QUALIFIED
+            ]
+            waiting = [
+                f"{q.project.slug} ({q.language.tag})"
+                for q in rows
+                if q.status != QualificationStatus.QUALIFIED
+            ]
             what = f"works {', '.join(done)}" if done else ""
             if waiting:
                 what += ("; " if what else "") + f"pending calibration in {', '.join(waiting)}"
@@ -289,16 +366,31 @@ class Command(BaseCommand):
 
 # What each login shows of the loop, printed after the logins.
 TRY = (
-    ("yuki", "acknowledges guideline 1.0.0 of udhr-labels, takes the Japanese calibration round "
-             "(is it really Japanese?), sees each answer explained, then works the Japanese items"),
-    ("amira", "works Arabic and Hebrew right to left in udhr-labels, beside the guideline in Arabic"),
-    ("hans", "rates German translations in mlqe-da (about one item in twenty is a honeypot), "
-             "and picks the better of two in wmt23-sxs"),
-    ("lead", "opens a project's Lead page from the home page: overview, parity, agreement, adjudication, "
-             "guideline, gold, calibration, honeypots, API tokens; wmt23-sxs has pairs its three German "
-             "evaluators (hans, greta, jonas, replaying the WMT23 raters) split on, waiting for a final label"),
-    ("", "and in mlqe-pool runs an active-learning round (Lead → Active learning) that moves the most "
-         "informative pool items into the queues of hans, li and emma"),
+    (
+        "yuki",
+        "acknowledges guideline 1.0.0 of udhr-labels, takes the Japanese calibration round "
+        "(is it really Japanese?), sees each answer explained, then works the Japanese items",
+    ),
+    (
+        "amira",
+        "works Arabic and Hebrew right to left in udhr-labels, beside the guideline in Arabic",
+    ),
+    (
+        "hans",
+        "rates German translations in mlqe-da (about one item in twenty is a honeypot), "
+        "and picks the better of two in wmt23-sxs",
+    ),
+    (
+        "lead",
+        "opens a project's Lead page from the home page: overview, parity, agreement, adjudication, "
+        "guideline, gold, calibration, honeypots, API tokens; wmt23-sxs has pairs its three German "
+        "evaluators (hans, greta, jonas, replaying the WMT23 raters) split on, waiting for a final label",
+    ),
+    (
+        "",
+        "and in mlqe-pool runs an active-learning round (Lead → Active learning) that moves the most "
+        "informative pool items into the queues of hans, li and emma",
+    ),
 )
 
 
@@ -312,8 +404,12 @@ def _user(*, username: str, password: str, superuser: bool = False) -> Any:
     user = User.objects.filter(username=username).first()
     if user is not None:
         return user  # a second run leaves an existing login (and its password) alone
-    user = User(username=username, email=f"{username}@demo.parity.invalid", is_staff=superuser,
-                is_superuser=superuser)
+    user = User(
+        username=username,
+        email=f"{username}@demo.parity.invalid",
+        is_staff=superuser,
+        is_superuser=superuser,
+    )
     user.set_password(password)
     user.save()
     return user
@@ -346,16 +442,28 @@ def demo_qualifications(*, project: Project, lead: Any, evaluators: dict[str, An
             if tag not in project_tags:
                 continue
             language = Language.objects.get(tag=tag)
-            existing = Qualification.objects.filter(evaluator=user, project=project, language=language).first()
+            existing = Qualification.objects.filter(
+                evaluator=user, project=project, language=language
+            ).first()
             if existing is not None:
                 continue  # leave whatever a lead or calibration has made of it since
             if spec.qualified:
-                qualification_grant(project=project, evaluator=user, language=language, actor=lead,
-                                    reason="demo evaluator")
+                qualification_grant(
+                    project=project,
+                    evaluator=user,
+                    language=language,
+                    actor=lead,
+                    reason="demo evaluator",
+                )
             else:
-                qualification_set(project=project, evaluator=user, language=language,
-                                  status=QualificationStatus.PENDING, actor=lead,
-                                  reason="demo evaluator waiting for calibration")
+                qualification_set(
+                    project=project,
+                    evaluator=user,
+                    language=language,
+                    status=QualificationStatus.PENDING,
+                    actor=lead,
+                    reason="demo evaluator waiting for calibration",
+                )
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,14 +471,31 @@ def demo_qualifications(*, project: Project, lead: Any, evaluators: dict[str, An
 # ---------------------------------------------------------------------------------------
 
 
-def _project(*, lead: Any, slug: str, task_type: str, languages: list[str], name: str, schema: dict[str, Any],
-             description: str, overlap: int = 3, **options: Any) -> Project:
+def _project(
+    *,
+    lead: Any,
+    slug: str,
+    task_type: str,
+    languages: list[str],
+    name: str,
+    schema: dict[str, Any],
+    description: str,
+    overlap: int = 3,
+    **options: Any,
+) -> Project:
     """The project as configured here; an existing one is left as it is (a second run writes nothing)."""
     project = Project.objects.filter(slug=slug).first()
     if project is None:
         project, _ = project_create_or_update(
-            slug=slug, task_type=task_type, languages=languages, name=name, schema=schema, overlap=overlap,
-            description=description, actor=lead, **options,
+            slug=slug,
+            task_type=task_type,
+            languages=languages,
+            name=name,
+            schema=schema,
+            overlap=overlap,
+            description=description,
+            actor=lead,
+            **options,
         )
     elif project.task_type != task_type:
         raise ValidationError(
@@ -394,14 +519,25 @@ def _import(*, project: Project, lines: Iterable[dict[str, Any]], lead: Any) -> 
         items_import(project=project, records=numbered(lines), actor=lead)
 
 
-def _gold_lines(specs: Iterable[DemoGold], lines: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _gold_lines(
+    specs: Iterable[DemoGold], lines: Iterable[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     """Import lines for gold items: each spec's source line under the gold id, with its answer."""
     by_id = {line["external_id"]: line for line in lines}
     for spec in specs:
         if spec.source not in by_id:
-            raise ValidationError(f"the bundled data has no {spec.source} for gold item {spec.external_id}")
-        line = {**by_id[spec.source], "external_id": spec.external_id,
-                "gold": {"value": spec.value, "tolerance": spec.tolerance, "explanation": spec.explanation}}
+            raise ValidationError(
+                f"the bundled data has no {spec.source} for gold item {spec.external_id}"
+            )
+        line = {
+            **by_id[spec.source],
+            "external_id": spec.external_id,
+            "gold": {
+                "value": spec.value,
+                "tolerance": spec.tolerance,
+                "explanation": spec.explanation,
+            },
+        }
         if spec.language:
             line["language"] = spec.language
         yield line
@@ -420,17 +556,24 @@ def mlqe_project(*, lead: Any, limit: int) -> Project:
     language (the pair's target) is the item's language."""
     languages = sorted({mlqe_target_language(pair) for pair in MLQE_PAIRS})
     project = _project(
-        lead=lead, slug="mlqe-da", task_type=TaskType.RATING, languages=languages,
-        name="MLQE-PE direct assessment", schema=MLQE_SCHEMA, honeypot_rate=HONEYPOT_RATE,
+        lead=lead,
+        slug="mlqe-da",
+        task_type=TaskType.RATING,
+        languages=languages,
+        name="MLQE-PE direct assessment",
+        schema=MLQE_SCHEMA,
+        honeypot_rate=HONEYPOT_RATE,
         description="How much of the source's meaning does the machine translation keep? "
-                    "Real NMT outputs and their token log-probabilities from MLQE-PE (CC0 1.0; Fomicheva et "
-                    "al., LREC 2022), seven language pairs.",
+        "Real NMT outputs and their token log-probabilities from MLQE-PE (CC0 1.0; Fomicheva et "
+        "al., LREC 2022), seven language pairs.",
     )
     for pair in MLQE_PAIRS:
         _import(project=project, lines=mlqe_items(pair, limit), lead=lead)
         _import_judgments(project=project, lines=mlqe_judgments(pair, limit), lead=lead)
     # MLQE-PE's NMT models: released with the data set (2020).
-    model_versions_release(project=project, released_on=datetime.date(2020, 1, 1), notes="MLQE-PE NMT model")
+    model_versions_release(
+        project=project, released_on=datetime.date(2020, 1, 1), notes="MLQE-PE NMT model"
+    )
     # The honeypots, arriving at HONEYPOT_RATE among the production items.
     source_lines = [line for pair in MLQE_GOLD_PAIRS for line in mlqe_items(pair)]
     _import(project=project, lines=_gold_lines(MLQE_GOLD, source_lines), lead=lead)
@@ -441,20 +584,33 @@ def wmt_project(*, lead: Any, limit: int) -> Project:
     """Pairwise: two WMT23 systems' translations of the same source, en-de and zh-en."""
     languages = sorted({lp.split("-")[1] for lp in WMT_LPS})
     project = _project(
-        lead=lead, slug="wmt23-sxs", task_type=TaskType.PAIRWISE, languages=languages,
-        name="WMT23 side by side", schema=WMT_SCHEMA,
+        lead=lead,
+        slug="wmt23-sxs",
+        task_type=TaskType.PAIRWISE,
+        languages=languages,
+        name="WMT23 side by side",
+        schema=WMT_SCHEMA,
         description="Which translation of the source is better? Ten WMT23 systems' outputs, from "
-                    "google/wmt-mqm-human-evaluation (Apache-2.0).",
+        "google/wmt-mqm-human-evaluation (Apache-2.0).",
     )
     for lp in WMT_LPS:
         _import(project=project, lines=wmt_items(lp, limit), lead=lead)
-        replayed = set(wmt_replay_ids(project=project, limit=limit)) if lp == WMT_REPLAY_LP else set()
+        replayed = (
+            set(wmt_replay_ids(project=project, limit=limit)) if lp == WMT_REPLAY_LP else set()
+        )
         _import_judgments(
-            project=project, lead=lead,
-            lines=(line for line in wmt_judgments(lp, limit) if line["item_external_id"] not in replayed),
+            project=project,
+            lead=lead,
+            lines=(
+                line
+                for line in wmt_judgments(lp, limit)
+                if line["item_external_id"] not in replayed
+            ),
         )
     # The import registered the ten systems; the data set's year is their release.
-    model_versions_release(project=project, released_on=datetime.date(2023, 1, 1), notes="WMT23 submission")
+    model_versions_release(
+        project=project, released_on=datetime.date(2023, 1, 1), notes="WMT23 submission"
+    )
     return project
 
 
@@ -470,8 +626,9 @@ def wmt_replay_ids(*, project: Project, limit: int) -> list[str]:
     lines = list(islice(wmt_items(WMT_REPLAY_LP, limit), _wmt_replay_count(limit)))
     ids = [line["external_id"] for line in lines]
     imported = set(
-        Item.objects.filter(project=project, external_id__in=ids, judgments__kind=JudgmentKind.HISTORICAL)
-        .values_list("external_id", flat=True)
+        Item.objects.filter(
+            project=project, external_id__in=ids, judgments__kind=JudgmentKind.HISTORICAL
+        ).values_list("external_id", flat=True)
     )
     # A contiguous run from the front: the queue serves the pairs in this order.
     return list(takewhile(lambda external_id: external_id not in imported, ids))
@@ -496,10 +653,16 @@ def wmt_replay(*, project: Project, evaluators: dict[str, Any], limit: int) -> i
             assignment = item_claim_next(evaluator=person, project=project, language=german)
             if assignment is None or assignment.item.external_id != external_id:
                 served = assignment.item.external_id if assignment else "nothing"
-                raise ValidationError(f"wmt23-sxs: the queue served {served} to {person.get_username()}, "
-                                      f"not {external_id}; the demo replays pairs in queue order")
-            judgment_submit(assignment=assignment, evaluator=person, value=verdicts[external_id][k],
-                            seconds=30.0)
+                raise ValidationError(
+                    f"wmt23-sxs: the queue served {served} to {person.get_username()}, "
+                    f"not {external_id}; the demo replays pairs in queue order"
+                )
+            judgment_submit(
+                assignment=assignment,
+                evaluator=person,
+                value=verdicts[external_id][k],
+                seconds=30.0,
+            )
             stored += 1
     return stored
 
@@ -507,10 +670,14 @@ def wmt_replay(*, project: Project, evaluators: dict[str, Any], limit: int) -> i
 def udhr_project(*, lead: Any) -> Project:
     """Labels: Article 1 of the UDHR in 55 languages and 33 scripts."""
     project = _project(
-        lead=lead, slug="udhr-labels", task_type=TaskType.LABELS, languages=udhr_languages(),
-        name="UDHR Article 1 check", schema=UDHR_SCHEMA,
+        lead=lead,
+        slug="udhr-labels",
+        task_type=TaskType.LABELS,
+        languages=udhr_languages(),
+        name="UDHR Article 1 check",
+        schema=UDHR_SCHEMA,
         description="Is this Article 1 of the Universal Declaration of Human Rights, correctly written in "
-                    "your language? Texts from UDHR in Unicode (OHCHR translations).",
+        "your language? Texts from UDHR in Unicode (OHCHR translations).",
     )
     lines = list(udhr_items())
     _import(project=project, lines=lines, lead=lead)
@@ -524,17 +691,26 @@ def mlqe_pool_project(*, lead: Any, size: int) -> Project:
     runs a round; a third of them carry the data set's historical judgments (labels)."""
     languages = sorted({mlqe_target_language(pair) for pair in POOL_PAIRS})
     project = _project(
-        lead=lead, slug="mlqe-pool", task_type=TaskType.RATING, languages=languages,
-        name="MLQE-PE active-learning pool", schema=MLQE_SCHEMA, queue_on_import=False,
+        lead=lead,
+        slug="mlqe-pool",
+        task_type=TaskType.RATING,
+        languages=languages,
+        name="MLQE-PE active-learning pool",
+        schema=MLQE_SCHEMA,
+        queue_on_import=False,
         description="Machine translations waiting in the pool: an active-learning round scores them by "
-                    "uncertainty and queues the most informative ones per language. MLQE-PE (CC0 1.0).",
+        "uncertainty and queues the most informative ones per language. MLQE-PE (CC0 1.0).",
     )
     labelled = max(1, size // 3)
     for pair in POOL_PAIRS:
         lines = list(islice(mlqe_items(pair), POOL_OFFSET, POOL_OFFSET + size))
         _import(project=project, lines=lines, lead=lead)
         ids = {line["external_id"] for line in lines[:labelled]}
-        judged = (line for line in mlqe_judgments(pair, POOL_OFFSET + labelled) if line["item_external_id"] in ids)
+        judged = (
+            line
+            for line in mlqe_judgments(pair, POOL_OFFSET + labelled)
+            if line["item_external_id"] in ids
+        )
         _import_judgments(project=project, lines=judged, lead=lead)
     return project
 
@@ -556,8 +732,16 @@ def demo_serve(*, port: int) -> int:
         "GUNICORN_THREADS": str(DEMO_THREADS),
         "GUNICORN_LOG_LEVEL": "warning",
     }
-    command = [sys.executable, "-m", "gunicorn", "--config", str(settings.BASE_DIR / "deploy" / "gunicorn.conf.py"),
-               "--access-logfile", "/dev/null", "parity.wsgi:application"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(settings.BASE_DIR / "deploy" / "gunicorn.conf.py"),
+        "--access-logfile",
+        "/dev/null",
+        "parity.wsgi:application",
+    ]
     try:
         return subprocess.run(command, cwd=settings.BASE_DIR, env=env, check=False).returncode
     except KeyboardInterrupt:

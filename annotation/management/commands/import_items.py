@@ -16,11 +16,14 @@ class Command(BaseCommand):
     help = "Import items from a JSON Lines file. Atomic (a bad line stores nothing) and idempotent by external_id."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path, help="JSON Lines, one item per line (see README.md, 'Import lines')")
+        parser.add_argument(
+            "file", type=Path, help="JSON Lines, one item per line (see README.md, 'Import lines')"
+        )
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
         parser.add_argument(
-            "--no-language-check", action="store_true",
+            "--no-language-check",
+            action="store_true",
             help="skip the language check (flags items not in their declared language)",
         )
 

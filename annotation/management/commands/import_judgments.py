@@ -17,7 +17,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path, help="JSON Lines, one judgment per line (see README.md, 'Import lines')")
+        parser.add_argument(
+            "file",
+            type=Path,
+            help="JSON Lines, one judgment per line (see README.md, 'Import lines')",
+        )
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
 
@@ -25,10 +29,16 @@ class Command(BaseCommand):
         project, path = import_target(opts)
         with path.open("rb") as fh:
             try:
-                result = judgments_import(project=project, records=jsonl_records(fh), max_lines=10**9)
+                result = judgments_import(
+                    project=project, records=jsonl_records(fh), max_lines=10**9
+                )
             except ImportRejected as exc:
                 raise CommandError(exc.summary()) from None
         if opts["json"]:
-            self.stdout.write(json.dumps({"created": result.created, "unchanged": result.unchanged}))
+            self.stdout.write(
+                json.dumps({"created": result.created, "unchanged": result.unchanged})
+            )
         else:
-            self.stdout.write(f"{project.slug}: {result.created} judgments created, {result.unchanged} unchanged")
+            self.stdout.write(
+                f"{project.slug}: {result.created} judgments created, {result.unchanged} unchanged"
+            )

@@ -19,15 +19,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="project slug")
-        parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+        parser.add_argument(
+            "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
+        )
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-        parser.add_argument("--by", choices=["model", "period"],
-                            help="progress by model version (release order) or by period of judgment, each "
-                            "change with its CI")
-        parser.add_argument("--period", choices=["week", "month"], default="week",
-                            help="with --by period: week (default) or month")
+        parser.add_argument(
+            "--by",
+            choices=["model", "period"],
+            help="progress by model version (release order) or by period of judgment, each "
+            "change with its CI",
+        )
+        parser.add_argument(
+            "--period",
+            choices=["week", "month"],
+            default="week",
+            help="with --by period: week (default) or month",
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
-        parser.add_argument("--csv", action="store_true", help="with --by: print one CSV row per language and key")
+        parser.add_argument(
+            "--csv", action="store_true", help="with --by: print one CSV row per language and key"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         project = Project.objects.filter(slug=opts["project"]).first()
@@ -65,18 +76,27 @@ class Command(BaseCommand):
             )
 
     def _progress(self, project: Project, opts: dict[str, Any]) -> None:
-        report = progress_report(project=project, by=opts["by"], period=opts["period"], seed=opts["seed"],
-                                 resamples=opts["resamples"])
+        report = progress_report(
+            project=project,
+            by=opts["by"],
+            period=opts["period"],
+            seed=opts["seed"],
+            resamples=opts["resamples"],
+        )
         if opts["json"]:
             self.stdout.write(json.dumps(report, ensure_ascii=False))
             return
         if opts["csv"]:
             self.stdout.write(progress_csv(report), ending="")
             return
-        self.stdout.write(f"{project.slug}: {report['quality']['measure']} by {report['by']}"
-                          + (f" ({report['period']})" if report["period"] else ""))
-        self.stdout.write(f"{'language':<10} {'key':<24} {'items':>6} {'quality':>8} {'95% CI':>18} "
-                          f"{'change':>8} {'change 95% CI':>18} {'verdict':<12} {'gap':>7} {'gap trend':<12}")
+        self.stdout.write(
+            f"{project.slug}: {report['quality']['measure']} by {report['by']}"
+            + (f" ({report['period']})" if report["period"] else "")
+        )
+        self.stdout.write(
+            f"{'language':<10} {'key':<24} {'items':>6} {'quality':>8} {'95% CI':>18} "
+            f"{'change':>8} {'change 95% CI':>18} {'verdict':<12} {'gap':>7} {'gap trend':<12}"
+        )
         for row in report["languages"]:
             for e in row["series"]:
                 change = e["change"] or {}
@@ -90,4 +110,6 @@ class Command(BaseCommand):
                     f"{change.get('verdict', ''):<12} {_fmt(gap.get('value')):>7} {trend:<12}"
                 )
             for action in row["actions"]:
-                self.stdout.write(f"  {row['language']}: next: {action['message']} ({action['url']})")
+                self.stdout.write(
+                    f"  {row['language']}: next: {action['message']} ({action['url']})"
+                )

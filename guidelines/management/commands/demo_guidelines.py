@@ -58,8 +58,13 @@ GUIDELINES = {
     "udhr-labels": DemoGuideline("udhr.en.md", translations={"ar": "udhr.ar.md"}),
 }
 CALIBRATIONS = (
-    DemoCalibration("udhr-labels", "ja", pass_mark=0.75, cooldown_seconds=300,
-                    name="Japanese: is it really Japanese?"),
+    DemoCalibration(
+        "udhr-labels",
+        "ja",
+        pass_mark=0.75,
+        cooldown_seconds=300,
+        name="Japanese: is it really Japanese?",
+    ),
 )
 
 
@@ -71,20 +76,31 @@ def _text(name: str) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Publish the demo projects' guidelines (1.0.0, with translations), acknowledge them for the "
-            "qualified demo evaluators, and open the demo calibration rounds. Run by `demo`.")
+    help = (
+        "Publish the demo projects' guidelines (1.0.0, with translations), acknowledge them for the "
+        "qualified demo evaluators, and open the demo calibration rounds. Run by `demo`."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--lead", required=True, help="username of the lead who publishes (must exist)")
+        parser.add_argument(
+            "--lead", required=True, help="username of the lead who publishes (must exist)"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         username: str = opts["lead"]
         lead = get_user_model().objects.filter(username=username).first()
         if lead is None:
-            raise CommandError(f"--lead: there is no user {username!r}; run `python manage.py demo` first")
-        projects = {p.slug: p for p in Project.objects.filter(slug__in=[*GUIDELINES, *(c.slug for c in CALIBRATIONS)])}
+            raise CommandError(
+                f"--lead: there is no user {username!r}; run `python manage.py demo` first"
+            )
+        projects = {
+            p.slug: p
+            for p in Project.objects.filter(slug__in=[*GUIDELINES, *(c.slug for c in CALIBRATIONS)])
+        }
         if not projects:
-            raise CommandError("none of the demo projects exists; run `python manage.py demo` first")
+            raise CommandError(
+                "none of the demo projects exists; run `python manage.py demo` first"
+            )
         done: list[str] = []
         try:
             with transaction.atomic():
@@ -93,11 +109,17 @@ class Command(BaseCommand):
                         done += guideline_seed(project=projects[slug], spec=spec, lead=lead)
                 for calibration in CALIBRATIONS:
                     if calibration.slug in projects:
-                        done += calibration_seed(project=projects[calibration.slug], spec=calibration, lead=lead)
+                        done += calibration_seed(
+                            project=projects[calibration.slug], spec=calibration, lead=lead
+                        )
         except ValidationError as exc:
-            raise CommandError(f"demo guidelines could not be set up: {' '.join(exc.messages)}") from None
+            raise CommandError(
+                f"demo guidelines could not be set up: {' '.join(exc.messages)}"
+            ) from None
         if opts["verbosity"] >= 1:
-            for line in done or ["Nothing to do: every demo guideline and calibration round is in place."]:
+            for line in done or [
+                "Nothing to do: every demo guideline and calibration round is in place."
+            ]:
                 self.stdout.write(line)
 
 
@@ -105,20 +127,31 @@ def guideline_seed(*, project: Project, spec: DemoGuideline, lead: Any) -> list[
     """Version 1.0.0 and its translations, acknowledged by the project's qualified evaluators."""
     if guideline_current(project=project) is not None:
         return []  # the lead may have edited it since: never overwrite
-    version = guideline_publish(project=project, body=_text(spec.source), changelog="First version.",
-                                actor=lead, source_language="en")
+    version = guideline_publish(
+        project=project,
+        body=_text(spec.source),
+        changelog="First version.",
+        actor=lead,
+        source_language="en",
+    )
     for tag, name in spec.translations.items():
-        guideline_translation_save(project=project, version=version, language=tag, body=_text(name), actor=lead)
+        guideline_translation_save(
+            project=project, version=version, language=tag, body=_text(name), actor=lead
+        )
     readers = (
         Qualification.objects.filter(project=project, status=QualificationStatus.QUALIFIED)
-        .order_by("evaluator_id").values_list("evaluator_id", flat=True).distinct()
+        .order_by("evaluator_id")
+        .values_list("evaluator_id", flat=True)
+        .distinct()
     )
     users = get_user_model().objects.filter(pk__in=list(readers)).order_by("username")
     for evaluator in users:
         guideline_acknowledge(project=project, evaluator=evaluator, version=version.version)
     translated = f" (translated: {', '.join(spec.translations)})" if spec.translations else ""
-    return [f"{project.slug}: published guideline {version.version}{translated}; "
-            f"{len(users)} qualified evaluators acknowledged it"]
+    return [
+        f"{project.slug}: published guideline {version.version}{translated}; "
+        f"{len(users)} qualified evaluators acknowledged it"
+    ]
 
 
 def calibration_seed(*, project: Project, spec: DemoCalibration, lead: Any) -> list[str]:
@@ -135,8 +168,15 @@ def calibration_seed(*, project: Project, spec: DemoCalibration, lead: Any) -> l
             "`python manage.py demo` creates them"
         )
     calibration_round = calibration_round_create(
-        project=project, language=spec.language, pass_mark=spec.pass_mark, cooldown_seconds=spec.cooldown_seconds,
-        gold_item_ids=gold, name=spec.name, actor=lead,
+        project=project,
+        language=spec.language,
+        pass_mark=spec.pass_mark,
+        cooldown_seconds=spec.cooldown_seconds,
+        gold_item_ids=gold,
+        name=spec.name,
+        actor=lead,
     )
     calibration_round_open(calibration_round=calibration_round, actor=lead)
-    return [f"{project.slug}: opened the calibration round for {spec.language} with {len(gold)} gold items"]
+    return [
+        f"{project.slug}: opened the calibration round for {spec.language} with {len(gold)} gold items"
+    ]
