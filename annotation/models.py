@@ -280,7 +280,10 @@ class Item(models.Model):
     # Bumped by every write that can change the item's exported line (a judgment revised or
     # imported, a vote on a settled item, the item done, sent to adjudication, adjudicated, made gold): the
     # preference export re-marks an item whose version moved, so `since` pulls see it again.
-    label_version = models.PositiveIntegerField(default=0)
+    label_version = models.PositiveIntegerField(default=0, db_default=0)
+    # The label_version the preference export last looked at: an item whose label_version is
+    # ahead has a change an incremental pull has not marked yet (index item_export_pending).
+    exported_version = models.PositiveIntegerField(default=0, db_default=0)
     # sha256 of the content fields: re-import of the same content is a no-op.
     content_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
@@ -315,6 +318,13 @@ class Item(models.Model):
             models.Index(fields=["project", "status"], name="item_project_status"),
             models.Index(
                 fields=["project", "language", "is_gold"], name="item_project_language_gold"
+            ),
+            # export_marks_advance (incremental pulls): the items changed since the export last
+            # looked, without reading the project's other items.
+            models.Index(
+                fields=["project"],
+                name="item_export_pending",
+                condition=Q(label_version__gt=F("exported_version")),
             ),
         ]
 

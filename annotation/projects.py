@@ -6,12 +6,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils.text import slugify
 
 from annotation.audit import audit_record
 from annotation.languages import language_get_or_create
-from annotation.models import ApiToken, Language, Project, TaskType
+from annotation.models import ApiToken, Item, Language, Project, TaskType
 from annotation.rows import fetch_one
 from annotation.schema import schema_validate
 
@@ -195,6 +195,7 @@ def project_create_or_update(
             raise ValidationError(
                 f"project {slug} is a {project.task_type} project; its task type cannot change to {task_type}"
             )
+        before = (project.schema, project.overlap, project.adjudication_rating_spread)
         project.name = name or project.name or slug.replace("-", " ").title()
         project.schema = clean_schema
         if overlap is not None:
@@ -204,6 +205,14 @@ def project_create_or_update(
         project.full_clean(exclude=["languages", "leads"])
         project.save()
         project.languages.add(*language_objs)
+        if not created and before != (
+            project.schema,
+            project.overlap,
+            project.adjudication_rating_spread,
+        ):
+            # The rule that settles and labels every item changed: every exported line may
+            # have, so incremental pulls look at each item again.
+            Item.objects.filter(project=project).update(label_version=F("label_version") + 1)
         audit_record(
             verb="project.create" if created else "project.update",
             actor=actor,

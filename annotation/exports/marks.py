@@ -107,15 +107,16 @@ def _settled(among: QuerySet[Item], *, project: Project) -> Q:
 def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
     """The unmarked candidates (of `parity_export_candidates`, below) whose label is settled."""
     unmarked = Item.objects.filter(
-        pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked", [])
+        pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked AND NOT is_gold", [])
     )
     # Only the unmarked items' judgments are counted: a pull with nothing new counts none.
     return unmarked.filter(_settled(unmarked.values("pk"), project=project))
 
 
-def export_marks_advance(*, project: Project) -> int:
+def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
     """Mark what became exportable or changed since the last export; returns the project's
-    latest mark id (the cursor of a pull that starts now).
+    latest mark id (the cursor of a pull that starts now). `thorough=False` (incremental
+    pulls) looks only at the items the writers flagged as changed.
 
     Under a lock on the project row two exports of one project never mark at the same
     time, so mark ids grow in commit order. The candidates are collected into temporary
@@ -146,12 +147,22 @@ def export_marks_advance(*, project: Project) -> int:
             # they were marked (gold ones too: made gold, a line is retracted). The items'
             # table is wide (texts), so reading it once instead of three times is most of
             # what a pull that changed little costs.
+            # Incremental pulls read only the items changed since the export last looked
+            # (label_version ahead of exported_version, index item_export_pending): every
+            # write that settles or changes an item moves its version. A full pull reads the
+            # whole project once more — items never marked (not gold) and marked items whose
+            # version moved — so a change made around the services is still found there.
+            pending = "i.label_version > i.exported_version"
+            if thorough:
+                pending = (
+                    f"({pending} OR (m.item_id IS NULL AND NOT i.is_gold) "
+                    "OR i.label_version <> m.label_version)"
+                )
             cursor.execute(
                 "CREATE TEMPORARY TABLE parity_export_candidates AS "  # noqa: S608 - names from the models
-                f"SELECT i.id, i.label_version, m.item_id IS NULL AS unmarked FROM {items} i "
+                f"SELECT i.id, i.label_version, m.item_id IS NULL AS unmarked, i.is_gold FROM {items} i "
                 f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
-                "WHERE i.project_id = %s AND ((m.item_id IS NULL AND NOT i.is_gold) "
-                "OR i.label_version <> m.label_version)",
+                f"WHERE i.project_id = %s AND {pending}",
                 [project.pk, project.pk],
             )
             if connection.vendor == "postgresql":
@@ -173,6 +184,12 @@ def export_marks_advance(*, project: Project) -> int:
                 "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
                 f"UNION ALL {new_sql}",
                 new_params,
+            )
+            # What the export has now looked at, at the version it read: a bump after that
+            # read leaves the item pending for the next pull.
+            cursor.execute(
+                f"UPDATE {items} SET exported_version = c.label_version "  # noqa: S608
+                f"FROM parity_export_candidates c WHERE {items}.id = c.id"
             )
             cursor.execute("DROP TABLE parity_export_candidates")
             if project.task_type == "rating":

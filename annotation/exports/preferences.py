@@ -376,7 +376,7 @@ def _marks(
                 ]
             }
         )
-    upto = max(export_marks_advance(project=project), after)
+    upto = max(export_marks_advance(project=project, thorough=not after), after)
     audit_record(
         verb=verb,
         actor=actor,
