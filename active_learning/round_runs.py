@@ -31,6 +31,18 @@ from active_learning.rounds import (
 from active_learning.training import FeatureSource, RoundModels, models_retrain_if_stale
 
 
+def _stored_request(selection_round: SelectionRound) -> RoundRequest:
+    """The request a queued round was recorded with, checked again as the worker takes it
+    (the project or its pool may have changed since)."""
+    return round_request_clean(
+        project=selection_round.project,
+        budget=selection_round.budget,
+        strategy=selection_round.strategy,
+        seed=selection_round.seed,
+        parameters=selection_round.parameters,
+    )
+
+
 @dataclass
 class PreparedRound:
     request: RoundRequest
@@ -48,13 +60,7 @@ def round_prepare_queued(*, round_id: int) -> PreparedRound | None:
         return None
     selection_round = SelectionRound.objects.select_related("project").get(pk=round_id)
     with round_failure_recorded(round_id=round_id):
-        request = round_request_clean(
-            project=selection_round.project,
-            budget=selection_round.budget,
-            strategy=selection_round.strategy,
-            seed=selection_round.seed,
-            parameters=selection_round.parameters,
-        )
+        request = _stored_request(selection_round)
         source = FeatureSource(
             kind=request.parameters["features"], encoder_path=request.parameters["encoder_path"]
         )
@@ -108,13 +114,7 @@ def round_finish_chunks(
         pk=round_id
     )
     with round_failure_recorded(round_id=round_id):
-        request = round_request_clean(
-            project=selection_round.project,
-            budget=selection_round.budget,
-            strategy=selection_round.strategy,
-            seed=selection_round.seed,
-            parameters=selection_round.parameters,
-        )
+        request = _stored_request(selection_round)
         return round_execute(
             request=request,
             actor=selection_round.created_by,
@@ -193,13 +193,7 @@ def round_run_queued(*, round_id: int, task_id: str = "") -> SelectionRound | No
         pk=round_id
     )
     with round_failure_recorded(round_id=round_id, task_id=task_id):
-        request = round_request_clean(
-            project=selection_round.project,
-            budget=selection_round.budget,
-            strategy=selection_round.strategy,
-            seed=selection_round.seed,
-            parameters=selection_round.parameters,
-        )
+        request = _stored_request(selection_round)
         return round_execute(
             request=request,
             actor=selection_round.created_by,
