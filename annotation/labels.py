@@ -27,6 +27,16 @@ than two judgments: the share that made the label's choice (pairwise, labels, an
 at the nominal level); for ratings at the ordinal, interval or ratio level, one minus the
 mean absolute difference between two judgments' scores over the scale's width, so that
 4 and 5 on a 1–5 scale agree more than 1 and 5 (exact match would call both 0).
+
+An item's quality score
+-----------------------
+What the parity and progress reports average per language, model version and period is
+read off the label (`label_score`): ratings, the label's mean score (a final label: its
+score) — the mean, not the rounded median, so a 3/4 split counts as 3.5; pairwise, how far
+the label favours side A: 1 for "a", 0 for "b", ½ for a tie, both bad, or an even split
+(which the rule labels a tie); labels, 1 when the label holds the schema's first label.
+`label_scores` is the same rule over arrays of votes, for reports over a million
+judgments; a test holds the two equal.
 """
 
 from __future__ import annotations
@@ -37,11 +47,15 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+import numpy as np
+
 # Task types and label sources by their stored names (annotation.models.TaskType values),
 # so this module needs no Django.
 RATING, PAIRWISE, LABELS = "rating", "pairwise", "labels"
 FINAL, MAJORITY, DAWID_SKENE = "final", "majority", "dawid_skene"
 NOMINAL = "nominal"
+# The pairwise choices (annotation.schema.PAIRWISE_CHOICES).
+CHOICES = ("a", "b", "tie", "both_bad")
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,3 +262,72 @@ def _labels(
     return ItemLabel(
         value=value, agreement=agreement, n_judgments=n, source=source, decided=decided
     )
+
+
+# =======================================================================================
+# An item's quality score: the label as a number
+# =======================================================================================
+
+
+def label_score(*, rule: LabelRule, label: ItemLabel) -> float | None:
+    """The item's quality score read off its label (see the module docstring)."""
+    value = label.value
+    if rule.task_type == RATING:
+        if label.source == FINAL:
+            return float(value["score"])
+        return label.mean
+    if rule.task_type == PAIRWISE:
+        choice = value.get("choice")
+        return 1.0 if choice == "a" else 0.0 if choice == "b" else 0.5
+    positive = rule.labels[0] if rule.labels else None
+    return 1.0 if positive is not None and positive in value.get("labels", ()) else 0.0
+
+
+def label_scores(
+    *,
+    rule: LabelRule,
+    item: np.ndarray,
+    n_items: int,
+    score: np.ndarray | None = None,
+    choice: np.ndarray | None = None,
+    labels: Sequence[Sequence[str]] | None = None,
+) -> np.ndarray:
+    """`label_score` of every item at once, from its votes (no final labels: the caller
+    puts those in). `item` (n,) holds each vote's item, 0..n_items-1; the votes are
+    `score` (ratings), `choice` (pairwise: an index into CHOICES, anything else a vote for
+    none of them) or `labels` (labels projects: each vote's label list). NaN for an item
+    without votes."""
+    item = np.asarray(item, dtype=np.int64)
+    votes = np.bincount(item, minlength=n_items)
+    out = np.full(n_items, np.nan)
+    has = votes > 0
+    if rule.task_type == RATING:
+        if score is None:
+            raise ValueError("ratings need score")
+        total = np.bincount(item, weights=np.asarray(score, dtype=np.float64), minlength=n_items)
+        out[has] = total[has] / votes[has]
+        return out
+    if rule.task_type == PAIRWISE:
+        if choice is None:
+            raise ValueError("pairwise needs choice")
+        width = len(CHOICES) + 1  # the last column: a vote for none of CHOICES
+        code = np.asarray(choice, dtype=np.int64)
+        code = np.where((code >= 0) & (code < len(CHOICES)), code, len(CHOICES))
+        counts = np.bincount(item * width + code, minlength=n_items * width).reshape(-1, width)
+        top = counts.argmax(axis=1)
+        # A strict majority names the label; without one the rule says tie.
+        majority = counts[np.arange(n_items), top] * 2 > votes
+        favour = np.full(width, 0.5)
+        favour[CHOICES.index("a")], favour[CHOICES.index("b")] = 1.0, 0.0
+        out[has] = np.where(majority, favour[top], 0.5)[has]
+        return out
+    if labels is None:
+        raise ValueError("labels projects need labels")
+    # Labels projects keep the rule's own code, item by item: their votes are sets.
+    order = np.argsort(item, kind="stable")
+    bounds = np.flatnonzero(np.diff(item[order])) + 1
+    for group in np.split(order, bounds) if len(order) else []:
+        label = item_label(rule=rule, votes=[(tuple(labels[k]), None) for k in group])
+        if label is not None:
+            out[item[group[0]]] = label_score(rule=rule, label=label)
+    return out

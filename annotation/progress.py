@@ -5,9 +5,11 @@ projects; agreement per guideline version and calibration round; breakdowns by
 evaluator dialect, item domain and task, and code-switching; and what to do next.
 
 Quality is measured as in the snapshot report (`annotation.agreement.parity_report`):
-one score per item (and model, for pairwise: the model's win share on that item), from
-items not picked by an uncertainty selector, with a final label in place of its item's
-judgments. An item belongs to the period of its latest counted judgment. The maths is in
+one score per item — its label under the project's one label rule, as a number
+(`annotation.labels.label_score`; for pairwise, per model: how far the label favours that
+model's side) — from items not picked by an uncertainty selector, with a final label in
+place of its item's judgments. An item belongs to the period of its latest counted
+judgment. The data are read as arrays (`annotation.progress_data`); the maths is in
 `annotation.progress_stats` (no Django).
 """
 
@@ -26,38 +28,27 @@ import pandas as pd
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, Q
-from django.db.models.fields.json import KT
-from django.db.models.functions import ExtractIsoYear, ExtractMonth, ExtractWeek, ExtractYear
 from django.urls import reverse
 from django.utils import timezone
 
 from annotation.agreement.alpha import CONFIDENCE, MAX_RESAMPLES
 from annotation.agreement.loading import CALIBRATION_KINDS, _alpha_summary, _judgments_load, _Scheme
-from annotation.agreement.parity import _quality_measure, _quality_rows
+from annotation.agreement.parity import _quality_measure
 from annotation.audit import audit_record
+from annotation.labels import label_scores
 from annotation.model_versions import model_versions_for
-from annotation.models import (
-    COUNTED_JUDGMENT_KINDS,
-    EvaluatorLanguage,
-    FinalLabel,
-    Item,
-    ItemStatus,
-    Judgment,
-    Project,
-    Selection,
-    TaskType,
-)
+from annotation.models import Item, ItemStatus, Project, TaskType
+from annotation.progress_data import NONE_KEY, ProgressData, judgment_dialects, progress_data_load
 from annotation.progress_stats import (
     bootstrap_group_means,
     bradley_terry_bootstrap,
     needed_items,
     progress_series,
+    unique_inverse,
 )
 
 BY_CHOICES = ("model", "period")
 PERIODS = ("week", "month")
-NONE_KEY = "(none)"
 VERDICTS = {1: "better", -1: "worse", 0: "no_evidence"}
 GAP_VERDICTS = {1: "widened", -1: "narrowed", 0: "no_evidence"}
 # A change smaller than this share of the measure's range is not worth more items to call.
@@ -97,104 +88,6 @@ def progress_args_clean(
 
 
 # ---------------------------------------------------------------------------------------
-# Loading: one scored row per (item, model)
-# ---------------------------------------------------------------------------------------
-
-
-def _period_first_day(period: str, year: int, number: int) -> str:
-    """ISO date of the first day of an ISO week (Monday) or of a month."""
-    if period == "month":
-        return datetime.date(year, number, 1).isoformat()
-    return datetime.date.fromisocalendar(year, number, 1).isoformat()
-
-
-def _item_periods(project: Project, period: str, *, language: str | None = None) -> pd.Series:
-    """The period (its first day, ISO text) of each judged item's latest counted judgment,
-    by item id. The database extracts year and week or month as integers: converting a
-    timestamp per judgment in Python would cost more than the whole bootstrap."""
-    judgments = Judgment.objects.filter(
-        item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
-    )
-    if language:
-        judgments = judgments.filter(item__language__tag=language)
-    latest = judgments.values("item_id").annotate(last=Max("created_at"))
-    if period == "month":
-        latest = latest.annotate(y=ExtractYear("last"), n=ExtractMonth("last"))
-    else:
-        latest = latest.annotate(y=ExtractIsoYear("last"), n=ExtractWeek("last"))
-    frame = pd.DataFrame.from_records(
-        list(latest.values_list("item_id", "y", "n")), columns=["item", "y", "n"]
-    )
-    if frame.empty:
-        return pd.Series(dtype=str)
-    # One label per distinct (year, week or month), spread to the items by a join.
-    pairs = frame[["y", "n"]].drop_duplicates()
-    pairs["label"] = [
-        _period_first_day(period, int(y), int(n))
-        for y, n in zip(pairs["y"], pairs["n"], strict=True)
-    ]
-    labelled = frame.merge(pairs, on=["y", "n"], how="left")
-    return pd.Series(labelled["label"].to_numpy(), index=labelled["item"].to_numpy())
-
-
-def _item_attributes(project: Project, item_ids: Sequence[int]) -> pd.DataFrame:
-    rows = (
-        Item.objects.filter(project=project, pk__in=list(item_ids))
-        .annotate(
-            domain=KT("metadata__domain"),
-            task=KT("metadata__task"),
-            mixed=KT("language_check__mixed"),
-        )
-        .values_list("pk", "domain", "task", "mixed", "language_check", "prompt_id")
-    )
-    frame = pd.DataFrame.from_records(
-        list(rows), columns=["item", "domain", "task", "mixed", "checked", "prompt_id"]
-    )
-    frame["code_switched"] = np.where(
-        frame["checked"].isna(),
-        "unchecked",
-        np.where(frame["mixed"].notna(), "code_switched", "single_language"),
-    )
-    for name in ("domain", "task"):
-        frame[name] = frame[name].fillna("").replace("", NONE_KEY).astype(str)
-    return frame.drop(columns=["mixed", "checked"]).set_index("item")
-
-
-def _scored(project: Project, frame: pd.DataFrame, finals: dict[int, Any]) -> pd.DataFrame:
-    """(item, model, score, language) rows of the quality items."""
-    if frame.empty:
-        return pd.DataFrame(columns=["item", "model", "score", "language"])
-    rows = _quality_rows(frame, finals, project)
-    language = frame.drop_duplicates("item").set_index("item")["language"]
-    rows["language"] = language.loc[rows["item"]].to_numpy()
-    rows["model"] = rows["model"].replace("", NONE_KEY)
-    return rows
-
-
-def _dialects(frame: pd.DataFrame) -> pd.Series:
-    """Each judgment's evaluator dialect or region for the item's language ("(none)" for
-    external raters and evaluators who gave none)."""
-    users = set(frame["evaluator"].dropna().astype(int))
-    lookup = pd.DataFrame.from_records(
-        list(
-            EvaluatorLanguage.objects.filter(profile__user_id__in=users)
-            .exclude(dialect="")
-            .values_list("profile__user_id", "language__tag", "dialect")
-        ),
-        columns=["evaluator", "language", "dialect"],
-    )
-    left = pd.DataFrame(
-        {
-            "evaluator": frame["evaluator"].astype("Int64").to_numpy(),
-            "language": frame["language"].to_numpy(),
-        }
-    )
-    lookup["evaluator"] = lookup["evaluator"].astype("Int64")
-    merged = left.merge(lookup, on=["evaluator", "language"], how="left")
-    return pd.Series(merged["dialect"].fillna(NONE_KEY).to_numpy(), index=frame.index)
-
-
-# ---------------------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------------------
 
@@ -219,31 +112,12 @@ def _ordered_keys(project: Project, by: str, present: Sequence[str]) -> list[dic
     return out
 
 
-def _headline(project: Project, scored: pd.DataFrame, focus: str | None) -> pd.DataFrame:
-    """The rows the language's headline quality uses: every item; for pairwise, the focus
-    model's side."""
-    if project.task_type == TaskType.PAIRWISE:
-        return scored[scored["model"] == focus]
-    return scored
-
-
-def _grouped(rows: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFrame:
-    """Mean score with CI per (language, dimension, key) of `rows` — one bootstrap for
-    every group of every breakdown of every language."""
-    codes, groups = pd.factorize(
-        pd.MultiIndex.from_frame(rows[["language", "dimension", "key"]]), sort=True
-    )
-    gm = bootstrap_group_means(
-        codes,
-        rows["score"].to_numpy(dtype=np.float64),
-        n_groups=len(groups),
-        resamples=resamples,
-        seed=seed,
-    )
-    ci = gm.ci()
-    out = pd.DataFrame(list(groups), columns=["language", "dimension", "key"])
-    out["items"], out["value"], out["lo"], out["hi"] = gm.n, gm.mean, ci[:, 0], ci[:, 1]
-    return out
+def _focus_rows(data: ProgressData, items: np.ndarray, focus: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairwise: the rows of the focus model's side of `items` — (item, score) with the
+    item's score where it is side A and 1 − score where it is side B."""
+    a = items[data.model_a[items] == focus]
+    b = items[data.model_b[items] == focus]
+    return np.concatenate([a, b]), np.concatenate([data.score[a], 1 - data.score[b]])
 
 
 def progress_report(
@@ -260,40 +134,48 @@ def progress_report(
     by, period, resamples, seed = args["by"], args["period"], args["resamples"], args["seed"]
     level = project.agreement_level
     scheme = _Scheme.of(project, level)
-    data = _judgments_load(project, item_fields=("model", "model_a", "model_b", "selection"))
-    frame = data.frame
-    finals = dict(FinalLabel.objects.filter(item__project=project).values_list("item_id", "value"))
-    quality = frame[frame["selection"] != Selection.UNCERTAINTY] if len(frame) else frame
-    measure, focus = _quality_measure(project, quality)
-    scored = _scored(project, quality, finals)
+    data = progress_data_load(project=project, with_created=by == "period")
+    pairwise = project.task_type == TaskType.PAIRWISE
     languages = list(project.languages.order_by("tag"))
-    tags = [lang.tag for lang in languages]
+    tags = data.tags
+    # Quality from items an uncertainty selector did not pick (they over-represent hard
+    # cases), as in the snapshot report.
+    quality = np.flatnonzero(~data.uncertainty & np.isfinite(data.score))
+    if pairwise:
+        appearances = np.bincount(data.model_a[quality], minlength=len(data.models))
+        appearances += np.bincount(data.model_b[quality], minlength=len(data.models))
+        measure, focus_name = _quality_measure(
+            project, {m: int(n) for m, n in zip(data.models, appearances, strict=True) if n}
+        )
+        focus = data.models.index(focus_name) if focus_name is not None else -1
+        # Every model's side of every item: side A's score, and 1 − it for side B.
+        row_item = np.concatenate([quality, quality])
+        row_model = np.concatenate([data.model_a[quality], data.model_b[quality]])
+        row_score = np.concatenate([data.score[quality], 1 - data.score[quality]])
+        head_item, head_score = _focus_rows(data, quality, focus)
+    else:
+        measure, _ = _quality_measure(project, {})
+        focus = -1
+        row_item, row_model, row_score = quality, data.model[quality], data.score[quality]
+        head_item, head_score = quality, data.score[quality]
 
-    if len(scored):
-        attributes = _item_attributes(project, scored["item"].unique())
-        scored = scored.join(attributes, on="item")
-        if by == "period":
-            scored["period"] = _item_periods(project, period).reindex(scored["item"]).to_numpy()
-    key_column = "model" if by == "model" else "period"
-    keys = _ordered_keys(project, by, scored[key_column].unique().tolist() if len(scored) else [])
-    key_names = [k["key"] for k in keys]
-
-    # For pairwise projects "by model" compares every model's win rate; "by period" follows
-    # the headline (the focus model's win rate).
-    series_rows = scored if by == "model" else _headline(project, scored, focus)
-    series_rows = (
-        series_rows[series_rows["language"].isin(tags)] if len(series_rows) else series_rows
-    )
-    lang_code = (
-        pd.Index(tags).get_indexer(series_rows["language"])
-        if len(series_rows)
-        else np.zeros(0, int)
-    )
-    key_code = (
-        pd.Index(key_names).get_indexer(series_rows[key_column])
-        if len(series_rows)
-        else np.zeros(0, int)
-    )
+    if by == "model":
+        present = np.unique(row_model)
+        keys = _ordered_keys(project, by, [data.models[k] for k in present])
+        table = np.full(len(data.models), -1, dtype=np.int64)
+        table[[data.models.index(k["key"]) for k in keys]] = np.arange(len(keys))
+        series_item, series_score, series_key = row_item, row_score, table[row_model]
+    else:
+        item_period, period_names = data.item_periods(period)
+        present = np.unique(item_period[row_item]) if len(row_item) else np.zeros(0, np.int64)
+        keys = _ordered_keys(project, by, [period_names[k] for k in present])
+        table = np.full(len(period_names), -1, dtype=np.int64)
+        table[present] = np.arange(len(keys))
+        # By period, pairwise projects follow the headline (the focus model's win rate).
+        series_item, series_score = head_item, head_score
+        series_key = table[item_period[series_item]]
+    series_lang = data.language[series_item]
+    mine = series_lang >= 0
     # Model versions follow each other by release date; versions released together (or
     # undated) are not compared as if one followed the other.
     rank = (
@@ -310,9 +192,9 @@ def progress_report(
         else None
     )
     series = progress_series(
-        lang_code,
-        key_code,
-        series_rows["score"].to_numpy(dtype=np.float64) if len(series_rows) else np.zeros(0),
+        series_lang[mine],
+        series_key[mine],
+        series_score[mine],
         n_languages=len(tags),
         n_keys=len(keys),
         resamples=resamples,
@@ -320,27 +202,13 @@ def progress_report(
         rank=rank,
     )
 
-    counts: dict[str, dict[str, Any]] = {
-        row["language__tag"]: dict(row)
-        for row in Item.objects.filter(project=project, is_gold=False)
-        .values("language__tag")
-        .annotate(
-            adjudication=Count("id", filter=Q(status=ItemStatus.ADJUDICATION)),
-            pool=Count("id", filter=Q(status=ItemStatus.POOL)),
-        )
-    }
+    counts = data.status_counts
     rounds = _calibration_alpha(project, scheme, resamples=resamples, seed=seed)
     breakdowns = _breakdowns(
-        project,
-        quality,
-        _headline(project, scored, focus),
-        finals,
-        focus,
-        tags,
-        resamples=resamples,
-        seed=seed,
+        data, quality, head_item, head_score, focus, resamples=resamples, seed=seed
     )
     lo_measure, hi_measure = _measure_range(project)
+    j_language = data.language[data.j_item]
 
     rows = []
     for li, lang in enumerate(languages):
@@ -382,19 +250,20 @@ def progress_report(
                     }
                 entry["gap"] = gap
             series_out.append(entry)
-        sub = data.subset((frame["language"] == tag).to_numpy()) if len(frame) else data
+        in_language = j_language == li
+        sub = data.judgments.subset(in_language)
         agreement = _alpha_summary(sub, scheme, resamples=resamples, seed=seed, package=False)
         by_guideline = []
         if len(sub):
-            versions = sub.frame["guideline_version"].fillna("").replace("", NONE_KEY)
-            distinct = sorted(versions.unique())
-            for version in distinct:
+            versions = data.j_guideline[in_language]
+            distinct = np.unique(versions)
+            for code in sorted(distinct, key=lambda c: data.guidelines[c]):
                 # One version: its alpha is the language's (same judgments, same seed).
                 summary = (
                     agreement
                     if len(distinct) == 1
                     else _alpha_summary(
-                        sub.subset((versions == version).to_numpy()),
+                        sub.subset(versions == code),
                         scheme,
                         resamples=resamples,
                         seed=seed,
@@ -403,7 +272,7 @@ def progress_report(
                 )
                 by_guideline.append(
                     {
-                        "version": version,
+                        "version": data.guidelines[code],
                         "alpha": summary["alpha"],
                         "ci": summary["ci"],
                         "units": summary["units"],
@@ -426,13 +295,9 @@ def progress_report(
             "items_in_adjudication": int(counts.get(tag, {}).get("adjudication", 0)),
             "items_in_pool": int(counts.get(tag, {}).get("pool", 0)),
         }
-        if project.task_type == TaskType.PAIRWISE:
+        if pairwise:
             row["bradley_terry"] = _bradley_terry(
-                quality[quality["language"] == tag] if len(quality) else quality,
-                finals,
-                project,
-                resamples=resamples,
-                seed=seed,
+                data, quality[data.language[quality] == li], resamples=resamples, seed=seed
             )
         rows.append(row)
     # Each (language, key)'s interval, for the budget of a difference between two of them.
@@ -451,9 +316,7 @@ def progress_report(
         "quality": {
             **measure,
             "range": [lo_measure, hi_measure],
-            "series": "every model's win rate"
-            if by == "model" and project.task_type == TaskType.PAIRWISE
-            else "headline",
+            "series": "every model's win rate" if by == "model" and pairwise else "headline",
         },
         "keys": keys,
         "generated_at": timezone.now().isoformat(),
@@ -508,76 +371,104 @@ BREAKDOWNS = ("dialect", "domain", "task", "code_switched")
 
 
 def _breakdowns(
-    project: Project,
-    quality: pd.DataFrame,
-    headline: pd.DataFrame,
-    finals: dict[int, Any],
-    focus: str | None,
-    tags: list[str],
+    data: ProgressData,
+    quality: np.ndarray,
+    head_item: np.ndarray,
+    head_score: np.ndarray,
+    focus: int,
     *,
     resamples: int,
     seed: int,
 ) -> dict[str, dict[str, Any]]:
-    """Quality per evaluator dialect, item domain, task and code-switching, per language."""
+    """Quality per evaluator dialect, item domain, task and code-switching, per language:
+    one bootstrap for every group of every breakdown of every language."""
+    tags = data.tags
     out: dict[str, dict[str, Any]] = {tag: {name: [] for name in BREAKDOWNS} for tag in tags}
-    parts = (
-        [
-            headline[["language", name, "score"]]
-            .rename(columns={name: "key"})
-            .assign(dimension=name)
-            for name in ("domain", "task", "code_switched")
-        ]
-        if len(headline)
-        else []
-    )
-    if len(quality):
-        # Dialect: each dialect's judgments scored per item on their own — one pass, with
-        # (item, dialect) as the unit.
-        dialect_codes, dialects = pd.factorize(_dialects(quality), sort=True)
-        pseudo = quality.assign(item=quality["item"].to_numpy() * len(dialects) + dialect_codes)
-        rows = _headline(project, _quality_rows(pseudo, {}, project), focus)
-        language = quality.drop_duplicates("item").set_index("item")["language"]
-        items = rows["item"].to_numpy() // len(dialects)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "language": language.loc[items].to_numpy(),
-                    "key": dialects[rows["item"].to_numpy() % len(dialects)],
-                    "score": rows["score"].to_numpy(),
-                    "dimension": "dialect",
-                }
-            )
-        )
-    if not parts:
+    # (dimension, language, key code, score) parts; key names per dimension.
+    parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    names: dict[str, list[str]] = {}
+    for name in ("domain", "task", "code_switched"):
+        codes, names[name] = data.attributes[name]
+        parts.append((name, data.language[head_item], codes[head_item], head_score))
+    in_quality = np.zeros(data.n_items, dtype=bool)
+    in_quality[quality] = True
+    chosen = np.flatnonzero(in_quality[data.j_item])
+    dialect, names["dialect"] = judgment_dialects(data)
+    if len(names["dialect"]) == 1:
+        # No evaluator gave a dialect: the unit is the item, scored on its judgments alone.
+        unit_item = quality
+        unit_dialect = np.zeros(len(quality), dtype=np.int64)
+        score = data.vote_score[quality]
+    elif len(chosen):
+        # Each dialect's judgments of an item scored on their own by the label rule, with
+        # (item, dialect) as the unit; no final label speaks for a dialect.
+        width = len(names["dialect"])
+        unit, unit_of = unique_inverse(data.j_item[chosen] * width + dialect[chosen])
+        votes: dict[str, Any] = {
+            k: (v[chosen] if isinstance(v, np.ndarray) else [v[j] for j in chosen])
+            for k, v in data.j_votes.items()
+        }
+        score = label_scores(rule=data.rule, item=unit_of, n_items=len(unit), **votes)
+        unit_item, unit_dialect = unit // width, unit % width
+    else:
+        unit_item = unit_dialect = np.zeros(0, dtype=np.int64)
+        score = np.zeros(0)
+    if focus >= 0:
+        a = np.flatnonzero(data.model_a[unit_item] == focus)
+        b = np.flatnonzero(data.model_b[unit_item] == focus)
+        rows = np.concatenate([a, b])
+        unit_score = np.concatenate([score[a], 1 - score[b]])
+    else:
+        rows, unit_score = np.arange(len(unit_item)), score
+    parts.append(("dialect", data.language[unit_item[rows]], unit_dialect[rows], unit_score))
+    if not any(len(p[1]) for p in parts):
         return out
-    table = _grouped(pd.concat(parts, ignore_index=True), resamples=resamples, seed=seed)
-    for r in table.itertuples(index=False):
-        if r.language in out:
-            out[r.language][r.dimension].append(
-                {
-                    "key": str(r.key),
-                    "items": int(r.items),
-                    "value": _opt(r.value),
-                    "ci": [_opt(r.lo), _opt(r.hi)],
-                }
-            )
+    # Groups ordered by language, dimension and key name, each list sorted.
+    dims = sorted(names)
+    width = max(len(n) for n in names.values())
+    group = np.concatenate(
+        [(lang * len(dims) + dims.index(dim)) * width + key for dim, lang, key, _ in parts]
+    )
+    scores = np.concatenate([p[3] for p in parts])
+    keep = (group >= 0) & np.isfinite(scores)
+    # The groups that have rows, numbered in order (a count per possible group, not a sort).
+    present = np.flatnonzero(np.bincount(group[keep], minlength=1))
+    number = np.zeros(int(present[-1]) + 1 if len(present) else 0, dtype=np.int64)
+    number[present] = np.arange(len(present))
+    gm = bootstrap_group_means(
+        number[group[keep]], scores[keep], n_groups=len(present), resamples=resamples, seed=seed
+    )
+    ci = gm.ci()
+    for g, code in enumerate(present):
+        lang, rest = divmod(int(code), len(dims) * width)
+        dim, key = divmod(rest, width)
+        out[tags[lang]][dims[dim]].append(
+            {
+                "key": names[dims[dim]][key],
+                "items": int(gm.n[g]),
+                "value": _opt(gm.mean[g]),
+                "ci": _pair(ci[g]),
+            }
+        )
     return out
 
 
 def _bradley_terry(
-    frame: pd.DataFrame, finals: dict[int, Any], project: Project, *, resamples: int, seed: int
+    data: ProgressData, items: np.ndarray, *, resamples: int, seed: int
 ) -> list[dict[str, Any]]:
-    if frame.empty:
+    """Bradley–Terry strengths of the models compared on `items` (one language's quality
+    items), each item a comparison its label decides."""
+    if not len(items):
         return []
-    rows = _quality_rows(frame, finals, project)
-    half = len(rows) // 2  # side A rows first, then side B (same items, same order)
-    a, b = rows.iloc[:half], rows.iloc[half:]
-    names = sorted(set(rows["model"].replace("", NONE_KEY)))
-    index = pd.Index(names)
+    used, local = np.unique(
+        np.concatenate([data.model_a[items], data.model_b[items]]), return_inverse=True
+    )
+    names = [data.models[k] for k in used]
+    local = local.reshape(-1)
     bt = bradley_terry_bootstrap(
-        index.get_indexer(a["model"].replace("", NONE_KEY)),
-        index.get_indexer(b["model"].replace("", NONE_KEY)),
-        a["score"].to_numpy(),
+        local[: len(items)],
+        local[len(items) :],
+        data.score[items],
         n_models=len(names),
         resamples=resamples,
         seed=seed,
@@ -722,28 +613,32 @@ def regressed_items(
     whose score fell; otherwise the items of `key` scoring below the mean of `previous`.
     Worst first."""
     args = progress_args_clean(by=by, period=period)
-    data = _judgments_load(
-        project, language=language, item_fields=("model", "model_a", "model_b", "selection")
+    data = progress_data_load(
+        project=project, language=language, with_created=args["by"] == "period", with_prompt=True
     )
-    frame = data.frame
-    if frame.empty:
+    if not data.n_items:
         return []
-    finals = dict(
-        FinalLabel.objects.filter(item__project=project, item__language__tag=language).values_list(
-            "item_id", "value"
-        )
-    )
-    scored = _scored(project, frame, finals)
-    if args["by"] == "period":
-        scored["key"] = (
-            _item_periods(project, args["period"], language=language)
-            .reindex(scored["item"])
-            .to_numpy()
-        )
+    every = np.flatnonzero(np.isfinite(data.score))
+    if project.task_type == TaskType.PAIRWISE:
+        item = np.concatenate([every, every])
+        model = np.concatenate([data.model_a[every], data.model_b[every]])
+        score = np.concatenate([data.score[every], 1 - data.score[every]])
     else:
-        scored["key"] = scored["model"]
-    attributes = _item_attributes(project, scored["item"].unique())
-    scored = scored.join(attributes, on="item")
+        item, model, score = every, data.model[every], data.score[every]
+    if args["by"] == "period":
+        item_period, period_names = data.item_periods(args["period"])
+        names = np.array(period_names, dtype=object)[item_period[item]]
+    else:
+        names = np.array(data.models, dtype=object)[model]
+    assert data.prompt_id is not None
+    scored = pd.DataFrame(
+        {
+            "item": data.item_id[item],
+            "key": names,
+            "score": score,
+            "prompt_id": data.prompt_id[item],
+        }
+    )
     new, old = scored[scored["key"] == key], scored[scored["key"] == previous]
     if new.empty or old.empty:
         return []

@@ -31,7 +31,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ LANGUAGES = (
     "id",
 )
 START_DAY = "2025-01-06"  # a Monday
+KEPT_DB = "parity_bench_progress_kept"
 
 
 def _measure(
@@ -235,119 +236,310 @@ def part_arrays(args: argparse.Namespace) -> None:
 def _setup_django(database_url: str | None, sqlite_path: str) -> None:
     os.environ.setdefault("SECRET_KEY", "bench-progress-not-a-secret")
     os.environ.setdefault("DEBUG", "0")
-    os.environ["ALLOWED_HOSTS"] = "localhost"
+    # The API is timed through Django's test client, whose host is "testserver".
+    os.environ["ALLOWED_HOSTS"] = "localhost,testserver"
     if database_url:
         os.environ["DATABASE_URL"] = database_url
     else:
         os.environ.pop("DATABASE_URL", None)
         os.environ["SQLITE_PATH"] = sqlite_path
     os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
+    # WhiteNoise warns once per process about the static folder a bench does not build.
+    os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="parity-bench-static-"))
     import django
 
     django.setup()
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """Items and historical judgments by bulk_create (the import's validation is not what
-    this measures); model versions registered with release dates."""
+def _constants(model: Any, template: Any, varying: Sequence[str]) -> tuple[list[str], str]:
+    """The columns of `model` other than `varying` (and the id the database assigns), and
+    the COPY text of `template`'s values for them: the defaults every row shares."""
+    columns = [
+        f.column
+        for f in model._meta.concrete_fields
+        if f.column not in varying and not (f.primary_key and "id" not in varying)
+    ]
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    from annotation.imports import _copy_text
+
+    return columns, "\t".join(_copy_text(getattr(template, fields[c].attname)) for c in columns)
+
+
+def _project_seed(args: argparse.Namespace, task_type: str) -> Any:
+    """A project of `args.db_judgments` judgments (args.raters per item) with known
+    effects: items and historical judgments written by COPY on PostgreSQL (bulk_create on
+    SQLite), model versions registered with release dates, then VACUUM ANALYZE, as
+    autovacuum would leave the tables a minute after an import."""
     import datetime
 
     import numpy as np
-    from django.core.management import call_command
-    from django.db import transaction
+    from django.db import connection, transaction
 
     from annotation.model_versions import model_versions_register
     from annotation.models import ExternalRater, Item, Judgment, ModelVersion, TaskType
     from annotation.projects import project_create_or_update
 
-    call_command("migrate", interactive=False, verbosity=0)
     sub = argparse.Namespace(**{**vars(args), "judgments": args.db_judgments})
     data = _generate(sub)
+    n_items, raters = data["n_items"], args.raters
     tags = list(LANGUAGES[: args.languages])
+    pairwise = task_type == TaskType.PAIRWISE
+    slug = f"bench-progress-{task_type}"
     project, _ = project_create_or_update(
-        slug="bench-progress",
-        task_type=TaskType.RATING,
+        slug=slug,
+        task_type=task_type,
         languages=tags,
-        schema={"scale": {"min": 1, "max": 5, "labels": {}}, "issues": []},
-        overlap=args.raters,
+        schema={"issues": []}
+        if pairwise
+        else {"scale": {"min": 1, "max": 5, "labels": {}}, "issues": []},
+        overlap=raters,
     )
-    languages = {lang.tag: lang for lang in project.languages.all()}
+    language_ids = {lang.tag: lang.pk for lang in project.languages.all()}
+    lang_id = np.array([language_ids[t] for t in tags])[data["language"]]
     names = [f"model-v{v:02d}" for v in range(args.versions)]
     model_versions_register(project=project, names=names)
     for v, name in enumerate(names):
         ModelVersion.objects.filter(project=project, name=name).update(
             released_on=datetime.date(2024, 1, 1) + datetime.timedelta(days=20 * v)
         )
+    rng = np.random.default_rng(args.seed + 7)
+    version = data["version"]
+    if pairwise:
+        # Each item compares its version with another; the later one tends to win, by
+        # language; one judgment in ten is a tie.
+        other = (version + rng.integers(1, args.versions, n_items)) % args.versions
+        p_a = 1 / (1 + np.exp(-(version - other) * 0.15 + 0.05 * data["language"]))
+        wins = rng.random((raters, n_items)) < p_a
+        tie = rng.random((raters, n_items)) < 0.1
+        choice = np.where(tie, 2, np.where(wins, 0, 1))
+        strength = rng.integers(1, 3, (raters, n_items))
+        values = [
+            '{"choice": "a", "strength": 1}',
+            '{"choice": "a", "strength": 2}',
+            '{"choice": "b", "strength": 1}',
+            '{"choice": "b", "strength": 2}',
+            '{"choice": "tie"}',
+            '{"choice": "tie"}',
+        ]
+        value_code = choice * 2 + strength - 1
+    else:
+        values = [f'{{"score": {s}}}' for s in range(6)]
+        value_code = data["ratings"]
     start = datetime.datetime.fromisoformat(START_DAY).replace(tzinfo=datetime.UTC)
-    with transaction.atomic():
-        raters = ExternalRater.objects.bulk_create(
-            [ExternalRater(project=project, external_id=f"r{k}") for k in range(args.raters)]
-        )
-        chunk = 20_000
-        for lo in range(0, data["n_items"], chunk):
-            hi = min(data["n_items"], lo + chunk)
-            items = Item.objects.bulk_create(
-                [
-                    Item(
-                        project=project,
-                        language=languages[tags[int(data["language"][u])]],
-                        external_id=f"u{u}",
-                        response="…",
-                        content_hash=f"{u:064x}",
-                        status="done",
-                        open_slots=0,
-                        model=names[int(data["version"][u])],
-                        metadata={"domain": f"d{int(data['domain'][u])}"},
-                    )
-                    for u in range(lo, hi)
-                ],
-                batch_size=2000,
-            )
-            Judgment.objects.bulk_create(
-                [
-                    Judgment(
-                        item=it,
-                        external_rater=raters[r],
-                        kind="historical",
-                        value={"score": int(data["ratings"][r, u])},
-                        created_at=start + datetime.timedelta(weeks=int(data["week"][u]), hours=r),
-                    )
-                    for it, u in zip(items, range(lo, hi), strict=True)
-                    for r in range(args.raters)
-                ],
-                batch_size=5000,
-            )
-    return project, np
-
-
-def part_db(args: argparse.Namespace) -> None:
-    print(
-        f"\n2. database: {args.db_judgments:,} judgments ({'PostgreSQL' if args.database_url else 'SQLite'})",
-        flush=True,
+    rater_rows = ExternalRater.objects.bulk_create(
+        [ExternalRater(project=project, external_id=f"r{k}") for k in range(raters)]
     )
-    project, _ = _measure("setup: migrate and load (not the measure)", lambda: _load(args))
+    week = data["week"]
+
+    def models_of(u: int) -> tuple[str, str, str]:
+        if pairwise:
+            return "", names[int(version[u])], names[int(other[u])]
+        return names[int(version[u])], "", ""
+
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            chunk = 20_000
+            for lo in range(0, n_items, chunk):
+                hi = min(n_items, lo + chunk)
+                items = Item.objects.bulk_create(
+                    [
+                        Item(
+                            project=project,
+                            language_id=int(lang_id[u]),
+                            external_id=f"u{u}",
+                            response="…",
+                            content_hash=f"{u:064x}",
+                            status="done",
+                            open_slots=0,
+                            model=models_of(u)[0],
+                            model_a=models_of(u)[1],
+                            model_b=models_of(u)[2],
+                            metadata={"domain": f"d{int(data['domain'][u])}"},
+                        )
+                        for u in range(lo, hi)
+                    ],
+                    batch_size=2000,
+                )
+                import json
+
+                Judgment.objects.bulk_create(
+                    [
+                        Judgment(
+                            item=it,
+                            external_rater=rater_rows[r],
+                            kind="historical",
+                            value=json.loads(values[int(value_code[r, u])]),
+                            created_at=start
+                            + datetime.timedelta(weeks=int(week[u]), hours=r, minutes=u % 60),
+                        )
+                        for it, u in zip(items, range(lo, hi), strict=True)
+                        for r in range(raters)
+                    ],
+                    batch_size=5000,
+                )
+        return project
+
+    # PostgreSQL: COPY. The columns every row shares come from an unsaved template row
+    # (the model's defaults), so a new column with a default needs no change here.
+    now = datetime.datetime.now(datetime.UTC)
+    item_varying = ("id", "language_id", "external_id", "model", "model_a", "model_b")
+    item_varying += ("metadata", "content_hash")
+    template = Item(project=project, response="…", status="done", open_slots=0, created_at=now)
+    template.updated_at = now
+    item_columns, item_constants = _constants(Item, template, item_varying)
+    judgment_varying = ("item_id", "external_rater_id", "value", "created_at")
+    judgment_columns, judgment_constants = _constants(
+        Judgment, Judgment(kind="historical"), judgment_varying
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_item")
+        first_id = int(cursor.fetchone()[0]) + 1
+    ids = first_id + np.arange(n_items)
+    domains = [f'{{"domain": "d{k}"}}' for k in range(5)]
+    week_start = [(start + datetime.timedelta(weeks=w)) for w in range(args.weeks)]
+    raw = connection.connection  # the psycopg connection under Django's
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        with raw.cursor() as cursor:
+            copy_sql = "COPY annotation_item ({}) FROM STDIN"
+            with cursor.copy(copy_sql.format(", ".join([*item_varying, *item_columns]))) as copy:
+                for lo in range(0, n_items, 50_000):
+                    lines = []
+                    for u in range(lo, min(n_items, lo + 50_000)):
+                        model, model_a, model_b = models_of(u)
+                        lines.append(
+                            f"{ids[u]}\t{lang_id[u]}\tu{u}\t{model}\t{model_a}\t{model_b}\t"
+                            f"{domains[data['domain'][u]]}\t{u:064x}\t{item_constants}\n"
+                        )
+                    copy.write("".join(lines))
+            columns = ", ".join([*judgment_varying, *judgment_columns])
+            with cursor.copy(f"COPY annotation_judgment ({columns}) FROM STDIN") as copy:
+                for lo in range(0, n_items, 50_000):
+                    lines = []
+                    for u in range(lo, min(n_items, lo + 50_000)):
+                        when = week_start[week[u]] + datetime.timedelta(minutes=u % 600)
+                        for r in range(raters):
+                            lines.append(
+                                f"{ids[u]}\t{rater_rows[r].pk}\t{values[value_code[r, u]]}\t"
+                                f"{(when + datetime.timedelta(hours=r)).isoformat()}\t"
+                                f"{judgment_constants}\n"
+                            )
+                    copy.write("".join(lines))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence('annotation_item', 'id'), "
+                "(SELECT max(id) FROM annotation_item))"
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE annotation_item")
+        cursor.execute("VACUUM ANALYZE annotation_judgment")
+    return project
+
+
+def _report_runs(args: argparse.Namespace) -> None:
+    """In a fresh process (so that its peak memory is the report's, not the seeding's):
+    the report as the API and the command give it, --runs times each, by model version
+    and by week; prints each run, the median and p95, and the peak memory."""
+    import io
+    import json
+    import statistics
+
+    from django.core.management import call_command
+    from django.test import Client
     from django.urls import reverse
 
-    from annotation.progress import progress_report
+    from annotation.models import Project
+    from annotation.tokens import api_token_create
+    from bench._util import percentile
 
-    # A web process has its URL configuration loaded; importing it here (seconds: it pulls
-    # in scipy.stats through active_learning) is not part of the report.
-    reverse("annotation:progress", args=["bench-progress"])
-
+    project = Project.objects.get(slug=args.report_child)
+    _, token = api_token_create(project=project, scope="read", name="bench")
+    client = Client(headers={"authorization": f"Bearer {token}"})
+    url = reverse("api:parity", args=[project.slug])
+    print(f"   load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for by in ("model", "period"):
-        report = _measure(
-            f"progress_report(by={by!r}), {args.resamples:,} resamples",
-            lambda by=by: progress_report(
-                project=project, by=by, resamples=args.resamples, seed=args.seed
-            ),
-        )
+        for path in ("api", "command"):
+            times = []
+            for _run in range(args.runs):
+                started = time.perf_counter()
+                if path == "api":
+                    # secure: production settings redirect plain HTTP to HTTPS.
+                    response = client.get(url, {"by": by, "resamples": args.resamples}, secure=True)
+                    if response.status_code != 200:
+                        sys.exit(
+                            f"the API answered {response.status_code}: {response.content[:300]!r}"
+                        )
+                    report = json.loads(response.content)
+                else:
+                    out = io.StringIO()
+                    call_command(
+                        "parity",
+                        project=project.slug,
+                        by=by,
+                        json=True,
+                        resamples=args.resamples,
+                        stdout=out,
+                    )
+                    report = json.loads(out.getvalue())
+                times.append(time.perf_counter() - started)
+            label = (
+                f"GET /api/v1/projects/{project.slug}/parity/?by={by}"
+                if path == "api"
+                else f"manage.py parity --by {by} --json"
+            )
+            print(
+                f"   {label:<64} median {statistics.median(times):6.2f} s  p95 "
+                f"{percentile(times, 95):6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})",
+                flush=True,
+            )
         row = report["languages"][0]
         last = row["series"][-1]
         print(
-            f"   {row['language']}: {len(report['keys'])} keys, latest {last['key']} quality "
-            f"{last['value']:.3f} [{last['ci'][0]:.3f}, {last['ci'][1]:.3f}], actions "
-            f"{[a['code'] for a in row['actions']]}"
+            f"     {row['language']}: {len(report['keys'])} keys, latest {last['key']} quality "
+            f"{last['value']:.3f} [{last['ci'][0]:.3f}, {last['ci'][1]:.3f}]"
+            + (
+                f"; strongest {row['bradley_terry'][0]['model']}"
+                if row.get("bradley_terry")
+                else ""
+            )
         )
+    print(f"   load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"   peak resident memory of the report process: {peak_memory_mb():.0f} MiB", flush=True)
+
+
+def part_db(args: argparse.Namespace, database_url: str | None, sqlite_path: str) -> None:
+    from django.core.management import call_command
+
+    print(
+        f"\n2. database: {args.db_judgments:,} judgments per project, {args.languages} languages, "
+        f"{args.versions} model versions ({'PostgreSQL' if database_url else 'SQLite'}), "
+        f"{args.resamples:,} resamples, {args.runs} runs per path",
+        flush=True,
+    )
+    call_command("migrate", interactive=False, verbosity=0)
+    for task_type in ("rating", "pairwise"):
+        project = _measure(
+            f"setup: {task_type} project, seeded (not the measure)",
+            lambda task_type=task_type: _project_seed(args, task_type),
+        )
+        _report_child(args, project.slug, database_url, sqlite_path)
+
+
+def _report_child(
+    args: argparse.Namespace, slug: str, database_url: str | None, sqlite_path: str
+) -> None:
+    import subprocess
+
+    command = [sys.executable, str(Path(__file__).resolve()), "--report-child", slug]
+    command += ["--runs", str(args.runs), "--resamples", str(args.resamples)]
+    if database_url:
+        command += ["--database-url", database_url]
+    else:
+        command += ["--sqlite-path", sqlite_path]
+    finished = subprocess.run(command, check=False)
+    if finished.returncode:
+        print(f"   the report process for {slug} failed (exit code {finished.returncode})")
 
 
 def main() -> None:
@@ -358,7 +550,9 @@ def main() -> None:
         "--judgments", type=int, default=1_000_000, help="part 1 judgments (default 1000000)"
     )
     parser.add_argument(
-        "--db-judgments", type=int, default=100_000, help="part 2 judgments (default 100000)"
+        "--db-judgments",
+        type=int,
+        help="part 2 judgments per project (default 1000000 on PostgreSQL, 100000 on SQLite)",
     )
     parser.add_argument("--raters", type=int, default=3, help="judgments per item (default 3)")
     parser.add_argument(
@@ -369,12 +563,33 @@ def main() -> None:
     parser.add_argument(
         "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
     )
+    parser.add_argument("--runs", type=int, default=3, help="part 2 runs per path (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-db", action="store_true", help="part 1 only")
+    parser.add_argument("--skip-arrays", action="store_true", help="part 2 only")
     parser.add_argument(
         "--database-url", help="PostgreSQL server for part 2 (a scratch database is created)"
     )
+    parser.add_argument(
+        "--keep-db",
+        action="store_true",
+        help="keep the scratch database (parity_bench_progress_kept) after the run",
+    )
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="time the report on the database a --keep-db run left, without seeding again",
+    )
+    # Internal: the report process part 2 starts on the seeded database.
+    parser.add_argument("--report-child", help=argparse.SUPPRESS)
+    parser.add_argument("--sqlite-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report_child:
+        _setup_django(args.database_url, args.sqlite_path or "")
+        _report_runs(args)
+        return
+    if args.db_judgments is None:
+        args.db_judgments = 1_000_000 if args.database_url else 100_000
     if (
         args.judgments < 100
         or args.db_judgments < 100
@@ -382,25 +597,41 @@ def main() -> None:
         or args.versions < 2
         or args.weeks < 2
         or args.resamples < 0
+        or args.runs < 1
         or not 1 <= args.languages <= len(LANGUAGES)
     ):
         parser.error(
-            "need ≥ 100 judgments, ≥ 2 raters, versions and weeks, ≥ 0 resamples, "
+            "need ≥ 100 judgments, ≥ 2 raters, versions and weeks, ≥ 0 resamples, ≥ 1 run, "
             f"1–{len(LANGUAGES)} languages"
         )
     print(f"bench/progress.py on {machine_description()}")
     with tempfile.TemporaryDirectory(prefix="parity-bench-progress-") as tmp:
         if args.database_url and not args.skip_db:
             server = require_postgres(args.database_url, script="bench/progress.py --database-url")
-            with scratch_database(server, f"parity_bench_progress_{os.getpid()}") as url:
+            if args.reuse_db:
+                from bench._util import url_with_database
+
+                for slug in ("bench-progress-rating", "bench-progress-pairwise"):
+                    _report_child(args, slug, url_with_database(server, KEPT_DB), "")
+                return
+            name = KEPT_DB if args.keep_db else f"parity_bench_progress_{os.getpid()}"
+            with scratch_database(server, name, keep=args.keep_db) as url:
                 _setup_django(url, "")
-                part_arrays(args)
-                part_db(args)
+                if not args.skip_arrays:
+                    part_arrays(args)
+                part_db(args, url, "")
+                # The report process's connections must be gone before the drop (it has
+                # exited); this process's own one closes here.
+                from django.db import connections
+
+                connections.close_all()
         else:
-            _setup_django(None, str(Path(tmp) / "bench.sqlite3"))
-            part_arrays(args)
+            sqlite_path = str(Path(tmp) / "bench.sqlite3")
+            _setup_django(None, sqlite_path)
+            if not args.skip_arrays:
+                part_arrays(args)
             if not args.skip_db:
-                part_db(args)
+                part_db(args, None, sqlite_path)
     print(f"\npeak resident memory of the process: {peak_memory_mb():.0f} MiB")
 
 

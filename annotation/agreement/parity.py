@@ -4,6 +4,7 @@ honeypot accuracy, throughput and the gap to the best language."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from annotation.agreement.alpha import CONFIDENCE, bootstrap_mean
 from annotation.agreement.loading import _alpha_summary, _judgments_load, _Scheme
 from annotation.agreement.types import ParityLanguage, ParityReport, Throughput
 from annotation.gold import gold_matches
+from annotation.labels import CHOICES, LabelRule, item_label, label_score, label_scores
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     AssignmentKind,
@@ -36,54 +38,35 @@ from annotation.models import (
 QUALITY_SELECTIONS = tuple(s for s in Selection.values if s != Selection.UNCERTAINTY)
 
 
-def _win_share(value: dict[str, Any], side: str) -> float:
-    """How much one pairwise judgment favours `side` ("a" or "b"): 1, 0, or ½ for a tie."""
-    choice = value.get("choice")
-    if choice in ("tie", "both_bad"):
-        return 0.5
-    return 1.0 if choice == side else 0.0
-
-
-def _positive(value: dict[str, Any], label: str) -> float:
-    return 1.0 if label in value.get("labels", ()) else 0.0
-
-
 def _quality_rows(
     frame: pd.DataFrame, finals: dict[int, dict[str, Any]], project: Project
 ) -> pd.DataFrame:
-    """One row per (item, model) with the item's quality score for that model.
-
-    rating: mean score; pairwise: the model's win share (ties and both-bad count half);
-    labels: share of judgments with the schema's first label. A final label replaces its
-    item's judgments.
-    """
-    schema = project.schema or {}
-    positive = (schema.get("labels") or [""])[0]
+    """One row per (item, model) with the item's quality score for that model: the label
+    rule's score of the item (`annotation.labels.label_score`; a final label replaces its
+    item's judgments) — rating: the mean score; pairwise: 1, 0 or ½ as the label favours
+    side A, and its complement for side B; labels: whether the label holds the schema's
+    first label."""
+    rule = LabelRule.of(project)
+    codes, items = pd.factorize(frame["item"].to_numpy(), sort=True)
+    values = list(frame["value"])
+    votes: dict[str, Any]
     if project.task_type == TaskType.RATING:
-
-        def score(v: dict[str, Any]) -> float:
-            return float(v["score"])
+        votes = {"score": np.fromiter((float(v["score"]) for v in values), np.float64, len(values))}
     elif project.task_type == TaskType.PAIRWISE:
-
-        def score(v: dict[str, Any]) -> float:
-            return _win_share(v, "a")
-    else:
-
-        def score(v: dict[str, Any]) -> float:
-            return _positive(v, positive)
-
-    per_judgment = pd.DataFrame(
-        {
-            "item": frame["item"].to_numpy(),
-            "score": np.fromiter(
-                (score(v) for v in frame["value"]), dtype=np.float64, count=len(frame)
-            ),
+        index = {choice: k for k, choice in enumerate(CHOICES)}
+        votes = {
+            "choice": np.fromiter(
+                (index.get(v.get("choice"), -1) for v in values), np.int64, len(values)
+            )
         }
-    )
-    per_item = per_judgment.groupby("item", sort=True)["score"].mean()
-    decided = [pk for pk in per_item.index if int(pk) in finals]
-    if decided:
-        per_item.loc[decided] = [score(finals[int(pk)]) for pk in decided]
+    else:
+        votes = {"labels": [v.get("labels", ()) for v in values]}
+    scores = label_scores(rule=rule, item=codes, n_items=len(items), **votes)
+    for k, pk in enumerate(items):
+        if int(pk) in finals:
+            label = item_label(rule=rule, votes=[], final=finals[int(pk)])
+            scores[k] = label_score(rule=rule, label=label) if label is not None else np.nan
+    per_item = pd.Series(scores, index=items)
     firsts = frame.drop_duplicates("item").set_index("item").loc[per_item.index]
     if project.task_type == TaskType.PAIRWISE:
         side_a = pd.DataFrame(
@@ -134,7 +117,12 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
         )
     }
     quality_frame = frame[frame["selection"] != Selection.UNCERTAINTY] if len(frame) else frame
-    measure, focus = _quality_measure(project, quality_frame)
+    appearances: Counter[str] = Counter()
+    if len(quality_frame):
+        per_item = quality_frame.drop_duplicates("item")
+        appearances.update(m or "A" for m in per_item["model_a"])
+        appearances.update(m or "B" for m in per_item["model_b"])
+    measure, focus = _quality_measure(project, appearances)
     honeypots = _honeypot_accuracy(project)
     throughput = _throughput(project, now=timezone.now())
     now = timezone.now()
@@ -199,7 +187,12 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
     }
 
 
-def _quality_measure(project: Project, frame: pd.DataFrame) -> tuple[dict[str, Any], str | None]:
+def _quality_measure(
+    project: Project, appearances: Mapping[str, int]
+) -> tuple[dict[str, Any], str | None]:
+    """The quality measure of the project's task; for pairwise, its headline is the win
+    rate of the model compared most often (`appearances`: comparisons per model; ties by
+    name)."""
     schema = project.schema or {}
     if project.task_type == TaskType.RATING:
         scale = schema.get("scale") or {}
@@ -209,15 +202,14 @@ def _quality_measure(project: Project, frame: pd.DataFrame) -> tuple[dict[str, A
             "focus_model": None,
         }, None
     if project.task_type == TaskType.LABELS:
-        positive = (schema.get("labels") or [None])[0]
-        return {"measure": "label_share", "label": positive, "focus_model": None}, None
-    # Pairwise: the headline is the win rate of the model compared most often (ties by name).
-    appearances: Counter[str] = Counter()
-    if len(frame):
-        per_item = frame.drop_duplicates("item")
-        appearances.update(m or "A" for m in per_item["model_a"])
-        appearances.update(m or "B" for m in per_item["model_b"])
-    focus = min(appearances, key=lambda m: (-appearances[m], m)) if appearances else None
+        positive = LabelRule.of(project).labels[:1]
+        return {
+            "measure": "label_share",
+            "label": positive[0] if positive else None,
+            "focus_model": None,
+        }, None
+    counted = {m: n for m, n in appearances.items() if n}
+    focus = min(counted, key=lambda m: (-counted[m], m)) if counted else None
     return {"measure": "win_rate", "focus_model": focus}, focus
 
 

@@ -1,0 +1,496 @@
+"""The progress report's data, read in bulk as arrays.
+
+A report over a million judgments cannot afford a Python object per judgment: the ORM's
+row tuples, a decoded JSON value, a timestamp and a pandas object row each cost more than
+the whole bootstrap. So the judgments and their items are read as columns — on
+PostgreSQL as CSV text the database writes (see `_query_columns`), parsed by pandas' C
+reader; elsewhere (SQLite) by one fetch — with the database extracting what each value
+holds (a score, a choice), and every text column (model, guideline version, domain)
+becomes integer codes with one name list. Two queries, of a size that does not grow with
+the project; they are the ORM's, so they filter as the rest of Parity does.
+
+Each item's quality score is the label rule's (`annotation.labels.label_scores`), with its
+final label in place of its judgments.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models import (
+    Case,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from annotation.agreement.loading import _Judgments, _Scheme
+from annotation.labels import CHOICES, LabelRule, item_label, label_score, label_scores
+from annotation.models import (
+    COUNTED_JUDGMENT_KINDS,
+    EvaluatorLanguage,
+    FinalLabel,
+    Item,
+    ItemStatus,
+    Judgment,
+    Language,
+    Project,
+    Selection,
+    TaskType,
+)
+
+NONE_KEY = "(none)"
+
+
+# ---------------------------------------------------------------------------------------
+# Columns from a query
+# ---------------------------------------------------------------------------------------
+
+
+def _query_columns(qs: QuerySet[Any], names: list[str], text: set[str]) -> pd.DataFrame:
+    """The rows of a values_list queryset as a frame with columns `names`; columns in
+    `text` are text ("" for NULL), the others numbers (NaN for NULL). The first column
+    must be an integer (an id)."""
+    sql, params = qs.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        # The database writes the rows as CSV text, a few long strings (string_agg over
+        # 32 slices of the ids, each far below a text value's 1 GB limit), and pandas' C
+        # reader parses them. COPY ... TO STDOUT would write the same CSV but hand it over
+        # a row at a time, and psycopg's per-row cost is twice the parse. Text is always
+        # quoted (a model's name may hold a comma or a newline); NULL is an empty field.
+        aliases = [f"c{k}" for k in range(len(names))]
+        fields = [
+            f"coalesce('\"' || replace(q.{alias}::text, '\"', '\"\"') || '\"', '')"
+            if name in text
+            else f"coalesce(q.{alias}::text, '')"
+            for alias, name in zip(aliases, names, strict=True)
+        ]
+        statement = (
+            f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') "  # noqa: S608 - the ORM's query, wrapped
+            f"FROM ({sql}) AS q ({', '.join(aliases)}) GROUP BY mod(q.c0, 32)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            chunks = [row[0] for row in cursor.fetchall() if row[0]]
+        if not chunks:
+            frame = pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+        else:
+            frame = pd.read_csv(
+                io.StringIO("\n".join(chunks)),
+                names=names,
+                header=None,
+                # Only an empty field is missing: "NA" or "null" is a model's name.
+                keep_default_na=False,
+                na_values=[""],
+                dtype={name: "category" if name in text else "float64" for name in names},
+            )
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+    for name in names:
+        if name in text:
+            column = frame[name]
+            if not isinstance(column.dtype, pd.CategoricalDtype):
+                column = column.astype(object).where(column.notna(), "").astype(str)
+                column = column.astype("category")
+            elif column.isna().any():
+                if "" not in column.cat.categories:
+                    column = column.cat.add_categories("")
+                column = column.fillna("")
+            frame[name] = column
+        elif frame[name].dtype == object:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    return frame
+
+
+def _codes(column: pd.Series, *, empty: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a text column and the names they stand for, sorted; "" becomes
+    `empty` when given."""
+    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    names = [str(c) for c in cat.cat.categories]
+    if empty is not None:
+        names = [empty if n == "" else n for n in names]
+    codes = cat.cat.codes.to_numpy(dtype=np.int64)
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return (rank[codes] if len(names) else codes), [names[k] for k in order]
+
+
+def _recode(codes: np.ndarray, names: list[str], to: list[str]) -> np.ndarray:
+    """Codes into `names` as codes into `to` (every name must be in `to`)."""
+    index = {name: k for k, name in enumerate(to)}
+    table = np.array([index[name] for name in names], dtype=np.int64)
+    return table[codes] if len(table) else np.zeros(len(codes), dtype=np.int64)
+
+
+def _period_first_day(period: str, year: int, number: int) -> str:
+    """ISO date of the first day of an ISO week (Monday) or of a month."""
+    import datetime
+
+    if period == "month":
+        return datetime.date(year, number, 1).isoformat()
+    return datetime.date.fromisocalendar(year, number, 1).isoformat()
+
+
+# ---------------------------------------------------------------------------------------
+# The data
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProgressData:
+    """A project's counted judgments and their items, as arrays.
+
+    Items (position i, sorted by id) are the items with at least one counted current
+    judgment; `language[i]` indexes `tags` (the project's languages, sorted; −1 for an
+    item of a language the project no longer has, whose tag is `item_tag[i]`). Model
+    columns are codes into `models` ("" as the task's default: NONE_KEY for `model`,
+    "A" / "B" for the sides). `score[i]` is the item's quality score under the label rule.
+    Judgments (position j, grouped by item) carry their item's position."""
+
+    project: Project
+    rule: LabelRule
+    tags: list[str]
+    item_id: np.ndarray
+    language: np.ndarray
+    item_tag: np.ndarray
+    models: list[str]
+    model: np.ndarray
+    model_a: np.ndarray
+    model_b: np.ndarray
+    uncertainty: np.ndarray
+    attributes: dict[str, tuple[np.ndarray, list[str]]]  # domain, task, code_switched
+    prompt_id: np.ndarray | None
+    score: np.ndarray
+    vote_score: np.ndarray  # the score of the judgments alone (no final label)
+    j_item: np.ndarray
+    j_evaluator: np.ndarray
+    j_guideline: np.ndarray
+    guidelines: list[str]
+    j_created: np.ndarray | None  # seconds since the epoch
+    judgments: _Judgments  # for agreement: items and encoded values
+    j_votes: dict[str, Any]  # the votes label_scores takes (score, choice or labels)
+    # Per language tag, the items (judged or not, gold left out) awaiting adjudication
+    # and in the pool.
+    status_counts: dict[str, dict[str, int]]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_id)
+
+    def item_periods(self, period: str) -> tuple[np.ndarray, list[str]]:
+        """Each item's period — the week (Monday) or month of its latest counted judgment,
+        in the current time zone — as codes into a sorted list of ISO dates."""
+        if self.j_created is None:
+            raise ValueError("loaded without judgment times")
+        if not self.n_items:
+            return np.zeros(0, dtype=np.int64), []
+        latest = np.full(self.n_items, -np.inf)
+        np.maximum.at(latest, self.j_item, self.j_created)
+        when = pd.to_datetime(latest, unit="s", utc=True).tz_convert(
+            timezone.get_current_timezone_name()
+        )
+        if period == "month":
+            year, number = np.asarray(when.year), np.asarray(when.month)
+        else:
+            iso = when.isocalendar()
+            year, number = iso["year"].to_numpy(), iso["week"].to_numpy()
+        pair = year.astype(np.int64) * 100 + number.astype(np.int64)
+        distinct, codes = np.unique(pair, return_inverse=True)
+        names = [_period_first_day(period, int(p) // 100, int(p) % 100) for p in distinct]
+        return codes.reshape(-1), names
+
+
+def _judgment_query(project: Project, language: str | None) -> QuerySet[Any]:
+    qs = Judgment.objects.filter(
+        item__project=project, is_current=True, kind__in=list(COUNTED_JUDGMENT_KINDS)
+    )
+    if language:
+        qs = qs.filter(item__language__tag=language)
+    return qs
+
+
+def progress_data_load(
+    *,
+    project: Project,
+    language: str | None = None,
+    with_created: bool = False,
+    with_prompt: bool = False,
+) -> ProgressData:
+    """The project's counted current judgments (of one language when given) and their
+    items, as arrays (see ProgressData)."""
+    rule = LabelRule.of(project)
+    task = project.task_type
+    tags = sorted(project.languages.values_list("tag", flat=True))
+
+    # The judgments: the database extracts what the value holds.
+    parts: dict[str, Any] = {
+        "_evaluator": Coalesce(F("evaluator_id"), Value(-1), output_field=IntegerField())
+    }
+    text = {"guideline_version"}
+    if task == TaskType.RATING:
+        parts["_score"] = Cast(KT("value__score"), FloatField())
+    elif task == TaskType.PAIRWISE:
+        parts["_choice"] = KT("value__choice")
+        parts["_strength"] = Coalesce(
+            Cast(KT("value__strength"), IntegerField()), Value(1), output_field=IntegerField()
+        )
+        text.add("_choice")
+    else:
+        parts["_labels"] = KT("value__labels")
+        text.add("_labels")
+    if with_created:
+        if connection.vendor == "postgresql":
+            # date_part gives a double; EXTRACT a numeric, several times dearer to format.
+            parts["_created"] = Func(
+                Value("epoch"), F("created_at"), function="date_part", output_field=FloatField()
+            )
+        else:
+            text.add("created_at")
+    names = ["item_id", "guideline_version", *parts]
+    if with_created and connection.vendor != "postgresql":
+        names.append("created_at")
+    qs = _judgment_query(project, language).annotate(**parts).values_list(*names)
+    judgments = _query_columns(qs, names, text)
+    # Grouped by item (stable: the database's order within an item).
+    judgments = judgments.iloc[
+        np.argsort(judgments["item_id"].to_numpy(dtype=np.int64), kind="stable")
+    ].reset_index(drop=True)
+    j_item_id = judgments["item_id"].to_numpy(dtype=np.int64)
+
+    # Their items.
+    item_parts: dict[str, Any] = {
+        "_domain": KT("metadata__domain"),
+        "_task": KT("metadata__task"),
+        "_checked": Case(
+            When(language_check__isnull=False, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+        "_mixed": Case(
+            When(language_check__has_key="mixed", then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    }
+    item_parts["_gold"] = Case(
+        When(is_gold=True, then=Value(1)), default=Value(0), output_field=IntegerField()
+    )
+    item_names = [
+        "pk",
+        "language_id",
+        "status",
+        "model",
+        "model_a",
+        "model_b",
+        "selection",
+        *item_parts,
+    ]
+    item_text = {"status", "model", "model_a", "model_b", "selection", "_domain", "_task"}
+    if with_prompt:
+        item_names.append("prompt_id")
+        item_text.add("prompt_id")
+    # Every item of the project (of the language): those without judgments are dropped
+    # below. Asking the database for only the judged ones (EXISTS) costs an index probe
+    # per item, several times the scan.
+    items_qs = Item.objects.filter(project=project)
+    if language:
+        items_qs = items_qs.filter(language__tag=language)
+    items_qs = items_qs.annotate(**item_parts).values_list(*item_names)
+    items = _query_columns(items_qs, item_names, item_text)
+    # Every language the database knows (a few hundred rows at most): asking for only the
+    # items' would send their ids as parameters.
+    language_tags = dict(Language.objects.values_list("pk", "tag"))
+    # The backlog per language, from the same read (gold items are not a backlog).
+    ordinary = items[items["_gold"].to_numpy() == 0]
+    backlog = pd.crosstab(
+        ordinary["language_id"].to_numpy(), ordinary["status"].astype(str).to_numpy()
+    )
+    status_counts = {
+        language_tags.get(int(language), ""): {
+            "adjudication": int(row.get(ItemStatus.ADJUDICATION, 0)),
+            "pool": int(row.get(ItemStatus.POOL, 0)),
+        }
+        for language, row in backlog.iterrows()
+    }
+    judged = np.isin(items["pk"].to_numpy(dtype=np.int64), j_item_id)
+    items = items[judged].sort_values("pk", kind="stable").reset_index(drop=True)
+    item_id = items["pk"].to_numpy(dtype=np.int64)
+    n_items = len(item_id)
+    # A judgment whose item the second read did not see (it was written in between) is
+    # left out.
+    j_item = np.searchsorted(item_id, j_item_id)
+    known = (j_item < n_items) & (item_id[np.minimum(j_item, max(n_items - 1, 0))] == j_item_id)
+    if n_items == 0:
+        known = np.zeros(len(j_item_id), dtype=bool)
+    if not known.all():
+        judgments = judgments[known].reset_index(drop=True)
+        j_item = j_item[known]
+
+    # Tags and codes per distinct language, spread to the items.
+    language_ids, of_item = np.unique(
+        items["language_id"].to_numpy(dtype=np.int64), return_inverse=True
+    )
+    distinct_tags = [language_tags.get(int(x), "") for x in language_ids]
+    item_tag = np.array(distinct_tags, dtype=object)[of_item.reshape(-1)]
+    language_code = (
+        pd.Index(tags).get_indexer(distinct_tags)[of_item.reshape(-1)]
+        if n_items
+        else np.zeros(0, dtype=np.int64)
+    )
+
+    # Model names: one list for the model and both sides.
+    m_codes, m_names = _codes(items["model"], empty=NONE_KEY)
+    a_codes, a_names = _codes(items["model_a"], empty="A")
+    b_codes, b_names = _codes(items["model_b"], empty="B")
+    models = sorted(set(m_names) | set(a_names) | set(b_names))
+    model = _recode(m_codes, m_names, models)
+    model_a = _recode(a_codes, a_names, models)
+    model_b = _recode(b_codes, b_names, models)
+
+    switched = np.where(
+        items["_checked"].to_numpy() == 0,
+        0,
+        np.where(items["_mixed"].to_numpy() == 1, 1, 2),
+    )
+    switched_names = ["unchecked", "code_switched", "single_language"]
+    # Only the names the items use, in order, as the other attributes.
+    present, switched = np.unique(switched, return_inverse=True)
+    attributes = {
+        "domain": _codes(items["_domain"], empty=NONE_KEY),
+        "task": _codes(items["_task"], empty=NONE_KEY),
+        "code_switched": (switched.reshape(-1), [switched_names[k] for k in present]),
+    }
+
+    # The votes, and the values agreement encodes.
+    scheme = _Scheme.of(project, project.agreement_level)
+    votes: dict[str, Any] = {}
+    if task == TaskType.RATING:
+        votes["score"] = judgments["_score"].to_numpy(dtype=np.float64)
+        encoded = votes["score"].astype(np.int64) - int(scheme.domain[0])
+    elif task == TaskType.PAIRWISE:
+        c_codes, c_names = _codes(judgments["_choice"])
+        table = np.array(
+            [CHOICES.index(n) if n in CHOICES else -1 for n in c_names], dtype=np.int64
+        )
+        choice = table[c_codes] if len(table) else c_codes
+        votes["choice"] = choice
+        strength = judgments["_strength"].to_numpy(dtype=np.float64)
+        if scheme.level == "nominal":
+            encoded = np.array([scheme.domain.index(c) for c in CHOICES], dtype=np.int64)[
+                np.maximum(choice, 0)
+            ]
+        else:
+            graded = np.where(choice == 0, strength, np.where(choice == 1, -strength, 0))
+            encoded = (graded - scheme.domain[0]).astype(np.int64)
+    else:
+        raw = judgments["_labels"].astype(str).to_numpy()
+        votes["labels"] = [json.loads(x) if x else [] for x in raw]
+        encoded = scheme.encode([{"labels": labels} for labels in votes["labels"]])
+
+    vote_score = label_scores(rule=rule, item=j_item, n_items=n_items, **votes)
+    score = vote_score.copy()
+    finals = FinalLabel.objects.filter(item__project=project)
+    if language:
+        finals = finals.filter(item__language__tag=language)
+    for pk, value in finals.values_list("item_id", "value"):
+        position = int(np.searchsorted(item_id, pk))
+        if position < n_items and item_id[position] == pk:
+            label = item_label(rule=rule, votes=[], final=value)
+            if label is not None:
+                result = label_score(rule=rule, label=label)
+                score[position] = np.nan if result is None else result
+
+    created = None
+    if with_created:
+        if "_created" in judgments:
+            created = judgments["_created"].to_numpy(dtype=np.float64)
+        else:
+            stamps = pd.to_datetime(judgments["created_at"].astype(str), utc=True, format="ISO8601")
+            created = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+    g_codes, g_names = _codes(judgments["guideline_version"], empty=NONE_KEY)
+    data = _Judgments(
+        pd.DataFrame({"item": item_id[j_item]}),
+        {},
+        {scheme: encoded},
+    )
+    return ProgressData(
+        project=project,
+        rule=rule,
+        tags=tags,
+        item_id=item_id,
+        language=np.asarray(language_code, dtype=np.int64),
+        item_tag=item_tag,
+        models=models,
+        model=model,
+        model_a=model_a,
+        model_b=model_b,
+        uncertainty=(items["selection"].astype(str).to_numpy() == Selection.UNCERTAINTY),
+        attributes=attributes,
+        prompt_id=items["prompt_id"].astype(str).to_numpy() if with_prompt else None,
+        score=score,
+        vote_score=vote_score,
+        j_item=j_item,
+        j_evaluator=judgments["_evaluator"].to_numpy(dtype=np.int64),
+        j_guideline=g_codes,
+        guidelines=g_names,
+        j_created=created,
+        judgments=data,
+        j_votes=votes,
+        status_counts=status_counts,
+    )
+
+
+def judgment_dialects(data: ProgressData) -> tuple[np.ndarray, list[str]]:
+    """Each judgment's evaluator dialect or region for its item's language, as codes into
+    a sorted name list (NONE_KEY for external raters and evaluators who gave none)."""
+    evaluators = np.unique(data.j_evaluator[data.j_evaluator >= 0])
+    lookup = {
+        (user, tag): dialect
+        for user, tag, dialect in EvaluatorLanguage.objects.filter(
+            profile__user_id__in=[int(x) for x in evaluators]
+        )
+        .exclude(dialect="")
+        .values_list("profile__user_id", "language__tag", "dialect")
+    }
+    names = sorted({NONE_KEY, *lookup.values()})
+    if not lookup:
+        return np.full(len(data.j_item), names.index(NONE_KEY), dtype=np.int64), names
+    # One lookup per distinct (evaluator, item language), not per judgment.
+    tag_codes, tag_names = pd.factorize(data.item_tag[data.j_item])
+    pair = data.j_evaluator * max(1, len(tag_names)) + tag_codes
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    index = {name: k for k, name in enumerate(names)}
+    per_pair = np.array(
+        [
+            index[
+                lookup.get(
+                    (int(p) // max(1, len(tag_names)), tag_names[int(p) % max(1, len(tag_names))]),
+                    NONE_KEY,
+                )
+            ]
+            if p >= 0
+            else index[NONE_KEY]
+            for p in distinct
+        ],
+        dtype=np.int64,
+    )
+    return per_pair[inverse.reshape(-1)], names
+
+
+__all__ = ["NONE_KEY", "ProgressData", "judgment_dialects", "progress_data_load"]
