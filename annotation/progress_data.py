@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from django.db.models import (
 )
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from annotation.agreement.loading import _Judgments, _Scheme
@@ -53,6 +55,8 @@ from annotation.models import (
 )
 
 NONE_KEY = "(none)"
+# An item's language check: never run, found another language inside, or one language.
+SWITCHED = ("unchecked", "code_switched", "single_language")
 
 
 # ---------------------------------------------------------------------------------------
@@ -71,6 +75,9 @@ def _query_columns(qs: QuerySet[Any], names: list[str], text: set[str]) -> pd.Da
         # reader parses them. COPY ... TO STDOUT would write the same CSV but hand it over
         # a row at a time, and psycopg's per-row cost is twice the parse. Text is always
         # quoted (a model's name may hold a comma or a newline); NULL is an empty field.
+        # The slices are joined to a 32-row series rather than grouped by mod(id, 32)
+        # alone: the planner cannot tell that the latter has 32 values, and sorts a
+        # million rows to group them.
         aliases = [f"c{k}" for k in range(len(names))]
         fields = [
             f"coalesce('\"' || replace(q.{alias}::text, '\"', '\"\"') || '\"', '')"
@@ -80,7 +87,8 @@ def _query_columns(qs: QuerySet[Any], names: list[str], text: set[str]) -> pd.Da
         ]
         statement = (
             f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') "  # noqa: S608 - the ORM's query, wrapped
-            f"FROM ({sql}) AS q ({', '.join(aliases)}) GROUP BY mod(q.c0, 32)"
+            f"FROM ({sql}) AS q ({', '.join(aliases)}) "
+            "JOIN generate_series(0, 31) AS slice (n) ON slice.n = mod(q.c0, 32) GROUP BY slice.n"
         )
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
@@ -115,6 +123,16 @@ def _query_columns(qs: QuerySet[Any], names: list[str], text: set[str]) -> pd.Da
         elif frame[name].dtype == object:
             frame[name] = pd.to_numeric(frame[name], errors="coerce")
     return frame
+
+
+def _code_of(expression: Any, values: Sequence[str]) -> Case:
+    """The index of `expression`'s value in `values` (−1 for any other), computed by the
+    database: a number is cheaper to write and to read than the text."""
+    return Case(
+        *(When(Exact(expression, Value(value)), then=Value(k)) for k, value in enumerate(values)),
+        default=Value(-1),
+        output_field=IntegerField(),
+    )
 
 
 def _codes(column: pd.Series, *, empty: str | None = None) -> tuple[np.ndarray, list[str]]:
@@ -161,7 +179,7 @@ class ProgressData:
     item of a language the project no longer has, whose tag is `item_tag[i]`). Model
     columns are codes into `models` ("" as the task's default: NONE_KEY for `model`,
     "A" / "B" for the sides). `score[i]` is the item's quality score under the label rule.
-    Judgments (position j, grouped by item) carry their item's position."""
+    Judgments (position j, in no particular order) carry their item's position."""
 
     project: Project
     rule: LabelRule
@@ -238,7 +256,7 @@ def progress_data_load(
     task = project.task_type
     tags = sorted(project.languages.values_list("tag", flat=True))
 
-    # The judgments: the database extracts what the value holds.
+    # The judgments: the database extracts what the value holds, choices as codes.
     parts: dict[str, Any] = {
         "_evaluator": Coalesce(F("evaluator_id"), Value(-1), output_field=IntegerField())
     }
@@ -246,11 +264,10 @@ def progress_data_load(
     if task == TaskType.RATING:
         parts["_score"] = Cast(KT("value__score"), FloatField())
     elif task == TaskType.PAIRWISE:
-        parts["_choice"] = KT("value__choice")
+        parts["_choice"] = _code_of(KT("value__choice"), CHOICES)
         parts["_strength"] = Coalesce(
             Cast(KT("value__strength"), IntegerField()), Value(1), output_field=IntegerField()
         )
-        text.add("_choice")
     else:
         parts["_labels"] = KT("value__labels")
         text.add("_labels")
@@ -267,41 +284,36 @@ def progress_data_load(
         names.append("created_at")
     qs = _judgment_query(project, language).annotate(**parts).values_list(*names)
     judgments = _query_columns(qs, names, text)
-    # Grouped by item (stable: the database's order within an item).
-    judgments = judgments.iloc[
-        np.argsort(judgments["item_id"].to_numpy(dtype=np.int64), kind="stable")
-    ].reset_index(drop=True)
     j_item_id = judgments["item_id"].to_numpy(dtype=np.int64)
 
-    # Their items.
+    # Their items: flags and states as small codes, text only where it is free-form.
     item_parts: dict[str, Any] = {
+        "_uncertain": Case(
+            When(selection=Selection.UNCERTAINTY, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+        # 0 unchecked, 1 code-switched, 2 one language (SWITCHED's order).
+        "_switched": Case(
+            When(language_check__isnull=True, then=Value(0)),
+            When(language_check__has_key="mixed", then=Value(1)),
+            default=Value(2),
+            output_field=IntegerField(),
+        ),
+        # 1 awaiting adjudication, 2 in the pool; gold items are no backlog.
+        "_backlog": Case(
+            When(is_gold=True, then=Value(0)),
+            When(status=ItemStatus.ADJUDICATION, then=Value(1)),
+            When(status=ItemStatus.POOL, then=Value(2)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
         "_domain": KT("metadata__domain"),
         "_task": KT("metadata__task"),
-        "_checked": Case(
-            When(language_check__isnull=False, then=Value(1)),
-            default=Value(0),
-            output_field=IntegerField(),
-        ),
-        "_mixed": Case(
-            When(language_check__has_key="mixed", then=Value(1)),
-            default=Value(0),
-            output_field=IntegerField(),
-        ),
     }
-    item_parts["_gold"] = Case(
-        When(is_gold=True, then=Value(1)), default=Value(0), output_field=IntegerField()
-    )
-    item_names = [
-        "pk",
-        "language_id",
-        "status",
-        "model",
-        "model_a",
-        "model_b",
-        "selection",
-        *item_parts,
-    ]
-    item_text = {"status", "model", "model_a", "model_b", "selection", "_domain", "_task"}
+    model_fields = ["model_a", "model_b"] if task == TaskType.PAIRWISE else ["model"]
+    item_names = ["pk", "language_id", *model_fields, *item_parts]
+    item_text = {*model_fields, "_domain", "_task"}
     if with_prompt:
         item_names.append("prompt_id")
         item_text.add("prompt_id")
@@ -316,18 +328,13 @@ def progress_data_load(
     # Every language the database knows (a few hundred rows at most): asking for only the
     # items' would send their ids as parameters.
     language_tags = dict(Language.objects.values_list("pk", "tag"))
-    # The backlog per language, from the same read (gold items are not a backlog).
-    ordinary = items[items["_gold"].to_numpy() == 0]
-    backlog = pd.crosstab(
-        ordinary["language_id"].to_numpy(), ordinary["status"].astype(str).to_numpy()
-    )
-    status_counts = {
-        language_tags.get(int(language), ""): {
-            "adjudication": int(row.get(ItemStatus.ADJUDICATION, 0)),
-            "pool": int(row.get(ItemStatus.POOL, 0)),
-        }
-        for language, row in backlog.iterrows()
-    }
+    # The backlog per language, from the same read.
+    status_counts: dict[str, dict[str, int]] = {}
+    backlog = items["_backlog"].to_numpy()
+    for code, key in ((1, "adjudication"), (2, "pool")):
+        for language_id, count in items["language_id"][backlog == code].value_counts().items():
+            tag = language_tags.get(int(language_id), "")
+            status_counts.setdefault(tag, {"adjudication": 0, "pool": 0})[key] = int(count)
     judged = np.isin(items["pk"].to_numpy(dtype=np.int64), j_item_id)
     items = items[judged].sort_values("pk", kind="stable").reset_index(drop=True)
     item_id = items["pk"].to_numpy(dtype=np.int64)
@@ -355,26 +362,23 @@ def progress_data_load(
     )
 
     # Model names: one list for the model and both sides.
-    m_codes, m_names = _codes(items["model"], empty=NONE_KEY)
-    a_codes, a_names = _codes(items["model_a"], empty="A")
-    b_codes, b_names = _codes(items["model_b"], empty="B")
-    models = sorted(set(m_names) | set(a_names) | set(b_names))
-    model = _recode(m_codes, m_names, models)
-    model_a = _recode(a_codes, a_names, models)
-    model_b = _recode(b_codes, b_names, models)
+    zeros = np.zeros(n_items, dtype=np.int64)
+    if task == TaskType.PAIRWISE:
+        a_codes, a_names = _codes(items["model_a"], empty="A")
+        b_codes, b_names = _codes(items["model_b"], empty="B")
+        models = sorted(set(a_names) | set(b_names))
+        model_a, model_b = _recode(a_codes, a_names, models), _recode(b_codes, b_names, models)
+        model = zeros
+    else:
+        m_codes, models = _codes(items["model"], empty=NONE_KEY)
+        model, model_a, model_b = m_codes, zeros, zeros
 
-    switched = np.where(
-        items["_checked"].to_numpy() == 0,
-        0,
-        np.where(items["_mixed"].to_numpy() == 1, 1, 2),
-    )
-    switched_names = ["unchecked", "code_switched", "single_language"]
-    # Only the names the items use, in order, as the other attributes.
-    present, switched = np.unique(switched, return_inverse=True)
+    present, switched = np.unique(items["_switched"].to_numpy(dtype=np.int64), return_inverse=True)
     attributes = {
         "domain": _codes(items["_domain"], empty=NONE_KEY),
         "task": _codes(items["_task"], empty=NONE_KEY),
-        "code_switched": (switched.reshape(-1), [switched_names[k] for k in present]),
+        # Only the states the items are in, in SWITCHED's order.
+        "code_switched": (switched.reshape(-1), [SWITCHED[k] for k in present]),
     }
 
     # The votes, and the values agreement encodes.
@@ -384,11 +388,7 @@ def progress_data_load(
         votes["score"] = judgments["_score"].to_numpy(dtype=np.float64)
         encoded = votes["score"].astype(np.int64) - int(scheme.domain[0])
     elif task == TaskType.PAIRWISE:
-        c_codes, c_names = _codes(judgments["_choice"])
-        table = np.array(
-            [CHOICES.index(n) if n in CHOICES else -1 for n in c_names], dtype=np.int64
-        )
-        choice = table[c_codes] if len(table) else c_codes
+        choice = judgments["_choice"].to_numpy(dtype=np.int64)
         votes["choice"] = choice
         strength = judgments["_strength"].to_numpy(dtype=np.float64)
         if scheme.level == "nominal":
@@ -440,7 +440,7 @@ def progress_data_load(
         model=model,
         model_a=model_a,
         model_b=model_b,
-        uncertainty=(items["selection"].astype(str).to_numpy() == Selection.UNCERTAINTY),
+        uncertainty=items["_uncertain"].to_numpy() == 1,
         attributes=attributes,
         prompt_id=items["prompt_id"].astype(str).to_numpy() if with_prompt else None,
         score=score,

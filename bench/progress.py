@@ -440,29 +440,44 @@ def _project_seed(args: argparse.Namespace, task_type: str) -> Any:
 def _report_runs(args: argparse.Namespace) -> None:
     """In a fresh process (so that its peak memory is the report's, not the seeding's):
     the report as the API and the command give it, --runs times each, by model version
-    and by week; prints each run, the median and p95, and the peak memory."""
+    and by week. Prints each run's wall-clock seconds, the median and p95, the median CPU
+    seconds of this process and of the database server's backend (its parallel workers,
+    if the planner starts any, are not counted), the load average, and the peak memory."""
     import io
     import json
     import statistics
 
     from django.core.management import call_command
+    from django.db import connection
     from django.test import Client
     from django.urls import reverse
 
     from annotation.models import Project
     from annotation.tokens import api_token_create
-    from bench._util import percentile
+    from bench._util import cpu_used_between, percentile, processes_cpu
 
     project = Project.objects.get(slug=args.report_child)
     _, token = api_token_create(project=project, scope="read", name="bench")
     client = Client(headers={"authorization": f"Bearer {token}"})
     url = reverse("api:parity", args=[project.slug])
-    print(f"   load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    database = connection.settings_dict["NAME"]
+    postgres = connection.vendor == "postgresql"
+
+    def server_cpu() -> dict[int, float]:
+        if not postgres:
+            return {}
+        return processes_cpu(cmdline_contains=f" {database} ", starts_with="postgres:")
+
+    def loads() -> str:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    print(f"   load average before: {loads()}", flush=True)
     for by in ("model", "period"):
         for path in ("api", "command"):
-            times = []
+            times, cpus, servers, load = [], [], [], []
             for _run in range(args.runs):
-                started = time.perf_counter()
+                before = server_cpu()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 if path == "api":
                     # secure: production settings redirect plain HTTP to HTTPS.
                     response = client.get(url, {"by": by, "resamples": args.resamples}, secure=True)
@@ -483,14 +498,19 @@ def _report_runs(args: argparse.Namespace) -> None:
                     )
                     report = json.loads(out.getvalue())
                 times.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu_started)
+                servers.append(cpu_used_between(before, server_cpu()))
+                load.append(os.getloadavg()[0])
             label = (
                 f"GET /api/v1/projects/{project.slug}/parity/?by={by}"
                 if path == "api"
                 else f"manage.py parity --by {by} --json"
             )
             print(
-                f"   {label:<64} median {statistics.median(times):6.2f} s  p95 "
-                f"{percentile(times, 95):6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})",
+                f"   {label:<64} median {statistics.median(times):5.2f} s  p95 "
+                f"{percentile(times, 95):5.2f} s  CPU {statistics.median(cpus):4.2f} s + server "
+                f"{statistics.median(servers):4.2f} s  load {min(load):.1f}–{max(load):.1f}  "
+                f"(runs: {', '.join(f'{t:.2f}' for t in times)})",
                 flush=True,
             )
         row = report["languages"][0]
@@ -504,7 +524,7 @@ def _report_runs(args: argparse.Namespace) -> None:
                 else ""
             )
         )
-    print(f"   load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"   load average after:  {loads()}")
     print(f"   peak resident memory of the report process: {peak_memory_mb():.0f} MiB", flush=True)
 
 
