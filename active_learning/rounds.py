@@ -59,7 +59,7 @@ from active_learning.scorers import (
 from active_learning.selection import batch_select, representative_select, text_keys
 from active_learning.training import FeatureSource, RoundModels, models_retrain_if_stale
 from annotation.agreement import parity_report
-from annotation.audit import audit_record
+from annotation.audit import AL_ROUND_RUN, audit_record
 from annotation.models import (
     Item,
     ItemStatus,
@@ -662,7 +662,7 @@ def round_record_write(
                 selection=selection,
             )
         audit_record(
-            verb="al_round.run",
+            verb=AL_ROUND_RUN,
             actor=actor,
             token=token,
             project=project,

@@ -6,6 +6,10 @@ from django.db import models
 
 from annotation.models import ApiToken, AuditEvent, Project
 
+# The event an active-learning round leaves when it queues its items: the progress report
+# reads the latest one to show each language before and after the round.
+AL_ROUND_RUN = "al_round.run"
+
 
 def audit_record(
     *,

@@ -34,10 +34,10 @@ from django.utils import timezone
 from annotation.agreement.alpha import CONFIDENCE, MAX_RESAMPLES
 from annotation.agreement.loading import CALIBRATION_KINDS, _alpha_summary, _judgments_load, _Scheme
 from annotation.agreement.parity import _quality_measure
-from annotation.audit import audit_record
+from annotation.audit import AL_ROUND_RUN, audit_record
 from annotation.labels import label_scores
 from annotation.model_versions import model_versions_for
-from annotation.models import Item, ItemStatus, Project, TaskType
+from annotation.models import AuditEvent, Item, ItemStatus, Language, Project, TaskType
 from annotation.progress_data import NONE_KEY, ProgressData, judgment_dialects, progress_data_load
 from annotation.progress_stats import (
     bootstrap_group_means,
@@ -134,7 +134,10 @@ def progress_report(
     by, period, resamples, seed = args["by"], args["period"], args["resamples"], args["seed"]
     level = project.agreement_level
     scheme = _Scheme.of(project, level)
-    data = progress_data_load(project=project, with_created=by == "period")
+    last_round = _last_round(project)
+    data = progress_data_load(
+        project=project, with_created=by == "period" or last_round is not None
+    )
     pairwise = project.task_type == TaskType.PAIRWISE
     languages = list(project.languages.order_by("tag"))
     tags = data.tags
@@ -209,6 +212,11 @@ def progress_report(
     )
     lo_measure, hi_measure = _measure_range(project)
     j_language = data.language[data.j_item]
+    since_round = (
+        _since_round(data, last_round, focus, languages, resamples=resamples, seed=seed)
+        if last_round is not None
+        else None
+    )
 
     rows = []
     for li, lang in enumerate(languages):
@@ -319,10 +327,82 @@ def progress_report(
             "series": "every model's win rate" if by == "model" and pairwise else "headline",
         },
         "keys": keys,
+        "since_round": since_round,
         "generated_at": timezone.now().isoformat(),
         "resamples": resamples,
         "seed": seed,
         "confidence": CONFIDENCE,
+        "languages": rows,
+    }
+
+
+def _last_round(project: Project) -> AuditEvent | None:
+    """The project's latest active-learning round, as the audit event it left."""
+    return (
+        AuditEvent.objects.filter(project=project, verb=AL_ROUND_RUN)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def _since_round(
+    data: ProgressData,
+    event: AuditEvent,
+    focus: int,
+    languages: list[Language],
+    *,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Each language as it stood when the round ran (its judgments and final labels from
+    before then) and as it stands now: items judged, and the headline quality with its
+    interval and the interval's width. The round's picks that an uncertainty selector
+    chose are judged items but, as everywhere in the report, not quality items."""
+    when = event.created_at.timestamp()
+    states = (data.scores_at(when), data.score)
+    judged = [data.judged_at(when), np.ones(data.n_items, dtype=bool)]
+    L = len(data.tags)
+    judged_count, groups, values = [], [], []
+    for k, score in enumerate(states):
+        quality = np.flatnonzero(~data.uncertainty & np.isfinite(score) & judged[k])
+        if focus >= 0:
+            a = quality[data.model_a[quality] == focus]
+            b = quality[data.model_b[quality] == focus]
+            item, value = np.concatenate([a, b]), np.concatenate([score[a], 1 - score[b]])
+        else:
+            item, value = quality, score[quality]
+        mine = data.language[item] >= 0
+        groups.append(data.language[item][mine] * 2 + k)
+        values.append(value[mine])
+        judged_languages = data.language[judged[k]]
+        judged_count.append(np.bincount(judged_languages[judged_languages >= 0], minlength=L))
+    gm = bootstrap_group_means(
+        np.concatenate(groups),
+        np.concatenate(values),
+        n_groups=2 * L,
+        resamples=resamples,
+        seed=seed,
+    )
+    ci = gm.ci()
+    rows = []
+    for li, lang in enumerate(languages):
+        state = {}
+        for k, name in enumerate(("before", "after")):
+            g = li * 2 + k
+            lo, hi = _pair(ci[g])
+            state[name] = {
+                "items_judged": int(judged_count[k][li]),
+                "items": int(gm.n[g]),
+                "value": _opt(gm.mean[g]),
+                "ci": [lo, hi],
+                "ci_width": hi - lo if lo is not None and hi is not None else None,
+            }
+        rows.append({"language": lang.tag, "name": lang.name, "direction": lang.direction, **state})
+    return {
+        "round": event.object_id,
+        "at": event.created_at.isoformat(),
+        "strategy": event.data.get("strategy"),
+        "selected": event.data.get("selected"),
         "languages": rows,
     }
 
@@ -404,11 +484,9 @@ def _breakdowns(
         # (item, dialect) as the unit; no final label speaks for a dialect.
         width = len(names["dialect"])
         unit, unit_of = unique_inverse(data.j_item[chosen] * width + dialect[chosen])
-        votes: dict[str, Any] = {
-            k: (v[chosen] if isinstance(v, np.ndarray) else [v[j] for j in chosen])
-            for k, v in data.j_votes.items()
-        }
-        score = label_scores(rule=data.rule, item=unit_of, n_items=len(unit), **votes)
+        score = label_scores(
+            rule=data.rule, item=unit_of, n_items=len(unit), **data.votes_of(chosen)
+        )
         unit_item, unit_dialect = unit // width, unit % width
     else:
         unit_item = unit_dialect = np.zeros(0, dtype=np.int64)

@@ -196,6 +196,10 @@ class ProgressData:
     prompt_id: np.ndarray | None
     score: np.ndarray
     vote_score: np.ndarray  # the score of the judgments alone (no final label)
+    # The final labels: their items' positions, scores and times (seconds since the epoch).
+    final_item: np.ndarray
+    final_score: np.ndarray
+    final_created: np.ndarray
     j_item: np.ndarray
     j_evaluator: np.ndarray
     j_guideline: np.ndarray
@@ -232,6 +236,38 @@ class ProgressData:
         distinct, codes = np.unique(pair, return_inverse=True)
         names = [_period_first_day(period, int(p) // 100, int(p) % 100) for p in distinct]
         return codes.reshape(-1), names
+
+    def votes_of(self, judgments: np.ndarray) -> dict[str, Any]:
+        """The votes (as label_scores takes them) of these judgments (positions)."""
+        return {
+            k: (v[judgments] if isinstance(v, np.ndarray) else [v[j] for j in judgments])
+            for k, v in self.j_votes.items()
+        }
+
+    def judged_at(self, when: float) -> np.ndarray:
+        """Which items had a counted judgment before `when` (seconds since the epoch)."""
+        if self.j_created is None:
+            raise ValueError("loaded without judgment times")
+        judged = np.zeros(self.n_items, dtype=bool)
+        judged[self.j_item[self.j_created < when]] = True
+        return judged
+
+    def scores_at(self, when: float) -> np.ndarray:
+        """Each item's quality score from what was there at `when` (seconds since the
+        epoch): its judgments and final label from before then; NaN for an item not yet
+        judged."""
+        if self.j_created is None:
+            raise ValueError("loaded without judgment times")
+        earlier = np.flatnonzero(self.j_created < when)
+        score = label_scores(
+            rule=self.rule,
+            item=self.j_item[earlier],
+            n_items=self.n_items,
+            **self.votes_of(earlier),
+        )
+        decided = self.final_created < when
+        score[self.final_item[decided]] = self.final_score[decided]
+        return score
 
 
 def _judgment_query(project: Project, language: str | None) -> QuerySet[Any]:
@@ -408,13 +444,17 @@ def progress_data_load(
     finals = FinalLabel.objects.filter(item__project=project)
     if language:
         finals = finals.filter(item__language__tag=language)
-    for pk, value in finals.values_list("item_id", "value"):
+    final_rows = []
+    for pk, value, at in finals.values_list("item_id", "value", "created_at"):
         position = int(np.searchsorted(item_id, pk))
         if position < n_items and item_id[position] == pk:
             label = item_label(rule=rule, votes=[], final=value)
-            if label is not None:
-                result = label_score(rule=rule, label=label)
-                score[position] = np.nan if result is None else result
+            result = label_score(rule=rule, label=label) if label is not None else None
+            final_rows.append((position, np.nan if result is None else result, at.timestamp()))
+    final_item = np.array([r[0] for r in final_rows], dtype=np.int64)
+    final_score = np.array([r[1] for r in final_rows], dtype=np.float64)
+    final_created = np.array([r[2] for r in final_rows], dtype=np.float64)
+    score[final_item] = final_score
 
     created = None
     if with_created:
@@ -445,6 +485,9 @@ def progress_data_load(
         prompt_id=items["prompt_id"].astype(str).to_numpy() if with_prompt else None,
         score=score,
         vote_score=vote_score,
+        final_item=final_item,
+        final_score=final_score,
+        final_created=final_created,
         j_item=j_item,
         j_evaluator=judgments["_evaluator"].to_numpy(dtype=np.int64),
         j_guideline=g_codes,

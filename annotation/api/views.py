@@ -585,7 +585,9 @@ class ParityView(ProjectAPIView):
         "period with its 95% CI, the change from the previous one with the CI of the difference and a "
         "verdict (better / worse / no_evidence), the gap to the best language and whether it narrowed, "
         "Bradley–Terry strengths (pairwise), alpha per guideline version and calibration round, "
-        "breakdowns and next actions. `?format=csv` (with `by`) gives one row per language and key.",
+        "breakdowns and next actions; `since_round`: each language as it stood when the latest "
+        "active-learning round ran and as it stands now (items judged, quality with its CI and the "
+        "CI's width), null before any round. `?format=csv` (with `by`) gives one row per language and key.",
         parameters=[s.ParityQuerySerializer],
         responses={
             (200, "application/json"): s.ParityOutSerializer,

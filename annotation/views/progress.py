@@ -4,6 +4,7 @@ read-only printable report a stakeholder opens without an account."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -81,8 +82,13 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
             for group in breakdowns[name]:
                 group["label"] = group["key"]
         row["breakdown_list"] = [(title, breakdowns[name]) for name, title in BREAKDOWN_TITLES]
+    since_round = report.get("since_round")
+    if since_round:
+        for row in since_round["languages"]:
+            row["states"] = (row["before"], row["after"])
     return {
         "report": report,
+        "since_round_at": datetime.fromisoformat(since_round["at"]) if since_round else None,
         "undated": report["by"] == "model"
         and any(not k.get("released_on") for k in report["keys"]),
         "digits": digits,

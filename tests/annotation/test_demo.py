@@ -10,9 +10,10 @@ from unittest import mock
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import TestCase, override_settings
+from django.urls import reverse
 
 from annotation.adjudication import adjudication_judgments, adjudication_queue
-from annotation.demo_data import wmt_judgments
+from annotation.demo_data import mlqe_segments, wmt_judgments
 from annotation.exports.preferences import UNPAIRED_COLUMNS
 from annotation.models import (
     AssignmentKind,
@@ -410,3 +411,68 @@ class DemoServeTests(TestCase):
                     self.assertEqual(cursor.fetchone()[0], "wal")
             finally:
                 wrapper.close()
+
+
+class DemoRoundTests(TestCase):
+    """A pool large enough to spare a round: the demo runs one with the parity strategy
+    on mlqe-pool, judges its picks with MLQE-PE's real scores, and the progress report
+    shows each language before and after it. (A smaller pool is left whole: see
+    DemoCommandTests.) The threshold is lowered to the pool of --limit 15, 30 unlabelled
+    items, so that the test loads a tenth of the default demo."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        out = StringIO()
+        with mock.patch("active_learning.management.commands.demo_al_round.MIN_POOL", 30):
+            call_command("demo", "--limit", "15", "--password", PASSWORD, stdout=out)
+        cls.output = out.getvalue()
+        cls.project = Project.objects.get(slug="mlqe-pool")
+
+    def test_it_runs_one_parity_round_and_judges_its_picks_with_the_raters_scores(self) -> None:
+        from active_learning.models import RoundItem, SelectionRound
+
+        (selection_round,) = SelectionRound.objects.filter(project=self.project)
+        self.assertEqual(selection_round.strategy, "parity")
+        picks = RoundItem.objects.filter(round=selection_round).select_related("item")
+        self.assertEqual(picks.count(), selection_round.budget)
+        self.assertEqual({p.selection for p in picks}, {"audit", "uncertainty"})
+        pair, index = "en-de", None
+        for pick in picks:
+            self.assertEqual(pick.item.status, ItemStatus.QUEUED)
+            if pick.item.metadata["pair"] == pair:
+                index = int(pick.item.external_id.rsplit("-", 1)[1])
+        segment = next(s for s in mlqe_segments(pair) if s["index"] == index)
+        item = Item.objects.get(project=self.project, external_id=f"mlqe-{pair}-{index}")
+        scores = sorted(
+            Judgment.objects.filter(item=item, kind="historical").values_list(
+                "value__score", flat=True
+            )
+        )
+        self.assertEqual(scores, sorted(int(s) for s in segment["scores"]))
+        self.assertIn("one active-learning round judged", self.output)
+
+    def test_its_progress_report_shows_each_language_before_and_after_the_round(self) -> None:
+        from annotation.progress import progress_report
+
+        since = progress_report(project=self.project, by="model", resamples=100)["since_round"]
+        self.assertEqual(since["strategy"], "parity")
+        rows = {row["language"]: row for row in since["languages"]}
+        self.assertEqual(set(rows), {"de", "en", "zh"})
+        for row in rows.values():
+            self.assertEqual(row["before"]["items_judged"], 5)  # the labelled third of 15
+            self.assertGreater(row["after"]["items_judged"], row["before"]["items_judged"])
+            self.assertGreater(row["after"]["items"], row["before"]["items"])
+            self.assertIsNotNone(row["before"]["ci_width"])
+        lead = get_user_model().objects.get(username="lead")
+        self.client.force_login(lead)
+        page = self.client.get(reverse("annotation:progress", args=[self.project.slug]))
+        self.assertContains(page, "Before and after active-learning round")
+
+    def test_a_second_run_runs_no_second_round(self) -> None:
+        from active_learning.models import SelectionRound
+
+        before = table_counts()
+        with mock.patch("active_learning.management.commands.demo_al_round.MIN_POOL", 30):
+            call_command("demo", "--limit", "15", "--password", PASSWORD, stdout=StringIO())
+        self.assertEqual(SelectionRound.objects.filter(project=self.project).count(), 1)
+        self.assertEqual(table_counts(), before)

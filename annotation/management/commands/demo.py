@@ -5,9 +5,12 @@ for several languages and four projects over the bundled real data (data/README.
 a rating project over MLQE-PE (with gold items served as honeypots), a pairwise project
 over WMT23 MQM (whose first German pairs three demo evaluators judge through the queue,
 giving the MQM raters' verdicts, so adjudication has real disagreements), a labels project over UDHR Article 1 (with Japanese gold items for a
-calibration round), and a small MLQE-PE pool that waits for an active-learning round.
-Guidelines and calibration rounds belong to the guidelines app, so its own command
-`demo_guidelines` publishes them, called here by name. Prints the URL, the logins and
+calibration round), and an MLQE-PE pool for active learning, on which one round with the
+parity strategy has run and been judged with the data set's real scores, so its progress
+report shows each language before and after it (a small --limit leaves the whole pool to
+the lead). Guidelines and calibration rounds belong to the guidelines app, and rounds to
+active_learning, so their own commands `demo_guidelines` and `demo_al_round` do that,
+called here by name. Prints the URL, the logins and
 what to try with each; `--serve` then serves it through gunicorn (threads), as deployed. Each project is built
 by its own function, so loading more into one of them is a few lines there.
 """
@@ -30,6 +33,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from annotation.audit import AL_ROUND_RUN
 from annotation.demo_data import (
     MLQE_PAIRS,
     WMT_LPS,
@@ -49,6 +53,7 @@ from annotation.languages import language_get_or_create
 from annotation.model_versions import model_versions_release
 from annotation.models import (
     Assignment,
+    AuditEvent,
     EvaluatorLanguage,
     Item,
     ItemStatus,
@@ -292,6 +297,8 @@ class Command(BaseCommand):
                 wmt_replay(
                     project=projects[1], evaluators=evaluators, limit=limit or DEFAULT_WMT_LIMIT
                 )
+                # After qualifications and guidelines: a round queues for qualified evaluators.
+                call_command("demo_al_round", lead=lead.get_username(), verbosity=0)
         except (ValidationError, ImportRejected) as exc:
             raise CommandError(f"demo data could not be loaded: {exc}") from None
 
@@ -332,6 +339,8 @@ class Command(BaseCommand):
                 notes.append(
                     f"{pool.count()} in the pool for active learning, {labelled} of them labelled"
                 )
+                if AuditEvent.objects.filter(project=project, verb=AL_ROUND_RUN).exists():
+                    notes.append("one active-learning round judged (before and after: Progress)")
             out.write(f"  {project.slug:<12} {project.task_type:<9} {' · '.join(notes)}")
         out.write("")
         out.write(self.style.SUCCESS(f"Parity demo: http://127.0.0.1:{port}/"))
@@ -389,7 +398,9 @@ TRY = (
     (
         "",
         "and in mlqe-pool runs an active-learning round (Lead → Active learning) that moves the most "
-        "informative pool items into the queues of hans, li and emma",
+        "informative pool items into the queues of hans, li and emma; its Progress tab shows each "
+        "language before and after the round the demo ran (parity strategy, judged with MLQE-PE's "
+        "real scores)",
     ),
 )
 
