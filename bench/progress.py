@@ -13,15 +13,21 @@ Two parts, each step printed with its seconds and the process's peak memory:
    language (annotation.agreement.alpha_with_ci), and for a pairwise project the
    Bradley–Terry strengths of the V versions per language with CIs. All with R
    resamples (1,000). Target on the 2-core machine: under 5 s in all (rating project).
-2. database: the same kind of data, J_db judgments (default 100,000) stored as items and
-   historical judgments in a scratch SQLite file (or PostgreSQL with --database-url), then
-   annotation.progress.progress_report(by="model") and (by="period") end to end, loading
-   included. Writing a million judgments through the ORM on the shared 2-core machine
-   takes minutes, so part 2 defaults to 100,000; --db-judgments raises it.
+2. database: the real path. A rating and a pairwise project of J_db judgments each
+   (default 1,000,000 on PostgreSQL, 100,000 on SQLite) with dated model versions, written
+   by COPY into a scratch PostgreSQL database (--database-url; bulk_create into a SQLite
+   file without it), then, in a fresh process, what a pipeline gets:
+   GET /api/v1/projects/<slug>/parity/?by=model|period (Django's test client) and
+   `manage.py parity --by model|period --json`, --runs times each: the median and p95 of
+   the wall clock, the CPU seconds of the process and of its PostgreSQL backend, the load
+   average, and the process's peak memory. --keep-db keeps the database
+   (parity_bench_progress_kept) and --reuse-db times it again without seeding.
 
-    .venv/bin/python bench/progress.py                                  # both parts
+    .venv/bin/python bench/progress.py --runs 5 \
+        --database-url postgres://postgres@127.0.0.1:5432/postgres     # both parts
     .venv/bin/python bench/progress.py --skip-db                        # part 1 only
-    .venv/bin/python bench/progress.py --judgments 100000 --db-judgments 30000
+    .venv/bin/python bench/progress.py --skip-arrays --db-judgments 30000 --runs 1 \
+        --database-url postgres://postgres@127.0.0.1:5432/postgres     # a small part 2
 """
 
 from __future__ import annotations
