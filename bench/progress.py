@@ -250,8 +250,14 @@ def _setup_django(database_url: str | None, sqlite_path: str) -> None:
         os.environ.pop("DATABASE_URL", None)
         os.environ["SQLITE_PATH"] = sqlite_path
     os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
-    # WhiteNoise warns once per process about the static folder a bench does not build.
-    os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="parity-bench-static-"))
+    # WhiteNoise warns once per process about the static folder a bench does not build: an
+    # empty one, made by the first process, shared with the report process, removed at exit.
+    if "STATIC_ROOT" not in os.environ:
+        import atexit
+        import shutil
+
+        os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="parity-bench-static-")
+        atexit.register(shutil.rmtree, os.environ["STATIC_ROOT"], True)
     import django
 
     django.setup()
@@ -521,9 +527,13 @@ def _report_runs(args: argparse.Namespace) -> None:
             )
         row = report["languages"][0]
         last = row["series"][-1]
+
+        def fmt(x: float | None) -> str:
+            return "—" if x is None else f"{x:.3f}"
+
         print(
             f"     {row['language']}: {len(report['keys'])} keys, latest {last['key']} quality "
-            f"{last['value']:.3f} [{last['ci'][0]:.3f}, {last['ci'][1]:.3f}]"
+            f"{fmt(last['value'])} [{fmt(last['ci'][0])}, {fmt(last['ci'][1])}]"
             + (
                 f"; strongest {row['bradley_terry'][0]['model']}"
                 if row.get("bradley_terry")
