@@ -351,8 +351,8 @@ def _judgment_exports(*, project: Any, pairs: int, repeats: int) -> dict[str, An
 
 
 def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of each statement `export_marks_advance` sends now, as it
-    sends them (captured in a transaction that is rolled back, then replayed in another
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement a since pull's marking
+    (`export_marks_advance(thorough=False)`) sends now, as it sends them (captured in a transaction that is rolled back, then replayed in another
     that is rolled back too): nothing is marked."""
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
@@ -360,14 +360,14 @@ def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
     from annotation.exports.marks import export_marks_advance
 
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-        export_marks_advance(project=project)
+        export_marks_advance(project=project, thorough=False)
         transaction.set_rollback(True)
     explained = []
     with transaction.atomic(), connection.cursor() as cursor:
         for query in captured.captured_queries:
             sql = query["sql"]
             if (
-                sql.startswith(("SELECT", "INSERT", "DELETE", "CREATE TEMPORARY TABLE"))
+                sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLE"))
                 and "FOR NO KEY" not in sql
             ):
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")

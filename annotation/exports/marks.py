@@ -30,6 +30,7 @@ from django.utils import timezone
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     ExportMark,
+    ExportPending,
     FinalLabel,
     Item,
     ItemStatus,
@@ -116,7 +117,7 @@ def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
 def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
     """Mark what became exportable or changed since the last export; returns the project's
     latest mark id (the cursor of a pull that starts now). `thorough=False` (incremental
-    pulls) looks only at the items the writers flagged as changed.
+    pulls) looks only at the items recorded as changed (ExportPending).
 
     Under a lock on the project row two exports of one project never mark at the same
     time, so mark ids grow in commit order. The candidates are collected into temporary
@@ -125,6 +126,7 @@ def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
     """
     marks = connection.ops.quote_name(ExportMark._meta.db_table)
     items = connection.ops.quote_name(Item._meta.db_table)
+    pending = connection.ops.quote_name(ExportPending._meta.db_table)
     with transaction.atomic():
         # NO KEY: claims and submits insert rows that reference the project, and their
         # foreign-key checks (FOR KEY SHARE) must not wait for an export to finish marking.
@@ -140,31 +142,61 @@ def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
                 cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
                 # The work is index walks and hashing, not expressions: JIT costs more than it saves.
                 cursor.execute("SET LOCAL jit = off")
-            cursor.execute("DROP TABLE IF EXISTS parity_export_candidates")
-            cursor.execute("DROP TABLE IF EXISTS parity_export_marking")
-            # One pass over the project's items and their marks finds both kinds of candidate:
-            # items never marked (not gold), and marked items whose label version moved since
-            # they were marked (gold ones too: made gold, a line is retracted). The items'
-            # table is wide (texts), so reading it once instead of three times is most of
-            # what a pull that changed little costs.
-            # Incremental pulls read only the items changed since the export last looked
-            # (label_version ahead of exported_version, index item_export_pending): every
-            # write that settles or changes an item moves its version. A full pull reads the
-            # whole project once more — items never marked (not gold) and marked items whose
-            # version moved — so a change made around the services is still found there.
-            pending = "i.label_version > i.exported_version"
+            for table in (
+                "parity_export_taken",
+                "parity_export_candidates",
+                "parity_export_marking",
+            ):
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            # The items whose label version moved since the export last looked (a trigger
+            # records each move in ExportPending): taken, then deleted — only those taken; a
+            # move committed after this read stays pending for the next pull. Their versions
+            # are read after the delete, which waits for a writer still holding a pending
+            # row, so a version read here includes every move whose row was taken.
+            cursor.execute(
+                "CREATE TEMPORARY TABLE parity_export_taken AS "  # noqa: S608 - names from the models
+                f"SELECT item_id AS id FROM {pending} WHERE project_id = %s",
+                [project.pk],
+            )
+            cursor.execute(
+                f"DELETE FROM {pending} WHERE item_id IN (SELECT id FROM parity_export_taken)"  # noqa: S608
+            )
+            # Incremental pulls look only at the taken items. A full pull reads the whole
+            # project once more — items never marked (not gold) and marked items whose version
+            # moved since their mark — so a change made around the services is found there.
+            # (Gold items are candidates too: made gold, a line is retracted.)
+            selected = "i.id, i.label_version, m.item_id IS NULL AS unmarked, i.is_gold"
             if thorough:
-                pending = (
-                    f"({pending} OR (m.item_id IS NULL AND NOT i.is_gold) "
-                    "OR i.label_version <> m.label_version)"
+                sql = (
+                    f"SELECT {selected} FROM {items} i "
+                    f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
+                    "WHERE i.project_id = %s AND (i.id IN (SELECT id FROM parity_export_taken) "
+                    "OR (m.item_id IS NULL AND NOT i.is_gold) OR i.label_version <> m.label_version)"
+                )
+            elif connection.vendor == "postgresql":
+                # What changed is usually a small share of a large project: one index lookup
+                # per changed item in the items and in the marks (rows just written, in
+                # memory), not a pass over all of them, which PostgreSQL's cost model otherwise
+                # prefers from about a tenth of the project on (three times slower at 10,000
+                # of 100,000; bench/README.md). OFFSET 0 keeps each lookup a lookup.
+                sql = (
+                    f"SELECT {selected} FROM parity_export_taken t "
+                    f"CROSS JOIN LATERAL (SELECT id, label_version, is_gold FROM {items} "
+                    "  WHERE id = t.id AND project_id = %s OFFSET 0) i "
+                    f"LEFT JOIN LATERAL (SELECT item_id FROM {marks} "
+                    "  WHERE item_id = t.id AND project_id = %s OFFSET 0) m ON true"
+                )
+            else:
+                sql = (
+                    f"SELECT {selected} FROM parity_export_taken t JOIN {items} i ON i.id = t.id "
+                    f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
+                    "WHERE i.project_id = %s"
                 )
             cursor.execute(
-                "CREATE TEMPORARY TABLE parity_export_candidates AS "  # noqa: S608 - names from the models
-                f"SELECT i.id, i.label_version, m.item_id IS NULL AS unmarked, i.is_gold FROM {items} i "
-                f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
-                f"WHERE i.project_id = %s AND {pending}",
+                f"CREATE TEMPORARY TABLE parity_export_candidates AS {sql}",
                 [project.pk, project.pk],
             )
+            cursor.execute("DROP TABLE parity_export_taken")
             if connection.vendor == "postgresql":
                 # A temporary table has no statistics until analysed: the settled check's
                 # plan depends on whether 10 or a million candidates are unmarked.
@@ -177,19 +209,13 @@ def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
             )
             # Changed marked items are marked again whether or not they still qualify: a
             # pull then carries their current line or their retraction. Each with the label
-            # version read here: one bumped after this read differs from its new mark, so
+            # version read here: a move after this read leaves the item pending again, so
             # the next pull marks it again.
             cursor.execute(
                 "CREATE TEMPORARY TABLE parity_export_marking AS "
                 "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
                 f"UNION ALL {new_sql}",
                 new_params,
-            )
-            # What the export has now looked at, at the version it read: a bump after that
-            # read leaves the item pending for the next pull.
-            cursor.execute(
-                f"UPDATE {items} SET exported_version = c.label_version "  # noqa: S608
-                f"FROM parity_export_candidates c WHERE {items}.id = c.id"
             )
             cursor.execute("DROP TABLE parity_export_candidates")
             if project.task_type == "rating":

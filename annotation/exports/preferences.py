@@ -341,7 +341,9 @@ def preference_retractions(
     )
 
     def retracted() -> Iterator[dict[str, Any]]:
-        with closing(_units(marked, opts)) as units:
+        # Which items have a line decides a retraction, not what the line says: no texts
+        # (the prompt only when a split hashes it), no signals.
+        with closing(_units(marked, opts, texts=False)) as units:
             for keys, lines in units:
                 kept = {line["item_id"] for line in lines}
                 for key in keys:
@@ -412,35 +414,30 @@ def _lines(marked: Marked, opts: PreferenceOptions) -> Iterator[dict[str, Any]]:
             yield from lines
 
 
-def _units(marked: Marked, opts: PreferenceOptions) -> Iterator[Unit]:
-    """The units of the marked items, from one cursor that is closed here, whatever raised."""
-    conversational = opts.style == "conversational"
+def _units(marked: Marked, opts: PreferenceOptions, *, texts: bool = True) -> Iterator[Unit]:
+    """The units of the marked items, from one cursor that is closed here, whatever raised.
+    `texts=False`: the units' keys are right; their lines are bare keys (pairwise, unpaired)
+    or have empty texts and no signals (rating pairs)."""
     project = marked.project
+    read = {
+        "metadata": texts and opts.style == "conversational",
+        "signals": texts and opts.signals,
+        "texts": texts,
+        "prompt": texts or opts.split is not None,
+    }
     if project.task_type == TaskType.PAIRWISE:
         # In mark order: the marks' primary key streams the rows with no sort.
-        rows = marked_rows(
-            marked,
-            vote_key="choice",
-            order_by="m.id",
-            metadata=conversational,
-            signals=opts.signals,
-        )
+        rows = marked_rows(marked, vote_key="choice", order_by="m.id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
-            yield from _pairwise_units(labelled, opts)
+            yield from _pairwise_units(labelled, opts, keys_only=not texts)
     elif opts.shape == "unpaired":
-        rows = marked_rows(
-            marked, vote_key="score", order_by="m.id", metadata=conversational, signals=opts.signals
-        )
+        rows = marked_rows(marked, vote_key="score", order_by="m.id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
-            yield from _unpaired_units(labelled, opts)
+            yield from _unpaired_units(labelled, opts, keys_only=not texts)
     else:
         # A prompt's responses come together: sorted by language and prompt.
         rows = marked_rows(
-            marked,
-            vote_key="score",
-            order_by="i.language_id, i.prompt_id, m.item_id",
-            metadata=conversational,
-            signals=opts.signals,
+            marked, vote_key="score", order_by="i.language_id, i.prompt_id, m.item_id", **read
         )
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _rating_pair_units(labelled, project, opts)
@@ -544,7 +541,10 @@ def _mean_logprob(value: Any) -> float | None:
     return float(sum(logprobs) / len(logprobs))
 
 
-def _pairwise_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> Iterator[Unit]:
+def _pairwise_units(
+    labelled: Iterator[Labelled], opts: PreferenceOptions, *, keys_only: bool = False
+) -> Iterator[Unit]:
+    """`keys_only`: a kept item's line is just its key (what a retraction needs)."""
     scaled = opts.margin == "scaled"
     for row, label in labelled:
         keys = [row.external_id]
@@ -559,6 +559,9 @@ def _pairwise_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
             or not _in_split(row.prompt, opts)
         ):
             yield keys, []
+            continue
+        if keys_only:
+            yield keys, [{"item_id": row.external_id}]
             continue
         if choice == "b":
             chosen, rejected, model_chosen, model_rejected = (
@@ -613,7 +616,10 @@ def _score(label: ItemLabel) -> float | None:
     return float(score) if isinstance(score, int | float) else None
 
 
-def _unpaired_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> Iterator[Unit]:
+def _unpaired_units(
+    labelled: Iterator[Labelled], opts: PreferenceOptions, *, keys_only: bool = False
+) -> Iterator[Unit]:
+    """`keys_only`: a kept item's line is just its key (what a retraction needs)."""
     assert opts.threshold is not None
     for row, label in labelled:
         keys = [row.external_id]
@@ -625,6 +631,9 @@ def _unpaired_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
             or not _in_split(row.prompt, opts)
         ):
             yield keys, []
+            continue
+        if keys_only:
+            yield keys, [{"item_id": row.external_id}]
             continue
         line = {
             "prompt": _prompt(row, opts),
