@@ -59,7 +59,7 @@ from active_learning.scorers import (
 from active_learning.selection import batch_select, representative_select, text_keys
 from active_learning.training import FeatureSource, RoundModels, models_retrain_if_stale
 from annotation.agreement import parity_report
-from annotation.audit import audit_record
+from annotation.audit import actor_user, audit_record
 from annotation.models import (
     Item,
     ItemStatus,
@@ -70,6 +70,7 @@ from annotation.models import (
     TaskType,
 )
 from annotation.queue import items_enqueue
+from annotation.types import Actor
 
 # ---------------------------------------------------------------------------------------
 # Selectors
@@ -472,7 +473,7 @@ def _causal_lm(parameters: dict[str, Any]) -> Any:
         raise _fail("causal_lm_path", f"could not load the causal LM: {exc}") from exc
 
 
-def _f32(values: np.ndarray) -> bytes:
+def _f32(values: np.ndarray | Sequence[float] | None) -> bytes:
     return np.asarray(values, dtype="<f4").tobytes()
 
 
@@ -595,7 +596,7 @@ def round_record_write(
     models: RoundModels,
     scores: RoundScores,
     chosen: RoundPicks,
-    actor: Any = None,
+    actor: Actor = None,
     token: Any = None,
     round_id: int | None = None,
 ) -> SelectionRound:
@@ -619,7 +620,7 @@ def round_record_write(
         if round_id is None:
             selection_round = SelectionRound(
                 project=project,
-                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                created_by=actor_user(actor),
                 token=token,
             )
         else:
@@ -681,7 +682,7 @@ def round_record_write(
 def round_execute(
     *,
     request: RoundRequest,
-    actor: Any = None,
+    actor: Actor = None,
     token: Any = None,
     round_id: int | None = None,
     progress: Callable[[str], None] | None = None,

@@ -18,11 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotation.audit import audit_record
+from annotation.audit import actor_user, audit_record
 from annotation.imports import ImportRejected, items_import
 from annotation.languages import language_tag_normalize
 from annotation.models import FinalLabel, GoldAnswer, Item, Project, TaskType
 from annotation.schema import MAX_EXPLANATION_CHARS, gold_tolerance_validate, gold_value_validate
+from annotation.types import Actor
 from annotation.validation import text_clean
 
 
@@ -78,7 +79,7 @@ def gold_create(
     response_a: str = "",
     response_b: str = "",
     prompt_language: str = "",
-    actor: Any = None,
+    actor: Actor = None,
 ) -> GoldAnswer:
     """Create a gold item from scratch: a new item of the project with its gold answer.
 
@@ -124,7 +125,7 @@ def gold_create(
         with transaction.atomic():
             result = items_import(project=project, records=[(1, record)], actor=actor)
             gold = GoldAnswer.objects.select_related("item").get(item_id=result.item_ids[0])
-            GoldAnswer.objects.filter(pk=gold.pk).update(created_by=_user_or_none(actor))
+            GoldAnswer.objects.filter(pk=gold.pk).update(created_by=actor_user(actor))
             audit_record(
                 verb="gold.create",
                 actor=actor,
@@ -145,7 +146,7 @@ def gold_create(
 
 
 def gold_promote(
-    *, item: Item, explanation: str, tolerance: Any = None, actor: Any = None
+    *, item: Item, explanation: str, tolerance: Any = None, actor: Actor = None
 ) -> GoldAnswer:
     """Make an adjudicated item gold: its final label becomes the gold answer.
 
@@ -181,7 +182,7 @@ def gold_promote(
             value=clean_value,
             tolerance=clean_tolerance,
             explanation=clean_explanation,
-            created_by=_user_or_none(actor),
+            created_by=actor_user(actor),
         )
         audit_record(
             verb="gold.promote",
@@ -195,7 +196,7 @@ def gold_promote(
 
 
 def gold_update(
-    *, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Any = None
+    *, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Actor = None
 ) -> GoldAnswer:
     """Correct a gold answer. Finished calibration attempts keep the score they were given."""
     project = gold.item.project
@@ -209,7 +210,3 @@ def gold_update(
         verb="gold.update", actor=actor, project=project, obj=gold.item, data={"value": gold.value}
     )
     return gold
-
-
-def _user_or_none(actor: Any) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) else None

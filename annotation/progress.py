@@ -54,6 +54,7 @@ from annotation.progress_stats import (
     needed_items,
     progress_series,
 )
+from annotation.types import Actor
 
 BY_CHOICES = ("model", "period")
 PERIODS = ("week", "month")
@@ -772,7 +773,7 @@ def regressed_items(
     ]
 
 
-def items_adjudication_send(*, project: Project, item_ids: Sequence[int], actor: Any) -> int:
+def items_adjudication_send(*, project: Project, item_ids: Sequence[int], actor: Actor) -> int:
     """Send judged items (status done) of the project to the adjudication queue; returns
     how many moved. Items in any other status stay as they are."""
     with transaction.atomic():
@@ -847,7 +848,7 @@ def progress_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def share_link_create(*, project: Project, by: str, days: int, actor: Any) -> str:
+def share_link_create(*, project: Project, by: str, days: int, actor: Actor) -> str:
     """A signed token for the read-only printable report, valid `days` days."""
     progress_args_clean(by=by)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= SHARE_MAX_DAYS:

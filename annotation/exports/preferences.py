@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from itertools import combinations
@@ -45,6 +45,7 @@ from annotation.exports.rows import ExportRow, Marked, in_transaction, json_valu
 from annotation.labels import ItemLabel, LabelRule, item_label
 from annotation.languages import language_tag_normalize
 from annotation.models import ApiToken, Language, Project, TaskType
+from annotation.types import Actor
 
 METHODS = ("majority", "dawid_skene")
 STYLES = ("standard", "conversational")
@@ -294,7 +295,7 @@ class PreferenceExport:
     (`columns` in order; `schema` for Parquet)."""
 
     cursor: str
-    rows: Iterator[dict[str, Any]]
+    rows: Generator[dict[str, Any], None, None]
     style: str
     columns: tuple[str, ...]
     schema: pa.Schema
@@ -304,7 +305,7 @@ def preference_export(
     *,
     project: Project,
     since: str | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     token: ApiToken | None = None,
     **options: Any,
 ) -> PreferenceExport:
@@ -328,7 +329,7 @@ def preference_retractions(
     *,
     project: Project,
     since: str | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     token: ApiToken | None = None,
     **options: Any,
 ) -> PreferenceExport:
@@ -363,7 +364,7 @@ def _marks(
     since: str | None,
     opts: PreferenceOptions,
     verb: str,
-    actor: Any,
+    actor: Actor,
     token: ApiToken | None,
 ) -> Marked:
     after = export_cursor_decode(project=project, cursor=since) if since else 0

@@ -27,13 +27,14 @@ from annotation.imports.item_lines import ItemValidator, content_hash
 from annotation.imports.pg_copy import copy_items
 from annotation.model_versions import MODEL_FIELDS, model_versions_register
 from annotation.models import GoldAnswer, Item, ItemStatus, Judgment, Project
+from annotation.types import Actor
 
 
 def items_import(
     *,
     project: Project,
     records: Iterable[tuple[int, Any]],
-    actor: Any = None,
+    actor: Actor = None,
     token: Any = None,
     max_lines: int | None = None,
 ) -> ImportResult:

@@ -27,6 +27,7 @@ from annotation.imports.batch import (
 from annotation.label_changes import label_versions_bump
 from annotation.models import ExternalRater, Item, Judgment, JudgmentKind, Project
 from annotation.schema import judgment_value_validate
+from annotation.types import Actor
 from annotation.validation import text_clean
 
 JUDGMENT_FIELDS = frozenset({"item_external_id", "rater", "value", "created"})
@@ -211,7 +212,7 @@ def judgments_import(
     *,
     project: Project,
     records: Iterable[tuple[int, Any]],
-    actor: Any = None,
+    actor: Actor = None,
     token: Any = None,
     max_lines: int | None = None,
 ) -> ImportResult:

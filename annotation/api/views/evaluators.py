@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api import serializers as s
+from annotation.api.auth import session_user
 from annotation.api.errors import ApiError, error
 from annotation.api.permissions import IsSessionUser, view_project
 from annotation.api.views.base import body_data, error_responses
@@ -77,7 +78,9 @@ class QueueClaimView(APIView):
                         )
                     ]
                 )
-        assignment = item_claim_next(evaluator=request.user, project=project, language=language)
+        assignment = item_claim_next(
+            evaluator=session_user(request), project=project, language=language
+        )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(_assignment_out(assignment))
@@ -103,12 +106,13 @@ class JudgmentSubmitView(APIView):
             raise ApiError(
                 [error(_("No assignment %(id)s.") % {"id": assignment_id})], status_code=404
             )
-        if assignment.evaluator_id != request.user.pk:
+        evaluator = session_user(request)
+        if assignment.evaluator_id != evaluator.pk:
             raise PermissionDenied(_("This assignment is not yours."))
         try:
             judgment = judgment_submit(
                 assignment=assignment,
-                evaluator=request.user,
+                evaluator=evaluator,
                 value=data["value"],
                 seconds=data.get("seconds"),
             )

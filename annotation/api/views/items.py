@@ -55,7 +55,8 @@ def _language_check_after(response: Response, item_ids: list[int]) -> str:
         except Exception:
             logger.exception("language check of %d imported items failed", len(item_ids))
 
-    response._resource_closers.append(check)
+    # Django's own list of what closing the response runs (no public way to add to it).
+    response._resource_closers.append(check)  # type: ignore[attr-defined]
     return "after_response"
 
 

@@ -10,11 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api import serializers as s
-from annotation.api.auth import api_actor, request_token
+from annotation.api.auth import api_actor, request_token, session_user
 from annotation.api.errors import ApiError, error
 from annotation.api.views.base import body_data, error_responses
-from annotation.models import AuditEvent, Project, TokenScope
+from annotation.models import ApiToken, AuditEvent, Project, TokenScope
 from annotation.projects import ProjectSlugTaken, project_create, projects_for_user
+from annotation.types import User
 
 
 class ProjectListView(APIView):
@@ -33,9 +34,13 @@ class ProjectListView(APIView):
                 )
             )
         elif token is not None:
-            projects = Project.objects.filter(pk=token.project_id)
+            projects = (
+                Project.objects.filter(pk=token.project_id)
+                if token.project_id is not None
+                else Project.objects.none()
+            )
         else:
-            projects = projects_for_user(user=request.user)
+            projects = projects_for_user(user=session_user(request))
         projects = projects.prefetch_related("languages").order_by("slug")
         return Response(s.ProjectOutSerializer(projects, many=True).data)
 
@@ -51,38 +56,7 @@ class ProjectListView(APIView):
     )
     def post(self, request: Request) -> Response:
         token = request_token(request)
-        if token is not None:
-            if token.scope != TokenScope.PROJECTS:
-                raise ApiError(
-                    [
-                        error(
-                            f"This token has the scope {token.scope!r}; creating projects needs a token of the scope "
-                            "'projects' (an operator makes one: manage.py create_token --scope projects --user NAME)."
-                        )
-                    ],
-                    status_code=403,
-                )
-            lead = token.created_by
-            if lead is None or not lead.is_active:
-                raise ApiError(
-                    [
-                        error(
-                            "The user this token acts for is gone or inactive, so a project it creates would have "
-                            "no lead; ask an operator for a new token."
-                        )
-                    ],
-                    status_code=403,
-                )
-        else:
-            lead = request.user
-            if not (
-                lead.is_staff
-                or lead.has_perm("annotation.add_project")
-                or lead.led_projects.exists()
-            ):
-                raise ApiError(
-                    [error(_("Only staff and project leads may create projects."))], status_code=403
-                )
+        lead = _creating_lead(request, token)
         data = body_data(s.ProjectCreateSerializer, request)
         options = {
             k: data[k]
@@ -120,3 +94,38 @@ class ProjectListView(APIView):
                 status_code=409,
             ) from None
         return Response(s.ProjectOutSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+def _creating_lead(request: Request, token: ApiToken | None) -> User:
+    """Who will lead a project this request creates: the user a `projects` token acts for,
+    or the signed-in user when staff, allowed to add projects or already a lead; anyone
+    else is refused with the reason."""
+    if token is not None:
+        if token.scope != TokenScope.PROJECTS:
+            raise ApiError(
+                [
+                    error(
+                        f"This token has the scope {token.scope!r}; creating projects needs a token of the scope "
+                        "'projects' (an operator makes one: manage.py create_token --scope projects --user NAME)."
+                    )
+                ],
+                status_code=403,
+            )
+        lead = token.created_by
+        if lead is None or not lead.is_active:
+            raise ApiError(
+                [
+                    error(
+                        "The user this token acts for is gone or inactive, so a project it creates would have "
+                        "no lead; ask an operator for a new token."
+                    )
+                ],
+                status_code=403,
+            )
+        return lead
+    user = session_user(request)
+    if not (user.is_staff or user.has_perm("annotation.add_project") or user.led_projects.exists()):
+        raise ApiError(
+            [error(_("Only staff and project leads may create projects."))], status_code=403
+        )
+    return user

@@ -96,7 +96,11 @@ class Command(BaseCommand):
             )
             return
         self.stdout.write(raw)
-        target = f"for {where}" if where else f"creating projects led by {actor.get_username()}"
+        target = (
+            f"for {where}"
+            if where or actor is None
+            else f"creating projects led by {actor.get_username()}"
+        )
         self.stderr.write(
             f"Token {token.prefix}… {target} (scope {token.scope}"
             + (f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
