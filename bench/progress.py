@@ -9,7 +9,7 @@ Two parts, each step printed with its seconds and the process's peak memory:
    versions (20), judged over W weeks (26), generated in memory with known effects and
    held as arrays — what the report has once the judgments are loaded. Timed: one score
    per item from its judgments, the series by model version and by week
-   (annotation.progress_stats.progress_series), a breakdown, alpha with its CI per
+   (annotation.progress.stats.progress_series), a breakdown, alpha with its CI per
    language (annotation.agreement.alpha_with_ci), and for a pairwise project the
    Bradley–Terry strengths of the V versions per language with CIs. All with R
    resamples (1,000). Target on the 2-core machine: under 5 s in all (rating project).
@@ -78,7 +78,7 @@ def part_arrays(args: argparse.Namespace) -> None:
     import numpy as np
 
     from annotation.agreement import alpha_with_ci
-    from annotation.progress_stats import (
+    from annotation.progress.stats import (
         bootstrap_group_means,
         bradley_terry_bootstrap,
         progress_series,
