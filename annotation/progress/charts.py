@@ -77,6 +77,80 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return out
 
 
+@dataclass(frozen=True)
+class _Scale:
+    """The chart's vertical scale: from `lo` at the bottom to `hi` at the top."""
+
+    lo: float
+    hi: float
+
+    def y(self, v: float) -> float:
+        return TOP + (self.hi - v) / (self.hi - self.lo) * PLOT_HEIGHT
+
+
+def _picked(entry: dict[str, Any], field_name: str) -> tuple[float | None, list[float | None]]:
+    """The plotted value and its interval: the entry's, or its gap's with field_name="gap"."""
+    if field_name == "gap":
+        gap = entry.get("gap") or {}
+        return gap.get("value"), gap.get("ci") or [None, None]
+    return entry["value"], entry["ci"]
+
+
+def _scale(report: dict[str, Any], field_name: str, lo: float | None, hi: float | None) -> _Scale:
+    """Every plotted value and interval end fits, within `lo` and `hi` when given."""
+    values = [
+        v
+        for row in report["languages"]
+        for e in row["series"]
+        for v in (_picked(e, field_name)[0], *_picked(e, field_name)[1])
+        if v is not None
+    ]
+    low = min([*([lo] if lo is not None else []), *values], default=0.0)
+    high = max([*([hi] if hi is not None else []), *values], default=1.0)
+    if high <= low:
+        high = low + 1
+    return _Scale(low, high)
+
+
+def _line(
+    row: dict[str, Any],
+    n: int,
+    *,
+    keys: list[str],
+    step: float,
+    scale: _Scale,
+    field_name: str,
+    digits: int,
+) -> Line:
+    """One language's line: a point per key with a value, its whisker and its tooltip."""
+    points = []
+    for entry in row["series"]:
+        value, ci = _picked(entry, field_name)
+        if value is None:
+            continue
+        x = LEFT + step * (keys.index(entry["key"]) + 0.5)
+        text = f"{row['language']} · {entry['key']}: {value:.{digits}f}"
+        if ci[0] is not None and ci[1] is not None:
+            text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+        points.append(
+            Point(
+                x=x,
+                y=scale.y(value),
+                lo_y=scale.y(ci[0]) if ci[0] is not None else None,
+                hi_y=scale.y(ci[1]) if ci[1] is not None else None,
+                title=text,
+            )
+        )
+    path = " ".join(f"{'M' if k == 0 else 'L'}{p.x:.1f},{p.y:.1f}" for k, p in enumerate(points))
+    return Line(
+        label=f"{row['name']} ({row['language']})",
+        colour=PALETTE[n % len(PALETTE)],
+        points=points,
+        path=path,
+        legend_y=TOP + PLOT_HEIGHT + BOTTOM + 16 * n,
+    )
+
+
 def progress_chart(
     *,
     report: dict[str, Any],
@@ -91,60 +165,11 @@ def progress_chart(
     labels = [k.get("label", k["key"]) for k in report["keys"]]
     step = max(MIN_STEP, (WIDTH - LEFT - RIGHT) / max(1, len(keys)))
     width = int(max(WIDTH, LEFT + RIGHT + step * len(keys)))
-
-    def pick(entry: dict[str, Any]) -> tuple[float | None, list[float | None]]:
-        if field_name == "gap":
-            gap = entry.get("gap") or {}
-            return gap.get("value"), gap.get("ci") or [None, None]
-        return entry["value"], entry["ci"]
-
-    values = [
-        v
-        for row in report["languages"]
-        for e in row["series"]
-        for v in (pick(e)[0], *pick(e)[1])
-        if v is not None
+    scale = _scale(report, field_name, lo, hi)
+    lines = [
+        _line(row, n, keys=keys, step=step, scale=scale, field_name=field_name, digits=digits)
+        for n, row in enumerate(report["languages"])
     ]
-    lo = min([*([lo] if lo is not None else []), *values], default=0.0)
-    hi = max([*([hi] if hi is not None else []), *values], default=1.0)
-    if hi <= lo:
-        hi = lo + 1
-
-    def y_of(v: float) -> float:
-        return TOP + (hi - v) / (hi - lo) * PLOT_HEIGHT
-
-    lines = []
-    for n, row in enumerate(report["languages"]):
-        points = []
-        for entry in row["series"]:
-            value, ci = pick(entry)
-            if value is None:
-                continue
-            x = LEFT + step * (keys.index(entry["key"]) + 0.5)
-            text = f"{row['language']} · {entry['key']}: {value:.{digits}f}"
-            if ci[0] is not None and ci[1] is not None:
-                text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-            points.append(
-                Point(
-                    x=x,
-                    y=y_of(value),
-                    lo_y=y_of(ci[0]) if ci[0] is not None else None,
-                    hi_y=y_of(ci[1]) if ci[1] is not None else None,
-                    title=text,
-                )
-            )
-        path = " ".join(
-            f"{'M' if k == 0 else 'L'}{p.x:.1f},{p.y:.1f}" for k, p in enumerate(points)
-        )
-        lines.append(
-            Line(
-                label=f"{row['name']} ({row['language']})",
-                colour=PALETTE[n % len(PALETTE)],
-                points=points,
-                path=path,
-                legend_y=TOP + PLOT_HEIGHT + BOTTOM + 16 * n,
-            )
-        )
     height = TOP + PLOT_HEIGHT + BOTTOM + 16 * len(lines) + 8
     return ProgressChart(
         title=title,
@@ -158,6 +183,6 @@ def progress_chart(
         x_labels=[
             {"x": LEFT + step * (k + 0.5), "text": label[:18]} for k, label in enumerate(labels)
         ],
-        y_ticks=[{"y": y_of(t), "text": f"{t:g}"} for t in _ticks(lo, hi)],
-        zero_y=y_of(0.0) if lo < 0 < hi else None,
+        y_ticks=[{"y": scale.y(t), "text": f"{t:g}"} for t in _ticks(scale.lo, scale.hi)],
+        zero_y=scale.y(0.0) if scale.lo < 0 < scale.hi else None,
     )
