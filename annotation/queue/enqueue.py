@@ -5,6 +5,7 @@ its batch here).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -44,54 +45,67 @@ def items_enqueue(
         return 0
     now = timezone.now()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"""
-                    UPDATE {sql.ITEM} AS item
-                    SET status = %s, selection = %s, open_slots = %s, priority = batch.priority, updated_at = %s
-                    FROM unnest(%s::bigint[], %s::double precision[]) AS batch(id, priority)
-                    WHERE item.id = batch.id AND item.project_id = %s AND item.status = %s AND NOT item.is_gold
-                    """,
-                    [
-                        ItemStatus.QUEUED,
-                        selection,
-                        project.overlap,
-                        now,
-                        ids,
-                        values,
-                        project.pk,
-                        ItemStatus.POOL,
-                    ],
-                )
-                updated = cursor.rowcount
-        else:
-            updated = 0
-            for start in range(0, len(ids), _ENQUEUE_SQLITE_CHUNK):
-                chunk = list(
-                    zip(
-                        ids[start : start + _ENQUEUE_SQLITE_CHUNK],
-                        values[start : start + _ENQUEUE_SQLITE_CHUNK],
-                        strict=True,
-                    )
-                )
-                updated += Item.objects.filter(
-                    pk__in=[pk for pk, _ in chunk],
-                    project=project,
-                    status=ItemStatus.POOL,
-                    is_gold=False,
-                ).update(
-                    status=ItemStatus.QUEUED,
-                    selection=selection,
-                    open_slots=project.overlap,
-                    priority=Case(
-                        *(When(pk=pk, then=Value(p)) for pk, p in chunk), output_field=FloatField()
-                    ),
-                    updated_at=now,
-                )
+        enqueue = _enqueue_postgresql if connection.vendor == "postgresql" else _enqueue_chunked
+        updated = enqueue(project=project, ids=ids, values=values, selection=selection, now=now)
         if updated != len(ids):
             raise ValidationError(
                 f"{len(ids) - updated} of the {len(ids)} items are no longer in the pool of project "
                 f"{project.slug}; nothing was queued"
             )
+    return updated
+
+
+def _enqueue_postgresql(
+    *, project: Project, ids: list[int], values: list[float], selection: str, now: datetime
+) -> int:
+    """One UPDATE for the whole batch, the ids and priorities as two arrays."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {sql.ITEM} AS item
+            SET status = %s, selection = %s, open_slots = %s, priority = batch.priority, updated_at = %s
+            FROM unnest(%s::bigint[], %s::double precision[]) AS batch(id, priority)
+            WHERE item.id = batch.id AND item.project_id = %s AND item.status = %s AND NOT item.is_gold
+            """,
+            [
+                ItemStatus.QUEUED,
+                selection,
+                project.overlap,
+                now,
+                ids,
+                values,
+                project.pk,
+                ItemStatus.POOL,
+            ],
+        )
+        return cursor.rowcount
+
+
+def _enqueue_chunked(
+    *, project: Project, ids: list[int], values: list[float], selection: str, now: datetime
+) -> int:
+    """An UPDATE per chunk of _ENQUEUE_SQLITE_CHUNK items, a CASE setting each priority."""
+    updated = 0
+    for start in range(0, len(ids), _ENQUEUE_SQLITE_CHUNK):
+        chunk = list(
+            zip(
+                ids[start : start + _ENQUEUE_SQLITE_CHUNK],
+                values[start : start + _ENQUEUE_SQLITE_CHUNK],
+                strict=True,
+            )
+        )
+        updated += Item.objects.filter(
+            pk__in=[pk for pk, _ in chunk],
+            project=project,
+            status=ItemStatus.POOL,
+            is_gold=False,
+        ).update(
+            status=ItemStatus.QUEUED,
+            selection=selection,
+            open_slots=project.overlap,
+            priority=Case(
+                *(When(pk=pk, then=Value(p)) for pk, p in chunk), output_field=FloatField()
+            ),
+            updated_at=now,
+        )
     return updated

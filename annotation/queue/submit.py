@@ -4,10 +4,12 @@ revising one: a revision is a new row, the old one is kept.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -93,71 +95,99 @@ def _submit_in_transaction(
 ) -> tuple[Judgment, str, int]:
     """The submit's one transaction: the stored judgment, its kind and the item's language."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql.SUBMIT_READ + sql.lock_clause(of="a, i"), {"assignment": assignment.pk})
-        row = cursor.fetchone()
-        if row is None:
-            raise Assignment.DoesNotExist("This assignment no longer exists.")
-        owner_id, status, kind, item_id, leased_at, open_slots, item_status, language_id = row
-        if owner_id != evaluator.pk:
-            raise PermissionDenied(_("This assignment is not yours."))
-        if status == AssignmentStatus.SUBMITTED:
-            raise ValidationError(
-                _("You already submitted a judgment for this item; revise it from My judgments.")
-            )
-        if status == AssignmentStatus.SKIPPED:
-            raise ValidationError(_("You skipped this item."))
+        read = _submit_read(cursor, assignment=assignment, evaluator=evaluator)
         now = timezone.now()
-        if status == AssignmentStatus.EXPIRED and kind in SLOT_KINDS:
+        if read.status == AssignmentStatus.EXPIRED and read.kind in SLOT_KINDS:
             # The slot went back to the pool: take it again if nobody else has.
-            if open_slots <= 0 or item_status != ItemStatus.QUEUED:
+            if read.open_slots <= 0 or read.item_status != ItemStatus.QUEUED:
                 raise ValidationError(
                     _("Your time on this item ran out and it went to another evaluator.")
                 )
-            cursor.execute(sql.TAKE_SLOT, [item_id])
+            cursor.execute(sql.TAKE_SLOT, [read.item_id])
         if spent is None:
-            spent = (now - db.aware(leased_at)).total_seconds()
+            spent = (now - db.aware(read.leased_at)).total_seconds()
         judgment = Judgment(
-            item_id=item_id,
+            item_id=read.item_id,
             assignment=assignment,
             evaluator=evaluator,
-            kind=kind,
+            kind=read.kind,
             value=value,
             seconds=spent,
             guideline_version=project.guideline_version,
             too_fast=_is_too_fast(
-                assignment=assignment, item_id=item_id, project=project, seconds=spent
+                assignment=assignment, item_id=read.item_id, project=project, seconds=spent
             ),
             created_at=now,
         )
-        submitted = [AssignmentStatus.SUBMITTED.value, db.db_now(now), assignment.pk]
-        became_done = False
-        if kind in SLOT_KINDS and connection.vendor == "postgresql":
-            (done,) = db.insert_row(
-                judgment,
-                with_sql=f"WITH change AS ({sql.MARK_SUBMITTED}), done AS ({sql.MARK_DONE_WITH_INSERT})",
-                with_params=[
-                    *submitted,
-                    project.overlap,
-                    db.db_now(now),
-                    item_id,
-                    item_id,
-                    project.overlap,
-                ],
-                also_return=f"(SELECT count(*) FROM done WHERE status = '{ItemStatus.DONE.value}')",
-            )
-            became_done = done == 1 and item_status == ItemStatus.QUEUED
-        else:
-            db.insert_with_change(judgment, sql.MARK_SUBMITTED, submitted)
-            if kind in SLOT_KINDS:
-                params = {"now": db.db_now(now), "item": item_id, "overlap": project.overlap}
-                cursor.execute(sql.MARK_DONE, params)
-                became_done = cursor.rowcount == 1
-                if not became_done:
-                    cursor.execute(sql.BUMP_IF_SETTLED, params)
-        if became_done:
+        if _insert_and_settle(cursor, judgment, read=read, project=project, now=now):
             # Judgments that disagree beyond the project rule send the item to adjudication.
-            adjudication_route(item_id=item_id, project=project)
-    return judgment, kind, language_id
+            adjudication_route(item_id=read.item_id, project=project)
+    return judgment, read.kind, read.language_id
+
+
+@dataclass(frozen=True)
+class _SubmitRow:
+    """The assignment and its item as the submit read them, locked."""
+
+    status: str
+    kind: str
+    item_id: int
+    leased_at: Any
+    open_slots: int
+    item_status: str
+    language_id: int
+
+
+def _submit_read(cursor: CursorWrapper, *, assignment: Assignment, evaluator: User) -> _SubmitRow:
+    """Lock the assignment and its item (in that order) and refuse a submit that is not
+    the evaluator's or comes after a submit or a skip."""
+    cursor.execute(sql.SUBMIT_READ + sql.lock_clause(of="a, i"), {"assignment": assignment.pk})
+    row = cursor.fetchone()
+    if row is None:
+        raise Assignment.DoesNotExist("This assignment no longer exists.")
+    owner_id, status, kind, item_id, leased_at, open_slots, item_status, language_id = row
+    if owner_id != evaluator.pk:
+        raise PermissionDenied(_("This assignment is not yours."))
+    if status == AssignmentStatus.SUBMITTED:
+        raise ValidationError(
+            _("You already submitted a judgment for this item; revise it from My judgments.")
+        )
+    if status == AssignmentStatus.SKIPPED:
+        raise ValidationError(_("You skipped this item."))
+    return _SubmitRow(status, kind, item_id, leased_at, open_slots, item_status, language_id)
+
+
+def _insert_and_settle(
+    cursor: CursorWrapper, judgment: Judgment, *, read: _SubmitRow, project: Project, now: Any
+) -> bool:
+    """Insert the judgment, mark its assignment submitted and, for a production judgment,
+    mark the item done when this was its k-th (or move its label version when it settles
+    the item otherwise); whether the item became done."""
+    submitted = [AssignmentStatus.SUBMITTED.value, db.db_now(now), judgment.assignment_id]
+    if read.kind in SLOT_KINDS and connection.vendor == "postgresql":
+        (done,) = db.insert_row(
+            judgment,
+            with_sql=f"WITH change AS ({sql.MARK_SUBMITTED}), done AS ({sql.MARK_DONE_WITH_INSERT})",
+            with_params=[
+                *submitted,
+                project.overlap,
+                db.db_now(now),
+                read.item_id,
+                read.item_id,
+                project.overlap,
+            ],
+            also_return=f"(SELECT count(*) FROM done WHERE status = '{ItemStatus.DONE.value}')",
+        )
+        return bool(done == 1 and read.item_status == ItemStatus.QUEUED)
+    db.insert_with_change(judgment, sql.MARK_SUBMITTED, submitted)
+    if read.kind not in SLOT_KINDS:
+        return False
+    params = {"now": db.db_now(now), "item": read.item_id, "overlap": project.overlap}
+    cursor.execute(sql.MARK_DONE, params)
+    became_done = cursor.rowcount == 1
+    if not became_done:
+        cursor.execute(sql.BUMP_IF_SETTLED, params)
+    return became_done
 
 
 def judgment_revise(

@@ -44,43 +44,17 @@ def judgment_undo(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        # Locks in the queue's order: this evaluator's assignments (by id), then items.
-        mine = list(
-            Assignment.objects.select_for_update()
-            .filter(
-                Q(pk=assignment.pk)
-                | Q(
-                    evaluator=evaluator,
-                    project_id=assignment.project_id,
-                    status=AssignmentStatus.LEASED,
-                    kind__in=QUEUE_KINDS,
-                )
-            )
-            .order_by("pk")
+        locked, released, judgment = _undo_locks(
+            assignment=assignment, evaluator=evaluator, now=now
         )
-        locked = next((a for a in mine if a.pk == assignment.pk), None)
-        if locked is None or locked.evaluator_id != evaluator.pk:
-            raise PermissionDenied(_("This assignment is not yours."))
-        if locked.status != AssignmentStatus.SUBMITTED or locked.kind not in QUEUE_KINDS:
-            raise ValidationError(_("There is no submission of yours on this item to undo."))
-        judgments = list(Judgment.objects.filter(assignment=locked))
-        if len(judgments) != 1 or (now - judgments[0].created_at).total_seconds() > UNDO_SECONDS:
-            raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
-        released = [a for a in mine if a.pk != locked.pk and a.status == AssignmentStatus.LEASED]
         item_ids = sorted({locked.item_id, *(a.item_id for a in released)})
         items = {
             i.pk: i for i in Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk")
         }
         item = items[locked.item_id]
-        moved_on = (
-            item.status not in (ItemStatus.QUEUED, ItemStatus.DONE, ItemStatus.ADJUDICATION)
-            or FinalLabel.objects.filter(item=item).exists()
-            or ExportMark.objects.filter(item=item).exists()
-            or Assignment.objects.filter(item=item, kind=AssignmentKind.ADJUDICATION).exists()
-        )
-        if moved_on:
+        if _moved_on(item):
             raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
-        judgments[0].delete()
+        judgment.delete()
         if item.status != ItemStatus.QUEUED:
             # This judgment completed the item; without it the item waits for it again.
             Item.objects.filter(pk=item.pk).update(status=ItemStatus.QUEUED, updated_at=now)
@@ -101,3 +75,46 @@ def judgment_undo(
             evaluator=evaluator, project=assignment.project, language=item.language
         )
     return locked
+
+
+def _undo_locks(
+    *, assignment: Assignment, evaluator: User, now: datetime
+) -> tuple[Assignment, list[Assignment], Judgment]:
+    """Lock this evaluator's assignment to undo and their live leases in the project (in
+    the queue's order: assignments by id, before any item); refuse unless the assignment is
+    theirs, submitted from the queue, with its one judgment inside the window. Returns the
+    assignment, the leases to give back and the judgment."""
+    mine = list(
+        Assignment.objects.select_for_update()
+        .filter(
+            Q(pk=assignment.pk)
+            | Q(
+                evaluator=evaluator,
+                project_id=assignment.project_id,
+                status=AssignmentStatus.LEASED,
+                kind__in=QUEUE_KINDS,
+            )
+        )
+        .order_by("pk")
+    )
+    locked = next((a for a in mine if a.pk == assignment.pk), None)
+    if locked is None or locked.evaluator_id != evaluator.pk:
+        raise PermissionDenied(_("This assignment is not yours."))
+    if locked.status != AssignmentStatus.SUBMITTED or locked.kind not in QUEUE_KINDS:
+        raise ValidationError(_("There is no submission of yours on this item to undo."))
+    judgments = list(Judgment.objects.filter(assignment=locked))
+    if len(judgments) != 1 or (now - judgments[0].created_at).total_seconds() > UNDO_SECONDS:
+        raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
+    released = [a for a in mine if a.pk != locked.pk and a.status == AssignmentStatus.LEASED]
+    return locked, released, judgments[0]
+
+
+def _moved_on(item: Item) -> bool:
+    """Whether others may rely on the item's judgments by now: it was adjudicated, has a
+    final label or was exported."""
+    return (
+        item.status not in (ItemStatus.QUEUED, ItemStatus.DONE, ItemStatus.ADJUDICATION)
+        or FinalLabel.objects.filter(item=item).exists()
+        or ExportMark.objects.filter(item=item).exists()
+        or Assignment.objects.filter(item=item, kind=AssignmentKind.ADJUDICATION).exists()
+    )
