@@ -102,25 +102,16 @@ def gold_create(
         raise ValidationError(
             f"external_id: an item {external_id!r} already exists in this project"
         )
-    record: dict[str, Any] = {
-        "external_id": external_id,
-        "language": language,
-        "prompt": prompt,
-        "gold": {
-            "value": clean_value,
-            "tolerance": clean_tolerance,
-            "explanation": clean_explanation,
-        },
-    }
-    if prompt_language:
-        try:
-            record["metadata"] = {"prompt_language": language_tag_normalize(prompt_language)}
-        except ValidationError as exc:
-            raise ValidationError(f"prompt_language: {exc.messages[0]}") from None
-    if project.task_type == TaskType.PAIRWISE:
-        record.update(response_a=response_a, response_b=response_b)
-    else:
-        record["response"] = response
+    answer = {"value": clean_value, "tolerance": clean_tolerance, "explanation": clean_explanation}
+    record = _gold_line(
+        project,
+        external_id=external_id,
+        language=language,
+        prompt=prompt,
+        gold=answer,
+        texts={"response": response, "response_a": response_a, "response_b": response_b},
+        prompt_language=prompt_language,
+    )
     try:
         with transaction.atomic():
             result = items_import(project=project, records=[(1, record)], actor=actor)
@@ -143,6 +134,36 @@ def gold_create(
             f"external_id: an item {external_id!r} already exists in this project"
         ) from None
     return gold
+
+
+def _gold_line(
+    project: Project,
+    *,
+    external_id: str,
+    language: str,
+    prompt: str,
+    gold: dict[str, Any],
+    texts: dict[str, str],
+    prompt_language: str,
+) -> dict[str, Any]:
+    """The import line of a new gold item: the texts its task type takes, and the prompt's
+    own language (a translation source) in its metadata."""
+    record: dict[str, Any] = {
+        "external_id": external_id,
+        "language": language,
+        "prompt": prompt,
+        "gold": gold,
+    }
+    if prompt_language:
+        try:
+            record["metadata"] = {"prompt_language": language_tag_normalize(prompt_language)}
+        except ValidationError as exc:
+            raise ValidationError(f"prompt_language: {exc.messages[0]}") from None
+    if project.task_type == TaskType.PAIRWISE:
+        record.update(response_a=texts["response_a"], response_b=texts["response_b"])
+    else:
+        record["response"] = texts["response"]
+    return record
 
 
 def gold_promote(

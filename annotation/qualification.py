@@ -171,23 +171,17 @@ def qualified_language_ids(*, evaluator: User, project: Project) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def honeypot_accuracy_update(
-    *, evaluator: User, project: Project, language: Language
-) -> Qualification | None:
-    """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold.
-
-    The window starts afresh whenever the qualification changes status (reinstated by a
-    lead, requalified through calibration): misses from before a reinstatement would
-    otherwise suspend the evaluator again on their very next check item.
-    """
+def _recent_honeypots(*, evaluator: User, project: Project, language: Language) -> list[Judgment]:
+    """The evaluator's last `honeypot_window` honeypot judgments in the language since
+    their qualification last changed status; none without a qualification."""
     since = (
         Qualification.objects.filter(evaluator=evaluator, project=project, language=language)
         .values_list("changed_at", flat=True)
         .first()
     )
     if since is None:
-        return None
-    recent = list(
+        return []
+    return list(
         Judgment.objects.filter(
             evaluator=evaluator,
             kind="honeypot",
@@ -200,6 +194,18 @@ def honeypot_accuracy_update(
         .select_related("item__gold", "item__project")
         .order_by("-created_at", "-id")[: project.honeypot_window]
     )
+
+
+def honeypot_accuracy_update(
+    *, evaluator: User, project: Project, language: Language
+) -> Qualification | None:
+    """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold.
+
+    The window starts afresh whenever the qualification changes status (reinstated by a
+    lead, requalified through calibration): misses from before a reinstatement would
+    otherwise suspend the evaluator again on their very next check item.
+    """
+    recent = _recent_honeypots(evaluator=evaluator, project=project, language=language)
     if not recent:
         return None
     hits = sum(

@@ -591,6 +591,20 @@ def _shuffled(item_ids: list[int], seed: int) -> list[int]:
     return order
 
 
+def _attempt_order(item_ids: list[int], last: CalibrationAttempt | None) -> tuple[int, list[int]]:
+    """A fresh seed and the items in its shuffled order, never the order of the attempt
+    before (when there is more than one item)."""
+    seed = secrets.randbits(62)
+    order = _shuffled(item_ids, seed)
+    if last is not None and len(item_ids) > 1:
+        # Another seed until the order differs: an evaluator who failed should not be
+        # able to replay the answers they remember by position.
+        while order == last.order:
+            seed = (seed + 1) % (1 << 62)
+            order = _shuffled(item_ids, seed)
+    return seed, order
+
+
 def calibration_attempt_start(
     *, calibration_round: CalibrationRound, evaluator: User, now: datetime | None = None
 ) -> CalibrationAttempt:
@@ -627,14 +641,7 @@ def calibration_attempt_start(
             retry_at = last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
             if now < retry_at:
                 raise CooldownActive(retry_at)
-        seed = secrets.randbits(62)
-        order = _shuffled(item_ids, seed)
-        if last is not None and len(item_ids) > 1:
-            # Another seed until the order differs: an evaluator who failed should not be
-            # able to replay the answers they remember by position.
-            while order == last.order:
-                seed = (seed + 1) % (1 << 62)
-                order = _shuffled(item_ids, seed)
+        seed, order = _attempt_order(item_ids, last)
         try:
             with transaction.atomic():
                 attempt = CalibrationAttempt.objects.create(
@@ -780,33 +787,7 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
     attempt.verdict = AttemptVerdict.PASSED if passed else AttemptVerdict.FAILED
     attempt.finished_at = timezone.now()
     attempt.save(update_fields=["correct", "total", "score", "verdict", "finished_at"])
-    language = calibration_round.language
-    qualification = Qualification.objects.filter(
-        evaluator=attempt.evaluator, project=project, language=language
-    ).first()
-    if qualification is not None and qualification.status in CALIBRATING:
-        if passed:
-            qualification_set(
-                project=project,
-                evaluator=attempt.evaluator,
-                language=language,
-                status=QualificationStatus.QUALIFIED,
-                actor=attempt.evaluator,
-                reason=f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%}).",
-            )
-        else:
-            retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
-            qualification_set(
-                project=project,
-                evaluator=attempt.evaluator,
-                language=language,
-                status=qualification.status,
-                actor=attempt.evaluator,
-                reason=(
-                    f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
-                    f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
-                ),
-            )
+    _qualification_after_attempt(attempt, passed=passed, score=score)
     audit_record(
         verb="calibration_attempt.finish",
         actor=attempt.evaluator,
@@ -818,6 +799,44 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
             "total": total,
             "verdict": attempt.verdict,
         },
+    )
+
+
+def _qualification_after_attempt(
+    attempt: CalibrationAttempt, *, passed: bool, score: float
+) -> None:
+    """A pass qualifies an evaluator who is calibrating; a fail keeps their status and
+    says when they may retry."""
+    calibration_round = attempt.round
+    project = calibration_round.project
+    language = calibration_round.language
+    qualification = Qualification.objects.filter(
+        evaluator=attempt.evaluator, project=project, language=language
+    ).first()
+    if qualification is None or qualification.status not in CALIBRATING:
+        return
+    if passed:
+        qualification_set(
+            project=project,
+            evaluator=attempt.evaluator,
+            language=language,
+            status=QualificationStatus.QUALIFIED,
+            actor=attempt.evaluator,
+            reason=f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%}).",
+        )
+        return
+    assert attempt.finished_at is not None
+    retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
+    qualification_set(
+        project=project,
+        evaluator=attempt.evaluator,
+        language=language,
+        status=qualification.status,
+        actor=attempt.evaluator,
+        reason=(
+            f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
+            f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
+        ),
     )
 
 

@@ -195,38 +195,13 @@ def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> Http
         form = TranslationForm(request.POST)
         if form.is_valid():
             try:
-                translation = services.guideline_translation_save(
-                    project=project,
-                    version=current,
-                    language=form.cleaned_data["language"],
-                    body=form.cleaned_data["body"],
-                    actor=request.user,
-                )
+                return _translation_save(request, project, current, form)
             except ValidationError as exc:
                 error, status = error_text(exc), 400
-            else:
-                messages.success(
-                    request,
-                    _("Saved the %(language)s translation of version %(version)s.")
-                    % {
-                        "language": language_display_name(translation.language.tag),
-                        "version": current.version,
-                    },
-                )
-                return HttpResponseRedirect(
-                    reverse("guidelines:lead_guideline", args=[project.slug])
-                )
         else:
             error, status = _("Check the form: %(errors)s") % {"errors": form_errors(form)}, 400
     else:
-        tag = request.GET.get("language", "")
-        existing = None
-        language = project.languages.filter(tag=tag).first() if tag else None
-        if language is not None:
-            existing = selectors.guideline_translations(version=current).get(language.pk)
-        form = TranslationForm(
-            initial={"language": tag, "body": existing.body if existing else current.body}
-        )
+        form = _translation_form(project, current, tag=request.GET.get("language", ""))
     tag = form["language"].value() or ""
     language = project.languages.filter(tag=tag).first()
     return lead_render(
@@ -242,6 +217,35 @@ def lead_guideline_translation(request: AuthenticatedRequest, slug: str) -> Http
             "target_dir": language.direction if language else "auto",
         },
         status=status,
+    )
+
+
+def _translation_save(
+    request: AuthenticatedRequest, project: Project, current: Any, form: TranslationForm
+) -> HttpResponse:
+    translation = services.guideline_translation_save(
+        project=project,
+        version=current,
+        language=form.cleaned_data["language"],
+        body=form.cleaned_data["body"],
+        actor=request.user,
+    )
+    messages.success(
+        request,
+        _("Saved the %(language)s translation of version %(version)s.")
+        % {"language": language_display_name(translation.language.tag), "version": current.version},
+    )
+    return HttpResponseRedirect(reverse("guidelines:lead_guideline", args=[project.slug]))
+
+
+def _translation_form(project: Project, current: Any, *, tag: str) -> TranslationForm:
+    """The form for `tag`'s translation: its saved text, else the source to start from."""
+    existing = None
+    language = project.languages.filter(tag=tag).first() if tag else None
+    if language is not None:
+        existing = selectors.guideline_translations(version=current).get(language.pk)
+    return TranslationForm(
+        initial={"language": tag, "body": existing.body if existing else current.body}
     )
 
 

@@ -32,35 +32,13 @@ def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             pk=int_or_none(request.POST.get("qualification")),
             project=project,
         )
-        action = request.POST.get("action", "")
-        reason = request.POST.get("reason", "")
         try:
-            if action == "reinstate":
-                qualification_reinstate(
-                    qualification=qualification, actor=request.user, reason=reason
-                )
-                messages.success(
-                    request,
-                    _("%(user)s may work %(language)s again.")
-                    % {
-                        "user": pseudonym(qualification.evaluator),
-                        "language": language_display_name(qualification.language.tag),
-                    },
-                )
-            elif action == "calibrate":
-                qualification_send_to_calibration(
-                    qualification=qualification, actor=request.user, reason=reason
-                )
-                messages.success(
-                    request,
-                    _("%(user)s goes back to calibration for %(language)s.")
-                    % {
-                        "user": pseudonym(qualification.evaluator),
-                        "language": language_display_name(qualification.language.tag),
-                    },
-                )
-            else:
-                raise ValidationError(_("Unknown action."))
+            _suspension_act(
+                request,
+                qualification,
+                action=request.POST.get("action", ""),
+                reason=request.POST.get("reason", ""),
+            )
         except ValidationError as exc:
             error, status = error_text(exc), 400
         else:
@@ -83,6 +61,30 @@ def lead_honeypots(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             "section": "honeypots",
         },
         status=status,
+    )
+
+
+def _suspension_act(
+    request: AuthenticatedRequest, qualification: Qualification, *, action: str, reason: str
+) -> None:
+    """Reinstate the evaluator in the language, or send them back to calibration."""
+    if action == "reinstate":
+        qualification_reinstate(qualification=qualification, actor=request.user, reason=reason)
+        message = _("%(user)s may work %(language)s again.")
+    elif action == "calibrate":
+        qualification_send_to_calibration(
+            qualification=qualification, actor=request.user, reason=reason
+        )
+        message = _("%(user)s goes back to calibration for %(language)s.")
+    else:
+        raise ValidationError(_("Unknown action."))
+    messages.success(
+        request,
+        message
+        % {
+            "user": pseudonym(qualification.evaluator),
+            "language": language_display_name(qualification.language.tag),
+        },
     )
 
 

@@ -59,26 +59,9 @@ def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
-            services.guideline_acknowledge(
-                project=project,
-                evaluator=request.user,
-                version=request.POST.get("version", "").strip(),
-            )
+            return _acknowledge(request, project, qualifications)
         except ValidationError as exc:
             error, status = error_text(exc), 400
-        else:
-            messages.success(
-                request,
-                _("You acknowledged guideline %(version)s.")
-                % {"version": project.guideline_version},
-            )
-            calibrating = [q for q in qualifications if q.status in services.CALIBRATING]
-            fallback = (
-                calibration_url(project, calibrating[0].language)
-                if calibrating
-                else reverse("annotation:queue_home")
-            )
-            return HttpResponseRedirect(safe_next(request, fallback))
     try:
         language = language_param(project, request.GET.get("language", "").strip())
     except BadRequest as exc:
@@ -116,6 +99,29 @@ def guideline_read(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         ctx["examples"] = selectors.worked_examples(project=project, language=language)
         ctx["history"] = selectors.guideline_versions(project=project)
     return render(request, "guidelines/guideline.html", ctx, status=status)
+
+
+def _acknowledge(
+    request: AuthenticatedRequest, project: Project, qualifications: list[Any]
+) -> HttpResponse:
+    """Acknowledge the version posted, then go on: to `next`, else to the calibration of a
+    language still calibrating, else to the queue."""
+    services.guideline_acknowledge(
+        project=project,
+        evaluator=request.user,
+        version=request.POST.get("version", "").strip(),
+    )
+    messages.success(
+        request,
+        _("You acknowledged guideline %(version)s.") % {"version": project.guideline_version},
+    )
+    calibrating = [q for q in qualifications if q.status in services.CALIBRATING]
+    fallback = (
+        calibration_url(project, calibrating[0].language)
+        if calibrating
+        else reverse("annotation:queue_home")
+    )
+    return HttpResponseRedirect(safe_next(request, fallback))
 
 
 def _reading_languages(project: Project, version: Any) -> list[Language]:
