@@ -816,27 +816,25 @@ def _qualification_after_attempt(
     if qualification is None or qualification.status not in CALIBRATING:
         return
     if passed:
-        qualification_set(
-            project=project,
-            evaluator=attempt.evaluator,
-            language=language,
-            status=QualificationStatus.QUALIFIED,
-            actor=attempt.evaluator,
-            reason=f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%}).",
+        status: str = QualificationStatus.QUALIFIED
+        reason = (
+            f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%})."
         )
-        return
-    assert attempt.finished_at is not None
-    retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
+    else:
+        assert attempt.finished_at is not None
+        retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
+        status = qualification.status
+        reason = (
+            f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
+            f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
+        )
     qualification_set(
         project=project,
         evaluator=attempt.evaluator,
         language=language,
-        status=qualification.status,
+        status=status,
         actor=attempt.evaluator,
-        reason=(
-            f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
-            f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
-        ),
+        reason=reason,
     )
 
 
