@@ -83,7 +83,7 @@ class _Report:
     scheme: _Scheme
     keys: list[dict[str, Any]]
     tags: list[str]
-    series: Any  # progress_stats.Series over languages × keys
+    series: Any  # stats.Series over languages × keys
     rounds: dict[str, list[dict[str, Any]]]
     breakdowns: dict[str, dict[str, Any]]
     counts: dict[str, dict[str, Any]]

@@ -1,5 +1,5 @@
-"""The claimable rule exists twice: as ORM (`claimable_items`, behind the queue counts an
-evaluator sees) and as SQL (`queue_sql.CLAIMABLE`, behind the claim itself). They must
+"""The claimable rule exists twice: as ORM (`selectors.claimable_items`, behind the queue
+counts an evaluator sees) and as SQL (`sql.CLAIMABLE`, behind the claim itself). They must
 name the same items in the same order, or the queue home promises work a claim cannot
 find (or hides work it would hand out). Runs on SQLite and, with DATABASE_URL, PostgreSQL."""
 
