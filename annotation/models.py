@@ -3,7 +3,7 @@
 Rules that must always hold are database constraints, not checks in `save()`:
 an item never has negative open slots, an evaluator holds at most one assignment per
 item, an assignment has at most one current judgment, and so on. State changes happen
-in the service modules (`queue.py`, `qualification.py`, `imports.py`, …), never in
+in the service modules (`queue/`, `qualification.py`, `imports/`, …), never in
 `save()` or signals.
 """
 

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import statistics
 import sys
 import threading
@@ -54,6 +53,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from bench._util import (  # noqa: E402
+    django_setup,
     machine_description,
     peak_memory_mb,
     percentile,
@@ -441,20 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     server_url = require_postgres(args.database_url, script="bench/export_since.py")
     with scratch_database(server_url, f"parity_bench_{os.getpid()}", keep=args.keep_db) as url:
-        os.environ.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "parity.settings",
-                "DATABASE_URL": url,
-                "DEBUG": "0",
-                "SECRET_KEY": secrets.token_urlsafe(50),
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "CELERY_BROKER_URL": "",
-                "PARITY_LANGUAGE_CHECK": "0",
-            }
-        )
-        import django
-
-        django.setup()
+        django_setup(url, CELERY_BROKER_URL="", PARITY_LANGUAGE_CHECK="0")
         from django.core.management import call_command
         from django.db import connection
 

@@ -9,7 +9,7 @@ Two parts, each step printed with its seconds and the process's peak memory:
    versions (20), judged over W weeks (26), generated in memory with known effects and
    held as arrays — what the report has once the judgments are loaded. Timed: one score
    per item from its judgments, the series by model version and by week
-   (annotation.progress_stats.progress_series), a breakdown, alpha with its CI per
+   (annotation.progress.stats.progress_series), a breakdown, alpha with its CI per
    language (annotation.agreement.alpha_with_ci), and for a pairwise project the
    Bradley–Terry strengths of the V versions per language with CIs. All with R
    resamples (1,000). Target on the 2-core machine: under 5 s in all (rating project).
@@ -27,11 +27,7 @@ Two parts, each step printed with its seconds and the process's peak memory:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,46 +35,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from bench._util import machine_description, peak_memory_mb, require_postgres, scratch_database  # noqa: E402
-
-LANGUAGES = (
-    "de",
-    "fr",
-    "es",
-    "zh",
-    "ar",
-    "hi",
-    "sw",
-    "ja",
-    "ru",
-    "pt",
-    "tr",
-    "ko",
-    "he",
-    "th",
-    "vi",
-    "id",
+from bench._util import (  # noqa: E402
+    LANGUAGES,
+    django_on_scratch_database,
+    machine_description,
+    measure,
+    peak_memory_mb,
 )
+
 START_DAY = "2025-01-06"  # a Monday
-
-
-def _measure(
-    label: str, fn: Callable[[], Any], totals: list[tuple[float, float]] | None = None
-) -> Any:
-    """Run fn and print its wall-clock seconds, the CPU seconds of this process (on a shared
-    machine the wall clock also counts other people's work), and the peak memory."""
-    before = peak_memory_mb()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    result = fn()
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    after = peak_memory_mb()
-    if totals is not None:
-        totals.append((seconds, cpu))
-    print(
-        f"{label:<58} {seconds:8.3f} s wall {cpu:8.3f} s CPU   peak RSS {after:5.0f} MiB (+{after - before:.0f})",
-        flush=True,
-    )
-    return result
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,7 +78,7 @@ def part_arrays(args: argparse.Namespace) -> None:
     import numpy as np
 
     from annotation.agreement import alpha_with_ci
-    from annotation.progress_stats import (
+    from annotation.progress.stats import (
         bootstrap_group_means,
         bradley_terry_bootstrap,
         progress_series,
@@ -129,16 +94,16 @@ def part_arrays(args: argparse.Namespace) -> None:
     item = np.tile(np.arange(n_items), args.raters)
     score = data["ratings"].ravel()
     totals: list[tuple[float, float]] = []
-    per_item = _measure(
+    per_item, _ = measure(
         "one score per item (mean of its judgments)",
         lambda: (
             np.bincount(item, weights=score, minlength=n_items)
             / np.bincount(item, minlength=n_items)
         ),
-        totals,
+        totals=totals,
     )
     L, V, W = args.languages, args.versions, args.weeks
-    by_model = _measure(
+    by_model, _ = measure(
         f"series by model version ({L}×{V} groups, changes, gaps)",
         lambda: progress_series(
             data["language"],
@@ -149,9 +114,9 @@ def part_arrays(args: argparse.Namespace) -> None:
             resamples=args.resamples,
             seed=args.seed,
         ),
-        totals,
+        totals=totals,
     )
-    _measure(
+    measure(
         f"series by week ({L}×{W} groups, changes, gaps)",
         lambda: progress_series(
             data["language"],
@@ -162,9 +127,9 @@ def part_arrays(args: argparse.Namespace) -> None:
             resamples=args.resamples,
             seed=args.seed,
         ),
-        totals,
+        totals=totals,
     )
-    _measure(
+    measure(
         f"breakdown by domain ({L}×5 groups)",
         lambda: bootstrap_group_means(
             data["language"] * 5 + data["domain"],
@@ -173,7 +138,7 @@ def part_arrays(args: argparse.Namespace) -> None:
             resamples=args.resamples,
             seed=args.seed,
         ),
-        totals,
+        totals=totals,
     )
 
     def alphas() -> list[Any]:
@@ -194,7 +159,7 @@ def part_arrays(args: argparse.Namespace) -> None:
             )
         return out
 
-    results = _measure(f"alpha with CI per language ({L} languages)", alphas, totals)
+    results, _ = measure(f"alpha with CI per language ({L} languages)", alphas, totals=totals)
     print(
         f"   rating project, all steps: {sum(t[0] for t in totals):.3f} s wall, "
         f"{sum(t[1] for t in totals):.3f} s CPU"
@@ -221,7 +186,9 @@ def part_arrays(args: argparse.Namespace) -> None:
             for m in (data["language"] == lang for lang in range(L))
         ]
 
-    fits = _measure(f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all, totals)
+    fits, _ = measure(
+        f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all, totals=totals
+    )
     print(
         f"   pairwise project (all steps above and Bradley–Terry): {sum(t[0] for t in totals):.3f} s wall, "
         f"{sum(t[1] for t in totals):.3f} s CPU"
@@ -230,21 +197,6 @@ def part_arrays(args: argparse.Namespace) -> None:
         f"   {LANGUAGES[0]}: strongest version v{int(np.nanargmax(fits[0].strength))}, "
         f"strength CI width {float(np.nanmean(fits[0].ci[:, 1] - fits[0].ci[:, 0])):.3f}"
     )
-
-
-def _setup_django(database_url: str | None, sqlite_path: str) -> None:
-    os.environ.setdefault("SECRET_KEY", "bench-progress-not-a-secret")
-    os.environ.setdefault("DEBUG", "0")
-    os.environ["ALLOWED_HOSTS"] = "localhost"
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["SQLITE_PATH"] = sqlite_path
-    os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
-    import django
-
-    django.setup()
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -325,7 +277,7 @@ def part_db(args: argparse.Namespace) -> None:
         f"\n2. database: {args.db_judgments:,} judgments ({'PostgreSQL' if args.database_url else 'SQLite'})",
         flush=True,
     )
-    project, _ = _measure("setup: migrate and load (not the measure)", lambda: _load(args))
+    (project, _), _ = measure("setup: migrate and load (not the measure)", lambda: _load(args))
     from django.urls import reverse
 
     from annotation.progress import progress_report
@@ -335,7 +287,7 @@ def part_db(args: argparse.Namespace) -> None:
     reverse("annotation:progress", args=["bench-progress"])
 
     for by in ("model", "period"):
-        report = _measure(
+        report, _ = measure(
             f"progress_report(by={by!r}), {args.resamples:,} resamples",
             lambda by=by: progress_report(
                 project=project, by=by, resamples=args.resamples, seed=args.seed
@@ -389,18 +341,11 @@ def main() -> None:
             f"1–{len(LANGUAGES)} languages"
         )
     print(f"bench/progress.py on {machine_description()}")
-    with tempfile.TemporaryDirectory(prefix="parity-bench-progress-") as tmp:
-        if args.database_url and not args.skip_db:
-            server = require_postgres(args.database_url, script="bench/progress.py --database-url")
-            with scratch_database(server, f"parity_bench_progress_{os.getpid()}") as url:
-                _setup_django(url, "")
-                part_arrays(args)
-                part_db(args)
-        else:
-            _setup_django(None, str(Path(tmp) / "bench.sqlite3"))
-            part_arrays(args)
-            if not args.skip_db:
-                part_db(args)
+    database_url = None if args.skip_db else args.database_url
+    with django_on_scratch_database(database_url, name="progress", script="bench/progress.py"):
+        part_arrays(args)
+        if not args.skip_db:
+            part_db(args)
     print(f"\npeak resident memory of the process: {peak_memory_mb():.0f} MiB")
 
 

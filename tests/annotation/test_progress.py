@@ -24,7 +24,7 @@ from annotation.imports import items_import, judgments_import
 from annotation.model_versions import model_versions_for, model_versions_register
 from annotation.models import AuditEvent, Item, ItemStatus, ModelVersion, TaskType
 from annotation.progress import progress_csv, progress_report, regressed_items, share_link_create
-from annotation.progress_stats import (
+from annotation.progress.stats import (
     bootstrap_group_means,
     bradley_terry_bootstrap,
     progress_series,
@@ -686,7 +686,7 @@ class RegistryMigrationTests(ParityTestCase):
 
 class BudgetTests(ParityTestCase):
     def test_the_budget_shrinks_only_this_languages_share_of_the_interval(self):
-        from annotation.progress import _budget
+        from annotation.progress.actions import _budget
 
         latest = {
             "key": "v2",

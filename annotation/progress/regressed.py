@@ -1,0 +1,92 @@
+"""The items that got worse from one model version or period to the next, and sending
+judged items to adjudication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.agreement.loading import _judgments_load
+from annotation.audit import audit_record
+from annotation.models import FinalLabel, Item, ItemStatus, Project
+from annotation.progress.loading import item_attributes, item_periods, scored_rows
+from annotation.progress.options import REGRESSED_LIMIT, progress_args_clean
+from annotation.types import Actor
+
+
+def regressed_items(
+    *, project: Project, language: str, by: str, key: str, previous: str, period: str = "week"
+) -> list[dict[str, Any]]:
+    """Items of `key` (a model version or period start) in `language` that did worse than
+    under `previous`: where the same prompt (prompt_id) was judged under both, the items
+    whose score fell; otherwise the items of `key` scoring below the mean of `previous`.
+    Worst first."""
+    args = progress_args_clean(by=by, period=period)
+    data = _judgments_load(
+        project, language=language, item_fields=("model", "model_a", "model_b", "selection")
+    )
+    frame = data.frame
+    if frame.empty:
+        return []
+    finals = dict(
+        FinalLabel.objects.filter(item__project=project, item__language__tag=language).values_list(
+            "item_id", "value"
+        )
+    )
+    scored = scored_rows(project, frame, finals)
+    if args["by"] == "period":
+        scored["key"] = (
+            item_periods(project, args["period"], language=language)
+            .reindex(scored["item"])
+            .to_numpy()
+        )
+    else:
+        scored["key"] = scored["model"]
+    attributes = item_attributes(project, scored["item"].unique())
+    scored = scored.join(attributes, on="item")
+    new, old = scored[scored["key"] == key], scored[scored["key"] == previous]
+    if new.empty or old.empty:
+        return []
+    old_by_prompt = old[old["prompt_id"] != ""].groupby("prompt_id")["score"].mean()
+    matched = new["prompt_id"].isin(old_by_prompt.index) & (new["prompt_id"] != "")
+    if matched.any():
+        worse = new[matched].assign(
+            before=old_by_prompt.loc[new.loc[matched, "prompt_id"]].to_numpy()
+        )
+    else:
+        worse = new.assign(before=float(old["score"].mean()))
+    worse = worse[worse["score"] < worse["before"]].assign(drop=lambda f: f["before"] - f["score"])
+    worse = worse.sort_values(["drop", "item"], ascending=[False, True]).drop_duplicates("item")[
+        :REGRESSED_LIMIT
+    ]
+    items = Item.objects.in_bulk(worse["item"].tolist())
+    return [
+        {
+            "item": items[int(r.item)],
+            "score": float(r.score),
+            "before": float(r.before),
+            "matched_prompt": bool(matched.any()),
+        }
+        for r in worse.itertuples()
+        if int(r.item) in items
+    ]
+
+
+def items_adjudication_send(*, project: Project, item_ids: Sequence[int], actor: Actor) -> int:
+    """Send judged items (status done) of the project to the adjudication queue; returns
+    how many moved. Items in any other status stay as they are."""
+    with transaction.atomic():
+        moved = Item.objects.filter(
+            project=project, pk__in=list(item_ids), status=ItemStatus.DONE
+        ).update(status=ItemStatus.ADJUDICATION, updated_at=timezone.now())
+        audit_record(
+            verb="items.adjudication_send",
+            actor=actor,
+            project=project,
+            data={"requested": len(item_ids), "moved": moved},
+        )
+    return moved
