@@ -116,58 +116,20 @@ def allocation_compute(
         audit_min_share = AUDIT_MIN_SHARE if strategy == "parity" else 0.0
     if audit_max_share is None:
         audit_max_share = max(audit_min_share, AUDIT_MAX_SHARE if strategy == "parity" else 0.0)
-    caps = np.array([lang.cap for lang in languages], dtype=np.int64)
-    if caps.sum() < budget:
-        detail = ", ".join(f"{lang.tag} {cap}" for lang, cap in zip(languages, caps, strict=True))
-        raise AllocationError(
-            f"the budget {budget} is more than the languages can take now ({int(caps.sum())}: {detail}); "
-            "each language is limited by its pool and its qualified evaluators' capacity"
-        )
-    floors = np.minimum(caps, max(0, int(floor)))
-    if floors.sum() > budget:
-        raise AllocationError(
-            f"the floor of {floor} per language needs {int(floors.sum())} items, more than the budget {budget}"
-        )
-    n = len(languages)
-    active = caps > 0
-
+    caps, floors = _caps_and_floors(languages, budget=budget, floor=floor)
     # 1. The audit slice: the same number per language, enough for a usable CI where the budget allows.
-    audit = np.zeros(n, dtype=np.int64)
-    if audit_max_share > 0:
-        wanted = int(active.sum()) * audit_per_language(audit_ci_halfwidth)
-        audit_total = int(
-            round(min(max(wanted, audit_min_share * budget), audit_max_share * budget))
-        )
-        audit_total = min(audit_total, int(caps.sum()))
-        if audit_total > 0:
-            even = _fill(active.astype(float), caps=caps, floors=np.zeros(n), total=audit_total)
-            audit = largest_remainder(even, caps=caps, total=audit_total, seed=seed)
-        # Floors and audit together may not outgrow the budget: trim audit above the floors.
-        excess = int(np.maximum(floors, audit).sum()) - budget
-        while excess > 0:
-            i = int(np.argmax(audit - floors))
-            audit[i] -= 1
-            excess -= 1
-
-    # 2. The rest, by strategy.
-    quality = np.array(
-        [np.nan if lang.quality is None else float(lang.quality) for lang in languages]
+    audit = _audit_slice(
+        caps,
+        floors,
+        budget=budget,
+        min_share=audit_min_share,
+        max_share=audit_max_share,
+        ci_halfwidth=audit_ci_halfwidth,
+        seed=seed,
     )
-    lag = np.full(n, np.nan)
-    if np.isfinite(quality).any():
-        lag = np.nanmax(quality) - quality
-        # A language with no quality estimate yet is treated as the most lagging: it is
-        # the one we know least about.
-        lag = np.where(np.isfinite(lag), lag, np.nanmax(lag))
-    if strategy == "uniform":
-        weights = active.astype(float)
-    elif strategy == "proportional":
-        weights = np.array([lang.pool for lang in languages], dtype=float)
-    else:
-        equal = active / max(1, int(active.sum()))
-        lag_known = np.where(active & np.isfinite(lag), lag, 0.0)
-        lagging = lag_known / lag_known.sum() if lag_known.sum() > 0 else equal
-        weights = 0.5 * equal + 0.5 * lagging
+    # 2. The rest, by strategy.
+    quality, lag = _lags(languages)
+    weights = _weights(strategy, languages, active=caps > 0, lag=lag)
     rest = budget - int(audit.sum())
     shares = audit + _fill(
         weights, caps=caps - audit, floors=np.maximum(floors - audit, 0), total=rest
@@ -188,3 +150,84 @@ def allocation_compute(
         )
         for i, lang in enumerate(languages)
     ]
+
+
+def _caps_and_floors(
+    languages: Sequence[LanguageSupply], *, budget: int, floor: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What each language can take and the least it gets; refused when the budget does not
+    fit between them."""
+    caps = np.array([lang.cap for lang in languages], dtype=np.int64)
+    if caps.sum() < budget:
+        detail = ", ".join(f"{lang.tag} {cap}" for lang, cap in zip(languages, caps, strict=True))
+        raise AllocationError(
+            f"the budget {budget} is more than the languages can take now ({int(caps.sum())}: {detail}); "
+            "each language is limited by its pool and its qualified evaluators' capacity"
+        )
+    floors = np.minimum(caps, max(0, int(floor)))
+    if floors.sum() > budget:
+        raise AllocationError(
+            f"the floor of {floor} per language needs {int(floors.sum())} items, more than the budget {budget}"
+        )
+    return caps, floors
+
+
+def _audit_slice(
+    caps: np.ndarray,
+    floors: np.ndarray,
+    *,
+    budget: int,
+    min_share: float,
+    max_share: float,
+    ci_halfwidth: float,
+    seed: int,
+) -> np.ndarray:
+    """The audit items per language: the same number in every language that can take them,
+    enough for a usable CI where the budget allows, between the shares of the budget."""
+    n = len(caps)
+    active = caps > 0
+    audit = np.zeros(n, dtype=np.int64)
+    if max_share <= 0:
+        return audit
+    wanted = int(active.sum()) * audit_per_language(ci_halfwidth)
+    audit_total = int(round(min(max(wanted, min_share * budget), max_share * budget)))
+    audit_total = min(audit_total, int(caps.sum()))
+    if audit_total > 0:
+        even = _fill(active.astype(float), caps=caps, floors=np.zeros(n), total=audit_total)
+        audit = largest_remainder(even, caps=caps, total=audit_total, seed=seed)
+    # Floors and audit together may not outgrow the budget: trim audit above the floors.
+    excess = int(np.maximum(floors, audit).sum()) - budget
+    while excess > 0:
+        i = int(np.argmax(audit - floors))
+        audit[i] -= 1
+        excess -= 1
+    return audit
+
+
+def _lags(languages: Sequence[LanguageSupply]) -> tuple[np.ndarray, np.ndarray]:
+    """Each language's estimated quality and how far it lags the best one."""
+    quality = np.array(
+        [np.nan if lang.quality is None else float(lang.quality) for lang in languages]
+    )
+    lag = np.full(len(languages), np.nan)
+    if np.isfinite(quality).any():
+        lag = np.nanmax(quality) - quality
+        # A language with no quality estimate yet is treated as the most lagging: it is
+        # the one we know least about.
+        lag = np.where(np.isfinite(lag), lag, np.nanmax(lag))
+    return quality, lag
+
+
+def _weights(
+    strategy: str, languages: Sequence[LanguageSupply], *, active: np.ndarray, lag: np.ndarray
+) -> np.ndarray:
+    """How the budget after the audit is shared: equally, by pool, or (parity) half
+    equally and half by lag."""
+    if strategy == "uniform":
+        return active.astype(float)
+    if strategy == "proportional":
+        return np.array([lang.pool for lang in languages], dtype=float)
+    equal = active / max(1, int(active.sum()))
+    lag_known = np.where(active & np.isfinite(lag), lag, 0.0)
+    lagging = lag_known / lag_known.sum() if lag_known.sum() > 0 else equal
+    return 0.5 * equal + 0.5 * lagging

@@ -229,7 +229,11 @@ def encoder_load(path: str | Path | None = None, *, device: str | None = None) -
 
 
 def embeddings_for_items(
-    *, encoder: Encoder, item_ids: Sequence[int], texts: Sequence[str], batch_size: int = 32
+    *,
+    encoder: Encoder,
+    item_ids: Sequence[int] | np.ndarray,
+    texts: Sequence[str],
+    batch_size: int = 32,
 ) -> np.ndarray:
     """Embeddings of the items, read from the cache or computed and cached (missing ones only)."""
     from active_learning.models import ItemEmbedding

@@ -98,7 +98,8 @@ def _fraction(value: Any, *, name: str, low: float, high: float) -> float:
 
 
 def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
-    """The round's parameters with defaults filled in; ValidationError names the bad one."""
+    """The round's parameters with defaults filled in; ValidationError names the bad one
+    (checked in this order, so the first bad one is the one reported)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -109,6 +110,22 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
             unknown[0], f"unknown parameter {unknown[0]!r}; known: {', '.join(DEFAULT_PARAMETERS)}"
         )
     p = {**DEFAULT_PARAMETERS, **raw}
+    _models_clean(p)
+    _scorers_clean(p)
+    _allocation_clean(p)
+    p["mix"] = _fraction(p["mix"], name="mix", low=0.0, high=1.0)
+    p["candidate_factor"] = _fraction(
+        p["candidate_factor"], name="candidate_factor", low=1.0, high=100.0
+    )
+    if p["bad_below"] is not None:
+        p["bad_below"] = _fraction(p["bad_below"], name="bad_below", low=-1e9, high=1e9)
+    p["n_learners"] = _whole(p["n_learners"], name="n_learners", low=2, high=25)
+    p["min_labels"] = _whole(p["min_labels"], name="min_labels", low=4)
+    return p
+
+
+def _models_clean(p: dict[str, Any]) -> None:
+    """The features and the model folders (empty: the settings' default)."""
     if p["features"] not in ("hashing", "encoder"):
         raise _fail("features", f"features must be 'hashing' or 'encoder', not {p['features']!r}")
     for name in ("encoder_path", "causal_lm_path"):
@@ -116,6 +133,10 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
             p[name] = ""
         if not isinstance(p[name], str):
             raise _fail(name, f"{name} must be a folder path")
+
+
+def _scorers_clean(p: dict[str, Any]) -> None:
+    """Scorer names, and their weights in the combination."""
     if not isinstance(p["scorers"], list) or not all(isinstance(s, str) for s in p["scorers"]):
         raise _fail("scorers", "scorers must be a list of scorer names")
     for name in p["scorers"]:
@@ -127,6 +148,10 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
         if name not in SCORERS:
             raise _fail("weights", f"unknown scorer {name!r}; known: {', '.join(SCORERS)}")
         _fraction(weight, name="weights", low=0.0, high=100.0)
+
+
+def _allocation_clean(p: dict[str, Any]) -> None:
+    """What splits the budget across languages: floors, capacity, the audit slice."""
     p["floor"] = _whole(p["floor"], name="floor", low=0)
     if p["evaluator_capacity"] is not None:
         p["evaluator_capacity"] = _whole(p["evaluator_capacity"], name="evaluator_capacity", low=1)
@@ -142,15 +167,6 @@ def round_parameters_clean(raw: dict[str, Any] | None) -> dict[str, Any]:
     p["audit_ci_halfwidth"] = _fraction(
         p["audit_ci_halfwidth"], name="audit_ci_halfwidth", low=0.01, high=0.5
     )
-    p["mix"] = _fraction(p["mix"], name="mix", low=0.0, high=1.0)
-    p["candidate_factor"] = _fraction(
-        p["candidate_factor"], name="candidate_factor", low=1.0, high=100.0
-    )
-    if p["bad_below"] is not None:
-        p["bad_below"] = _fraction(p["bad_below"], name="bad_below", low=-1e9, high=1e9)
-    p["n_learners"] = _whole(p["n_learners"], name="n_learners", low=2, high=25)
-    p["min_labels"] = _whole(p["min_labels"], name="min_labels", low=4)
-    return p
 
 
 def _model_paths_check(*, parameters: dict[str, Any]) -> None:

@@ -29,6 +29,8 @@ from active_learning.rounds import (
     round_request_clean,
 )
 from active_learning.training import FeatureSource, RoundModels, models_retrain_if_stale
+from annotation.audit import actor_user
+from annotation.types import Actor
 
 
 def _stored_request(selection_round: SelectionRound) -> RoundRequest:
@@ -151,7 +153,7 @@ def round_mark_failed(*, round_id: int, exc: BaseException, task_id: str = "") -
 
 
 def round_create_queued(
-    *, request: RoundRequest, actor: Any = None, token: Any = None
+    *, request: RoundRequest, actor: Actor = None, token: Any = None
 ) -> SelectionRound:
     """Record a round for a worker to run (the broker path)."""
     return SelectionRound.objects.create(
@@ -162,7 +164,7 @@ def round_create_queued(
         parameters=request.parameters,
         allocation={a.tag: a.as_dict() for a in round_preview(request=request)},
         status=RoundStatus.QUEUED,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=actor_user(actor),
         token=token,
     )
 

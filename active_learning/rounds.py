@@ -59,7 +59,7 @@ from active_learning.scorers import (
 from active_learning.selection import batch_select, representative_select, text_keys
 from active_learning.training import FeatureSource, RoundModels, models_retrain_if_stale
 from annotation.agreement import parity_report
-from annotation.audit import AL_ROUND_RUN, audit_record
+from annotation.audit import AL_ROUND_RUN, actor_user, audit_record
 from annotation.models import (
     Item,
     ItemStatus,
@@ -70,6 +70,7 @@ from annotation.models import (
     TaskType,
 )
 from annotation.queue import items_enqueue
+from annotation.types import Actor
 
 # ---------------------------------------------------------------------------------------
 # Selectors
@@ -472,7 +473,7 @@ def _causal_lm(parameters: dict[str, Any]) -> Any:
         raise _fail("causal_lm_path", f"could not load the causal LM: {exc}") from exc
 
 
-def _f32(values: np.ndarray) -> bytes:
+def _f32(values: np.ndarray | Sequence[float] | None) -> bytes:
     return np.asarray(values, dtype="<f4").tobytes()
 
 
@@ -595,31 +596,18 @@ def round_record_write(
     models: RoundModels,
     scores: RoundScores,
     chosen: RoundPicks,
-    actor: Any = None,
+    actor: Actor = None,
     token: Any = None,
     round_id: int | None = None,
 ) -> SelectionRound:
     """The round, its selected items with their score components and the items' move to
     the queue, in one transaction."""
     project, pool, picks = request.project, inputs.pool, chosen.picks
-    priority = scores.priority
-    language_ids = dict(project.languages.values_list("tag", "id"))
-    summary: dict[str, Any] = {
-        "pool": len(pool.ids),
-        "selected": len(picks),
-        "scorers": sorted(scores.raw),
-        "scorers_available": scores.available,
-        "rescored_with_lm": scores.rescored,
-        "cold_start_languages": chosen.cold_start,
-        "labels": models.version.n_labels if models.version else 0,
-        "quality_model": models.quality is not None,
-        "features": inputs.source.key,
-    }
     with transaction.atomic():
         if round_id is None:
             selection_round = SelectionRound(
                 project=project,
-                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                created_by=actor_user(actor),
                 token=token,
             )
         else:
@@ -636,29 +624,15 @@ def round_record_write(
         selection_round.status = RoundStatus.DONE
         selection_round.error = ""
         selection_round.finished_at = timezone.now()
-        selection_round.summary = summary
+        selection_round.summary = _round_summary(inputs, models, scores, chosen)
         selection_round.save()
-        RoundItem.objects.bulk_create(
-            [
-                RoundItem(
-                    round=selection_round,
-                    item_id=int(pool.ids[pick.index]),
-                    language_id=language_ids[pool.languages[pick.index]],
-                    selection=pick.selection,
-                    rank=pick.rank,
-                    score=float(priority[pick.index]),
-                    components=_components(pick.index, scores.raw, scores.pct),
-                )
-                for pick in picks
-            ],
-            batch_size=2000,
-        )
+        _round_items_create(selection_round, project, inputs, scores, picks)
         for selection in (Selection.AUDIT, Selection.UNCERTAINTY):
             chosen_idx = [pick.index for pick in picks if pick.selection == selection]
             items_enqueue(
                 project=project,
                 item_ids=pool.ids[chosen_idx].tolist(),
-                priorities=priority[chosen_idx].tolist(),
+                priorities=scores.priority[chosen_idx].tolist(),
                 selection=selection,
             )
         audit_record(
@@ -678,10 +652,53 @@ def round_record_write(
     return selection_round
 
 
+def _round_summary(
+    inputs: RoundInputs, models: RoundModels, scores: RoundScores, chosen: RoundPicks
+) -> dict[str, Any]:
+    return {
+        "pool": len(inputs.pool.ids),
+        "selected": len(chosen.picks),
+        "scorers": sorted(scores.raw),
+        "scorers_available": scores.available,
+        "rescored_with_lm": scores.rescored,
+        "cold_start_languages": chosen.cold_start,
+        "labels": models.version.n_labels if models.version else 0,
+        "quality_model": models.quality is not None,
+        "features": inputs.source.key,
+    }
+
+
+def _round_items_create(
+    selection_round: SelectionRound,
+    project: Project,
+    inputs: RoundInputs,
+    scores: RoundScores,
+    picks: list[Pick],
+) -> None:
+    """The selected items with their rank, score and score components."""
+    pool = inputs.pool
+    language_ids = dict(project.languages.values_list("tag", "id"))
+    RoundItem.objects.bulk_create(
+        [
+            RoundItem(
+                round=selection_round,
+                item_id=int(pool.ids[pick.index]),
+                language_id=language_ids[pool.languages[pick.index]],
+                selection=pick.selection,
+                rank=pick.rank,
+                score=float(scores.priority[pick.index]),
+                components=_components(pick.index, scores.raw, scores.pct),
+            )
+            for pick in picks
+        ],
+        batch_size=2000,
+    )
+
+
 def round_execute(
     *,
     request: RoundRequest,
-    actor: Any = None,
+    actor: Actor = None,
     token: Any = None,
     round_id: int | None = None,
     progress: Callable[[str], None] | None = None,

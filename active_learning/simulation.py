@@ -466,6 +466,51 @@ def simulation_run(
     languages: list[LanguageData] | None = None,
 ) -> dict[str, Any]:
     """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves", "estimates", "spread", "summary"}."""
+    _run_arguments_check(budget=budget, strategies=strategies, limit=limit, bad_below=bad_below)
+    if languages is None:
+        languages = simulation_load(
+            dataset=dataset, data=data, limit=limit, pairs=pairs, bad_below=bad_below
+        )
+    results: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    estimates: list[dict[str, Any]] = []
+    for strategy in strategies:
+        if progress:
+            progress(strategy)
+        for d, picked, estimate in _strategy_picks(
+            strategy, languages, budget=budget, seed=seed, curves=curves
+        ):
+            results.append(_result_row(strategy, d, picked))
+            estimates.append(
+                {
+                    "strategy": strategy,
+                    "language": d.language,
+                    "selected": int(len(picked)),
+                    "true_mean": round(float(d.mean.mean()), 2),
+                    "estimated_mean": None if estimate is None else round(estimate, 2),
+                }
+            )
+    summary = _summary(results)
+    spread = _spread(results, estimates)
+    for strategy, row in spread.items():
+        summary[strategy]["quality_estimate_error_mean"] = row["quality_estimate_error_mean"]
+    return {
+        "dataset": str(data) if data is not None else dataset,
+        "budget": budget,
+        "seed": seed,
+        "bad_below": languages[0].bad_below if languages else bad_below,
+        "results": results,
+        "curves": curves,
+        "estimates": estimates,
+        "spread": spread,
+        "summary": summary,
+        "best": _best(summary),
+    }
+
+
+def _run_arguments_check(
+    *, budget: Any, strategies: Sequence[str], limit: Any, bad_below: Any
+) -> None:
     if (
         isinstance(budget, bool)
         or not isinstance(budget, int | float)
@@ -488,73 +533,47 @@ def simulation_run(
         or not math.isfinite(bad_below)
     ):
         raise SimulationError("bad_below must be a finite number")
-    if languages is None:
-        languages = simulation_load(
-            dataset=dataset, data=data, limit=limit, pairs=pairs, bad_below=bad_below
-        )
-    results: list[dict[str, Any]] = []
-    curves: list[dict[str, Any]] = []
-    estimates: list[dict[str, Any]] = []
 
-    def record(strategy: str, d: LanguageData, picked: np.ndarray, estimate: float | None) -> None:
-        bad = d.bad
-        found = int(bad[picked].sum())
-        bad_total = int(bad.sum())
-        results.append(
-            {
-                "strategy": strategy,
-                "language": d.language,
-                "picked": int(len(picked)),
-                "bad_found": found,
-                "bad_total": bad_total,
-                "n": d.n,
-                **achievable_gain(picked=len(picked), found=found, bad=bad_total, n=d.n),
-                "recall": round(found / bad_total, 4) if bad_total else None,
-            }
-        )
-        estimates.append(
-            {
-                "strategy": strategy,
-                "language": d.language,
-                "selected": int(len(picked)),
-                "true_mean": round(float(d.mean.mean()), 2),
-                "estimated_mean": None if estimate is None else round(estimate, 2),
-            }
-        )
 
-    for strategy in strategies:
-        if progress:
-            progress(strategy)
-        if strategy in ("parity", "committee"):
-            if strategy == "parity":
-                labels = strategy_parity(languages, budget, seed=seed)
-            else:
-                labels = strategy_committee(languages, budget, seed=seed, curve=curves)
-            for d in languages:
-                record(strategy, d, labels.picked[d.language], quality_estimate(d, labels))
-            continue
-        for d in languages:
-            k = max(1, int(round(budget * d.n)))
-            if strategy == "random":
-                picked = strategy_random(d, k, seed=seed)
-            else:
-                picked = strategy_uncertainty(d, k, seed=seed).picked[d.language]
-            record(strategy, d, picked, float(d.mean[picked].mean()) if len(picked) else None)
-    summary = _summary(results)
-    spread = _spread(results, estimates)
-    for strategy, row in spread.items():
-        summary[strategy]["quality_estimate_error_mean"] = row["quality_estimate_error_mean"]
+def _strategy_picks(
+    strategy: str,
+    languages: list[LanguageData],
+    *,
+    budget: float,
+    seed: int,
+    curves: list[dict[str, Any]],
+) -> list[tuple[LanguageData, np.ndarray, float | None]]:
+    """Per language, the items one strategy picked and the quality it estimates from them."""
+    if strategy in ("parity", "committee"):
+        if strategy == "parity":
+            labels = strategy_parity(languages, budget, seed=seed)
+        else:
+            labels = strategy_committee(languages, budget, seed=seed, curve=curves)
+        return [(d, labels.picked[d.language], quality_estimate(d, labels)) for d in languages]
+    out: list[tuple[LanguageData, np.ndarray, float | None]] = []
+    for d in languages:
+        k = max(1, int(round(budget * d.n)))
+        if strategy == "random":
+            picked = strategy_random(d, k, seed=seed)
+        else:
+            picked = strategy_uncertainty(d, k, seed=seed).picked[d.language]
+        out.append((d, picked, float(d.mean[picked].mean()) if len(picked) else None))
+    return out
+
+
+def _result_row(strategy: str, d: LanguageData, picked: np.ndarray) -> dict[str, Any]:
+    """How many of the language's bad outputs the picked items found."""
+    found = int(d.bad[picked].sum())
+    bad_total = int(d.bad.sum())
     return {
-        "dataset": str(data) if data is not None else dataset,
-        "budget": budget,
-        "seed": seed,
-        "bad_below": languages[0].bad_below if languages else bad_below,
-        "results": results,
-        "curves": curves,
-        "estimates": estimates,
-        "spread": spread,
-        "summary": summary,
-        "best": _best(summary),
+        "strategy": strategy,
+        "language": d.language,
+        "picked": int(len(picked)),
+        "bad_found": found,
+        "bad_total": bad_total,
+        "n": d.n,
+        **achievable_gain(picked=len(picked), found=found, bad=bad_total, n=d.n),
+        "recall": round(found / bad_total, 4) if bad_total else None,
     }
 
 

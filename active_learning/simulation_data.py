@@ -76,7 +76,6 @@ def _tsv_records(name: str, text: str, probas: str | None) -> Records:
         raise DataError(
             f"{name}: the header has no {', '.join(missing)} column (found: {', '.join(header)})"
         )
-    col = {c: header.index(c) for c in ("original", "translation", "mean")}
     proba_lines = None if probas is None else [line for line in probas.split("\n") if line.strip()]
     if proba_lines is not None and len(proba_lines) != len(lines) - 1:
         raise DataError(
@@ -84,17 +83,7 @@ def _tsv_records(name: str, text: str, probas: str | None) -> Records:
         )
     out = Records(language=_pair_name(match["pair"]))
     for n, line in enumerate(lines[1:], start=2):
-        cells = line.split("\t")
-        if len(cells) < len(header):
-            raise DataError(f"{name} line {n}: {len(cells)} cells, the header has {len(header)}")
-        try:
-            mean = float(cells[col["mean"]])
-        except ValueError:
-            raise DataError(
-                f"{name} line {n}: mean {cells[col['mean']]!r} is not a number"
-            ) from None
-        if not math.isfinite(mean):
-            raise DataError(f"{name} line {n}: mean is not a finite number")
+        prompt, response, mean = _tsv_row(name, n, line, header)
         logprobs = None
         if proba_lines is not None:
             try:
@@ -103,11 +92,26 @@ def _tsv_records(name: str, text: str, probas: str | None) -> Records:
                 raise DataError(
                     f"{name}: word-probas line {n - 1} holds something that is not a number"
                 ) from None
-        out.prompts.append(cells[col["original"]])
-        out.responses.append(cells[col["translation"]])
+        out.prompts.append(prompt)
+        out.responses.append(response)
         out.logprobs.append(logprobs)
         out.scores.append(mean)
     return out
+
+
+def _tsv_row(name: str, n: int, line: str, header: list[str]) -> tuple[str, str, float]:
+    """Line `n`'s source, translation and mean score."""
+    col = {c: header.index(c) for c in ("original", "translation", "mean")}
+    cells = line.split("\t")
+    if len(cells) < len(header):
+        raise DataError(f"{name} line {n}: {len(cells)} cells, the header has {len(header)}")
+    try:
+        mean = float(cells[col["mean"]])
+    except ValueError:
+        raise DataError(f"{name} line {n}: mean {cells[col['mean']]!r} is not a number") from None
+    if not math.isfinite(mean):
+        raise DataError(f"{name} line {n}: mean is not a finite number")
+    return cells[col["original"]], cells[col["translation"]], mean
 
 
 def _members(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
@@ -178,42 +182,15 @@ def jsonl_load(path: Path) -> list[Records]:
     opener = gzip.open if path.name.endswith(".gz") else open
     found: dict[str, Records] = {}
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8") as fh:
             lines = list(fh)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read it as UTF-8 JSON Lines ({exc})") from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} line {n}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path} line {n}: a line must be a JSON object")
-        language = row.get("language")
-        if not isinstance(language, str) or not language.strip():
-            raise DataError(f"{path} line {n}: language must be a non-empty string")
-        response = row.get("response")
-        if not isinstance(response, str):
-            raise DataError(f"{path} line {n}: response must be a string")
-        prompt = row.get("prompt", "")
-        if not isinstance(prompt, str):
-            raise DataError(f"{path} line {n}: prompt must be a string")
-        score = _number(row.get("score"))
-        if score is None:
-            raise DataError(
-                f"{path} line {n}: score must be a finite number (the human score of the response)"
-            )
-        raw_lp = row.get("token_logprobs")
-        logprobs = None
-        if raw_lp is not None:
-            if not isinstance(raw_lp, list) or not all(_number(v) is not None for v in raw_lp):
-                raise DataError(f"{path} line {n}: token_logprobs must be a list of finite numbers")
-            if any(v > 0 for v in raw_lp):
-                raise DataError(f"{path} line {n}: token_logprobs must be log-probabilities (≤ 0)")
-            logprobs = np.asarray(raw_lp, dtype=float) if raw_lp else None
-        records = found.setdefault(language.strip(), Records(language=language.strip()))
+        language, prompt, response, logprobs, score = _jsonl_row(path, n, line)
+        records = found.setdefault(language, Records(language=language))
         records.prompts.append(prompt)
         records.responses.append(response)
         records.logprobs.append(logprobs)
@@ -221,6 +198,39 @@ def jsonl_load(path: Path) -> list[Records]:
     if not found:
         raise DataError(f"{path}: no items")
     return [found[k] for k in sorted(found)]
+
+
+def _jsonl_row(path: Path, n: int, line: str) -> tuple[str, str, str, np.ndarray | None, float]:
+    """Line `n`'s language, prompt, response, token log-probs and score."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} line {n}: not JSON ({exc.msg})") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{path} line {n}: a line must be a JSON object")
+    language = row.get("language")
+    if not isinstance(language, str) or not language.strip():
+        raise DataError(f"{path} line {n}: language must be a non-empty string")
+    response = row.get("response")
+    if not isinstance(response, str):
+        raise DataError(f"{path} line {n}: response must be a string")
+    prompt = row.get("prompt", "")
+    if not isinstance(prompt, str):
+        raise DataError(f"{path} line {n}: prompt must be a string")
+    score = _number(row.get("score"))
+    if score is None:
+        raise DataError(
+            f"{path} line {n}: score must be a finite number (the human score of the response)"
+        )
+    raw_lp = row.get("token_logprobs")
+    logprobs = None
+    if raw_lp is not None:
+        if not isinstance(raw_lp, list) or not all(_number(v) is not None for v in raw_lp):
+            raise DataError(f"{path} line {n}: token_logprobs must be a list of finite numbers")
+        if any(v > 0 for v in raw_lp):
+            raise DataError(f"{path} line {n}: token_logprobs must be log-probabilities (≤ 0)")
+        logprobs = np.asarray(raw_lp, dtype=float) if raw_lp else None
+    return language.strip(), prompt, response, logprobs, score
 
 
 def data_load(path: Path | str) -> list[Records]:

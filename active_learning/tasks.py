@@ -41,6 +41,7 @@ from annotation import metrics
 from annotation.background import broker_configured, task_send, task_send_on_commit
 from annotation.language_check import language_checks_resend
 from annotation.models import Project
+from annotation.types import Actor
 
 logger = logging.getLogger("parity.background")
 
@@ -121,7 +122,9 @@ def chunked_scoring_available() -> bool:
     return broker_configured() and bool(settings.CELERY_RESULT_BACKEND)
 
 
-def round_launch(*, request: RoundRequest, actor: Any = None, token: Any = None) -> SelectionRound:
+def round_launch(
+    *, request: RoundRequest, actor: Actor = None, token: Any = None
+) -> SelectionRound:
     """Run a checked round request: on a worker when a broker is configured (the round is
     returned waiting), inline otherwise (returned done). A broker that is down leaves the
     round waiting for the sweep; the request is answered all the same."""

@@ -124,7 +124,7 @@ class FeatureSource:
                 raise _fail("encoder_path", f"could not load the encoder: {exc}") from exc
         self.key = features_describe(kind=kind, encoder=self.encoder)
 
-    def matrix(self, *, item_ids: Sequence[int], texts: Sequence[str]) -> Any:
+    def matrix(self, *, item_ids: Sequence[int] | np.ndarray, texts: Sequence[str]) -> Any:
         if self.encoder is None:
             return hashing_features(texts)
         return embeddings_for_items(

@@ -33,6 +33,7 @@ from annotation.models import (
 )
 from annotation.projects import project_is_lead
 from annotation.schema import MAX_COMMENT_CHARS, judgment_value_validate
+from annotation.types import Actor, RequestUser, User
 from annotation.validation import TextInvalid, text_clean
 
 
@@ -69,7 +70,7 @@ def adjudication_route(*, item_id: int, project: Project) -> bool:
     return bool(moved)
 
 
-def adjudication_sweep(*, project: Project, actor: Any = None) -> int:
+def adjudication_sweep(*, project: Project, actor: Actor = None) -> int:
     """Route every done item of the project by the current rule (after the lead changes the
     rule, or after importing historical judgments). Returns how many items moved."""
     moved = 0
@@ -85,10 +86,10 @@ def adjudication_sweep(*, project: Project, actor: Any = None) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def adjudicator_language_ids(*, project: Project, user: Any) -> list[int]:
+def adjudicator_language_ids(*, project: Project, user: RequestUser) -> list[int]:
     """Languages this user adjudicates: all of the project's for a lead, else those where
     they are a qualified senior evaluator."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return []
     if project_is_lead(project=project, user=user):
         return list(project.languages.values_list("pk", flat=True))
@@ -99,7 +100,7 @@ def adjudicator_language_ids(*, project: Project, user: Any) -> list[int]:
     )
 
 
-def adjudication_queue(*, project: Project, user: Any) -> QuerySet[Item]:
+def adjudication_queue(*, project: Project, user: User) -> QuerySet[Item]:
     """Items waiting for adjudication in the user's languages, oldest first."""
     return (
         Item.objects.filter(
@@ -112,7 +113,7 @@ def adjudication_queue(*, project: Project, user: Any) -> QuerySet[Item]:
     )
 
 
-def adjudication_item_get(*, project: Project, user: Any, item_id: int) -> Item:
+def adjudication_item_get(*, project: Project, user: User, item_id: int) -> Item:
     """The item, if this user may adjudicate it; PermissionDenied otherwise."""
     item = (
         Item.objects.select_related("language", "project")
@@ -136,7 +137,7 @@ def adjudication_judgments(*, item: Item) -> QuerySet[Judgment]:
     )
 
 
-def adjudication_decide(*, item: Item, user: Any, value: Any, reason: str) -> FinalLabel:
+def adjudication_decide(*, item: Item, user: User, value: Any, reason: str) -> FinalLabel:
     """Record the final label of an item in adjudication: who decided, and why."""
     project = item.project
     if item.language_id not in adjudicator_language_ids(project=project, user=user):

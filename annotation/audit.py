@@ -1,10 +1,18 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 
 from annotation.models import ApiToken, AuditEvent, Project
+from annotation.types import Actor, User
+
+
+def actor_user(actor: Actor) -> User | None:
+    """The user to record as having acted: a signed-in user, else None (an anonymous
+    visitor; a token's request, a command and the system pass None)."""
+    return cast(User, actor) if getattr(actor, "is_authenticated", False) else None
+
 
 # The event an active-learning round leaves when it queues its items: the progress report
 # reads the latest one to show each language before and after the round.
@@ -14,7 +22,7 @@ AL_ROUND_RUN = "al_round.run"
 def audit_record(
     *,
     verb: str,
-    actor: Any = None,
+    actor: Actor = None,
     token: ApiToken | None = None,
     project: Project | None = None,
     obj: models.Model | None = None,
@@ -22,7 +30,7 @@ def audit_record(
 ) -> AuditEvent:
     """Record who did what. Every lead action and every token write goes through here."""
     return AuditEvent.objects.create(
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor=actor_user(actor),
         token=token,
         project=project,
         verb=verb,
@@ -41,7 +49,7 @@ def _client(request: Any) -> dict[str, str]:
     }
 
 
-def login_succeeded(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+def login_succeeded(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
     """Connected to `user_logged_in` (AnnotationConfig.ready): who logged in, from where."""
     audit_record(
         verb="login.success", actor=user, data={"username": user.get_username(), **_client(request)}

@@ -18,11 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotation.audit import audit_record
+from annotation.audit import actor_user, audit_record
 from annotation.imports import ImportRejected, items_import
 from annotation.languages import language_tag_normalize
 from annotation.models import FinalLabel, GoldAnswer, Item, Project, TaskType
 from annotation.schema import MAX_EXPLANATION_CHARS, gold_tolerance_validate, gold_value_validate
+from annotation.types import Actor
 from annotation.validation import text_clean
 
 
@@ -78,7 +79,7 @@ def gold_create(
     response_a: str = "",
     response_b: str = "",
     prompt_language: str = "",
-    actor: Any = None,
+    actor: Actor = None,
 ) -> GoldAnswer:
     """Create a gold item from scratch: a new item of the project with its gold answer.
 
@@ -101,30 +102,21 @@ def gold_create(
         raise ValidationError(
             f"external_id: an item {external_id!r} already exists in this project"
         )
-    record: dict[str, Any] = {
-        "external_id": external_id,
-        "language": language,
-        "prompt": prompt,
-        "gold": {
-            "value": clean_value,
-            "tolerance": clean_tolerance,
-            "explanation": clean_explanation,
-        },
-    }
-    if prompt_language:
-        try:
-            record["metadata"] = {"prompt_language": language_tag_normalize(prompt_language)}
-        except ValidationError as exc:
-            raise ValidationError(f"prompt_language: {exc.messages[0]}") from None
-    if project.task_type == TaskType.PAIRWISE:
-        record.update(response_a=response_a, response_b=response_b)
-    else:
-        record["response"] = response
+    answer = {"value": clean_value, "tolerance": clean_tolerance, "explanation": clean_explanation}
+    record = _gold_line(
+        project,
+        external_id=external_id,
+        language=language,
+        prompt=prompt,
+        gold=answer,
+        texts={"response": response, "response_a": response_a, "response_b": response_b},
+        prompt_language=prompt_language,
+    )
     try:
         with transaction.atomic():
             result = items_import(project=project, records=[(1, record)], actor=actor)
             gold = GoldAnswer.objects.select_related("item").get(item_id=result.item_ids[0])
-            GoldAnswer.objects.filter(pk=gold.pk).update(created_by=_user_or_none(actor))
+            GoldAnswer.objects.filter(pk=gold.pk).update(created_by=actor_user(actor))
             audit_record(
                 verb="gold.create",
                 actor=actor,
@@ -144,8 +136,38 @@ def gold_create(
     return gold
 
 
+def _gold_line(
+    project: Project,
+    *,
+    external_id: str,
+    language: str,
+    prompt: str,
+    gold: dict[str, Any],
+    texts: dict[str, str],
+    prompt_language: str,
+) -> dict[str, Any]:
+    """The import line of a new gold item: the texts its task type takes, and the prompt's
+    own language (a translation source) in its metadata."""
+    record: dict[str, Any] = {
+        "external_id": external_id,
+        "language": language,
+        "prompt": prompt,
+        "gold": gold,
+    }
+    if prompt_language:
+        try:
+            record["metadata"] = {"prompt_language": language_tag_normalize(prompt_language)}
+        except ValidationError as exc:
+            raise ValidationError(f"prompt_language: {exc.messages[0]}") from None
+    if project.task_type == TaskType.PAIRWISE:
+        record.update(response_a=texts["response_a"], response_b=texts["response_b"])
+    else:
+        record["response"] = texts["response"]
+    return record
+
+
 def gold_promote(
-    *, item: Item, explanation: str, tolerance: Any = None, actor: Any = None
+    *, item: Item, explanation: str, tolerance: Any = None, actor: Actor = None
 ) -> GoldAnswer:
     """Make an adjudicated item gold: its final label becomes the gold answer.
 
@@ -181,7 +203,7 @@ def gold_promote(
             value=clean_value,
             tolerance=clean_tolerance,
             explanation=clean_explanation,
-            created_by=_user_or_none(actor),
+            created_by=actor_user(actor),
         )
         audit_record(
             verb="gold.promote",
@@ -195,7 +217,7 @@ def gold_promote(
 
 
 def gold_update(
-    *, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Any = None
+    *, gold: GoldAnswer, value: Any, explanation: str, tolerance: Any = None, actor: Actor = None
 ) -> GoldAnswer:
     """Correct a gold answer. Finished calibration attempts keep the score they were given."""
     project = gold.item.project
@@ -209,7 +231,3 @@ def gold_update(
         verb="gold.update", actor=actor, project=project, obj=gold.item, data={"value": gold.value}
     )
     return gold
-
-
-def _user_or_none(actor: Any) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) else None

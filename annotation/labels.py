@@ -221,42 +221,63 @@ def _strength(votes: Sequence[Sequence[Any]], choice: str) -> int:
     return min(2, max(1, round_half_up(_median(strengths))))
 
 
+class _LabelOrder:
+    """Labels in the schema's order (unknown ones after, by name)."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.index = {label: i for i, label in enumerate(labels)}
+
+    def rank(self, label: str) -> int:
+        return self.index.get(label, len(self.index))
+
+    def __call__(self, labels: Iterable[str]) -> list[str]:
+        return sorted(set(labels), key=lambda label: (self.rank(label), label))
+
+
+def _multi_majority(sets: list[tuple[str, ...]], ordered: _LabelOrder) -> tuple[list[str], bool]:
+    """Every label more than half the votes carry (undecided when one has exactly half);
+    with none, the most frequent one, first in the schema's order."""
+    n = len(sets)
+    counts: dict[str, int] = {}
+    for labels in sets:
+        for label in set(labels):
+            counts[label] = counts.get(label, 0) + 1
+    chosen = [label for label, count in counts.items() if count * 2 > n]
+    decided = not any(count * 2 == n for count in counts.values())
+    if not chosen and counts:
+        top = max(counts.values())
+        chosen = ordered(label for label, count in counts.items() if count == top)[:1]
+    return ordered(chosen), decided
+
+
+def _single_majority(sets: list[tuple[str, ...]], ordered: _LabelOrder) -> tuple[list[str], bool]:
+    """The label set most votes chose (decided when more than half did); of equally
+    frequent sets, the first in the schema's order."""
+    tally: dict[tuple[str, ...], int] = {}
+    for labels in sets:
+        key = tuple(ordered(labels))
+        tally[key] = tally.get(key, 0) + 1
+    top = max(tally.values())
+    first = min(
+        (key for key, count in tally.items() if count == top),
+        key=lambda key: [ordered.rank(label) for label in key],
+    )
+    return list(first), top * 2 > len(sets)
+
+
 def _labels(
     rule: LabelRule, votes: Sequence[Sequence[Any]], final: dict[str, Any] | None
 ) -> ItemLabel:
     n = len(votes)
     sets = [tuple(vote[0]) for vote in votes]
-    order = {label: i for i, label in enumerate(rule.labels)}
-
-    def ordered(labels: Iterable[str]) -> list[str]:
-        return sorted(set(labels), key=lambda label: (order.get(label, len(order)), label))
-
+    ordered = _LabelOrder(rule.labels)
     decided = True
     if final is not None:
         value, source = final, FINAL
-    elif rule.multi:
-        counts: dict[str, int] = {}
-        for labels in sets:
-            for label in set(labels):
-                counts[label] = counts.get(label, 0) + 1
-        chosen = [label for label, count in counts.items() if count * 2 > n]
-        decided = not any(count * 2 == n for count in counts.values())
-        if not chosen and counts:
-            top = max(counts.values())
-            chosen = ordered(label for label, count in counts.items() if count == top)[:1]
-        value, source = {"labels": ordered(chosen)}, MAJORITY
     else:
-        tally: dict[tuple[str, ...], int] = {}
-        for labels in sets:
-            key = tuple(ordered(labels))
-            tally[key] = tally.get(key, 0) + 1
-        top = max(tally.values())
-        decided = top * 2 > n
-        first = min(
-            (key for key, count in tally.items() if count == top),
-            key=lambda key: [order.get(label, len(order)) for label in key],
-        )
-        value, source = {"labels": list(first)}, MAJORITY
+        majority = _multi_majority if rule.multi else _single_majority
+        chosen, decided = majority(sets, ordered)
+        value, source = {"labels": chosen}, MAJORITY
     want = tuple(ordered(value.get("labels", ())))
     agreement = sum(1 for labels in sets if tuple(ordered(labels)) == want) / n if n >= 2 else None
     return ItemLabel(

@@ -10,7 +10,7 @@ Cost: about 0.1 ms per response for the confidence values, plus 0.3 ms for the s
 the responses whose declared language is not near-certain (SURE) — 5–40x the whole
 per-item budget of a 20,000 items/s import. The check therefore runs after the import has
 committed, as a plain function: on a Celery worker when a broker is configured, otherwise
-in the web process after the response went out (see annotation.api.views), or inline
+in the web process after the response went out (see annotation.api.views.items), or inline
 from the CLI. Detectors are built once per process per language set, with only the
 project's languages plus the languages outputs most often slip into (CANDIDATES), which
 keeps them accurate and fast.

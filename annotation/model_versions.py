@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from annotation.audit import audit_record
 from annotation.models import Item, ModelVersion, Project
+from annotation.types import Actor
 
 MODEL_FIELDS = ("model", "model_a", "model_b")
 
@@ -80,7 +81,7 @@ def _clean_date(raw: Any) -> datetime.date | None:
 
 
 def model_version_update(
-    *, model_version: ModelVersion, version: str, released_on: Any, notes: str, actor: Any
+    *, model_version: ModelVersion, version: str, released_on: Any, notes: str, actor: Actor
 ) -> ModelVersion:
     """The lead's edit of a registered model: version label, release date, notes."""
     version = (version or "").strip()

@@ -3,7 +3,7 @@
 Rules that must always hold are database constraints, not checks in `save()`:
 an item never has negative open slots, an evaluator holds at most one assignment per
 item, an assignment has at most one current judgment, and so on. State changes happen
-in the service modules (`queue.py`, `qualification.py`, `imports.py`, …), never in
+in the service modules (`queue/`, `qualification.py`, `imports/`, …), never in
 `save()` or signals.
 """
 
@@ -280,10 +280,9 @@ class Item(models.Model):
     # Bumped by every write that can change the item's exported line (a judgment revised or
     # imported, a vote on a settled item, the item done, sent to adjudication, adjudicated, made gold): the
     # preference export re-marks an item whose version moved, so `since` pulls see it again.
+    # A database trigger records every move in ExportPending (below), which an incremental
+    # pull reads instead of the project's items.
     label_version = models.PositiveIntegerField(default=0, db_default=0)
-    # The label_version the preference export last looked at: an item whose label_version is
-    # ahead has a change an incremental pull has not marked yet (index item_export_pending).
-    exported_version = models.PositiveIntegerField(default=0, db_default=0)
     # sha256 of the content fields: re-import of the same content is a no-op.
     content_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
@@ -318,13 +317,6 @@ class Item(models.Model):
             models.Index(fields=["project", "status"], name="item_project_status"),
             models.Index(
                 fields=["project", "language", "is_gold"], name="item_project_language_gold"
-            ),
-            # export_marks_advance (incremental pulls): the items changed since the export last
-            # looked, without reading the project's other items.
-            models.Index(
-                fields=["project"],
-                name="item_export_pending",
-                condition=Q(label_version__gt=F("exported_version")),
             ),
         ]
 
@@ -649,6 +641,39 @@ class ExportMark(models.Model):
 
     def __str__(self) -> str:
         return f"export mark {self.pk} of item {self.item_id}"
+
+
+class ExportPending(models.Model):
+    """An item whose exported line may have changed since the preference export last
+    looked: one row per item, written by the database itself whenever the item's
+    `label_version` moves (trigger `item_export_pending`, migration 0008: no write path can
+    forget it), and taken (deleted) by the export's marking (annotation.exports.marks).
+
+    A narrow table of its own, so that an incremental pull finds and clears what changed
+    without reading or rewriting the wide item rows: updating a column of the items for
+    each marked item cost most of a `since` pull (bench/README.md).
+
+    The trigger upserts (ON CONFLICT … DO UPDATE), so a writer holds the row's lock until it
+    commits: the marking's delete waits for it, and the versions it reads afterwards
+    include that write.
+    """
+
+    # On SQLite, a migration that rebuilds the item table (most AlterFields do) drops its
+    # triggers: such a migration must create item_export_pending again (migration 0008 has
+    # the SQL; tests/annotation/test_export_pending.py fails without it).
+    # No database foreign keys: the row is written by a trigger on the item's own update,
+    # and a foreign-key check would lock the item again. Deleting through Django cascades.
+    item = models.OneToOneField(
+        Item, on_delete=models.CASCADE, primary_key=True, related_name="+", db_constraint=False
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    # The item's label_version at the latest move (for inspection; the marking reads the item's).
+    version = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"export pending: item {self.item_id}"
 
 
 class ModelVersion(models.Model):

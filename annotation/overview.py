@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db.models import Count, Q
 
@@ -24,6 +23,7 @@ from annotation.models import (
     Qualification,
     QualificationStatus,
 )
+from annotation.types import RequestUser, User
 
 # Judgment kinds in the order the dashboard shows them; "adjudication" is the final
 # label's own record and is counted on the adjudication page instead.
@@ -83,7 +83,7 @@ class LanguageFigures:
 
 @dataclass
 class EvaluatorRow:
-    evaluator: Any
+    evaluator: User
     qualifications: list[Qualification]
 
 
@@ -101,17 +101,23 @@ class ProjectOverview:
         return max(0, self.evaluators_total - len(self.evaluators))
 
 
-def project_overview(*, project: Project) -> ProjectOverview:
-    """Everything the lead dashboard shows about `project`, in a handful of grouped queries."""
-    languages = list(project.languages.order_by("tag"))
-    rows = {lang.pk: LanguageFigures(language=lang) for lang in languages}
+class _LanguageRows:
+    """The figures of each language, created on first use: a language removed from the
+    project may still have items or qualifications."""
 
-    def row(language_id: int) -> LanguageFigures:
-        # A language removed from the project may still have items or qualifications.
-        if language_id not in rows:
-            rows[language_id] = LanguageFigures(language=Language.objects.get(pk=language_id))
-        return rows[language_id]
+    def __init__(self, languages: list[Language]) -> None:
+        self.rows = {lang.pk: LanguageFigures(language=lang) for lang in languages}
 
+    def __getitem__(self, language_id: int) -> LanguageFigures:
+        if language_id not in self.rows:
+            self.rows[language_id] = LanguageFigures(language=Language.objects.get(pk=language_id))
+        return self.rows[language_id]
+
+    def sorted(self) -> list[LanguageFigures]:
+        return sorted(self.rows.values(), key=lambda f: f.language.tag if f.language else "")
+
+
+def _items_count(project: Project, rows: _LanguageRows) -> None:
     items = (
         Item.objects.filter(project=project)
         .order_by()
@@ -119,13 +125,15 @@ def project_overview(*, project: Project) -> ProjectOverview:
         .annotate(n=Count("id"), flagged=Count("id", filter=Q(language_flagged=True)))
     )
     for r in items:
-        figures = row(r["language_id"])
+        figures = rows[r["language_id"]]
         if r["is_gold"]:
             figures.gold += r["n"]
         else:
             figures.items[r["status"]] = figures.items.get(r["status"], 0) + r["n"]
         figures.flagged += r["flagged"]
 
+
+def _judgments_count(project: Project, rows: _LanguageRows) -> None:
     judgments = (
         Judgment.objects.filter(item__project=project, is_current=True, kind__in=JUDGMENT_KINDS)
         .order_by()
@@ -133,10 +141,12 @@ def project_overview(*, project: Project) -> ProjectOverview:
         .annotate(n=Count("id"), fast=Count("id", filter=Q(too_fast=True)))
     )
     for r in judgments:
-        figures = row(r["item__language_id"])
+        figures = rows[r["item__language_id"]]
         figures.judgments[r["kind"]] = r["n"]
         figures.too_fast += r["fast"]
 
+
+def _qualifications_count(project: Project, rows: _LanguageRows) -> None:
     qualifications = (
         Qualification.objects.filter(project=project)
         .order_by()
@@ -144,12 +154,12 @@ def project_overview(*, project: Project) -> ProjectOverview:
         .annotate(n=Count("id"))
     )
     for r in qualifications:
-        row(r["language_id"]).qualifications[r["status"]] = r["n"]
+        rows[r["language_id"]].qualifications[r["status"]] = r["n"]
 
-    totals = LanguageFigures(language=None)
-    for figures in rows.values():
-        totals.add(figures)
 
+def _evaluator_rows(project: Project) -> tuple[list[EvaluatorRow], int, int]:
+    """The first MAX_EVALUATORS_LISTED evaluators by name with their qualifications, how
+    many evaluators the project has, and how many are qualified in at least one language."""
     evaluator_ids = list(
         Qualification.objects.filter(project=project)
         .order_by("evaluator__username")
@@ -165,7 +175,7 @@ def project_overview(*, project: Project) -> ProjectOverview:
     )
     listed = evaluator_ids[:MAX_EVALUATORS_LISTED]
     by_evaluator: dict[int, list[Qualification]] = defaultdict(list)
-    evaluators: dict[int, Any] = {}
+    evaluators: dict[int, User] = {}
     for q in (
         Qualification.objects.filter(project=project, evaluator_id__in=listed)
         .select_related("evaluator__evaluator_profile", "language")
@@ -173,26 +183,38 @@ def project_overview(*, project: Project) -> ProjectOverview:
     ):
         by_evaluator[q.evaluator_id].append(q)
         evaluators[q.evaluator_id] = q.evaluator
+    rows = [
+        EvaluatorRow(evaluator=evaluators[pk], qualifications=by_evaluator[pk]) for pk in listed
+    ]
+    return rows, len(evaluator_ids), qualified
 
+
+def project_overview(*, project: Project) -> ProjectOverview:
+    """Everything the lead dashboard shows about `project`, in a handful of grouped queries."""
+    rows = _LanguageRows(list(project.languages.order_by("tag")))
+    _items_count(project, rows)
+    _judgments_count(project, rows)
+    _qualifications_count(project, rows)
+    totals = LanguageFigures(language=None)
+    for figures in rows.rows.values():
+        totals.add(figures)
+    evaluators, evaluators_total, qualified = _evaluator_rows(project)
     open_reports = Item.objects.filter(
         project=project,
         source=ItemSource.USER_REPORT,
         status__in=[ItemStatus.POOL, ItemStatus.QUEUED, ItemStatus.ADJUDICATION],
     ).count()
-
     return ProjectOverview(
-        languages=sorted(rows.values(), key=lambda f: f.language.tag if f.language else ""),
+        languages=rows.sorted(),
         totals=totals,
-        evaluators=[
-            EvaluatorRow(evaluator=evaluators[pk], qualifications=by_evaluator[pk]) for pk in listed
-        ],
-        evaluators_total=len(evaluator_ids),
+        evaluators=evaluators,
+        evaluators_total=evaluators_total,
         evaluators_qualified=qualified,
         user_reports_open=open_reports,
     )
 
 
-def projects_led(*, user: Any) -> list[Project]:
+def projects_led(*, user: RequestUser) -> list[Project]:
     """The projects this user leads (a superuser leads them all), by name."""
     if not user.is_authenticated:
         return []

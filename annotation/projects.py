@@ -14,6 +14,7 @@ from annotation.languages import language_get_or_create
 from annotation.models import ApiToken, Item, Language, Project, TaskType
 from annotation.rows import fetch_one
 from annotation.schema import schema_validate
+from annotation.types import Actor, RequestUser, User
 
 
 def project_by_slug(slug: Any) -> Project | None:
@@ -99,11 +100,11 @@ def project_create(
     slug: str,
     task_type: str,
     languages: list[str],
-    lead: Any,
+    lead: User,
     name: str | None = None,
     schema: dict[str, Any] | None = None,
     overlap: int | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     token: ApiToken | None = None,
     **options: Any,
 ) -> Project:
@@ -170,7 +171,7 @@ def project_create_or_update(
     name: str | None = None,
     schema: dict[str, Any] | None = None,
     overlap: int | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     **options: Any,
 ) -> tuple[Project, bool]:
     """Create the project or update it; returns (project, created). The operator's path
@@ -223,14 +224,14 @@ def project_create_or_update(
     return project, created
 
 
-def projects_for_user(*, user: Any) -> QuerySet[Project]:
+def projects_for_user(*, user: User) -> QuerySet[Project]:
     """Projects a user works or leads."""
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(Q(leads=user) | Q(qualifications__evaluator=user)).distinct()
 
 
-def project_is_lead(*, project: Project, user: Any) -> bool:
+def project_is_lead(*, project: Project, user: RequestUser) -> bool:
     return bool(
         user.is_authenticated and (user.is_superuser or project.leads.filter(pk=user.pk).exists())
     )

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from annotation.audit import audit_record
+from annotation.audit import actor_user, audit_record
 from annotation.gold import gold_matches
 from annotation.models import (
     EvaluatorLanguage,
@@ -29,9 +29,10 @@ from annotation.models import (
     Qualification,
     QualificationStatus,
 )
+from annotation.types import Actor, User
 
 
-def evaluator_profile_ensure(*, user: Any) -> EvaluatorProfile:
+def evaluator_profile_ensure(*, user: User) -> EvaluatorProfile:
     profile = EvaluatorProfile.objects.filter(user=user).first()
     if profile:
         return profile
@@ -45,7 +46,7 @@ def evaluator_profile_ensure(*, user: Any) -> EvaluatorProfile:
 
 
 def evaluator_language_add(
-    *, user: Any, language: Language, proficiency: str = "native", dialect: str = ""
+    *, user: User, language: Language, proficiency: str = "native", dialect: str = ""
 ) -> EvaluatorLanguage:
     profile = evaluator_profile_ensure(user=user)
     obj, _ = EvaluatorLanguage.objects.update_or_create(
@@ -59,10 +60,10 @@ def evaluator_language_add(
 def qualification_set(
     *,
     project: Project,
-    evaluator: Any,
+    evaluator: User,
     language: Language,
     status: str,
-    actor: Any = None,
+    actor: Actor = None,
     reason: str = "",
     is_senior: bool | None = None,
 ) -> Qualification:
@@ -77,7 +78,7 @@ def qualification_set(
         )
         qualification.status = status
         qualification.reason = reason
-        qualification.changed_by = actor if getattr(actor, "is_authenticated", False) else None
+        qualification.changed_by = actor_user(actor)
         qualification.changed_at = timezone.now()
         if status == QualificationStatus.QUALIFIED:
             qualification.guideline_version = project.guideline_version
@@ -98,9 +99,9 @@ def qualification_set(
 def qualification_grant(
     *,
     project: Project,
-    evaluator: Any,
+    evaluator: User,
     language: Language,
-    actor: Any = None,
+    actor: Actor = None,
     is_senior: bool | None = None,
     reason: str = "granted by a lead",
 ) -> Qualification:
@@ -118,9 +119,9 @@ def qualification_grant(
 def qualification_revoke(
     *,
     project: Project,
-    evaluator: Any,
+    evaluator: User,
     language: Language,
-    actor: Any = None,
+    actor: Actor = None,
     reason: str = "revoked by a lead",
 ) -> Qualification:
     return qualification_set(
@@ -133,7 +134,7 @@ def qualification_revoke(
     )
 
 
-def qualified_languages(*, evaluator: Any, project: Project) -> QuerySet[Language]:
+def qualified_languages(*, evaluator: User, project: Project) -> QuerySet[Language]:
     """The languages this evaluator may work production items in, in this project.
 
     Qualified, and — once the project has a guideline — having acknowledged its current version.
@@ -143,7 +144,7 @@ def qualified_languages(*, evaluator: Any, project: Project) -> QuerySet[Languag
     )
 
 
-def qualified_languages_sql(*, evaluator: Any, project: Project) -> tuple[str, dict[str, Any]]:
+def qualified_languages_sql(*, evaluator: User, project: Project) -> tuple[str, dict[str, Any]]:
     """`SELECT language_id …` of the languages the evaluator may work in the project, and
     its named parameters (`evaluator`, `project`, …; the claim runs it inside a statement
     of its own)."""
@@ -162,7 +163,7 @@ def qualified_languages_sql(*, evaluator: Any, project: Project) -> tuple[str, d
     return sql, params
 
 
-def qualified_language_ids(*, evaluator: Any, project: Project) -> list[int]:
+def qualified_language_ids(*, evaluator: User, project: Project) -> list[int]:
     # Asked on every claim and queue page; written as SQL it costs a fifth of the ORM's Python.
     sql, params = qualified_languages_sql(evaluator=evaluator, project=project)
     with connection.cursor() as cursor:
@@ -170,23 +171,17 @@ def qualified_language_ids(*, evaluator: Any, project: Project) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def honeypot_accuracy_update(
-    *, evaluator: Any, project: Project, language: Language
-) -> Qualification | None:
-    """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold.
-
-    The window starts afresh whenever the qualification changes status (reinstated by a
-    lead, requalified through calibration): misses from before a reinstatement would
-    otherwise suspend the evaluator again on their very next check item.
-    """
+def _recent_honeypots(*, evaluator: User, project: Project, language: Language) -> list[Judgment]:
+    """The evaluator's last `honeypot_window` honeypot judgments in the language since
+    their qualification last changed status; none without a qualification."""
     since = (
         Qualification.objects.filter(evaluator=evaluator, project=project, language=language)
         .values_list("changed_at", flat=True)
         .first()
     )
     if since is None:
-        return None
-    recent = list(
+        return []
+    return list(
         Judgment.objects.filter(
             evaluator=evaluator,
             kind="honeypot",
@@ -199,6 +194,18 @@ def honeypot_accuracy_update(
         .select_related("item__gold", "item__project")
         .order_by("-created_at", "-id")[: project.honeypot_window]
     )
+
+
+def honeypot_accuracy_update(
+    *, evaluator: User, project: Project, language: Language
+) -> Qualification | None:
+    """Recompute the rolling honeypot accuracy (last N) and suspend below the threshold.
+
+    The window starts afresh whenever the qualification changes status (reinstated by a
+    lead, requalified through calibration): misses from before a reinstatement would
+    otherwise suspend the evaluator again on their very next check item.
+    """
+    recent = _recent_honeypots(evaluator=evaluator, project=project, language=language)
     if not recent:
         return None
     hits = sum(
@@ -250,7 +257,7 @@ def honeypot_accuracy_update(
 
 
 def qualification_reinstate(
-    *, qualification: Qualification, actor: Any, reason: str = ""
+    *, qualification: Qualification, actor: Actor, reason: str = ""
 ) -> Qualification:
     """A lead lets a suspended evaluator work again; their honeypot window starts afresh."""
     if qualification.status != QualificationStatus.SUSPENDED:
@@ -281,7 +288,7 @@ def qualification_reinstate(
 
 
 def qualification_send_to_calibration(
-    *, qualification: Qualification, actor: Any, reason: str = ""
+    *, qualification: Qualification, actor: Actor, reason: str = ""
 ) -> Qualification:
     """A lead sends an evaluator back to the language's calibration round."""
     if qualification.status == QualificationStatus.REQUALIFY:
@@ -311,7 +318,7 @@ BUMPS = ("major", "minor", "patch", "initial")
 
 
 def project_guideline_version_set(
-    *, project: Project, version: str, bump: str, previous: str = "", actor: Any = None
+    *, project: Project, version: str, bump: str, previous: str = "", actor: Actor = None
 ) -> int:
     """Make `version` the project's current guideline version. Returns how many
     qualifications moved to "requalify".
@@ -338,7 +345,7 @@ def project_guideline_version_set(
             ).update(
                 status=QualificationStatus.REQUALIFY,
                 reason=f"Guideline {version} is a major revision: read it and pass the new calibration round.",
-                changed_by=actor if getattr(actor, "is_authenticated", False) else None,
+                changed_by=actor_user(actor),
                 changed_at=timezone.now(),
             )
         audit_record(
@@ -351,7 +358,7 @@ def project_guideline_version_set(
     return moved
 
 
-def qualification_acknowledge(*, evaluator: Any, project: Project, version: str) -> int:
+def qualification_acknowledge(*, evaluator: User, project: Project, version: str) -> int:
     """Record that the evaluator read `version` of the project's guideline, for every
     language they hold in the project. Returns how many qualifications were updated.
 
@@ -379,7 +386,7 @@ def qualification_acknowledge(*, evaluator: Any, project: Project, version: str)
     return updated
 
 
-def qualifications_needing_acknowledgement(*, evaluator: Any, project: Project) -> bool:
+def qualifications_needing_acknowledgement(*, evaluator: User, project: Project) -> bool:
     """True when the project has a guideline version this evaluator has not acknowledged."""
     if not project.guideline_version:
         return False

@@ -16,14 +16,14 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from annotation.audit import audit_record
+from annotation.audit import actor_user, audit_record
 from annotation.models import ApiToken, Project, TokenScope
+from annotation.types import Actor
 
 TOKEN_PREFIX = "pty_"
 # last_used_at is written at most this often per token, so a busy pipeline does not turn
@@ -60,7 +60,7 @@ def api_token_create(
     project: Project | None,
     scope: str,
     name: str = "",
-    actor: Any = None,
+    actor: Actor = None,
     expires_in: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns (token row, the secret). The secret is never stored or shown again.
@@ -76,7 +76,8 @@ def api_token_create(
             raise ValidationError(
                 "a token of the scope 'projects' belongs to no project; leave the project out"
             )
-        if not (getattr(actor, "is_authenticated", False) and actor.is_active):
+        user = actor_user(actor)
+        if user is None or not user.is_active:
             raise ValidationError(
                 "a token of the scope 'projects' needs the active user it acts for "
                 "(who will lead the projects it creates)"
@@ -95,7 +96,7 @@ def api_token_create(
         scope=scope,
         prefix=raw[:12],
         key_hash=token_hash(raw),
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=actor_user(actor),
         expires_at=timezone.now() + expires_in if expires_in is not None else None,
     )
     audit_record(
@@ -112,7 +113,7 @@ def api_token_create(
     return token, raw
 
 
-def api_token_revoke(*, token: ApiToken, actor: Any = None) -> ApiToken:
+def api_token_revoke(*, token: ApiToken, actor: Actor = None) -> ApiToken:
     """Revoke a token at once; revoking twice is a no-op."""
     if token.revoked_at is None:
         now = timezone.now()

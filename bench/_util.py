@@ -1,6 +1,7 @@
-"""Small helpers the benchmarks in bench/ share: percentiles, a latency summary, peak
-memory, the machine's description, a scratch PostgreSQL database and a gunicorn to
-measure against.
+"""Small helpers the benchmarks in bench/ share: percentiles, a latency summary, a timed
+step, peak memory, the machine's description, Django on a scratch database (PostgreSQL, or
+a SQLite file in a temporary folder), the production settings a bench serves with, and a
+gunicorn to measure against.
 
 Benchmarks print figures; nothing here asserts a time.
 """
@@ -12,17 +13,41 @@ import math
 import os
 import platform
 import resource
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Languages the benchmarks spread synthetic data over; --languages N takes the first N.
+LANGUAGES = (
+    "de",
+    "fr",
+    "es",
+    "zh",
+    "ar",
+    "hi",
+    "sw",
+    "ja",
+    "ru",
+    "pt",
+    "tr",
+    "ko",
+    "he",
+    "th",
+    "vi",
+    "id",
+)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -56,6 +81,40 @@ def format_latency(name: str, summary: dict[str, float]) -> str:
     )
 
 
+def measure(
+    label: str,
+    fn: Callable[[], Any],
+    *,
+    width: int = 58,
+    trace: bool = False,
+    totals: list[tuple[float, float]] | None = None,
+) -> tuple[Any, float]:
+    """Run fn and print its wall-clock seconds, the CPU seconds of this process (on a shared
+    machine the wall clock also counts other people's work) and the peak resident memory so
+    far; return its result and its seconds. With `trace`, run it a second time under
+    tracemalloc for the peak of what this step allocated (tracing slows Python code down, so
+    the seconds come from the untraced run). `totals` collects (wall, CPU) of each step."""
+    before = peak_memory_mb()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = fn()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    after = peak_memory_mb()
+    if totals is not None:
+        totals.append((seconds, cpu))
+    line = (
+        f"{label:<{width}} {seconds:8.3f} s wall {cpu:8.3f} s CPU   "
+        f"peak RSS {after:7.0f} MiB (+{after - before:.0f})"
+    )
+    if trace:
+        tracemalloc.start()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        line += f"   peak allocated {peak / 2**20:7.1f} MiB"
+    print(line, flush=True)
+    return result, seconds
+
+
 def peak_memory_mb(*, children: bool = False) -> float:
     """Peak resident memory of this process (or of its waited-for children), in MiB."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
@@ -84,6 +143,66 @@ def require_postgres(url: str | None, *, script: str) -> str:
             "measure the file lock, not the queue."
         )
     return url
+
+
+def django_setup(database_url: str | None = None, sqlite_path: str = "", **extra: str) -> None:
+    """Set Django up in this process with the production settings module: on
+    `database_url`, or else on the SQLite file `sqlite_path`; `extra` sets further
+    environment variables first. With neither, the environment as it is (a child process
+    that inherited its parent's)."""
+    if database_url or sqlite_path:
+        os.environ.setdefault("SECRET_KEY", "bench-not-a-secret")
+        os.environ.setdefault("DEBUG", "0")
+        os.environ["ALLOWED_HOSTS"] = "localhost"
+        if database_url:
+            os.environ["DATABASE_URL"] = database_url
+        else:
+            os.environ.pop("DATABASE_URL", None)
+            os.environ["SQLITE_PATH"] = sqlite_path
+        os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
+    os.environ.update(extra)
+    import django
+
+    django.setup()
+
+
+@contextmanager
+def django_on_scratch_database(
+    database_url: str | None, *, name: str, script: str, **extra: str
+) -> Iterator[None]:
+    """Django set up on a scratch PostgreSQL database `parity_bench_<name>_<pid>` on the
+    server at `database_url` (dropped afterwards), or, without one, on a SQLite file in a
+    temporary folder."""
+    with tempfile.TemporaryDirectory(prefix=f"parity-bench-{name}-") as tmp:
+        if database_url:
+            server = require_postgres(database_url, script=f"{script} --database-url")
+            with scratch_database(server, f"parity_bench_{name}_{os.getpid()}") as url:
+                django_setup(url, **extra)
+                yield
+        else:
+            django_setup(None, str(Path(tmp) / "bench.sqlite3"), **extra)
+            yield
+
+
+def served_environment(database_url: str, **extra: str) -> dict[str, str]:
+    """Production settings (DEBUG off) against the bench database, served over plain HTTP
+    on loopback, no broker; `extra` adds or overrides variables."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "parity.settings",
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY") or secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "STATIC_MANIFEST": "0",
+        # An empty folder, so whitenoise does not warn in every process that it is missing.
+        "STATIC_ROOT": tempfile.mkdtemp(prefix="parity-bench-static-"),
+        "WHITENOISE_USE_FINDERS": "1",
+        "CELERY_BROKER_URL": "",
+        **extra,
+    }
 
 
 def url_with_database(url: str, name: str) -> str:
@@ -170,18 +289,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def gunicorn_start(
+@contextmanager
+def gunicorn_serving(
     *,
-    port: int,
     workers: int,
     env: dict[str, str],
     ready_path: str,
     timeout: int,
     threads: int = 1,
     backlog: int | None = None,
-) -> subprocess.Popen[bytes]:
-    """gunicorn serving Parity on 127.0.0.1:`port` (sync workers, or gthread when `threads`
-    > 1) in its own process group; returns once `ready_path` answers 200."""
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """gunicorn serving Parity on a free loopback port (sync workers, or gthread when
+    `threads` > 1) in its own process group: yields (port, server) once `ready_path` answers
+    200, and stops it afterwards, even after an error."""
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -201,6 +322,14 @@ def gunicorn_start(
     if threads > 1:
         cmd += ["--worker-class", "gthread", "--threads", str(threads)]
     server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    try:
+        _wait_until_ready(server, port=port, ready_path=ready_path)
+        yield port, server
+    finally:
+        gunicorn_stop(server)
+
+
+def _wait_until_ready(server: subprocess.Popen[bytes], *, port: int, ready_path: str) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
         if server.poll() is not None:
@@ -210,10 +339,9 @@ def gunicorn_start(
             conn.request("GET", ready_path)
             if conn.getresponse().status == 200:
                 conn.close()
-                return server
+                return
         except OSError:
             time.sleep(0.3)
-    gunicorn_stop(server)
     raise RuntimeError("gunicorn did not answer within 60 s")
 
 

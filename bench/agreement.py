@@ -21,12 +21,7 @@ The target on the 2-core reference machine: under 5 s for part 1 at the defaults
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,46 +31,13 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from bench._util import machine_description, peak_memory_mb, require_postgres, scratch_database  # noqa: E402
-
-LANGUAGES = (
-    "de",
-    "fr",
-    "es",
-    "zh",
-    "ar",
-    "hi",
-    "sw",
-    "ja",
-    "ru",
-    "pt",
-    "tr",
-    "ko",
-    "he",
-    "th",
-    "vi",
-    "id",
+from bench._util import (  # noqa: E402
+    LANGUAGES,
+    django_on_scratch_database,
+    machine_description,
+    measure,
+    peak_memory_mb,
 )
-
-
-def _measure(label: str, fn: Callable[[], Any], *, trace: bool = False) -> Any:
-    """Run fn, print its seconds and the process's peak resident memory so far; with trace,
-    run it a second time under tracemalloc for the peak of what this step allocated
-    (tracing slows Python code down, so the seconds come from the untraced run)."""
-    before = peak_memory_mb()
-    started = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - started
-    after = peak_memory_mb()
-    line = f"{label:<46} {seconds:8.3f} s   peak RSS {after:7.0f} MiB (+{after - before:.0f})"
-    if trace:
-        tracemalloc.start()
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        line += f"   peak allocated {peak / 2**20:7.1f} MiB"
-    print(line, flush=True)
-    return result
 
 
 def _data(args: argparse.Namespace) -> Any:
@@ -105,14 +67,14 @@ def part_alpha(args: argparse.Namespace, data: Any) -> None:
         f"\n1. alpha: {args.units:,} units × {args.raters} raters, {args.scale}-point scale, "
         f"{args.missing:.0%} missing ({len(values):,} values), level {args.level}"
     )
-    package = _measure(
+    package, _ = measure(
         "krippendorff.alpha (point estimate only)",
         lambda: krippendorff.alpha(
             reliability_data=data, value_domain=domain, level_of_measurement=args.level
         ),
         trace=True,
     )
-    result = _measure(
+    result, _ = measure(
         f"alpha_with_ci ({args.resamples:,} resamples)",
         lambda: alpha_with_ci(
             unit=units,
@@ -129,21 +91,6 @@ def part_alpha(args: argparse.Namespace, data: Any) -> None:
         f"   alpha {result.alpha:.4f} (package {package:.4f}, formula {result.alpha_vectorised:.4f}), "
         f"95% CI [{lo:.4f}, {hi:.4f}], {result.units:,} units, {result.excluded_units:,} excluded"
     )
-
-
-def _setup_django(database_url: str | None, sqlite_path: str) -> None:
-    os.environ.setdefault("SECRET_KEY", "bench-agreement-not-a-secret")
-    os.environ.setdefault("DEBUG", "0")
-    os.environ["ALLOWED_HOSTS"] = "localhost"
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["SQLITE_PATH"] = sqlite_path
-    os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
-    import django
-
-    django.setup()
 
 
 def _load(args: argparse.Namespace, data: Any) -> Any:
@@ -225,14 +172,14 @@ def part_report(args: argparse.Namespace, data: Any) -> None:
         f"({'PostgreSQL' if args.database_url else 'SQLite'})",
         flush=True,
     )
-    project = _measure("setup: migrate and load (not the measure)", lambda: _load(args, data))
+    project, _ = measure("setup: migrate and load (not the measure)", lambda: _load(args, data))
     from annotation.agreement import agreement_report, parity_report
 
-    report = _measure(
+    report, _ = measure(
         f"parity_report ({args.resamples:,} resamples)",
         lambda: parity_report(project=project, resamples=args.resamples, seed=args.seed),
     )
-    _measure(
+    measure(
         f"agreement_report(by='language') ({args.resamples:,})",
         lambda: agreement_report(
             project=project, by="language", resamples=args.resamples, seed=args.seed
@@ -287,25 +234,10 @@ def main() -> None:
         parser.error(f"--languages must be between 1 and {len(LANGUAGES)}")
     print(f"bench/agreement.py on {machine_description()}")
     data = _data(args)
-    with tempfile.TemporaryDirectory(prefix="parity-bench-agreement-") as tmp:
-        if args.skip_report:
-            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "parity.settings")
-            os.environ.setdefault("SECRET_KEY", "bench-agreement-not-a-secret")
-            os.environ.setdefault("DEBUG", "0")
-            os.environ["SQLITE_PATH"] = str(Path(tmp) / "unused.sqlite3")
-            import django
-
-            django.setup()
-            part_alpha(args, data)
-        elif args.database_url:
-            server = require_postgres(args.database_url, script="bench/agreement.py --database-url")
-            with scratch_database(server, f"parity_bench_agreement_{os.getpid()}") as url:
-                _setup_django(url, "")
-                part_alpha(args, data)
-                part_report(args, data)
-        else:
-            _setup_django(None, str(Path(tmp) / "bench.sqlite3"))
-            part_alpha(args, data)
+    report_on = None if args.skip_report else args.database_url
+    with django_on_scratch_database(report_on, name="agreement", script="bench/agreement.py"):
+        part_alpha(args, data)
+        if not args.skip_report:
             part_report(args, data)
     print(f"\npeak resident memory of the process: {peak_memory_mb():.0f} MiB")
 

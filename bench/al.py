@@ -39,9 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +49,12 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from bench._util import machine_description, peak_memory_mb, require_postgres, scratch_database  # noqa: E402
+from bench._util import (  # noqa: E402
+    django_on_scratch_database,
+    machine_description,
+    measure,
+    peak_memory_mb,
+)
 
 LANGUAGES = ("de", "ar", "zh", "hi", "sw", "ru", "ja", "th", "am", "he", "ko", "el")
 # A few letters of each language's script, to make texts whose n-grams differ by script.
@@ -69,35 +72,6 @@ ALPHABETS = {
     "ko": "가나다라마바사아자차카타파하",
     "el": "αβγδεζηθικλμνξοπρστυφχψω",
 }
-
-
-def _measure(label: str, fn: Callable[[], Any]) -> Any:
-    before = peak_memory_mb()
-    started = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - started
-    after = peak_memory_mb()
-    print(
-        f"{label:<52} {seconds:8.3f} s   peak RSS {after:7.0f} MiB (+{after - before:.0f})",
-        flush=True,
-    )
-    return result, seconds
-
-
-def _setup_django(database_url: str | None, sqlite_path: str) -> None:
-    os.environ.setdefault("SECRET_KEY", "bench-al-not-a-secret")
-    os.environ.setdefault("DEBUG", "0")
-    os.environ["ALLOWED_HOSTS"] = "localhost"
-    os.environ["CELERY_BROKER_URL"] = ""
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["SQLITE_PATH"] = sqlite_path
-    os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
-    import django
-
-    django.setup()
 
 
 # ---------------------------------------------------------------------------------------
@@ -164,8 +138,8 @@ def part_select(args: argparse.Namespace) -> None:
         f"\n1. select: {args.pool:,} items in {args.languages} languages, {args.nnz} non-zeros each, "
         f"batch {args.batch:,}, committee on {args.labels:,} labels"
     )
-    pool, _ = _measure("setup: synthetic pool (not the measure)", lambda: _synthetic_pool(args))
-    fitted, _ = _measure(
+    pool, _ = measure("setup: synthetic pool (not the measure)", lambda: _synthetic_pool(args))
+    fitted, _ = measure(
         "committee fit (5 members + classifier)",
         lambda: committee_mod.committee_fit(
             pool["features"][pool["labelled"]], pool["y"], seed=args.seed
@@ -182,7 +156,7 @@ def part_select(args: argparse.Namespace) -> None:
         raw = scores_compute(inputs=inputs)
         return scores_combine(raw=raw, groups=pool["languages"])
 
-    (combined, pct), t_score = _measure(
+    (combined, pct), t_score = measure(
         f"score {args.pool:,} items ({5} scorers, percentiles, combine)", score
     )
 
@@ -212,7 +186,7 @@ def part_select(args: argparse.Namespace) -> None:
             picks += chosen
         return picks
 
-    picks, t_select = _measure(f"allocate (parity) and select a {args.batch:,}-item batch", select)
+    picks, t_select = measure(f"allocate (parity) and select a {args.batch:,}-item batch", select)
     print(
         f"   picked {len(picks):,} items ({sum(p.selection == 'audit' for p in picks):,} audit); "
         f"score + select {t_score + t_select:.2f} s (target < 5 s at 1,000,000 items)"
@@ -246,9 +220,9 @@ def part_modal(args: argparse.Namespace) -> None:
     k = min(args.batch, args.modal_pool // 10)
     totals = {"modal": 0.0, "vectorised": 0.0}
     for name, ours in committee_mod.VECTORISED.items():
-        theirs, t_modal = _measure(f"modAL {name}", lambda fn=modal_fns[name]: fn(fitted, X))
+        theirs, t_modal = measure(f"modAL {name}", lambda fn=modal_fns[name]: fn(fitted, X))
         fitted._last = None  # no decision values left over from the measure before: a fair time
-        mine, t_ours = _measure(f"vectorised {name}", lambda fn=ours: fn(fitted, X))
+        mine, t_ours = measure(f"vectorised {name}", lambda fn=ours: fn(fitted, X))
         ordered = np.sort(mine)[::-1]
         n = k
         while n < len(ordered) and ordered[n - 1] == ordered[n]:
@@ -268,7 +242,7 @@ def part_modal(args: argparse.Namespace) -> None:
         for fn in committee_mod.VECTORISED.values():
             fn(fitted, X)
 
-    _, totals["vectorised"] = _measure(
+    _, totals["vectorised"] = measure(
         "vectorised, all three in a row (one shared product)", all_three
     )
     print(
@@ -367,7 +341,7 @@ def part_round(args: argparse.Namespace) -> None:
         f"\n3. round: {args.round_items:,} pool items in {args.languages} languages in the database "
         f"({args.round_labels:,} labelled), budget {args.round_budget:,}"
     )
-    project, _ = _measure("setup: migrate and load (not the measure)", lambda: _load_round(args))
+    project, _ = measure("setup: migrate and load (not the measure)", lambda: _load_round(args))
 
     def run() -> Any:
         request = round_request_clean(
@@ -379,7 +353,7 @@ def part_round(args: argparse.Namespace) -> None:
         )
         return round_execute(request=request)
 
-    selection_round, seconds = _measure(
+    selection_round, seconds = measure(
         "full round (validate, features, committee, score, select, queue)", run
     )
     steps = ", ".join(
@@ -500,8 +474,8 @@ def part_workers(args: argparse.Namespace) -> None:
     print(
         f"\n4. workers: scoring {n:,} items in chunks of {args.chunk:,} on 1 and 2 worker processes"
     )
-    pool, _ = _measure("setup: synthetic pool (not the measure)", lambda: _worker_pool(args))
-    models, _ = _measure(
+    pool, _ = measure("setup: synthetic pool (not the measure)", lambda: _worker_pool(args))
+    models, _ = measure(
         "setup: committee and quality model (not the measure)",
         lambda: _worker_models(pool, args.labels, args.seed),
     )
@@ -517,7 +491,7 @@ def part_workers(args: argparse.Namespace) -> None:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
                 return list(executor.map(_score_chunk, chunks))
 
-        done, wall = _measure(f"score {n:,} items on {workers} worker(s)", run)
+        done, wall = measure(f"score {n:,} items on {workers} worker(s)", run)
         chunk_seconds = sorted(s for _, s, _ in done)
         cpu = sum(c for _, _, c in done)
         figures[workers] = wall
@@ -608,15 +582,11 @@ def main() -> None:
             "--batch must be at most half of --pool, --round-budget at most --round-items, --round-labels ≥ 20"
         )
     print(f"bench/al.py on {machine_description()}")
-    with tempfile.TemporaryDirectory(prefix="parity-bench-al-") as tmp:
-        if args.database_url and not args.skip_round:
-            server = require_postgres(args.database_url, script="bench/al.py --database-url")
-            with scratch_database(server, f"parity_bench_al_{os.getpid()}") as url:
-                _setup_django(url, "")
-                _run(args)
-        else:
-            _setup_django(None, str(Path(tmp) / "bench.sqlite3"))
-            _run(args)
+    database_url = None if args.skip_round else args.database_url
+    with django_on_scratch_database(
+        database_url, name="al", script="bench/al.py", CELERY_BROKER_URL=""
+    ):
+        _run(args)
     print(f"\npeak resident memory of the process: {peak_memory_mb():.0f} MiB")
 
 

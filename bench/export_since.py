@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import statistics
 import sys
 import threading
@@ -54,6 +53,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from bench._util import (  # noqa: E402
+    django_setup,
     machine_description,
     peak_memory_mb,
     percentile,
@@ -351,8 +351,8 @@ def _judgment_exports(*, project: Any, pairs: int, repeats: int) -> dict[str, An
 
 
 def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of each statement `export_marks_advance` sends now, as it
-    sends them (captured in a transaction that is rolled back, then replayed in another
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement a since pull's marking
+    (`export_marks_advance(thorough=False)`) sends now, as it sends them (captured in a transaction that is rolled back, then replayed in another
     that is rolled back too): nothing is marked."""
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
@@ -360,14 +360,14 @@ def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
     from annotation.exports.marks import export_marks_advance
 
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-        export_marks_advance(project=project)
+        export_marks_advance(project=project, thorough=False)
         transaction.set_rollback(True)
     explained = []
     with transaction.atomic(), connection.cursor() as cursor:
         for query in captured.captured_queries:
             sql = query["sql"]
             if (
-                sql.startswith(("SELECT", "INSERT", "DELETE", "CREATE TEMPORARY TABLE"))
+                sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLE"))
                 and "FOR NO KEY" not in sql
             ):
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
@@ -441,20 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     server_url = require_postgres(args.database_url, script="bench/export_since.py")
     with scratch_database(server_url, f"parity_bench_{os.getpid()}", keep=args.keep_db) as url:
-        os.environ.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "parity.settings",
-                "DATABASE_URL": url,
-                "DEBUG": "0",
-                "SECRET_KEY": secrets.token_urlsafe(50),
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "CELERY_BROKER_URL": "",
-                "PARITY_LANGUAGE_CHECK": "0",
-            }
-        )
-        import django
-
-        django.setup()
+        django_setup(url, CELERY_BROKER_URL="", PARITY_LANGUAGE_CHECK="0")
         from django.core.management import call_command
         from django.db import connection
 

@@ -25,9 +25,7 @@ import http.client
 import io
 import json
 import os
-import secrets
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,13 +40,12 @@ sys.path.insert(0, str(_HERE.parent))
 from bench._util import (  # noqa: E402
     cpu_busy_since,
     cpu_busy_start,
-    free_port,
-    gunicorn_start,
-    gunicorn_stop,
+    gunicorn_serving,
     machine_description,
     processes_cpu_seconds,
     require_postgres,
     scratch_database,
+    served_environment,
 )
 
 PROJECT_SLUG = "bench-import-export"
@@ -71,24 +68,13 @@ TEXT = {
 
 
 def _environment(database_url: str) -> dict[str, str]:
-    """Production settings (DEBUG off) against the bench database, over plain HTTP."""
-    return {
-        "DJANGO_SETTINGS_MODULE": "parity.settings",
-        "DATABASE_URL": database_url,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "STATIC_MANIFEST": "0",
-        "STATIC_ROOT": tempfile.mkdtemp(prefix="parity-bench-static-"),
-        "WHITENOISE_USE_FINDERS": "1",
-        "CELERY_BROKER_URL": "",
+    """The served environment (bench._util.served_environment) for an import run."""
+    return served_environment(
+        database_url,
         # Measured on its own below; in production it runs after the import commits.
-        "PARITY_LANGUAGE_CHECK": "0",
-        "API_TOKEN_RATE": "1000000/min",
-    }
+        PARITY_LANGUAGE_CHECK="0",
+        API_TOKEN_RATE="1000000/min",
+    )
 
 
 def _batch(start: int, size: int) -> bytes:
@@ -434,11 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         from django.db import connection
 
         connection.close()  # gunicorn and this process must not share a connection
-        port = free_port()
-        server = gunicorn_start(
-            port=port, workers=args.workers, env=env, ready_path="/api/v1/schema/", timeout=900
-        )
-        try:
+        with gunicorn_serving(
+            workers=args.workers, env=env, ready_path="/api/v1/schema/", timeout=900
+        ) as (port, server):
             database = connection.settings_dict["NAME"]
             cpu_before, busy = _cpu_split(database, port), cpu_busy_start()
             seconds, errors, answered = _import(
@@ -479,8 +463,6 @@ def main(argv: list[str] | None = None) -> int:
                         method="dawid_skene",
                     )
                 )
-        finally:
-            gunicorn_stop(server)
         language_check = (
             _language_check_rate(args.language_check_sample) if args.language_check_sample else None
         )

@@ -8,9 +8,10 @@ once, then each submit returns the next card: "submit+next"), half through the R
 time averaging --think seconds (people read before they rate); --think 0 is saturation.
 
 It creates its own database parity_load_<pid> on the server in DATABASE_URL, seeds it
-with bench/queue.py's seeding (N items by COPY, k overlap, the evaluators), starts
---instances gunicorns on free loopback ports (users are spread over them, as behind a
-load balancer; all share the one database) and drops the database at the end.
+as the queue benchmark does (bench/queue_seed.py: N items by COPY, k overlap, the
+evaluators), starts --instances gunicorns on free loopback ports (users are spread over
+them, as behind a load balancer; all share the one database) and drops the database at
+the end.
 
     # 50 evaluators pausing as people do, 60 s (about 2 minutes with set-up)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/load.py
@@ -33,20 +34,32 @@ import os
 import random
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Run as a script, this file's folder comes first on sys.path, and bench/queue.py would hide
+# the standard library's `queue` (which psycopg imports).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-from bench import queue as qbench  # noqa: E402
 from bench._util import (  # noqa: E402
-    free_port,
-    gunicorn_start,
-    gunicorn_stop,
+    django_setup,
+    gunicorn_serving,
     machine_description,
     require_postgres,
     scratch_database,
 )
+from bench.queue_seed import (  # noqa: E402
+    PASSWORD,
+    PROJECT_SLUG,
+    invariants,
+    queue_environment,
+    seed,
+    stored_judgments,
+)
+from bench.queue_workers import ASSIGNMENT_IN_CARD  # noqa: E402
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -109,7 +122,7 @@ def _locust_run(
     pages = iter(roster["http"])
     rest = iter(roster["rest"])
     host_cycle = itertools.cycle(hosts)
-    slug = qbench.PROJECT_SLUG
+    slug = PROJECT_SLUG
 
     def wait(user: Any) -> float:
         return random.expovariate(1 / think) if think > 0 else 0.0
@@ -133,7 +146,7 @@ def _locust_run(
                 name="login",
                 data={
                     "username": self.evaluator["username"],
-                    "password": qbench.PASSWORD,
+                    "password": PASSWORD,
                     "csrfmiddlewaretoken": self.cookie("csrftoken"),
                 },
                 allow_redirects=False,
@@ -159,7 +172,7 @@ def _locust_run(
                     headers=hx,
                     name="page: work",
                 ).content
-            found = qbench.ASSIGNMENT_IN_CARD.search(self.card or b"")
+            found = ASSIGNMENT_IN_CARD.search(self.card or b"")
             if found is None:
                 self.card = None
                 return
@@ -313,10 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     languages = [tag.strip() for tag in args.languages.split(",") if tag.strip()]
     per_mode = args.users // 2
     with scratch_database(server_url, f"parity_load_{os.getpid()}") as database_url:
-        env = {**qbench._django_environment(database_url), "LOG_LEVEL": "ERROR"}
+        env = {**queue_environment(database_url), "LOG_LEVEL": "ERROR"}
         os.environ.update(env)
-        qbench._django_setup()
-        seed = qbench._seed(
+        django_setup()
+        seeded = seed(
             items=args.items,
             languages=languages,
             evaluators=args.users - per_mode,
@@ -333,37 +346,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(languages)} languages, k={args.overlap}; {args.instances} gunicorn instance(s) × "
             f"{args.workers} workers × {args.threads} threads, PostgreSQL; client and server on this machine"
         )
-        servers = []
-        try:
-            for _ in range(args.instances):
-                port = free_port()
-                servers.append(
-                    (
-                        port,
-                        gunicorn_start(
-                            port=port,
-                            workers=args.workers,
-                            threads=args.threads,
-                            env=env,
-                            ready_path="/healthz",
-                            timeout=120,
-                            backlog=2048,
-                        ),
+        with ExitStack() as servers:
+            ports = [
+                servers.enter_context(
+                    gunicorn_serving(
+                        workers=args.workers,
+                        threads=args.threads,
+                        env=env,
+                        ready_path="/healthz",
+                        timeout=120,
+                        backlog=2048,
                     )
-                )
+                )[0]
+                for _ in range(args.instances)
+            ]
             out = _locust_in_child(
-                hosts=[f"http://127.0.0.1:{port}" for port, _ in servers],
-                roster=seed["roster"],
+                hosts=[f"http://127.0.0.1:{port}" for port in ports],
+                roster=seeded["roster"],
                 users=args.users,
                 seconds=args.seconds,
                 think=args.think,
             )
-        finally:
-            for _, server in servers:
-                gunicorn_stop(server)
         acknowledged = out["judgments"]
-        problems = qbench._invariants(project_id=seed["project_id"], overlap=args.overlap)
-        stored = qbench._stored_judgments(mode="http") + qbench._stored_judgments(mode="rest")
+        problems = invariants(project_id=seeded["project_id"], overlap=args.overlap)
+        stored = stored_judgments(mode="http") + stored_judgments(mode="rest")
         # Every acknowledged judgment is stored (some stored ones were acknowledged after the
         # measured window closed, or before it opened).
         if stored < sum(acknowledged.values()):

@@ -9,7 +9,7 @@ Two parts, each step printed with its seconds and the process's peak memory:
    versions (20), judged over W weeks (26), generated in memory with known effects and
    held as arrays — what the report has once the judgments are loaded. Timed: one score
    per item from its judgments, the series by model version and by week
-   (annotation.progress_stats.progress_series), a breakdown, alpha with its CI per
+   (annotation.progress.stats.progress_series), a breakdown, alpha with its CI per
    language (annotation.agreement.alpha_with_ci), and for a pairwise project the
    Bradley–Terry strengths of the V versions per language with CIs. All with R
    resamples (1,000). Target on the 2-core machine: under 5 s in all (rating project).
@@ -37,7 +37,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,47 +45,18 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from bench._util import machine_description, peak_memory_mb, require_postgres, scratch_database  # noqa: E402
-
-LANGUAGES = (
-    "de",
-    "fr",
-    "es",
-    "zh",
-    "ar",
-    "hi",
-    "sw",
-    "ja",
-    "ru",
-    "pt",
-    "tr",
-    "ko",
-    "he",
-    "th",
-    "vi",
-    "id",
+from bench._util import (  # noqa: E402
+    LANGUAGES,
+    django_setup,
+    machine_description,
+    measure,
+    peak_memory_mb,
+    require_postgres,
+    scratch_database,
 )
+
 START_DAY = "2025-01-06"  # a Monday
 KEPT_DB = "parity_bench_progress_kept"
-
-
-def _measure(
-    label: str, fn: Callable[[], Any], totals: list[tuple[float, float]] | None = None
-) -> Any:
-    """Run fn and print its wall-clock seconds, the CPU seconds of this process (on a shared
-    machine the wall clock also counts other people's work), and the peak memory."""
-    before = peak_memory_mb()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    result = fn()
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    after = peak_memory_mb()
-    if totals is not None:
-        totals.append((seconds, cpu))
-    print(
-        f"{label:<58} {seconds:8.3f} s wall {cpu:8.3f} s CPU   peak RSS {after:5.0f} MiB (+{after - before:.0f})",
-        flush=True,
-    )
-    return result
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,7 +91,7 @@ def part_arrays(args: argparse.Namespace) -> None:
     import numpy as np
 
     from annotation.agreement import alpha_with_ci
-    from annotation.progress_stats import (
+    from annotation.progress.stats import (
         bootstrap_group_means,
         bradley_terry_bootstrap,
         progress_series,
@@ -136,16 +107,16 @@ def part_arrays(args: argparse.Namespace) -> None:
     item = np.tile(np.arange(n_items), args.raters)
     score = data["ratings"].ravel()
     totals: list[tuple[float, float]] = []
-    per_item = _measure(
+    per_item, _ = measure(
         "one score per item (mean of its judgments)",
         lambda: (
             np.bincount(item, weights=score, minlength=n_items)
             / np.bincount(item, minlength=n_items)
         ),
-        totals,
+        totals=totals,
     )
     L, V, W = args.languages, args.versions, args.weeks
-    by_model = _measure(
+    by_model, _ = measure(
         f"series by model version ({L}×{V} groups, changes, gaps)",
         lambda: progress_series(
             data["language"],
@@ -156,9 +127,9 @@ def part_arrays(args: argparse.Namespace) -> None:
             resamples=args.resamples,
             seed=args.seed,
         ),
-        totals,
+        totals=totals,
     )
-    _measure(
+    measure(
         f"series by week ({L}×{W} groups, changes, gaps)",
         lambda: progress_series(
             data["language"],
@@ -169,9 +140,9 @@ def part_arrays(args: argparse.Namespace) -> None:
             resamples=args.resamples,
             seed=args.seed,
         ),
-        totals,
+        totals=totals,
     )
-    _measure(
+    measure(
         f"breakdown by domain ({L}×5 groups)",
         lambda: bootstrap_group_means(
             data["language"] * 5 + data["domain"],
@@ -180,7 +151,7 @@ def part_arrays(args: argparse.Namespace) -> None:
             resamples=args.resamples,
             seed=args.seed,
         ),
-        totals,
+        totals=totals,
     )
 
     def alphas() -> list[Any]:
@@ -201,7 +172,7 @@ def part_arrays(args: argparse.Namespace) -> None:
             )
         return out
 
-    results = _measure(f"alpha with CI per language ({L} languages)", alphas, totals)
+    results, _ = measure(f"alpha with CI per language ({L} languages)", alphas, totals=totals)
     print(
         f"   rating project, all steps: {sum(t[0] for t in totals):.3f} s wall, "
         f"{sum(t[1] for t in totals):.3f} s CPU"
@@ -228,7 +199,9 @@ def part_arrays(args: argparse.Namespace) -> None:
             for m in (data["language"] == lang for lang in range(L))
         ]
 
-    fits = _measure(f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all, totals)
+    fits, _ = measure(
+        f"pairwise: Bradley–Terry per language ({V} versions, CIs)", bt_all, totals=totals
+    )
     print(
         f"   pairwise project (all steps above and Bradley–Terry): {sum(t[0] for t in totals):.3f} s wall, "
         f"{sum(t[1] for t in totals):.3f} s CPU"
@@ -240,16 +213,8 @@ def part_arrays(args: argparse.Namespace) -> None:
 
 
 def _setup_django(database_url: str | None, sqlite_path: str) -> None:
-    os.environ.setdefault("SECRET_KEY", "bench-progress-not-a-secret")
-    os.environ.setdefault("DEBUG", "0")
-    # The API is timed through Django's test client, whose host is "testserver".
-    os.environ["ALLOWED_HOSTS"] = "localhost,testserver"
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["SQLITE_PATH"] = sqlite_path
-    os.environ["DJANGO_SETTINGS_MODULE"] = "parity.settings"
+    """Django with the production settings (bench._util.django_setup); the API is timed
+    through Django's test client, whose host is "testserver"."""
     # WhiteNoise warns once per process about the static folder a bench does not build: an
     # empty one, made by the first process, shared with the report process, removed at exit.
     if "STATIC_ROOT" not in os.environ:
@@ -258,9 +223,7 @@ def _setup_django(database_url: str | None, sqlite_path: str) -> None:
 
         os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="parity-bench-static-")
         atexit.register(shutil.rmtree, os.environ["STATIC_ROOT"], True)
-    import django
-
-    django.setup()
+    django_setup(database_url, sqlite_path, ALLOWED_HOSTS="localhost,testserver")
 
 
 def _constants(model: Any, template: Any, varying: Sequence[str]) -> tuple[list[str], str]:
@@ -272,7 +235,7 @@ def _constants(model: Any, template: Any, varying: Sequence[str]) -> tuple[list[
         if f.column not in varying and not (f.primary_key and "id" not in varying)
     ]
     fields = {f.column: f for f in model._meta.concrete_fields}
-    from annotation.imports import _copy_text
+    from annotation.imports.pg_copy import _copy_text
 
     return columns, "\t".join(_copy_text(getattr(template, fields[c].attname)) for c in columns)
 
@@ -555,7 +518,7 @@ def part_db(args: argparse.Namespace, database_url: str | None, sqlite_path: str
     )
     call_command("migrate", interactive=False, verbosity=0)
     for task_type in ("rating", "pairwise"):
-        project = _measure(
+        project, _ = measure(
             f"setup: {task_type} project, seeded (not the measure)",
             lambda task_type=task_type: _project_seed(args, task_type),
         )

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from annotation.audit import audit_record
+from annotation.audit import actor_user, audit_record
 from annotation.gold import gold_matches
 from annotation.languages import (
     language_display_name,
@@ -47,7 +47,7 @@ from annotation.qualification import (
 )
 from annotation.queue import judgment_submit
 from annotation.schema import judgment_value_validate
-from annotation.types import User
+from annotation.types import Actor, User
 from annotation.validation import text_clean
 from guidelines.models import (
     AttemptVerdict,
@@ -116,10 +116,6 @@ def _project_language(project: Project, tag: str) -> Language:
     return language
 
 
-def _actor(actor: Any) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) else None
-
-
 # ---------------------------------------------------------------------------------------
 # Guideline versions, translations, worked examples
 # ---------------------------------------------------------------------------------------
@@ -172,7 +168,7 @@ def guideline_publish(
     body: str,
     changelog: str = "",
     bump: str = "minor",
-    actor: Any = None,
+    actor: Actor = None,
     source_language: str | None = None,
 ) -> GuidelineVersion:
     """Publish a new version of the project's guideline and make it current.
@@ -201,7 +197,7 @@ def guideline_publish(
             patch=patch,
             body=body,
             changelog=changelog,
-            published_by=_actor(actor),
+            published_by=actor_user(actor),
         )
         requalify = project_guideline_version_set(
             project=project,
@@ -221,7 +217,7 @@ def guideline_publish(
 
 
 def guideline_translation_save(
-    *, project: Project, version: GuidelineVersion, language: str, body: str, actor: Any = None
+    *, project: Project, version: GuidelineVersion, language: str, body: str, actor: Actor = None
 ) -> GuidelineTranslation:
     """Add or replace the translation of a version into one of the project's languages."""
     if version.guideline.project_id != project.pk:
@@ -237,7 +233,7 @@ def guideline_translation_save(
     translation, created = GuidelineTranslation.objects.update_or_create(
         version=version,
         language=target,
-        defaults={"body": body, "translated_by": _actor(actor), "updated_at": timezone.now()},
+        defaults={"body": body, "translated_by": actor_user(actor), "updated_at": timezone.now()},
     )
     audit_record(
         verb="guideline.translate",
@@ -250,7 +246,7 @@ def guideline_translation_save(
 
 
 def worked_example_add(
-    *, project: Project, external_id: str, value: Any, explanation: str, actor: Any = None
+    *, project: Project, external_id: str, value: Any, explanation: str, actor: Actor = None
 ) -> WorkedExample:
     """Attach an item of the project to the guideline as a worked example."""
     guideline = Guideline.objects.filter(project=project).first()
@@ -286,7 +282,7 @@ def worked_example_add(
                 explanation=explanation,
                 position=position,
                 added_in=project.guideline_version,
-                created_by=_actor(actor),
+                created_by=actor_user(actor),
             )
     except IntegrityError:
         raise ValidationError(
@@ -302,7 +298,7 @@ def worked_example_add(
     return example
 
 
-def worked_example_remove(*, example: WorkedExample, actor: Any = None) -> None:
+def worked_example_remove(*, example: WorkedExample, actor: Actor = None) -> None:
     project = example.guideline.project
     audit_record(
         verb="guideline.example_remove",
@@ -436,7 +432,7 @@ def calibration_round_create(
     cooldown_seconds: Any,
     gold_item_ids: Iterable[Any],
     name: str = "",
-    actor: Any = None,
+    actor: Actor = None,
 ) -> CalibrationRound:
     """A round for (project, language, current guideline version), still a draft."""
     target = _project_language(project, language)
@@ -452,7 +448,7 @@ def calibration_round_create(
             name=name,
             pass_mark=clean_mark,
             cooldown_seconds=clean_cooldown,
-            created_by=_actor(actor),
+            created_by=actor_user(actor),
         )
         calibration_round.gold_items.set(items)
         audit_record(
@@ -471,7 +467,7 @@ def calibration_round_create(
 
 
 def calibration_round_items_set(
-    *, calibration_round: CalibrationRound, gold_item_ids: Iterable[Any], actor: Any = None
+    *, calibration_round: CalibrationRound, gold_item_ids: Iterable[Any], actor: Actor = None
 ) -> CalibrationRound:
     """Pick the round's gold items; only before anyone took it (scores must stay comparable)."""
     items = _gold_items_clean(
@@ -499,7 +495,7 @@ def calibration_round_items_set(
 
 
 def calibration_round_open(
-    *, calibration_round: CalibrationRound, actor: Any = None
+    *, calibration_round: CalibrationRound, actor: Actor = None
 ) -> CalibrationRound:
     """Open the round; the language's previously open round (if any) closes."""
     project = calibration_round.project
@@ -535,7 +531,7 @@ def calibration_round_open(
 
 
 def calibration_round_close(
-    *, calibration_round: CalibrationRound, actor: Any = None
+    *, calibration_round: CalibrationRound, actor: Actor = None
 ) -> CalibrationRound:
     with transaction.atomic():
         locked = CalibrationRound.objects.select_for_update().get(pk=calibration_round.pk)
@@ -595,6 +591,20 @@ def _shuffled(item_ids: list[int], seed: int) -> list[int]:
     return order
 
 
+def _attempt_order(item_ids: list[int], last: CalibrationAttempt | None) -> tuple[int, list[int]]:
+    """A fresh seed and the items in its shuffled order, never the order of the attempt
+    before (when there is more than one item)."""
+    seed = secrets.randbits(62)
+    order = _shuffled(item_ids, seed)
+    if last is not None and len(item_ids) > 1:
+        # Another seed until the order differs: an evaluator who failed should not be
+        # able to replay the answers they remember by position.
+        while order == last.order:
+            seed = (seed + 1) % (1 << 62)
+            order = _shuffled(item_ids, seed)
+    return seed, order
+
+
 def calibration_attempt_start(
     *, calibration_round: CalibrationRound, evaluator: User, now: datetime | None = None
 ) -> CalibrationAttempt:
@@ -631,14 +641,7 @@ def calibration_attempt_start(
             retry_at = last.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
             if now < retry_at:
                 raise CooldownActive(retry_at)
-        seed = secrets.randbits(62)
-        order = _shuffled(item_ids, seed)
-        if last is not None and len(item_ids) > 1:
-            # Another seed until the order differs: an evaluator who failed should not be
-            # able to replay the answers they remember by position.
-            while order == last.order:
-                seed = (seed + 1) % (1 << 62)
-                order = _shuffled(item_ids, seed)
+        seed, order = _attempt_order(item_ids, last)
         try:
             with transaction.atomic():
                 attempt = CalibrationAttempt.objects.create(
@@ -784,33 +787,7 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
     attempt.verdict = AttemptVerdict.PASSED if passed else AttemptVerdict.FAILED
     attempt.finished_at = timezone.now()
     attempt.save(update_fields=["correct", "total", "score", "verdict", "finished_at"])
-    language = calibration_round.language
-    qualification = Qualification.objects.filter(
-        evaluator=attempt.evaluator, project=project, language=language
-    ).first()
-    if qualification is not None and qualification.status in CALIBRATING:
-        if passed:
-            qualification_set(
-                project=project,
-                evaluator=attempt.evaluator,
-                language=language,
-                status=QualificationStatus.QUALIFIED,
-                actor=attempt.evaluator,
-                reason=f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%}).",
-            )
-        else:
-            retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
-            qualification_set(
-                project=project,
-                evaluator=attempt.evaluator,
-                language=language,
-                status=qualification.status,
-                actor=attempt.evaluator,
-                reason=(
-                    f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
-                    f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
-                ),
-            )
+    _qualification_after_attempt(attempt, passed=passed, score=score)
     audit_record(
         verb="calibration_attempt.finish",
         actor=attempt.evaluator,
@@ -825,7 +802,43 @@ def _attempt_finish(attempt: CalibrationAttempt, *, order: list[int]) -> None:
     )
 
 
-def calibration_rounds_renew(*, project: Project, actor: Any = None) -> list[CalibrationRound]:
+def _qualification_after_attempt(
+    attempt: CalibrationAttempt, *, passed: bool, score: float
+) -> None:
+    """A pass qualifies an evaluator who is calibrating; a fail keeps their status and
+    says when they may retry."""
+    calibration_round = attempt.round
+    project = calibration_round.project
+    language = calibration_round.language
+    qualification = Qualification.objects.filter(
+        evaluator=attempt.evaluator, project=project, language=language
+    ).first()
+    if qualification is None or qualification.status not in CALIBRATING:
+        return
+    if passed:
+        status: str = QualificationStatus.QUALIFIED
+        reason = (
+            f"Passed calibration with {score:.0%} (pass mark {calibration_round.pass_mark:.0%})."
+        )
+    else:
+        assert attempt.finished_at is not None
+        retry_at = attempt.finished_at + timedelta(seconds=calibration_round.cooldown_seconds)
+        status = qualification.status
+        reason = (
+            f"Calibration score {score:.0%} is below the pass mark of {calibration_round.pass_mark:.0%}; "
+            f"you can retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
+        )
+    qualification_set(
+        project=project,
+        evaluator=attempt.evaluator,
+        language=language,
+        status=status,
+        actor=attempt.evaluator,
+        reason=reason,
+    )
+
+
+def calibration_rounds_renew(*, project: Project, actor: Actor = None) -> list[CalibrationRound]:
     """After a major version: for every language with an earlier round that had gold items,
     open a new round for the current version with the same gold items, pass mark and
     cool-down, so evaluators sent back to calibration find a round waiting for them."""

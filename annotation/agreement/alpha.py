@@ -134,26 +134,16 @@ class _Coincidences:
         self.excluded = int((~cluster_pairable).sum())
         self.pairable_values = int(m[pairable_unit].sum())
 
-        # Pair every distinct value of a unit with every distinct value of the same unit.
-        keep = pairable_unit[ku]
-        ku, kv, counts = ku[keep], kv[keep], counts[keep].astype(np.float64)
-        lens = np.bincount(ku, minlength=n_units)
-        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-        partners = lens[ku]
-        i = np.repeat(np.arange(len(ku)), partners)
-        block = np.repeat(np.cumsum(partners) - partners, partners)
-        j = starts[ku[i]] + (np.arange(len(i)) - block)
-        weight = counts[i] * (counts[j] - (i == j)) / (m[ku[i]] - 1)
-        nonzero = weight > 0
-        # Clusters renumbered 0..C-1 among the included ones.
-        remap = np.full(len(cluster_ids), -1, dtype=np.int64)
-        remap[cluster_pairable] = np.arange(int(cluster_pairable.sum()))
-        rows = remap[unit_cluster[ku[i]]][nonzero]
-        cols = (kv[i] * V + kv[j])[nonzero]
-        n_clusters = int(cluster_pairable.sum())
-        shares = sparse.csr_matrix((weight[nonzero], (rows, cols)), shape=(n_clusters, V * V))
-        shares.sum_duplicates()
-        shares.sort_indices()
+        shares, n_clusters, (ku, kv, counts) = self._shares(
+            ku=ku,
+            kv=kv,
+            counts=counts,
+            m=m,
+            pairable_unit=pairable_unit,
+            unit_cluster=unit_cluster,
+            cluster_pairable=cluster_pairable,
+            n_values=V,
+        )
         self.n_clusters = n_clusters
         self.patterns, self.cluster_pattern, self.frequency = self._collapse(shares)
         # Only the cells some pattern fills, and the marginals (row sums) of each pattern.
@@ -172,6 +162,54 @@ class _Coincidences:
         unit_new = np.full(n_units, -1, dtype=np.int64)
         unit_new[pairable_unit] = np.arange(self.n_pairable_units)
         self._unit_new = unit_new
+
+    def result(self, **figures: Any) -> AlphaResult:
+        """An AlphaResult with `figures` and this matrix's counts."""
+        return AlphaResult(
+            **figures,
+            units=self.n_clusters,
+            excluded_units=self.excluded,
+            pairable_values=self.pairable_values,
+            included_clusters=self.included_clusters,
+        )
+
+    @staticmethod
+    def _shares(
+        *,
+        ku: np.ndarray,
+        kv: np.ndarray,
+        counts: np.ndarray,
+        m: np.ndarray,
+        pairable_unit: np.ndarray,
+        unit_cluster: np.ndarray,
+        cluster_pairable: np.ndarray,
+        n_values: int,
+    ) -> tuple[sparse.csr_matrix, int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each included cluster's share of the coincidence matrix (clusters × V·V), their
+        number, and the (unit, value, count) rows of the pairable units."""
+        V = n_values
+        n_units = len(m)
+        # Pair every distinct value of a unit with every distinct value of the same unit.
+        keep = pairable_unit[ku]
+        ku, kv, counts = ku[keep], kv[keep], counts[keep].astype(np.float64)
+        lens = np.bincount(ku, minlength=n_units)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        partners = lens[ku]
+        i = np.repeat(np.arange(len(ku)), partners)
+        block = np.repeat(np.cumsum(partners) - partners, partners)
+        j = starts[ku[i]] + (np.arange(len(i)) - block)
+        weight = counts[i] * (counts[j] - (i == j)) / (m[ku[i]] - 1)
+        nonzero = weight > 0
+        # Clusters renumbered 0..C-1 among the included ones.
+        remap = np.full(len(cluster_pairable), -1, dtype=np.int64)
+        remap[cluster_pairable] = np.arange(int(cluster_pairable.sum()))
+        rows = remap[unit_cluster[ku[i]]][nonzero]
+        cols = (kv[i] * V + kv[j])[nonzero]
+        n_clusters = int(cluster_pairable.sum())
+        shares = sparse.csr_matrix((weight[nonzero], (rows, cols)), shape=(n_clusters, V * V))
+        shares.sum_duplicates()
+        shares.sort_indices()
+        return shares, n_clusters, (ku, kv, counts)
 
     @staticmethod
     def _collapse(shares: sparse.csr_matrix) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
@@ -241,6 +279,48 @@ class _Coincidences:
             yield weights
 
 
+def _package_alpha(
+    co: _Coincidences, *, observed: np.ndarray, domain: np.ndarray, level: str
+) -> float | None:
+    """The `krippendorff` package's alpha of the pairable units, on the whole domain."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _finite(
+            krippendorff.alpha(
+                value_counts=co.value_counts(columns=observed, n_columns=len(domain)),
+                value_domain=domain,
+                level_of_measurement=level,
+            )
+        )
+
+
+def _bootstrap_ci(
+    co: _Coincidences,
+    *,
+    level: str,
+    domain: np.ndarray,
+    resamples: int,
+    seed: int,
+    confidence: float,
+) -> tuple[float | None, float | None]:
+    """The percentile interval of alpha over `resamples` resamples of the clusters."""
+    if resamples <= 0:
+        return None, None
+    rng = np.random.default_rng(seed)
+    alphas = np.concatenate(
+        [
+            co.alpha(w, level=level, domain=domain)
+            for w in co.resample_weights(resamples=resamples, rng=rng)
+        ]
+    )
+    alphas = alphas[np.isfinite(alphas)]
+    if not len(alphas):
+        return None, None
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = (float(x) for x in np.percentile(alphas, [tail, 100 - tail]))
+    return lo, hi
+
+
 def alpha_with_ci(
     *,
     unit: np.ndarray,
@@ -283,14 +363,7 @@ def alpha_with_ci(
     co = _Coincidences(
         unit=unit, value=compact.reshape(-1), cluster=cluster, n_values=len(observed)
     )
-    empty = AlphaResult(
-        alpha=None,
-        ci=(None, None),
-        units=co.n_clusters,
-        excluded_units=co.excluded,
-        pairable_values=co.pairable_values,
-        included_clusters=co.included_clusters,
-    )
+    empty = co.result(alpha=None, ci=(None, None))
     if co.n_clusters == 0:
         return empty
     used = domain_arr[observed]
@@ -303,39 +376,12 @@ def alpha_with_ci(
     estimator = "coincidence"
     point = vectorised
     if package and co.n_pairable_units * len(domain_arr) ** 2 <= PACKAGE_CELL_LIMIT:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            point = _finite(
-                krippendorff.alpha(
-                    value_counts=co.value_counts(columns=observed, n_columns=len(domain_arr)),
-                    value_domain=domain_arr,
-                    level_of_measurement=level,
-                )
-            )
+        point = _package_alpha(co, observed=observed, domain=domain_arr, level=level)
         estimator = "krippendorff"
-    lo = hi = None
-    if resamples > 0:
-        rng = np.random.default_rng(seed)
-        alphas = np.concatenate(
-            [
-                co.alpha(w, level=level, domain=used)
-                for w in co.resample_weights(resamples=resamples, rng=rng)
-            ]
-        )
-        alphas = alphas[np.isfinite(alphas)]
-        if len(alphas):
-            tail = (1 - confidence) / 2 * 100
-            lo, hi = (float(x) for x in np.percentile(alphas, [tail, 100 - tail]))
-    return AlphaResult(
-        alpha=point,
-        ci=(lo, hi),
-        units=co.n_clusters,
-        excluded_units=co.excluded,
-        pairable_values=co.pairable_values,
-        alpha_vectorised=vectorised,
-        estimator=estimator,
-        included_clusters=co.included_clusters,
+    lo, hi = _bootstrap_ci(
+        co, level=level, domain=used, resamples=resamples, seed=seed, confidence=confidence
     )
+    return co.result(alpha=point, ci=(lo, hi), alpha_vectorised=vectorised, estimator=estimator)
 
 
 def matrix_alpha(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from annotation.agreement.alpha import _finite, alpha_with_ci
+from annotation.agreement.alpha import AlphaResult, _finite, alpha_with_ci
 from annotation.agreement.loading import (
     _alpha_summary,
     _Judgments,
@@ -142,49 +142,14 @@ def _evaluator_groups(
         mine = rater == key
         own = pairs[pairs["rater"] == key]
         row, other = own["row"].to_numpy(), own["row_other"].to_numpy()
-        # Agreement with the others: alpha over two-value units (this rater's value, one
-        # other rater's value), resampled by item.
-        pair_id = np.arange(len(own))
-        if scheme.multi:
-            n_labels = len(scheme.labels)
-            unit = (
-                np.concatenate([pair_id, pair_id])[:, None] * n_labels
-                + np.arange(n_labels)[None, :]
-            )
-            value = np.concatenate([encoded[row], encoded[other]])
-            cluster = np.repeat(np.concatenate([items[row], items[other]]), n_labels)
-            with_others = alpha_with_ci(
-                unit=unit.ravel(),
-                value=value.ravel(),
-                cluster=cluster,
-                domain=scheme.domain,
-                level=scheme.level,
-                resamples=resamples,
-                seed=seed,
-                package=False,
-            )
-        else:
-            with_others = alpha_with_ci(
-                unit=np.concatenate([pair_id, pair_id]),
-                value=np.concatenate([encoded[row], encoded[other]]),
-                cluster=np.concatenate([items[row], items[row]]),
-                domain=scheme.domain,
-                level=scheme.level,
-                resamples=resamples,
-                seed=seed,
-                package=False,
-            )
+        with_others = _with_others(
+            items, encoded, row, other, scheme, resamples=resamples, seed=seed
+        )
         # Leave-one-out is a point estimate: its change against the overall alpha is the signal.
         without = _alpha_summary(data.subset(~mine), scheme, resamples=0, seed=seed, package=False)
         own_items = np.unique(items[mine])
         shared_items = np.unique(items[row]) if len(row) else np.zeros(0)
-        k = index[key]
-        peer = [
-            (kappas["kappa"][k][j], kappas["shared"][k][j])
-            for j in range(len(index))
-            if j != k and kappas["kappa"][k][j] is not None
-        ]
-        kappa_mean = (sum(v * w for v, w in peer) / sum(w for _, w in peer)) if peer else None
+        kappa_mean = _kappa_mean(kappas, index[key])
         groups.append(
             {
                 "key": key,
@@ -203,3 +168,53 @@ def _evaluator_groups(
             }
         )
     return groups, kappas
+
+
+def _with_others(
+    items: np.ndarray,
+    encoded: np.ndarray,
+    row: np.ndarray,
+    other: np.ndarray,
+    scheme: _Scheme,
+    *,
+    resamples: int,
+    seed: int,
+) -> AlphaResult:
+    """A rater's agreement with the others: alpha over two-value units (this rater's
+    value, one other rater's value), resampled by item."""
+    pair_id = np.arange(len(row))
+    if scheme.multi:
+        n_labels = len(scheme.labels)
+        unit = np.concatenate([pair_id, pair_id])[:, None] * n_labels + np.arange(n_labels)[None, :]
+        value = np.concatenate([encoded[row], encoded[other]])
+        cluster = np.repeat(np.concatenate([items[row], items[other]]), n_labels)
+        return alpha_with_ci(
+            unit=unit.ravel(),
+            value=value.ravel(),
+            cluster=cluster,
+            domain=scheme.domain,
+            level=scheme.level,
+            resamples=resamples,
+            seed=seed,
+            package=False,
+        )
+    return alpha_with_ci(
+        unit=np.concatenate([pair_id, pair_id]),
+        value=np.concatenate([encoded[row], encoded[other]]),
+        cluster=np.concatenate([items[row], items[row]]),
+        domain=scheme.domain,
+        level=scheme.level,
+        resamples=resamples,
+        seed=seed,
+        package=False,
+    )
+
+
+def _kappa_mean(kappas: dict[str, Any], k: int) -> float | None:
+    """Rater k's kappa with each other rater, weighted by the items they share."""
+    peer = [
+        (kappas["kappa"][k][j], kappas["shared"][k][j])
+        for j in range(len(kappas["raters"]))
+        if j != k and kappas["kappa"][k][j] is not None
+    ]
+    return (sum(v * w for v, w in peer) / sum(w for _, w in peer)) if peer else None

@@ -186,18 +186,7 @@ def _judgments_load(
         qs = qs.filter(item__language__tag=language)
     if item_ids is not None:
         qs = qs.filter(item_id__in=list(item_ids))
-    # Only the parts of the value agreement needs, extracted by the database: decoding
-    # every judgment's JSON (and converting every timestamp) in Python is most of the time
-    # a large report takes otherwise.
-    if project.task_type == TaskType.RATING:
-        parts = {"_score": Cast(KT("value__score"), IntegerField())}
-    elif project.task_type == TaskType.PAIRWISE:
-        parts = {
-            "_choice": KT("value__choice"),
-            "_strength": Cast(KT("value__strength"), IntegerField()),
-        }
-    else:
-        parts = {"_labels": KT("value__labels")}
+    parts = _value_parts(project.task_type)
     extra = ["created_at"] if with_created else []
     columns = [
         "item_id",
@@ -235,6 +224,25 @@ def _judgments_load(
     frame["rater"] = np.where(
         evaluator.notna(), "ev:" + evaluator.astype(str), "ext:" + external.astype(str)
     )
+    return _Judgments(frame, _rater_labels(evaluator, external))
+
+
+def _value_parts(task_type: str) -> dict[str, Any]:
+    """Only the parts of the value agreement needs, extracted by the database: decoding
+    every judgment's JSON (and converting every timestamp) in Python is most of the time
+    a large report takes otherwise."""
+    if task_type == TaskType.RATING:
+        return {"_score": Cast(KT("value__score"), IntegerField())}
+    if task_type == TaskType.PAIRWISE:
+        return {
+            "_choice": KT("value__choice"),
+            "_strength": Cast(KT("value__strength"), IntegerField()),
+        }
+    return {"_labels": KT("value__labels")}
+
+
+def _rater_labels(evaluator: pd.Series, external: pd.Series) -> dict[str, str]:
+    """How reports name each rater: evaluators by pseudonym, external raters by their id."""
     labels: dict[str, str] = {}
     ev_ids = sorted({int(x) for x in evaluator.dropna()})
     if ev_ids:
@@ -252,7 +260,7 @@ def _judgments_load(
                 )
             }
         )
-    return _Judgments(frame, labels)
+    return labels
 
 
 def _alpha_summary(
@@ -283,6 +291,7 @@ def _alpha_summary(
         return out
     items = frame["item"].to_numpy(dtype=np.int64)
     encoded = data.encoded(scheme)
+    bootstrap = {"resamples": resamples, "seed": seed}
     if scheme.multi:
         n_labels = len(scheme.labels)
         unit = (items[:, None] * n_labels + np.arange(n_labels)[None, :]).ravel()
@@ -292,33 +301,19 @@ def _alpha_summary(
             cluster=np.repeat(items, n_labels),
             domain=scheme.domain,
             level=scheme.level,
-            resamples=resamples,
-            seed=seed,
             package=package,
+            **bootstrap,
         )
         if per_label:
-            out["labels"] = []
-            for k, label in enumerate(scheme.labels):
-                r = alpha_with_ci(
-                    unit=items,
-                    value=encoded[:, k],
-                    domain=scheme.domain,
-                    level=scheme.level,
-                    resamples=resamples,
-                    seed=seed,
-                )
-                out["labels"].append(
-                    {"label": label, "alpha": r.alpha, "ci": list(r.ci), "units": r.units}
-                )
+            out["labels"] = _per_label_alphas(items, encoded, scheme, **bootstrap)
     else:
         result = alpha_with_ci(
             unit=items,
             value=encoded,
             domain=scheme.domain,
             level=scheme.level,
-            resamples=resamples,
-            seed=seed,
             package=package,
+            **bootstrap,
         )
     out.update(
         alpha=result.alpha,
@@ -326,4 +321,22 @@ def _alpha_summary(
         units=result.units,
         excluded_units=result.excluded_units,
     )
+    return out
+
+
+def _per_label_alphas(
+    items: np.ndarray, encoded: np.ndarray, scheme: _Scheme, *, resamples: int, seed: int
+) -> list[dict[str, Any]]:
+    """A multi-label project's alpha of each label on its own (binary, per item)."""
+    out = []
+    for k, label in enumerate(scheme.labels):
+        r = alpha_with_ci(
+            unit=items,
+            value=encoded[:, k],
+            domain=scheme.domain,
+            level=scheme.level,
+            resamples=resamples,
+            seed=seed,
+        )
+        out.append({"label": label, "alpha": r.alpha, "ci": list(r.ci), "units": r.units})
     return out

@@ -93,6 +93,58 @@ def _quality_rows(
     )
 
 
+def _item_counts(project: Project) -> dict[str, dict[str, Any]]:
+    """Per language tag: items, those picked by an uncertainty selector, in adjudication
+    and final."""
+    return {
+        row["language__tag"]: row
+        for row in Item.objects.filter(project=project, is_gold=False)
+        .values("language__tag")
+        .annotate(
+            n=Count("id"),
+            uncertainty=Count("id", filter=Q(selection=Selection.UNCERTAINTY)),
+            adjudication=Count("id", filter=Q(status=ItemStatus.ADJUDICATION)),
+            final=Count("id", filter=Q(status=ItemStatus.FINAL)),
+        )
+    }
+
+
+def _quality_note(
+    measure: dict[str, Any], item_counts: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What model quality measures and which items it uses."""
+    return {
+        **measure,
+        "items_used": "items not picked by an uncertainty selector (selection: "
+        + ", ".join(QUALITY_SELECTIONS)
+        + "); final labels replace their item's judgments",
+        "selections": list(QUALITY_SELECTIONS),
+        "items_excluded_uncertainty": int(
+            sum(c.get("uncertainty", 0) for c in item_counts.values())
+        ),
+    }
+
+
+def _language_counts(
+    sub: Any, counts: dict[str, Any], scheme: _Scheme, *, level: str, resamples: int, seed: int
+) -> dict[str, Any]:
+    """A language's items, judgments and raters, and its alpha with CI."""
+    agreement = _alpha_summary(sub, scheme, resamples=resamples, seed=seed, per_label=False)
+    return {
+        "items": int(counts.get("n", 0)),
+        "items_judged": int(sub.frame["item"].nunique()) if len(sub) else 0,
+        "items_in_adjudication": int(counts.get("adjudication", 0)),
+        "items_final": int(counts.get("final", 0)),
+        "judgments": agreement["judgments"],
+        "raters": int(sub.frame["rater"].nunique()) if len(sub) else 0,
+        "alpha": agreement["alpha"],
+        "level": level,
+        "ci": agreement["ci"],
+        "units": agreement["units"],
+        "excluded_units": agreement["excluded_units"],
+    }
+
+
 def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> ParityReport:
     """Per language: items, judgments, alpha with CI, model quality with CI, the ranking of
     models, honeypot accuracy, judgments per day, the gap to the best language, and flags.
@@ -105,17 +157,7 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
     data = _judgments_load(project, item_fields=("model", "model_a", "model_b", "selection"))
     frame = data.frame
     finals = dict(FinalLabel.objects.filter(item__project=project).values_list("item_id", "value"))
-    item_counts = {
-        row["language__tag"]: row
-        for row in Item.objects.filter(project=project, is_gold=False)
-        .values("language__tag")
-        .annotate(
-            n=Count("id"),
-            uncertainty=Count("id", filter=Q(selection=Selection.UNCERTAINTY)),
-            adjudication=Count("id", filter=Q(status=ItemStatus.ADJUDICATION)),
-            final=Count("id", filter=Q(status=ItemStatus.FINAL)),
-        )
-    }
+    item_counts = _item_counts(project)
     quality_frame = frame[frame["selection"] != Selection.UNCERTAINTY] if len(frame) else frame
     appearances: Counter[str] = Counter()
     if len(quality_frame):
@@ -130,8 +172,6 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
     for lang in project.languages.order_by("tag"):
         tag = lang.tag
         sub = data.subset((frame["language"] == tag).to_numpy()) if len(frame) else data
-        counts = item_counts.get(tag, {})
-        agreement = _alpha_summary(sub, scheme, resamples=resamples, seed=seed, per_label=False)
         qsub = (
             quality_frame[quality_frame["language"] == tag] if len(quality_frame) else quality_frame
         )
@@ -142,17 +182,9 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
             "language": tag,
             "name": lang.name,
             "direction": lang.direction,
-            "items": int(counts.get("n", 0)),
-            "items_judged": int(sub.frame["item"].nunique()) if len(sub) else 0,
-            "items_in_adjudication": int(counts.get("adjudication", 0)),
-            "items_final": int(counts.get("final", 0)),
-            "judgments": agreement["judgments"],
-            "raters": int(sub.frame["rater"].nunique()) if len(sub) else 0,
-            "alpha": agreement["alpha"],
-            "level": level,
-            "ci": agreement["ci"],
-            "units": agreement["units"],
-            "excluded_units": agreement["excluded_units"],
+            **_language_counts(
+                sub, item_counts.get(tag, {}), scheme, level=level, resamples=resamples, seed=seed
+            ),
             "quality": quality,
             "models": models,
             "ranking": _language_ranking(project, qsub, models),
@@ -172,16 +204,7 @@ def parity_report(*, project: Project, seed: int = 0, resamples: int = 1000) -> 
         "resamples": resamples,
         "seed": seed,
         "confidence": CONFIDENCE,
-        "quality": {
-            **measure,
-            "items_used": "items not picked by an uncertainty selector (selection: "
-            + ", ".join(QUALITY_SELECTIONS)
-            + "); final labels replace their item's judgments",
-            "selections": list(QUALITY_SELECTIONS),
-            "items_excluded_uncertainty": int(
-                sum(c.get("uncertainty", 0) for c in item_counts.values())
-            ),
-        },
+        "quality": _quality_note(measure, item_counts),
         "best_language": best,
         "languages": rows,
     }

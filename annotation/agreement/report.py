@@ -112,17 +112,7 @@ def agreement_report(
         report["kappa"] = kappas
         return report
     if by == "round":
-        # Calibration rounds are measured on calibration judgments (a round is a language
-        # and a guideline version); one evaluator's retries keep only the latest judgment.
-        data = _judgments_load(
-            project, language=language, kinds=CALIBRATION_KINDS, with_created=True
-        )
-        if len(data):
-            frame = data.frame.assign(_group=_group_key_column(data, by))
-            frame = frame.sort_values("created_at").drop_duplicates(
-                ["_group", "item", "rater"], keep="last"
-            )
-            data = _Judgments(frame, data.rater_labels)
+        data = _round_judgments(project, language)
         report["round_kinds"] = list(CALIBRATION_KINDS)
     keys = _group_key_column(data, by) if len(data) else pd.Series(dtype=str)
     groups = []
@@ -133,3 +123,16 @@ def agreement_report(
         groups.append({"key": key, "label": key, **summary})
     report["groups"] = groups
     return report
+
+
+def _round_judgments(project: Project, language: str | None) -> _Judgments:
+    """Calibration rounds are measured on calibration judgments (a round is a language
+    and a guideline version); one evaluator's retries keep only the latest judgment."""
+    data = _judgments_load(project, language=language, kinds=CALIBRATION_KINDS, with_created=True)
+    if not len(data):
+        return data
+    frame = data.frame.assign(_group=_group_key_column(data, "round"))
+    frame = frame.sort_values("created_at").drop_duplicates(
+        ["_group", "item", "rater"], keep="last"
+    )
+    return _Judgments(frame, data.rater_labels)

@@ -51,6 +51,11 @@ class Throughput(TypedDict):
     last_judgment_at: str | None
 
 
+class ParityFlag(TypedDict):
+    code: str  # no_agreement, low_agreement, indistinct
+    message: str  # in English, for pipelines; pages word it from the code
+
+
 class ParityLanguage(Throughput):
     language: str
     name: str
@@ -71,7 +76,7 @@ class ParityLanguage(Throughput):
     ranking: list[dict[str, Any]]
     honeypot: dict[str, Any]
     gap: float | None
-    flags: list[str]
+    flags: list[ParityFlag]
 
 
 class ParityReport(TypedDict):

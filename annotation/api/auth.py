@@ -9,7 +9,7 @@ the request then carries a `TokenUser` as `request.user` and the ApiToken as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -19,6 +19,7 @@ from rest_framework.request import Request
 
 from annotation.models import ApiToken
 from annotation.tokens import TokenExpired, api_token_authenticate
+from annotation.types import Actor, User
 
 
 class TokenUser:
@@ -80,9 +81,14 @@ def request_token(request: Request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
-def api_actor(request: Request) -> Any:
+def session_user(request: Request) -> User:
+    """The signed-in user of a request that a permission let through without a token."""
+    return cast(User, request.user)
+
+
+def api_actor(request: Request) -> Actor:
     """The Django user for services that record an actor; None when a token acts."""
-    return None if request_token(request) is not None else request.user
+    return None if request_token(request) is not None else cast(Actor, request.user)
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -113,85 +113,95 @@ def json_array_records(stream: IO[bytes], *, max_bytes: int) -> Iterator[tuple[i
     the array's own structure ends the stream with one error for that position, since
     nothing after it can be located reliably.
     """
-    decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    chunks = body_chunks(stream, max_bytes=max_bytes)
-    buf = ""
-    pos = 0
-    eof = False
+    reader = _ArrayReader(body_chunks(stream, max_bytes=max_bytes))
+    number = 0
+    try:
+        if not reader.skip_ws():
+            return
+        if reader.buf[reader.pos] != "[":
+            raise _Broken(_("a JSON array body must start with '['"))
+        reader.pos += 1
+        first = True
+        while True:
+            if not reader.skip_ws():
+                raise _Broken(_("the array is not closed with ']'"))
+            if reader.buf[reader.pos] == "]":
+                reader.pos += 1
+                if reader.skip_ws():
+                    raise _Broken(_("there is text after the closing ']'"))
+                return
+            if not first:
+                if reader.buf[reader.pos] != ",":
+                    raise _Broken(_("expected ',' or ']' between elements"))
+                reader.pos += 1
+                if not reader.skip_ws():
+                    raise _Broken(_("the array is not closed with ']'"))
+            first = False
+            number += 1
+            yield number, reader.element()
+    except _Broken as broken:
+        yield max(number, 1), LineError(max(number, 1), broken.message)
 
-    def more() -> bool:
-        nonlocal buf, pos, eof
-        if eof:
+
+class _ArrayReader:
+    """The text of a body read as it arrives: `buf` from `pos` on is not consumed yet."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.decoder = json.JSONDecoder()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def more(self) -> bool:
+        """Append the next read to what is left of the buffer; False at the end of the body."""
+        if self.eof:
             return False
-        chunk = next(chunks, None)
+        chunk = next(self.chunks, None)
         try:
-            text = utf8.decode(chunk or b"", final=chunk is None)
+            text = self.utf8.decode(chunk or b"", final=chunk is None)
         except UnicodeDecodeError as exc:
             raise _Broken(
                 _("the body is not valid UTF-8 (%(reason)s)") % {"reason": exc.reason}
             ) from None
         if chunk is None:
-            eof = True
-        buf = buf[pos:] + text
-        pos = 0
+            self.eof = True
+        self.buf = self.buf[self.pos :] + text
+        self.pos = 0
         return True
 
-    def skip_ws() -> bool:
+    def skip_ws(self) -> bool:
         """Advance past whitespace; False at the end of the body."""
-        nonlocal pos
         while True:
-            while pos < len(buf) and buf[pos] in _WHITESPACE:
-                pos += 1
-            if pos < len(buf):
+            while self.pos < len(self.buf) and self.buf[self.pos] in _WHITESPACE:
+                self.pos += 1
+            if self.pos < len(self.buf):
                 return True
-            if not more():
+            if not self.more():
                 return False
 
-    number = 0
-    try:
-        if not skip_ws():
-            return
-        if buf[pos] != "[":
-            raise _Broken(_("a JSON array body must start with '['"))
-        pos += 1
-        first = True
+    def element(self) -> Any:
+        """The JSON value that starts at `pos`, reading more until it is complete."""
         while True:
-            if not skip_ws():
-                raise _Broken(_("the array is not closed with ']'"))
-            if buf[pos] == "]":
-                pos += 1
-                if skip_ws():
-                    raise _Broken(_("there is text after the closing ']'"))
-                return
-            if not first:
-                if buf[pos] != ",":
-                    raise _Broken(_("expected ',' or ']' between elements"))
-                pos += 1
-                if not skip_ws():
-                    raise _Broken(_("the array is not closed with ']'"))
-            first = False
-            number += 1
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                except RecursionError:
-                    raise _Broken(_("the JSON is nested too deeply")) from None
-                except json.JSONDecodeError as exc:
-                    # Either the element is cut off at the end of the buffer (read more) or
-                    # it is really malformed (report it).
-                    near_end = exc.pos >= len(buf) - 64 or exc.msg.startswith("Unterminated string")
-                    if near_end and more():
-                        continue
-                    raise _Broken(_("not valid JSON: %(msg)s") % {"msg": exc.msg}) from None
-                if end == len(buf) and not isinstance(value, dict | list) and more():
-                    # A number or literal at the very end may continue in the next read.
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise _Broken(_("the JSON is nested too deeply")) from None
+            except json.JSONDecodeError as exc:
+                # Either the element is cut off at the end of the buffer (read more) or
+                # it is really malformed (report it).
+                near_end = exc.pos >= len(self.buf) - 64 or exc.msg.startswith(
+                    "Unterminated string"
+                )
+                if near_end and self.more():
                     continue
-                break
-            pos = end
-            yield number, value
-    except _Broken as broken:
-        yield max(number, 1), LineError(max(number, 1), broken.message)
+                raise _Broken(_("not valid JSON: %(msg)s") % {"msg": exc.msg}) from None
+            if end == len(self.buf) and not isinstance(value, dict | list) and self.more():
+                # A number or literal at the very end may continue in the next read.
+                continue
+            self.pos = end
+            return value
 
 
 class _Broken(Exception):

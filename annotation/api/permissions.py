@@ -25,9 +25,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from annotation.access import LEAD_ONLY
-from annotation.api.auth import request_token
+from annotation.api.auth import request_token, session_user
 from annotation.models import Project, Qualification
 from annotation.projects import project_by_slug, project_is_lead
+from annotation.types import User
 
 SESSION_ROLES = ("lead", "member", None)
 
@@ -41,11 +42,11 @@ def view_project(request: Request, view: Any) -> Project:
     project = project_by_slug(slug)
     if project is None:
         raise exceptions.NotFound(_("No project %(slug)r.") % {"slug": slug})
-    request._parity_project = project
+    request._parity_project = project  # type: ignore[attr-defined]  # a per-request cache
     return project
 
 
-def _is_member(*, project: Project, user: Any) -> bool:
+def _is_member(*, project: Project, user: User) -> bool:
     if project_is_lead(project=project, user=user):
         return True
     return Qualification.objects.filter(project=project, evaluator=user).exists()
@@ -84,7 +85,7 @@ class ProjectAccess(BasePermission):
                     % {"scope": token.scope, "needed": " or ".join(repr(s) for s in self.scopes)}
                 )
             return True
-        user = request.user
+        user = session_user(request)
         if project_is_lead(project=project, user=user):
             return True
         if not _is_member(project=project, user=user):

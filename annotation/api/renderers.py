@@ -9,7 +9,7 @@ from rest_framework.renderers import BaseRenderer
 
 
 class _PassThroughRenderer(BaseRenderer):
-    charset = None
+    charset: str | None = None
 
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None

@@ -25,7 +25,9 @@ class ErrorEntrySerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    errors = ErrorEntrySerializer(many=True)
+    # `errors`, `source`, `label` and `style` are attributes of DRF's Field and Serializer in
+    # its type stubs; these fields keep the public names of the API (the ignores below).
+    errors = ErrorEntrySerializer(many=True)  # type: ignore[assignment]
     truncated = serializers.BooleanField(
         required=False, help_text="More bad lines than were listed."
     )
@@ -128,7 +130,7 @@ class HistoricalLineSerializer(serializers.Serializer):
 class ItemListQuerySerializer(serializers.Serializer):
     language = serializers.CharField(required=False, max_length=35)
     status = serializers.ChoiceField(choices=ItemStatus.choices, required=False)
-    source = serializers.ChoiceField(choices=ItemSource.choices, required=False)
+    source = serializers.ChoiceField(choices=ItemSource.choices, required=False)  # type: ignore[assignment]
     flagged = serializers.BooleanField(
         required=False,
         allow_null=True,
@@ -248,7 +250,7 @@ class AgreementQuerySerializer(serializers.Serializer):
 
 class AlphaGroupSerializer(serializers.Serializer):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     alpha = serializers.FloatField(allow_null=True)
     ci = serializers.ListField(child=serializers.FloatField(allow_null=True), allow_null=True)
     units = serializers.IntegerField()
@@ -290,7 +292,7 @@ class ParityOutSerializer(serializers.Serializer):
 class PreferenceFilterSerializer(serializers.Serializer):
     """What a pull contains (the same for its lines and its retractions)."""
 
-    style = serializers.ChoiceField(
+    style = serializers.ChoiceField(  # type: ignore[assignment]
         choices=["standard", "conversational"], default="standard", required=False
     )
     shape = serializers.ChoiceField(
@@ -450,7 +452,7 @@ class UnpairedLineSerializer(serializers.Serializer):
 
     prompt = LineTextField()
     completion = LineTextField(help_text="the rated response")
-    label = serializers.BooleanField(help_text="score >= threshold")
+    label = serializers.BooleanField(help_text="score >= threshold")  # type: ignore[assignment]
     language = serializers.CharField(help_text="the language of the response (BCP 47)")
     item_id = serializers.CharField(help_text="the item's external_id")
     n_judgments = serializers.IntegerField()
@@ -485,7 +487,8 @@ class MessageSerializer(serializers.Serializer):
 
 class ReportInSerializer(serializers.Serializer):
     language = serializers.CharField(max_length=35, help_text="BCP 47 tag of the conversation")
-    conversation = MessageSerializer(
+    # many=True makes a ListSerializer, which takes max_length; the stubs do not know it.
+    conversation = MessageSerializer(  # type: ignore[call-arg]
         many=True,
         allow_empty=False,
         max_length=200,

@@ -10,7 +10,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from annotation.api import views
+from annotation.api.views import evaluators, exports, items, projects, reports
 
 app_name = "api"
 
@@ -24,32 +24,34 @@ urlpatterns = [
         ),
         name="redoc",
     ),
-    path("projects/", views.ProjectListView.as_view(), name="projects"),
-    path("projects/<slug:slug>/items/", views.ItemsView.as_view(), name="items"),
-    path("projects/<slug:slug>/judgments/", views.JudgmentsImportView.as_view(), name="judgments"),
-    path("projects/<slug:slug>/queue/claim/", views.QueueClaimView.as_view(), name="queue-claim"),
+    path("projects/", projects.ProjectListView.as_view(), name="projects"),
+    path("projects/<slug:slug>/items/", items.ItemsView.as_view(), name="items"),
+    path("projects/<slug:slug>/judgments/", items.JudgmentsImportView.as_view(), name="judgments"),
+    path(
+        "projects/<slug:slug>/queue/claim/", evaluators.QueueClaimView.as_view(), name="queue-claim"
+    ),
     path(
         "assignments/<int:assignment_id>/judgment/",
-        views.JudgmentSubmitView.as_view(),
+        evaluators.JudgmentSubmitView.as_view(),
         name="judgment-submit",
     ),
-    path("projects/<slug:slug>/agreement/", views.AgreementView.as_view(), name="agreement"),
-    path("projects/<slug:slug>/parity/", views.ParityView.as_view(), name="parity"),
+    path("projects/<slug:slug>/agreement/", reports.AgreementView.as_view(), name="agreement"),
+    path("projects/<slug:slug>/parity/", reports.ParityView.as_view(), name="parity"),
     path(
         "projects/<slug:slug>/export/preferences/",
-        views.PreferenceExportView.as_view(),
+        exports.PreferenceExportView.as_view(),
         name="export-preferences",
     ),
     path(
         "projects/<slug:slug>/export/preferences/retractions/",
-        views.PreferenceRetractionsView.as_view(),
+        exports.PreferenceRetractionsView.as_view(),
         name="export-preference-retractions",
     ),
     path(
         "projects/<slug:slug>/export/judgments/",
-        views.JudgmentExportView.as_view(),
+        exports.JudgmentExportView.as_view(),
         name="export-judgments",
     ),
-    path("projects/<slug:slug>/reports/", views.UserReportView.as_view(), name="reports"),
-    path("projects/<slug:slug>/datacard/", views.DatacardView.as_view(), name="datacard"),
+    path("projects/<slug:slug>/reports/", items.UserReportView.as_view(), name="reports"),
+    path("projects/<slug:slug>/datacard/", exports.DatacardView.as_view(), name="datacard"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
@@ -34,6 +34,52 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
     counted = Judgment.objects.filter(
         item__project=project, is_current=True, kind__in=COUNTED_JUDGMENT_KINDS
     )
+    languages = _languages(project, items, counted)
+    versions = [
+        {"version": row["guideline_version"] or None, "judgments": row["n"]}
+        for row in counted.values("guideline_version")
+        .annotate(n=Count("pk"))
+        .order_by("guideline_version")
+    ]
+    return {
+        "project": {
+            "slug": project.slug,
+            "name": project.name,
+            "task_type": project.task_type,
+            "overlap": project.overlap,
+            "agreement_level": project.agreement_level,
+            "guideline_version": project.guideline_version or None,
+        },
+        "generated_at": timezone.now().isoformat(),
+        "items": sum(lang["items"] for lang in languages),
+        "judgments": sum(lang["judgments"] for lang in languages),
+        "languages": languages,
+        "guideline_versions": versions,
+        "sources": _sources(items),
+        "export": _export_contents(),
+    }
+
+
+def _export_contents() -> dict[str, Any]:
+    """The columns of each shape of line, and what an export leaves out."""
+    return {
+        "columns": list(PAIR_COLUMNS),
+        "unpaired_columns": list(UNPAIRED_COLUMNS),
+        "optional_columns": {
+            "margin=scaled (pairs)": ["margin"],
+            "signals=1 (pairs)": list(PAIR_SIGNAL_COLUMNS),
+            "signals=1 (unpaired)": list(UNPAIRED_SIGNAL_COLUMNS),
+        },
+        "retraction_columns": list(RETRACTION_COLUMNS),
+        "excluded": "gold items (honeypots and calibration); honeypot and calibration judgments",
+        "labels": "final (adjudicated) labels where present, else the aggregate of the method asked for",
+    }
+
+
+def _languages(
+    project: Project, items: QuerySet[Item], counted: QuerySet[Judgment]
+) -> list[dict[str, Any]]:
+    """Per language: items (settled, flagged), judgments, who judged, agreement."""
     by_language = {
         row["language__tag"]: row
         for row in items.values("language__tag").annotate(
@@ -53,8 +99,8 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
     agreement = _agreement_by_language(project)
     languages = []
     for language in project.languages.order_by("tag"):
-        row = by_language.get(language.tag, {})
-        jrow = judged.get(language.tag, {})
+        row: dict[str, Any] = dict(by_language.get(language.tag, {}))
+        jrow: dict[str, Any] = dict(judged.get(language.tag, {}))
         languages.append(
             {
                 "tag": language.tag,
@@ -70,13 +116,12 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
                 "agreement": agreement.get(language.tag),
             }
         )
-    versions = [
-        {"version": row["guideline_version"] or None, "judgments": row["n"]}
-        for row in counted.values("guideline_version")
-        .annotate(n=Count("pk"))
-        .order_by("guideline_version")
-    ]
-    sources = [
+    return languages
+
+
+def _sources(items: QuerySet[Item]) -> list[dict[str, Any]]:
+    """Where the items came from: source, and the dataset and licence their metadata name."""
+    return [
         {
             "source": row["source"],
             "dataset": row["dataset"] if isinstance(row["dataset"], str) else None,
@@ -89,34 +134,6 @@ def datacard_build(*, project: Project) -> dict[str, Any]:
         .annotate(n=Count("pk"))
         .order_by("source", "dataset", "licence")
     ]
-    return {
-        "project": {
-            "slug": project.slug,
-            "name": project.name,
-            "task_type": project.task_type,
-            "overlap": project.overlap,
-            "agreement_level": project.agreement_level,
-            "guideline_version": project.guideline_version or None,
-        },
-        "generated_at": timezone.now().isoformat(),
-        "items": sum(lang["items"] for lang in languages),
-        "judgments": sum(lang["judgments"] for lang in languages),
-        "languages": languages,
-        "guideline_versions": versions,
-        "sources": sources,
-        "export": {
-            "columns": list(PAIR_COLUMNS),
-            "unpaired_columns": list(UNPAIRED_COLUMNS),
-            "optional_columns": {
-                "margin=scaled (pairs)": ["margin"],
-                "signals=1 (pairs)": list(PAIR_SIGNAL_COLUMNS),
-                "signals=1 (unpaired)": list(UNPAIRED_SIGNAL_COLUMNS),
-            },
-            "retraction_columns": list(RETRACTION_COLUMNS),
-            "excluded": "gold items (honeypots and calibration); honeypot and calibration judgments",
-            "labels": "final (adjudicated) labels where present, else the aggregate of the method asked for",
-        },
-    }
 
 
 def _metadata(key: str) -> KeyTextTransform:

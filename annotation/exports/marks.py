@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -30,6 +32,7 @@ from django.utils import timezone
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     ExportMark,
+    ExportPending,
     FinalLabel,
     Item,
     ItemStatus,
@@ -116,108 +119,163 @@ def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
 def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
     """Mark what became exportable or changed since the last export; returns the project's
     latest mark id (the cursor of a pull that starts now). `thorough=False` (incremental
-    pulls) looks only at the items the writers flagged as changed.
+    pulls) looks only at the items recorded as changed (ExportPending).
 
     Under a lock on the project row two exports of one project never mark at the same
     time, so mark ids grow in commit order. The candidates are collected into temporary
     tables before the insert: an INSERT that anti-joins the table it writes to makes
     PostgreSQL rescan the growing table for every row.
     """
-    marks = connection.ops.quote_name(ExportMark._meta.db_table)
-    items = connection.ops.quote_name(Item._meta.db_table)
     with transaction.atomic():
         # NO KEY: claims and submits insert rows that reference the project, and their
         # foreign-key checks (FOR KEY SHARE) must not wait for an export to finish marking.
         list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk"))
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # The judgment counts of a large project must fit in memory as a hash; with the
-                # default 4 MB PostgreSQL falls back to re-running the grouped count per item.
-                cursor.execute("SET LOCAL work_mem = '256MB'")
-                # A parallel plan has every worker build that hash again (one grouped count
-                # per process).
-                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-                # The work is index walks and hashing, not expressions: JIT costs more than it saves.
-                cursor.execute("SET LOCAL jit = off")
-            cursor.execute("DROP TABLE IF EXISTS parity_export_candidates")
-            cursor.execute("DROP TABLE IF EXISTS parity_export_marking")
-            # One pass over the project's items and their marks finds both kinds of candidate:
-            # items never marked (not gold), and marked items whose label version moved since
-            # they were marked (gold ones too: made gold, a line is retracted). The items'
-            # table is wide (texts), so reading it once instead of three times is most of
-            # what a pull that changed little costs.
-            # Incremental pulls read only the items changed since the export last looked
-            # (label_version ahead of exported_version, index item_export_pending): every
-            # write that settles or changes an item moves its version. A full pull reads the
-            # whole project once more — items never marked (not gold) and marked items whose
-            # version moved — so a change made around the services is still found there.
-            pending = "i.label_version > i.exported_version"
-            if thorough:
-                pending = (
-                    f"({pending} OR (m.item_id IS NULL AND NOT i.is_gold) "
-                    "OR i.label_version <> m.label_version)"
-                )
-            cursor.execute(
-                "CREATE TEMPORARY TABLE parity_export_candidates AS "  # noqa: S608 - names from the models
-                f"SELECT i.id, i.label_version, m.item_id IS NULL AS unmarked, i.is_gold FROM {items} i "
-                f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
-                f"WHERE i.project_id = %s AND {pending}",
-                [project.pk, project.pk],
-            )
-            if connection.vendor == "postgresql":
-                # A temporary table has no statistics until analysed: the settled check's
-                # plan depends on whether 10 or a million candidates are unmarked.
-                cursor.execute("ANALYZE parity_export_candidates")
-            new_sql, new_params = (
-                _settled_among_candidates(project=project)
-                .order_by()
-                .values_list("id", "label_version")
-                .query.sql_with_params()
-            )
-            # Changed marked items are marked again whether or not they still qualify: a
-            # pull then carries their current line or their retraction. Each with the label
-            # version read here: one bumped after this read differs from its new mark, so
-            # the next pull marks it again.
-            cursor.execute(
-                "CREATE TEMPORARY TABLE parity_export_marking AS "
-                "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
-                f"UNION ALL {new_sql}",
-                new_params,
-            )
-            # What the export has now looked at, at the version it read: a bump after that
-            # read leaves the item pending for the next pull.
-            cursor.execute(
-                f"UPDATE {items} SET exported_version = c.label_version "  # noqa: S608
-                f"FROM parity_export_candidates c WHERE {items}.id = c.id"
-            )
-            cursor.execute("DROP TABLE parity_export_candidates")
+            _marking_prepare(cursor)
+            _pending_take(cursor, project=project)
+            _candidates_collect(cursor, project=project, thorough=thorough)
+            _marking_collect(cursor, project=project)
             if project.task_type == "rating":
-                # A rating pair belongs to its prompt: every marked response of a prompt with
-                # a change is marked again, so a pull carries the prompt's whole group.
-                cursor.execute(
-                    f"INSERT INTO parity_export_marking (id, label_version) SELECT m.item_id, s.label_version "  # noqa: S608
-                    f"FROM {marks} m "
-                    f"JOIN {items} s ON s.id = m.item_id "
-                    f"WHERE m.project_id = %s AND s.prompt_id <> '' AND (s.language_id, s.prompt_id) IN ("
-                    f"  SELECT c.language_id, c.prompt_id FROM {items} c "
-                    "  WHERE c.id IN (SELECT id FROM parity_export_marking) AND c.prompt_id <> '')"
-                    " AND m.item_id NOT IN (SELECT id FROM parity_export_marking)",
-                    [project.pk],
-                )
-            cursor.execute(
-                f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)"
-            )  # noqa: S608
-            # From the temporary table alone: reading each item's version again would be a
-            # random read of the wide items' table per mark.
-            cursor.execute(
-                f"INSERT INTO {marks} (project_id, item_id, label_version, created_at) "  # noqa: S608
-                "SELECT %s, id, label_version, %s FROM parity_export_marking ORDER BY id",
-                [project.pk, now],
-            )
-            marked = cursor.rowcount
-            cursor.execute("DROP TABLE parity_export_marking")
-            if marked > 10_000 and connection.vendor == "postgresql":
-                # Fresh statistics keep the next pull's range scan and anti-join on the index.
-                cursor.execute(f"ANALYZE {marks}")
+                _prompt_groups_add(cursor, project=project)
+            _marks_write(cursor, project=project, now=now)
         return ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
+
+
+def _tables() -> tuple[str, str]:
+    """The quoted names of the marks' and the items' tables."""
+    quote = connection.ops.quote_name
+    return quote(ExportMark._meta.db_table), quote(Item._meta.db_table)
+
+
+_TEMPORARY_TABLES = ("parity_export_taken", "parity_export_candidates", "parity_export_marking")
+
+
+def _marking_prepare(cursor: CursorWrapper) -> None:
+    if connection.vendor == "postgresql":
+        # The judgment counts of a large project must fit in memory as a hash; with the
+        # default 4 MB PostgreSQL falls back to re-running the grouped count per item.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        # A parallel plan has every worker build that hash again (one grouped count
+        # per process).
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        # The work is index walks and hashing, not expressions: JIT costs more than it saves.
+        cursor.execute("SET LOCAL jit = off")
+    for table in _TEMPORARY_TABLES:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _pending_take(cursor: CursorWrapper, *, project: Project) -> None:
+    """parity_export_taken: the items whose label version moved since the export last
+    looked (a trigger records each move in ExportPending), deleted from there — only
+    those taken; a move committed after this read stays pending for the next pull. Their
+    versions are read after the delete, which waits for a writer still holding a pending
+    row, so a version read later includes every move whose row was taken."""
+    pending = connection.ops.quote_name(ExportPending._meta.db_table)
+    cursor.execute(
+        "CREATE TEMPORARY TABLE parity_export_taken AS "  # noqa: S608 - names from the models
+        f"SELECT item_id AS id FROM {pending} WHERE project_id = %s",
+        [project.pk],
+    )
+    cursor.execute(f"DELETE FROM {pending} WHERE item_id IN (SELECT id FROM parity_export_taken)")  # noqa: S608
+
+
+def _candidates_collect(cursor: CursorWrapper, *, project: Project, thorough: bool) -> None:
+    """parity_export_candidates: the items to look at, with whether they were ever marked.
+
+    Incremental pulls look only at the taken items (parity_export_taken). A full pull
+    reads the whole project once more — items never marked (not gold) and marked items
+    whose version moved since their mark (gold ones too: made gold, a line is retracted)
+    — so a change made around the services is found there."""
+    marks, items = _tables()
+    selected = "i.id, i.label_version, m.item_id IS NULL AS unmarked, i.is_gold"
+    if thorough:
+        sql = (
+            f"SELECT {selected} FROM {items} i "  # noqa: S608 - names from the models
+            f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
+            "WHERE i.project_id = %s AND (i.id IN (SELECT id FROM parity_export_taken) "
+            "OR (m.item_id IS NULL AND NOT i.is_gold) OR i.label_version <> m.label_version)"
+        )
+    elif connection.vendor == "postgresql":
+        # What changed is usually a small share of a large project: one index lookup per
+        # changed item in the items and in the marks (rows just written, in memory), not a
+        # pass over all of them, which PostgreSQL's cost model otherwise prefers from about
+        # a tenth of the project on (three times slower at 10,000 of 100,000;
+        # bench/README.md). OFFSET 0 keeps each lookup a lookup.
+        sql = (
+            f"SELECT {selected} FROM parity_export_taken t "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT id, label_version, is_gold FROM {items} "
+            "  WHERE id = t.id AND project_id = %s OFFSET 0) i "
+            f"LEFT JOIN LATERAL (SELECT item_id FROM {marks} "
+            "  WHERE item_id = t.id AND project_id = %s OFFSET 0) m ON true"
+        )
+    else:
+        sql = (
+            f"SELECT {selected} FROM parity_export_taken t JOIN {items} i ON i.id = t.id "  # noqa: S608
+            f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
+            "WHERE i.project_id = %s"
+        )
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE parity_export_candidates AS {sql}", [project.pk, project.pk]
+    )
+    cursor.execute("DROP TABLE parity_export_taken")
+    if connection.vendor == "postgresql":
+        # A temporary table has no statistics until analysed: the settled check's
+        # plan depends on whether 10 or a million candidates are unmarked.
+        cursor.execute("ANALYZE parity_export_candidates")
+
+
+def _marking_collect(cursor: CursorWrapper, *, project: Project) -> None:
+    """parity_export_marking: the candidates to mark, each with the label version read
+    here."""
+    new_sql, new_params = (
+        _settled_among_candidates(project=project)
+        .order_by()
+        .values_list("id", "label_version")
+        .query.sql_with_params()
+    )
+    # Changed marked items are marked again whether or not they still qualify: a
+    # pull then carries their current line or their retraction. Each with the label
+    # version read here: a move after this read leaves the item pending again, so
+    # the next pull marks it again.
+    cursor.execute(
+        "CREATE TEMPORARY TABLE parity_export_marking AS "
+        "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
+        f"UNION ALL {new_sql}",
+        new_params,
+    )
+    cursor.execute("DROP TABLE parity_export_candidates")
+
+
+def _prompt_groups_add(cursor: CursorWrapper, *, project: Project) -> None:
+    """A rating pair belongs to its prompt: every marked response of a prompt with a
+    change is marked again, so a pull carries the prompt's whole group."""
+    marks, items = _tables()
+    cursor.execute(
+        f"INSERT INTO parity_export_marking (id, label_version) SELECT m.item_id, s.label_version "  # noqa: S608
+        f"FROM {marks} m "
+        f"JOIN {items} s ON s.id = m.item_id "
+        f"WHERE m.project_id = %s AND s.prompt_id <> '' AND (s.language_id, s.prompt_id) IN ("
+        f"  SELECT c.language_id, c.prompt_id FROM {items} c "
+        "  WHERE c.id IN (SELECT id FROM parity_export_marking) AND c.prompt_id <> '')"
+        " AND m.item_id NOT IN (SELECT id FROM parity_export_marking)",
+        [project.pk],
+    )
+
+
+def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any) -> None:
+    """Replace the marks of everything in parity_export_marking, in id order."""
+    marks, _ = _tables()
+    cursor.execute(f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)")  # noqa: S608
+    # From the temporary table alone: reading each item's version again would be a
+    # random read of the wide items' table per mark.
+    cursor.execute(
+        f"INSERT INTO {marks} (project_id, item_id, label_version, created_at) "  # noqa: S608
+        "SELECT %s, id, label_version, %s FROM parity_export_marking ORDER BY id",
+        [project.pk, now],
+    )
+    marked = cursor.rowcount
+    cursor.execute("DROP TABLE parity_export_marking")
+    if marked > 10_000 and connection.vendor == "postgresql":
+        # Fresh statistics keep the next pull's range scan and anti-join on the index.
+        cursor.execute(f"ANALYZE {marks}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from itertools import combinations
@@ -45,6 +45,7 @@ from annotation.exports.rows import ExportRow, Marked, in_transaction, json_valu
 from annotation.labels import ItemLabel, LabelRule, item_label
 from annotation.languages import language_tag_normalize
 from annotation.models import ApiToken, Language, Project, TaskType
+from annotation.types import Actor
 
 METHODS = ("majority", "dawid_skene")
 STYLES = ("standard", "conversational")
@@ -188,11 +189,44 @@ def preference_options(
     signals: bool = False,
     prompt_template: str | None = None,
 ) -> PreferenceOptions:
-    """The options of a pull, checked against the project; ValidationError by field."""
-    _one_of("method", method, METHODS)
-    _one_of("style", style, STYLES)
-    _one_of("shape", shape, SHAPES)
-    _one_of("pairs", pairs, PAIRINGS)
+    """The options of a pull, checked against the project; ValidationError by field
+    (checked in this order, so the first bad field is the one reported)."""
+    for field, value, allowed in (
+        ("method", method, METHODS),
+        ("style", style, STYLES),
+        ("shape", shape, SHAPES),
+        ("pairs", pairs, PAIRINGS),
+    ):
+        _one_of(field, value, allowed)
+    _task_type_check(project, method=method, shape=shape, pairs=pairs)
+    gap, cut = _rating_cuts(project, shape=shape, min_gap=min_gap, threshold=threshold)
+    split, fraction = _split_check(split, test_fraction)
+    if margin not in (None, ""):
+        _one_of("margin", margin, MARGINS)
+    else:
+        margin = None
+    template = _prompt_template_check(prompt_template, style=style)
+    return PreferenceOptions(
+        method=method,
+        style=style,
+        shape=shape,
+        pairs=pairs,
+        language=project_language(project=project, tag=language),
+        min_agreement=_number("min_agreement", min_agreement, low=0.0, high=1.0),
+        exclude_ties=bool(exclude_ties),
+        min_gap=gap or 0.0,
+        threshold=cut,
+        split=split,
+        test_fraction=fraction if fraction is not None else DEFAULT_TEST_FRACTION,
+        margin=margin,
+        signals=bool(signals),
+        prompt_template=template,
+    )
+
+
+def _task_type_check(project: Project, *, method: str, shape: str, pairs: str) -> None:
+    """What the project's task type rules out: preference lines for labels projects, and
+    the options of one task type asked of the other."""
     if project.task_type == TaskType.LABELS:
         raise ValidationError(
             "a labels project has no preference pairs; use the judgment export (export/judgments/)"
@@ -224,8 +258,15 @@ def preference_options(
                 ]
             }
         )
+
+
+def _rating_cuts(
+    project: Project, *, shape: str, min_gap: float | None, threshold: float | None
+) -> tuple[float | None, float | None]:
+    """A rating pair's smallest score difference, and the rating from which an unpaired
+    completion is good (the scale's middle unless asked)."""
     gap = _number("min_gap", min_gap, low=0.0)
-    if gap is not None and not rating:
+    if gap is not None and project.task_type != TaskType.RATING:
         raise ValidationError(
             {"min_gap": ["is for rating projects (the score difference of a pair)"]}
         )
@@ -237,6 +278,10 @@ def preference_options(
     if cut is None and shape == "unpaired":
         low, high = _scale(project)
         cut = (low + high) / 2
+    return gap, cut
+
+
+def _split_check(split: str | None, test_fraction: float | None) -> tuple[str | None, float | None]:
     if split is not None and split != "":
         _one_of("split", split, SPLITS)
     else:
@@ -246,10 +291,10 @@ def preference_options(
     )
     if fraction is not None and split is None:
         raise ValidationError({"test_fraction": ["goes with split=train or split=test"]})
-    if margin not in (None, ""):
-        _one_of("margin", margin, MARGINS)
-    else:
-        margin = None
+    return split, fraction
+
+
+def _prompt_template_check(prompt_template: str | None, *, style: str) -> str:
     template = DEFAULT_PROMPT_TEMPLATE if prompt_template is None else prompt_template
     if not isinstance(template, str) or template.count("{prompt}") != 1:
         raise ValidationError({"prompt_template": ["must contain {prompt} exactly once"]})
@@ -265,22 +310,7 @@ def preference_options(
                 ]
             }
         )
-    return PreferenceOptions(
-        method=method,
-        style=style,
-        shape=shape,
-        pairs=pairs,
-        language=project_language(project=project, tag=language),
-        min_agreement=_number("min_agreement", min_agreement, low=0.0, high=1.0),
-        exclude_ties=bool(exclude_ties),
-        min_gap=gap or 0.0,
-        threshold=cut,
-        split=split,
-        test_fraction=fraction if fraction is not None else DEFAULT_TEST_FRACTION,
-        margin=margin,
-        signals=bool(signals),
-        prompt_template=template,
-    )
+    return template
 
 
 def _scale(project: Project) -> tuple[float, float]:
@@ -294,7 +324,7 @@ class PreferenceExport:
     (`columns` in order; `schema` for Parquet)."""
 
     cursor: str
-    rows: Iterator[dict[str, Any]]
+    rows: Generator[dict[str, Any], None, None]
     style: str
     columns: tuple[str, ...]
     schema: pa.Schema
@@ -304,7 +334,7 @@ def preference_export(
     *,
     project: Project,
     since: str | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     token: ApiToken | None = None,
     **options: Any,
 ) -> PreferenceExport:
@@ -328,7 +358,7 @@ def preference_retractions(
     *,
     project: Project,
     since: str | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     token: ApiToken | None = None,
     **options: Any,
 ) -> PreferenceExport:
@@ -341,7 +371,9 @@ def preference_retractions(
     )
 
     def retracted() -> Iterator[dict[str, Any]]:
-        with closing(_units(marked, opts)) as units:
+        # Which items have a line decides a retraction, not what the line says: no texts
+        # (the prompt only when a split hashes it), no signals.
+        with closing(_units(marked, opts, texts=False)) as units:
             for keys, lines in units:
                 kept = {line["item_id"] for line in lines}
                 for key in keys:
@@ -363,7 +395,7 @@ def _marks(
     since: str | None,
     opts: PreferenceOptions,
     verb: str,
-    actor: Any,
+    actor: Actor,
     token: ApiToken | None,
 ) -> Marked:
     after = export_cursor_decode(project=project, cursor=since) if since else 0
@@ -412,35 +444,30 @@ def _lines(marked: Marked, opts: PreferenceOptions) -> Iterator[dict[str, Any]]:
             yield from lines
 
 
-def _units(marked: Marked, opts: PreferenceOptions) -> Iterator[Unit]:
-    """The units of the marked items, from one cursor that is closed here, whatever raised."""
-    conversational = opts.style == "conversational"
+def _units(marked: Marked, opts: PreferenceOptions, *, texts: bool = True) -> Iterator[Unit]:
+    """The units of the marked items, from one cursor that is closed here, whatever raised.
+    `texts=False`: the units' keys are right; their lines are bare keys (pairwise, unpaired)
+    or have empty texts and no signals (rating pairs)."""
     project = marked.project
+    read = {
+        "metadata": texts and opts.style == "conversational",
+        "signals": texts and opts.signals,
+        "texts": texts,
+        "prompt": texts or opts.split is not None,
+    }
     if project.task_type == TaskType.PAIRWISE:
         # In mark order: the marks' primary key streams the rows with no sort.
-        rows = marked_rows(
-            marked,
-            vote_key="choice",
-            order_by="m.id",
-            metadata=conversational,
-            signals=opts.signals,
-        )
+        rows = marked_rows(marked, vote_key="choice", order_by="m.id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
-            yield from _pairwise_units(labelled, opts)
+            yield from _pairwise_units(labelled, opts, keys_only=not texts)
     elif opts.shape == "unpaired":
-        rows = marked_rows(
-            marked, vote_key="score", order_by="m.id", metadata=conversational, signals=opts.signals
-        )
+        rows = marked_rows(marked, vote_key="score", order_by="m.id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
-            yield from _unpaired_units(labelled, opts)
+            yield from _unpaired_units(labelled, opts, keys_only=not texts)
     else:
         # A prompt's responses come together: sorted by language and prompt.
         rows = marked_rows(
-            marked,
-            vote_key="score",
-            order_by="i.language_id, i.prompt_id, m.item_id",
-            metadata=conversational,
-            signals=opts.signals,
+            marked, vote_key="score", order_by="i.language_id, i.prompt_id, m.item_id", **read
         )
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _rating_pair_units(labelled, project, opts)
@@ -544,7 +571,10 @@ def _mean_logprob(value: Any) -> float | None:
     return float(sum(logprobs) / len(logprobs))
 
 
-def _pairwise_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> Iterator[Unit]:
+def _pairwise_units(
+    labelled: Iterator[Labelled], opts: PreferenceOptions, *, keys_only: bool = False
+) -> Iterator[Unit]:
+    """`keys_only`: a kept item's line is just its key (what a retraction needs)."""
     scaled = opts.margin == "scaled"
     for row, label in labelled:
         keys = [row.external_id]
@@ -559,6 +589,9 @@ def _pairwise_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
             or not _in_split(row.prompt, opts)
         ):
             yield keys, []
+            continue
+        if keys_only:
+            yield keys, [{"item_id": row.external_id}]
             continue
         if choice == "b":
             chosen, rejected, model_chosen, model_rejected = (
@@ -613,7 +646,10 @@ def _score(label: ItemLabel) -> float | None:
     return float(score) if isinstance(score, int | float) else None
 
 
-def _unpaired_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> Iterator[Unit]:
+def _unpaired_units(
+    labelled: Iterator[Labelled], opts: PreferenceOptions, *, keys_only: bool = False
+) -> Iterator[Unit]:
+    """`keys_only`: a kept item's line is just its key (what a retraction needs)."""
     assert opts.threshold is not None
     for row, label in labelled:
         keys = [row.external_id]
@@ -625,6 +661,9 @@ def _unpaired_units(labelled: Iterator[Labelled], opts: PreferenceOptions) -> It
             or not _in_split(row.prompt, opts)
         ):
             yield keys, []
+            continue
+        if keys_only:
+            yield keys, [{"item_id": row.external_id}]
             continue
         line = {
             "prompt": _prompt(row, opts),

@@ -115,13 +115,30 @@ def _votes_sql(vote_key: str) -> tuple[str, str]:
     )
 
 
+_TEXT_COLUMNS = frozenset({"prompt", "response", "response_a", "response_b"})
+
+
 def marked_rows(
-    marked: Marked, *, vote_key: str, order_by: str, metadata: bool = False, signals: bool = False
+    marked: Marked,
+    *,
+    vote_key: str,
+    order_by: str,
+    metadata: bool = False,
+    signals: bool = False,
+    texts: bool = True,
+    prompt: bool = True,
 ) -> Iterator[ExportRow]:
     """An ExportRow for each marked item, in `order_by` order (over `m` the marks and `i`
-    the items), from one server-side cursor."""
+    the items), from one server-side cursor. `texts=False` leaves the responses empty (and
+    the prompt too unless `prompt`): what decides whether an item has a line without
+    writing it (retractions) reads no text."""
     q = connection.ops.quote_name
-    selected = ", ".join(f"i.{q(c)}" for c in _ITEM_COLUMNS)
+    selected = ", ".join(
+        f"i.{q(c)}"
+        if texts or c not in _TEXT_COLUMNS or (prompt and c == "prompt")
+        else f"'' AS {q(c)}"
+        for c in _ITEM_COLUMNS
+    )
     join, votes = _votes_sql(vote_key)
     signal_columns = (
         "i.reward, i.reward_a, i.reward_b, i.token_logprobs"

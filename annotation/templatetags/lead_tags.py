@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import template
 
 from annotation.models import Project
 from annotation.projects import project_is_lead
+from annotation.types import RequestUser, User
 
 register = template.Library()
 
@@ -16,14 +15,14 @@ register = template.Library()
 def project_lead(context: template.Context, project: Project) -> bool:
     """Whether the signed-in user leads `project`: the sub-navigation shows a senior
     evaluator (who may adjudicate, nothing else) only the adjudication queue."""
-    user: Any = context.get("user")
+    user: RequestUser | None = context.get("user")
     if user is None or project is None:
         return False
     return project_is_lead(project=project, user=user)
 
 
 @register.filter
-def pseudonym(user: Any) -> str:
+def pseudonym(user: User | None) -> str:
     """How lead pages name an evaluator: the stable pseudonym, never the username (leads
     judge the work, not the person; the same name as in adjudication and raw exports).
     Someone who never evaluated (a lead) has no pseudonym and keeps their username.

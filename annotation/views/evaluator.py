@@ -53,7 +53,7 @@ from annotation.queue import (
     judgments_of_evaluator,
     queue_counts,
 )
-from annotation.types import AuthenticatedRequest
+from annotation.types import AuthenticatedRequest, User
 
 WORK_TEMPLATE = "annotation/work.html"
 JUDGMENTS_PER_PAGE = 25
@@ -202,7 +202,7 @@ def _render_card(
 
 
 def _blocked_context(
-    *, evaluator: Any, project: Project, language: Language | None
+    *, evaluator: User, project: Project, language: Language | None
 ) -> dict[str, Any]:
     """Why the evaluator may not claim here, and the way on: acknowledge the new guideline
     version in place, take the calibration round, or wait for the lead (suspended)."""

@@ -8,13 +8,14 @@ production evaluator never sees other evaluators' judgments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -37,6 +38,7 @@ from annotation.languages import prompt_language
 from annotation.models import Item, ItemStatus, Project, QualificationStatus, Selection
 from annotation.overview import JUDGMENT_KINDS, project_overview
 from annotation.projects import project_is_lead
+from annotation.types import AuthenticatedRequest, RequestUser, User
 
 # Chart titles. "95% c" is no format directive: the comments tell xgettext so, or the
 # catalogue would demand one in every translation.
@@ -46,14 +48,14 @@ QUALITY_CI_TITLE = gettext_lazy("Model quality per language, with 95% confidence
 ALPHA_CI_TITLE = gettext_lazy("Krippendorff's alpha per language, with 95% confidence intervals")
 
 
-def _get_project_for_adjudicator(request: HttpRequest, slug: str) -> Project:
+def _get_project_for_adjudicator(request: AuthenticatedRequest, slug: str) -> Project:
     project = get_object_or_404(Project, slug=slug)
     if not adjudicator_language_ids(project=project, user=request.user):
         raise PermissionDenied(_("Only the project's leads and senior evaluators adjudicate."))
     return project
 
 
-def _lead_nav(project: Project, user: Any) -> dict[str, Any]:
+def _lead_nav(project: Project, user: RequestUser) -> dict[str, Any]:
     return {"project": project, "is_lead": project_is_lead(project=project, user=user)}
 
 
@@ -64,7 +66,7 @@ def _lead_nav(project: Project, user: Any) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
+def dashboard_page(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The project at a glance, and a link to every lead page of every app."""
     project = project_for_lead(request, slug)
     return render(
@@ -85,7 +87,7 @@ def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
 # ---------------------------------------------------------------------------------------
 
 
-def _quality_bounds(report: dict[str, Any]) -> tuple[float, float, int]:
+def _quality_bounds(report: Mapping[str, Any]) -> tuple[float, float, int]:
     quality = report["quality"]
     if quality["measure"] == "mean_rating":
         lo, hi = quality["scale"]
@@ -93,7 +95,9 @@ def _quality_bounds(report: dict[str, Any]) -> tuple[float, float, int]:
     return 0.0, 1.0, 2
 
 
-def _flag_text(flag: dict[str, Any], *, row: dict[str, Any], report: dict[str, Any]) -> str:
+def _flag_text(
+    flag: Mapping[str, Any], *, row: Mapping[str, Any], report: Mapping[str, Any]
+) -> str:
     """A parity flag in the interface language. The report (and the API) carries each
     flag's code with an English message for pipelines; the page words it from the code."""
     if flag["code"] == "no_agreement":
@@ -113,14 +117,18 @@ def _flag_text(flag: dict[str, Any], *, row: dict[str, Any], report: dict[str, A
 
 @login_required
 @require_GET
-def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
+def parity_page(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     project = project_for_lead(request, slug)
     report = parity_report(project=project)
-    rows = report["languages"]
-    for row in rows:
-        row["flag_texts"] = [
-            (flag["code"], _flag_text(flag, row=row, report=report)) for flag in row["flags"]
-        ]
+    rows: list[dict[str, Any]] = [
+        {
+            **row,
+            "flag_texts": [
+                (flag["code"], _flag_text(flag, row=row, report=report)) for flag in row["flags"]
+            ],
+        }
+        for row in report["languages"]
+    ]
     lo, hi, digits = _quality_bounds(report)
     quality_chart = ci_chart(
         [
@@ -136,7 +144,7 @@ def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
         lo=lo,
         hi=hi,
         digits=digits,
-        title=QUALITY_CI_TITLE,
+        title=str(QUALITY_CI_TITLE),
     )
     alpha_chart = ci_chart(
         [
@@ -153,7 +161,7 @@ def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
         hi=1.0,
         threshold=project.agreement_threshold,
         threshold_label=_("threshold"),
-        title=ALPHA_CI_TITLE,
+        title=str(ALPHA_CI_TITLE),
     )
     return render(
         request,
@@ -176,7 +184,7 @@ def parity_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
+def agreement_page(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     project = project_for_lead(request, slug)
     language = request.GET.get("language", "").strip() or None
     level = request.GET.get("level", "").strip() or None
@@ -213,7 +221,7 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
         hi=1.0,
         threshold=project.agreement_threshold,
         threshold_label=_("threshold"),
-        title=ALPHA_CI_TITLE,
+        title=str(ALPHA_CI_TITLE),
     )
     kappa = by_evaluator["kappa"]
     heat = heat_map(
@@ -245,7 +253,7 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def adjudication_queue_page(request: HttpRequest, slug: str) -> HttpResponse:
+def adjudication_queue_page(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     project = _get_project_for_adjudicator(request, slug)
     items = list(adjudication_queue(project=project, user=request.user)[:200])
     labels = item_labels(project=project, item_ids=[i.pk for i in items]) if items else {}
@@ -260,16 +268,10 @@ def adjudication_queue_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _item_context(
-    project: Project, item: Item, value: dict[str, Any] | None, user: Any
+    project: Project, item: Item, value: dict[str, Any] | None, user: User
 ) -> dict[str, Any]:
     prompt_lang, prompt_dir = prompt_language(item)
     judgments = list(adjudication_judgments(item=item))
-    for judgment in judgments:
-        if judgment.external_rater_id:
-            judgment.rater_label = judgment.external_rater.external_id
-        else:
-            profile = getattr(judgment.evaluator, "evaluator_profile", None)
-            judgment.rater_label = profile.pseudonym if profile else str(judgment.evaluator)
     return {
         **_lead_nav(project, user),
         "item": item,
@@ -284,7 +286,7 @@ def _item_context(
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+def adjudication_item_page(request: AuthenticatedRequest, slug: str, item_id: int) -> HttpResponse:
     project = _get_project_for_adjudicator(request, slug)
     item = adjudication_item_get(project=project, user=request.user, item_id=item_id)
     if request.method == "GET":
@@ -330,7 +332,7 @@ FLAG_LABELS = {
 
 @login_required
 @require_GET
-def items_page(request: HttpRequest, slug: str) -> HttpResponse:
+def items_page(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Every item of the project: filter by language, status, selection and flag, search
     the texts, ?page_size= rows a page."""
     project = project_for_lead(request, slug)
@@ -367,7 +369,7 @@ def items_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def item_page(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+def item_page(request: AuthenticatedRequest, slug: str, item_id: int) -> HttpResponse:
     """One item in full, with its judgments (evaluators by pseudonym) and its history."""
     project = project_for_lead(request, slug)
     item = get_object_or_404(

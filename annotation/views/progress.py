@@ -33,7 +33,7 @@ from annotation.progress import (
     share_link_create,
     share_link_open,
 )
-from annotation.progress_charts import progress_chart
+from annotation.progress.charts import progress_chart
 from annotation.views.lead import _lead_nav
 
 # xgettext:no-python-format

@@ -95,7 +95,7 @@ class DatabaseErrorTests(ApiTestCase):
         ):
             with (
                 self.subTest(type(error).__name__),
-                mock.patch("annotation.api.views.ItemsView.get", side_effect=error),
+                mock.patch("annotation.api.views.items.ItemsView.get", side_effect=error),
             ):
                 response = self.call("get", self.url("items/"), token=self.tokens["read"])
                 self.assertErrors(response, 503, contains="database")

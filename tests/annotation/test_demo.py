@@ -193,7 +193,7 @@ class DemoCommandTests(TestCase):
             self.assertEqual(answer.tolerance, {"points": 15})
             self.assertTrue(answer.item.prompt and answer.item.response)
         # A honeypot is served like any item and counts towards honeypot accuracy.
-        with mock.patch("annotation.queue._rng.random", return_value=0.0):
+        with mock.patch("annotation.queue.claim._rng.random", return_value=0.0):
             assignment = item_claim_next(evaluator=self.users["hans"], project=project)
         self.assertEqual(assignment.kind, AssignmentKind.HONEYPOT)
         self.assertEqual(assignment.item.external_id, "gold-mlqe-en-de-902")

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.demo_data import numbered
 from annotation.imports import judgments_import
-from annotation.models import FinalLabel, Item, ItemStatus, TaskType
+from annotation.models import (
+    Assignment,
+    FinalLabel,
+    Item,
+    ItemStatus,
+    Judgment,
+    JudgmentKind,
+    TaskType,
+)
 from annotation.qualification import qualification_grant
 from tests.base import ParityTestCase
 from tests.factories import ItemFactory, ProjectFactory, UserFactory
@@ -170,6 +179,25 @@ class AdjudicationPageTests(ParityTestCase):
             self.client.get(reverse("annotation:lead_parity", args=[self.duel.slug])).status_code,
             403,
         )
+
+    def test_it_names_external_raters_by_their_id_and_evaluators_by_pseudonym(self):
+        assignment = Assignment.objects.create(
+            item=self.item, evaluator=self.alice, project=self.duel, lease_expires_at=timezone.now()
+        )
+        Judgment.objects.create(
+            item=self.item,
+            assignment=assignment,
+            evaluator=self.alice,
+            kind=JudgmentKind.PRODUCTION,
+            value={"choice": "a"},
+        )
+        self.client.force_login(self.senior)
+        response = self.client.get(self._url())
+        self.assertContains(response, "<strong><bdi>r1</bdi></strong>")
+        self.assertContains(response, "<strong><bdi>r2</bdi></strong>")
+        pseudonym = self.alice.evaluator_profile.pseudonym
+        self.assertContains(response, f"<strong><bdi>{pseudonym}</bdi></strong>")
+        self.assertNotContains(response, "<bdi>alice</bdi>")
 
     def test_a_translation_source_is_marked_up_in_its_own_language_as_on_the_item_card(self):
         # The demo's WMT and MLQE-PE items name their source sentence's language this way.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from unittest import mock
@@ -17,24 +16,20 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation.audit import AL_ROUND_RUN
 from annotation.demo_data import numbered
 from annotation.imports import items_import, judgments_import
 from annotation.model_versions import model_versions_for, model_versions_register
-from annotation.models import AuditEvent, FinalLabel, Item, ItemStatus, ModelVersion, TaskType
+from annotation.models import AuditEvent, Item, ItemStatus, ModelVersion, TaskType
 from annotation.progress import (
-    BY_CHOICES,
     progress_csv,
     progress_report,
     regressed_items,
     share_link_create,
 )
-from annotation.progress_stats import (
+from annotation.progress.stats import (
     bootstrap_group_means,
     bradley_terry_bootstrap,
     progress_series,
@@ -696,7 +691,7 @@ class RegistryMigrationTests(ParityTestCase):
 
 class BudgetTests(ParityTestCase):
     def test_the_budget_shrinks_only_this_languages_share_of_the_interval(self):
-        from annotation.progress import _budget
+        from annotation.progress.actions import _budget
 
         latest = {
             "key": "v2",
@@ -819,153 +814,3 @@ class UndatedHintTests(ParityTestCase):
             released_on=date(2025, 2, 1)
         )
         self.assertNotContains(client.get(url), "Add release dates on the Models page.")
-
-
-class ReadingAtScaleTests(ParityTestCase):
-    """The report reads a project in a fixed set of queries of a fixed size: it once sent
-    every judged item's id as a parameter, which PostgreSQL refuses beyond 65,535, so a
-    project past that many judged items got no report at all."""
-
-    def _queries(self, by: str) -> list[str]:
-        with CaptureQueriesContext(connection) as queries:
-            progress_report(project=self.project, by=by, resamples=20)
-        # The text without its numbers: ids and counts may differ, the shape may not.
-        return [re.sub(r"\d+", "0", q["sql"]) for q in queries.captured_queries]
-
-    def test_its_queries_do_not_grow_with_the_items(self):
-        _build(self.project, {("de", "v1"): 3.0, ("de", "v2"): 4.0}, n=5)
-        small = {by: self._queries(by) for by in BY_CHOICES}
-        _build(self.project, {("ar", "v1"): 3.0, ("zh", "v2"): 4.0}, n=60, seed=4)
-        for by in BY_CHOICES:
-            self.assertEqual(self._queries(by), small[by], by)
-
-    def test_model_names_with_commas_quotes_and_newlines_survive_the_read(self):
-        names = ['m,1 "quoted"', "NA", "two\nlines", ""]
-        items_import(
-            project=self.project,
-            records=numbered(
-                [
-                    {"external_id": f"x{k}", "language": "de", "response": "r", "model": name}
-                    for k in range(12)
-                    for name in [names[k % 4]]
-                ]
-            ),
-        )
-        judgments_import(
-            project=self.project,
-            records=numbered(
-                [
-                    {"item_external_id": f"x{k}", "rater": "r", "value": {"score": 1 + k % 4}}
-                    for k in range(12)
-                ]
-            ),
-        )
-        report = progress_report(project=self.project, by="model", resamples=20)
-        series = _rows(report)["de"]
-        self.assertEqual(set(series), {'m,1 "quoted"', "NA", "two\nlines", "(none)"})
-        self.assertEqual(series["NA"]["value"], 2.0)
-        self.assertEqual(series["(none)"]["value"], 4.0)
-
-
-class SinceRoundTests(ParityTestCase):
-    """Each language before and after the latest active-learning round: what was judged
-    when the round ran, against all there is now."""
-
-    def _judge(self, start: int, stop: int, when: datetime, scores=(2, 4)) -> None:
-        items_import(
-            project=self.project,
-            records=numbered(
-                [
-                    {"external_id": f"r{k}", "language": "de", "response": "r", "model": "m"}
-                    for k in range(start, stop)
-                ]
-            ),
-        )
-        judgments_import(
-            project=self.project,
-            records=numbered(
-                [
-                    {
-                        "item_external_id": f"r{k}",
-                        "rater": f"x{r}",
-                        "value": {"score": scores[k % len(scores)]},
-                        "created": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    }
-                    for k in range(start, stop)
-                    for r in range(2)
-                ]
-            ),
-        )
-
-    def test_without_a_round_there_is_nothing_to_compare(self):
-        self._judge(0, 10, START)
-        self.assertIsNone(progress_report(project=self.project, resamples=50)["since_round"])
-
-    def test_it_compares_each_language_when_the_round_ran_with_now(self):
-        self._judge(0, 12, START)
-        AuditEvent.objects.create(
-            project=self.project,
-            verb=AL_ROUND_RUN,
-            object_type="selectionround",
-            object_id="7",
-            data={"strategy": "parity", "selected": 24},
-            created_at=START + timedelta(days=1),
-        )
-        # The round's picks, judged after it: a random audit slice, which counts towards
-        # quality, and uncertainty picks, which are judged items but not quality items.
-        self._judge(12, 24, START + timedelta(days=2), scores=(4, 5))
-        self._judge(24, 36, START + timedelta(days=2), scores=(1,))
-        Item.objects.filter(
-            project=self.project, external_id__in=[f"r{k}" for k in range(24, 36)]
-        ).update(selection="uncertainty")
-        report = progress_report(project=self.project, resamples=300)
-        since = report["since_round"]
-        self.assertEqual(
-            (since["round"], since["strategy"], since["selected"]), ("7", "parity", 24)
-        )
-        de = {row["language"]: row for row in since["languages"]}["de"]
-        self.assertEqual((de["before"]["items_judged"], de["after"]["items_judged"]), (12, 36))
-        self.assertEqual((de["before"]["items"], de["after"]["items"]), (12, 24))
-        self.assertAlmostEqual(de["before"]["value"], 3.0)
-        self.assertAlmostEqual(de["after"]["value"], (12 * 3.0 + 6 * 4 + 6 * 5) / 24)
-        before, after = de["before"], de["after"]
-        self.assertAlmostEqual(before["ci_width"], before["ci"][1] - before["ci"][0])
-        self.assertLess(before["ci"][0], 3.0)
-        self.assertGreater(before["ci"][1], 3.0)
-        self.assertLess(after["ci_width"], before["ci_width"])
-        # A language without judgments has nothing on either side.
-        ar = {row["language"]: row for row in since["languages"]}["ar"]
-        self.assertEqual((ar["before"]["items"], ar["after"]["value"]), (0, None))
-        # The lead page and the printable report show it.
-        client = Client()
-        client.force_login(self.lead)
-        page = client.get(reverse("annotation:progress", args=[self.project.slug]))
-        self.assertContains(page, "Before and after active-learning round 7")
-        self.assertContains(page, "12 → 36")
-        token = share_link_create(project=self.project, by="model", days=1, actor=self.lead)
-        shared = Client().get(reverse("annotation:progress_shared", args=[token]))
-        self.assertContains(shared, "Before and after active-learning round 7")
-
-    def test_a_final_label_counts_from_when_it_was_decided(self):
-        self._judge(0, 6, START)
-        AuditEvent.objects.create(
-            project=self.project,
-            verb=AL_ROUND_RUN,
-            object_id="1",
-            created_at=START + timedelta(days=1),
-        )
-        item = Item.objects.get(project=self.project, external_id="r0")
-        FinalLabel.objects.create(
-            item=item,
-            value={"score": 5},
-            reason="adjudicated",
-            created_at=START + timedelta(days=3),
-        )
-        de = {
-            row["language"]: row
-            for row in progress_report(project=self.project, resamples=50)["since_round"][
-                "languages"
-            ]
-        }["de"]
-        self.assertAlmostEqual(de["before"]["value"], 3.0)
-        self.assertAlmostEqual(de["after"]["value"], (5 + 4 + 2 + 4 + 2 + 4) / 6)

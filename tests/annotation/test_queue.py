@@ -10,7 +10,6 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.test import TransactionTestCase
 from django.utils import timezone
 
-from annotation import queue as queue_module
 from annotation.models import (
     Assignment,
     AssignmentStatus,
@@ -31,6 +30,7 @@ from annotation.queue import (
     queue_counts,
     queue_expire_leases,
 )
+from annotation.queue import db as queue_db
 from tests.base import ParityTestCase
 from tests.factories import ItemFactory, ProjectFactory, UserFactory, language
 
@@ -405,9 +405,9 @@ class DeadlockRetryTests(TransactionTestCase):
 
     def test_an_aborted_claim_is_rolled_back_and_retried(self):
         wrapper, calls = _aborted_once(
-            queue_module._insert_with_change, sqlstate="40P01", when=lambda *a, **k: True
+            queue_db.insert_with_change, sqlstate="40P01", when=lambda *a, **k: True
         )
-        with mock.patch.object(queue_module, "_insert_with_change", wrapper):
+        with mock.patch.object(queue_db, "insert_with_change", wrapper):
             assignment = item_claim_next(evaluator=self.alice, project=self.project)
         self.assertEqual(calls[0], 2)  # the aborted attempt and the one that committed
         self.assertEqual(list(Assignment.objects.values_list("pk", flat=True)), [assignment.pk])
@@ -416,8 +416,8 @@ class DeadlockRetryTests(TransactionTestCase):
     def test_an_aborted_submit_is_rolled_back_and_retried(self):
         assignment = item_claim_next(evaluator=self.alice, project=self.project)
         is_judgment = lambda obj, **kwargs: isinstance(obj, Judgment)  # noqa: E731
-        wrapper, calls = _aborted_once(queue_module._insert, sqlstate="40001", when=is_judgment)
-        with mock.patch.object(queue_module, "_insert", wrapper):
+        wrapper, calls = _aborted_once(queue_db.insert_row, sqlstate="40001", when=is_judgment)
+        with mock.patch.object(queue_db, "insert_row", wrapper):
             judgment = judgment_submit(
                 assignment=assignment, evaluator=self.alice, value={"score": 4}
             )
@@ -432,11 +432,11 @@ class DeadlockRetryTests(TransactionTestCase):
     def test_other_database_errors_and_aborts_inside_an_outer_transaction_are_not_retried(self):
         for sqlstate, outer in (("57014", False), ("40P01", True)):  # 57014: statement timeout
             wrapper, calls = _aborted_once(
-                queue_module._insert_with_change, sqlstate=sqlstate, when=lambda *a, **k: True
+                queue_db.insert_with_change, sqlstate=sqlstate, when=lambda *a, **k: True
             )
             with (
                 self.subTest(sqlstate=sqlstate, outer=outer),
-                mock.patch.object(queue_module, "_insert_with_change", wrapper),
+                mock.patch.object(queue_db, "insert_with_change", wrapper),
                 self.assertRaises(OperationalError),
             ):
                 if outer:

@@ -1,5 +1,5 @@
-"""The claimable rule exists twice: as ORM (`_claimable_items`, behind the queue counts an
-evaluator sees) and as SQL (`queue_sql.CLAIMABLE`, behind the claim itself). They must
+"""The claimable rule exists twice: as ORM (`selectors.claimable_items`, behind the queue
+counts an evaluator sees) and as SQL (`sql.CLAIMABLE`, behind the claim itself). They must
 name the same items in the same order, or the queue home promises work a claim cannot
 find (or hides work it would hand out). Runs on SQLite and, with DATABASE_URL, PostgreSQL."""
 
@@ -11,16 +11,12 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
-from annotation import queue_sql
 from annotation.models import Assignment, AssignmentKind, AssignmentStatus, GoldAnswer, ItemStatus
 from annotation.qualification import evaluator_language_add, qualification_grant
-from annotation.queue import (
-    _best_language,
-    _claimable_items,
-    item_claim_next,
-    queue_counts,
-    queue_expire_leases,
-)
+from annotation.queue import item_claim_next, queue_counts, queue_expire_leases
+from annotation.queue import sql as queue_sql
+from annotation.queue.claim import _best_language
+from annotation.queue.selectors import claimable_items
 from tests.base import ParityTestCase
 from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
@@ -99,7 +95,7 @@ class ClaimableRuleTests(ParityTestCase):
             for language_ids in ([self.de.pk], [self.ar.pk], [self.zh.pk], languages):
                 with self.subTest(evaluator=evaluator.username, languages=language_ids):
                     orm = list(
-                        _claimable_items(
+                        claimable_items(
                             evaluator=evaluator, project=self.project, language_ids=language_ids
                         ).values_list("id", flat=True)
                     )
@@ -113,7 +109,7 @@ class ClaimableRuleTests(ParityTestCase):
             for language_ids in ([self.de.pk], [self.ar.pk], [self.de.pk, self.ar.pk, self.zh.pk]):
                 with self.subTest(evaluator=evaluator.username, languages=language_ids):
                     first = (
-                        _claimable_items(
+                        claimable_items(
                             evaluator=evaluator, project=self.project, language_ids=language_ids
                         )
                         .select_related("language")

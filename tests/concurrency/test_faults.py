@@ -1,8 +1,10 @@
 """Faults under load, on PostgreSQL, loopback only, bounded in time: the database's
-connections terminated while evaluators submit through the API, and the broker (a private
-redis-server) stopped and started under a real Celery worker. Each asserts what users
-rely on: every acknowledged judgment stored once, no item over k, nothing stuck, and the
-app recovers without a restart."""
+connections terminated while evaluators submit through the API, the database server itself
+(a private one) restarted and crashed under them, and the broker (a private redis-server)
+stopped and started under a real Celery worker. Each asserts what users rely on: every
+acknowledged judgment stored once, no item over k, nothing stuck, errors in the API's shape
+(a 503 with Retry-After while the database is away), and the app recovers without a
+restart."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -24,6 +27,9 @@ from django.test import TransactionTestCase
 
 from annotation.imports import items_import
 from annotation.models import (
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
     Item,
     ItemStatus,
     Judgment,
@@ -34,6 +40,7 @@ from annotation.models import (
 from parity.celery import app
 from tests.concurrency.live_gunicorn import LiveGunicorn, evaluator_session
 from tests.factories import ItemFactory, ProjectFactory, UserFactory, language
+from tests.pg_private import PrivatePostgres, default_database, postgres_available
 from tests.redis_private import PrivateRedis, celery_broker, redis_available
 
 pytestmark = pytest.mark.postgres
@@ -55,17 +62,43 @@ def _terminate(*, keep: int) -> int:
         return cursor.fetchone()[0]
 
 
+def _error_shape_problem(response: requests.Response) -> str | None:
+    """What is wrong with an API error answer, if anything: it must be the API's JSON error
+    shape, and a 503 must say when to retry."""
+    where = f"{response.request.method} {response.request.path_url} {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{where}: not JSON: {response.text[:120]!r}"
+    if not isinstance(body, dict) or not isinstance(body.get("errors"), list) or not body["errors"]:
+        return f"{where}: not the error shape: {body!r}"[:300]
+    if response.status_code == 503 and not response.headers.get("Retry-After", "").isdigit():
+        return f"{where}: no Retry-After"
+    return None
+
+
 class Run:
-    """What the evaluators saw: acknowledged (evaluator, item) pairs and status counts."""
+    """What the evaluators saw: acknowledged (evaluator, item) pairs with when they were
+    acknowledged, status counts, and error answers not in the API's shape."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.acknowledged: list[tuple[int, int]] = []
+        self.acknowledged_at: list[float] = []
         self.statuses: dict[str, int] = {}
+        self.malformed: list[str] = []
 
-    def saw(self, status: int | str) -> None:
+    def saw(self, response: requests.Response | str) -> None:
+        status = response if isinstance(response, str) else str(response.status_code)
+        problem = (
+            _error_shape_problem(response)
+            if isinstance(response, requests.Response) and response.status_code >= 400
+            else None
+        )
         with self.lock:
-            self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if problem:
+                self.malformed.append(problem)
 
 
 def _evaluate(
@@ -76,7 +109,7 @@ def _evaluate(
             claimed = session.post(
                 f"{base}/api/v1/projects/{slug}/queue/claim/", json={}, timeout=30
             )
-            run.saw(claimed.status_code)
+            run.saw(claimed)
             if claimed.status_code != 200:
                 time.sleep(0.02)
                 continue
@@ -86,10 +119,11 @@ def _evaluate(
                 json={"value": {"score": 3}},
                 timeout=30,
             )
-            run.saw(submitted.status_code)
+            run.saw(submitted)
             if submitted.status_code == 201:
                 with run.lock:
                     run.acknowledged.append((user_pk, body["item"]["id"]))
+                    run.acknowledged_at.append(time.monotonic())
         except requests.RequestException as exc:  # a worker killed under the request
             run.saw(type(exc).__name__)
             time.sleep(0.05)
@@ -123,8 +157,9 @@ class FaultTestCase(TransactionTestCase):
         self.addCleanup(self.server.stop)
         self.sessions = [evaluator_session(u, self.server.url) for u in self.users]
 
-    def run_with(self, fault: Any) -> Run:
-        """Evaluators work for RUN_SECONDS while `fault(stop)` runs in its own thread."""
+    def run_with(self, fault: Any, *, seconds: float = RUN_SECONDS) -> Run:
+        """Evaluators work for `seconds` while `fault(stop)` runs in its own thread; a fault
+        that sets `stop` itself ends the run sooner."""
         run, stop = Run(), threading.Event()
         threads = [
             threading.Thread(target=_evaluate, args=(s, self.server.url, "faults", u.pk, run, stop))
@@ -133,7 +168,7 @@ class FaultTestCase(TransactionTestCase):
         threads.append(threading.Thread(target=fault, args=(stop,)))
         for t in threads:
             t.start()
-        time.sleep(RUN_SECONDS)
+        stop.wait(seconds)
         stop.set()
         for t in threads:
             t.join(timeout=60)
@@ -142,6 +177,7 @@ class FaultTestCase(TransactionTestCase):
 
     def assert_invariants(self, run: Run) -> None:
         self.assertNotIn("500", run.statuses, run.statuses)  # a 503 to retry at worst, never a 500
+        self.assertEqual(run.malformed[:5], [], f"{len(run.malformed)} error answers")
         self.assertTrue(run.acknowledged, run.statuses)
         production = Judgment.objects.filter(
             item__project=self.project, kind="production", is_current=True
@@ -153,6 +189,41 @@ class FaultTestCase(TransactionTestCase):
         self.assertFalse(twice.exists(), "a judgment was stored twice")
         over_k = production.values("item").annotate(n=Count("id")).filter(n__gt=K)
         self.assertFalse(over_k.exists(), "an item got more than k judgments")
+        self.assert_nothing_stuck()
+
+    def assert_nothing_stuck(self) -> None:
+        """Every item's open slots and status agree with its assignments and judgments, and no
+        evaluator holds two leases: nothing half-done that a later request would trip over."""
+        judged = Counter(
+            Judgment.objects.filter(
+                item__project=self.project, kind="production", is_current=True
+            ).values_list("item_id", flat=True)
+        )
+        assignments = Assignment.objects.filter(
+            project=self.project, kind=AssignmentKind.PRODUCTION
+        )
+        submitted = Counter(
+            assignments.filter(status=AssignmentStatus.SUBMITTED).values_list("item_id", flat=True)
+        )
+        self.assertEqual(submitted, judged, "a submitted assignment without its judgment, or not")
+        leased = Counter(
+            assignments.filter(status=AssignmentStatus.LEASED).values_list("item_id", flat=True)
+        )
+        wrong = [
+            (pk, open_slots, status)
+            for pk, open_slots, status in Item.objects.filter(project=self.project).values_list(
+                "pk", "open_slots", "status"
+            )
+            if open_slots != K - leased[pk] - judged[pk]
+            or status != (ItemStatus.DONE if judged[pk] == K else ItemStatus.QUEUED)
+        ]
+        self.assertEqual(wrong[:5], [], f"{len(wrong)} items' slots or status disagree")
+        holders = Counter(
+            assignments.filter(status=AssignmentStatus.LEASED).values_list(
+                "evaluator_id", flat=True
+            )
+        )
+        self.assertLessEqual(max(holders.values(), default=0), 1, "an evaluator holds two leases")
 
     def assert_recovered(self) -> None:
         """Right after the fault stops, every evaluator's next request works: no restart."""
@@ -199,6 +270,84 @@ class WorkerKilledTests(FaultTestCase):
         self.assertGreater(len(kills), 1)
         time.sleep(2)  # the master replaces the last killed worker
         self.assert_recovered()
+        self.assert_invariants(run)
+
+
+@pytest.mark.skipif(
+    not postgres_available(), reason="needs the PostgreSQL server binaries (initdb, pg_ctl)"
+)
+class DatabaseRestartTests(FaultTestCase):
+    """The application's database server restarted, then crashed, while evaluators submit.
+    It is a private server (tests/pg_private.py) that the whole cast, gunicorn included,
+    works on; the shared one is never touched."""
+
+    def setUp(self):
+        self.postgres = PrivatePostgres()
+        self.addCleanup(self.postgres.close)
+        self.postgres.start()
+        # The cast (FaultTestCase.setUp: project, items, evaluators, their sessions) is made in
+        # the private database, and gunicorn is pointed at it.
+        self.enterContext(default_database(self.postgres.database_migrated("parity")))
+        super().setUp()
+        # The first evaluator's second tab: a requests.Session is not shared across threads.
+        self.probe = evaluator_session(self.users[0], self.server.url)
+
+    def outage_answers(self) -> dict[str, requests.Response]:
+        """What an evaluator's next requests, and the probes, get while the server is down."""
+        session, base = self.probe, self.server.url
+        return {
+            "claim": session.post(
+                f"{base}/api/v1/projects/faults/queue/claim/", json={}, timeout=30
+            ),
+            # Any assignment: the session that says who is asking cannot even be read.
+            "submit": session.post(
+                f"{base}/api/v1/assignments/1/judgment/", json={"value": {"score": 3}}, timeout=30
+            ),
+            "page": session.get(f"{base}/p/faults/work/", timeout=30),
+            "readyz": requests.get(f"{base}/readyz", timeout=30),
+            "healthz": requests.get(f"{base}/healthz", timeout=30),
+        }
+
+    def test_acknowledged_judgments_survive_a_restart_and_a_crash_and_the_app_recovers(self):
+        outage: dict[str, requests.Response] = {}
+        moments: dict[str, float] = {}
+
+        def restarter(stop: threading.Event) -> None:
+            try:
+                time.sleep(1.5)
+                # A clean restart: backends are told to end, a checkpoint, a start.
+                self.postgres.restart(mode="fast")
+                time.sleep(1.5)
+                # A crash: every server process killed, no checkpoint; the start replays the
+                # WAL. While it is down, what do requests get?
+                moments["crashed"] = time.monotonic()
+                self.postgres.stop(mode="immediate")
+                outage.update(self.outage_answers())
+                self.postgres.start()
+                moments["recovered"] = time.monotonic()
+                time.sleep(3)  # evaluators keep working on the recovered server
+            finally:
+                stop.set()
+
+        run = self.run_with(restarter, seconds=45)
+        self.assertIn("recovered", moments, "the server was not restarted and crashed")
+        self.assertIn("503", run.statuses, run.statuses)
+        self.assertLess(min(run.acknowledged_at), moments["crashed"], "nothing at stake")
+        self.assertGreater(
+            max(run.acknowledged_at), moments["recovered"], f"no work after: {run.statuses}"
+        )
+        for name in ("claim", "submit"):  # the API: its JSON error shape, with Retry-After
+            self.assertEqual(outage[name].status_code, 503, f"{name}: {outage[name].text[:300]}")
+            self.assertIsNone(_error_shape_problem(outage[name]))
+        page = outage["page"]  # a person gets the page that says to try again, not a 500
+        self.assertEqual(page.status_code, 503, page.text[:300])
+        self.assertIn("text/html", page.headers["Content-Type"])
+        self.assertTrue(page.headers.get("Retry-After", "").isdigit())
+        self.assertEqual(outage["readyz"].status_code, 503)
+        self.assertIn("database", outage["readyz"].json()["down"])
+        self.assertEqual(outage["healthz"].status_code, 200)
+        self.assert_recovered()
+        connection.close()  # this thread's connection died with the server
         self.assert_invariants(run)
 
 

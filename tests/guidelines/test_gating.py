@@ -95,7 +95,7 @@ class GatingTests(ParityTestCase):
 
     def test_a_honeypot_card_looks_like_any_other_card(self):
         self.client.force_login(self.bashir)
-        with mock.patch("annotation.queue._rng", random.Random(1)):
+        with mock.patch("annotation.queue.claim._rng", random.Random(1)):
             self.project.honeypot_rate = 1.0
             self.project.save(update_fields=["honeypot_rate"])
             honeypot_page = self.client.get(WORK)

@@ -46,7 +46,7 @@ class HoneypotMixingTests(ParityTestCase):
             )
         )
         # A seeded generator: the test is repeatable, and the property is the rate's.
-        with mock.patch("annotation.queue._rng", random.Random(20240501)):
+        with mock.patch("annotation.queue.claim._rng", random.Random(20240501)):
             for user in users:
                 for _ in range(claims_each):
                     assignment = item_claim_next(evaluator=user, project=self.project)

@@ -9,7 +9,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from active_learning.allocation import STRATEGIES, LanguageAllocation
 from active_learning.api import round_payload
 from active_learning.round_runs import validation_messages
-from active_learning.rounds import round_execute, round_preview, round_request_clean
+from active_learning.rounds import (
+    RoundRequest,
+    round_execute,
+    round_preview,
+    round_request_clean,
+)
 from annotation.models import Project
 
 
@@ -94,66 +99,24 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=opts["project"]).first()
         if project is None:
             raise CommandError(f"no project with slug {opts['project']!r}")
-        parameters: dict[str, Any] = {}
-        if opts["parameters"]:
-            try:
-                parameters = json.loads(opts["parameters"])
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"--parameters is not valid JSON: {exc.msg}") from None
-            if not isinstance(parameters, dict):
-                raise CommandError("--parameters must be a JSON object")
-        for option, name in (
-            ("features", "features"),
-            ("encoder_path", "encoder_path"),
-            ("causal_lm_path", "causal_lm_path"),
-            ("floor", "floor"),
-            ("evaluator_capacity", "evaluator_capacity"),
-        ):
-            if opts[option] is not None:
-                parameters[name] = opts[option]
-        if opts["scorers"]:
-            parameters["scorers"] = [s.strip() for s in opts["scorers"].split(",") if s.strip()]
-        if opts["no_capacity_cap"]:
-            parameters["evaluator_capacity"] = None
         try:
             request = round_request_clean(
                 project=project,
                 budget=opts["budget"],
                 strategy=opts["strategy"],
                 seed=opts["seed"],
-                parameters=parameters,
+                parameters=_parameters(opts),
             )
             if opts["preview"]:
-                allocation = round_preview(request=request)
-                selection_round = None
-            else:
-                selection_round = round_execute(request=request)
-                allocation = None
+                self._preview(project, request, round_preview(request=request), opts["json"])
+                return
+            selection_round = round_execute(request=request)
         except ValidationError as exc:
             reasons = [
                 f"{name}: {message}" if name else message
                 for name, message in validation_messages(exc)
             ]
             raise CommandError("no round was run; " + "; ".join(reasons)) from None
-        if selection_round is None:
-            if opts["json"]:
-                self.stdout.write(
-                    json.dumps(
-                        {
-                            "preview": True,
-                            "strategy": request.strategy,
-                            "budget": request.budget,
-                            "seed": request.seed,
-                            "allocation": {a.tag: a.as_dict() for a in allocation},
-                        }
-                    )
-                )
-            else:
-                self.stdout.write(
-                    f"{project.slug}: preview of a {request.strategy} round of {request.budget} (seed {request.seed})"
-                )
-                self.stdout.write(allocation_table(allocation))
-            return
         payload = round_payload(selection_round)
         if opts["json"]:
             self.stdout.write(json.dumps(payload))
@@ -172,3 +135,48 @@ class Command(BaseCommand):
             f"queued {summary['selected']} items; scorers: {', '.join(summary['scorers']) or 'none (cold start)'}; "
             f"model version: {model['number'] if model else 'none yet'}; {summary['seconds']['total']:.1f} s"
         )
+
+    def _preview(
+        self,
+        project: Project,
+        request: RoundRequest,
+        allocation: list[LanguageAllocation],
+        as_json: bool,
+    ) -> None:
+        if as_json:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "preview": True,
+                        "strategy": request.strategy,
+                        "budget": request.budget,
+                        "seed": request.seed,
+                        "allocation": {a.tag: a.as_dict() for a in allocation},
+                    }
+                )
+            )
+            return
+        self.stdout.write(
+            f"{project.slug}: preview of a {request.strategy} round of {request.budget} (seed {request.seed})"
+        )
+        self.stdout.write(allocation_table(allocation))
+
+
+def _parameters(opts: dict[str, Any]) -> dict[str, Any]:
+    """The round's parameters: --parameters, then the options that name one."""
+    parameters: dict[str, Any] = {}
+    if opts["parameters"]:
+        try:
+            parameters = json.loads(opts["parameters"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--parameters is not valid JSON: {exc.msg}") from None
+        if not isinstance(parameters, dict):
+            raise CommandError("--parameters must be a JSON object")
+    for option in ("features", "encoder_path", "causal_lm_path", "floor", "evaluator_capacity"):
+        if opts[option] is not None:
+            parameters[option] = opts[option]
+    if opts["scorers"]:
+        parameters["scorers"] = [s.strip() for s in opts["scorers"].split(",") if s.strip()]
+    if opts["no_capacity_cap"]:
+        parameters["evaluator_capacity"] = None
+    return parameters

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Project, TokenScope
 from annotation.tokens import api_token_create, lifetime_parse
+from annotation.types import User
 
 
 class Command(BaseCommand):
@@ -46,29 +47,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        project = None
-        actor = None
-        if opts["scope"] == TokenScope.PROJECTS:
-            if opts["project"]:
-                raise CommandError(
-                    "a token of the scope projects belongs to no project; leave out --project"
-                )
-            if not opts["user"]:
-                raise CommandError(
-                    "--scope projects needs --user NAME: the user who will lead the projects "
-                    "the token creates"
-                )
-            actor = get_user_model().objects.filter(username=opts["user"]).first()
-            if actor is None:
-                raise CommandError(f"no user with username {opts['user']!r}")
-        else:
-            if opts["user"]:
-                raise CommandError("--user is only for --scope projects")
-            if not opts["project"]:
-                raise CommandError(f"--scope {opts['scope']} needs --project SLUG")
-            project = Project.objects.filter(slug=opts["project"]).first()
-            if project is None:
-                raise CommandError(f"no project with slug {opts['project']!r}")
+        project, actor = _project_and_user(opts)
         try:
             expires_in = lifetime_parse(opts["expires_in"]) if opts["expires_in"] else None
             token, raw = api_token_create(
@@ -96,10 +75,41 @@ class Command(BaseCommand):
             )
             return
         self.stdout.write(raw)
-        target = f"for {where}" if where else f"creating projects led by {actor.get_username()}"
+        target = (
+            f"for {where}"
+            if where or actor is None
+            else f"creating projects led by {actor.get_username()}"
+        )
         self.stderr.write(
             f"Token {token.prefix}… {target} (scope {token.scope}"
             + (f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
             + "). It is shown only now; "
             "send it as: Authorization: Bearer <token>"
         )
+
+
+def _project_and_user(opts: dict[str, Any]) -> tuple[Project | None, User | None]:
+    """The token's project, or for the scope projects the user it acts for (who will lead
+    the projects it creates); refused with the reason when the options do not fit."""
+    if opts["scope"] == TokenScope.PROJECTS:
+        if opts["project"]:
+            raise CommandError(
+                "a token of the scope projects belongs to no project; leave out --project"
+            )
+        if not opts["user"]:
+            raise CommandError(
+                "--scope projects needs --user NAME: the user who will lead the projects "
+                "the token creates"
+            )
+        actor = get_user_model().objects.filter(username=opts["user"]).first()
+        if actor is None:
+            raise CommandError(f"no user with username {opts['user']!r}")
+        return None, actor
+    if opts["user"]:
+        raise CommandError("--user is only for --scope projects")
+    if not opts["project"]:
+        raise CommandError(f"--scope {opts['scope']} needs --project SLUG")
+    project = Project.objects.filter(slug=opts["project"]).first()
+    if project is None:
+        raise CommandError(f"no project with slug {opts['project']!r}")
+    return project, None

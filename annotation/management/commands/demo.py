@@ -72,6 +72,7 @@ from annotation.qualification import (
     qualification_set,
 )
 from annotation.queue import item_claim_next, judgment_submit
+from annotation.types import User
 
 # Well known on purpose: it is printed. Refused with DEBUG off unless --password is given.
 DEMO_PASSWORD = "parity-demo"
@@ -309,68 +310,76 @@ class Command(BaseCommand):
                 raise CommandError(f"the demo server (gunicorn) stopped with exit code {code}")
 
     def _report(
-        self, *, projects: list[Project], evaluators: dict[str, Any], password: str, port: int
+        self, *, projects: list[Project], evaluators: dict[str, User], password: str, port: int
     ) -> None:
         out = self.stdout
         out.write("")
         for project in Project.objects.filter(pk__in=[p.pk for p in projects]).order_by(
             "created_at", "pk"
         ):
-            items = Item.objects.filter(project=project)
-            total = items.filter(is_gold=False).count()
-            notes = [f"{total:>5} items in {project.languages.count()} languages"]
-            if project.guideline_version:
-                notes.append(f"guideline {project.guideline_version}")
-            gold = items.filter(is_gold=True).count()
-            if gold:
-                rate = (
-                    f", honeypots at {project.honeypot_rate:.0%}" if project.honeypot_rate else ""
-                )
-                notes.append(f"{gold} gold items{rate}")
-            waiting = items.filter(status=ItemStatus.ADJUDICATION).count()
-            if waiting:
-                notes.append(f"{waiting} waiting for adjudication")
-            flagged = items.filter(language_flagged=True).count()
-            if flagged:
-                notes.append(f"{flagged} flagged by the language check")
-            if not project.queue_on_import:
-                pool = items.filter(status=ItemStatus.POOL, is_gold=False)
-                labelled = pool.filter(judgments__isnull=False).distinct().count()
-                notes.append(
-                    f"{pool.count()} in the pool for active learning, {labelled} of them labelled"
-                )
-                if AuditEvent.objects.filter(project=project, verb=AL_ROUND_RUN).exists():
-                    notes.append("one active-learning round judged (before and after: Progress)")
+            notes = _project_notes(project)
             out.write(f"  {project.slug:<12} {project.task_type:<9} {' · '.join(notes)}")
         out.write("")
         out.write(self.style.SUCCESS(f"Parity demo: http://127.0.0.1:{port}/"))
         out.write(f"Every demo login has the password: {password}")
         out.write(f"  {LEAD:<7} project lead of every demo project, and admin (/admin/)")
         for spec in EVALUATORS:
-            user = evaluators[spec.username]
-            rows = (
-                Qualification.objects.filter(evaluator=user)
-                .select_related("project", "language")
-                .order_by("project__slug", "language__tag")
-            )
-            done = [
-                f"{q.project.slug} ({q.language.tag})"
-                for q in rows
-                if q.status == QualificationStatus.QUALIFIED
-            ]
-            waiting = [
-                f"{q.project.slug} ({q.language.tag})"
-                for q in rows
-                if q.status != QualificationStatus.QUALIFIED
-            ]
-            what = f"works {', '.join(done)}" if done else ""
-            if waiting:
-                what += ("; " if what else "") + f"pending calibration in {', '.join(waiting)}"
+            what = _evaluator_work(evaluators[spec.username])
             out.write(f"  {spec.username:<7} {'+'.join(spec.languages):<6} {what}")
         out.write("")
         out.write("What to try (log in at /accounts/login/):")
         for who, what in TRY:
             out.write(f"  {who:<7} {what}")
+
+
+def _project_notes(project: Project) -> list[str]:
+    """What the demo's closing report says of a project: items, guideline, gold, items in
+    adjudication, flagged, and the active-learning pool."""
+    items = Item.objects.filter(project=project)
+    total = items.filter(is_gold=False).count()
+    notes = [f"{total:>5} items in {project.languages.count()} languages"]
+    if project.guideline_version:
+        notes.append(f"guideline {project.guideline_version}")
+    gold = items.filter(is_gold=True).count()
+    if gold:
+        rate = f", honeypots at {project.honeypot_rate:.0%}" if project.honeypot_rate else ""
+        notes.append(f"{gold} gold items{rate}")
+    in_adjudication = items.filter(status=ItemStatus.ADJUDICATION).count()
+    if in_adjudication:
+        notes.append(f"{in_adjudication} waiting for adjudication")
+    flagged = items.filter(language_flagged=True).count()
+    if flagged:
+        notes.append(f"{flagged} flagged by the language check")
+    if not project.queue_on_import:
+        pool = items.filter(status=ItemStatus.POOL, is_gold=False)
+        labelled = pool.filter(judgments__isnull=False).distinct().count()
+        notes.append(f"{pool.count()} in the pool for active learning, {labelled} of them labelled")
+        if AuditEvent.objects.filter(project=project, verb=AL_ROUND_RUN).exists():
+            notes.append("one active-learning round judged (before and after: Progress)")
+    return notes
+
+
+def _evaluator_work(user: User) -> str:
+    """Where a demo evaluator works, and where they still wait for calibration."""
+    rows = (
+        Qualification.objects.filter(evaluator=user)
+        .select_related("project", "language")
+        .order_by("project__slug", "language__tag")
+    )
+    done = [
+        f"{q.project.slug} ({q.language.tag})"
+        for q in rows
+        if q.status == QualificationStatus.QUALIFIED
+    ]
+    waiting = [
+        f"{q.project.slug} ({q.language.tag})"
+        for q in rows
+        if q.status != QualificationStatus.QUALIFIED
+    ]
+    what = f"works {', '.join(done)}" if done else ""
+    if waiting:
+        what += ("; " if what else "") + f"pending calibration in {', '.join(waiting)}"
+    return what
 
 
 # What each login shows of the loop, printed after the logins.
@@ -443,7 +452,7 @@ def demo_evaluators(*, password: str) -> dict[str, Any]:
     return users
 
 
-def demo_qualifications(*, project: Project, lead: Any, evaluators: dict[str, Any]) -> None:
+def demo_qualifications(*, project: Project, lead: User, evaluators: dict[str, User]) -> None:
     """Qualify each demo evaluator in each of their languages the project has; the
     not-yet-qualified one gets a pending qualification (waiting for calibration)."""
     project_tags = set(project.languages.values_list("tag", flat=True))
@@ -484,7 +493,7 @@ def demo_qualifications(*, project: Project, lead: Any, evaluators: dict[str, An
 
 def _project(
     *,
-    lead: Any,
+    lead: User,
     slug: str,
     task_type: str,
     languages: list[str],
@@ -521,7 +530,7 @@ def _project(
     return project
 
 
-def _import(*, project: Project, lines: Iterable[dict[str, Any]], lead: Any) -> None:
+def _import(*, project: Project, lines: Iterable[dict[str, Any]], lead: User) -> None:
     """Import what is not there yet; nothing at all when every item already is."""
     lines = list(lines)
     ids = [line["external_id"] for line in lines]
@@ -554,7 +563,7 @@ def _gold_lines(
         yield line
 
 
-def _import_judgments(*, project: Project, lines: Iterable[dict[str, Any]], lead: Any) -> None:
+def _import_judgments(*, project: Project, lines: Iterable[dict[str, Any]], lead: User) -> None:
     """The data set's own raters as historical judgments (idempotent: a second run stores
     nothing), so the parity and agreement pages have real numbers from the start."""
     lines = list(lines)
@@ -562,7 +571,7 @@ def _import_judgments(*, project: Project, lines: Iterable[dict[str, Any]], lead
         judgments_import(project=project, records=numbered(lines), actor=lead)
 
 
-def mlqe_project(*, lead: Any, limit: int) -> Project:
+def mlqe_project(*, lead: User, limit: int) -> Project:
     """Rating, 0–100: MLQE-PE machine translations in seven pairs; the translation's
     language (the pair's target) is the item's language."""
     languages = sorted({mlqe_target_language(pair) for pair in MLQE_PAIRS})
@@ -591,7 +600,7 @@ def mlqe_project(*, lead: Any, limit: int) -> Project:
     return project
 
 
-def wmt_project(*, lead: Any, limit: int) -> Project:
+def wmt_project(*, lead: User, limit: int) -> Project:
     """Pairwise: two WMT23 systems' translations of the same source, en-de and zh-en."""
     languages = sorted({lp.split("-")[1] for lp in WMT_LPS})
     project = _project(
@@ -645,7 +654,7 @@ def wmt_replay_ids(*, project: Project, limit: int) -> list[str]:
     return list(takewhile(lambda external_id: external_id not in imported, ids))
 
 
-def wmt_replay(*, project: Project, evaluators: dict[str, Any], limit: int) -> int:
+def wmt_replay(*, project: Project, evaluators: dict[str, User], limit: int) -> int:
     """Three German evaluators claim the replayed pairs through the queue and submit the
     MQM raters' verdicts (rater k of a pair → evaluator k); returns the judgments stored.
     Nothing when any of them has already worked in the project (a second run)."""
@@ -678,7 +687,7 @@ def wmt_replay(*, project: Project, evaluators: dict[str, Any], limit: int) -> i
     return stored
 
 
-def udhr_project(*, lead: Any) -> Project:
+def udhr_project(*, lead: User) -> Project:
     """Labels: Article 1 of the UDHR in 55 languages and 33 scripts."""
     project = _project(
         lead=lead,
@@ -697,7 +706,7 @@ def udhr_project(*, lead: Any) -> Project:
     return project
 
 
-def mlqe_pool_project(*, lead: Any, size: int) -> Project:
+def mlqe_pool_project(*, lead: User, size: int) -> Project:
     """Rating, 0–100, for active learning: MLQE-PE items that stay in the pool until a lead
     runs a round; a third of them carry the data set's historical judgments (labels)."""
     languages = sorted({mlqe_target_language(pair) for pair in POOL_PAIRS})

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from annotation.models import Project, Qualification, QualificationStatus
+from annotation.types import User
 from guidelines.models import CalibrationRound
 from guidelines.selectors import gold_items, guideline_current, project_language_get
 from guidelines.services import (
@@ -123,7 +124,7 @@ class Command(BaseCommand):
                 self.stdout.write(line)
 
 
-def guideline_seed(*, project: Project, spec: DemoGuideline, lead: Any) -> list[str]:
+def guideline_seed(*, project: Project, spec: DemoGuideline, lead: User) -> list[str]:
     """Version 1.0.0 and its translations, acknowledged by the project's qualified evaluators."""
     if guideline_current(project=project) is not None:
         return []  # the lead may have edited it since: never overwrite
@@ -154,7 +155,7 @@ def guideline_seed(*, project: Project, spec: DemoGuideline, lead: Any) -> list[
     ]
 
 
-def calibration_seed(*, project: Project, spec: DemoCalibration, lead: Any) -> list[str]:
+def calibration_seed(*, project: Project, spec: DemoCalibration, lead: User) -> list[str]:
     """An open round of the language's gold items, unless the language has a round already."""
     language = project_language_get(project=project, tag=spec.language)
     if language is None:

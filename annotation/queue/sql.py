@@ -4,13 +4,13 @@ Claim and submit run with many evaluators at once. Built through the ORM, the cl
 filtered, anti-joined, ordered SELECT costs several times more Python per call than the
 database spends running it, so the few statements of the hot path are written out here,
 once (bench/queue.py measures them; the figures are in bench/README.md). `CLAIMABLE`
-mirrors `annotation.queue._claimable_items`, the ORM form the queue counts use;
+mirrors `annotation.queue.selectors.claimable_items`, the ORM form the queue counts use;
 tests/annotation/test_queue_sql.py holds the two to the same answer on SQLite and
 PostgreSQL. Everything runs unchanged on SQLite, minus the row locks (SQLite serialises
 writers: every transaction there is BEGIN IMMEDIATE).
 
 Table names come from the models; rows are read and inserted through the models' own
-fields (`annotation.rows`, `annotation.queue._insert`), so a new column needs no change
+fields (`annotation.rows`, `annotation.queue.db.insert_row`), so a new column needs no change
 here. Round trips count as much as Python: on PostgreSQL a change that goes with an insert
 rides in the insert's statement (a data-modifying WITH), the claim reads its item with the
 row lock, the lease sweep first probes without a transaction, and the claim asks for the
@@ -70,7 +70,7 @@ CANDIDATE = f"""
     LIMIT 1"""
 
 # One branch per language of the question "which language's best claimable item ranks
-# highest" (queue._best_language): each an index probe, `{n}` numbering the branch.
+# highest" (claim._best_language): each an index probe, `{n}` numbering the branch.
 BEST_OF_LANGUAGE = (
     f"SELECT * FROM (SELECT i.language_id, i.priority, i.id FROM {ITEM} i "
     f"WHERE i.language_id = %(language_{{n}})s AND {CLAIMABLE} "

@@ -283,6 +283,74 @@ def _pattern_matrix(
     )
 
 
+@dataclass(frozen=True)
+class _BTPatterns:
+    """The distinct (left, right, share) comparisons and how often each occurs, with each
+    pattern's contribution to the flattened win matrix: a resample's matrix is its pattern
+    counts times that (one sparse product for all resamples)."""
+
+    pl: np.ndarray
+    pr: np.ndarray
+    ps: np.ndarray
+    freq: np.ndarray
+    m: int
+    to_wins: sparse.csr_matrix
+
+    @classmethod
+    def of(cls, left: np.ndarray, right: np.ndarray, share: np.ndarray, m: int) -> _BTPatterns:
+        # Distinct (left, right, share) patterns, as one integer key each. (i, j, s) and
+        # (j, i, 1 − s) are the same comparison: written with the lower code on the left,
+        # they are one pattern, and half the draws.
+        swap = left > right
+        low, high = np.where(swap, right, left), np.where(swap, left, right)
+        shares, share_code = np.unique(np.where(swap, 1 - share, share), return_inverse=True)
+        s_count = max(1, len(shares))
+        key, freq = np.unique(
+            (low * m + high) * s_count + share_code.reshape(-1), return_counts=True
+        )
+        pl, pr, ps = (
+            key // s_count // m,
+            key // s_count % m,
+            shares[key % s_count] if len(key) else np.zeros(0),
+        )
+        rows = np.arange(len(pl))
+        to_wins = _pattern_matrix(rows, [pl * m + pr, pr * m + pl], [ps, 1 - ps], m * m)
+        return cls(pl, pr, ps, freq, m, to_wins)
+
+    @property
+    def n(self) -> int:
+        return int(self.freq.sum())
+
+    def matrices(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.m
+        wins = np.asarray((self.to_wins.T @ weights.T).T).reshape(-1, m, m)
+        met = (wins + wins.transpose(0, 2, 1)) > 0
+        wins = wins + BT_PRIOR * met
+        return wins, wins + wins.transpose(0, 2, 1)
+
+    def bootstrap(
+        self, strength: np.ndarray, *, resamples: int, seed: int, confidence: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Intervals of the strengths and of the win rates."""
+        rng = np.random.default_rng(seed)
+        # Poisson bootstrap (each item weighted by a Poisson(1) count; Hanley & MacGibbon 2006):
+        # one vectorised draw for every pattern and resample, where the multinomial over
+        # 20 × 19 pairs × shares costs a conditional binomial per pattern. The two agree as
+        # the number of items grows; the report's means keep the exact multinomial.
+        weights = rng.poisson(
+            self.freq[None, :].astype(np.float64), size=(resamples, len(self.freq))
+        ).astype(np.float64)
+        ci = percentile_ci(_bt_fit(*self.matrices(weights), start=strength).T, confidence)
+        rows, pl, pr, ps = np.arange(len(self.pl)), self.pl, self.pr, self.ps
+        to_app = _pattern_matrix(rows, [pl, pr], [np.ones(len(pl)), np.ones(len(pl))], self.m)
+        to_won = _pattern_matrix(rows, [pl, pr], [ps, 1 - ps], self.m)
+        app_b = np.asarray((to_app.T @ weights.T).T)
+        won_b = np.asarray((to_won.T @ weights.T).T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            win_ci = percentile_ci((won_b / app_b).T, confidence)
+        return ci, win_ci
+
+
 def bradley_terry_bootstrap(
     left: np.ndarray,
     right: np.ndarray,
@@ -304,35 +372,12 @@ def bradley_terry_bootstrap(
     share = np.asarray(share_left, dtype=np.float64)
     m = n_models
     names = names or [str(k) for k in range(m)]
-    # Distinct (left, right, share) patterns, as one integer key each. (i, j, s) and
-    # (j, i, 1 − s) are the same comparison: written with the lower code on the left,
-    # they are one pattern, and half the draws.
-    swap = left > right
-    low, high = np.where(swap, right, left), np.where(swap, left, right)
-    shares, share_code = np.unique(np.where(swap, 1 - share, share), return_inverse=True)
-    s_count = max(1, len(shares))
-    key, freq = np.unique((low * m + high) * s_count + share_code.reshape(-1), return_counts=True)
-    pl, pr, ps = (
-        key // s_count // m,
-        key // s_count % m,
-        shares[key % s_count] if len(key) else np.zeros(0),
+    patterns = _BTPatterns.of(left, right, share, m)
+    strength = (
+        _bt_fit(*patterns.matrices(patterns.freq[None, :].astype(np.float64)))[0]
+        if patterns.n
+        else np.full(m, np.nan)
     )
-    n = int(freq.sum())
-
-    # Each pattern's contribution to the flattened win matrix; a resample's matrix is its
-    # pattern counts times this (one product for all resamples).
-    rows = np.arange(len(pl))
-    to_wins = _pattern_matrix(rows, [pl * m + pr, pr * m + pl], [ps, 1 - ps], m * m)
-
-    def matrices(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        wins = np.asarray((to_wins.T @ weights.T).T).reshape(-1, m, m)
-        met = (wins + wins.transpose(0, 2, 1)) > 0
-        wins = wins + BT_PRIOR * met
-        return wins, wins + wins.transpose(0, 2, 1)
-
-    point_weights = freq[None, :].astype(np.float64)
-    wins, games = matrices(point_weights)
-    strength = _bt_fit(wins, games)[0] if n else np.full(m, np.nan)
     appearances = np.bincount(left, minlength=m) + np.bincount(right, minlength=m)
     won = np.bincount(left, weights=share, minlength=m) + np.bincount(
         right, weights=1 - share, minlength=m
@@ -341,21 +386,10 @@ def bradley_terry_bootstrap(
         win_rate = won / appearances
     ci = np.full((m, 2), np.nan)
     win_ci = np.full((m, 2), np.nan)
-    if n >= 2 and resamples > 0:
-        rng = np.random.default_rng(seed)
-        # Poisson bootstrap (each item weighted by a Poisson(1) count; Hanley & MacGibbon 2006):
-        # one vectorised draw for every pattern and resample, where the multinomial over
-        # 20 × 19 pairs × shares costs a conditional binomial per pattern. The two agree as
-        # the number of items grows; the report's means keep the exact multinomial.
-        weights = rng.poisson(freq[None, :].astype(np.float64), size=(resamples, len(freq))).astype(
-            np.float64
+    if patterns.n >= 2 and resamples > 0:
+        ci, win_ci = patterns.bootstrap(
+            strength, resamples=resamples, seed=seed, confidence=confidence
         )
-        ci = percentile_ci(_bt_fit(*matrices(weights), start=strength).T, confidence)
-        to_app = _pattern_matrix(rows, [pl, pr], [np.ones(len(pl)), np.ones(len(pl))], m)
-        to_won = _pattern_matrix(rows, [pl, pr], [ps, 1 - ps], m)
-        app_b, won_b = np.asarray((to_app.T @ weights.T).T), np.asarray((to_won.T @ weights.T).T)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            win_ci = percentile_ci((won_b / app_b).T, confidence)
     return BradleyTerry(list(names), strength, ci, win_rate, win_ci, appearances)
 
 
@@ -426,9 +460,34 @@ def progress_series(
     mean = gm.mean.reshape(L, K)
     ci = gm.ci(confidence).reshape(L, K, 2)
     draws = gm.draws.reshape(L, K, resamples if resamples > 0 else 0)
-    B = draws.shape[2]
-    # The previous key with enough items, per language: a running maximum of "last such
-    # key seen", read just before the first key of the same rank.
+    enough = n >= MIN_ITEMS
+    previous = _previous_keys(n, rank)
+    change, change_ci, change_verdict = _changes(mean, draws, enough, previous, confidence)
+    best, gap, gap_draws, gap_ci = _gaps(mean, draws, n, confidence)
+    gap_change, gap_change_ci, gap_change_verdict = _gap_changes(
+        gap, gap_draws, enough, previous, confidence
+    )
+    return Series(
+        n,
+        mean,
+        ci,
+        previous,
+        change,
+        change_ci,
+        change_verdict,
+        best,
+        gap,
+        gap_ci,
+        gap_change,
+        gap_change_ci,
+        gap_change_verdict,
+    )
+
+
+def _previous_keys(n: np.ndarray, rank: np.ndarray | None) -> np.ndarray:
+    """Per language and key, the previous key with enough items (−1 for none): a running
+    maximum of "last such key seen", read just before the first key of the same rank."""
+    L, K = n.shape
     present = n > 0
     enough = n >= MIN_ITEMS
     seen = np.where(enough, np.arange(K)[None, :], -1)
@@ -438,9 +497,20 @@ def progress_series(
     for k in range(1, K):  # over keys (versions or periods), not rows or resamples
         block_start[k] = block_start[k - 1] if rank[k] == rank[k - 1] else k
     before = np.concatenate([np.full((L, 1), -1), last], axis=1)[:, block_start]
-    previous = np.where(present & np.isfinite(rank)[None, :], before, -1)
-    has_prev = previous >= 0
-    rows, cols = np.nonzero(has_prev)
+    return np.where(present & np.isfinite(rank)[None, :], before, -1)
+
+
+def _changes(
+    mean: np.ndarray,
+    draws: np.ndarray,
+    enough: np.ndarray,
+    previous: np.ndarray,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The change from each language's previous key, with an interval and a verdict where
+    both groups have enough items."""
+    L, K = mean.shape
+    rows, cols = np.nonzero(previous >= 0)
     prev_cols = previous[rows, cols]
     change = np.full((L, K), np.nan)
     change_ci = np.full((L, K, 2), np.nan)
@@ -453,14 +523,23 @@ def progress_series(
             c_ci, c_v = changes_vectorised(draws[r, c], draws[r, p], confidence)
             change_ci[r, c] = c_ci
             change_verdict[r, c] = c_v
-    # The best language per key among those with enough items.
+    return change, change_ci, change_verdict
+
+
+def _gaps(
+    mean: np.ndarray, draws: np.ndarray, n: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The best language per key among those with enough items, and each language's gap to
+    it (best − this) with its draws and interval."""
+    L, K = mean.shape
+    B = draws.shape[2]
+    present, enough = n > 0, n >= MIN_ITEMS
     candidate = np.where(enough, mean, -np.inf)
     best = np.where(np.isfinite(candidate).any(axis=0), np.argmax(candidate, axis=0), -1)
     gap = np.full((L, K), np.nan)
     gap_draws = np.full((L, K, B), np.nan)
     gap_ci = np.full((L, K, 2), np.nan)
-    keyed = best >= 0
-    kk = np.flatnonzero(keyed)
+    kk = np.flatnonzero(best >= 0)
     if len(kk):
         gap[:, kk] = mean[best[kk], kk][None, :] - mean[:, kk]
         gap_draws[:, kk] = draws[best[kk], kk][None, :, :] - draws[:, kk]
@@ -471,6 +550,20 @@ def progress_series(
         gap_draws[best[kk], kk] = 0.0
         gap[best[kk], kk] = 0.0
     gap[~present] = np.nan
+    return best, gap, gap_draws, gap_ci
+
+
+def _gap_changes(
+    gap: np.ndarray,
+    gap_draws: np.ndarray,
+    enough: np.ndarray,
+    previous: np.ndarray,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How each gap moved since the language's previous key (negative: it narrowed)."""
+    L, K = gap.shape
+    rows, cols = np.nonzero(previous >= 0)
+    prev_cols = previous[rows, cols]
     gap_change = np.full((L, K), np.nan)
     gap_change_ci = np.full((L, K, 2), np.nan)
     gap_change_verdict = np.zeros((L, K), dtype=np.int64)
@@ -490,18 +583,4 @@ def progress_series(
         g_ci, g_v = changes_vectorised(gap_draws[r, c], gap_draws[r, p], confidence)
         gap_change_ci[r, c] = g_ci
         gap_change_verdict[r, c] = g_v
-    return Series(
-        n,
-        mean,
-        ci,
-        previous,
-        change,
-        change_ci,
-        change_verdict,
-        best,
-        gap,
-        gap_ci,
-        gap_change,
-        gap_change_ci,
-        gap_change_verdict,
-    )
+    return gap_change, gap_change_ci, gap_change_verdict

@@ -2,12 +2,11 @@
 
 A report over a million judgments cannot afford a Python object per judgment: the ORM's
 row tuples, a decoded JSON value, a timestamp and a pandas object row each cost more than
-the whole bootstrap. So the judgments and their items are read as columns — on
-PostgreSQL as CSV text the database writes (see `_query_columns`), parsed by pandas' C
-reader; elsewhere (SQLite) by one fetch — with the database extracting what each value
-holds (a score, a choice), and every text column (model, guideline version, domain)
-becomes integer codes with one name list. Two queries, of a size that does not grow with
-the project; they are the ORM's, so they filter as the rest of Parity does.
+the whole bootstrap. So the judgments and their items are read as columns
+(`annotation.progress.columns`), with the database extracting what each value holds (a
+score, a choice), and every text column (model, guideline version, domain) becomes
+integer codes with one name list. Two queries, of a size that does not grow with the
+project; they are the ORM's, so they filter as the rest of Parity does.
 
 Each item's quality score is the label rule's (`annotation.labels.label_scores`), with its
 final label in place of its judgments.
@@ -15,28 +14,17 @@ final label in place of its judgments.
 
 from __future__ import annotations
 
-import io
+import datetime
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import (
-    Case,
-    F,
-    FloatField,
-    Func,
-    IntegerField,
-    QuerySet,
-    Value,
-    When,
-)
+from django.db.models import Case, F, FloatField, Func, IntegerField, QuerySet, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
-from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from annotation.agreement.loading import _Judgments, _Scheme
@@ -53,121 +41,18 @@ from annotation.models import (
     Selection,
     TaskType,
 )
+from annotation.progress.columns import code_of, query_columns, recode, text_codes
+from annotation.progress.options import NONE_KEY
 
-NONE_KEY = "(none)"
 # An item's language check: never run, found another language inside, or one language.
 SWITCHED = ("unchecked", "code_switched", "single_language")
 
 
-# ---------------------------------------------------------------------------------------
-# Columns from a query
-# ---------------------------------------------------------------------------------------
-
-
-def _query_columns(qs: QuerySet[Any], names: list[str], text: set[str]) -> pd.DataFrame:
-    """The rows of a values_list queryset as a frame with columns `names`; columns in
-    `text` are text ("" for NULL), the others numbers (NaN for NULL). The first column
-    must be an integer (an id)."""
-    sql, params = qs.query.sql_with_params()
-    if connection.vendor == "postgresql":
-        # The database writes the rows as CSV text, a few long strings (string_agg over
-        # 32 slices of the ids, each far below a text value's 1 GB limit), and pandas' C
-        # reader parses them. COPY ... TO STDOUT would write the same CSV but hand it over
-        # a row at a time, and psycopg's per-row cost is twice the parse. Text is always
-        # quoted (a model's name may hold a comma or a newline); NULL is an empty field.
-        # The slices are joined to a 32-row series rather than grouped by mod(id, 32)
-        # alone: the planner cannot tell that the latter has 32 values, and sorts a
-        # million rows to group them.
-        aliases = [f"c{k}" for k in range(len(names))]
-        fields = [
-            f"coalesce('\"' || replace(q.{alias}::text, '\"', '\"\"') || '\"', '')"
-            if name in text
-            else f"coalesce(q.{alias}::text, '')"
-            for alias, name in zip(aliases, names, strict=True)
-        ]
-        statement = (
-            f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') "  # noqa: S608 - the ORM's query, wrapped
-            f"FROM ({sql}) AS q ({', '.join(aliases)}) "
-            "JOIN generate_series(0, 31) AS slice (n) ON slice.n = mod(q.c0, 32) GROUP BY slice.n"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            chunks = [row[0] for row in cursor.fetchall() if row[0]]
-        if not chunks:
-            frame = pd.DataFrame({name: pd.Series(dtype=object) for name in names})
-        else:
-            frame = pd.read_csv(
-                io.StringIO("\n".join(chunks)),
-                names=names,
-                header=None,
-                # Only an empty field is missing: "NA" or "null" is a model's name.
-                keep_default_na=False,
-                na_values=[""],
-                dtype={name: "category" if name in text else "float64" for name in names},
-            )
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names)
-    for name in names:
-        if name in text:
-            column = frame[name]
-            if not isinstance(column.dtype, pd.CategoricalDtype):
-                column = column.astype(object).where(column.notna(), "").astype(str)
-                column = column.astype("category")
-            elif column.isna().any():
-                if "" not in column.cat.categories:
-                    column = column.cat.add_categories("")
-                column = column.fillna("")
-            frame[name] = column
-        elif frame[name].dtype == object:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce")
-    return frame
-
-
-def _code_of(expression: Any, values: Sequence[str]) -> Case:
-    """The index of `expression`'s value in `values` (−1 for any other), computed by the
-    database: a number is cheaper to write and to read than the text."""
-    return Case(
-        *(When(Exact(expression, Value(value)), then=Value(k)) for k, value in enumerate(values)),
-        default=Value(-1),
-        output_field=IntegerField(),
-    )
-
-
-def _codes(column: pd.Series, *, empty: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """Integer codes of a text column and the names they stand for, sorted; "" becomes
-    `empty` when given."""
-    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-    names = [str(c) for c in cat.cat.categories]
-    if empty is not None:
-        names = [empty if n == "" else n for n in names]
-    codes = cat.cat.codes.to_numpy(dtype=np.int64)
-    order = sorted(range(len(names)), key=names.__getitem__)
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    return (rank[codes] if len(names) else codes), [names[k] for k in order]
-
-
-def _recode(codes: np.ndarray, names: list[str], to: list[str]) -> np.ndarray:
-    """Codes into `names` as codes into `to` (every name must be in `to`)."""
-    index = {name: k for k, name in enumerate(to)}
-    table = np.array([index[name] for name in names], dtype=np.int64)
-    return table[codes] if len(table) else np.zeros(len(codes), dtype=np.int64)
-
-
 def _period_first_day(period: str, year: int, number: int) -> str:
     """ISO date of the first day of an ISO week (Monday) or of a month."""
-    import datetime
-
     if period == "month":
         return datetime.date(year, number, 1).isoformat()
     return datetime.date.fromisocalendar(year, number, 1).isoformat()
-
-
-# ---------------------------------------------------------------------------------------
-# The data
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -215,15 +100,19 @@ class ProgressData:
     def n_items(self) -> int:
         return len(self.item_id)
 
+    def _created(self) -> np.ndarray:
+        if self.j_created is None:
+            raise ValueError("loaded without judgment times")
+        return self.j_created
+
     def item_periods(self, period: str) -> tuple[np.ndarray, list[str]]:
         """Each item's period — the week (Monday) or month of its latest counted judgment,
         in the current time zone — as codes into a sorted list of ISO dates."""
-        if self.j_created is None:
-            raise ValueError("loaded without judgment times")
+        created = self._created()
         if not self.n_items:
             return np.zeros(0, dtype=np.int64), []
         latest = np.full(self.n_items, -np.inf)
-        np.maximum.at(latest, self.j_item, self.j_created)
+        np.maximum.at(latest, self.j_item, created)
         when = pd.to_datetime(latest, unit="s", utc=True).tz_convert(
             timezone.get_current_timezone_name()
         )
@@ -246,19 +135,16 @@ class ProgressData:
 
     def judged_at(self, when: float) -> np.ndarray:
         """Which items had a counted judgment before `when` (seconds since the epoch)."""
-        if self.j_created is None:
-            raise ValueError("loaded without judgment times")
+        created = self._created()
         judged = np.zeros(self.n_items, dtype=bool)
-        judged[self.j_item[self.j_created < when]] = True
+        judged[self.j_item[created < when]] = True
         return judged
 
     def scores_at(self, when: float) -> np.ndarray:
         """Each item's quality score from what was there at `when` (seconds since the
         epoch): its judgments and final label from before then; NaN for an item not yet
         judged."""
-        if self.j_created is None:
-            raise ValueError("loaded without judgment times")
-        earlier = np.flatnonzero(self.j_created < when)
+        earlier = np.flatnonzero(self._created() < when)
         score = label_scores(
             rule=self.rule,
             item=self.j_item[earlier],
@@ -270,6 +156,11 @@ class ProgressData:
         return score
 
 
+# ---------------------------------------------------------------------------------------
+# The two reads
+# ---------------------------------------------------------------------------------------
+
+
 def _judgment_query(project: Project, language: str | None) -> QuerySet[Any]:
     qs = Judgment.objects.filter(
         item__project=project, is_current=True, kind__in=list(COUNTED_JUDGMENT_KINDS)
@@ -279,20 +170,12 @@ def _judgment_query(project: Project, language: str | None) -> QuerySet[Any]:
     return qs
 
 
-def progress_data_load(
-    *,
-    project: Project,
-    language: str | None = None,
-    with_created: bool = False,
-    with_prompt: bool = False,
-) -> ProgressData:
-    """The project's counted current judgments (of one language when given) and their
-    items, as arrays (see ProgressData)."""
-    rule = LabelRule.of(project)
+def _judgment_columns(
+    project: Project, language: str | None, *, with_created: bool
+) -> pd.DataFrame:
+    """The counted current judgments: the database extracts what the value holds, choices
+    as codes."""
     task = project.task_type
-    tags = sorted(project.languages.values_list("tag", flat=True))
-
-    # The judgments: the database extracts what the value holds, choices as codes.
     parts: dict[str, Any] = {
         "_evaluator": Coalesce(F("evaluator_id"), Value(-1), output_field=IntegerField())
     }
@@ -300,7 +183,7 @@ def progress_data_load(
     if task == TaskType.RATING:
         parts["_score"] = Cast(KT("value__score"), FloatField())
     elif task == TaskType.PAIRWISE:
-        parts["_choice"] = _code_of(KT("value__choice"), CHOICES)
+        parts["_choice"] = code_of(KT("value__choice"), CHOICES)
         parts["_strength"] = Coalesce(
             Cast(KT("value__strength"), IntegerField()), Value(1), output_field=IntegerField()
         )
@@ -319,10 +202,14 @@ def progress_data_load(
     if with_created and connection.vendor != "postgresql":
         names.append("created_at")
     qs = _judgment_query(project, language).annotate(**parts).values_list(*names)
-    judgments = _query_columns(qs, names, text)
-    j_item_id = judgments["item_id"].to_numpy(dtype=np.int64)
+    return query_columns(qs, names, text)
 
-    # Their items: flags and states as small codes, text only where it is free-form.
+
+def _item_columns(project: Project, language: str | None, *, with_prompt: bool) -> pd.DataFrame:
+    """Every item of the project (of the language), flags and states as small codes, text
+    only where it is free-form. Those without judgments are dropped later: asking the
+    database for only the judged ones (EXISTS) costs an index probe per item, several
+    times the scan."""
     item_parts: dict[str, Any] = {
         "_uncertain": Case(
             When(selection=Selection.UNCERTAINTY, then=Value(1)),
@@ -347,36 +234,43 @@ def progress_data_load(
         "_domain": KT("metadata__domain"),
         "_task": KT("metadata__task"),
     }
-    model_fields = ["model_a", "model_b"] if task == TaskType.PAIRWISE else ["model"]
+    model_fields = ["model_a", "model_b"] if project.task_type == TaskType.PAIRWISE else ["model"]
     item_names = ["pk", "language_id", *model_fields, *item_parts]
     item_text = {*model_fields, "_domain", "_task"}
     if with_prompt:
         item_names.append("prompt_id")
         item_text.add("prompt_id")
-    # Every item of the project (of the language): those without judgments are dropped
-    # below. Asking the database for only the judged ones (EXISTS) costs an index probe
-    # per item, several times the scan.
     items_qs = Item.objects.filter(project=project)
     if language:
         items_qs = items_qs.filter(language__tag=language)
-    items_qs = items_qs.annotate(**item_parts).values_list(*item_names)
-    items = _query_columns(items_qs, item_names, item_text)
-    # Every language the database knows (a few hundred rows at most): asking for only the
-    # items' would send their ids as parameters.
-    language_tags = dict(Language.objects.values_list("pk", "tag"))
-    # The backlog per language, from the same read.
+    return query_columns(
+        items_qs.annotate(**item_parts).values_list(*item_names), item_names, item_text
+    )
+
+
+def _backlog_counts(
+    items: pd.DataFrame, language_tags: dict[int, str]
+) -> dict[str, dict[str, int]]:
+    """The backlog per language tag, from the items' read."""
     status_counts: dict[str, dict[str, int]] = {}
     backlog = items["_backlog"].to_numpy()
     for code, key in ((1, "adjudication"), (2, "pool")):
         for language_id, count in items["language_id"][backlog == code].value_counts().items():
             tag = language_tags.get(int(language_id), "")
             status_counts.setdefault(tag, {"adjudication": 0, "pool": 0})[key] = int(count)
+    return status_counts
+
+
+def _judged_join(
+    items: pd.DataFrame, judgments: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The judged items (sorted by id), the judgments whose item the second read saw (one
+    written in between is left out), and each judgment's item position."""
+    j_item_id = judgments["item_id"].to_numpy(dtype=np.int64)
     judged = np.isin(items["pk"].to_numpy(dtype=np.int64), j_item_id)
     items = items[judged].sort_values("pk", kind="stable").reset_index(drop=True)
     item_id = items["pk"].to_numpy(dtype=np.int64)
     n_items = len(item_id)
-    # A judgment whose item the second read did not see (it was written in between) is
-    # left out.
     j_item = np.searchsorted(item_id, j_item_id)
     known = (j_item < n_items) & (item_id[np.minimum(j_item, max(n_items - 1, 0))] == j_item_id)
     if n_items == 0:
@@ -384,8 +278,13 @@ def progress_data_load(
     if not known.all():
         judgments = judgments[known].reset_index(drop=True)
         j_item = j_item[known]
+    return items, judgments, j_item
 
-    # Tags and codes per distinct language, spread to the items.
+
+def _item_languages(
+    items: pd.DataFrame, tags: list[str], language_tags: dict[int, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's tag and its code into `tags`: per distinct language, spread to the items."""
     language_ids, of_item = np.unique(
         items["language_id"].to_numpy(dtype=np.int64), return_inverse=True
     )
@@ -393,57 +292,67 @@ def progress_data_load(
     item_tag = np.array(distinct_tags, dtype=object)[of_item.reshape(-1)]
     language_code = (
         pd.Index(tags).get_indexer(distinct_tags)[of_item.reshape(-1)]
-        if n_items
+        if len(items)
         else np.zeros(0, dtype=np.int64)
     )
+    return item_tag, np.asarray(language_code, dtype=np.int64)
 
-    # Model names: one list for the model and both sides.
-    zeros = np.zeros(n_items, dtype=np.int64)
+
+def _item_models(
+    items: pd.DataFrame, task: str
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Model names, one list for the model and both sides, and each item's codes:
+    (models, model, model_a, model_b)."""
+    zeros = np.zeros(len(items), dtype=np.int64)
     if task == TaskType.PAIRWISE:
-        a_codes, a_names = _codes(items["model_a"], empty="A")
-        b_codes, b_names = _codes(items["model_b"], empty="B")
+        a_codes, a_names = text_codes(items["model_a"], empty="A")
+        b_codes, b_names = text_codes(items["model_b"], empty="B")
         models = sorted(set(a_names) | set(b_names))
-        model_a, model_b = _recode(a_codes, a_names, models), _recode(b_codes, b_names, models)
-        model = zeros
-    else:
-        m_codes, models = _codes(items["model"], empty=NONE_KEY)
-        model, model_a, model_b = m_codes, zeros, zeros
+        return models, zeros, recode(a_codes, a_names, models), recode(b_codes, b_names, models)
+    m_codes, models = text_codes(items["model"], empty=NONE_KEY)
+    return models, m_codes, zeros, zeros
 
+
+def _item_attributes(items: pd.DataFrame) -> dict[str, tuple[np.ndarray, list[str]]]:
     present, switched = np.unique(items["_switched"].to_numpy(dtype=np.int64), return_inverse=True)
-    attributes = {
-        "domain": _codes(items["_domain"], empty=NONE_KEY),
-        "task": _codes(items["_task"], empty=NONE_KEY),
+    return {
+        "domain": text_codes(items["_domain"], empty=NONE_KEY),
+        "task": text_codes(items["_task"], empty=NONE_KEY),
         # Only the states the items are in, in SWITCHED's order.
         "code_switched": (switched.reshape(-1), [SWITCHED[k] for k in present]),
     }
 
-    # The votes, and the values agreement encodes.
+
+def _votes(project: Project, judgments: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray]:
+    """The votes label_scores takes, and the values agreement encodes."""
+    task = project.task_type
     scheme = _Scheme.of(project, project.agreement_level)
     votes: dict[str, Any] = {}
     if task == TaskType.RATING:
         votes["score"] = judgments["_score"].to_numpy(dtype=np.float64)
-        encoded = votes["score"].astype(np.int64) - int(scheme.domain[0])
-    elif task == TaskType.PAIRWISE:
+        return votes, votes["score"].astype(np.int64) - int(scheme.domain[0])
+    if task == TaskType.PAIRWISE:
         choice = judgments["_choice"].to_numpy(dtype=np.int64)
         votes["choice"] = choice
         strength = judgments["_strength"].to_numpy(dtype=np.float64)
         if scheme.level == "nominal":
-            encoded = np.array([scheme.domain.index(c) for c in CHOICES], dtype=np.int64)[
-                np.maximum(choice, 0)
-            ]
-        else:
-            graded = np.where(choice == 0, strength, np.where(choice == 1, -strength, 0))
-            encoded = (graded - scheme.domain[0]).astype(np.int64)
-    else:
-        raw = judgments["_labels"].astype(str).to_numpy()
-        votes["labels"] = [json.loads(x) if x else [] for x in raw]
-        encoded = scheme.encode([{"labels": labels} for labels in votes["labels"]])
+            table = np.array([scheme.domain.index(c) for c in CHOICES], dtype=np.int64)
+            return votes, table[np.maximum(choice, 0)]
+        graded = np.where(choice == 0, strength, np.where(choice == 1, -strength, 0))
+        return votes, (graded - scheme.domain[0]).astype(np.int64)
+    raw = judgments["_labels"].astype(str).to_numpy()
+    votes["labels"] = [json.loads(x) if x else [] for x in raw]
+    return votes, scheme.encode([{"labels": labels} for labels in votes["labels"]])
 
-    vote_score = label_scores(rule=rule, item=j_item, n_items=n_items, **votes)
-    score = vote_score.copy()
+
+def _final_labels(
+    project: Project, language: str | None, rule: LabelRule, item_id: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The final labels of the judged items: positions, scores and times."""
     finals = FinalLabel.objects.filter(item__project=project)
     if language:
         finals = finals.filter(item__language__tag=language)
+    n_items = len(item_id)
     final_rows = []
     for pk, value, at in finals.values_list("item_id", "value", "created_at"):
         position = int(np.searchsorted(item_id, pk))
@@ -451,37 +360,64 @@ def progress_data_load(
             label = item_label(rule=rule, votes=[], final=value)
             result = label_score(rule=rule, label=label) if label is not None else None
             final_rows.append((position, np.nan if result is None else result, at.timestamp()))
-    final_item = np.array([r[0] for r in final_rows], dtype=np.int64)
-    final_score = np.array([r[1] for r in final_rows], dtype=np.float64)
-    final_created = np.array([r[2] for r in final_rows], dtype=np.float64)
-    score[final_item] = final_score
-
-    created = None
-    if with_created:
-        if "_created" in judgments:
-            created = judgments["_created"].to_numpy(dtype=np.float64)
-        else:
-            stamps = pd.to_datetime(judgments["created_at"].astype(str), utc=True, format="ISO8601")
-            created = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
-    g_codes, g_names = _codes(judgments["guideline_version"], empty=NONE_KEY)
-    data = _Judgments(
-        pd.DataFrame({"item": item_id[j_item]}),
-        {},
-        {scheme: encoded},
+    return (
+        np.array([r[0] for r in final_rows], dtype=np.int64),
+        np.array([r[1] for r in final_rows], dtype=np.float64),
+        np.array([r[2] for r in final_rows], dtype=np.float64),
     )
+
+
+def _judgment_times(judgments: pd.DataFrame, *, with_created: bool) -> np.ndarray | None:
+    """Each judgment's time in seconds since the epoch (when asked for)."""
+    if not with_created:
+        return None
+    if "_created" in judgments:
+        return judgments["_created"].to_numpy(dtype=np.float64)
+    stamps = pd.to_datetime(judgments["created_at"].astype(str), utc=True, format="ISO8601")
+    return stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+
+
+def progress_data_load(
+    *,
+    project: Project,
+    language: str | None = None,
+    with_created: bool = False,
+    with_prompt: bool = False,
+) -> ProgressData:
+    """The project's counted current judgments (of one language when given) and their
+    items, as arrays (see ProgressData)."""
+    rule = LabelRule.of(project)
+    tags = sorted(project.languages.values_list("tag", flat=True))
+    judgments = _judgment_columns(project, language, with_created=with_created)
+    items = _item_columns(project, language, with_prompt=with_prompt)
+    # Every language the database knows (a few hundred rows at most): asking for only the
+    # items' would send their ids as parameters.
+    language_tags = dict(Language.objects.values_list("pk", "tag"))
+    status_counts = _backlog_counts(items, language_tags)
+    items, judgments, j_item = _judged_join(items, judgments)
+    item_id = items["pk"].to_numpy(dtype=np.int64)
+    item_tag, language_code = _item_languages(items, tags, language_tags)
+    models, model, model_a, model_b = _item_models(items, project.task_type)
+    votes, encoded = _votes(project, judgments)
+    vote_score = label_scores(rule=rule, item=j_item, n_items=len(item_id), **votes)
+    final_item, final_score, final_created = _final_labels(project, language, rule, item_id)
+    score = vote_score.copy()
+    score[final_item] = final_score
+    g_codes, g_names = text_codes(judgments["guideline_version"], empty=NONE_KEY)
+    scheme = _Scheme.of(project, project.agreement_level)
     return ProgressData(
         project=project,
         rule=rule,
         tags=tags,
         item_id=item_id,
-        language=np.asarray(language_code, dtype=np.int64),
+        language=language_code,
         item_tag=item_tag,
         models=models,
         model=model,
         model_a=model_a,
         model_b=model_b,
         uncertainty=items["_uncertain"].to_numpy() == 1,
-        attributes=attributes,
+        attributes=_item_attributes(items),
         prompt_id=items["prompt_id"].astype(str).to_numpy() if with_prompt else None,
         score=score,
         vote_score=vote_score,
@@ -492,8 +428,8 @@ def progress_data_load(
         j_evaluator=judgments["_evaluator"].to_numpy(dtype=np.int64),
         j_guideline=g_codes,
         guidelines=g_names,
-        j_created=created,
-        judgments=data,
+        j_created=_judgment_times(judgments, with_created=with_created),
+        judgments=_Judgments(pd.DataFrame({"item": item_id[j_item]}), {}, {scheme: encoded}),
         j_votes=votes,
         status_counts=status_counts,
     )
@@ -516,17 +452,13 @@ def judgment_dialects(data: ProgressData) -> tuple[np.ndarray, list[str]]:
         return np.full(len(data.j_item), names.index(NONE_KEY), dtype=np.int64), names
     # One lookup per distinct (evaluator, item language), not per judgment.
     tag_codes, tag_names = pd.factorize(data.item_tag[data.j_item])
-    pair = data.j_evaluator * max(1, len(tag_names)) + tag_codes
+    width = max(1, len(tag_names))
+    pair = data.j_evaluator * width + tag_codes
     distinct, inverse = np.unique(pair, return_inverse=True)
     index = {name: k for k, name in enumerate(names)}
     per_pair = np.array(
         [
-            index[
-                lookup.get(
-                    (int(p) // max(1, len(tag_names)), tag_names[int(p) % max(1, len(tag_names))]),
-                    NONE_KEY,
-                )
-            ]
+            index[lookup.get((int(p) // width, tag_names[int(p) % width]), NONE_KEY)]
             if p >= 0
             else index[NONE_KEY]
             for p in distinct
@@ -534,6 +466,3 @@ def judgment_dialects(data: ProgressData) -> tuple[np.ndarray, list[str]]:
         dtype=np.int64,
     )
     return per_pair[inverse.reshape(-1)], names
-
-
-__all__ = ["NONE_KEY", "ProgressData", "judgment_dialects", "progress_data_load"]
