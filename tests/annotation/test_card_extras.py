@@ -5,6 +5,7 @@ that says "not set"."""
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest import mock
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
@@ -136,6 +137,26 @@ class ProgressTests(EvaluatorPagesTestCase):
         self.assertContains(after, "Done today: 1 · left in this language: 1")
         arabic = self.client.get(work_url(self.project, "de"), HTTP_ACCEPT_LANGUAGE="ar")
         self.assertContains(arabic, "أُنجز اليوم: 1 · المتبقي في هذه اللغة: 1")
+
+    def test_a_long_queue_is_counted_up_to_a_cap_and_read_no_further(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from annotation.queue import selectors
+
+        ItemFactory.create_batch(6, project=self.project, language=self.de)
+        self.claim(self.alice, self.project, "de")
+        with mock.patch.object(selectors, "LEFT_COUNT_CAP", 3):
+            with CaptureQueriesContext(connection) as queries:
+                card = self.client.get(work_url(self.project, "de"))
+            self.assertContains(card, "left in this language: 3+")
+            # The count stops one past the cap instead of reading every waiting item.
+            counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+            self.assertTrue(any("LIMIT 4" in sql for sql in counts), counts)
+            exact = selectors.evaluator_progress(
+                evaluator=self.alice, project=self.project, language=self.de
+            )
+        self.assertEqual((exact.left, exact.more), (3, True))
 
 
 class LabelNameTests(EvaluatorPagesTestCase):
