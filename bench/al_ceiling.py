@@ -51,7 +51,14 @@ def main() -> None:
             "share"
         ]
 
-    singles = ("lp_mean_nll", "lp_min", "lp_std", "lp_low3", "copied_share", "len_ratio_abs")
+    singles = (
+        "lp_mean_nll",
+        "lp_std",
+        "lp_low10",
+        "tokens_per_char",
+        "copied_share",
+        "len_ratio_abs",
+    )
     print(
         f"{'language':<9} {'model (80% labels, CV)':>24} " + " ".join(f"{s:>13}" for s in singles)
     )
