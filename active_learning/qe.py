@@ -28,10 +28,15 @@ each language (ranks compare across scripts and tokenisers, raw log-probs do not
 the features repeated once per language ("frustratingly easy" domain adaptation,
 Daumé III 2007): the shared weights learn from every language's labels, each language's
 own weights only move where its labels say so — a per-language model, refitted on every
-label, that a language with few labels borrows from the rest. Trained with Horvitz–
-Thompson weights (`selection_weights`): an uncertainty pick stands for itself, an audit
-item for every item of the unpicked rest it was drawn from, so the model learns the
-population, not the picks' bias.
+label, that a language with few labels borrows from the rest. Trained on every label
+with equal weight: uncertainty picks are chosen by their features (this model's own
+inputs), so for the model they are a covariate shift, not a biased sample of P(bad |
+features); Horvitz–Thompson weights (`selection_weights`: an audit item standing for
+the whole unpicked rest, 40–190 times a pick) would only make a handful of audit items
+decide the fit. On MLQE-PE (bench/README, `al_simulate --seeds 0-4`) the weighted model
+found less than log-prob uncertainty alone (mean share 0.41), the unweighted one more
+(0.46). The audit slice's weights stay where unbiasedness matters: the committee's
+training and the quality estimates.
 
 Pure numpy and scikit-learn; no Django.
 """
@@ -395,7 +400,8 @@ def badness_fit(
 ) -> BadnessModel:
     """Fit on the labelled rows of `raw`. Percentiles are taken against every row of a
     language, labelled or not (`reference_build`), and kept with the model, so training
-    and scoring share one scale."""
+    and scoring share one scale. `weights`: per-label sample weights (a round trains
+    without: see the module's note)."""
     from sklearn.linear_model import LogisticRegression
 
     languages = np.asarray(languages, dtype=object)
@@ -413,5 +419,9 @@ def badness_fit(
         reference=reference,
         n_labels=len(y),
         n_bad=int(y.sum()),
-        parameters={"C": C, "features": list(FEATURES), "weighting": "horvitz-thompson"},
+        parameters={
+            "C": C,
+            "features": list(FEATURES),
+            "weighting": "none" if weights is None else "sample weights",
+        },
     )

@@ -17,7 +17,7 @@ of `committee.py` trained as a round trains them. Strategies, at the same budget
   token log-prob) — what a round does before any label exists;
 - ``committee``: active learning in four rounds per language; each round a random audit
   slice plus picks by the quality model (`qe.BadnessModel`, refitted on every label so
-  far with Horvitz–Thompson weights, per language with shrinkage to the shared model);
+  far, each weighing the same, per language with shrinkage to the shared model);
   the first round, with no labels, falls back to log-prob uncertainty; the committee
   (hashing features, same weights) is refitted each round for its learning curve, and its
   disagreement is computed beside the quality model's score, which alone ranks (as in a
@@ -173,16 +173,16 @@ class Labels:
 
 def quality_model_fit(languages: Sequence[LanguageData], labels: Labels) -> qe.BadnessModel | None:
     """The quality model on every label so far, all languages at once (per-language weights
-    with shrinkage, `qe.design_matrix`); None while the labels cannot train it."""
+    with shrinkage, `qe.design_matrix`), every label weighing the same as in a round
+    (`training.quality_model_train`); None while the labels cannot train it."""
     raw = np.vstack([d.qe_raw for d in languages])
     tags = np.concatenate([np.full(d.n, d.language, dtype=object) for d in languages])
     offsets = np.cumsum([0] + [d.n for d in languages])
     rows = np.concatenate([offsets[k] + labels.picked[d.language] for k, d in enumerate(languages)])
     y = np.concatenate([d.bad[labels.picked[d.language]] for d in languages])
-    w = np.concatenate([labels.weight[d.language] for d in languages])
     if qe.badness_trainable(y) is not None:
         return None
-    return qe.badness_fit(raw=raw, languages=tags, labelled=rows.astype(np.int64), bad=y, weights=w)
+    return qe.badness_fit(raw=raw, languages=tags, labelled=rows.astype(np.int64), bad=y)
 
 
 def committee_fit_for(data: LanguageData, labels: Labels, *, seed: int) -> Any:

@@ -214,12 +214,13 @@ QUALITY_REFERENCE_SAMPLE = 5000
 
 
 def quality_model_train(
-    *, project: Project, labels: Labels, labelled: LabelledItems, weights: np.ndarray
+    *, project: Project, labels: Labels, labelled: LabelledItems
 ) -> qe.BadnessModel | None:
     """The quality model of a rating project: P(bad) from glass-box and source–output
-    features, per language with shrinkage, Horvitz–Thompson weighted; None when the labels
-    cannot train it. Percentiles are taken against the labelled items and a sample of the
-    pool, so the scale is the pool's."""
+    features, per language with shrinkage, every label weighing the same (uncertainty
+    picks were chosen by these features: a covariate shift the model needs no weights
+    for, see `qe`); None when the labels cannot train it. Percentiles are taken against
+    the labelled items and a sample of the pool, so the scale is the pool's."""
     if project.task_type != TaskType.RATING or "bad" not in labels.classes:
         return None
     bad = labels.y == labels.classes.index("bad")
@@ -241,9 +242,7 @@ def quality_model_train(
         token_logprobs=labelled.token_logprobs + sample.token_logprobs,
     )
     languages = np.concatenate([labelled.languages, sample.languages])
-    return qe.badness_fit(
-        raw=raw, languages=languages, labelled=np.arange(len(labels.y)), bad=bad, weights=weights
-    )
+    return qe.badness_fit(raw=raw, languages=languages, labelled=np.arange(len(labels.y)), bad=bad)
 
 
 def committee_retrain(
@@ -253,8 +252,8 @@ def committee_retrain(
     seed: int = 0,
     source: FeatureSource | None = None,
 ) -> ModelVersion | None:
-    """Train a committee (and, for rating projects, the quality model) on the labels so far,
-    Horvitz–Thompson weighted, and store them as a new model version with the committee's
+    """Train a committee (Horvitz–Thompson weighted) and, for rating projects, the quality
+    model on the labels so far, and store them as a new model version with the committee's
     per-language cross-validated accuracy; None when the labels cannot train one yet."""
     p = round_parameters_clean(parameters)
     source = source or FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
@@ -273,9 +272,7 @@ def committee_retrain(
         X, labels.y, n_learners=p["n_learners"], seed=seed, sample_weight=sample_weight
     )
     accuracy = committee_mod.cross_validated_accuracy(X, labels.y, labelled.languages, seed=seed)
-    quality = quality_model_train(
-        project=project, labels=labels, labelled=labelled, weights=weights
-    )
+    quality = quality_model_train(project=project, labels=labels, labelled=labelled)
     blob = fitted.dumps()
     for _attempt in range(5):
         number = (
