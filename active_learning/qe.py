@@ -36,7 +36,7 @@ the whole unpicked rest, 40–190 times a pick) would only make a handful of aud
 decide the fit. On MLQE-PE (bench/README, `al_simulate --seeds 0-4`) the weighted model
 found less than log-prob uncertainty alone (mean share 0.41), the unweighted one more
 (0.46). The audit slice's weights stay where unbiasedness matters: the committee's
-training and the quality estimates.
+training and the quality estimates (`estimation.py`).
 
 Pure numpy and scikit-learn; no Django.
 """

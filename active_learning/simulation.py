@@ -36,8 +36,10 @@ is undefined (None) and the language is left out of the strategy's mean.
 
 Also reported: the committee's learning curve against random picks (accuracy on the items
 neither has seen), and each strategy's per-language quality estimate against the truth
-(parity: the Horvitz–Thompson estimate over its labels — every uncertainty pick counts
-for itself, every audit item for the unpicked rest it was drawn from).
+(committee and parity: `estimation.language_mean_estimate` over their labels — every
+judged item counts as itself, every unjudged one as the cross-fitted prediction of the
+quality features, and the audit items' mean residual corrects those predictions; random
+and uncertainty: the mean of what they sent).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from active_learning import committee as committee_mod
-from active_learning import qe
+from active_learning import estimation, qe
 from active_learning.allocation import LanguageAllocation, LanguageSupply, allocation_compute
 from active_learning.features import hashing_features
 from active_learning.scorers import ScoringInputs, scores_combine, scores_compute
@@ -397,15 +399,20 @@ def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: i
 
 
 def quality_estimate(data: LanguageData, labels: Labels) -> float | None:
-    """Horvitz–Thompson mean score of a language from its labels: Σ w·score ÷ Σ w."""
+    """A language's mean score from its labels, as `estimation.language_mean_estimate`
+    computes it: every judged item as itself, every unjudged one as the cross-fitted
+    prediction of the quality features, corrected by the audit items' mean residual."""
     idx = labels.picked[data.language]
     if not len(idx):
         return None
-    w = labels.weight[data.language]
     audit = np.array(labels.selection[data.language]) == "audit"
-    if not audit.any():
-        return float(data.mean[idx].mean())
-    return float((w * data.mean[idx]).sum() / w.sum())
+    return estimation.language_mean_estimate(
+        raw=data.qe_raw,
+        labelled=idx,
+        scores=data.mean[idx],
+        audit=audit,
+        audit_weights=labels.weight[data.language][audit],
+    ).value
 
 
 # ---------------------------------------------------------------------------------------
@@ -707,7 +714,7 @@ def results_table(report: dict[str, Any]) -> str:
     lines.append(f"best strategy by mean share: {report.get('best') or '–'}")
     lines.append(
         "quality estimate error: mean |estimated − true| mean score per language (committee and parity: "
-        "Horvitz–Thompson over their labels; the others: the mean of what they sent)"
+        "the difference estimator over their labels, estimation.py; the others: the mean of what they sent)"
     )
     return "\n".join(lines)
 
