@@ -337,6 +337,49 @@ def selection_weights(
     )
 
 
+POOL_WEIGHT_C = 10.0
+POOL_WEIGHT_CLIP = 50.0
+
+
+def pool_weights(
+    *,
+    raw: np.ndarray,
+    languages: np.ndarray,
+    labelled: np.ndarray,
+    C: float = POOL_WEIGHT_C,
+    clip: float = POOL_WEIGHT_CLIP,
+) -> np.ndarray:
+    """Importance weights that make the labelled rows of `raw` stand for the others (the
+    pool a model trained on them will score): w(x) = P(pool | x) ÷ P(labelled | x) ·
+    (labelled ÷ pool items of the language), the density ratio of the two read off a
+    logistic regression that tells them apart on the quality features (percentiles within
+    each language, per-language weights, as `BadnessModel`; Bickel, Brückner & Scheffer,
+    "Discriminative learning under covariate shift", JMLR 2009). An uncertainty pick that
+    looks like nothing left in the pool weighs little, an audit item or a pick like many
+    pool items weighs more; clipped to [1/clip, clip], so no handful of items decides a
+    fit. In the order of `labelled`; all ones where a language has no pool left."""
+    from sklearn.linear_model import LogisticRegression
+
+    languages = np.asarray(languages, dtype=object)
+    labelled = np.asarray(labelled, dtype=np.int64)
+    is_labelled = np.zeros(len(raw), dtype=bool)
+    is_labelled[labelled] = True
+    weights = np.ones(len(labelled))
+    if is_labelled.all() or not len(labelled):
+        return weights
+    tags = sorted({str(t) for t in languages.tolist()})
+    X = design_matrix(raw, languages, tags, reference_build(raw, languages))
+    model = LogisticRegression(C=C, max_iter=2000).fit(X, is_labelled.astype(int))
+    p = np.clip(model.predict_proba(X[labelled])[:, 1], 1e-9, 1 - 1e-9)
+    odds = (1 - p) / p
+    for tag in tags:
+        rows = languages[labelled] == tag
+        pool = int((~is_labelled & (languages == tag)).sum())
+        if pool:
+            weights[rows] = odds[rows] * rows.sum() / pool
+    return np.clip(weights, 1 / clip, clip)
+
+
 @dataclass
 class BadnessModel:
     """Predicts P(bad) of an item from its `qe_features`, per language."""

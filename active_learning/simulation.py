@@ -188,13 +188,16 @@ def quality_model_fit(languages: Sequence[LanguageData], labels: Labels) -> qe.B
 
 
 def committee_fit_for(data: LanguageData, labels: Labels, *, seed: int) -> Any:
+    """The committee of one language on its labels, importance-weighted towards what is
+    still unlabelled (`qe.pool_weights`), as a round trains it once audit items exist."""
     idx = labels.picked[data.language]
     y = data.bad[idx].astype(np.int64)
     if committee_mod.labels_trainable(y, min_labels=6) is not None:
         return None
-    return committee_mod.committee_fit(
-        data.features[idx], y, seed=seed, sample_weight=labels.weight[data.language]
+    weights = qe.pool_weights(
+        raw=data.qe_raw, languages=np.full(data.n, data.language, dtype=object), labelled=idx
     )
+    return committee_mod.committee_fit(data.features[idx], y, seed=seed, sample_weight=weights)
 
 
 def combined_scores(

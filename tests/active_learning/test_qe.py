@@ -168,6 +168,39 @@ class BadnessModelTests(SimpleTestCase):
         expected = model.predict(narrow, languages)
         np.testing.assert_allclose(model.predict(raw, languages), expected)
 
+    def test_pool_weights_make_the_labels_stand_for_the_pool(self):
+        raw, languages, _ = self.data(n=600)
+        nll = raw[:, column("lp_mean_nll")]
+        rng = np.random.default_rng(3)
+        # A random sample of the pool is the pool already: weights near one.
+        sample = rng.choice(600, 120, replace=False)
+        even = qe.pool_weights(raw=raw, languages=languages, labelled=sample)
+        self.assertEqual(len(even), 120)
+        self.assertTrue(0.6 < np.median(even) < 1.6)
+        # Uncertainty picks (the highest NLL of each language) and a small audit slice:
+        # the picks look like nothing left in the pool and weigh little, the audit items
+        # like much of it and weigh more; nothing beyond the clip.
+        picks = np.concatenate(
+            [
+                np.flatnonzero(languages == tag)[np.argsort(-nll[languages == tag])[:50]]
+                for tag in ("de", "sw")
+            ]
+        )
+        rest = np.setdiff1d(np.arange(600), picks)
+        audit = rng.choice(rest, 20, replace=False)
+        weights = qe.pool_weights(
+            raw=raw, languages=languages, labelled=np.concatenate([picks, audit])
+        )
+        self.assertLess(weights[:100].mean() * 5, weights[100:].mean())
+        self.assertTrue(
+            ((weights >= 1 / qe.POOL_WEIGHT_CLIP) & (weights <= qe.POOL_WEIGHT_CLIP)).all()
+        )
+        # A language with nothing left in the pool: its labels stand for themselves.
+        only_de = np.flatnonzero(languages == "de")
+        everything = np.concatenate([only_de, np.flatnonzero(languages == "sw")[:10]])
+        mixed = qe.pool_weights(raw=raw, languages=languages, labelled=everything)
+        np.testing.assert_allclose(mixed[: len(only_de)], 1.0)
+
     def test_it_refuses_labels_that_cannot_train_it(self):
         self.assertIn("at least 10", qe.badness_trainable(np.array([True, False] * 3)))
         self.assertIn("two bad", qe.badness_trainable(np.array([True] + [False] * 20)))
