@@ -475,7 +475,8 @@ def simulation_run(
     bad_below: float | None = None,
     languages: list[LanguageData] | None = None,
 ) -> dict[str, Any]:
-    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves", "estimates", "spread", "summary"}."""
+    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves",
+    "learning_curve", "estimates", "spread", "summary"}."""
     if (
         isinstance(budget, bool)
         or not isinstance(budget, int | float)
@@ -561,6 +562,7 @@ def simulation_run(
         "bad_below": languages[0].bad_below if languages else bad_below,
         "results": results,
         "curves": curves,
+        "learning_curve": learning_curve(curves),
         "estimates": estimates,
         "spread": spread,
         "summary": summary,
@@ -625,6 +627,9 @@ def simulation_run_seeds(
         "summary": summary,
         "best": _best(summary),
         "curves": [{"seed": run["seed"], **c} for run in runs for c in run["curves"]],
+        "learning_curve": learning_curve(
+            [{"seed": run["seed"], **c} for run in runs for c in run["curves"]]
+        ),
         "estimates": [{"seed": run["seed"], **e} for run in runs for e in run["estimates"]],
     }
 
@@ -719,7 +724,57 @@ def results_table(report: dict[str, Any]) -> str:
         "quality estimate error: mean |estimated − true| mean score per language (committee and parity: "
         "the difference estimator over their labels, estimation.py; the others: the mean of what they sent)"
     )
+    curve = report.get("learning_curve") or learning_curve(report.get("curves") or [])
+    if curve:
+        lines.append(
+            "committee learning curve: accuracy on the items neither it nor a committee trained on "
+            "as many random picks has seen, committee / random (mean over the runs where both had "
+            "a model; n/a: the committee's labels could not train one)"
+        )
+        for language in dict.fromkeys(c["language"] for c in curve):
+            cells = [
+                f"{c['labels']:g}: "
+                + (
+                    "n/a"
+                    if c["committee"] is None
+                    else f"{c['committee']:.3f} / {c['random']:.3f} ({c['difference']:+.3f})"
+                )
+                for c in curve
+                if c["language"] == language
+            ]
+            lines.append(f"  {language:<10} " + "  ".join(cells))
     return "\n".join(lines)
+
+
+def learning_curve(curves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per language and round: the committee's and random's accuracy, averaged over the
+    runs (seeds) where both had a model, their difference, and in how many runs the
+    committee had none."""
+    cells: dict[tuple[str, int], dict[str, dict[Any, float | None]]] = {}
+    labels: dict[tuple[str, int], list[float]] = {}
+    for c in curves:
+        key = (c["language"], c["step"])
+        cells.setdefault(key, {}).setdefault(c["strategy"], {})[c.get("seed")] = c["accuracy"]
+        labels.setdefault(key, []).append(c["labels"])
+    out = []
+    for (language, step), by in cells.items():
+        committee, random_ = by.get("committee", {}), by.get("random", {})
+        both = [s for s in committee if committee[s] is not None and random_.get(s) is not None]
+        mean_c = float(np.mean([committee[s] for s in both])) if both else None
+        mean_r = float(np.mean([random_[s] for s in both])) if both else None
+        out.append(
+            {
+                "language": language,
+                "step": step,
+                "labels": round(float(np.mean(labels[(language, step)])), 1),
+                "committee": None if mean_c is None else round(mean_c, 4),
+                "random": None if mean_r is None else round(mean_r, 4),
+                "difference": None if mean_c is None else round(mean_c - mean_r, 4),
+                "runs": len(both),
+                "runs_without_committee": sum(1 for v in committee.values() if v is None),
+            }
+        )
+    return out
 
 
 def report_write(report: dict[str, Any], out_dir: Path) -> list[Path]:
