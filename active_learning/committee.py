@@ -112,9 +112,9 @@ def committee_fit(
 ) -> FittedCommittee:
     """Fit the members on stratified bootstraps and the classifier on every label.
 
-    `sample_weight`: Horvitz–Thompson weights (`qe.selection_weights`) when the labels came
-    from uncertainty picks and an audit slice, so the committee learns the population the
-    audit slice stands for rather than the picks' bias."""
+    `sample_weight`: importance weights (`qe.pool_weights`) when the labels came from
+    uncertainty picks and an audit slice, so the committee learns the pool it will score
+    rather than the picks' bias."""
     y = np.asarray(y)
     w = (
         None

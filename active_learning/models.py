@@ -71,7 +71,7 @@ class ModelVersion(models.Model):
     # The quality model (`qe.BadnessModel`, rating projects) trained on the same labels,
     # pickled the same way; empty when the labels could not train one.
     quality_blob = models.BinaryField(null=True, blank=True)
-    # {"n_labels": …, "n_bad": …, "weighting": "horvitz-thompson"}
+    # {"n_labels": …, "n_bad": …, "C": …, "features": […], "weighting": "none"}
     quality = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

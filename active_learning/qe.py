@@ -6,12 +6,19 @@ Features (one row per item, no model download):
 
 - glass-box, from the token log-probs (Fomicheva et al., "Unsupervised Quality
   Estimation for Neural Machine Translation", TACL 2020): mean (the length-normalised
-  negative log-likelihood), minimum, spread, mean of the three lowest, share of tokens
-  below p = 0.37 and p = 0.1, the final token's log-prob, the number of tokens;
+  negative log-likelihood), minimum, spread, mean of the three lowest and of the lowest
+  tenth, the 25th percentile, share of tokens below p = 0.37 and p = 0.1 and the count
+  below log-prob −2, the final token's log-prob, the number of tokens, the total NLL, one
+  minus the mean token probability, the mean NLL of the first and of the last third;
+  and how finely the tokeniser cut the output (tokens per character and per source
+  word: rare words, names and transliterations, where translations go wrong);
 - source–output: log length ratio and its size, share of output words copied verbatim
   from the source and the longest copied run (untranslated spans), the share of the
   output's letters in the source's script (an untranslated sentence), number and
-  punctuation mismatches, repeated word bigrams and the most repeated word (loops).
+  punctuation mismatches, repeated word bigrams and the most repeated word (loops); the
+  source's length, mean word length, share of symbols and of capitalised words (names,
+  titles), the mismatch of capitalised words between source and output, and the share
+  of the output's characters outside ASCII.
 
 Log-prob features are NaN for an item without log-probs; the model sees them as "no
 information" (the language's median) plus a flag.
@@ -21,16 +28,22 @@ each language (ranks compare across scripts and tokenisers, raw log-probs do not
 the features repeated once per language ("frustratingly easy" domain adaptation,
 Daumé III 2007): the shared weights learn from every language's labels, each language's
 own weights only move where its labels say so — a per-language model, refitted on every
-label, that a language with few labels borrows from the rest. Trained with Horvitz–
-Thompson weights (`selection_weights`): an uncertainty pick stands for itself, an audit
-item for every item of the unpicked rest it was drawn from, so the model learns the
-population, not the picks' bias.
+label, that a language with few labels borrows from the rest. Trained on every label
+with equal weight: uncertainty picks are chosen by their features (this model's own
+inputs), so for the model they are a covariate shift, not a biased sample of P(bad |
+features); Horvitz–Thompson weights (`selection_weights`: an audit item standing for
+the whole unpicked rest, 40–190 times a pick) would only make a handful of audit items
+decide the fit. On MLQE-PE (bench/README, `al_simulate --seeds 0-4`) the weighted model
+found less than log-prob uncertainty alone (mean share 0.41), the unweighted one more
+(0.46). The audit slice's weights stay where unbiasedness matters: the committee's
+training and the quality estimates (`estimation.py`).
 
 Pure numpy and scikit-learn; no Django.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -50,6 +63,15 @@ LOGPROB_FEATURES = (
     "lp_below_01",
     "lp_last",
     "lp_tokens",
+    "lp_total_nll",
+    "lp_prob_gap",
+    "lp_low10",
+    "lp_q25",
+    "lp_count_below_2",
+    "lp_first_third",
+    "lp_last_third",
+    "tokens_per_char",
+    "tokens_per_source_word",
 )
 TEXT_FEATURES = (
     "len_ratio",
@@ -61,11 +83,18 @@ TEXT_FEATURES = (
     "punct_mismatch",
     "repeated_bigrams",
     "max_word_repeat",
+    "source_words",
+    "source_word_length",
+    "source_symbols",
+    "source_capitalised",
+    "capitalised_mismatch",
+    "output_non_ascii",
 )
 FEATURES = (*LOGPROB_FEATURES, *TEXT_FEATURES)
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SYMBOL = re.compile(r"[^\w\s]|_", re.UNICODE)
 _PUNCT = '()[]"?!:;%«»“”„'
 
 
@@ -86,9 +115,11 @@ def _dominant_script(text: str, limit: int = 200) -> tuple[str, dict[str, int]]:
 
 
 def _text_features(source: str, output: str) -> list[float]:
-    out_words = [w.casefold() for w in _WORD.findall(output)]
-    src_words = {w.casefold() for w in _WORD.findall(source)}
-    ratio = float(np.log((len(output) + 1) / (len(source) + 1))) if source else 0.0
+    out_raw = _WORD.findall(output)
+    src_raw = _WORD.findall(source)
+    out_words = [w.casefold() for w in out_raw]
+    src_words = {w.casefold() for w in src_raw}
+    ratio = math.log((len(output) + 1) / (len(source) + 1)) if source else 0.0
     long_words = [w for w in out_words if len(w) > 3]
     copied = [w in src_words for w in long_words]
     run = best = 0
@@ -109,16 +140,28 @@ def _text_features(source: str, output: str) -> list[float]:
     bigrams = list(zip(out_words, out_words[1:], strict=False))
     repeated = 1 - len(set(bigrams)) / len(bigrams) if bigrams else 0.0
     most = max(Counter(long_words).values(), default=0)
+    # The source's difficulty and named entities: long or symbol-laden sentences, many
+    # capitalised words (names, titles) — and whether the output kept as many of them.
+    src_capitalised = sum(w[0].isupper() for w in src_raw)
+    out_capitalised = sum(w[0].isupper() for w in out_raw)
+    symbols = len(_SYMBOL.findall(source))
+    non_ascii = len(output) - len(output.encode("ascii", "ignore"))
     return [
         ratio,
         abs(ratio),
-        float(np.mean(copied)) if copied else 0.0,
+        sum(copied) / len(copied) if copied else 0.0,
         float(best),
         foreign / letters if letters else 0.0,
         float(numbers),
         float(punct),
         float(repeated),
         float(most),
+        math.log1p(len(src_raw)),
+        sum(map(len, src_raw)) / len(src_raw) if src_raw else 0.0,
+        symbols / len(source) if source else 0.0,
+        src_capitalised / len(src_raw) if src_raw else 0.0,
+        abs(out_capitalised - src_capitalised) / max(1, len(src_raw)),
+        non_ascii / len(output) if output else 0.0,
     ]
 
 
@@ -143,10 +186,23 @@ def _logprob_features(token_logprobs: Sequence[Any]) -> np.ndarray:
     segment = np.repeat(np.arange(len(sizes)), sizes)
     order = np.lexsort((flat, segment))  # each item's values ascending, items in turn
     rank = np.arange(len(flat)) - np.repeat(starts, sizes)
+    ascending = flat[order]
     lowest = rank < 3
     low3 = np.bincount(
-        segment[lowest], weights=flat[order][lowest], minlength=len(sizes)
+        segment[lowest], weights=ascending[lowest], minlength=len(sizes)
     ) / np.minimum(sizes, 3)
+    # The lowest tenth of the tokens (at least one): a few bad words in a long output.
+    tenth = np.maximum(sizes // 10, 1)
+    lowest = rank < np.repeat(tenth, sizes)
+    low10 = np.bincount(segment[lowest], weights=ascending[lowest], minlength=len(sizes)) / tenth
+    q25 = ascending[starts + ((sizes - 1) * 0.25).astype(np.int64)]
+    # Mean NLL of the first and of the last third of the output (at least one token each).
+    third = np.maximum(sizes // 3, 1)
+    position = np.arange(len(flat)) - np.repeat(starts, sizes)
+    first = position < np.repeat(third, sizes)
+    last = position >= np.repeat(sizes - third, sizes)
+    first_third = np.bincount(segment[first], weights=flat[first], minlength=len(sizes)) / third
+    last_third = np.bincount(segment[last], weights=flat[last], minlength=len(sizes)) / third
     out[present] = np.column_stack(
         [
             -mean,
@@ -157,6 +213,15 @@ def _logprob_features(token_logprobs: Sequence[Any]) -> np.ndarray:
             np.add.reduceat((flat < np.log(0.1)).astype(float), starts) / sizes,
             -flat[starts + sizes - 1],
             np.log1p(sizes),
+            -mean * sizes,
+            1 - np.add.reduceat(np.exp(flat), starts) / sizes,
+            -low10,
+            -q25,
+            np.add.reduceat((flat < -2.0).astype(float), starts),
+            -first_third,
+            -last_third,
+            np.zeros(len(sizes)),  # tokens_per_char, tokens_per_source_word: `qe_features`
+            np.zeros(len(sizes)),
         ]
     )
     return out
@@ -175,7 +240,22 @@ def qe_features(
         ],
         dtype=float,
     )
-    return np.hstack([_logprob_features(token_logprobs), text])
+    glass = _logprob_features(token_logprobs)
+    # How finely the generating model's tokeniser cut the output: many short tokens per
+    # character or per source word mean rare words, names and transliterations — where
+    # translations go wrong. NaN, like the other glass-box columns, without log-probs.
+    tokens = np.fromiter(
+        (np.nan if lp is None or not len(lp) else len(lp) for lp in token_logprobs),
+        dtype=float,
+        count=len(responses),
+    )
+    chars = np.fromiter((len(r or "") for r in responses), dtype=float, count=len(responses))
+    source_words = np.rint(np.expm1(text[:, TEXT_FEATURES.index("source_words")]))
+    glass[:, LOGPROB_FEATURES.index("tokens_per_char")] = tokens / np.maximum(chars, 1)
+    glass[:, LOGPROB_FEATURES.index("tokens_per_source_word")] = tokens / np.maximum(
+        source_words, 1
+    )
+    return np.hstack([glass, text])
 
 
 REFERENCE_SIZE = 2001
@@ -257,6 +337,49 @@ def selection_weights(
     )
 
 
+POOL_WEIGHT_C = 10.0
+POOL_WEIGHT_CLIP = 50.0
+
+
+def pool_weights(
+    *,
+    raw: np.ndarray,
+    languages: np.ndarray,
+    labelled: np.ndarray,
+    C: float = POOL_WEIGHT_C,
+    clip: float = POOL_WEIGHT_CLIP,
+) -> np.ndarray:
+    """Importance weights that make the labelled rows of `raw` stand for the others (the
+    pool a model trained on them will score): w(x) = P(pool | x) ÷ P(labelled | x) ·
+    (labelled ÷ pool items of the language), the density ratio of the two read off a
+    logistic regression that tells them apart on the quality features (percentiles within
+    each language, per-language weights, as `BadnessModel`; Bickel, Brückner & Scheffer,
+    "Discriminative learning under covariate shift", JMLR 2009). An uncertainty pick that
+    looks like nothing left in the pool weighs little, an audit item or a pick like many
+    pool items weighs more; clipped to [1/clip, clip], so no handful of items decides a
+    fit. In the order of `labelled`; all ones where a language has no pool left."""
+    from sklearn.linear_model import LogisticRegression
+
+    languages = np.asarray(languages, dtype=object)
+    labelled = np.asarray(labelled, dtype=np.int64)
+    is_labelled = np.zeros(len(raw), dtype=bool)
+    is_labelled[labelled] = True
+    weights = np.ones(len(labelled))
+    if is_labelled.all() or not len(labelled):
+        return weights
+    tags = sorted({str(t) for t in languages.tolist()})
+    X = design_matrix(raw, languages, tags, reference_build(raw, languages))
+    model = LogisticRegression(C=C, max_iter=2000).fit(X, is_labelled.astype(int))
+    p = np.clip(model.predict_proba(X[labelled])[:, 1], 1e-9, 1 - 1e-9)
+    odds = (1 - p) / p
+    for tag in tags:
+        rows = languages[labelled] == tag
+        pool = int((~is_labelled & (languages == tag)).sum())
+        if pool:
+            weights[rows] = odds[rows] * rows.sum() / pool
+    return np.clip(weights, 1 / clip, clip)
+
+
 @dataclass
 class BadnessModel:
     """Predicts P(bad) of an item from its `qe_features`, per language."""
@@ -272,8 +395,17 @@ class BadnessModel:
         """P(bad) per row; a row's value depends only on that row (chunks score alike)."""
         if not len(raw):
             return np.zeros(0)
+        raw = self.columns(raw)
         X = design_matrix(raw, np.asarray(languages, dtype=object), self.tags, self.reference)
         return self.estimator.predict_proba(X)[:, 1]
+
+    def columns(self, raw: np.ndarray) -> np.ndarray:
+        """`qe_features` columns in the order this model was trained on: a model stored
+        before features were added keeps scoring on the ones it knows."""
+        names = self.parameters.get("features")
+        if not names or list(names) == list(FEATURES) or raw.shape[1] != len(FEATURES):
+            return raw
+        return raw[:, [FEATURES.index(name) for name in names]]
 
     def dumps(self) -> bytes:
         import pickle
@@ -311,7 +443,8 @@ def badness_fit(
 ) -> BadnessModel:
     """Fit on the labelled rows of `raw`. Percentiles are taken against every row of a
     language, labelled or not (`reference_build`), and kept with the model, so training
-    and scoring share one scale."""
+    and scoring share one scale. `weights`: per-label sample weights (a round trains
+    without: see the module's note)."""
     from sklearn.linear_model import LogisticRegression
 
     languages = np.asarray(languages, dtype=object)
@@ -329,5 +462,9 @@ def badness_fit(
         reference=reference,
         n_labels=len(y),
         n_bad=int(y.sum()),
-        parameters={"C": C, "features": list(FEATURES), "weighting": "horvitz-thompson"},
+        parameters={
+            "C": C,
+            "features": list(FEATURES),
+            "weighting": "none" if weights is None else "sample weights",
+        },
     )

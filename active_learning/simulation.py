@@ -17,7 +17,7 @@ of `committee.py` trained as a round trains them. Strategies, at the same budget
   token log-prob) — what a round does before any label exists;
 - ``committee``: active learning in four rounds per language; each round a random audit
   slice plus picks by the quality model (`qe.BadnessModel`, refitted on every label so
-  far with Horvitz–Thompson weights, per language with shrinkage to the shared model);
+  far, each weighing the same, per language with shrinkage to the shared model);
   the first round, with no labels, falls back to log-prob uncertainty; the committee
   (hashing features, same weights) is refitted each round for its learning curve, and its
   disagreement is computed beside the quality model's score, which alone ranks (as in a
@@ -36,8 +36,10 @@ is undefined (None) and the language is left out of the strategy's mean.
 
 Also reported: the committee's learning curve against random picks (accuracy on the items
 neither has seen), and each strategy's per-language quality estimate against the truth
-(parity: the Horvitz–Thompson estimate over its labels — every uncertainty pick counts
-for itself, every audit item for the unpicked rest it was drawn from).
+(committee and parity: `estimation.language_mean_estimate` over their labels — every
+judged item counts as itself, every unjudged one as the cross-fitted prediction of the
+quality features, and the audit items' mean residual corrects those predictions; random
+and uncertainty: the mean of what they sent).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from active_learning import committee as committee_mod
-from active_learning import qe
+from active_learning import estimation, qe
 from active_learning.allocation import LanguageAllocation, LanguageSupply, allocation_compute
 from active_learning.features import hashing_features
 from active_learning.scorers import ScoringInputs, scores_combine, scores_compute
@@ -173,26 +175,29 @@ class Labels:
 
 def quality_model_fit(languages: Sequence[LanguageData], labels: Labels) -> qe.BadnessModel | None:
     """The quality model on every label so far, all languages at once (per-language weights
-    with shrinkage, `qe.design_matrix`); None while the labels cannot train it."""
+    with shrinkage, `qe.design_matrix`), every label weighing the same as in a round
+    (`training.quality_model_train`); None while the labels cannot train it."""
     raw = np.vstack([d.qe_raw for d in languages])
     tags = np.concatenate([np.full(d.n, d.language, dtype=object) for d in languages])
     offsets = np.cumsum([0] + [d.n for d in languages])
     rows = np.concatenate([offsets[k] + labels.picked[d.language] for k, d in enumerate(languages)])
     y = np.concatenate([d.bad[labels.picked[d.language]] for d in languages])
-    w = np.concatenate([labels.weight[d.language] for d in languages])
     if qe.badness_trainable(y) is not None:
         return None
-    return qe.badness_fit(raw=raw, languages=tags, labelled=rows.astype(np.int64), bad=y, weights=w)
+    return qe.badness_fit(raw=raw, languages=tags, labelled=rows.astype(np.int64), bad=y)
 
 
 def committee_fit_for(data: LanguageData, labels: Labels, *, seed: int) -> Any:
+    """The committee of one language on its labels, importance-weighted towards what is
+    still unlabelled (`qe.pool_weights`), as a round trains it once audit items exist."""
     idx = labels.picked[data.language]
     y = data.bad[idx].astype(np.int64)
     if committee_mod.labels_trainable(y, min_labels=6) is not None:
         return None
-    return committee_mod.committee_fit(
-        data.features[idx], y, seed=seed, sample_weight=labels.weight[data.language]
+    weights = qe.pool_weights(
+        raw=data.qe_raw, languages=np.full(data.n, data.language, dtype=object), labelled=idx
     )
+    return committee_mod.committee_fit(data.features[idx], y, seed=seed, sample_weight=weights)
 
 
 def combined_scores(
@@ -397,15 +402,20 @@ def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: i
 
 
 def quality_estimate(data: LanguageData, labels: Labels) -> float | None:
-    """Horvitz–Thompson mean score of a language from its labels: Σ w·score ÷ Σ w."""
+    """A language's mean score from its labels, as `estimation.language_mean_estimate`
+    computes it: every judged item as itself, every unjudged one as the cross-fitted
+    prediction of the quality features, corrected by the audit items' mean residual."""
     idx = labels.picked[data.language]
     if not len(idx):
         return None
-    w = labels.weight[data.language]
     audit = np.array(labels.selection[data.language]) == "audit"
-    if not audit.any():
-        return float(data.mean[idx].mean())
-    return float((w * data.mean[idx]).sum() / w.sum())
+    return estimation.language_mean_estimate(
+        raw=data.qe_raw,
+        labelled=idx,
+        scores=data.mean[idx],
+        audit=audit,
+        audit_weights=labels.weight[data.language][audit],
+    ).value
 
 
 # ---------------------------------------------------------------------------------------
@@ -465,7 +475,8 @@ def simulation_run(
     bad_below: float | None = None,
     languages: list[LanguageData] | None = None,
 ) -> dict[str, Any]:
-    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves", "estimates", "spread", "summary"}."""
+    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves",
+    "learning_curve", "estimates", "spread", "summary"}."""
     _run_arguments_check(budget=budget, strategies=strategies, limit=limit, bad_below=bad_below)
     if languages is None:
         languages = simulation_load(
@@ -501,6 +512,7 @@ def simulation_run(
         "bad_below": languages[0].bad_below if languages else bad_below,
         "results": results,
         "curves": curves,
+        "learning_curve": learning_curve(curves),
         "estimates": estimates,
         "spread": spread,
         "summary": summary,
@@ -634,6 +646,9 @@ def simulation_run_seeds(
         "summary": summary,
         "best": _best(summary),
         "curves": [{"seed": run["seed"], **c} for run in runs for c in run["curves"]],
+        "learning_curve": learning_curve(
+            [{"seed": run["seed"], **c} for run in runs for c in run["curves"]]
+        ),
         "estimates": [{"seed": run["seed"], **e} for run in runs for e in run["estimates"]],
     }
 
@@ -726,9 +741,61 @@ def results_table(report: dict[str, Any]) -> str:
     lines.append(f"best strategy by mean share: {report.get('best') or '–'}")
     lines.append(
         "quality estimate error: mean |estimated − true| mean score per language (committee and parity: "
-        "Horvitz–Thompson over their labels; the others: the mean of what they sent)"
+        "the difference estimator over their labels, estimation.py; the others: the mean of what they sent)"
     )
+    curve = report.get("learning_curve") or learning_curve(report.get("curves") or [])
+    if curve:
+        lines.append(
+            "committee learning curve: accuracy on the items neither it nor a committee trained on "
+            "as many random picks has seen, committee / random (mean over the runs where both had "
+            "a model; n/a: the committee's labels could not train one)"
+        )
+        for language in dict.fromkeys(c["language"] for c in curve):
+            cells = [
+                f"{c['labels']:g}: "
+                + (
+                    "n/a"
+                    if c["committee"] is None
+                    else f"{c['committee']:.3f} / {c['random']:.3f} ({c['difference']:+.3f})"
+                )
+                for c in curve
+                if c["language"] == language
+            ]
+            lines.append(f"  {language:<10} " + "  ".join(cells))
     return "\n".join(lines)
+
+
+def learning_curve(curves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per language and round: the committee's and random's accuracy, averaged over the
+    runs (seeds) where both had a model, their difference, and in how many runs the
+    committee had none."""
+    cells: dict[tuple[str, int], dict[str, dict[Any, float | None]]] = {}
+    labels: dict[tuple[str, int], list[float]] = {}
+    for c in curves:
+        key = (c["language"], c["step"])
+        cells.setdefault(key, {}).setdefault(c["strategy"], {})[c.get("seed")] = c["accuracy"]
+        labels.setdefault(key, []).append(c["labels"])
+    out = []
+    for (language, step), by in cells.items():
+        committee, random_ = by.get("committee", {}), by.get("random", {})
+        both = [s for s in committee if committee[s] is not None and random_.get(s) is not None]
+        mean_c = float(np.mean([committee[s] for s in both])) if both else None
+        mean_r = float(np.mean([random_[s] for s in both])) if both else None
+        out.append(
+            {
+                "language": language,
+                "step": step,
+                "labels": round(float(np.mean(labels[(language, step)])), 1),
+                "committee": None if mean_c is None else round(mean_c, 4),
+                "random": None if mean_r is None else round(mean_r, 4),
+                "difference": (
+                    None if mean_c is None or mean_r is None else round(mean_c - mean_r, 4)
+                ),
+                "runs": len(both),
+                "runs_without_committee": sum(1 for v in committee.values() if v is None),
+            }
+        )
+    return out
 
 
 def report_write(report: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -189,10 +189,11 @@ def labelled_items_load(item_ids: Sequence[int], *, lm_id: str | None = None) ->
 
 
 def label_weights(*, project: Project, item_ids: Sequence[int]) -> np.ndarray:
-    """Horvitz–Thompson weight of each labelled item (`qe.selection_weights`): an audit item
-    stands for the part of its language's pool its round did not pick for uncertainty
-    ((pool − uncertainty) ÷ audit of that round's allocation); an uncertainty pick, and an
-    item that came to humans any other way, for itself."""
+    """Horvitz–Thompson weight of each labelled item (`qe.selection_weights`, the audit
+    weights `estimation.mean_estimate` takes): an audit item stands for the part of its
+    language's pool its round did not pick for uncertainty ((pool − uncertainty) ÷ audit
+    of that round's allocation); an uncertainty pick, and an item that came to humans any
+    other way, for itself. Unequal weights say the labels were selected by rounds."""
     weight_of: dict[int, float] = {}
     for start in range(0, len(item_ids), 5000):
         rows = RoundItem.objects.filter(
@@ -213,19 +214,20 @@ def label_weights(*, project: Project, item_ids: Sequence[int]) -> np.ndarray:
 QUALITY_REFERENCE_SAMPLE = 5000
 
 
-def quality_model_train(
-    *, project: Project, labels: Labels, labelled: LabelledItems, weights: np.ndarray
-) -> qe.BadnessModel | None:
-    """The quality model of a rating project: P(bad) from glass-box and source–output
-    features, per language with shrinkage, Horvitz–Thompson weighted; None when the labels
-    cannot train it. Percentiles are taken against the labelled items and a sample of the
-    pool, so the scale is the pool's."""
-    if project.task_type != TaskType.RATING or "bad" not in labels.classes:
-        return None
-    bad = labels.y == labels.classes.index("bad")
-    if qe.badness_trainable(bad) is not None:
-        return None
-    # Evenly spaced over the pool by id: reproducible, and no ORDER BY random() over a large pool.
+@dataclass
+class QualityInputs:
+    """`qe.qe_features` of the labelled items (first, in `Labels.item_ids` order) and of a
+    sample of the pool: what the quality model and the committee's weights are fitted on."""
+
+    raw: np.ndarray
+    languages: np.ndarray
+    n_labelled: int
+
+
+def quality_inputs_load(*, project: Project, labelled: LabelledItems) -> QualityInputs:
+    """The labelled items' quality features beside those of up to QUALITY_REFERENCE_SAMPLE
+    pool items, evenly spaced by id (reproducible, and no ORDER BY random() over a large
+    pool)."""
     pool_ids = np.fromiter(
         pool_queryset(project=project).order_by("id").values_list("pk", flat=True), dtype=np.int64
     )
@@ -233,16 +235,34 @@ def quality_model_train(
         pool_ids = pool_ids[
             np.linspace(0, len(pool_ids) - 1, QUALITY_REFERENCE_SAMPLE).round().astype(np.int64)
         ]
-    sample_ids = pool_ids.tolist()
-    sample = labelled_items_load(sample_ids, lm_id=labelled.lm_id)
+    sample = labelled_items_load(pool_ids.tolist(), lm_id=labelled.lm_id)
     raw = qe.qe_features(
         prompts=labelled.prompts + sample.prompts,
         responses=labelled.texts + sample.texts,
         token_logprobs=labelled.token_logprobs + sample.token_logprobs,
     )
-    languages = np.concatenate([labelled.languages, sample.languages])
+    return QualityInputs(
+        raw=raw,
+        languages=np.concatenate([labelled.languages, sample.languages]),
+        n_labelled=len(labelled.texts),
+    )
+
+
+def quality_model_train(
+    *, project: Project, labels: Labels, inputs: QualityInputs
+) -> qe.BadnessModel | None:
+    """The quality model of a rating project: P(bad) from glass-box and source–output
+    features, per language with shrinkage, every label weighing the same (uncertainty
+    picks were chosen by these features: a covariate shift the model needs no weights
+    for, see `qe`); None when the labels cannot train it. Percentiles are taken against
+    the labelled items and the pool sample, so the scale is the pool's."""
+    if project.task_type != TaskType.RATING or "bad" not in labels.classes:
+        return None
+    bad = labels.y == labels.classes.index("bad")
+    if qe.badness_trainable(bad) is not None:
+        return None
     return qe.badness_fit(
-        raw=raw, languages=languages, labelled=np.arange(len(labels.y)), bad=bad, weights=weights
+        raw=inputs.raw, languages=inputs.languages, labelled=np.arange(inputs.n_labelled), bad=bad
     )
 
 
@@ -253,8 +273,8 @@ def committee_retrain(
     seed: int = 0,
     source: FeatureSource | None = None,
 ) -> ModelVersion | None:
-    """Train a committee (and, for rating projects, the quality model) on the labels so far,
-    Horvitz–Thompson weighted, and store them as a new model version with the committee's
+    """Train a committee (weighted towards the pool once rounds picked its labels) and, for
+    rating projects, the quality model on the labels so far, and store them as a new model version with the committee's
     per-language cross-validated accuracy; None when the labels cannot train one yet."""
     p = round_parameters_clean(parameters)
     source = source or FeatureSource(kind=p["features"], encoder_path=p["encoder_path"])
@@ -266,15 +286,26 @@ def committee_retrain(
     lm_id = model_id(Path(lm_path)) if lm_path and Path(lm_path, "config.json").is_file() else None
     labelled = labelled_items_load(labels.item_ids, lm_id=lm_id)
     X = source.matrix(item_ids=labels.item_ids, texts=labelled.texts)
-    weights = label_weights(project=project, item_ids=labels.item_ids)
-    # Equal weights are no weights: the committee then balances its classes as before.
-    sample_weight = weights if np.ptp(weights) > 0 else None
+    # Labels from rounds with an audit slice are a biased sample of the pool (the picks
+    # looked bad): the committee is weighted towards the pool it will score
+    # (`qe.pool_weights`). Without audit items (historical labels, no round yet) it
+    # balances its classes as before.
+    selected = np.ptp(label_weights(project=project, item_ids=labels.item_ids)) > 0
+    rating = project.task_type == TaskType.RATING and "bad" in labels.classes
+    inputs = quality_inputs_load(project=project, labelled=labelled) if selected or rating else None
+    sample_weight = None
+    if selected and inputs is not None:
+        sample_weight = qe.pool_weights(
+            raw=inputs.raw, languages=inputs.languages, labelled=np.arange(inputs.n_labelled)
+        )
     fitted = committee_mod.committee_fit(
         X, labels.y, n_learners=p["n_learners"], seed=seed, sample_weight=sample_weight
     )
     accuracy = committee_mod.cross_validated_accuracy(X, labels.y, labelled.languages, seed=seed)
-    quality = quality_model_train(
-        project=project, labels=labels, labelled=labelled, weights=weights
+    quality = (
+        None
+        if inputs is None
+        else quality_model_train(project=project, labels=labels, inputs=inputs)
     )
     blob = fitted.dumps()
     for _attempt in range(5):

@@ -192,8 +192,9 @@ class RoundsTests(ParityTestCase):
         expected = (share["pool"] - share["uncertainty"]) / share["audit"]  # e.g. (40 − 17) ÷ 3
         np.testing.assert_allclose(weights[: len(audit)], expected)
         np.testing.assert_allclose(weights[len(audit) :], 1.0)
-        # Judged, the labels train the committee and the quality model with these weights,
-        # and the next round ranks by the quality model.
+        # Judged, the labels train the committee with these weights and the quality model
+        # with equal ones (the picks were chosen by its own features: no bias to undo), and
+        # the next round ranks by the quality model.
         by_id = dict(Item.objects.filter(pk__in=audit + picked).values_list("pk", "external_id"))
         historical_scores(
             project,
@@ -207,6 +208,7 @@ class RoundsTests(ParityTestCase):
         self.assertIsNotNone(version.quality_blob)
         self.assertEqual(version.quality["n_labels"], 20)
         self.assertTrue(version.parameters["weighted"])
+        self.assertEqual(version.quality["weighting"], "none")
         self.assertTrue(second.summary["quality_model"])
         self.assertIn("predicted_bad", second.summary["scorers"])
         for row in RoundItem.objects.filter(round=second):

@@ -12,7 +12,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import SimpleTestCase
 
-from active_learning.simulation import SimulationError, achievable_gain, simulation_run
+from active_learning.simulation import (
+    SimulationError,
+    achievable_gain,
+    learning_curve,
+    simulation_run,
+)
 
 
 def _tiny_jsonl(path: Path) -> None:
@@ -55,6 +60,38 @@ class AchievableGainTests(SimpleTestCase):
             {"picked": 100, "found": 10, "bad": 10, "n": 100},
         ):  # the whole pool sent
             self.assertIsNone(achievable_gain(**case)["share"], case)
+
+
+class LearningCurveTests(SimpleTestCase):
+    def test_it_compares_the_committee_with_random_where_both_had_a_model(self):
+        def row(seed, strategy, step, accuracy):
+            return {
+                "seed": seed,
+                "strategy": strategy,
+                "language": "et-en",
+                "step": step,
+                "labels": 50 * step,
+                "accuracy": accuracy,
+            }
+
+        curve = learning_curve(
+            [
+                row(0, "committee", 1, 0.60),
+                row(0, "random", 1, 0.70),
+                row(1, "committee", 1, None),  # seed 1: no committee yet, not compared
+                row(1, "random", 1, 0.10),
+                row(0, "committee", 2, 0.72),
+                row(0, "random", 2, 0.70),
+                row(1, "committee", 2, 0.68),
+                row(1, "random", 2, 0.66),
+            ]
+        )
+        first, second = curve
+        self.assertEqual(
+            (first["committee"], first["random"], first["difference"]), (0.6, 0.7, -0.1)
+        )
+        self.assertEqual((first["runs"], first["runs_without_committee"]), (1, 1))
+        self.assertEqual((second["labels"], second["difference"], second["runs"]), (100, 0.02, 2))
 
 
 class SimulationTests(SimpleTestCase):
@@ -167,6 +204,25 @@ class SimulationTests(SimpleTestCase):
         for column in ("k", "found", "random", "oracle", "share", "recall"):
             self.assertIn(column, text)
         self.assertIn("best strategy by mean share", text)
+        self.assertNotIn("committee learning curve", text)  # no committee, no curve
+
+    def test_it_prints_the_committees_learning_curve_against_random(self):
+        table = io.StringIO()
+        call_command(
+            "al_simulate",
+            "--limit",
+            "100",
+            "--strategies",
+            "committee",
+            "--no-files",
+            stdout=table,
+            stderr=io.StringIO(),
+        )
+        text = table.getvalue()
+        self.assertIn("committee learning curve", text)
+        curve = [line for line in text.splitlines() if line.startswith("  et-en ")]
+        self.assertEqual(len(curve), 1)
+        self.assertIn("20:", curve[0])  # the last round: 20 labels of 100
 
     def test_it_refuses_bad_input(self):
         bad_line = self.tmp / "bad.jsonl"

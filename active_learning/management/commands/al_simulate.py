@@ -128,6 +128,7 @@ class Command(BaseCommand):
                 "best",
                 "spread",
                 "curves",
+                "learning_curve",
                 "estimates",
             )
             self.stdout.write(
