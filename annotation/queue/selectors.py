@@ -74,8 +74,8 @@ def queue_counts(*, evaluator: User, project: Project) -> list[QueueCount]:
 
 # How far the card counts the items left: an exact count reads every claimable item of the
 # language on every card (at 100,000 items it doubled the CPU a judgment costs); past this
-# many the card says "1000+".
-LEFT_COUNT_CAP = 1000
+# many the card says "500+".
+LEFT_COUNT_CAP = 500
 
 
 @dataclass
@@ -111,8 +111,8 @@ def evaluator_progress(
         claimable = claimable_items(
             evaluator=evaluator, project=project, language_ids=[language.pk]
         )
-        # COUNT over a LIMIT: the scan stops one past the cap.
-        left = claimable.values("pk")[: LEFT_COUNT_CAP + 1].count()
+        # COUNT over a LIMIT, unordered: the scan stops one past the cap.
+        left = claimable.order_by().values("pk")[: LEFT_COUNT_CAP + 1].count()
         if left > LEFT_COUNT_CAP:
             left, more = LEFT_COUNT_CAP, True
     if (
