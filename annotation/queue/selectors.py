@@ -99,22 +99,23 @@ def evaluator_progress(
     (which it replaces): otherwise its "left" would be one above the production card's and
     give it away."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    done = Assignment.objects.filter(
-        evaluator=evaluator,
-        project=project,
-        status=AssignmentStatus.SUBMITTED,
-        kind__in=QUEUE_KINDS,
-        submitted_at__gte=today,
-    ).count()
-    left, more = 0, False
-    if language.pk in qualified_language_ids(evaluator=evaluator, project=project):
-        claimable = claimable_items(
-            evaluator=evaluator, project=project, language_ids=[language.pk]
+    qualified = language.pk in qualified_language_ids(evaluator=evaluator, project=project)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.PROGRESS,
+            {
+                "evaluator": evaluator.pk,
+                "project": project.pk,
+                "since": connection.ops.adapt_datetimefield_value(today),
+                "language": language.pk,
+                # One past the cap tells "more" from "exactly the cap"; none unless qualified.
+                "cap": LEFT_COUNT_CAP + 1 if qualified else 0,
+            },
         )
-        # COUNT over a LIMIT, unordered: the scan stops one past the cap.
-        left = claimable.order_by().values("pk")[: LEFT_COUNT_CAP + 1].count()
-        if left > LEFT_COUNT_CAP:
-            left, more = LEFT_COUNT_CAP, True
+        done, left = cursor.fetchone()
+    more = left > LEFT_COUNT_CAP
+    if more:
+        left = LEFT_COUNT_CAP
     if (
         showing is not None
         and showing.kind == AssignmentKind.HONEYPOT

@@ -60,6 +60,21 @@ CLAIMABLE = f"""
           AND seen.kind <> '{AssignmentKind.CALIBRATION.value}'
     )"""
 
+# The item card's progress in one statement (it runs on every card): the evaluator's queue
+# judgments submitted since the start of the day, and the items still claimable by them in
+# the language, counted up to %(cap)s rows (the scan stops there; an exact count read every
+# claimable item of the language on every card).
+PROGRESS = f"""
+    SELECT
+      (SELECT count(*) FROM {ASSIGNMENT} a
+       WHERE a.evaluator_id = %(evaluator)s AND a.project_id = %(project)s
+         AND a.status = '{AssignmentStatus.SUBMITTED.value}'
+         AND a.kind IN ({", ".join(f"'{kind.value}'" for kind in QUEUE_KINDS)})
+         AND a.submitted_at >= %(since)s),
+      (SELECT count(*) FROM (
+         SELECT 1 FROM {ITEM} i WHERE i.language_id = %(language)s AND {CLAIMABLE}
+         LIMIT %(cap)s) c)"""
+
 # One language: an ordered, limited scan of item_claimable (project, language, -priority, id).
 # It reads the whole item and its language (columns filled in by candidate_sql), which the
 # card needs, so the claim does not read them again after its commit.
