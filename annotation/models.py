@@ -623,7 +623,7 @@ class ExportMark(models.Model):
     # No database foreign keys: marks are written a million at a time by INSERT … SELECT
     # from existing items, and each foreign-key check would lock its item row (FOR KEY
     # SHARE) and double the cost. Deleting through Django still cascades; a mark whose
-    # item is gone is never exported (the export joins marks to items).
+    # item is gone has no line (the lines join marks to items), at most a retraction.
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -634,6 +634,30 @@ class ExportMark(models.Model):
     # export marks it again (a new id past every cursor handed out).
     label_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+
+    # What decides the item's label and whether it has a line, read when it was marked (at
+    # `label_version`; a later move marks it again): a pull reads these from the narrow marks
+    # instead of the item row, its judgments and its final label. Retractions then read the
+    # marks alone, and the lines only the items' texts. Nothing here is a label: the one
+    # label rule (annotation.labels) still runs on every pull.
+    external_id = models.CharField(max_length=200, blank=True)
+    language = models.ForeignKey(
+        Language,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        null=True,
+    )
+    prompt_id = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, blank=True)
+    is_gold = models.BooleanField(default=False)
+    # The counted judgments' votes, "vote:strength" joined by commas (rows.votes_sql), and the
+    # guideline version of the latest; the final label's value. Null when there is none: the
+    # marking writes the database's aggregates (string_agg of no rows) as they come.
+    votes = models.TextField(null=True)  # noqa: DJ001
+    version = models.CharField(max_length=40, null=True)  # noqa: DJ001
+    final = models.JSONField(null=True)
 
     # No index on the project, alone or with the id: a pull reads the id range above its
     # cursor through the primary key, and without that index marking 300,000 items takes

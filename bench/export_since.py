@@ -366,10 +366,10 @@ def _explain_marking(*, project: Any) -> list[tuple[str, list[str]]]:
     with transaction.atomic(), connection.cursor() as cursor:
         for query in captured.captured_queries:
             sql = query["sql"]
-            if (
-                sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLE"))
-                and "FOR NO KEY" not in sql
-            ):
+            explainable = sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")) or (
+                sql.startswith("CREATE TEMPORARY TABLE") and " AS " in sql
+            )
+            if explainable and "FOR NO KEY" not in sql:
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
                 explained.append((sql, [row[0] for row in cursor.fetchall()]))
             else:

@@ -12,8 +12,14 @@ item's line bumps it (see `annotation.models.Item.label_version`). An item marke
 gets a new id past every cursor handed out. In rating projects a prompt's responses are
 paired together, so when one of them changes all its marked siblings are marked again.
 
-A pull streams the marks in (since, cursor]: the current line of each that still
-qualifies; the retractions endpoint lists those that no longer do.
+Each mark keeps what decides its item's line as it was when marked (status, gold flag,
+votes, final label, key, language, prompt; see ExportMark): an item whose state moves
+after that is pending again and the next pull marks it again, so a pull reads the narrow
+marks instead of the item rows, their judgments and final labels, and its retractions read
+the marks alone.
+
+A pull streams the marks in (since, cursor]: the line of each that qualifies; the
+retractions endpoint lists those that do not.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from annotation.exports.rows import votes_sql
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     ExportMark,
@@ -110,7 +117,7 @@ def _settled(among: QuerySet[Item], *, project: Project) -> Q:
 def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
     """The unmarked candidates (of `parity_export_candidates`, below) whose label is settled."""
     unmarked = Item.objects.filter(
-        pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked AND NOT is_gold", [])
+        pk__in=RawSQL("SELECT id FROM parity_export_candidates WHERE unmarked", []), is_gold=False
     )
     # Only the unmarked items' judgments are counted: a pull with nothing new counts none.
     return unmarked.filter(_settled(unmarked.values("pk"), project=project))
@@ -138,7 +145,7 @@ def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
             _marking_collect(cursor, project=project)
             if project.task_type == "rating":
                 _prompt_groups_add(cursor, project=project)
-            _marks_write(cursor, project=project, now=now)
+            _marks_write(cursor, project=project, now=now, lookup=not thorough)
         return ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
 
 
@@ -168,10 +175,20 @@ def _marking_prepare(cursor: CursorWrapper) -> None:
 def _pending_take(cursor: CursorWrapper, *, project: Project) -> None:
     """parity_export_taken: the items whose label version moved since the export last
     looked (a trigger records each move in ExportPending), deleted from there — only
-    those taken; a move committed after this read stays pending for the next pull. Their
-    versions are read after the delete, which waits for a writer still holding a pending
-    row, so a version read later includes every move whose row was taken."""
+    those taken; a move committed after this read stays pending for the next pull. The
+    items are read after the delete, which waits for a writer still holding a pending
+    row, so what is read later includes every move whose row was taken."""
     pending = connection.ops.quote_name(ExportPending._meta.db_table)
+    if connection.vendor == "postgresql":
+        # One statement: the rows deleted are the rows taken.
+        cursor.execute("CREATE TEMPORARY TABLE parity_export_taken (id bigint)")
+        cursor.execute(
+            "WITH taken AS ("  # noqa: S608 - names from the models
+            f"  DELETE FROM {pending} WHERE project_id = %s RETURNING item_id"
+            ") INSERT INTO parity_export_taken (id) SELECT item_id FROM taken",
+            [project.pk],
+        )
+        return
     cursor.execute(
         "CREATE TEMPORARY TABLE parity_export_taken AS "  # noqa: S608 - names from the models
         f"SELECT item_id AS id FROM {pending} WHERE project_id = %s",
@@ -188,36 +205,33 @@ def _candidates_collect(cursor: CursorWrapper, *, project: Project, thorough: bo
     whose version moved since their mark (gold ones too: made gold, a line is retracted)
     — so a change made around the services is found there."""
     marks, items = _tables()
-    selected = "i.id, i.label_version, m.item_id IS NULL AS unmarked, i.is_gold"
     if thorough:
         sql = (
-            f"SELECT {selected} FROM {items} i "  # noqa: S608 - names from the models
+            f"SELECT i.id, m.item_id IS NULL AS unmarked FROM {items} i "  # noqa: S608 - names from the models
             f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
             "WHERE i.project_id = %s AND (i.id IN (SELECT id FROM parity_export_taken) "
             "OR (m.item_id IS NULL AND NOT i.is_gold) OR i.label_version <> m.label_version)"
         )
+        params = [project.pk, project.pk]
     elif connection.vendor == "postgresql":
         # What changed is usually a small share of a large project: one index lookup per
-        # changed item in the items and in the marks (rows just written, in memory), not a
-        # pass over all of them, which PostgreSQL's cost model otherwise prefers from about
-        # a tenth of the project on (three times slower at 10,000 of 100,000;
-        # bench/README.md). OFFSET 0 keeps each lookup a lookup.
+        # changed item in the marks (narrow rows, just written), not a pass over all of
+        # them, which PostgreSQL's cost model otherwise prefers from about a tenth of the
+        # project on. The items are read once, when the marks are written. OFFSET 0 keeps
+        # each lookup a lookup.
         sql = (
-            f"SELECT {selected} FROM parity_export_taken t "  # noqa: S608
-            f"CROSS JOIN LATERAL (SELECT id, label_version, is_gold FROM {items} "
-            "  WHERE id = t.id AND project_id = %s OFFSET 0) i "
+            "SELECT t.id, m.item_id IS NULL AS unmarked FROM parity_export_taken t "  # noqa: S608
             f"LEFT JOIN LATERAL (SELECT item_id FROM {marks} "
             "  WHERE item_id = t.id AND project_id = %s OFFSET 0) m ON true"
         )
+        params = [project.pk]
     else:
         sql = (
-            f"SELECT {selected} FROM parity_export_taken t JOIN {items} i ON i.id = t.id "  # noqa: S608
-            f"LEFT JOIN {marks} m ON m.item_id = i.id AND m.project_id = %s "
-            "WHERE i.project_id = %s"
+            "SELECT t.id, m.item_id IS NULL AS unmarked FROM parity_export_taken t "  # noqa: S608
+            f"LEFT JOIN {marks} m ON m.item_id = t.id AND m.project_id = %s"
         )
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE parity_export_candidates AS {sql}", [project.pk, project.pk]
-    )
+        params = [project.pk]
+    cursor.execute(f"CREATE TEMPORARY TABLE parity_export_candidates AS {sql}", params)
     cursor.execute("DROP TABLE parity_export_taken")
     if connection.vendor == "postgresql":
         # A temporary table has no statistics until analysed: the settled check's
@@ -226,22 +240,19 @@ def _candidates_collect(cursor: CursorWrapper, *, project: Project, thorough: bo
 
 
 def _marking_collect(cursor: CursorWrapper, *, project: Project) -> None:
-    """parity_export_marking: the candidates to mark, each with the label version read
-    here."""
+    """parity_export_marking: the candidates to mark, `fresh` when never marked before."""
     new_sql, new_params = (
         _settled_among_candidates(project=project)
         .order_by()
-        .values_list("id", "label_version")
+        .values_list("id")
         .query.sql_with_params()
     )
     # Changed marked items are marked again whether or not they still qualify: a
-    # pull then carries their current line or their retraction. Each with the label
-    # version read here: a move after this read leaves the item pending again, so
-    # the next pull marks it again.
+    # pull then carries their current line or their retraction.
     cursor.execute(
         "CREATE TEMPORARY TABLE parity_export_marking AS "
-        "SELECT id, label_version FROM parity_export_candidates WHERE NOT unmarked "
-        f"UNION ALL {new_sql}",
+        "SELECT id, false AS fresh FROM parity_export_candidates WHERE NOT unmarked "
+        f"UNION ALL SELECT id, true AS fresh FROM ({new_sql}) new",
         new_params,
     )
     cursor.execute("DROP TABLE parity_export_candidates")
@@ -252,10 +263,9 @@ def _prompt_groups_add(cursor: CursorWrapper, *, project: Project) -> None:
     change is marked again, so a pull carries the prompt's whole group."""
     marks, items = _tables()
     cursor.execute(
-        f"INSERT INTO parity_export_marking (id, label_version) SELECT m.item_id, s.label_version "  # noqa: S608
+        f"INSERT INTO parity_export_marking (id, fresh) SELECT m.item_id, false "  # noqa: S608
         f"FROM {marks} m "
-        f"JOIN {items} s ON s.id = m.item_id "
-        f"WHERE m.project_id = %s AND s.prompt_id <> '' AND (s.language_id, s.prompt_id) IN ("
+        f"WHERE m.project_id = %s AND m.prompt_id <> '' AND (m.language_id, m.prompt_id) IN ("
         f"  SELECT c.language_id, c.prompt_id FROM {items} c "
         "  WHERE c.id IN (SELECT id FROM parity_export_marking) AND c.prompt_id <> '')"
         " AND m.item_id NOT IN (SELECT id FROM parity_export_marking)",
@@ -263,18 +273,54 @@ def _prompt_groups_add(cursor: CursorWrapper, *, project: Project) -> None:
     )
 
 
-def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any) -> None:
-    """Replace the marks of everything in parity_export_marking, in id order."""
-    marks, _ = _tables()
-    cursor.execute(f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)")  # noqa: S608
-    # From the temporary table alone: reading each item's version again would be a
-    # random read of the wide items' table per mark.
+_SNAPSHOT = ("external_id", "language_id", "prompt_id", "status", "is_gold")
+
+
+def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any, lookup: bool) -> None:
+    """Give everything in parity_export_marking a new mark (an id past every cursor handed
+    out), each with what decides its line as read now (ExportMark): the item's label
+    version, status, gold flag, votes and final label, from one snapshot. A move after this
+    read leaves the item pending again, so the next pull marks it again. `lookup`: few items
+    (an incremental pull), one index lookup each."""
+    marks, items = _tables()
+    finals = connection.ops.quote_name(FinalLabel._meta.db_table)
+    join, votes = votes_sql(project.task_type, item="i.id")
+    if lookup and connection.vendor == "postgresql":
+        source = (
+            f"parity_export_marking t CROSS JOIN LATERAL (SELECT * FROM {items} "  # noqa: S608
+            "  WHERE id = t.id OFFSET 0) i"
+        )
+    else:
+        source = f"parity_export_marking t JOIN {items} i ON i.id = t.id"
+    snapshot = ", ".join(f"i.{column}" for column in _SNAPSHOT)
+    select = (
+        f"SELECT i.id, i.label_version, {snapshot}, {votes}, f.value AS final FROM {source} "  # noqa: S608
+        f"{join} LEFT JOIN {finals} f ON f.item_id = i.id"
+    )
+    columns = f"label_version, {', '.join(_SNAPSHOT)}, votes, version, final"
+    if connection.vendor == "postgresql":
+        # A mark marked again is updated in place, with a new id from the sequence: one
+        # lookup of the mark instead of a delete and an insert (each a lookup and an index
+        # entry of their own).
+        assigned = ", ".join(f"{c} = s.{c}" for c in columns.split(", "))
+        cursor.execute(
+            f"UPDATE {marks} m SET id = DEFAULT, created_at = %s, {assigned} "  # noqa: S608
+            f"FROM ({select} WHERE NOT t.fresh ORDER BY i.id) s WHERE m.item_id = s.id",
+            [now],
+        )
+        marked = cursor.rowcount
+        fresh = "WHERE t.fresh"
+    else:
+        cursor.execute(
+            f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)"
+        )  # noqa: S608
+        marked, fresh = 0, ""
     cursor.execute(
-        f"INSERT INTO {marks} (project_id, item_id, label_version, created_at) "  # noqa: S608
-        "SELECT %s, id, label_version, %s FROM parity_export_marking ORDER BY id",
+        f"INSERT INTO {marks} (project_id, item_id, created_at, {columns}) "  # noqa: S608
+        f"SELECT %s, s.id, %s, {columns} FROM ({select} {fresh}) s ORDER BY s.id",
         [project.pk, now],
     )
-    marked = cursor.rowcount
+    marked += cursor.rowcount
     cursor.execute("DROP TABLE parity_export_marking")
     if marked > 10_000 and connection.vendor == "postgresql":
         # Fresh statistics keep the next pull's range scan and anti-join on the index.

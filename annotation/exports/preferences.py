@@ -457,18 +457,16 @@ def _units(marked: Marked, opts: PreferenceOptions, *, texts: bool = True) -> It
     }
     if project.task_type == TaskType.PAIRWISE:
         # In mark order: the marks' primary key streams the rows with no sort.
-        rows = marked_rows(marked, vote_key="choice", order_by="m.id", **read)
+        rows = marked_rows(marked, order_by="m.id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _pairwise_units(labelled, opts, keys_only=not texts)
     elif opts.shape == "unpaired":
-        rows = marked_rows(marked, vote_key="score", order_by="m.id", **read)
+        rows = marked_rows(marked, order_by="m.id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _unpaired_units(labelled, opts, keys_only=not texts)
     else:
         # A prompt's responses come together: sorted by language and prompt.
-        rows = marked_rows(
-            marked, vote_key="score", order_by="i.language_id, i.prompt_id, m.item_id", **read
-        )
+        rows = marked_rows(marked, order_by="m.language_id, m.prompt_id, m.item_id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _rating_pair_units(labelled, project, opts)
 

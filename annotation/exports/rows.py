@@ -1,4 +1,5 @@
-"""Reading marked items for an export: one row per item, its votes gathered by the database.
+"""Reading marked items for an export: one row per item, what decides its label read from
+its mark (the votes gathered by the database when it was marked), its texts from the item.
 
 Rows come from a server-side cursor in chunks; on PostgreSQL a helper thread fetches the
 next chunk while this one turns the current one into lines, so the database (on one core)
@@ -20,11 +21,11 @@ from django.db import connection, transaction
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
     ExportMark,
-    FinalLabel,
     Item,
     Judgment,
     Language,
     Project,
+    TaskType,
 )
 
 CHUNK = 2000
@@ -79,19 +80,27 @@ class Marked:
     language: Language | None
 
 
-def _votes_sql(vote_key: str) -> tuple[str, str]:
-    """(FROM-clause addition, its two columns): each marked item's counted judgments as
-    one text of "vote:strength" pairs joined by commas (the votes and strengths are
-    schema-checked values: choice names, small integers, scores), and the guideline
-    version of its latest judgment (the one with the highest id). NULLs when it has none.
+VOTE_KEYS = {TaskType.PAIRWISE: "choice", TaskType.RATING: "score"}
+
+
+def votes_sql(task_type: str, *, item: str) -> tuple[str, str]:
+    """(FROM-clause addition, its two columns) for the item whose id is the expression
+    `item`: its counted judgments as one text of "vote:strength" pairs joined by commas
+    (the votes and strengths are schema-checked values: choice names, small integers,
+    scores), and the guideline version of its latest judgment (the one with the highest
+    id). NULLs when it has none. The vote is the judgments' "choice" (pairwise) or "score"
+    (rating); other task types have no preference lines and no votes here.
 
     One row per item instead of one per judgment: the votes arrive with their item, so
-    nothing is merged in Python, and PostgreSQL builds them while Python writes lines.
-    (Plain strings: building JSON per judgment costs PostgreSQL twice as much.)
+    nothing is merged in Python. (Plain strings: building JSON per judgment costs
+    PostgreSQL twice as much.) The export's marking stores them in each mark (ExportMark.votes).
     """
+    vote_key = VOTE_KEYS.get(task_type)
+    if vote_key is None:
+        return "", "NULL AS votes, NULL AS version"
     kinds = ", ".join(f"'{kind}'" for kind in COUNTED_JUDGMENT_KINDS)
     judgments = connection.ops.quote_name(Judgment._meta.db_table)
-    where = f"j.item_id = m.item_id AND j.is_current AND j.kind IN ({kinds})"
+    where = f"j.item_id = {item} AND j.is_current AND j.kind IN ({kinds})"
     if connection.vendor == "postgresql":
         vote = (
             f"coalesce(j.value ->> '{vote_key}', '') || ':' || coalesce(j.value ->> 'strength', '')"
@@ -110,54 +119,60 @@ def _votes_sql(vote_key: str) -> tuple[str, str]:
     )
     latest = "substr(max(printf('%%019d', j.id) || j.guideline_version), 20)"  # %% for the placeholder style
     return "", (
-        f"(SELECT group_concat({vote}, ',') FROM {judgments} j WHERE {where}), "
-        f"(SELECT {latest} FROM {judgments} j WHERE {where})"
+        f"(SELECT group_concat({vote}, ',') FROM {judgments} j WHERE {where}) AS votes, "
+        f"(SELECT {latest} FROM {judgments} j WHERE {where}) AS version"
     )
 
 
 _TEXT_COLUMNS = frozenset({"prompt", "response", "response_a", "response_b"})
+# Stored in the mark itself (see ExportMark): read from there, not from the item.
+_MARKED_COLUMNS = frozenset({"external_id", "prompt_id"})
 
 
 def marked_rows(
     marked: Marked,
     *,
-    vote_key: str,
     order_by: str,
     metadata: bool = False,
     signals: bool = False,
     texts: bool = True,
     prompt: bool = True,
 ) -> Iterator[ExportRow]:
-    """An ExportRow for each marked item, in `order_by` order (over `m` the marks and `i`
-    the items), from one server-side cursor. `texts=False` leaves the responses empty (and
-    the prompt too unless `prompt`): what decides whether an item has a line without
-    writing it (retractions) reads no text."""
+    """An ExportRow for each marked item, in `order_by` order (over `m`, the marks), from
+    one server-side cursor. What decides the item's label (status, gold, votes, final
+    label) comes from its mark (ExportMark), as it was when marked.
+
+    `texts=False` leaves the responses empty (and the prompt too unless `prompt`): what
+    decides whether an item has a line without writing it (retractions) then reads the
+    marks alone, not the items."""
     q = connection.ops.quote_name
-    selected = ", ".join(
-        f"i.{q(c)}"
-        if texts or c not in _TEXT_COLUMNS or (prompt and c == "prompt")
-        else f"'' AS {q(c)}"
-        for c in _ITEM_COLUMNS
-    )
-    join, votes = _votes_sql(vote_key)
+    from_item = texts or metadata or signals or prompt
+
+    def column(c: str) -> str:
+        if c in _MARKED_COLUMNS:
+            return f"m.{q(c)}"
+        if texts or c not in _TEXT_COLUMNS or (prompt and c == "prompt"):
+            return f"i.{q(c)}" if from_item else f"'' AS {q(c)}"
+        return f"'' AS {q(c)}"
+
+    selected = ", ".join(column(c) for c in _ITEM_COLUMNS)
     signal_columns = (
         "i.reward, i.reward_a, i.reward_b, i.token_logprobs"
         if signals
         else "NULL, NULL, NULL, NULL"
     )
+    item_join = f"JOIN {q(Item._meta.db_table)} i ON i.id = m.item_id " if from_item else ""
     sql = (
-        f"SELECT m.item_id, {selected}, l.tag, i.status, i.is_gold, "  # noqa: S608 - names, not values
-        f"{'i.metadata' if metadata else 'NULL'}, {signal_columns}, {votes}, f.value "
+        f"SELECT m.item_id, {selected}, l.tag, m.status, m.is_gold, "  # noqa: S608 - names, not values
+        f"{'i.metadata' if metadata else 'NULL'}, {signal_columns}, m.votes, m.version, m.final "
         f"FROM {q(ExportMark._meta.db_table)} m "
-        f"JOIN {q(Item._meta.db_table)} i ON i.id = m.item_id "
-        f"JOIN {q(Language._meta.db_table)} l ON l.id = i.language_id "
-        f"{join} "
-        f"LEFT JOIN {q(FinalLabel._meta.db_table)} f ON f.item_id = m.item_id "
+        f"{item_join}"
+        f"JOIN {q(Language._meta.db_table)} l ON l.id = m.language_id "
         "WHERE m.project_id = %s AND m.id > %s AND m.id <= %s"
     )
     params: list[Any] = [marked.project.pk, marked.after, marked.upto]
     if marked.language is not None:
-        sql += " AND i.language_id = %s"
+        sql += " AND m.language_id = %s"
         params.append(marked.language.pk)
     return _as_rows(prefetched(f"{sql} ORDER BY {order_by}", params))
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotation.audit import audit_record
@@ -93,7 +94,12 @@ def items_adjudication_send(*, project: Project, item_ids: Sequence[int], actor:
     with transaction.atomic():
         moved = Item.objects.filter(
             project=project, pk__in=list(item_ids), status=ItemStatus.DONE
-        ).update(status=ItemStatus.ADJUDICATION, updated_at=timezone.now())
+        ).update(
+            status=ItemStatus.ADJUDICATION,
+            updated_at=timezone.now(),
+            # Waiting for adjudication, an item has no line: the export retracts it.
+            label_version=F("label_version") + 1,
+        )
         audit_record(
             verb="items.adjudication_send",
             actor=actor,

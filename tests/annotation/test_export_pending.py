@@ -8,6 +8,7 @@ commits, so the pull waits for it and reads the new version (PostgreSQL, real th
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 
@@ -15,9 +16,19 @@ import pytest
 from django.db import connection, connections, transaction
 from django.db.models import F
 from django.test import TransactionTestCase
+from django.test.utils import CaptureQueriesContext
 
-from annotation.exports import preference_export
-from annotation.models import ExportPending, Item, Judgment, TaskType
+from annotation.exports import preference_export, preference_retractions
+from annotation.models import (
+    ExportMark,
+    ExportPending,
+    FinalLabel,
+    Item,
+    ItemStatus,
+    Judgment,
+    TaskType,
+)
+from annotation.progress import items_adjudication_send
 from tests.annotation.api_support import ApiTestCase, import_items, import_judgments
 from tests.annotation.test_incremental_export import Consumer, _comparable
 from tests.factories import ProjectFactory, UserFactory
@@ -81,6 +92,96 @@ class PendingRecordTests(ApiTestCase):
         self.assertEqual(len(lines), 3)
         self.assertFalse(ExportPending.objects.filter(project=project).exists())
         self.assertEqual(ExportPending.objects.filter(project=other).count(), 1)
+
+
+class _Editor:
+    """What the migration's function uses of a schema editor, inside the test's transaction
+    (SQLite's own editor cannot open there)."""
+
+    connection = connection
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+class MarkSnapshotTests(ApiTestCase):
+    """Each mark keeps what decides its item's line (migration 0009)."""
+
+    def _snapshots(self, project: object) -> list[tuple]:
+        return list(
+            ExportMark.objects.filter(project=project)
+            .order_by("item_id")
+            .values_list(
+                "item_id",
+                "external_id",
+                "language_id",
+                "prompt_id",
+                "status",
+                "is_gold",
+                "votes",
+                "final",
+            )
+        )
+
+    def test_the_migration_fills_the_marks_written_before_it_as_a_pull_writes_them(self):
+        project, items = _pairwise("snapshot-fill", items=3)
+        for item, choices in zip(
+            items, (["a", "a", "b"], ["b", "b", "b"], ["a", "b"]), strict=True
+        ):
+            _votes(project, item, choices)
+        FinalLabel.objects.create(item=items[2], value={"choice": "b"})
+        before = list(preference_export(project=project).rows)
+        written = self._snapshots(project)
+        self.assertEqual(len(written), 3)
+        # Marks as migration 0008 left them: no snapshot.
+        ExportMark.objects.filter(project=project).update(
+            external_id="",
+            language=None,
+            prompt_id="",
+            status="",
+            is_gold=False,
+            votes=None,
+            version=None,
+            final=None,
+        )
+        fill = importlib.import_module("annotation.migrations.0009_export_mark_snapshot")
+        fill._fill(None, _Editor())
+        self.assertEqual(self._snapshots(project), written)
+        # Nothing changed since the pull: the same lines again.
+        self.assertEqual(list(preference_export(project=project).rows), before)
+
+    def test_an_item_sent_to_adjudication_is_retracted_by_the_next_pull(self):
+        project, items = _pairwise("snapshot-adjudicate", items=2)
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        Item.objects.filter(project=project).update(status=ItemStatus.DONE)
+        cursor = preference_export(project=project).cursor
+        items_adjudication_send(project=project, item_ids=[items[0].pk], actor=None)
+        retracted = list(preference_retractions(project=project, since=cursor).rows)
+        self.assertEqual(retracted, [{"item_id": "p0"}])
+        self.assertEqual(
+            [line["item_id"] for line in preference_export(project=project).rows], ["p1"]
+        )
+
+    def test_retractions_need_no_item_rows(self):
+        project, items = _pairwise("snapshot-retract", items=2)
+        cursor = preference_export(project=project).cursor
+        _votes(project, items[0], ["a", "a", "b"])
+        _votes(project, items[1], ["a", "b", "b"])
+        with CaptureQueriesContext(connection) as queries:
+            retracted = list(
+                preference_retractions(project=project, since=cursor, min_agreement=0.9).rows
+            )
+        self.assertEqual(sorted(r["item_id"] for r in retracted), ["p0", "p1"])
+        streamed = [
+            q["sql"]
+            for q in queries
+            if "annotation_exportmark" in q["sql"] and "m.id >" in q["sql"]
+        ]
+        self.assertEqual(len(streamed), 1)
+        self.assertNotIn("annotation_item", streamed[0])
+        self.assertNotIn("annotation_judgment", streamed[0])
 
 
 @pytest.mark.postgres
