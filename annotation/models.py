@@ -432,9 +432,12 @@ class Assignment(models.Model):
                 name="assignment_open_leases",
                 condition=Q(status="leased"),
             ),
-            # item_claim_next: "does this evaluator hold a lease in this project already?"
+            # item_claim_next: "does this evaluator hold a lease in this project already?";
+            # the item card: "how many did they submit today?" (a range of submitted_at, not
+            # every judgment they ever submitted in the project).
             models.Index(
-                fields=["evaluator", "project", "status"], name="assignment_evaluator_status"
+                fields=["evaluator", "project", "status", "submitted_at"],
+                name="assignment_evaluator_status",
             ),
         ]
 

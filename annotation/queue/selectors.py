@@ -73,9 +73,10 @@ def queue_counts(*, evaluator: User, project: Project) -> list[QueueCount]:
 
 
 # How far the card counts the items left: an exact count reads every claimable item of the
-# language on every card (at 100,000 items it doubled the CPU a judgment costs); past this
-# many the card says "500+".
-LEFT_COUNT_CAP = 500
+# language on every card (at 100,000 items it doubled the CPU a judgment costs), and each
+# item counted is an index probe of the evaluator's assignments; past this many the card
+# says "100+".
+LEFT_COUNT_CAP = 100
 
 
 @dataclass
@@ -102,14 +103,13 @@ def evaluator_progress(
     qualified = language.pk in qualified_language_ids(evaluator=evaluator, project=project)
     with connection.cursor() as cursor:
         cursor.execute(
-            sql.PROGRESS,
+            # One past the cap tells "more" from "exactly the cap"; none unless qualified.
+            sql.PROGRESS.format(cap=LEFT_COUNT_CAP + 1 if qualified else 0),
             {
                 "evaluator": evaluator.pk,
                 "project": project.pk,
                 "since": connection.ops.adapt_datetimefield_value(today),
                 "language": language.pk,
-                # One past the cap tells "more" from "exactly the cap"; none unless qualified.
-                "cap": LEFT_COUNT_CAP + 1 if qualified else 0,
             },
         )
         done, left = cursor.fetchone()

@@ -61,9 +61,12 @@ CLAIMABLE = f"""
     )"""
 
 # The item card's progress in one statement (it runs on every card): the evaluator's queue
-# judgments submitted since the start of the day, and the items still claimable by them in
-# the language, counted up to %(cap)s rows (the scan stops there; an exact count read every
-# claimable item of the language on every card).
+# judgments submitted since the start of the day (a range of the index
+# assignment_evaluator_status, whatever they did on other days), and the items still
+# claimable by them in the language, counted up to `cap` rows (the scan stops there; an
+# exact count read every claimable item of the language on every card). The cap is part
+# of the text, not a parameter: a parameter in LIMIT made PostgreSQL plan the statement
+# again on every card.
 PROGRESS = f"""
     SELECT
       (SELECT count(*) FROM {ASSIGNMENT} a
@@ -73,7 +76,7 @@ PROGRESS = f"""
          AND a.submitted_at >= %(since)s),
       (SELECT count(*) FROM (
          SELECT 1 FROM {ITEM} i WHERE i.language_id = %(language)s AND {CLAIMABLE}
-         LIMIT %(cap)s) c)"""
+         LIMIT {{cap:d}}) c)"""
 
 # One language: an ordered, limited scan of item_claimable (project, language, -priority, id).
 # It reads the whole item and its language (columns filled in by candidate_sql), which the

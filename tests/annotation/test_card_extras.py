@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from unittest import mock
 
+import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -237,3 +239,26 @@ class SliderTests(EvaluatorPagesTestCase):
         self.assertEqual(len(unset), 1)
         self.assertNotIn("hidden", unset[0]["attrs"])
         self.assertContains(card, "not set")
+
+
+@pytest.mark.postgres
+class CardProgressPlanTests(EvaluatorPagesTestCase):
+    def test_todays_count_reads_a_range_of_the_index_not_every_submission(self):
+        """An evaluator with a year of judgments in the project: the card counts today's
+        from the index, not by reading each of them."""
+        from annotation.queue import sql
+
+        today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # the plan of a large table
+            cursor.execute(
+                "EXPLAIN " + sql.PROGRESS.format(cap=101),
+                {
+                    "evaluator": self.alice.pk,
+                    "project": self.project.pk,
+                    "since": today,
+                    "language": self.de.pk,
+                },
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        self.assertRegex(plan, r"Index Cond: .*submitted_at >=")
