@@ -456,12 +456,13 @@ def _units(marked: Marked, opts: PreferenceOptions, *, texts: bool = True) -> It
         "prompt": texts or opts.split is not None,
     }
     if project.task_type == TaskType.PAIRWISE:
-        # In mark order: the marks' primary key streams the rows with no sort.
-        rows = marked_rows(marked, order_by="m.id", **read)
+        # In item order: a full pull merges the marks' and the items' indexes, one pass over
+        # each with no sort; a since pull sorts the few rows it reads.
+        rows = marked_rows(marked, order_by="m.item_id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _pairwise_units(labelled, opts, keys_only=not texts)
     elif opts.shape == "unpaired":
-        rows = marked_rows(marked, order_by="m.id", **read)
+        rows = marked_rows(marked, order_by="m.item_id", **read)
         with closing(_labelled(rows, project, opts)) as labelled:
             yield from _unpaired_units(labelled, opts, keys_only=not texts)
     else:
