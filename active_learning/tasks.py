@@ -39,6 +39,7 @@ from active_learning.rounds import RoundRequest, round_execute
 from active_learning.training import committee_retrain
 from annotation import metrics
 from annotation.background import broker_configured, task_send, task_send_on_commit
+from annotation.exports.marks import export_marks_refresh
 from annotation.language_check import language_checks_resend
 from annotation.models import Project
 from annotation.types import Actor
@@ -148,9 +149,10 @@ def committee_retrain_launch(
 
 def background_sweep(*, older_than: timedelta | None = None) -> dict[str, int]:
     """Send again what a lost message left pending: language checks of imported items and
-    rounds still waiting (or running past the stale limit). Runs from Celery beat and from
-    `manage.py background_sweep`; without a broker it does the work here. Every task it
-    sends is idempotent, so sending one twice is harmless."""
+    rounds still waiting (or running past the stale limit); and mark what changed for the
+    preference export (`export_marks_refresh`), so that a pull streams at once. Runs from
+    Celery beat and from `manage.py background_sweep`; without a broker it does the work
+    here. Every task it sends is idempotent, so sending one twice is harmless."""
     if older_than is None:
         older_than = timedelta(seconds=settings.PARITY_SWEEP_SECONDS)
     checks = language_checks_resend(older_than=older_than)
@@ -170,4 +172,4 @@ def background_sweep(*, older_than: timedelta | None = None) -> dict[str, int]:
         metrics.SWEEP_RESENT.labels(kind="language_check").inc(checks)
     if rounds:
         metrics.SWEEP_RESENT.labels(kind="round").inc(rounds)
-    return {"language_checks": checks, "rounds": rounds}
+    return {"language_checks": checks, "rounds": rounds, "export_projects": export_marks_refresh()}

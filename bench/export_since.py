@@ -20,6 +20,9 @@
    default), a 3:0 item becomes 3:1; then the **since pull**: the lines
    (`preference_export(since=C)`) and the retractions (`preference_retractions(since=C)`)
    from the previous cursor, and a **full export** (`preference_export()`) for comparison.
+   With `--sweep`, the background sweep's marking (`export_marks_refresh`, what Celery
+   beat runs every minute) runs after each change, timed on its own, so the since pull
+   finds its marks made.
 
 Exports run in this process through the same code the API streams (service → JSON Lines
 writer), so the figures are the export's own cost without HTTP. Each phase reports
@@ -408,6 +411,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="print EXPLAIN (ANALYZE, BUFFERS) of the marking statements before the last since pull",
     )
     parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="after each change, run the background sweep's marking (export_marks_refresh, "
+        "timed on its own) before the since pull, as Celery beat does every minute",
+    )
+    parser.add_argument(
         "--keep-db", action="store_true", help="keep the scratch database for inspection"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -445,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         from django.core.management import call_command
         from django.db import connection
 
-        from annotation.exports import preference_export, preference_retractions
+        from annotation.exports import (
+            export_marks_refresh,
+            preference_export,
+            preference_retractions,
+        )
         from annotation.models import Project
         from bench.import_export import PROJECT_SLUG
 
@@ -467,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
             changes.append(
                 _change(project=project, pairs=args.pairs, round_=round_, fraction=args.fraction)
             )
+            if args.sweep:
+                began = time.perf_counter()
+                export_marks_refresh()
+                changes[-1]["sweep_seconds"] = time.perf_counter() - began
             if args.explain and round_ == args.rounds - 1:
                 explained = _explain_marking(project=project)
             lines = _timed_pull(lambda c=cursor: preference_export(project=project, since=c))
@@ -538,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "change : "
         + ", ".join(
-            f"{c['judgments']:,} judgments imported in {c['seconds']:.1f} s" for c in changes
+            f"{c['judgments']:,} judgments imported in {c['seconds']:.1f} s"
+            + (f" + background marking {c['sweep_seconds']:.2f} s" if "sweep_seconds" in c else "")
+            for c in changes
         )
     )
     line("since pull: lines", result["since_lines"])

@@ -26,6 +26,7 @@ from annotation.exports.marks import (
     export_cursor_decode,
     export_cursor_encode,
     export_marks_advance,
+    export_marks_refresh,
 )
 from annotation.exports.preferences import (
     DEFAULT_PROMPT_TEMPLATE,
@@ -73,6 +74,7 @@ __all__ = [
     "export_cursor_decode",
     "export_cursor_encode",
     "export_marks_advance",
+    "export_marks_refresh",
     "judgment_export",
     "jsonl_stream",
     "parquet_stream",

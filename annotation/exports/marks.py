@@ -149,6 +149,20 @@ def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
         return ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
 
 
+def export_marks_refresh() -> int:
+    """Mark what changed in every project with pending changes, as an incremental pull
+    would; returns how many projects were marked. The background sweep runs it (Celery
+    beat, or `manage.py background_sweep` from cron), so that a pull finds the marks made
+    and streams at once, instead of first marking everything since the last pull. Marks
+    are positions, not lines: marking early changes nothing a pull delivers."""
+    project_ids = list(
+        ExportPending.objects.order_by().values_list("project_id", flat=True).distinct()
+    )
+    for project in Project.objects.filter(pk__in=project_ids).order_by("pk"):
+        export_marks_advance(project=project, thorough=False)
+    return len(project_ids)
+
+
 def _tables() -> tuple[str, str]:
     """The quoted names of the marks' and the items' tables."""
     quote = connection.ops.quote_name

@@ -63,6 +63,7 @@ class RoundRetryTests(ParityTestCase):
             created_at=timezone.now() - timedelta(minutes=5)
         )
         self.assertEqual(
-            background_sweep(older_than=timedelta(minutes=1)), {"language_checks": 0, "rounds": 1}
+            background_sweep(older_than=timedelta(minutes=1)),
+            {"language_checks": 0, "rounds": 1, "export_projects": 0},
         )
         self.assertEqual(SelectionRound.objects.get(pk=self.waiting.pk).status, RoundStatus.DONE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
@@ -18,6 +19,7 @@ from django.db.models import F
 from django.test import TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 
+from active_learning.tasks import background_sweep
 from annotation.exports import preference_export, preference_retractions
 from annotation.models import (
     ExportMark,
@@ -182,6 +184,26 @@ class MarkSnapshotTests(ApiTestCase):
         self.assertEqual(len(streamed), 1)
         self.assertNotIn("annotation_item", streamed[0])
         self.assertNotIn("annotation_judgment", streamed[0])
+
+
+class BackgroundMarkingTests(ApiTestCase):
+    def test_the_sweep_marks_what_changed_so_a_since_pull_only_streams(self):
+        project, items = _pairwise("sweep-marks", items=3)
+        cursor = preference_export(project=project).cursor
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        self.assertEqual(background_sweep(older_than=timedelta(0))["export_projects"], 1)
+        self.assertFalse(ExportPending.objects.filter(project=project).exists())
+        marked = list(ExportMark.objects.filter(project=project).values_list("item_id", "id"))
+        lines = list(preference_export(project=project, since=cursor).rows)
+        self.assertEqual(sorted(line["item_id"] for line in lines), ["p0", "p1", "p2"])
+        # The pull found its marks made: it marked nothing again.
+        self.assertEqual(
+            list(ExportMark.objects.filter(project=project).values_list("item_id", "id")), marked
+        )
+        self.assertEqual(lines, list(preference_export(project=project).rows))
+        # Nothing pending: the next sweep has nothing to mark.
+        self.assertEqual(background_sweep(older_than=timedelta(0))["export_projects"], 0)
 
 
 @pytest.mark.postgres

@@ -126,7 +126,9 @@ class BrokerDownTests(ApiTestCase):
         call_command(
             "background_sweep", "--older-than", "0", "--json", stdout=(out := io.StringIO())
         )
-        self.assertEqual(json.loads(out.getvalue()), {"language_checks": 2, "rounds": 0})
+        self.assertEqual(
+            json.loads(out.getvalue()), {"language_checks": 2, "rounds": 0, "export_projects": 0}
+        )
 
 
 class SweepScheduleTests(ApiTestCase):

@@ -13,7 +13,8 @@ class Command(BaseCommand):
     help = (
         "Send again the background work a lost broker message left pending: language checks of "
         "imported items and active-learning rounds still waiting (for cron, where Celery beat "
-        "does not run). Without a broker the work runs here."
+        "does not run). Without a broker the work runs here. Also marks what changed for the "
+        "preference export, so that a pull streams at once."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -35,5 +36,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result))
         else:
             self.stdout.write(
-                f"{result['language_checks']} pending language checks, {result['rounds']} waiting rounds sent again."
+                f"{result['language_checks']} pending language checks, {result['rounds']} waiting rounds "
+                f"sent again; export marks brought up to date in {result['export_projects']} projects."
             )
