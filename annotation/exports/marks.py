@@ -288,6 +288,8 @@ def _prompt_groups_add(cursor: CursorWrapper, *, project: Project) -> None:
 
 
 _SNAPSHOT = ("external_id", "language_id", "prompt_id", "status", "is_gold")
+# What a marking writes into each mark besides its place (project, item, id, time).
+_MARK_COLUMNS = ("label_version", *_SNAPSHOT, "votes", "version", "final")
 
 
 def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any, lookup: bool) -> None:
@@ -311,12 +313,12 @@ def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any, lookup: b
         f"SELECT i.id, i.label_version, {snapshot}, {votes}, f.value AS final FROM {source} "  # noqa: S608
         f"{join} LEFT JOIN {finals} f ON f.item_id = i.id"
     )
-    columns = f"label_version, {', '.join(_SNAPSHOT)}, votes, version, final"
+    columns = ", ".join(_MARK_COLUMNS)
     if connection.vendor == "postgresql":
         # A mark marked again is updated in place, with a new id from the sequence: one
         # lookup of the mark instead of a delete and an insert (each a lookup and an index
         # entry of their own).
-        assigned = ", ".join(f"{c} = s.{c}" for c in columns.split(", "))
+        assigned = ", ".join(f"{c} = s.{c}" for c in _MARK_COLUMNS)
         cursor.execute(
             f"UPDATE {marks} m SET id = DEFAULT, created_at = %s, {assigned} "  # noqa: S608
             f"FROM ({select} WHERE NOT t.fresh ORDER BY i.id) s WHERE m.item_id = s.id",
@@ -325,9 +327,8 @@ def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any, lookup: b
         marked = cursor.rowcount
         fresh = "WHERE t.fresh"
     else:
-        cursor.execute(
-            f"DELETE FROM {marks} WHERE item_id IN (SELECT id FROM parity_export_marking)"
-        )  # noqa: S608
+        marking = "SELECT id FROM parity_export_marking"
+        cursor.execute(f"DELETE FROM {marks} WHERE item_id IN ({marking})")  # noqa: S608
         marked, fresh = 0, ""
     cursor.execute(
         f"INSERT INTO {marks} (project_id, item_id, created_at, {columns}) "  # noqa: S608
