@@ -12,15 +12,16 @@ import importlib
 import threading
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.db.models import F
 from django.test import TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 
 from active_learning.tasks import background_sweep
-from annotation.exports import preference_export, preference_retractions
+from annotation.exports import export_marks_refresh, preference_export, preference_retractions
 from annotation.models import (
     ExportMark,
     ExportPending,
@@ -204,6 +205,23 @@ class BackgroundMarkingTests(ApiTestCase):
         self.assertEqual(lines, list(preference_export(project=project).rows))
         # Nothing pending: the next sweep has nothing to mark.
         self.assertEqual(background_sweep(older_than=timedelta(0))["export_projects"], 0)
+
+    def test_a_marking_that_fails_leaves_every_change_pending_for_the_next_sweep(self):
+        project, items = _pairwise("sweep-fails", items=2)
+        cursor = preference_export(project=project).cursor
+        for item in items:
+            _votes(project, item, ["b", "b", "a"])
+        with (
+            mock.patch(
+                "annotation.exports.marks._marks_write", side_effect=OperationalError("gone")
+            ),
+            self.assertRaises(OperationalError),
+        ):
+            export_marks_refresh()
+        self.assertEqual(ExportPending.objects.filter(project=project).count(), 2)
+        self.assertEqual(export_marks_refresh(), 1)
+        lines = list(preference_export(project=project, since=cursor).rows)
+        self.assertEqual(sorted(line["item_id"] for line in lines), ["p0", "p1"])
 
 
 @pytest.mark.postgres
