@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -35,6 +36,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from annotation import metrics
 from annotation.exports.rows import votes_sql
 from annotation.models import (
     COUNTED_JUDGMENT_KINDS,
@@ -48,6 +50,8 @@ from annotation.models import (
 )
 
 CURSOR_PREFIX = "c1."
+
+logger = logging.getLogger("parity.background")
 
 
 def export_cursor_encode(*, project: Project, seq: int) -> str:
@@ -154,13 +158,27 @@ def export_marks_refresh() -> int:
     would; returns how many projects were marked. The background sweep runs it (Celery
     beat, or `manage.py background_sweep` from cron), so that a pull finds the marks made
     and streams at once, instead of first marking everything since the last pull. Marks
-    are positions, not lines: marking early changes nothing a pull delivers."""
+    are positions, not lines: marking early changes nothing a pull delivers.
+
+    Each project is marked in its own transaction: one whose marking fails (a lock
+    timeout, a bad row) is logged, counted in `parity_task_failures{task="export_marking"}`
+    and keeps its changes pending for the next sweep or pull, and the projects after it
+    are still marked. Returns how many were marked."""
     project_ids = list(
         ExportPending.objects.order_by().values_list("project_id", flat=True).distinct()
     )
+    marked = 0
     for project in Project.objects.filter(pk__in=project_ids).order_by("pk"):
-        export_marks_advance(project=project, thorough=False)
-    return len(project_ids)
+        try:
+            export_marks_advance(project=project, thorough=False)
+        except Exception:
+            logger.exception(
+                "export marking of project %s failed; its changes stay pending", project.slug
+            )
+            metrics.TASK_FAILURES.labels(task="export_marking").inc()
+            continue
+        marked += 1
+    return marked
 
 
 def _tables() -> tuple[str, str]:

@@ -22,6 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from active_learning.tasks import background_sweep
 from annotation.exports import export_marks_refresh, preference_export, preference_retractions
+from annotation.exports import marks as marks_module
 from annotation.models import (
     ExportMark,
     ExportPending,
@@ -215,13 +216,37 @@ class BackgroundMarkingTests(ApiTestCase):
             mock.patch(
                 "annotation.exports.marks._marks_write", side_effect=OperationalError("gone")
             ),
-            self.assertRaises(OperationalError),
+            self.assertLogs("parity.background", level="ERROR") as logged,
         ):
-            export_marks_refresh()
+            self.assertEqual(export_marks_refresh(), 0)
+        self.assertIn("sweep-fails", logged.output[0])
         self.assertEqual(ExportPending.objects.filter(project=project).count(), 2)
         self.assertEqual(export_marks_refresh(), 1)
         lines = list(preference_export(project=project, since=cursor).rows)
         self.assertEqual(sorted(line["item_id"] for line in lines), ["p0", "p1"])
+
+    def test_one_project_whose_marking_fails_does_not_hold_back_the_others(self):
+        broken, broken_items = _pairwise("sweep-broken", items=2)
+        fine, fine_items = _pairwise("sweep-fine", items=2)
+        for project, items in ((broken, broken_items), (fine, fine_items)):
+            preference_export(project=project)
+            for item in items:
+                _votes(project, item, ["a", "a", "b"])
+        self.assertLess(broken.pk, fine.pk)  # the broken one comes first in the sweep
+        real = marks_module._marks_write
+
+        def failing_for_broken(cursor, *, project, **kwargs):
+            if project.pk == broken.pk:
+                raise OperationalError("canceling statement due to lock timeout")
+            return real(cursor, project=project, **kwargs)
+
+        with (
+            mock.patch("annotation.exports.marks._marks_write", side_effect=failing_for_broken),
+            self.assertLogs("parity.background", level="ERROR"),
+        ):
+            self.assertEqual(export_marks_refresh(), 1)
+        self.assertFalse(ExportPending.objects.filter(project=fine).exists())
+        self.assertEqual(ExportPending.objects.filter(project=broken).count(), 2)
 
 
 @pytest.mark.postgres
