@@ -26,6 +26,11 @@ of `committee.py` trained as a round trains them. Strategies, at the same budget
   audit slice and equal shares, then weighted by the quality lag the first round's
   labels showed — with quality-model picks inside each language.
 
+`audit_share` (`al_simulate --audit-share`) sets the random audit slice's share of each
+round in the committee and parity strategies: a larger slice makes their quality
+estimates more precise and finds fewer bad outputs (`bench/al_estimate.py` measures the
+trade-off); each result row says how many of its k were audit items.
+
 The measure (`achievable_gain`): per strategy and language, k outputs sent to humans,
 ``found`` of them bad, ``bad`` of ``n`` bad in the pool. A random pick of k finds
 k·bad/n on average, an oracle min(bad, k); the share of the achievable gain is
@@ -267,8 +272,8 @@ def round_picks(
         )
 
 
-def _audit_size(size: int) -> int:
-    return min(size, max(2, int(round(AUDIT_SHARE * size)))) if size else 0
+def _audit_size(size: int, share: float = AUDIT_SHARE) -> int:
+    return min(size, max(2, int(round(share * size)))) if size else 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,9 +306,10 @@ def strategy_committee(
     *,
     seed: int,
     curve: list[dict[str, Any]] | None = None,
+    audit_share: float = AUDIT_SHARE,
 ) -> Labels:
-    """Rounds of audit slice + quality-model picks in every language; the model learns from
-    every language's labels after each round."""
+    """Rounds of audit slice (`audit_share` of each round, at least 2 items) + quality-model
+    picks in every language; the model learns from every language's labels after each round."""
     labels = Labels.empty(languages)
     ks = {d.language: max(1, int(round(budget * d.n))) for d in languages}
     sizes = {
@@ -321,7 +327,7 @@ def strategy_committee(
             combined = combined_scores(
                 data, model=model, committee=committees[data.language], names=names
             )
-            audit = _audit_size(size)
+            audit = _audit_size(size, audit_share)
             round_picks(
                 data, labels, audit=audit, uncertainty=size - audit, combined=combined, seed=seed
             )
@@ -364,9 +370,18 @@ def _curve_step(
         )
 
 
-def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: int) -> Labels:
+def strategy_parity(
+    languages: Sequence[LanguageData],
+    budget: float,
+    *,
+    seed: int,
+    audit_shares: tuple[float, float] | None = None,
+) -> Labels:
     """Two rounds over the pooled budget: audit + equal shares, then weighted by the lag the
-    first round's labels showed; quality-model picks inside each language."""
+    first round's labels showed; quality-model picks inside each language. `audit_shares`:
+    the audit slice's (min, max) share of each round's budget, as a round's
+    `audit_min_share` and `audit_max_share` (default: the allocation's, 10–15 %)."""
+    low, high = audit_shares if audit_shares is not None else (None, None)
     total = int(round(budget * sum(d.n for d in languages)))
     first = total // 2
     labels = Labels.empty(languages)
@@ -382,7 +397,12 @@ def strategy_parity(languages: Sequence[LanguageData], budget: float, *, seed: i
             for d in languages
         ]
         allocation = allocation_compute(
-            languages=supplies, budget=round_budget, strategy="parity", seed=seed
+            languages=supplies,
+            budget=round_budget,
+            strategy="parity",
+            seed=seed,
+            audit_min_share=low,
+            audit_max_share=high,
         )
         for d, alloc in zip(languages, allocation, strict=True):
             names = TOKEN_SCORERS if model is None else None
@@ -474,10 +494,20 @@ def simulation_run(
     data: Path | str | None = None,
     bad_below: float | None = None,
     languages: list[LanguageData] | None = None,
+    audit_share: float | None = None,
 ) -> dict[str, Any]:
-    """Run the strategies; returns {"budget", "seed", "dataset", "results", "curves",
-    "learning_curve", "estimates", "spread", "summary"}."""
-    _run_arguments_check(budget=budget, strategies=strategies, limit=limit, bad_below=bad_below)
+    """Run the strategies; returns {"budget", "audit_share", "seed", "dataset", "results",
+    "curves", "learning_curve", "estimates", "spread", "summary"}. `audit_share`: the random
+    audit slice's share of each round's budget in the committee and parity strategies
+    (default: committee 10 %, parity 10–15 % as a round's allocation gives it) — more audit
+    makes the quality estimates more precise and finds fewer bad outputs."""
+    _run_arguments_check(
+        budget=budget,
+        strategies=strategies,
+        limit=limit,
+        bad_below=bad_below,
+        audit_share=audit_share,
+    )
     if languages is None:
         languages = simulation_load(
             dataset=dataset, data=data, limit=limit, pairs=pairs, bad_below=bad_below
@@ -488,10 +518,15 @@ def simulation_run(
     for strategy in strategies:
         if progress:
             progress(strategy)
-        for d, picked, estimate in _strategy_picks(
-            strategy, languages, budget=budget, seed=seed, curves=curves
+        for d, picked, audit, estimate in _strategy_picks(
+            strategy,
+            languages,
+            budget=budget,
+            seed=seed,
+            curves=curves,
+            audit_share=audit_share,
         ):
-            results.append(_result_row(strategy, d, picked))
+            results.append({**_result_row(strategy, d, picked), "audit": audit})
             estimates.append(
                 {
                     "strategy": strategy,
@@ -508,6 +543,7 @@ def simulation_run(
     return {
         "dataset": str(data) if data is not None else dataset,
         "budget": budget,
+        "audit_share": audit_share,
         "seed": seed,
         "bad_below": languages[0].bad_below if languages else bad_below,
         "results": results,
@@ -521,7 +557,12 @@ def simulation_run(
 
 
 def _run_arguments_check(
-    *, budget: Any, strategies: Sequence[str], limit: Any, bad_below: Any
+    *,
+    budget: Any,
+    strategies: Sequence[str],
+    limit: Any,
+    bad_below: Any,
+    audit_share: Any = None,
 ) -> None:
     if (
         isinstance(budget, bool)
@@ -545,6 +586,16 @@ def _run_arguments_check(
         or not math.isfinite(bad_below)
     ):
         raise SimulationError("bad_below must be a finite number")
+    if audit_share is not None and (
+        isinstance(audit_share, bool)
+        or not isinstance(audit_share, int | float)
+        or not math.isfinite(audit_share)
+        or not 0 < audit_share <= 1
+    ):
+        raise SimulationError(
+            "the audit share is the random part of each round's budget, above 0 and at "
+            f"most 1, not {audit_share!r}"
+        )
 
 
 def _strategy_picks(
@@ -554,22 +605,39 @@ def _strategy_picks(
     budget: float,
     seed: int,
     curves: list[dict[str, Any]],
-) -> list[tuple[LanguageData, np.ndarray, float | None]]:
-    """Per language, the items one strategy picked and the quality it estimates from them."""
+    audit_share: float | None = None,
+) -> list[tuple[LanguageData, np.ndarray, int, float | None]]:
+    """Per language, the items one strategy picked, how many of them were random audit
+    items, and the quality it estimates from them."""
     if strategy in ("parity", "committee"):
         if strategy == "parity":
-            labels = strategy_parity(languages, budget, seed=seed)
+            shares = None if audit_share is None else (audit_share, audit_share)
+            labels = strategy_parity(languages, budget, seed=seed, audit_shares=shares)
         else:
-            labels = strategy_committee(languages, budget, seed=seed, curve=curves)
-        return [(d, labels.picked[d.language], quality_estimate(d, labels)) for d in languages]
-    out: list[tuple[LanguageData, np.ndarray, float | None]] = []
+            labels = strategy_committee(
+                languages,
+                budget,
+                seed=seed,
+                curve=curves,
+                audit_share=AUDIT_SHARE if audit_share is None else audit_share,
+            )
+        return [
+            (
+                d,
+                labels.picked[d.language],
+                labels.selection[d.language].count("audit"),
+                quality_estimate(d, labels),
+            )
+            for d in languages
+        ]
+    out: list[tuple[LanguageData, np.ndarray, int, float | None]] = []
     for d in languages:
         k = max(1, int(round(budget * d.n)))
         if strategy == "random":
             picked = strategy_random(d, k, seed=seed)
         else:
             picked = strategy_uncertainty(d, k, seed=seed).picked[d.language]
-        out.append((d, picked, float(d.mean[picked].mean()) if len(picked) else None))
+        out.append((d, picked, 0, float(d.mean[picked].mean()) if len(picked) else None))
     return out
 
 
@@ -614,7 +682,15 @@ def simulation_run_seeds(
     results = []
     for (strategy, language), rows in cells.items():
         mean = {}
-        for key in ("picked", "bad_found", "random_expected", "oracle", "share", "recall"):
+        for key in (
+            "picked",
+            "bad_found",
+            "random_expected",
+            "oracle",
+            "share",
+            "recall",
+            "audit",
+        ):
             values = [r[key] for r in rows if r[key] is not None]
             mean[key] = round(float(np.mean(values)), 4) if values else None
         results.append(
@@ -638,6 +714,7 @@ def simulation_run_seeds(
     return {
         "dataset": first["dataset"],
         "budget": first["budget"],
+        "audit_share": first["audit_share"],
         "bad_below": first["bad_below"],
         "seed": None,
         "seeds": list(seeds),
@@ -711,20 +788,24 @@ def results_table(report: dict[str, Any]) -> str:
     strategies = list(dict.fromkeys(r["strategy"] for r in report["results"]))
     seeds = report.get("seeds")
     where = f"seeds {', '.join(map(str, seeds))} (means)" if seeds else f"seed {report['seed']}"
+    audit = report.get("audit_share")
+    audit_text = "" if audit is None else f", audit {audit:.0%} of each round"
     lines = [
-        f"budget {report['budget']:.0%}, {where}; bad = human score below {report['bad_below']:g}",
+        f"budget {report['budget']:.0%}{audit_text}, {where}; bad = human score below "
+        f"{report['bad_below']:g}",
         "share = (found − random) ÷ (oracle − random), random = k·bad/n, oracle = min(bad, k); "
-        "– where oracle = random (nothing to gain)",
+        "– where oracle = random (nothing to gain); audit: how many of the k were drawn at random",
     ]
     header = (
-        f"{'strategy':<12} {'language':<10} {'k':>7} {'found':>7} {'bad':>6} {'n':>6} {'random':>7} "
-        f"{'oracle':>7} {'share':>7} {'recall':>7}"
+        f"{'strategy':<12} {'language':<10} {'k':>7} {'audit':>6} {'found':>7} {'bad':>6} {'n':>6} "
+        f"{'random':>7} {'oracle':>7} {'share':>7} {'recall':>7}"
     )
     lines += [header, "-" * len(header)]
     for strategy in strategies:
         for r in (r for r in report["results"] if r["strategy"] == strategy):
             lines.append(
-                f"{strategy:<12} {r['language']:<10} {_fmt(r['picked'], '>7g')} {_fmt(r['bad_found'], '>7g')} "
+                f"{strategy:<12} {r['language']:<10} {_fmt(r['picked'], '>7g')} "
+                f"{_fmt(r.get('audit'), '>6g')} {_fmt(r['bad_found'], '>7g')} "
                 f"{r['bad_total']:>6} {r['n']:>6} {_fmt(r['random_expected'], '>7.1f')} {_fmt(r['oracle'], '>7g')} "
                 f"{_fmt(r['share'], '>7.2f')} {_fmt(r['recall'], '>7.2f')}"
             )

@@ -16,7 +16,9 @@ from active_learning.simulation import (
     SimulationError,
     achievable_gain,
     learning_curve,
+    simulation_load,
     simulation_run,
+    strategy_parity,
 )
 
 
@@ -114,6 +116,52 @@ class SimulationTests(SimpleTestCase):
         )
         self.assertEqual(report["best"], "uncertainty")
 
+    def test_the_parity_strategy_takes_the_audit_share_it_is_given(self):
+        path = self.tmp / "tiny.jsonl"
+        _tiny_jsonl(path)
+        languages = simulation_load(data=path)
+        default = strategy_parity(languages, 0.5, seed=0)
+        wider = strategy_parity(languages, 0.5, seed=0, audit_shares=(0.5, 0.5))
+        audits = [
+            sum(chosen.count("audit") for chosen in labels.selection.values())
+            for labels in (default, wider)
+        ]
+        # A budget of 40 over two rounds: the audit slice is its share of each round's
+        # budget — half of it when asked, at most 15 % by default.
+        self.assertEqual(audits[1], 20)
+        self.assertLessEqual(audits[0], 6)
+        for labels in (default, wider):
+            self.assertEqual(sum(len(p) for p in labels.picked.values()), 40)
+
+    def test_the_audit_share_buys_estimates_with_bad_outputs_found(self):
+        path = self.tmp / "tiny.jsonl"
+        _tiny_jsonl(path)
+        out = io.StringIO()
+        call_command(
+            "al_simulate",
+            "--data",
+            str(path),
+            "--budget",
+            "0.5",
+            "--audit-share",
+            "1",
+            "--strategies",
+            "committee,parity",
+            "--json",
+            "--no-files",
+            stdout=out,
+        )
+        report = json.loads(out.getvalue())
+        self.assertEqual(report["audit_share"], 1)
+        for row in report["results"]:
+            # Everything sent to humans was drawn at random: nothing better than random.
+            self.assertEqual(row["audit"], row["picked"], row)
+        default = simulation_run(data=path, budget=0.5, strategies=["committee", "parity"])
+        self.assertIsNone(default["audit_share"])
+        for row in default["results"]:
+            self.assertLess(row["audit"], row["picked"] / 2, row)
+            self.assertGreater(row["share"], 0.5, row)  # the picks find the bad outputs
+
     def test_it_replays_a_json_lines_file_through_data(self):
         path = self.tmp / "history.jsonl"
         _tiny_jsonl(path)
@@ -154,7 +202,7 @@ class SimulationTests(SimpleTestCase):
         header = (self.tmp / "out" / "al_simulation_results.csv").read_text().splitlines()[0]
         self.assertEqual(
             header,
-            "strategy,language,picked,bad_found,bad_total,n,random_expected,oracle,share,recall",
+            "strategy,language,picked,bad_found,bad_total,n,random_expected,oracle,share,recall,audit",
         )
         self.assertTrue(
             (self.tmp / "out" / "al_simulation.png").read_bytes().startswith(b"\x89PNG")
@@ -239,6 +287,9 @@ class SimulationTests(SimpleTestCase):
             (["--data", str(bad_line)], "line 2: score must be a finite number"),
             (["--data", str(self.tmp)], "no <prefix>.<pair>.df.short.tsv found"),
             (["--seeds", "0-x"], "--seeds takes whole numbers"),
+            (["--audit-share", "0"], "above 0 and at most 1, not 0.0"),
+            (["--audit-share", "1.5"], "above 0 and at most 1, not 1.5"),
+            (["--audit-share", "nan"], "above 0 and at most 1, not nan"),
         ):
             with self.assertRaisesMessage(CommandError, message):
                 call_command(

@@ -66,6 +66,15 @@ class Command(BaseCommand):
             default=0.2,
             help="share of each language's pool sent to humans, above 0 and at most 1 (default 0.2)",
         )
+        parser.add_argument(
+            "--audit-share",
+            type=float,
+            default=None,
+            help="the random audit slice's share of each round's budget in the committee and "
+            "parity strategies, above 0 and at most 1 (default: committee 10%%, parity 10–15%% "
+            "as a round allocates it); more audit makes the quality estimates more precise and "
+            "finds fewer bad outputs",
+        )
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         parser.add_argument(
             "--seeds", default=None, help="several seeds, e.g. 0-4: every figure is their mean"
@@ -88,8 +97,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help='print {"budget", "results": [{"strategy", "language", "picked", "bad_found", '
-            '"bad_total", "n", "random_expected", "oracle", "share", "recall"}, …], "summary", …}',
+            help='print {"budget", "audit_share", "results": [{"strategy", "language", "picked", '
+            '"audit", "bad_found", "bad_total", "n", "random_expected", "oracle", "share", '
+            '"recall"}, …], "summary", …}',
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -106,6 +116,7 @@ class Command(BaseCommand):
             "limit": opts["limit"],
             "data": opts["data"],
             "bad_below": opts["bad_below"],
+            "audit_share": opts["audit_share"],
             "progress": progress,
         }
         try:
@@ -119,6 +130,7 @@ class Command(BaseCommand):
         if opts["json"]:
             keys = (
                 "budget",
+                "audit_share",
                 "dataset",
                 "seed",
                 "seeds",
