@@ -80,6 +80,10 @@ class Project(models.Model):
     )
     # Set by the guidelines app through annotation services; "" means no guideline yet.
     guideline_version = models.CharField(_("current guideline version"), max_length=20, blank=True)
+    # The highest preference-export cursor a pull has handed out: an item whose mark is at or
+    # below it may be in a consumer's hands (undo is refused then). Marks above it were made
+    # ahead of any pull, by the background sweep, and were handed to no one yet.
+    export_handed = models.BigIntegerField(default=0, editable=False)
     leads = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="led_projects", blank=True
     )
@@ -625,13 +629,15 @@ class ExportMark(models.Model):
 
     # No database foreign keys: marks are written a million at a time by INSERT … SELECT
     # from existing items, and each foreign-key check would lock its item row (FOR KEY
-    # SHARE) and double the cost. Deleting through Django still cascades; a mark whose
-    # item is gone has no line (the lines join marks to items), at most a retraction.
+    # SHARE) and double the cost. A deleted item keeps its mark: a trigger
+    # (`item_export_gone`, migration 0012) records it as pending, and the next marking
+    # turns the mark into a tombstone (status MARK_DELETED, a new id), which a pull
+    # carries as the retraction of the item's line. Deleting the project deletes its marks.
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     item = models.OneToOneField(
-        Item, on_delete=models.CASCADE, related_name="export_mark", db_constraint=False
+        Item, on_delete=models.DO_NOTHING, related_name="export_mark", db_constraint=False
     )
     # The item's label_version when it was marked: when the item's moves on, the next
     # export marks it again (a new id past every cursor handed out).
@@ -686,8 +692,9 @@ class ExportPending(models.Model):
     """
 
     # On SQLite, a migration that rebuilds the item table (most AlterFields do) drops its
-    # triggers: such a migration must create item_export_pending again (migration 0008 has
-    # the SQL; tests/annotation/test_export_pending.py fails without it).
+    # triggers: such a migration must create item_export_pending (migration 0008 has the
+    # SQL) and item_export_gone (0012) again; tests/annotation/test_export_pending.py fails
+    # without them.
     # No database foreign keys: the row is written by a trigger on the item's own update,
     # and a foreign-key check would lock the item again. Deleting through Django cascades.
     item = models.OneToOneField(

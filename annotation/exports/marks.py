@@ -82,10 +82,14 @@ def export_cursor_decode(*, project: Project, cursor: str) -> int:
         raise bad from None
 
 
+# The status of a deleted item's mark (a tombstone): never settled, so a pull retracts it.
+MARK_DELETED = "deleted"
+
+
 def row_settled(*, status: str, is_gold: bool, has_final: bool, n_votes: int, overlap: int) -> bool:
     """The settled rule of the module docstring, for one streamed row (the SQL below is
     the same rule for a query)."""
-    if is_gold:
+    if is_gold or status == MARK_DELETED:
         return False
     if has_final:
         return True
@@ -127,10 +131,12 @@ def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
     return unmarked.filter(_settled(unmarked.values("pk"), project=project))
 
 
-def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
+def export_marks_advance(*, project: Project, thorough: bool = True, hand_out: bool = False) -> int:
     """Mark what became exportable or changed since the last export; returns the project's
     latest mark id (the cursor of a pull that starts now). `thorough=False` (incremental
-    pulls) looks only at the items recorded as changed (ExportPending).
+    pulls) looks only at the items recorded as changed (ExportPending). `hand_out`: a pull
+    hands that cursor to a consumer (`Project.export_handed` rises to it); the background
+    sweep marks ahead of any pull and hands out nothing.
 
     Under a lock on the project row two exports of one project never mark at the same
     time, so mark ids grow in commit order. The candidates are collected into temporary
@@ -145,12 +151,16 @@ def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
         with connection.cursor() as cursor:
             _marking_prepare(cursor)
             _pending_take(cursor, project=project)
+            _tombstones_write(cursor, project=project, now=now)
             _candidates_collect(cursor, project=project, thorough=thorough)
             _marking_collect(cursor, project=project)
             if project.task_type == "rating":
                 _prompt_groups_add(cursor, project=project)
             _marks_write(cursor, project=project, now=now, lookup=not thorough)
-        return ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
+        upto = ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
+        if hand_out:
+            Project.objects.filter(pk=project.pk, export_handed__lt=upto).update(export_handed=upto)
+        return upto
 
 
 def export_marks_refresh() -> int:
@@ -164,6 +174,9 @@ def export_marks_refresh() -> int:
     timeout, a bad row) is logged, counted in `parity_task_failures{task="export_marking"}`
     and keeps its changes pending for the next sweep or pull, and the projects after it
     are still marked. Returns how many were marked."""
+    # Pending rows of a project deleted meanwhile (its items' delete trigger may have
+    # written them after the project's own rows were collected): nothing to mark.
+    ExportPending.objects.exclude(project_id__in=Project.objects.values("pk")).delete()
     project_ids = list(
         ExportPending.objects.order_by().values_list("project_id", flat=True).distinct()
     )
@@ -187,7 +200,12 @@ def _tables() -> tuple[str, str]:
     return quote(ExportMark._meta.db_table), quote(Item._meta.db_table)
 
 
-_TEMPORARY_TABLES = ("parity_export_taken", "parity_export_candidates", "parity_export_marking")
+_TEMPORARY_TABLES = (
+    "parity_export_taken",
+    "parity_export_gone",
+    "parity_export_candidates",
+    "parity_export_marking",
+)
 
 
 def _marking_prepare(cursor: CursorWrapper) -> None:
@@ -227,6 +245,47 @@ def _pending_take(cursor: CursorWrapper, *, project: Project) -> None:
         [project.pk],
     )
     cursor.execute(f"DELETE FROM {pending} WHERE item_id IN (SELECT id FROM parity_export_taken)")  # noqa: S608
+
+
+def _tombstones_write(cursor: CursorWrapper, *, project: Project, now: Any) -> None:
+    """Taken items that no longer exist (deleted: trigger `item_export_gone`) get their
+    mark marked again as a tombstone — a new id, status MARK_DELETED, no votes or final
+    label, the key and language kept — so a pull retracts their line; the other responses
+    of a deleted rating response's prompt are taken too (their pairs change). The gone
+    items then leave parity_export_taken: nothing else is marked for them."""
+    marks, items = _tables()
+    gone = (
+        "SELECT t.id FROM parity_export_taken t "  # noqa: S608 - names from the models
+        f"WHERE NOT EXISTS (SELECT 1 FROM {items} i WHERE i.id = t.id)"
+    )
+    cursor.execute(f"{gone} LIMIT 1")
+    if cursor.fetchone() is None:
+        return  # nothing deleted: no more temporary tables (their locks last the transaction)
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE parity_export_gone AS SELECT * FROM {marks} "  # noqa: S608
+        f"WHERE project_id = %s AND status <> %s AND item_id IN ({gone})",
+        [project.pk, MARK_DELETED],
+    )
+    kept = ", ".join(c for c in _MARK_COLUMNS if c not in _CLEARED)
+    cursor.execute(
+        f"DELETE FROM {marks} WHERE item_id IN (SELECT item_id FROM parity_export_gone)"  # noqa: S608
+    )
+    cursor.execute(
+        f"INSERT INTO {marks} (project_id, item_id, created_at, {kept}, status) "  # noqa: S608
+        f"SELECT project_id, item_id, %s, {kept}, %s FROM parity_export_gone ORDER BY item_id",
+        [now, MARK_DELETED],
+    )
+    if project.task_type == "rating":
+        cursor.execute(
+            "INSERT INTO parity_export_taken (id) SELECT m.item_id "  # noqa: S608
+            f"FROM {marks} m WHERE m.project_id = %s AND m.status <> %s AND m.prompt_id <> '' "
+            "AND (m.language_id, m.prompt_id) IN ("
+            "  SELECT language_id, prompt_id FROM parity_export_gone WHERE prompt_id <> '') "
+            "AND m.item_id NOT IN (SELECT id FROM parity_export_taken)",
+            [project.pk, MARK_DELETED],
+        )
+    cursor.execute(f"DELETE FROM parity_export_taken WHERE id IN ({gone})")  # noqa: S608
+    cursor.execute("DROP TABLE parity_export_gone")
 
 
 def _candidates_collect(cursor: CursorWrapper, *, project: Project, thorough: bool) -> None:
@@ -292,22 +351,26 @@ def _marking_collect(cursor: CursorWrapper, *, project: Project) -> None:
 
 def _prompt_groups_add(cursor: CursorWrapper, *, project: Project) -> None:
     """A rating pair belongs to its prompt: every marked response of a prompt with a
-    change is marked again, so a pull carries the prompt's whole group."""
+    change is marked again, so a pull carries the prompt's whole group (a deleted
+    response's tombstone stays as it is: it has no item to be marked from)."""
     marks, items = _tables()
     cursor.execute(
         f"INSERT INTO parity_export_marking (id, fresh) SELECT m.item_id, false "  # noqa: S608
         f"FROM {marks} m "
-        f"WHERE m.project_id = %s AND m.prompt_id <> '' AND (m.language_id, m.prompt_id) IN ("
+        f"WHERE m.project_id = %s AND m.prompt_id <> '' AND m.status <> %s "
+        "AND (m.language_id, m.prompt_id) IN ("
         f"  SELECT c.language_id, c.prompt_id FROM {items} c "
         "  WHERE c.id IN (SELECT id FROM parity_export_marking) AND c.prompt_id <> '')"
         " AND m.item_id NOT IN (SELECT id FROM parity_export_marking)",
-        [project.pk],
+        [project.pk, MARK_DELETED],
     )
 
 
 _SNAPSHOT = ("external_id", "language_id", "prompt_id", "status", "is_gold")
 # What a marking writes into each mark besides its place (project, item, id, time).
 _MARK_COLUMNS = ("label_version", *_SNAPSHOT, "votes", "version", "final")
+# What a tombstone no longer has (left NULL) and what it says instead (status).
+_CLEARED = ("status", "votes", "version", "final")
 
 
 def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any, lookup: bool) -> None:

@@ -408,7 +408,7 @@ def _marks(
                 ]
             }
         )
-    upto = max(export_marks_advance(project=project, thorough=not after), after)
+    upto = max(export_marks_advance(project=project, thorough=not after, hand_out=True), after)
     audit_record(
         verb=verb,
         actor=actor,

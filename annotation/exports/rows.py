@@ -72,7 +72,12 @@ _ITEM_COLUMNS = (
 
 @dataclass(frozen=True)
 class Marked:
-    """Which marked items a pull streams: the project's marks in (after, upto], of one language or all."""
+    """Which marked items a pull streams: the project's marks above `after`, of one
+    language or all. `upto` is the pull's cursor, the last mark its own marking made; the
+    rows are every mark above `after` when they start streaming (one statement, one
+    snapshot: each item once), so an item the sweep or another pull marked again between
+    this pull's marking and its rows comes with its newer line instead of missing from a
+    full pull. A pull from `upto` delivers it again, which an upsert by item_id absorbs."""
 
     project: Project
     after: int
@@ -168,9 +173,9 @@ def marked_rows(
         f"FROM {q(ExportMark._meta.db_table)} m "
         f"{item_join}"
         f"JOIN {q(Language._meta.db_table)} l ON l.id = m.language_id "
-        "WHERE m.project_id = %s AND m.id > %s AND m.id <= %s"
+        "WHERE m.project_id = %s AND m.id > %s"
     )
-    params: list[Any] = [marked.project.pk, marked.after, marked.upto]
+    params: list[Any] = [marked.project.pk, marked.after]
     if marked.language is not None:
         sql += " AND m.language_id = %s"
         params.append(marked.language.pk)

@@ -111,10 +111,11 @@ def _undo_locks(
 
 def _moved_on(item: Item) -> bool:
     """Whether others may rely on the item's judgments by now: it was adjudicated, has a
-    final label or was exported."""
+    final label or was exported — a pull handed out a cursor at or past its mark (a mark
+    the background sweep made ahead of any pull does not count)."""
     return (
         item.status not in (ItemStatus.QUEUED, ItemStatus.DONE, ItemStatus.ADJUDICATION)
         or FinalLabel.objects.filter(item=item).exists()
-        or ExportMark.objects.filter(item=item).exists()
+        or ExportMark.objects.filter(item=item, id__lte=F("project__export_handed")).exists()
         or Assignment.objects.filter(item=item, kind=AssignmentKind.ADJUDICATION).exists()
     )

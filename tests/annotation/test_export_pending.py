@@ -9,12 +9,15 @@ commits, so the pull waits for it and reads the new version (PostgreSQL, real th
 from __future__ import annotations
 
 import importlib
+import json
 import threading
 import time
 from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.apps import apps as django_apps
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, connections, transaction
 from django.db.models import F
 from django.test import TransactionTestCase
@@ -30,12 +33,15 @@ from annotation.models import (
     Item,
     ItemStatus,
     Judgment,
+    Project,
     TaskType,
 )
 from annotation.progress import items_adjudication_send
+from annotation.queue import item_claim_next, judgment_submit, judgment_undo
 from tests.annotation.api_support import ApiTestCase, import_items, import_judgments
+from tests.annotation.test_evaluator_pages import EvaluatorPagesTestCase
 from tests.annotation.test_incremental_export import Consumer, _comparable
-from tests.factories import ProjectFactory, UserFactory
+from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
 
 def _pairwise(slug: str, *, items: int) -> tuple[object, list[Item]]:
@@ -305,3 +311,135 @@ class PendingRaceTests(TransactionTestCase):
         connection.close()
         self.assertEqual(consumer.lines[item.external_id]["chosen"].strip(), "B0")
         self.assertEqual(_comparable(consumer.lines), _comparable(consumer.full()))
+
+
+class ExportedMeansPulledTests(EvaluatorPagesTestCase):
+    def test_a_sweep_does_not_take_away_the_undo_window(self):
+        """Undo is refused once a pull may have handed the item's line out; the background
+        sweep marks settled items without any pull, and must not count as one."""
+        self.project.overlap = 1
+        self.project.save(update_fields=["overlap"])
+        ItemFactory.create_batch(2, project=self.project, language=self.de, open_slots=1)
+        assignment = item_claim_next(evaluator=self.alice, project=self.project, language=self.de)
+        judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 4})
+        export_marks_refresh()  # the background sweep runs; no pipeline pulled anything
+        judgment_undo(assignment=assignment, evaluator=self.alice)
+
+    def test_a_pull_still_closes_the_undo_window(self):
+        self.project.overlap = 1
+        self.project.save(update_fields=["overlap"])
+        ItemFactory.create_batch(2, project=self.project, language=self.de, open_slots=1)
+        assignment = item_claim_next(evaluator=self.alice, project=self.project, language=self.de)
+        judgment_submit(assignment=assignment, evaluator=self.alice, value={"score": 4})
+        export_marks_refresh()
+        preference_retractions(project=self.project)  # a pipeline pulls: marks handed out
+        with self.assertRaisesMessage(ValidationError, "Too late to undo"):
+            judgment_undo(assignment=assignment, evaluator=self.alice)
+
+
+class ExportHandedMigrationTests(ApiTestCase):
+    def test_the_migration_counts_every_existing_mark_as_handed_out(self):
+        project, items = _pairwise("handed-migration", items=3)
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        export_marks_refresh()
+        Project.objects.filter(pk=project.pk).update(export_handed=0)
+        handed = importlib.import_module("annotation.migrations.0011_project_export_handed")
+        handed._handed_so_far(django_apps, None)
+        project.refresh_from_db()
+        latest = ExportMark.objects.filter(project=project).order_by("-id").first()
+        self.assertEqual(project.export_handed, latest.pk)
+
+
+class FullPullRaceTests(ApiTestCase):
+    def test_a_full_pull_holds_every_settled_item_when_the_sweep_marks_meanwhile(self):
+        project, items = _pairwise("full-sweep", items=3)
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        preference_export(project=project)
+        # A full pull: its marking commits, then its rows stream.
+        export = preference_export(project=project)
+        # Meanwhile one more vote on p0 (still settled, still a line) and the sweep runs.
+        import_judgments(
+            project, [{"item_external_id": "p0", "rater": "late", "value": {"choice": "a"}}]
+        )
+        export_marks_refresh()
+        lines = list(export.rows)
+        self.assertEqual(sorted(line["item_id"] for line in lines), ["p0", "p1", "p2"])
+        # The late vote is in p0's line: the stream read the mark the sweep made.
+        self.assertEqual(lines, list(preference_export(project=project).rows))
+        # A consumer that goes on from this pull's cursor gets p0 again: harmless (upsert).
+        again = preference_export(project=project, since=export.cursor)
+        self.assertEqual([line["item_id"] for line in again.rows], ["p0"])
+
+
+class DeletedItemTests(ApiTestCase):
+    def test_a_deleted_item_is_retracted(self):
+        project, items = _pairwise("deleted", items=2)
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        consumer = Consumer(project, {})
+        consumer.pull()
+        self.assertEqual(sorted(consumer.lines), ["p0", "p1"])
+        Item.objects.get(pk=items[0].pk).delete()  # the admin's delete
+        consumer.pull()
+        self.assertEqual(_comparable(consumer.lines), _comparable(consumer.full()))
+        self.assertEqual(sorted(consumer.lines), ["p1"])
+
+    def _rating(self, slug: str) -> tuple[object, dict[str, Item]]:
+        project = ProjectFactory(
+            slug=slug,
+            task_type=TaskType.RATING,
+            languages=["de"],
+            overlap=1,
+            schema={"scale": {"min": 1, "max": 5}},
+        )
+        import_items(
+            project,
+            [
+                {
+                    "external_id": f"r{n}",
+                    "language": "de",
+                    "prompt": "Frage",
+                    "prompt_id": "q1",
+                    "response": f"Antwort {n}",
+                }
+                for n in range(3)
+            ],
+        )
+        import_judgments(
+            project,
+            [
+                {"item_external_id": f"r{n}", "rater": "rater", "value": {"score": score}}
+                for n, score in enumerate((5, 3, 1))
+            ],
+        )
+        return project, {i.external_id: i for i in Item.objects.filter(project=project)}
+
+    def test_a_deleted_rating_response_takes_its_pairs_with_it(self):
+        for filters in ({}, {"pairs": "all"}, {"shape": "unpaired"}):
+            with self.subTest(**filters):
+                project, items = self._rating(f"deleted-rating-{len(filters)}-{filters}"[:50])
+                consumer = Consumer(project, filters)
+                consumer.pull()
+                self.assertTrue(consumer.lines)
+                items["r0"].delete()  # the best response: its pair changes
+                consumer.pull()
+                self.assertEqual(_comparable(consumer.lines), _comparable(consumer.full()))
+                self.assertNotIn("r0", json.dumps(consumer.lines))
+
+    def test_an_item_never_exported_leaves_nothing_pending_when_deleted(self):
+        project, items = _pairwise("deleted-unexported", items=2)
+        Item.objects.filter(pk=items[0].pk).delete()
+        self.assertFalse(ExportPending.objects.filter(item_id=items[0].pk).exists())
+
+    def test_deleting_a_project_leaves_the_sweep_nothing_to_trip_on(self):
+        project, items = _pairwise("deleted-project", items=3)
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        preference_export(project=project)
+
+        project.delete()
+        export_marks_refresh()
+        self.assertFalse(ExportPending.objects.filter(project_id=project.pk).exists())
+        self.assertFalse(ExportMark.objects.filter(project_id=project.pk).exists())
