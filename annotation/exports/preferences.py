@@ -712,7 +712,8 @@ def _rating_group(group: list[Labelled], project: Project, opts: PreferenceOptio
         scored.append(
             (score, label.agreement if label.agreement is not None else -1.0, -row.id, row, label)
         )
-    in_split = _in_split(first.prompt, opts)
+    # A deleted response's tombstone (retractions) has no prompt: the others' decides.
+    in_split = _in_split(next((r.prompt for r, _ in group if r.prompt is not None), ""), opts)
     low, high = _scale(project)
     if opts.pairs == "best_worst":
         keys = [base]

@@ -166,7 +166,13 @@ def marked_rows(
         if signals
         else "NULL, NULL, NULL, NULL"
     )
-    item_join = f"JOIN {q(Item._meta.db_table)} i ON i.id = m.item_id " if from_item else ""
+    # Without the texts (retractions), a deleted item's tombstone has no item row and must
+    # still come: its retraction. With them (lines), it has no line to come for.
+    item_join = (
+        f"{'' if texts else 'LEFT '}JOIN {q(Item._meta.db_table)} i ON i.id = m.item_id "
+        if from_item
+        else ""
+    )
     sql = (
         f"SELECT m.item_id, {selected}, l.tag, m.status, m.is_gold, "  # noqa: S608 - names, not values
         f"{'i.metadata' if metadata else 'NULL'}, {signal_columns}, m.votes, m.version, m.final "

@@ -428,6 +428,33 @@ class DeletedItemTests(ApiTestCase):
                 self.assertEqual(_comparable(consumer.lines), _comparable(consumer.full()))
                 self.assertNotIn("r0", json.dumps(consumer.lines))
 
+    def test_a_deleted_item_is_retracted_for_a_consumer_of_one_split(self):
+        project, items = _pairwise("deleted-split", items=8)
+        for item in items:
+            _votes(project, item, ["a", "a", "b"])
+        for split in ("train", "test"):
+            with self.subTest(split=split):
+                consumer = Consumer(project, {"split": split, "test_fraction": 0.5})
+                consumer.pull()
+                self.assertTrue(consumer.lines)
+                held = sorted(consumer.lines)[0]
+                Item.objects.get(project=project, external_id=held).delete()
+                consumer.pull()
+                self.assertNotIn(held, consumer.lines)
+                self.assertEqual(_comparable(consumer.lines), _comparable(consumer.full()))
+
+    def test_a_deleted_rating_response_is_retracted_for_a_consumer_of_one_split(self):
+        for split in ("train", "test"):
+            with self.subTest(split=split):
+                project, items = self._rating(f"deleted-rating-split-{split}")
+                filters = {"split": split, "test_fraction": 0.5, "pairs": "all"}
+                consumer = Consumer(project, filters)
+                consumer.pull()
+                items["r0"].delete()
+                consumer.pull()
+                self.assertNotIn("r0", json.dumps(consumer.lines))
+                self.assertEqual(_comparable(consumer.lines), _comparable(consumer.full()))
+
     def test_an_item_never_exported_leaves_nothing_pending_when_deleted(self):
         project, items = _pairwise("deleted-unexported", items=2)
         Item.objects.filter(pk=items[0].pk).delete()
