@@ -80,10 +80,10 @@ class Project(models.Model):
     )
     # Set by the guidelines app through annotation services; "" means no guideline yet.
     guideline_version = models.CharField(_("current guideline version"), max_length=20, blank=True)
-    # The highest preference-export cursor a pull has handed out: an item whose mark is at or
-    # below it may be in a consumer's hands (undo is refused then). Marks above it were made
-    # ahead of any pull, by the background sweep, and were handed to no one yet.
-    export_handed = models.BigIntegerField(default=0, editable=False)
+    # When a pull last started handing out preference lines: a judgment submitted before
+    # then, on an item with a mark, may be in a consumer's hands (undo is refused). The
+    # background sweep marks ahead of any pull and hands out nothing.
+    export_handed_at = models.DateTimeField(null=True, blank=True, editable=False)
     leads = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="led_projects", blank=True
     )

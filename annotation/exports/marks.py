@@ -131,12 +131,10 @@ def _settled_among_candidates(*, project: Project) -> QuerySet[Item]:
     return unmarked.filter(_settled(unmarked.values("pk"), project=project))
 
 
-def export_marks_advance(*, project: Project, thorough: bool = True, hand_out: bool = False) -> int:
+def export_marks_advance(*, project: Project, thorough: bool = True) -> int:
     """Mark what became exportable or changed since the last export; returns the project's
     latest mark id (the cursor of a pull that starts now). `thorough=False` (incremental
-    pulls) looks only at the items recorded as changed (ExportPending). `hand_out`: a pull
-    hands that cursor to a consumer (`Project.export_handed` rises to it); the background
-    sweep marks ahead of any pull and hands out nothing.
+    pulls) looks only at the items recorded as changed (ExportPending).
 
     Under a lock on the project row two exports of one project never mark at the same
     time, so mark ids grow in commit order. The candidates are collected into temporary
@@ -157,10 +155,7 @@ def export_marks_advance(*, project: Project, thorough: bool = True, hand_out: b
             if project.task_type == "rating":
                 _prompt_groups_add(cursor, project=project)
             _marks_write(cursor, project=project, now=now, lookup=not thorough)
-        upto = ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
-        if hand_out:
-            Project.objects.filter(pk=project.pk, export_handed__lt=upto).update(export_handed=upto)
-        return upto
+        return ExportMark.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
 
 
 def export_marks_refresh() -> int:

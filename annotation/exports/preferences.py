@@ -32,6 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from annotation.agreement import dawid_skene_choices
 from annotation.audit import audit_record
@@ -41,7 +42,14 @@ from annotation.exports.marks import (
     export_marks_advance,
     row_settled,
 )
-from annotation.exports.rows import ExportRow, Marked, in_transaction, json_value, marked_rows
+from annotation.exports.rows import (
+    ExportRow,
+    Marked,
+    closed_after,
+    in_transaction,
+    json_value,
+    marked_rows,
+)
 from annotation.labels import ItemLabel, LabelRule, item_label
 from annotation.languages import language_tag_normalize
 from annotation.models import ApiToken, Language, Project, TaskType
@@ -347,7 +355,7 @@ def preference_export(
     )
     return PreferenceExport(
         cursor=export_cursor_encode(project=project, seq=marked.upto),
-        rows=in_transaction(_lines(marked, opts)),
+        rows=_handed_out(project, in_transaction(_lines(marked, opts))),
         style=opts.style,
         columns=opts.columns(),
         schema=preference_arrow_schema(opts),
@@ -389,6 +397,15 @@ def preference_retractions(
     )
 
 
+def _handed_out(project: Project, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The lines, after recording when they started going out (`Project.export_handed_at`,
+    which closes the undo of what was judged before): on the first line asked for, before
+    the stream's own transaction opens, so the stream holds no lock on the project."""
+    Project.objects.filter(pk=project.pk).update(export_handed_at=timezone.now())
+    with closed_after(rows):
+        yield from rows
+
+
 def _marks(
     *,
     project: Project,
@@ -408,7 +425,7 @@ def _marks(
                 ]
             }
         )
-    upto = max(export_marks_advance(project=project, thorough=not after, hand_out=True), after)
+    upto = max(export_marks_advance(project=project, thorough=not after), after)
     audit_record(
         verb=verb,
         actor=actor,

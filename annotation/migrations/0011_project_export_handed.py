@@ -1,15 +1,16 @@
 from django.db import migrations, models
-from django.db.models import Max
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 
 def _handed_so_far(apps, schema_editor):
-    """Before this migration any mark closed the undo window, whoever made it: each
-    project's latest mark counts as handed out, so undo stays refused exactly where it was."""
+    """Before this migration any mark closed the undo window, whoever made it: a project
+    with marks counts as handed out now, so undo stays refused where it was."""
     ExportMark = apps.get_model("annotation", "ExportMark")
     Project = apps.get_model("annotation", "Project")
-    latest = ExportMark.objects.order_by().values("project_id").annotate(m=Max("id"))
-    for row in latest.iterator():
-        Project.objects.filter(pk=row["project_id"]).update(export_handed=row["m"])
+    Project.objects.filter(Exists(ExportMark.objects.filter(project_id=OuterRef("pk")))).update(
+        export_handed_at=timezone.now()
+    )
 
 
 class Migration(migrations.Migration):
@@ -20,8 +21,8 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="project",
-            name="export_handed",
-            field=models.BigIntegerField(default=0, editable=False),
+            name="export_handed_at",
+            field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.RunPython(_handed_so_far, migrations.RunPython.noop, elidable=True),
     ]

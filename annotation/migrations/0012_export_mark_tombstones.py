@@ -1,7 +1,8 @@
 # A deleted item keeps its export mark, and the delete is recorded as pending: the next
 # marking turns the mark into a tombstone that a pull carries as a retraction
-# (annotation.exports.marks._tombstones_write). Only an item that was ever marked — that a
-# consumer may hold a line of — is recorded.
+# (annotation.exports.marks._tombstones_write). Every deleted item is recorded, marked or
+# not: a pull marking it for the first time may not have committed its mark yet (the
+# marking then finds no mark and drops the row).
 
 import django.db.models.deletion
 from django.core.exceptions import ImproperlyConfigured
@@ -11,11 +12,9 @@ POSTGRESQL_CREATE = (
     """
     CREATE FUNCTION annotation_item_export_gone() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF EXISTS (SELECT 1 FROM annotation_exportmark WHERE item_id = OLD.id) THEN
-            INSERT INTO annotation_exportpending (item_id, project_id, version)
-            VALUES (OLD.id, OLD.project_id, OLD.label_version + 1)
-            ON CONFLICT (item_id) DO UPDATE SET version = EXCLUDED.version;
-        END IF;
+        INSERT INTO annotation_exportpending (item_id, project_id, version)
+        VALUES (OLD.id, OLD.project_id, OLD.label_version + 1)
+        ON CONFLICT (item_id) DO UPDATE SET version = EXCLUDED.version;
         RETURN NULL;
     END
     $$
@@ -32,7 +31,7 @@ POSTGRESQL_DROP = (
 SQLITE_CREATE = (
     """
     CREATE TRIGGER item_export_gone AFTER DELETE ON annotation_item
-    FOR EACH ROW WHEN EXISTS (SELECT 1 FROM annotation_exportmark WHERE item_id = OLD.id)
+    FOR EACH ROW
     BEGIN
         INSERT INTO annotation_exportpending (item_id, project_id, version)
         VALUES (OLD.id, OLD.project_id, OLD.label_version + 1)

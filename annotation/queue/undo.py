@@ -20,6 +20,7 @@ from annotation.models import (
     Item,
     ItemStatus,
     Judgment,
+    Project,
 )
 from annotation.qualification import honeypot_accuracy_update
 from annotation.queue.db import retried_on_deadlock
@@ -52,7 +53,7 @@ def judgment_undo(
             i.pk: i for i in Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk")
         }
         item = items[locked.item_id]
-        if _moved_on(item):
+        if _moved_on(item, submitted_at=judgment.created_at):
             raise ValidationError(_("Too late to undo: revise it from My judgments instead."))
         judgment.delete()
         if item.status != ItemStatus.QUEUED:
@@ -109,13 +110,21 @@ def _undo_locks(
     return locked, released, judgments[0]
 
 
-def _moved_on(item: Item) -> bool:
+def _moved_on(item: Item, *, submitted_at: datetime) -> bool:
     """Whether others may rely on the item's judgments by now: it was adjudicated, has a
-    final label or was exported — a pull handed out a cursor at or past its mark (a mark
-    the background sweep made ahead of any pull does not count)."""
+    final label or was exported — it has a mark and a pull started handing out lines after
+    the judgment was submitted (a mark the background sweep made with no pull since does
+    not count)."""
+    handed_at = Project.objects.filter(pk=item.project_id).values_list(
+        "export_handed_at", flat=True
+    )[0]
     return (
         item.status not in (ItemStatus.QUEUED, ItemStatus.DONE, ItemStatus.ADJUDICATION)
         or FinalLabel.objects.filter(item=item).exists()
-        or ExportMark.objects.filter(item=item, id__lte=F("project__export_handed")).exists()
+        or (
+            handed_at is not None
+            and handed_at >= submitted_at
+            and ExportMark.objects.filter(item=item).exists()
+        )
         or Assignment.objects.filter(item=item, kind=AssignmentKind.ADJUDICATION).exists()
     )
