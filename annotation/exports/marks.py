@@ -18,8 +18,10 @@ after that is pending again and the next pull marks it again, so a pull reads th
 marks instead of the item rows, their judgments and final labels, and its retractions read
 the marks alone.
 
-A pull streams the marks in (since, cursor]: the line of each that qualifies; the
-retractions endpoint lists those that do not.
+A pull streams the marks above `since` as they are when its first line goes out (its
+cursor is the last mark its own marking made): the line of each that qualifies; the
+retractions endpoint lists those that do not. A deleted item's mark becomes a tombstone
+(MARK_DELETED), which only the retractions carry.
 """
 
 from __future__ import annotations
@@ -393,7 +395,11 @@ def _marks_write(cursor: CursorWrapper, *, project: Project, now: Any, lookup: b
     if connection.vendor == "postgresql":
         # A mark marked again is updated in place, with a new id from the sequence: one
         # lookup of the mark instead of a delete and an insert (each a lookup and an index
-        # entry of their own).
+        # entry of their own). It also keeps the mark of an item deleted by a transaction
+        # that committed while this marking ran (the select no longer finds the item): the
+        # delete's pending row turns that mark into a tombstone next time, where a delete
+        # and insert would have dropped it and the retraction with it. SQLite has one
+        # writer at a time, so no delete commits in between.
         assigned = ", ".join(f"{c} = s.{c}" for c in _MARK_COLUMNS)
         cursor.execute(
             f"UPDATE {marks} m SET id = DEFAULT, created_at = %s, {assigned} "  # noqa: S608
